@@ -1,0 +1,78 @@
+# ZSM Seven backend processing. Targets are named for what a person wants;
+# `make help` lists them. Everything the project needs is installed by its own
+# files: Go modules from go.mod (tools included), node tools from package-lock.json.
+
+SHELL       := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+STAGE     ?= dev
+FN        ?= processticker
+FUNCTIONS := processtickers processticker analyzeportfolio
+GO        ?= go
+NODE_BIN  := node_modules/.bin
+
+# jsii (the CDK's Go bindings) prints a large banner on Node 20; silence it.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+# Reproducible Lambda builds: static, stripped, no VCS stamp, no local paths.
+LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
+LAMBDA_FLAGS := -tags lambda.norpc -trimpath -buildvcs=false -ldflags="-s -w"
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# node tools (aws-cdk CLI, dynalite) exactly as pinned in package-lock.json
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: tools
+tools: node_modules/.installed ## install the pinned node tools (npm ci)
+
+.PHONY: build
+build: ## build each lambdas/<fn> into dist/<fn>/bootstrap (linux/arm64)
+	@for fn in $(FUNCTIONS); do \
+	  echo "build dist/$$fn/bootstrap"; \
+	  $(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o dist/$$fn/bootstrap ./lambdas/$$fn; \
+	done
+
+.PHONY: test
+test: node_modules/.installed ## run every test (unit, contract, dynalite, emulator end-to-end, stack)
+	$(GO) test -timeout 45m ./...
+
+.PHONY: run
+run: node_modules/.installed ## the nightly pipeline locally on embedded defaults (no AWS, no keys)
+	$(GO) run ./cmd/zsm run
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck and actionlint
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	$(GO) tool actionlint
+
+.PHONY: synth
+synth: build node_modules/.installed ## synthesize the stack offline into cdk.out/ (STAGE=dev|prod)
+	$(NODE_BIN)/cdk synth -c stage=$(STAGE) --quiet
+
+.PHONY: diff
+diff: build node_modules/.installed ## show what a deploy would change (STAGE=dev|prod; needs AWS credentials)
+	$(NODE_BIN)/cdk diff -c stage=$(STAGE)
+
+.PHONY: deploy
+deploy: build node_modules/.installed ## deploy the stack (STAGE=dev|prod; needs AWS credentials)
+	$(NODE_BIN)/cdk deploy -c stage=$(STAGE) --require-approval broadening
+
+.PHONY: logs
+logs: ## follow a deployed function's logs (FN=processtickers|processticker|analyzeportfolio STAGE=dev|prod)
+	aws logs tail "/zsm/$(STAGE)/$(FN)" --follow --format short
+
+.PHONY: bench
+bench: ## run the benchmarks and write docs/benchmarks.md
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+.PHONY: clean
+clean: ## remove build output (dist/, cdk.out/)
+	rm -rf dist cdk.out

@@ -1,0 +1,116 @@
+// Package metrics emits custom CloudWatch metrics in Embedded Metric Format
+// (EMF): one JSON log line per flush, which CloudWatch turns into metrics with
+// no API call and no added latency. The metric names are declared here once;
+// the stack's alarms and dashboard use the same constants.
+package metrics
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Namespace of every custom metric of the service.
+const Namespace = "ZSMSeven/Backend"
+
+// DimensionStage is the one dimension of every metric: the deployment stage.
+const DimensionStage = "Stage"
+
+// Metric names. Counts unless the name says otherwise.
+const (
+	TickersQueued       = "TickersQueued"       // processTickers: messages accepted by SQS
+	InvalidSymbols      = "InvalidSymbols"      // processTickers: symbols rejected by the validator
+	TickersProcessed    = "TickersProcessed"    // processTicker: ticker-data rows written
+	PermanentFailures   = "PermanentFailures"   // processTicker: records acknowledged without data (poison, permanent API errors)
+	TransientFailures   = "TransientFailures"   // processTicker: records handed back for retry
+	PolygonCalls        = "PolygonCalls"        // HTTP requests made to Polygon
+	PolygonThrottled    = "PolygonThrottled"    // Polygon 429 answers
+	AnalysesStored      = "AnalysesStored"      // analyzePortfolio: analysis items written
+	AnalysisFallback    = "AnalysisFallback"    // analyzePortfolio: analyses produced by the rules analyst
+	LLMPromptTokens     = "LLMPromptTokens"     // xAI usage.prompt_tokens
+	LLMCompletionTokens = "LLMCompletionTokens" // xAI usage.completion_tokens
+	LLMCostUSD          = "LLMCostUSD"          // xAI usage.cost_in_usd_ticks / 1e10 (unit None)
+)
+
+// Recorder accumulates metric values during one invocation and writes them as
+// one EMF document. It is safe for concurrent use. The zero value is not
+// usable; call New.
+type Recorder struct {
+	mu     sync.Mutex
+	w      io.Writer
+	stage  string
+	values map[string]float64
+	units  map[string]string
+	now    func() time.Time
+}
+
+// New returns a Recorder writing EMF documents to w with the given stage.
+func New(w io.Writer, stage string) *Recorder {
+	return &Recorder{w: w, stage: stage, values: map[string]float64{}, units: map[string]string{}, now: time.Now}
+}
+
+// Add adds n to a count metric.
+func (r *Recorder) Add(name string, n float64) { r.add(name, n, "Count") }
+
+// AddValue adds v to a metric with the given CloudWatch unit
+// ("Milliseconds", "None", ...).
+func (r *Recorder) AddValue(name string, v float64, unit string) { r.add(name, v, unit) }
+
+func (r *Recorder) add(name string, v float64, unit string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.values[name] += v
+	r.units[name] = unit
+}
+
+// Snapshot returns the values accumulated since the last Flush.
+func (r *Recorder) Snapshot() map[string]float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.values)
+}
+
+// Flush writes the accumulated values as one EMF line and resets them.
+// Nothing is written when nothing was recorded.
+func (r *Recorder) Flush() error {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.values) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(r.values))
+	defs := make([]map[string]string, 0, len(names))
+	doc := map[string]any{DimensionStage: r.stage}
+	for _, n := range names {
+		defs = append(defs, map[string]string{"Name": n, "Unit": r.units[n]})
+		doc[n] = r.values[n]
+	}
+	doc["_aws"] = map[string]any{
+		"Timestamp": r.now().UnixMilli(),
+		"CloudWatchMetrics": []map[string]any{{
+			"Namespace":  Namespace,
+			"Dimensions": [][]string{{DimensionStage}},
+			"Metrics":    defs,
+		}},
+	}
+	line, err := json.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("encode EMF document: %w", err)
+	}
+	clear(r.values)
+	clear(r.units)
+	if _, err := r.w.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("write EMF document: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+// Package tables is the one definition of the DynamoDB tables this service
+// reads and writes: their names per stage and their key schemas. The CDK stack,
+// the local stack (dynalite) and the tests all build tables from these specs, so
+// a deployed table and a local one cannot drift apart.
+//
+// The package imports nothing from the AWS SDK so that infra/ may depend on it.
+package tables
+
+import "fmt"
+
+// AttrType is a DynamoDB scalar key attribute type.
+type AttrType string
+
+// Key attribute types used by the tables of this service.
+const (
+	String AttrType = "S"
+	Number AttrType = "N"
+)
+
+// Key is one key attribute of a table.
+type Key struct {
+	Name string
+	Type AttrType
+}
+
+// Spec describes a table: its base name (the stage is appended) and keys.
+type Spec struct {
+	// Base is the name without the stage suffix, e.g. "ticker-data".
+	Base string
+	// PartitionKey is the HASH key.
+	PartitionKey Key
+	// SortKey is the RANGE key; nil for a table without one.
+	SortKey *Key
+	// Shared tables belong to another service (portfolio-api): this stack
+	// imports them by name and never creates or writes them. Local runs and
+	// tests create them with the documented shape.
+	Shared bool
+}
+
+// Name returns the physical table name for a stage, e.g. "ticker-data-dev".
+func (s Spec) Name(stage string) string { return s.Base + "-" + stage }
+
+// Attribute names of the ticker-data table (see docs/ and architecture.md).
+const (
+	AttrTicker    = "ticker"    // HASH: upper-case symbol
+	AttrTimestamp = "timestamp" // RANGE: RFC 3339 UTC instant
+	AttrPortfolio = "portfolio" // HASH of portfolio-analyses
+)
+
+// TickerData holds one item per ticker and trading day: the sort key is the
+// RFC 3339 UTC instant of that day's 16:00 New York close, so a retry on the
+// same trading day overwrites instead of duplicating.
+var TickerData = Spec{
+	Base:         "ticker-data",
+	PartitionKey: Key{Name: AttrTicker, Type: String},
+	SortKey:      &Key{Name: AttrTimestamp, Type: String},
+}
+
+// PortfolioAnalyses holds one item per analysis run of a portfolio.
+var PortfolioAnalyses = Spec{
+	Base:         "portfolio-analyses",
+	PartitionKey: Key{Name: AttrPortfolio, Type: String},
+	SortKey:      &Key{Name: AttrTimestamp, Type: String},
+}
+
+// UserPortfolios is owned by portfolio-api. Its real key schema is not ours;
+// the reader only scans it. The keys below are the documented shape that local
+// runs and tests create: items carry "name" and may carry a "tickers" or
+// "symbols" list or string set.
+var UserPortfolios = Spec{
+	Base:         "user-portfolios",
+	PartitionKey: Key{Name: "userId", Type: String},
+	SortKey:      &Key{Name: "portfolioId", Type: String},
+	Shared:       true,
+}
+
+// PortfolioPositions is owned by portfolio-api. Items carry the symbol in
+// "ticker" (or "symbol") and the portfolio in "portfolioId" (or "portfolio"),
+// and may carry "quantity" and "costBasis".
+var PortfolioPositions = Spec{
+	Base:         "portfolio-positions",
+	PartitionKey: Key{Name: "portfolioId", Type: String},
+	SortKey:      &Key{Name: "positionId", Type: String},
+	Shared:       true,
+}
+
+// All lists every table of the service, owned and shared.
+var All = []Spec{TickerData, PortfolioAnalyses, UserPortfolios, PortfolioPositions}
+
+// Stages that can be deployed. Local runs use LocalStage.
+const (
+	StageDev   = "dev"
+	StageProd  = "prod"
+	LocalStage = "local"
+)
+
+// ValidateDeployStage reports whether stage is one that can be deployed.
+func ValidateDeployStage(stage string) error {
+	switch stage {
+	case StageDev, StageProd:
+		return nil
+	}
+	return fmt.Errorf("stage %q is not valid: use %q or %q", stage, StageDev, StageProd)
+}
