@@ -1,0 +1,131 @@
+// Package config parses the service's environment variables, once at cold
+// start, into one typed struct per function. A missing or malformed variable
+// is an error of one line that names it. The variables are listed in
+// .env.example and set by the stack (infra/functions.go).
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Lookup reads one variable; os.LookupEnv in production, a map in tests.
+type Lookup func(key string) (string, bool)
+
+// Env collects the first error while reading variables, so a loader reads
+// straight through and reports one line.
+type Env struct {
+	lookup Lookup
+	err    error
+}
+
+// NewEnv returns a reader over lookup.
+func NewEnv(lookup Lookup) *Env { return &Env{lookup: lookup} }
+
+// Err is the first problem found, or nil.
+func (e *Env) Err() error { return e.err }
+
+func (e *Env) fail(key, format string, args ...any) {
+	if e.err == nil {
+		e.err = fmt.Errorf("configuration: %s %s", key, fmt.Sprintf(format, args...))
+	}
+}
+
+func (e *Env) get(key string) (string, bool) {
+	v, ok := e.lookup(key)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+// Optional returns the variable or "" when unset.
+func (e *Env) Optional(key string) string { v, _ := e.get(key); return v }
+
+// String returns the variable, or def when unset.
+func (e *Env) String(key, def string) string {
+	if v, ok := e.get(key); ok {
+		return v
+	}
+	return def
+}
+
+// Required returns the variable; unset or empty is an error.
+func (e *Env) Required(key string) string {
+	v, ok := e.get(key)
+	if !ok {
+		e.fail(key, "is required but not set")
+	}
+	return v
+}
+
+// Int returns the variable as an integer within [min, max], or def when unset.
+func (e *Env) Int(key string, def, min, max int) int {
+	v, ok := e.get(key)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.fail(key, "must be an integer, got %q", v)
+		return def
+	}
+	if n < min || n > max {
+		e.fail(key, "must be between %d and %d, got %d", min, max, n)
+		return def
+	}
+	return n
+}
+
+// Duration returns the variable as a Go duration (e.g. "30s") within
+// [min, max], or def when unset.
+func (e *Env) Duration(key string, def, min, max time.Duration) time.Duration {
+	v, ok := e.get(key)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.fail(key, "must be a duration such as 30s, got %q", v)
+		return def
+	}
+	if d < min || d > max {
+		e.fail(key, "must be between %s and %s, got %s", min, max, d)
+		return def
+	}
+	return d
+}
+
+// URL returns the variable as an absolute http(s) URL, or def when unset.
+func (e *Env) URL(key, def string) string {
+	v, ok := e.get(key)
+	if !ok {
+		v = def
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		e.fail(key, "must be an absolute http(s) URL, got %q", v)
+		return def
+	}
+	if u.User != nil || u.RawQuery != "" {
+		e.fail(key, "must not carry credentials or a query string")
+		return def
+	}
+	return strings.TrimRight(v, "/")
+}
+
+// OneOf returns the variable if it is one of allowed, or def when unset.
+func (e *Env) OneOf(key, def string, allowed ...string) string {
+	v, ok := e.get(key)
+	if !ok {
+		return def
+	}
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	e.fail(key, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	return def
+}

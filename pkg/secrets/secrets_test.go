@@ -1,0 +1,75 @@
+package secrets
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+)
+
+type fakeSM struct {
+	value string
+	err   error
+	calls int
+}
+
+func (f *fakeSM) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	f.calls++
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(f.value)}, nil
+}
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestEnvironmentTakesPrecedence(t *testing.T) {
+	sm := &fakeSM{value: `{"POLYGON_API_KEY":"from-secret"}`}
+	k := NewKeys(env(map[string]string{PolygonAPIKey: "from-env"}), sm, "arn:secret")
+	got, err := k.Get(context.Background(), PolygonAPIKey)
+	if err != nil || got != "from-env" || sm.calls != 0 {
+		t.Fatalf("got %q, %v after %d calls", got, err, sm.calls)
+	}
+}
+
+func TestSecretReadOnceAndCached(t *testing.T) {
+	sm := &fakeSM{value: `{"POLYGON_API_KEY":"pk","XAI_API_KEY":"xk"}`}
+	k := NewKeys(env(nil), sm, "arn:secret")
+	for range 3 {
+		if got, err := k.Get(context.Background(), PolygonAPIKey); err != nil || got != "pk" {
+			t.Fatalf("polygon: %q, %v", got, err)
+		}
+	}
+	if got, _ := k.Get(context.Background(), XAIAPIKey); got != "xk" {
+		t.Fatalf("xai: %q", got)
+	}
+	if sm.calls != 1 {
+		t.Fatalf("secret fetched %d times, want 1", sm.calls)
+	}
+}
+
+func TestMissingAndMalformed(t *testing.T) {
+	ctx := context.Background()
+	if _, err := NewKeys(env(nil), nil, "").Get(ctx, XAIAPIKey); !errors.Is(err, ErrNotSet) {
+		t.Fatalf("no env, no secret: %v", err)
+	}
+	if _, err := NewKeys(env(nil), &fakeSM{value: `{"POLYGON_API_KEY":""}`}, "arn").Get(ctx, PolygonAPIKey); !errors.Is(err, ErrNotSet) {
+		t.Fatalf("empty value in secret: %v", err)
+	}
+	_, err := NewKeys(env(nil), &fakeSM{value: `not json sk-live-123`}, "arn").Get(ctx, PolygonAPIKey)
+	if err == nil || strings.Contains(err.Error(), "sk-live-123") {
+		t.Fatalf("malformed secret must fail without quoting it: %v", err)
+	}
+	sm := &fakeSM{err: errors.New("throttled")}
+	k := NewKeys(env(nil), sm, "arn")
+	_, _ = k.Get(ctx, PolygonAPIKey)
+	sm.err, sm.value = nil, `{"POLYGON_API_KEY":"pk"}`
+	if got, err := k.Get(ctx, PolygonAPIKey); err != nil || got != "pk" {
+		t.Fatalf("a failed fetch must be retried: %q, %v", got, err)
+	}
+}
