@@ -1,0 +1,431 @@
+// Package xai is a client of xAI's chat completions API (OpenAI-compatible)
+// for structured output, on plain net/http. It classifies every failure once
+// (package retry), retries transient ones within the caller's deadline, and
+// records what an audit needs: requested and reported model, system
+// fingerprint, token usage, cost, latency and attempts.
+//
+// The API key is sent only in the Authorization header; it is never logged
+// and is redacted from any server text quoted in an error.
+package xai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zsmseven/backend/pkg/retry"
+)
+
+// DefaultModel is used when Options.Model is empty.
+const DefaultModel = "grok-4.3"
+
+// DefaultURL is xAI's chat completions endpoint.
+const DefaultURL = "https://api.x.ai/v1/chat/completions"
+
+// Errors callers test with errors.Is.
+var (
+	// ErrTruncated: the answer stopped at the completion-token cap
+	// (finish_reason "length"); its content is not a complete answer.
+	ErrTruncated = errors.New("answer truncated at the completion token limit")
+	// ErrEmpty: the response carried no choice or no content.
+	ErrEmpty = errors.New("response has no answer content")
+	// ErrCreditsExhausted: a 429 saying credits or the spending limit are used up.
+	ErrCreditsExhausted = errors.New("xAI credits or spending limit exhausted")
+	// ErrRateLimited: a 429 that may succeed later.
+	ErrRateLimited = errors.New("xAI rate limit")
+)
+
+// APIError is a non-2xx answer.
+type APIError struct {
+	Status int
+	// Code and Message from the body: xAI's {"code","error"} or OpenAI's
+	// {"error":{"message","code"}}; the key is redacted, length capped.
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("xAI HTTP %d", e.Status)
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Message is one chat message.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Request is one structured-output completion.
+type Request struct {
+	Messages []Message
+	// SchemaName and Schema form response_format json_schema (strict).
+	SchemaName string
+	Schema     any
+}
+
+// Usage is the token accounting of a response.
+type Usage struct {
+	PromptTokens     int
+	CompletionTokens int
+	TotalTokens      int
+	// ReasoningTokens from usage.completion_tokens_details.reasoning_tokens
+	// or, in older responses, usage.reasoning_tokens.
+	ReasoningTokens int
+	// CostInUSDTicks is usage.cost_in_usd_ticks (1 USD = 1e10 ticks), nil if
+	// not reported.
+	CostInUSDTicks *int64
+}
+
+// CostUSD converts the reported cost to dollars.
+func (u Usage) CostUSD() (float64, bool) {
+	if u.CostInUSDTicks == nil {
+		return 0, false
+	}
+	return float64(*u.CostInUSDTicks) / 1e10, true
+}
+
+// Add sums two usages (a repair attempt adds to the first).
+func (u Usage) Add(o Usage) Usage {
+	r := Usage{
+		PromptTokens: u.PromptTokens + o.PromptTokens, CompletionTokens: u.CompletionTokens + o.CompletionTokens,
+		TotalTokens: u.TotalTokens + o.TotalTokens, ReasoningTokens: u.ReasoningTokens + o.ReasoningTokens,
+	}
+	if u.CostInUSDTicks != nil || o.CostInUSDTicks != nil {
+		var c int64
+		if u.CostInUSDTicks != nil {
+			c += *u.CostInUSDTicks
+		}
+		if o.CostInUSDTicks != nil {
+			c += *o.CostInUSDTicks
+		}
+		r.CostInUSDTicks = &c
+	}
+	return r
+}
+
+// Response is the outcome of Complete. It is filled as far as known even
+// when Complete returns an error (attempts, latency; usage when the server
+// answered, e.g. a truncated answer).
+type Response struct {
+	Content           string
+	FinishReason      string
+	ID                string
+	RequestedModel    string
+	Model             string
+	SystemFingerprint string
+	Usage             Usage
+	// Latency is the wall time of Complete, retries and waits included.
+	Latency time.Duration
+	// Attempts is the number of HTTP requests made.
+	Attempts int
+}
+
+// Options configure a Client.
+type Options struct {
+	// URL is the full chat completions URL (XAI_API_URL); DefaultURL if empty.
+	URL string
+	// APIKey is sent as a Bearer token.
+	APIKey string
+	// Model is the requested model; DefaultModel if empty.
+	Model string
+	// MaxCompletionTokens caps the answer (reasoning included); 8000 if 0.
+	MaxCompletionTokens int
+	// HTTPClient; a client without its own timeout if nil (deadlines come
+	// from the context).
+	HTTPClient *http.Client
+	// Retry policy for transient failures; a zero policy gets 3 attempts,
+	// base 1 s, cap 20 s, Retry-After capped at 30 s.
+	Retry *retry.Policy
+	// Reserve is kept free before the context's deadline for the caller's
+	// fallback and storage: the HTTP deadline is the context's minus Reserve.
+	Reserve time.Duration
+	// AttemptTimeout bounds one HTTP attempt (0: only the overall deadline),
+	// so that a hung connection leaves time for a retry.
+	AttemptTimeout time.Duration
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+}
+
+// Client calls the chat completions API.
+type Client struct {
+	opts  Options
+	http  *http.Client
+	retry retry.Policy
+	now   func() time.Time
+}
+
+// New returns a client. It does not contact the API.
+func New(o Options) *Client {
+	if o.URL == "" {
+		o.URL = DefaultURL
+	}
+	if o.Model == "" {
+		o.Model = DefaultModel
+	}
+	if o.MaxCompletionTokens <= 0 {
+		o.MaxCompletionTokens = 8000
+	}
+	c := &Client{opts: o, http: o.HTTPClient, now: o.Now}
+	if c.http == nil {
+		c.http = &http.Client{}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if o.Retry != nil {
+		c.retry = *o.Retry
+	} else {
+		c.retry = retry.Policy{Attempts: 3, Base: time.Second, Cap: 20 * time.Second, MaxRetryAfter: 30 * time.Second}
+	}
+	return c
+}
+
+// Model is the requested model.
+func (c *Client) Model() string { return c.opts.Model }
+
+type wireRequest struct {
+	Model               string         `json:"model"`
+	Messages            []Message      `json:"messages"`
+	Temperature         float64        `json:"temperature"`
+	MaxCompletionTokens int            `json:"max_completion_tokens"`
+	ResponseFormat      responseFormat `json:"response_format"`
+}
+
+type responseFormat struct {
+	Type       string     `json:"type"`
+	JSONSchema jsonSchema `json:"json_schema"`
+}
+
+type jsonSchema struct {
+	Name   string `json:"name"`
+	Schema any    `json:"schema"`
+	Strict bool   `json:"strict"`
+}
+
+type wireResponse struct {
+	ID                string `json:"id"`
+	Model             string `json:"model"`
+	SystemFingerprint string `json:"system_fingerprint"`
+	Choices           []struct {
+		Message struct {
+			Content *string `json:"content"`
+			Refusal *string `json:"refusal"`
+		} `json:"message"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens            int    `json:"prompt_tokens"`
+		CompletionTokens        int    `json:"completion_tokens"`
+		TotalTokens             int    `json:"total_tokens"`
+		ReasoningTokens         int    `json:"reasoning_tokens"`
+		CostInUSDTicks          *int64 `json:"cost_in_usd_ticks"`
+		CompletionTokensDetails *struct {
+			ReasoningTokens int `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
+	} `json:"usage"`
+}
+
+// maxBody bounds a response body read into memory.
+const maxBody = 8 << 20
+
+// Complete sends the request and returns the answer. Transient failures
+// (429 other than exhausted credits, 5xx, timeouts, resets, truncated
+// bodies) are retried within the context's deadline minus Reserve;
+// 400/401/403/404/422 and exhausted credits are permanent (retry.IsPermanent).
+// A "length" finish reason returns the response with ErrTruncated.
+func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
+	start := c.now()
+	resp := Response{RequestedModel: c.opts.Model}
+	body, err := json.Marshal(wireRequest{
+		Model: c.opts.Model, Messages: req.Messages, Temperature: 0, MaxCompletionTokens: c.opts.MaxCompletionTokens,
+		ResponseFormat: responseFormat{Type: "json_schema", JSONSchema: jsonSchema{Name: req.SchemaName, Schema: req.Schema, Strict: true}},
+	})
+	if err != nil {
+		return resp, retry.Permanent(fmt.Errorf("encode xAI request: %w", err))
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-c.opts.Reserve))
+		defer cancel()
+	}
+	attempts, err := c.retry.Do(ctx, func(ctx context.Context, _ int) error {
+		r, err := c.once(ctx, body)
+		if r != nil {
+			c.fill(&resp, r)
+		}
+		return err
+	})
+	resp.Attempts = attempts
+	resp.Latency = c.now().Sub(start)
+	if err != nil {
+		return resp, err
+	}
+	if resp.FinishReason == "length" {
+		return resp, retry.Permanent(ErrTruncated)
+	}
+	return resp, nil
+}
+
+func (c *Client) fill(resp *Response, r *wireResponse) {
+	resp.ID, resp.Model, resp.SystemFingerprint = r.ID, r.Model, r.SystemFingerprint
+	if len(r.Choices) > 0 {
+		ch := r.Choices[0]
+		resp.FinishReason = ch.FinishReason
+		if ch.Message.Content != nil {
+			resp.Content = *ch.Message.Content
+		}
+	}
+	if u := r.Usage; u != nil {
+		resp.Usage = Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens,
+			ReasoningTokens: u.ReasoningTokens, CostInUSDTicks: u.CostInUSDTicks}
+		if d := u.CompletionTokensDetails; d != nil && d.ReasoningTokens > 0 {
+			resp.Usage.ReasoningTokens = d.ReasoningTokens
+		}
+	}
+}
+
+// once makes one HTTP request and classifies its outcome.
+func (c *Client) once(ctx context.Context, body []byte) (*wireResponse, error) {
+	if c.opts.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.AttemptTimeout)
+		defer cancel()
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, retry.Permanent(fmt.Errorf("build xAI request: %w", err))
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Accept", "application/json")
+	hr.Header.Set("Authorization", "Bearer "+c.opts.APIKey)
+	res, err := c.http.Do(hr)
+	if err != nil {
+		// Timeouts, resets, refused connections: worth another try. The
+		// url.Error names the URL, which carries no secret.
+		return nil, retry.Transient(fmt.Errorf("call xAI: %w", c.redactErr(err)), 0)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	if err != nil {
+		return nil, retry.Transient(fmt.Errorf("read xAI response (HTTP %d): %w", res.StatusCode, err), 0)
+	}
+	if res.StatusCode/100 != 2 {
+		return nil, c.classify(res, data)
+	}
+	var wr wireResponse
+	if err := json.Unmarshal(data, &wr); err != nil {
+		// A cut-off or garbled 200 body is most likely a transport problem.
+		return nil, retry.Transient(fmt.Errorf("decode xAI response (%d bytes): %w", len(data), err), 0)
+	}
+	if len(wr.Choices) == 0 {
+		return &wr, retry.Permanent(ErrEmpty)
+	}
+	if m := wr.Choices[0].Message; m.Content == nil || (*m.Content == "" && wr.Choices[0].FinishReason != "length") {
+		if m.Refusal != nil && *m.Refusal != "" {
+			return &wr, retry.Permanent(fmt.Errorf("%w: model refused: %s", ErrEmpty, c.clip(*m.Refusal)))
+		}
+		return &wr, retry.Permanent(ErrEmpty)
+	}
+	return &wr, nil
+}
+
+func (c *Client) classify(res *http.Response, data []byte) error {
+	e := &APIError{Status: res.StatusCode}
+	var flat struct {
+		Code  json.RawMessage `json:"code"`
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(data, &flat) == nil {
+		e.Code = c.clip(rawText(flat.Code))
+		var nested struct {
+			Message string          `json:"message"`
+			Code    json.RawMessage `json:"code"`
+			Type    string          `json:"type"`
+		}
+		if json.Unmarshal(flat.Error, &nested) == nil && flat.Error != nil && flat.Error[0] == '{' {
+			e.Message = c.clip(nested.Message)
+			if e.Code == "" {
+				e.Code = c.clip(rawText(nested.Code))
+			}
+		} else {
+			e.Message = c.clip(rawText(flat.Error))
+		}
+	} else {
+		e.Message = c.clip(string(data))
+	}
+	switch s := res.StatusCode; {
+	case s == http.StatusTooManyRequests:
+		text := strings.ToLower(e.Code + " " + e.Message)
+		for _, w := range []string{"credit", "spending limit", "spending-limit", "exhausted", "quota", "billing"} {
+			if strings.Contains(text, w) {
+				return retry.Permanent(fmt.Errorf("%w: %w", ErrCreditsExhausted, e))
+			}
+		}
+		return retry.Transient(fmt.Errorf("%w: %w", ErrRateLimited, e), retryAfter(res.Header.Get("Retry-After"), c.now()))
+	case s >= 500, s == http.StatusRequestTimeout:
+		return retry.Transient(e, retryAfter(res.Header.Get("Retry-After"), c.now()))
+	default:
+		// 400 (bad argument or bad key), 401, 403, 404 (unknown model), 422 and
+		// any other 4xx: the same request will fail the same way.
+		return retry.Permanent(e)
+	}
+}
+
+// rawText renders a JSON string or other value as text.
+func rawText(r json.RawMessage) string {
+	if len(r) == 0 || string(r) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(r, &s) == nil {
+		return s
+	}
+	return string(r)
+}
+
+// clip redacts the key and caps server text quoted in errors.
+func (c *Client) clip(s string) string {
+	if c.opts.APIKey != "" {
+		s = strings.ReplaceAll(s, c.opts.APIKey, "[redacted]")
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func (c *Client) redactErr(err error) error {
+	if c.opts.APIKey != "" && strings.Contains(err.Error(), c.opts.APIKey) {
+		return errors.New(strings.ReplaceAll(err.Error(), c.opts.APIKey, "[redacted]"))
+	}
+	return err
+}
+
+// retryAfter parses a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

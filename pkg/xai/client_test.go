@@ -1,0 +1,236 @@
+package xai_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/xai"
+	"github.com/zsmseven/backend/pkg/xai/xaitest"
+)
+
+func recorded(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	require.NoError(t, err)
+	return string(b)
+}
+
+// noSleep makes retries immediate; the waits asked for are recorded.
+func noSleep(waits *[]time.Duration) *retry.Policy {
+	return &retry.Policy{Attempts: 3, Base: time.Second, Cap: 10 * time.Second, MaxRetryAfter: 30 * time.Second,
+		Rand: func() float64 { return 0.5 },
+		Sleep: func(_ context.Context, d time.Duration) error {
+			*waits = append(*waits, d)
+			return nil
+		}}
+}
+
+func request() xai.Request {
+	return xai.Request{
+		Messages:   []xai.Message{{Role: "system", Content: "instructions"}, {Role: "user", Content: "data"}},
+		SchemaName: "portfolio_analysis",
+		Schema:     map[string]any{"type": "object"},
+	}
+}
+
+func TestCompleteRecordedSuccess(t *testing.T) {
+	srv := xaitest.New(t, xaitest.Status(200, recorded(t, "chat_completion.json")))
+	c := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, MaxCompletionTokens: 1234})
+	resp, err := c.Complete(context.Background(), request())
+	require.NoError(t, err)
+
+	assert.Equal(t, "grok-4.3", resp.RequestedModel)
+	assert.Equal(t, "grok-4.3", resp.Model)
+	assert.Equal(t, "fp_4b2c9e1d7a", resp.SystemFingerprint)
+	assert.Equal(t, "stop", resp.FinishReason)
+	assert.Contains(t, resp.Content, `"ticker":"AAPL"`)
+	assert.Equal(t, xai.Usage{PromptTokens: 1834, CompletionTokens: 412, TotalTokens: 2790, ReasoningTokens: 544, CostInUSDTicks: ptr(int64(37525000))}, resp.Usage)
+	usd, ok := resp.Usage.CostUSD()
+	assert.True(t, ok)
+	assert.InDelta(t, 0.0037525, usd, 1e-12)
+	assert.Equal(t, 1, resp.Attempts)
+
+	// The wire request: what xAI documents.
+	req := srv.Requests()[0]
+	assert.Equal(t, "POST", req.Method)
+	assert.Equal(t, "/v1/chat/completions", req.Path)
+	assert.Equal(t, "Bearer "+xaitest.Key, req.Authorization)
+	assert.Equal(t, "grok-4.3", req.Decoded.Model)
+	require.NotNil(t, req.Decoded.Temperature)
+	assert.Equal(t, 0.0, *req.Decoded.Temperature)
+	assert.Equal(t, 1234, req.Decoded.MaxCompletionTokens)
+	assert.Equal(t, "json_schema", req.Decoded.ResponseFormat.Type)
+	assert.Equal(t, "portfolio_analysis", req.Decoded.ResponseFormat.JSONSchema.Name)
+	assert.True(t, req.Decoded.ResponseFormat.JSONSchema.Strict)
+	assert.JSONEq(t, `{"type":"object"}`, string(req.Decoded.ResponseFormat.JSONSchema.Schema))
+	assert.Len(t, req.Decoded.Messages, 2)
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal(req.Body, &raw))
+	assert.NotContains(t, raw, "max_tokens", "max_tokens is deprecated")
+}
+
+func TestCompleteLegacyReasoningTokens(t *testing.T) {
+	srv := xaitest.New(t, xaitest.Status(200, recorded(t, "chat_completion_legacy_usage.json")))
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Model: "grok-3"}).Complete(context.Background(), request())
+	require.NoError(t, err)
+	assert.Equal(t, xai.Usage{PromptTokens: 100, CompletionTokens: 20, TotalTokens: 150, ReasoningTokens: 30}, resp.Usage)
+	_, ok := resp.Usage.CostUSD()
+	assert.False(t, ok, "no cost reported")
+}
+
+func TestCompleteErrorClasses(t *testing.T) {
+	cases := []struct {
+		name      string
+		status    int
+		file      string
+		header    map[string]string
+		permanent bool
+		calls     int
+		is        error
+		contains  string
+	}{
+		{"400 bad key", 400, "error_400_bad_key.json", nil, true, 1, nil, "Incorrect API key"},
+		{"401", 401, "error_401.json", nil, true, 1, nil, "No API key"},
+		{"403", 403, "error_403.json", nil, true, 1, nil, "blocked"},
+		{"404 unknown model", 404, "error_404_unknown_model.json", nil, true, 1, nil, "grok-9 does not exist"},
+		{"422", 422, "error_422.json", nil, true, 1, nil, "deserialize"},
+		{"429 credits", 429, "error_429_credits.json", nil, true, 1, xai.ErrCreditsExhausted, "spending limit"},
+		{"429 rate limit", 429, "error_429_rate_limit.json", map[string]string{"Retry-After": "7"}, false, 3, xai.ErrRateLimited, "rate limit"},
+		{"500 OpenAI shape", 500, "error_500_openai_shape.json", nil, false, 3, nil, "The server had an error"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			reply := xaitest.Status(tc.status, recorded(t, tc.file))
+			if tc.header != nil {
+				reply.Header = map[string][]string{}
+				for k, v := range tc.header {
+					reply.Header[k] = []string{v}
+				}
+			}
+			srv := xaitest.New(t, reply)
+			var waits []time.Duration
+			resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+			require.Error(t, err)
+			assert.Equal(t, tc.permanent, retry.IsPermanent(err))
+			assert.Equal(t, tc.calls, srv.Calls())
+			assert.Equal(t, tc.calls, resp.Attempts)
+			var apiErr *xai.APIError
+			require.ErrorAs(t, err, &apiErr)
+			assert.Equal(t, tc.status, apiErr.Status)
+			assert.Contains(t, err.Error(), tc.contains)
+			if tc.is != nil {
+				assert.ErrorIs(t, err, tc.is)
+			}
+			if tc.header != nil {
+				assert.Equal(t, []time.Duration{7 * time.Second, 7 * time.Second}, waits, "Retry-After honoured")
+			}
+			assert.NotContains(t, err.Error(), xaitest.Key)
+		})
+	}
+}
+
+func TestCompleteServerErrorThenSuccess(t *testing.T) {
+	srv := xaitest.New(t, xaitest.ServerError(), xaitest.Answer(`{"x":1}`))
+	var waits []time.Duration
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	require.NoError(t, err)
+	assert.Equal(t, 2, srv.Calls())
+	assert.Equal(t, 2, resp.Attempts)
+	assert.Equal(t, []time.Duration{500 * time.Millisecond}, waits, "full jitter: 0.5 × base")
+	assert.Equal(t, `{"x":1}`, resp.Content)
+}
+
+func TestCompleteTruncated(t *testing.T) {
+	srv := xaitest.New(t, xaitest.Status(200, recorded(t, "chat_completion_length.json")))
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key}).Complete(context.Background(), request())
+	require.ErrorIs(t, err, xai.ErrTruncated)
+	assert.True(t, retry.IsPermanent(err), "retrying the same request gives the same cut")
+	assert.Equal(t, 1, srv.Calls())
+	assert.Equal(t, "length", resp.FinishReason)
+	assert.Equal(t, 8000, resp.Usage.CompletionTokens, "usage is recorded even for a cut answer")
+	assert.Equal(t, 7800, resp.Usage.ReasoningTokens)
+}
+
+func TestCompleteAttemptTimeoutThenSuccess(t *testing.T) {
+	srv := xaitest.New(t, xaitest.Slow(xaitest.Answer(`{"late":true}`), 5*time.Second), xaitest.Answer(`{"ok":true}`))
+	var waits []time.Duration
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits), AttemptTimeout: 100 * time.Millisecond}).
+		Complete(context.Background(), request())
+	require.NoError(t, err)
+	assert.Equal(t, `{"ok":true}`, resp.Content)
+	assert.Equal(t, 2, resp.Attempts)
+}
+
+func TestCompleteDeadlineLeavesReserve(t *testing.T) {
+	srv := xaitest.New(t, xaitest.Slow(xaitest.Answer(`{}`), 10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var waits []time.Duration
+	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits), Reserve: 1900 * time.Millisecond}).Complete(ctx, request())
+	require.Error(t, err)
+	assert.False(t, retry.IsPermanent(err), "a timeout is transient")
+	assert.NoError(t, ctx.Err(), "the caller still has its reserve when the client gives up")
+}
+
+func TestCompleteResetMidBody(t *testing.T) {
+	half := xaitest.Answer(`{"a":1}`)
+	half.Hang = true
+	srv := xaitest.New(t, half, xaitest.Answer(`{"a":2}`))
+	var waits []time.Duration
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	require.NoError(t, err)
+	assert.Equal(t, `{"a":2}`, resp.Content)
+	assert.Equal(t, 2, srv.Calls())
+}
+
+func TestCompleteKeyNeverInErrors(t *testing.T) {
+	const key = "xai-SECRET-abcdef"
+	srv := xaitest.New(t, xaitest.Status(400, `{"code":"bad","error":"Incorrect API key provided: `+key+`"}`))
+	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: key}).Complete(context.Background(), request())
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), key)
+	assert.Contains(t, err.Error(), "[redacted]")
+}
+
+func TestCompleteEmptyChoices(t *testing.T) {
+	srv := xaitest.New(t, xaitest.Status(200, `{"id":"x","model":"grok-4.3","choices":[],"usage":{"prompt_tokens":1}}`))
+	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key}).Complete(context.Background(), request())
+	require.ErrorIs(t, err, xai.ErrEmpty)
+	assert.True(t, retry.IsPermanent(err))
+}
+
+func TestCompleteGarbledBodyIsTransient(t *testing.T) {
+	srv := xaitest.New(t, xaitest.Status(200, `{"id":"x","choices":[{"mess`), xaitest.Answer(`{"b":1}`))
+	var waits []time.Duration
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	require.NoError(t, err)
+	assert.Equal(t, 2, resp.Attempts)
+}
+
+func TestUsageAdd(t *testing.T) {
+	a := xai.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, ReasoningTokens: 4, CostInUSDTicks: ptr(int64(10))}
+	b := xai.Usage{PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, ReasoningTokens: 40}
+	assert.Equal(t, xai.Usage{PromptTokens: 11, CompletionTokens: 22, TotalTokens: 33, ReasoningTokens: 44, CostInUSDTicks: ptr(int64(10))}, a.Add(b))
+	assert.Nil(t, b.Add(b).CostInUSDTicks)
+}
+
+func TestErrorsMentionNoBodyWhenNotJSON(t *testing.T) {
+	srv := xaitest.New(t, xaitest.Status(403, "<html>blocked</html>"))
+	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key}).Complete(context.Background(), request())
+	require.Error(t, err)
+	assert.True(t, retry.IsPermanent(err))
+	assert.True(t, strings.Contains(err.Error(), "HTTP 403"))
+	assert.False(t, errors.Is(err, xai.ErrRateLimited))
+}
+
+func ptr[T any](v T) *T { return &v }

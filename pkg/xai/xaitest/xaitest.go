@@ -1,0 +1,284 @@
+// Package xaitest is a local HTTP server speaking xAI's chat completions wire
+// format, for contract, end-to-end and fault tests. Each call takes the next
+// scripted Reply (status, headers, body, delay); when the script runs out
+// the last Reply repeats. Every request is recorded.
+//
+//	srv := xaitest.New(t, xaitest.Status(500, `{"error":"boom"}`), xaitest.Answer(`{"summary":...}`))
+//	client := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key})
+//	...
+//	srv.Calls()        // 2
+//	srv.Requests()[1]  // the decoded second request
+package xaitest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Key is an API key the tests may use. The server does not check keys
+// unless RequireKey is set.
+const Key = "xai-test-key-0123456789"
+
+// Reply is one scripted answer.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   string
+	// Delay is waited before answering (cut short if the client goes away).
+	Delay time.Duration
+	// Hang answers with headers and half a body, then closes the
+	// connection (a reset mid-body).
+	Hang bool
+}
+
+// Request is one recorded request.
+type Request struct {
+	Method        string
+	Path          string
+	Authorization string
+	// Body is the raw JSON body; Decoded its parsed form.
+	Body    []byte
+	Decoded ChatRequest
+}
+
+// ChatRequest is the decoded request body (the fields tests assert on).
+type ChatRequest struct {
+	Model               string    `json:"model"`
+	Messages            []Message `json:"messages"`
+	Temperature         *float64  `json:"temperature"`
+	MaxCompletionTokens int       `json:"max_completion_tokens"`
+	ResponseFormat      struct {
+		Type       string `json:"type"`
+		JSONSchema struct {
+			Name   string          `json:"name"`
+			Schema json.RawMessage `json:"schema"`
+			Strict bool            `json:"strict"`
+		} `json:"json_schema"`
+	} `json:"response_format"`
+}
+
+// Message is one chat message of a request.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Server is the local xAI server.
+type Server struct {
+	// URL is the full chat completions URL (XAI_API_URL).
+	URL string
+	// RequireKey, when set, answers 400 with xAI's bad-key body unless the
+	// request carries "Bearer "+RequireKey.
+	RequireKey string
+
+	srv      *httptest.Server
+	mu       sync.Mutex
+	script   []Reply
+	requests []Request
+}
+
+// New starts a server with the given script; it is closed when the test ends.
+func New(t testing.TB, script ...Reply) *Server {
+	t.Helper()
+	s := NewServer(script...)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewServer starts a server outside a test (e.g. the CLI's local run); call Close.
+func NewServer(script ...Reply) *Server {
+	s := &Server{script: script}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
+	s.URL = s.srv.URL + "/v1/chat/completions"
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.CloseClientConnections(); s.srv.Close() }
+
+// Script replaces the remaining script.
+func (s *Server) Script(replies ...Reply) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = replies
+}
+
+// Calls is the number of requests received.
+func (s *Server) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.requests)
+}
+
+// Requests returns a copy of the recorded requests.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+func (s *Server) next() Reply {
+	switch len(s.script) {
+	case 0:
+		return Status(500, `{"code":"Internal error","error":"xaitest: no reply scripted"}`)
+	case 1:
+		return s.script[0]
+	}
+	r := s.script[0]
+	s.script = s.script[1:]
+	return r
+}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rec := Request{Method: r.Method, Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Body: body}
+	_ = json.Unmarshal(body, &rec.Decoded)
+	s.mu.Lock()
+	s.requests = append(s.requests, rec)
+	reply := s.next()
+	if s.RequireKey != "" && rec.Authorization != "Bearer "+s.RequireKey {
+		reply = BadKey()
+	}
+	s.mu.Unlock()
+
+	if reply.Delay > 0 {
+		t := time.NewTimer(reply.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	for k, vs := range reply.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	if reply.Hang {
+		w.Header().Set("Content-Length", fmt.Sprint(len(reply.Body)))
+		w.WriteHeader(reply.Status)
+		_, _ = io.WriteString(w, reply.Body[:len(reply.Body)/2])
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				_ = c.Close()
+			}
+		}
+		return
+	}
+	w.WriteHeader(reply.Status)
+	_, _ = io.WriteString(w, reply.Body)
+}
+
+// Status is a reply with any status and body.
+func Status(code int, body string) Reply { return Reply{Status: code, Body: body} }
+
+// Completion describes a 200 answer; Body renders it in xAI's shape.
+type Completion struct {
+	Content           string
+	FinishReason      string // "stop" if empty
+	Model             string // "grok-4.3" if empty
+	SystemFingerprint string // "fp_xaitest" if empty
+	PromptTokens      int
+	CompletionTokens  int
+	ReasoningTokens   int
+	// ReasoningTopLevel puts reasoning_tokens at the top of usage (older
+	// responses) instead of completion_tokens_details.
+	ReasoningTopLevel bool
+	// CostInUSDTicks is usage.cost_in_usd_ticks; omitted when 0.
+	CostInUSDTicks int64
+}
+
+// Reply renders c as a 200 reply.
+func (c Completion) Reply() Reply {
+	if c.FinishReason == "" {
+		c.FinishReason = "stop"
+	}
+	if c.Model == "" {
+		c.Model = "grok-4.3"
+	}
+	if c.SystemFingerprint == "" {
+		c.SystemFingerprint = "fp_xaitest"
+	}
+	usage := map[string]any{
+		"prompt_tokens": c.PromptTokens, "completion_tokens": c.CompletionTokens,
+		"total_tokens":          c.PromptTokens + c.CompletionTokens + c.ReasoningTokens,
+		"prompt_tokens_details": map[string]any{"text_tokens": c.PromptTokens, "audio_tokens": 0, "image_tokens": 0, "cached_tokens": 0},
+		"num_sources_used":      0,
+	}
+	if c.ReasoningTopLevel {
+		usage["reasoning_tokens"] = c.ReasoningTokens
+	} else {
+		usage["completion_tokens_details"] = map[string]any{"reasoning_tokens": c.ReasoningTokens, "audio_tokens": 0,
+			"accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+	}
+	if c.CostInUSDTicks != 0 {
+		usage["cost_in_usd_ticks"] = c.CostInUSDTicks
+	}
+	body, _ := json.Marshal(map[string]any{
+		"id": "xaitest-0001", "object": "chat.completion", "created": 1764379200, "model": c.Model,
+		"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": c.Content, "refusal": nil},
+			"finish_reason": c.FinishReason}},
+		"usage": usage, "system_fingerprint": c.SystemFingerprint,
+	})
+	return Reply{Status: 200, Body: string(body)}
+}
+
+// Answer is a 200 reply whose message content is content, with modest usage
+// and a cost of 1,234,500 ticks (0.00012345 USD).
+func Answer(content string) Reply {
+	return Completion{Content: content, PromptTokens: 1200, CompletionTokens: 300, ReasoningTokens: 150, CostInUSDTicks: 1234500}.Reply()
+}
+
+// BadKey is xAI's answer to an unknown key: 400 with {"code","error"}.
+func BadKey() Reply {
+	return Status(400, `{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***89. You can obtain an API key from https://console.x.ai."}`)
+}
+
+// Unauthorized is the answer to a request without credentials.
+func Unauthorized() Reply {
+	return Status(401, `{"code":"Unauthenticated","error":"No API key provided."}`)
+}
+
+// UnknownModel is the answer to a model name that does not exist.
+func UnknownModel(model string) Reply {
+	b, _ := json.Marshal(map[string]string{"code": "Some requested entity was not found", "error": fmt.Sprintf("The model %s does not exist or your team does not have access to it.", model)})
+	return Status(404, string(b))
+}
+
+// Unprocessable is a 422 for an invalid field.
+func Unprocessable() Reply {
+	return Status(422, `{"code":"Client specified an invalid argument","error":"Failed to deserialize the JSON body into the target type: response_format: unknown variant"}`)
+}
+
+// RateLimited is a 429 that may succeed later, with Retry-After seconds
+// (omitted when 0).
+func RateLimited(retryAfterSeconds int) Reply {
+	r := Status(429, `{"code":"Too many requests","error":"Your team has exceeded its requests per second rate limit. Please retry later."}`)
+	if retryAfterSeconds > 0 {
+		r.Header = http.Header{"Retry-After": {fmt.Sprint(retryAfterSeconds)}}
+	}
+	return r
+}
+
+// CreditsExhausted is a 429 saying the credits or spending limit are used up.
+func CreditsExhausted() Reply {
+	return Status(429, `{"code":"Too many requests","error":"Your team has either used all available credits or reached its monthly spending limit. To continue making API requests, please purchase more credits or raise your spending limit."}`)
+}
+
+// ServerError is a 500.
+func ServerError() Reply {
+	return Status(500, `{"code":"Internal error","error":"Service temporarily unavailable. Please try again."}`)
+}
+
+// Slow delays r by d.
+func Slow(r Reply, d time.Duration) Reply { r.Delay = d; return r }
