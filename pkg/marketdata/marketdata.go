@@ -1,0 +1,114 @@
+// Package marketdata is the market-data core: a daily bar, the New York
+// trading date it belongs to, the rules a series of bars must follow before
+// indicators are computed from it, and the NYSE trading calendar.
+//
+// It is pure (no I/O) and embeds the time-zone database, so the New York
+// zone is available on Lambda's provided.al2023 image and on any machine.
+package marketdata
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	_ "time/tzdata" // America/New_York must resolve where /usr/share/zoneinfo is missing (Lambda provided.al2023).
+)
+
+// newYork is the exchange's zone. Daily bars start at midnight New York time
+// and the close is 16:00 New York time, whatever the offset to UTC that day.
+var newYork = mustLoadNewYork()
+
+func mustLoadNewYork() *time.Location {
+	loc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		// Unreachable: time/tzdata is embedded above.
+		panic(fmt.Sprintf("marketdata: load America/New_York: %v", err))
+	}
+	return loc
+}
+
+// NewYork returns the America/New_York location used for trading dates.
+func NewYork() *time.Location { return newYork }
+
+// DateLayout is the layout of a trading date, YYYY-MM-DD.
+const DateLayout = time.DateOnly
+
+// Bar is one daily bar of a ticker.
+type Bar struct {
+	// Date is the trading date in New York, YYYY-MM-DD.
+	Date string
+	// Start is the instant the bar begins (midnight New York of Date).
+	Start time.Time
+	// Open, High, Low and Close are prices in the quote currency; Close is the
+	// value indicators use.
+	Open, High, Low, Close float64
+	// Volume is the traded volume; it can be fractional (fractional shares).
+	Volume float64
+}
+
+// TradingDate returns the New York calendar date (YYYY-MM-DD) of the instant
+// unixMillis, such as a Polygon daily bar's `t` (midnight New York of the
+// trading date). It never uses UTC or the process's local zone: midnight New
+// York is the previous evening in any zone west of New York.
+func TradingDate(unixMillis int64) string {
+	return time.UnixMilli(unixMillis).In(newYork).Format(DateLayout)
+}
+
+// ErrInvalidBar is wrapped by every error Validate returns, so callers can
+// classify a bad series with errors.Is (it is a permanent data problem:
+// fetching the same series again gives the same answer).
+var ErrInvalidBar = errors.New("invalid bar")
+
+// BarError says which bar of a series broke which rule.
+type BarError struct {
+	// Index is the bar's position in the series, from 0.
+	Index int
+	// Date is the bar's trading date as given (may be empty or malformed).
+	Date string
+	// Reason says what is wrong, in a few words.
+	Reason string
+}
+
+func (e *BarError) Error() string {
+	return fmt.Sprintf("%v %d (%s): %s", ErrInvalidBar, e.Index, e.Date, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidBar) true.
+func (e *BarError) Unwrap() error { return ErrInvalidBar }
+
+// Validate checks that bars can be used for indicators: each has a well-formed
+// date, dates are strictly ascending (so one bar per trading date), and every
+// close is finite and positive. The first broken rule is returned as a
+// *BarError naming the bar by index and date. An empty series is valid; it is
+// the caller's decision whether "no bars" is an error.
+func Validate(bars []Bar) error {
+	for i := range bars {
+		b := &bars[i]
+		if _, err := time.Parse(DateLayout, b.Date); err != nil {
+			return &BarError{Index: i, Date: b.Date, Reason: "date is not YYYY-MM-DD"}
+		}
+		if math.IsNaN(b.Close) || math.IsInf(b.Close, 0) || b.Close <= 0 {
+			return &BarError{Index: i, Date: b.Date, Reason: fmt.Sprintf("close %v is not a finite positive price", b.Close)}
+		}
+		if i == 0 {
+			continue
+		}
+		// YYYY-MM-DD strings order like the dates they name.
+		switch prev := bars[i-1].Date; {
+		case b.Date == prev:
+			return &BarError{Index: i, Date: b.Date, Reason: "second bar for the same trading date"}
+		case b.Date < prev:
+			return &BarError{Index: i, Date: b.Date, Reason: fmt.Sprintf("out of order: follows %s", prev)}
+		}
+	}
+	return nil
+}
+
+// Closes returns the closing prices of bars, in order.
+func Closes(bars []Bar) []float64 {
+	out := make([]float64, len(bars))
+	for i := range bars {
+		out[i] = bars[i].Close
+	}
+	return out
+}
