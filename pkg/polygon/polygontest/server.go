@@ -1,0 +1,401 @@
+// Package polygontest runs a local HTTP server that speaks Polygon.io's
+// aggregates wire format, for tests and benchmarks of anything that calls
+// Polygon: the client's contract tests, the pipeline, end-to-end runs, fault
+// injection.
+//
+// The server answers GET /v2/aggs/ticker/{T}/range/{n}/{span}/{from}/{to}.
+// Each request is answered, in this order of precedence, by:
+//
+//  1. the rate limit (Options.RateLimit): 429 with Polygon's body beyond N
+//     admitted calls in any sliding Options.Window;
+//  2. the key check (Options.Key): 400 "API Key was not provided" or
+//     401 "Unknown API Key", as Polygon answers;
+//  3. the next response scripted for that ticker (EnqueueFor);
+//  4. the next response scripted for any request (Enqueue);
+//  5. Options.Handler, or else Synthetic bars: deterministic, weekday-only
+//     daily bars for any ticker and date range, paginated with next_url when
+//     Options.PageSize is set.
+//
+// Scripted responses can fail in every way the client must survive: any
+// status and headers (Retry-After), a delay, a connection reset, a body cut
+// short. Every request is recorded (time, method, path, query, the
+// Authorization header) so a test can count attempts and check that a key
+// never travelled in a URL.
+//
+// A benchmark of 60 tickers against the free plan's big brother looks like:
+//
+//	srv := polygontest.New(b, polygontest.Options{Key: "k", RateLimit: 600, Window: time.Minute})
+//	// point the client at srv.URL with key "k", fetch 60 tickers, then:
+//	b.ReportMetric(float64(srv.Throttled()), "429s")
+package polygontest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BaseURLPlaceholder in a response body is replaced with the server's URL
+// before it is sent, so recorded bodies in testdata can carry a next_url that
+// points back at the test server.
+const BaseURLPlaceholder = "{{BASE_URL}}"
+
+// Polygon's error bodies (facts.md), as the server sends them.
+const (
+	BodyMissingKey  = `{"status":"ERROR","request_id":"polygontest-missing-key","error":"API Key was not provided"}`
+	BodyUnknownKey  = `{"status":"ERROR","request_id":"polygontest-unknown-key","error":"Unknown API Key"}`
+	BodyRateLimited = `{"status":"ERROR","request_id":"polygontest-rate-limited","error":"You've exceeded the maximum requests per minute, please wait or upgrade your subscription to continue. https://polygon.io/pricing"}`
+)
+
+// Response is one scripted answer. The zero value is an empty 200.
+type Response struct {
+	// Status is the HTTP status; 0 means 200.
+	Status int
+	// Header is added to the response (for example Retry-After).
+	Header http.Header
+	// Body is sent as is, after BaseURLPlaceholder is replaced with the
+	// server's URL.
+	Body []byte
+	// Delay holds the answer back this long. The wait ends early when the
+	// client goes away (its timeout) or the server closes, so a long delay
+	// costs a test nothing once the client has given up.
+	Delay time.Duration
+	// Reset closes the connection with a TCP reset instead of answering.
+	Reset bool
+	// TruncateAt > 0 announces the whole body's Content-Length but sends
+	// only its first TruncateAt bytes, then closes the connection.
+	TruncateAt int
+}
+
+// JSON is a response with the given status and JSON body.
+func JSON(status int, body string) Response {
+	return Response{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(body)}
+}
+
+// File is a JSON response whose body is read from path (a recorded sample in
+// testdata); the test fails if it cannot be read.
+func File(t testing.TB, status int, path string) Response {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("polygontest: read recorded body: %v", err)
+	}
+	return JSON(status, string(b))
+}
+
+// With returns a copy of r with header k set to v.
+func (r Response) With(k, v string) Response {
+	h := r.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set(k, v)
+	r.Header = h
+	return r
+}
+
+// Request is a request as the server received it.
+type Request struct {
+	// Time is when the server received it (Options.Now).
+	Time time.Time
+	// Method, Path (unescaped), RawQuery and RequestURI as on the wire.
+	Method, Path, RawQuery, RequestURI string
+	// Authorization is the Authorization header ("" if absent).
+	Authorization string
+	// Ticker, From and To are the aggregates path's parts ("" for other paths).
+	Ticker, From, To string
+	// Status is the status the server answered (0 for a reset).
+	Status int
+}
+
+// Options configure a Server. The zero value serves synthetic bars to anyone.
+type Options struct {
+	// Key, when set, is the only accepted API key, as "Authorization: Bearer
+	// <Key>" or an apiKey query parameter (Polygon accepts both). Requests
+	// without a key get Polygon's 400, with another key its 401.
+	Key string
+	// RateLimit > 0 admits at most RateLimit calls in any sliding Window and
+	// answers the others 429 with Polygon's body. Refused calls do not count
+	// toward the limit.
+	RateLimit int
+	// Window of the rate limit; 0 means one minute.
+	Window time.Duration
+	// RetryAfter makes rate-limit 429s carry Retry-After (whole seconds until
+	// a call would be admitted). Polygon does not document sending it.
+	RetryAfter bool
+	// PageSize > 0 splits synthetic results into pages of at most PageSize
+	// bars linked by next_url (as does a smaller limit query parameter).
+	PageSize int
+	// Handler answers requests that have no scripted response; nil serves
+	// Synthetic bars.
+	Handler func(Request) Response
+	// Now is the server's clock, for recorded times and the rate limit; nil
+	// uses time.Now. Share a fake clock with the client to test pacing
+	// without waiting.
+	Now func() time.Time
+}
+
+// Server is a running local Polygon. Its methods are safe for concurrent use.
+type Server struct {
+	// URL is the base URL to configure the client with (no trailing slash).
+	URL string
+
+	opts Options
+	srv  *httptest.Server
+	done chan struct{}
+
+	mu        sync.Mutex
+	script    []Response
+	byTicker  map[string][]Response
+	requests  []Request
+	admitted  []time.Time
+	throttled int
+}
+
+// New starts a server that closes when the test ends.
+func New(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if opts.Window <= 0 {
+		opts.Window = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, done: make(chan struct{}), byTicker: map[string][]Response{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close stops the server, ending any delayed answer. New arranges it at the
+// end of the test; calling it earlier is harmless.
+func (s *Server) Close() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	close(s.done)
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
+
+// Enqueue scripts the answers to the next requests, whatever their ticker,
+// in order. Requests beyond the script get the default answer.
+func (s *Server) Enqueue(rs ...Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = append(s.script, rs...)
+}
+
+// EnqueueFor scripts the answers to the next requests for ticker, in order;
+// they take precedence over Enqueue's.
+func (s *Server) EnqueueFor(ticker string, rs ...Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byTicker[ticker] = append(s.byTicker[ticker], rs...)
+}
+
+// Requests returns a copy of every request received so far, in order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Calls is the number of requests received so far.
+func (s *Server) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.requests)
+}
+
+// Throttled is the number of 429 answers sent (by the rate limit or a script).
+func (s *Server) Throttled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttled
+}
+
+// Pending is the number of scripted responses not yet used.
+func (s *Server) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.script)
+	for _, rs := range s.byTicker {
+		n += len(rs)
+	}
+	return n
+}
+
+// MaxCallsIn is the largest number of requests received within any span of
+// the given length (both ends included): the figure to compare with a rate.
+func (s *Server) MaxCallsIn(window time.Duration) int {
+	reqs := s.Requests()
+	times := make([]time.Time, len(reqs))
+	for i, r := range reqs {
+		times[i] = r.Time
+	}
+	return MaxInWindow(times, window)
+}
+
+// MaxInWindow is the largest number of the ascending times that fall within
+// any span of the given length (both ends included).
+func MaxInWindow(times []time.Time, window time.Duration) int {
+	best, lo := 0, 0
+	for hi := range times {
+		for times[hi].Sub(times[lo]) > window {
+			lo++
+		}
+		best = max(best, hi-lo+1)
+	}
+	return best
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	req := Request{
+		Method:        r.Method,
+		Path:          r.URL.Path,
+		RawQuery:      r.URL.RawQuery,
+		RequestURI:    r.RequestURI,
+		Authorization: r.Header.Get("Authorization"),
+	}
+	req.Ticker, req.From, req.To = parseAggsPath(r.URL.Path)
+
+	s.mu.Lock()
+	req.Time = s.opts.Now()
+	resp := s.decide(req, r)
+	req.Status = resp.Status
+	if resp.Reset {
+		req.Status = 0
+	}
+	if req.Status == http.StatusTooManyRequests {
+		s.throttled++
+	}
+	s.requests = append(s.requests, req)
+	s.mu.Unlock()
+
+	s.write(w, r, resp)
+}
+
+// decide picks the answer; s.mu is held.
+func (s *Server) decide(req Request, r *http.Request) Response {
+	if s.opts.RateLimit > 0 {
+		cut := req.Time.Add(-s.opts.Window)
+		keep := s.admitted[:0]
+		for _, t := range s.admitted {
+			if t.After(cut) {
+				keep = append(keep, t)
+			}
+		}
+		s.admitted = keep
+		if len(s.admitted) >= s.opts.RateLimit {
+			resp := JSON(http.StatusTooManyRequests, BodyRateLimited)
+			if s.opts.RetryAfter {
+				wait := s.admitted[0].Add(s.opts.Window).Sub(req.Time)
+				resp = resp.With("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			}
+			return resp
+		}
+		s.admitted = append(s.admitted, req.Time)
+	}
+	if s.opts.Key != "" {
+		key := strings.TrimPrefix(req.Authorization, "Bearer ")
+		if req.Authorization == "" {
+			key = r.URL.Query().Get("apiKey")
+		}
+		switch {
+		case key == "":
+			return JSON(http.StatusBadRequest, BodyMissingKey)
+		case key != s.opts.Key:
+			return JSON(http.StatusUnauthorized, BodyUnknownKey)
+		}
+	}
+	if q := s.byTicker[req.Ticker]; req.Ticker != "" && len(q) > 0 {
+		s.byTicker[req.Ticker] = q[1:]
+		return withStatus(q[0])
+	}
+	if len(s.script) > 0 {
+		resp := s.script[0]
+		s.script = s.script[1:]
+		return withStatus(resp)
+	}
+	if s.opts.Handler != nil {
+		return withStatus(s.opts.Handler(req))
+	}
+	return s.synthetic(req, r)
+}
+
+func withStatus(r Response) Response {
+	if r.Status == 0 {
+		r.Status = http.StatusOK
+	}
+	return r
+}
+
+func (s *Server) write(w http.ResponseWriter, r *http.Request, resp Response) {
+	if resp.Delay > 0 {
+		t := time.NewTimer(resp.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		case <-s.done:
+			return
+		}
+	}
+	body := bytes.ReplaceAll(resp.Body, []byte(BaseURLPlaceholder), []byte(s.URL))
+	if resp.Reset || resp.TruncateAt > 0 {
+		s.hijack(w, resp, body)
+		return
+	}
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(resp.Status)
+	_, _ = w.Write(body)
+}
+
+// hijack takes the raw connection to misbehave in ways net/http will not:
+// a reset, or a body shorter than its Content-Length.
+func (s *Server) hijack(w http.ResponseWriter, resp Response, body []byte) {
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "polygontest: cannot hijack: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	defer conn.Close()
+	if resp.Reset {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // close sends RST, not FIN
+		}
+		return
+	}
+	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\n", resp.Status, http.StatusText(resp.Status))
+	_ = resp.Header.Write(buf)
+	fmt.Fprintf(buf, "Content-Length: %d\r\nConnection: close\r\n\r\n", len(body))
+	_, _ = buf.Write(body[:min(resp.TruncateAt, len(body))])
+	_ = buf.Flush()
+}
+
+// parseAggsPath splits /v2/aggs/ticker/{T}/range/{n}/{span}/{from}/{to}.
+func parseAggsPath(p string) (ticker, from, to string) {
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	if len(parts) != 9 || parts[0] != "v2" || parts[1] != "aggs" || parts[2] != "ticker" || parts[4] != "range" {
+		return "", "", ""
+	}
+	return parts[3], parts[7], parts[8]
+}
