@@ -1,0 +1,215 @@
+package queue
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/zsmseven/backend/pkg/retry"
+)
+
+// MaxBatch is the most entries SQS accepts in one SendMessageBatch call.
+const MaxBatch = 10
+
+// SQSAPI is the one SQS call the publisher needs.
+type SQSAPI interface {
+	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+var _ SQSAPI = (*sqs.Client)(nil)
+
+// PublisherOptions configure a Publisher.
+type PublisherOptions struct {
+	// Groups is the number of FIFO message groups (TICKER_MESSAGE_GROUPS);
+	// values below 1 mean 1. Ignored for a standard queue.
+	Groups int
+	// Retry re-sends the entries SQS reports as failed (not the sender's
+	// fault). The zero value uses DefaultRetry.
+	Retry retry.Policy
+}
+
+// DefaultRetry re-sends failed entries up to 4 times in all, with full
+// jitter between 100 ms and 2 s.
+var DefaultRetry = retry.Policy{Attempts: 4, Base: 100 * time.Millisecond, Cap: 2 * time.Second}
+
+// Publisher sends messages to one queue with SendMessageBatch.
+type Publisher struct {
+	client SQSAPI
+	url    string
+	fifo   bool
+	groups int
+	retry  retry.Policy
+}
+
+// NewPublisher returns a publisher for the queue at queueURL. A URL ending in
+// ".fifo" is a FIFO queue: every entry then carries a message group id and a
+// de-duplication id.
+func NewPublisher(client SQSAPI, queueURL string, opts PublisherOptions) *Publisher {
+	p := &Publisher{client: client, url: queueURL, fifo: strings.HasSuffix(queueURL, ".fifo"), groups: max(opts.Groups, 1), retry: opts.Retry}
+	if p.retry.Attempts == 0 {
+		p.retry = DefaultRetry
+	}
+	return p
+}
+
+// FIFO reports whether the queue is a FIFO queue.
+func (p *Publisher) FIFO() bool { return p.fifo }
+
+// Failure is a message SQS did not accept.
+type Failure struct {
+	Ticker string
+	// Code and Message are SQS's, or "Unsent" when attempts or time ran out.
+	Code, Message string
+	// SenderFault is SQS's verdict that the entry itself is wrong (not retried).
+	SenderFault bool
+}
+
+// Result counts the outcome of Publish.
+type Result struct {
+	// Queued is the number of messages SQS accepted.
+	Queued int
+	// Batches is the number of SendMessageBatch calls made, re-sends included.
+	Batches int
+	// Failed lists the messages not queued.
+	Failed []Failure
+}
+
+// GroupID is the FIFO message group of a ticker: "tickers" with one group,
+// else "tickers-<i>" with i the FNV-1a hash of the ticker modulo groups.
+func GroupID(ticker string, groups int) string {
+	if groups <= 1 {
+		return "tickers"
+	}
+	h := fnv.New32a()
+	h.Write([]byte(ticker))
+	return "tickers-" + strconv.Itoa(int(h.Sum32()%uint32(groups)))
+}
+
+// DeduplicationID is the FIFO de-duplication id of a message: the hex SHA-256
+// of runId + "/" + ticker, so a retried run with the same id does not queue a
+// ticker twice within SQS's five-minute window.
+func DeduplicationID(runID, ticker string) string {
+	sum := sha256.Sum256([]byte(runID + "/" + ticker))
+	return hex.EncodeToString(sum[:])
+}
+
+// Publish sends msgs in batches of at most MaxBatch. Entries that SQS reports
+// as failed through no fault of the sender are re-sent with backoff, within
+// the retry policy and the context's deadline; the rest are reported in
+// Result.Failed. An error means a SendMessageBatch call itself failed (after
+// the SDK's own retries); the messages of the batches not sent are then in
+// Failed too.
+func (p *Publisher) Publish(ctx context.Context, msgs []Message) (Result, error) {
+	var res Result
+	for start := 0; start < len(msgs); start += MaxBatch {
+		batch := msgs[start:min(start+MaxBatch, len(msgs))]
+		if err := p.sendBatch(ctx, batch, &res); err != nil {
+			for _, m := range msgs[start+len(batch):] {
+				res.Failed = append(res.Failed, Failure{Ticker: m.Ticker, Code: "Unsent", Message: "batch not sent"})
+			}
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// sendBatch sends one batch, re-sending retryable failures.
+func (p *Publisher) sendBatch(ctx context.Context, batch []Message, res *Result) error {
+	// Entry ids are the positions in the batch, so re-sends keep SQS's
+	// report aligned with the messages.
+	pending := make(map[string]Message, len(batch))
+	entries := make([]types.SendMessageBatchRequestEntry, 0, len(batch))
+	for i, m := range batch {
+		e, err := p.entry(strconv.Itoa(i), m)
+		if err != nil {
+			return err
+		}
+		pending[*e.Id] = m
+		entries = append(entries, e)
+	}
+	lastErr := map[string]types.BatchResultErrorEntry{}
+	var callErr error
+	_, err := p.retry.Do(ctx, func(ctx context.Context, _ int) error {
+		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.url)}
+		for _, e := range entries {
+			if _, ok := pending[*e.Id]; ok {
+				in.Entries = append(in.Entries, e)
+			}
+		}
+		res.Batches++
+		out, err := p.client.SendMessageBatch(ctx, in)
+		if err != nil {
+			// The SDK has already retried the call; a failure here (no such
+			// queue, access denied, ...) is not fixed by trying again.
+			callErr = fmt.Errorf("send message batch to %s: %w", p.url, err)
+			return retry.Permanent(callErr)
+		}
+		for _, s := range out.Successful {
+			if _, ok := pending[aws.ToString(s.Id)]; ok {
+				delete(pending, aws.ToString(s.Id))
+				res.Queued++
+			}
+		}
+		retryable := 0
+		for _, f := range out.Failed {
+			id := aws.ToString(f.Id)
+			m, ok := pending[id]
+			if !ok {
+				continue
+			}
+			lastErr[id] = f
+			if f.SenderFault {
+				delete(pending, id)
+				res.Failed = append(res.Failed, Failure{Ticker: m.Ticker, Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: true})
+				continue
+			}
+			retryable++
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		// Entries SQS failed to accept, or did not mention at all.
+		return retry.Transient(fmt.Errorf("%d of %d entries not accepted (%d reported failed)", len(pending), len(in.Entries), retryable), 0)
+	})
+	for i := range batch {
+		id := strconv.Itoa(i)
+		m, ok := pending[id]
+		if !ok {
+			continue
+		}
+		f := Failure{Ticker: m.Ticker, Code: "Unsent", Message: "not accepted after retries"}
+		if e, ok := lastErr[id]; ok {
+			f.Code, f.Message = aws.ToString(e.Code), aws.ToString(e.Message)
+		}
+		if callErr != nil {
+			f.Code, f.Message = "Unsent", "batch call failed"
+		} else if errors.Is(err, retry.ErrDeadline) || ctx.Err() != nil {
+			f.Message += " (no time left)"
+		}
+		res.Failed = append(res.Failed, f)
+	}
+	return callErr
+}
+
+func (p *Publisher) entry(id string, m Message) (types.SendMessageBatchRequestEntry, error) {
+	body, err := m.Encode()
+	if err != nil {
+		return types.SendMessageBatchRequestEntry{}, err
+	}
+	e := types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(body)}
+	if p.fifo {
+		e.MessageGroupId = aws.String(GroupID(m.Ticker, p.groups))
+		e.MessageDeduplicationId = aws.String(DeduplicationID(m.RunID, m.Ticker))
+	}
+	return e, nil
+}

@@ -1,0 +1,225 @@
+package queue
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/zsmseven/backend/pkg/retry"
+)
+
+// fakeSQS accepts entries except those its fail function rejects.
+type fakeSQS struct {
+	calls    []*sqs.SendMessageBatchInput
+	accepted []types.SendMessageBatchRequestEntry
+	// fail decides per entry (by call number, 1-based) whether SQS reports it
+	// failed and whether that is the sender's fault.
+	fail func(call int, e types.SendMessageBatchRequestEntry) (failed, senderFault bool)
+	err  error
+}
+
+func (f *fakeSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	f.calls = append(f.calls, in)
+	if f.err != nil {
+		return nil, f.err
+	}
+	if len(in.Entries) > MaxBatch {
+		return nil, fmt.Errorf("AWS.SimpleQueueService.TooManyEntriesInBatchRequest: %d", len(in.Entries))
+	}
+	out := &sqs.SendMessageBatchOutput{}
+	for _, e := range in.Entries {
+		if f.fail != nil {
+			if failed, sf := f.fail(len(f.calls), e); failed {
+				out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("InternalError"), Message: aws.String("try again"), SenderFault: sf})
+				continue
+			}
+		}
+		f.accepted = append(f.accepted, e)
+		out.Successful = append(out.Successful, types.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String("m-" + *e.Id)})
+	}
+	return out, nil
+}
+
+func messages(n int) []Message {
+	at := time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC)
+	ms := make([]Message, n)
+	for i := range ms {
+		ms[i] = New(fmt.Sprintf("T%03d", i), "run-1", at)
+	}
+	return ms
+}
+
+// noWait retries at once: the tests assert attempts, not durations.
+var noWait = retry.Policy{Attempts: 4, Sleep: func(context.Context, time.Duration) error { return nil }}
+
+func TestPublishSendsBatchesOfTen(t *testing.T) {
+	tests := []struct {
+		n       int
+		batches []int
+	}{{0, nil}, {1, []int{1}}, {10, []int{10}}, {11, []int{10, 1}}, {25, []int{10, 10, 5}}}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.n), func(t *testing.T) {
+			f := &fakeSQS{}
+			p := NewPublisher(f, "https://sqs.us-east-1.amazonaws.com/123/ticker-processing-queue-dev", PublisherOptions{Retry: noWait})
+			res, err := p.Publish(context.Background(), messages(tt.n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sizes []int
+			for _, c := range f.calls {
+				sizes = append(sizes, len(c.Entries))
+			}
+			if fmt.Sprint(sizes) != fmt.Sprint(tt.batches) {
+				t.Errorf("batch sizes %v, want %v", sizes, tt.batches)
+			}
+			if res.Queued != tt.n || len(res.Failed) != 0 || res.Batches != len(tt.batches) {
+				t.Errorf("result %+v", res)
+			}
+			for _, e := range f.accepted {
+				if e.MessageGroupId != nil || e.MessageDeduplicationId != nil {
+					t.Errorf("standard queue entry carries FIFO ids: %+v", e)
+				}
+				if _, err := Decode([]byte(*e.MessageBody)); err != nil {
+					t.Errorf("body %s: %v", *e.MessageBody, err)
+				}
+			}
+		})
+	}
+}
+
+func TestPublishResendsEntriesReportedFailed(t *testing.T) {
+	// T001 and T004 fail on the first call, T004 again on the second.
+	f := &fakeSQS{fail: func(call int, e types.SendMessageBatchRequestEntry) (bool, bool) {
+		body := *e.MessageBody
+		return (call == 1 && (strings.Contains(body, "T001") || strings.Contains(body, "T004"))) ||
+			(call == 2 && strings.Contains(body, "T004")), false
+	}}
+	p := NewPublisher(f, "https://sqs/q", PublisherOptions{Retry: noWait})
+	res, err := p.Publish(context.Background(), messages(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Queued != 5 || len(res.Failed) != 0 || res.Batches != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	if got := []int{len(f.calls[0].Entries), len(f.calls[1].Entries), len(f.calls[2].Entries)}; fmt.Sprint(got) != "[5 2 1]" {
+		t.Errorf("re-sent entries %v, want [5 2 1]", got)
+	}
+	if len(f.accepted) != 5 {
+		t.Errorf("%d messages accepted, want 5 (no duplicates)", len(f.accepted))
+	}
+}
+
+func TestPublishReportsWhatCannotBeSent(t *testing.T) {
+	// T000 is the sender's fault (not retried); T002 always fails (retried up
+	// to the policy's attempts).
+	f := &fakeSQS{fail: func(_ int, e types.SendMessageBatchRequestEntry) (bool, bool) {
+		switch {
+		case strings.Contains(*e.MessageBody, "T000"):
+			return true, true
+		case strings.Contains(*e.MessageBody, "T002"):
+			return true, false
+		}
+		return false, false
+	}}
+	p := NewPublisher(f, "https://sqs/q", PublisherOptions{Retry: noWait})
+	res, err := p.Publish(context.Background(), messages(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Queued != 1 || res.Batches != noWait.Attempts {
+		t.Fatalf("result %+v, want 1 queued in %d calls", res, noWait.Attempts)
+	}
+	want := map[string]bool{"T000": true, "T002": false}
+	if len(res.Failed) != 2 {
+		t.Fatalf("failed %+v", res.Failed)
+	}
+	for _, fl := range res.Failed {
+		sf, ok := want[fl.Ticker]
+		if !ok || fl.SenderFault != sf || fl.Code != "InternalError" {
+			t.Errorf("failure %+v", fl)
+		}
+	}
+	for _, c := range f.calls[1:] {
+		for _, e := range c.Entries {
+			if strings.Contains(*e.MessageBody, "T000") {
+				t.Error("a sender-fault entry was re-sent")
+			}
+		}
+	}
+}
+
+func TestPublishCallErrorFailsTheRest(t *testing.T) {
+	f := &fakeSQS{err: errors.New("AWS.SimpleQueueService.NonExistentQueue")}
+	p := NewPublisher(f, "https://sqs/q", PublisherOptions{Retry: noWait})
+	res, err := p.Publish(context.Background(), messages(15))
+	if err == nil || !strings.Contains(err.Error(), "NonExistentQueue") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(f.calls) != 1 || res.Queued != 0 || len(res.Failed) != 15 {
+		t.Fatalf("calls %d, result queued %d failed %d", len(f.calls), res.Queued, len(res.Failed))
+	}
+}
+
+func TestPublishFIFOIds(t *testing.T) {
+	for _, groups := range []int{1, 4} {
+		t.Run(fmt.Sprint(groups), func(t *testing.T) {
+			f := &fakeSQS{}
+			p := NewPublisher(f, "https://sqs/ticker-processing-queue-dev.fifo", PublisherOptions{Groups: groups, Retry: noWait})
+			if !p.FIFO() {
+				t.Fatal("a .fifo URL is not taken as FIFO")
+			}
+			if _, err := p.Publish(context.Background(), messages(40)); err != nil {
+				t.Fatal(err)
+			}
+			seenGroups := map[string]bool{}
+			seenDedup := map[string]bool{}
+			for _, e := range f.accepted {
+				m, err := Decode([]byte(*e.MessageBody))
+				if err != nil {
+					t.Fatal(err)
+				}
+				g, d := aws.ToString(e.MessageGroupId), aws.ToString(e.MessageDeduplicationId)
+				if g != GroupID(m.Ticker, groups) {
+					t.Errorf("%s: group %q", m.Ticker, g)
+				}
+				if groups == 1 && g != "tickers" {
+					t.Errorf("one group must be called tickers, got %q", g)
+				}
+				if groups > 1 && !strings.HasPrefix(g, "tickers-") {
+					t.Errorf("group %q", g)
+				}
+				if b, err := hex.DecodeString(d); err != nil || len(b) != 32 {
+					t.Errorf("dedup id %q is not hex SHA-256", d)
+				}
+				seenGroups[g], seenDedup[d] = true, true
+			}
+			if groups > 1 && len(seenGroups) < 2 {
+				t.Errorf("40 tickers all in one of %d groups: %v", groups, seenGroups)
+			}
+			if len(seenDedup) != 40 {
+				t.Errorf("%d distinct de-duplication ids for 40 tickers", len(seenDedup))
+			}
+		})
+	}
+}
+
+func TestFIFOIdsReferenceValues(t *testing.T) {
+	// Computed independently: printf 'run-1/AAPL' | sha256sum
+	if got, want := DeduplicationID("run-1", "AAPL"), "550120952cd5d961acf34eb4b6e3d35039c29ba647472c0ac15bf4790acd3421"; got != want {
+		t.Errorf("DeduplicationID = %s, want %s", got, want)
+	}
+	// FNV-1a 32 of "AAPL" is 1489842955 (computed with the published
+	// offset basis and prime in Python); 1489842955 mod 7 = 6.
+	if got, want := GroupID("AAPL", 7), "tickers-6"; got != want {
+		t.Errorf("GroupID = %s, want %s", got, want)
+	}
+}
