@@ -77,8 +77,8 @@ type Prompt struct {
 	Data []byte
 	// InputHash is the hex SHA-256 of Data.
 	InputHash string
-	// TemplateSHA256 is the hex SHA-256 of the template (system message,
-	// user template and schema builder version), identifying the exact
+	// TemplateSHA256 is the hex SHA-256 of the template (version, system
+	// message and user template), identifying the exact
 	// instructions independently of the data.
 	TemplateSHA256 string
 }

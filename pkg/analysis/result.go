@@ -155,7 +155,7 @@ func Parse(content []byte, symbols []string) (Result, error) {
 		default:
 			if err := json.Unmarshal(t.Score, &ts.Score); err != nil || ts.Score < 0 || ts.Score > 100 {
 				add("%s: score must be an integer from 0 to 100, got %s", label, quote(string(t.Score), 20))
-				}
+			}
 		}
 		switch {
 		case t.Signal == nil:
