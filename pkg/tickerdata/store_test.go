@@ -1,0 +1,143 @@
+package tickerdata_test
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/tickerdata"
+)
+
+func TestMain(m *testing.M) { dynalitetest.Main(m) }
+
+// closeAt is 16:00 New York of date, computed here with a fixed offset so the
+// reference does not come from the code under test (EST in these tests).
+func closeAt(t *testing.T, date string) time.Time {
+	t.Helper()
+	d, err := time.Parse(time.DateOnly, date)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Add(21 * time.Hour) // 16:00 EST = 21:00 UTC
+}
+
+func ptr(f float64) *float64 { return &f }
+
+func newStore(t *testing.T) (*tickerdata.Store, *dynamodb.Client, string) {
+	t.Helper()
+	env := dynalitetest.New(t, tables.TickerData)
+	name := tables.TickerData.Name(env.Stage)
+	return tickerdata.NewStore(env.Client, name), env.Client, name
+}
+
+func countItems(t *testing.T, c *dynamodb.Client, table, ticker string) int {
+	t.Helper()
+	out, err := c.Query(context.Background(), &dynamodb.QueryInput{
+		TableName:                 aws.String(table),
+		KeyConditionExpression:    aws.String("ticker = :t"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberS{Value: ticker}},
+		Select:                    types.SelectCount,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(out.Count)
+}
+
+func TestPutSameTradingDayOverwrites(t *testing.T) {
+	s, c, table := newStore(t)
+	ctx := context.Background()
+	row := tickerdata.Row{Ticker: "AAPL", Timestamp: closeAt(t, "2026-11-27"), AsOf: "2026-11-27", Price: 230.5, RSI: ptr(55.1), MA50: ptr(225),
+		Bars: 251, FetchedAt: time.Date(2026, 11, 28, 2, 31, 0, 0, time.UTC), Source: "polygon"}
+	if err := s.Put(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	// A retry of the same message later the same night, with a new price.
+	row.Price, row.RSI, row.FetchedAt = 231.25, ptr(56), row.FetchedAt.Add(20*time.Minute)
+	if err := s.Put(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	if n := countItems(t, c, table, "AAPL"); n != 1 {
+		t.Fatalf("%d items for one ticker and trading day, want 1", n)
+	}
+	got, ok, err := s.Latest(ctx, "AAPL")
+	if err != nil || !ok {
+		t.Fatalf("Latest: %v %v", ok, err)
+	}
+	if got.Price != 231.25 || *got.RSI != 56 || !got.FetchedAt.Equal(row.FetchedAt) {
+		t.Fatalf("latest row %+v is not the second write", got)
+	}
+	// The stored item has the documented attribute types.
+	out, err := c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
+		"ticker": &types.AttributeValueMemberS{Value: "AAPL"}, "timestamp": &types.AttributeValueMemberS{Value: "2026-11-27T21:00:00Z"}}})
+	if err != nil || out.Item == nil {
+		t.Fatalf("item under the documented key: %v %v", out, err)
+	}
+	for attr, typ := range map[string]string{"price": "N", "rsi": "N", "ma50": "N", "asOf": "S", "bars": "N", "fetchedAt": "S", "source": "S"} {
+		var got string
+		switch out.Item[attr].(type) {
+		case *types.AttributeValueMemberN:
+			got = "N"
+		case *types.AttributeValueMemberS:
+			got = "S"
+		}
+		if got != typ {
+			t.Errorf("attribute %s has type %q, want %s", attr, got, typ)
+		}
+	}
+}
+
+func TestLatestReturnsNewestTradingDay(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	// Written out of order; includes a month and year boundary.
+	for i, d := range []string{"2026-11-25", "2027-01-04", "2026-12-31", "2026-11-27"} {
+		if err := s.Put(ctx, tickerdata.Row{Ticker: "MSFT", Timestamp: closeAt(t, d), AsOf: d, Price: float64(400 + i), Bars: 300}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, tickerdata.Row{Ticker: "MSFT.B", Timestamp: closeAt(t, "2027-02-01"), AsOf: "2027-02-01", Price: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.Latest(ctx, "MSFT")
+	if err != nil || !ok {
+		t.Fatalf("Latest: %v %v", ok, err)
+	}
+	if got.AsOf != "2027-01-04" || got.Price != 401 || got.RSI != nil || got.MA50 != nil || got.Bars != 300 {
+		t.Fatalf("latest %+v, want the 2027-01-04 row without indicators", got)
+	}
+	if _, ok, err := s.Latest(ctx, "NONE"); ok || err != nil {
+		t.Fatalf("Latest of an unknown ticker: %v %v", ok, err)
+	}
+}
+
+func TestPutRejectsRowsThatCannotBeStored(t *testing.T) {
+	s, _, _ := newStore(t)
+	ok := tickerdata.Row{Ticker: "AAPL", Timestamp: closeAt(t, "2026-11-27"), AsOf: "2026-11-27", Price: 1}
+	tests := map[string]func(r *tickerdata.Row){
+		"lower-case ticker": func(r *tickerdata.Row) { r.Ticker = "aapl" },
+		"empty ticker":      func(r *tickerdata.Row) { r.Ticker = "" },
+		"zero timestamp":    func(r *tickerdata.Row) { r.Timestamp = time.Time{} },
+		"bad asOf":          func(r *tickerdata.Row) { r.AsOf = "27/11/2026" },
+		"NaN price":         func(r *tickerdata.Row) { r.Price = math.NaN() },
+		"infinite RSI":      func(r *tickerdata.Row) { r.RSI = ptr(math.Inf(1)) },
+	}
+	for name, mutate := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := ok
+			mutate(&r)
+			err := s.Put(context.Background(), r)
+			if err == nil || !retry.IsPermanent(err) {
+				t.Fatalf("err = %v, want a permanent error", err)
+			}
+		})
+	}
+}
