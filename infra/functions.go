@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Settings handed to the functions (the configuration contract; the functions
+// apply the same defaults when a variable is absent).
+const (
+	polygonBaseURL         = "https://api.polygon.io"
+	polygonHistoryDays     = 400
+	xaiAPIURL              = "https://api.x.ai/v1/chat/completions"
+	xaiModel               = "grok-4.3"
+	xaiMaxCompletionTokens = 8000
+	tickerMessageGroups    = 1
+	logLevel               = "info"
+)
+
+// Asynchronous invocations (the schedules) are retried at most this often and
+// dropped to the on-failure destination after this age, instead of Lambda's
+// defaults (2 retries over up to 6 hours).
+const (
+	asyncRetryAttempts = 2
+	asyncMaxEventAgeH  = 1
+)
+
+// function is one Lambda function with its own role and log group.
+type function struct {
+	// Name is the logical name, e.g. "processTicker".
+	Name string
+	// Dir is the directory under lambdas/ and the asset directory, e.g. "processticker".
+	Dir      string
+	Fn       awslambda.Function
+	Role     awsiam.Role
+	LogGroup awslogs.LogGroup
+}
+
+// functions are the three functions of the service.
+type functions struct {
+	processTickers   *function
+	processTicker    *function
+	analyzePortfolio *function
+}
+
+func (f *functions) all() []*function {
+	return []*function{f.processTickers, f.processTicker, f.analyzePortfolio}
+}
+
+// functionDirs lists the asset directories, in the order of functions.all.
+var functionDirs = []string{"processtickers", "processticker", "analyzeportfolio"}
+
+// functionName is the deployed name, e.g. "zsm-processTicker-dev".
+func functionName(name, stage string) string { return "zsm-" + name + "-" + stage }
+
+// logGroupName is the function's own log group.
+func logGroupName(name, stage string) string { return "/aws/lambda/" + functionName(name, stage) }
+
+// checkAssets fails early, with the fix, when `make build` has not run.
+func checkAssets(cfg Config) error {
+	for _, dir := range functionDirs {
+		p := filepath.Join(cfg.AssetsDir, dir, "bootstrap")
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("function asset %s is missing (run `make build` first): %w", p, err)
+		}
+	}
+	return nil
+}
+
+// fnSpec describes one function to build.
+type fnSpec struct {
+	name, dir   string
+	description string
+	memoryMB    float64
+	timeoutS    float64
+	env         map[string]string
+	// async, when set, is where failed asynchronous invocations go.
+	async awslambda.IDestination
+}
+
+func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tickerQueue, keys awssecretsmanager.Secret, failures *failureQueues) *functions {
+	onFailure := awslambdadestinations.NewSqsDestination(failures.asyncInvocations)
+
+	processTickers := newFunction(scope, cfg, fnSpec{
+		name: "processTickers", dir: "processtickers",
+		description: "Scans the portfolio tables and queues one message per ticker",
+		memoryMB:    256, timeoutS: 60,
+		env: map[string]string{
+			"USER_PORTFOLIOS_TABLE":     *store.userPortfolios.TableName(),
+			"PORTFOLIO_POSITIONS_TABLE": *store.portfolioPositions.TableName(),
+			"TICKER_QUEUE_URL":          *q.queue.QueueUrl(),
+			"TICKER_MESSAGE_GROUPS":     strconv.Itoa(tickerMessageGroups),
+		},
+		async: onFailure,
+	})
+	allowTable(processTickers.Role, store.userPortfolios, sharedReadActions...)
+	allowTable(processTickers.Role, store.portfolioPositions, sharedReadActions...)
+	allow(processTickers.Role, []string{"sqs:SendMessage"}, *q.queue.QueueArn())
+
+	processTicker := newFunction(scope, cfg, fnSpec{
+		name: "processTicker", dir: "processticker",
+		description: "Fetches daily bars for one ticker from Polygon, computes price, RSI(14) and MA50, stores them",
+		memoryMB:    256, timeoutS: processTickerTimeout,
+		env: map[string]string{
+			"TICKER_DATA_TABLE":        *store.tickerData.TableName(),
+			"POLYGON_BASE_URL":         polygonBaseURL,
+			"POLYGON_CALLS_PER_MINUTE": strconv.Itoa(cfg.PolygonCallsPerMinute),
+			"POLYGON_HISTORY_DAYS":     strconv.Itoa(polygonHistoryDays),
+			"API_KEYS_SECRET_ARN":      *keys.SecretArn(),
+		},
+	})
+	allowTable(processTicker.Role, store.tickerData, "dynamodb:PutItem")
+	allow(processTicker.Role, []string{"secretsmanager:GetSecretValue"}, *keys.SecretArn())
+	// The event source grants the consume actions on the queue.
+	processTicker.Fn.AddEventSource(awslambdaeventsources.NewSqsEventSource(q.queue, &awslambdaeventsources.SqsEventSourceProps{
+		BatchSize:               jsii.Number(tickerBatchSize),
+		ReportBatchItemFailures: jsii.Bool(true),
+		MaxConcurrency:          jsii.Number(tickerEventSourceMaxConcurrency),
+	}))
+
+	analyzePortfolio := newFunction(scope, cfg, fnSpec{
+		name: "analyzePortfolio", dir: "analyzeportfolio",
+		description: "Asks xAI Grok for a structured analysis of a portfolio and stores it",
+		memoryMB:    256, timeoutS: 300,
+		env: map[string]string{
+			"USER_PORTFOLIOS_TABLE":     *store.userPortfolios.TableName(),
+			"PORTFOLIO_POSITIONS_TABLE": *store.portfolioPositions.TableName(),
+			"TICKER_DATA_TABLE":         *store.tickerData.TableName(),
+			"PORTFOLIO_ANALYSES_TABLE":  *store.analyses.TableName(),
+			"DEFAULT_PORTFOLIO":         cfg.AnalysisPortfolio,
+			"XAI_API_URL":               xaiAPIURL,
+			"XAI_MODEL":                 xaiModel,
+			"XAI_MAX_COMPLETION_TOKENS": strconv.Itoa(xaiMaxCompletionTokens),
+			"API_KEYS_SECRET_ARN":       *keys.SecretArn(),
+		},
+		async: onFailure,
+	})
+	allowTable(analyzePortfolio.Role, store.userPortfolios, sharedReadActions...)
+	allowTable(analyzePortfolio.Role, store.portfolioPositions, sharedReadActions...)
+	allowTable(analyzePortfolio.Role, store.tickerData, "dynamodb:Query")
+	allowTable(analyzePortfolio.Role, store.analyses, "dynamodb:Query", "dynamodb:PutItem")
+	allow(analyzePortfolio.Role, []string{"secretsmanager:GetSecretValue"}, *keys.SecretArn())
+
+	return &functions{processTickers: processTickers, processTicker: processTicker, analyzePortfolio: analyzePortfolio}
+}
+
+// newFunction builds a function with its own role (no managed policy) and its
+// own log group, which the role may write and nothing else until the caller
+// adds the function's data permissions.
+func newFunction(scope constructs.Construct, cfg Config, s fnSpec) *function {
+	stage := cfg.Stage
+	id := upperFirst(s.name)
+	logGroup := awslogs.NewLogGroup(scope, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String(logGroupName(s.name, stage)),
+		Retention:     logRetention(stage),
+		RemovalPolicy: removalPolicy(stage),
+	})
+	role := awsiam.NewRole(scope, jsii.String(id+"Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("Execution role of " + functionName(s.name, stage)),
+	})
+	// Only the function's own log group: streams are created by Lambda.
+	allow(role, []string{"logs:CreateLogStream", "logs:PutLogEvents"}, *logGroup.LogGroupArn())
+
+	env := map[string]*string{
+		"STAGE":     jsii.String(stage),
+		"LOG_LEVEL": jsii.String(logLevel),
+	}
+	for k, v := range s.env {
+		env[k] = jsii.String(v)
+	}
+	props := &awslambda.FunctionProps{
+		FunctionName:          jsii.String(functionName(s.name, stage)),
+		Description:           jsii.String(s.description),
+		Runtime:               awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:          awslambda.Architecture_ARM_64(),
+		Handler:               jsii.String("bootstrap"),
+		Code:                  awslambda.Code_FromAsset(jsii.String(filepath.Join(cfg.AssetsDir, s.dir)), nil),
+		MemorySize:            jsii.Number(s.memoryMB),
+		Timeout:               awscdk.Duration_Seconds(jsii.Number(s.timeoutS)),
+		Role:                  role,
+		LogGroup:              logGroup,
+		LoggingFormat:         awslambda.LoggingFormat_JSON,
+		ApplicationLogLevelV2: awslambda.ApplicationLogLevel_INFO,
+		SystemLogLevelV2:      awslambda.SystemLogLevel_INFO,
+		Environment:           &env,
+	}
+	if s.async != nil {
+		props.OnFailure = s.async
+		props.RetryAttempts = jsii.Number(asyncRetryAttempts)
+		props.MaxEventAge = awscdk.Duration_Hours(jsii.Number(asyncMaxEventAgeH))
+	}
+	fn := awslambda.NewFunction(scope, jsii.String(id), props)
+	return &function{Name: s.name, Dir: s.dir, Fn: fn, Role: role, LogGroup: logGroup}
+}
+
+// logRetention keeps a month of logs in dev and three months in prod.
+func logRetention(stage string) awslogs.RetentionDays {
+	if isProd(stage) {
+		return awslogs.RetentionDays_THREE_MONTHS
+	}
+	return awslogs.RetentionDays_ONE_MONTH
+}
+
+// allow adds one explicit statement to a role's policy.
+func allow(role awsiam.IRole, actions []string, resources ...string) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Effect:    awsiam.Effect_ALLOW,
+		Actions:   jsii.Strings(actions...),
+		Resources: jsii.Strings(resources...),
+	}))
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}

@@ -1,0 +1,130 @@
+// Command infra is the AWS CDK app of the ZSM Seven backend: one stack per
+// deployment stage (ZsmSevenBackend-dev, ZsmSevenBackend-prod). Run it through
+// the CDK CLI from the repository root (`make synth STAGE=dev`), which reads
+// cdk.json for the app command, the context defaults and the feature flags.
+//
+// The stack is environment-agnostic (no lookups), so synthesis needs no AWS
+// credentials. Each concern has its own file: storage.go (tables), queue.go,
+// functions.go, schedules.go, secrets.go, monitoring.go, nag.go (cdk-nag checks
+// and the justified suppressions).
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/zsmseven/backend/pkg/tables"
+)
+
+// Context keys read by the app (defaults in cdk.json, override with -c key=value).
+const (
+	ctxStage                 = "stage"
+	ctxPolygonCallsPerMinute = "polygonCallsPerMinute"
+	ctxAnalysisPortfolio     = "analysisPortfolio"
+	ctxAssetsDir             = "assetsDir"
+	ctxAlarmEmail            = "alarmEmail"
+)
+
+// Defaults used when cdk.json does not set a context key.
+const (
+	defaultCallsPerMinute    = 5
+	defaultAnalysisPortfolio = "ZSM Seven"
+	defaultAssetsDir         = "dist"
+)
+
+// Config is everything a stack needs to know about its deployment.
+type Config struct {
+	// Stage is "dev" or "prod"; it suffixes every physical name.
+	Stage string
+	// PolygonCallsPerMinute is the Polygon plan's rate (0 = unlimited).
+	PolygonCallsPerMinute int
+	// AnalysisPortfolio is the portfolio the nightly analysis is run for.
+	AnalysisPortfolio string
+	// AssetsDir holds <fn>/bootstrap for each function (built by `make build`).
+	AssetsDir string
+	// AlarmEmail, when set, is subscribed to the alarm topic.
+	AlarmEmail string
+}
+
+// StackName is the CloudFormation stack name of a stage.
+func StackName(stage string) string { return "ZsmSevenBackend-" + stage }
+
+// ConfigFromContext reads and validates the app's context. Any problem is one
+// line naming the context key.
+func ConfigFromContext(app awscdk.App) (Config, error) {
+	node := app.Node()
+	get := func(key string) (string, bool) {
+		v := node.TryGetContext(jsii.String(key))
+		switch v := v.(type) {
+		case nil:
+			return "", false
+		case string:
+			return strings.TrimSpace(v), true
+		case float64:
+			return strconv.FormatFloat(v, 'f', -1, 64), true
+		default:
+			return fmt.Sprint(v), true
+		}
+	}
+	cfg := Config{
+		Stage:                 tables.StageDev,
+		PolygonCallsPerMinute: defaultCallsPerMinute,
+		AnalysisPortfolio:     defaultAnalysisPortfolio,
+		AssetsDir:             defaultAssetsDir,
+	}
+	if v, ok := get(ctxStage); ok {
+		cfg.Stage = v
+	}
+	if err := tables.ValidateDeployStage(cfg.Stage); err != nil {
+		return Config{}, fmt.Errorf("context %s: %w", ctxStage, err)
+	}
+	if v, ok := get(ctxPolygonCallsPerMinute); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return Config{}, fmt.Errorf("context %s: %q is not a non-negative integer", ctxPolygonCallsPerMinute, v)
+		}
+		cfg.PolygonCallsPerMinute = n
+	}
+	if v, ok := get(ctxAnalysisPortfolio); ok {
+		if v == "" || len(v) > 256 {
+			return Config{}, fmt.Errorf("context %s: must be a portfolio name of 1 to 256 characters", ctxAnalysisPortfolio)
+		}
+		cfg.AnalysisPortfolio = v
+	}
+	if v, ok := get(ctxAssetsDir); ok && v != "" {
+		cfg.AssetsDir = v
+	}
+	if v, ok := get(ctxAlarmEmail); ok && v != "" {
+		if strings.Count(v, "@") != 1 || strings.ContainsAny(v, " \t,;") {
+			return Config{}, fmt.Errorf("context %s: %q is not an email address", ctxAlarmEmail, v)
+		}
+		cfg.AlarmEmail = v
+	}
+	return cfg, nil
+}
+
+func main() {
+	defer jsii.Close()
+	app := awscdk.NewApp(nil)
+	cfg, err := ConfigFromContext(app)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "infra:", err)
+		os.Exit(1)
+	}
+	if err := checkAssets(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "infra:", err)
+		os.Exit(1)
+	}
+	NewStack(app, StackName(cfg.Stage), &StackProps{
+		StackProps: awscdk.StackProps{
+			Description: jsii.String(fmt.Sprintf("ZSM Seven backend processing (%s): ticker pipeline and portfolio analysis", cfg.Stage)),
+		},
+		Config: cfg,
+	})
+	app.Synth(nil)
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Queue sizing, decided together (docs/decisions/0001-queue-concurrency.md):
+// a batch of tickerBatchSize tickers paced at 12 s per Polygon call (5 calls
+// per minute) needs about 120 s, so the consumer gets processTickerTimeout,
+// and SQS hides a received batch for visibilityTimeoutFactor times that, as
+// AWS recommends for Lambda event sources.
+const (
+	tickerBatchSize         = 10
+	processTickerTimeout    = 180 // seconds
+	visibilityTimeoutFactor = 6
+	maxReceiveCount         = 5
+	// tickerEventSourceMaxConcurrency is the minimum Lambda allows; with one
+	// FIFO message group only one batch is in flight anyway.
+	tickerEventSourceMaxConcurrency = 2
+	retentionDays                   = 14
+)
+
+// tickerQueue is the FIFO queue feeding processTicker and its dead-letter queue.
+type tickerQueue struct {
+	queue awssqs.Queue
+	dlq   awssqs.Queue
+}
+
+func tickerQueueName(stage string) string { return "ticker-processing-queue-" + stage + ".fifo" }
+func tickerDLQName(stage string) string   { return "ticker-processing-dlq-" + stage + ".fifo" }
+
+func newTickerQueue(scope constructs.Construct, stage string) *tickerQueue {
+	dlq := awssqs.NewQueue(scope, jsii.String("TickerDLQ"), &awssqs.QueueProps{
+		QueueName: jsii.String(tickerDLQName(stage)),
+		Fifo:      jsii.Bool(true),
+		// processTickers sends an explicit deduplication id per run and ticker;
+		// redriven messages keep theirs.
+		ContentBasedDeduplication: jsii.Bool(false),
+		RetentionPeriod:           awscdk.Duration_Days(jsii.Number(retentionDays)),
+		Encryption:                awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:                jsii.Bool(true),
+	})
+	q := awssqs.NewQueue(scope, jsii.String("TickerQueue"), &awssqs.QueueProps{
+		QueueName:                 jsii.String(tickerQueueName(stage)),
+		Fifo:                      jsii.Bool(true),
+		ContentBasedDeduplication: jsii.Bool(false),
+		RetentionPeriod:           awscdk.Duration_Days(jsii.Number(retentionDays)),
+		VisibilityTimeout:         awscdk.Duration_Seconds(jsii.Number(visibilityTimeoutFactor * processTickerTimeout)),
+		Encryption:                awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:                jsii.Bool(true),
+		DeadLetterQueue: &awssqs.DeadLetterQueue{
+			Queue:           dlq,
+			MaxReceiveCount: jsii.Number(maxReceiveCount),
+		},
+	})
+	return &tickerQueue{queue: q, dlq: dlq}
+}
+
+// failureQueues collect what the schedules and the asynchronous invocations of
+// the scheduled functions could not deliver, so a failed nightly run is
+// visible (alarmed) and can be replayed by hand.
+type failureQueues struct {
+	// schedules is the dead-letter queue of both EventBridge Scheduler targets.
+	schedules awssqs.Queue
+	// asyncInvocations is the on-failure destination of processTickers and
+	// analyzePortfolio.
+	asyncInvocations awssqs.Queue
+}
+
+func newFailureQueues(scope constructs.Construct, stage string) *failureQueues {
+	mk := func(id, name string) awssqs.Queue {
+		q := awssqs.NewQueue(scope, jsii.String(id), &awssqs.QueueProps{
+			QueueName:       jsii.String(name),
+			RetentionPeriod: awscdk.Duration_Days(jsii.Number(retentionDays)),
+			Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+			EnforceSSL:      jsii.Bool(true),
+		})
+		suppress(q, "AwsSolutions-SQS3",
+			"This queue is itself a dead-letter queue (of the Scheduler targets or of Lambda asynchronous invocations); cdk-nag only recognises DLQs referenced by another queue's RedrivePolicy. Its depth is alarmed.")
+		return q
+	}
+	return &failureQueues{
+		schedules:        mk("ScheduleDLQ", "zsm-schedule-dlq-"+stage),
+		asyncInvocations: mk("AsyncFailureQueue", "zsm-async-failures-"+stage),
+	}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsschedulertargets"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Schedule expressions, evaluated in America/New_York so they follow the
+// market's clock through daylight saving time (neither falls in the 02:00-02:59
+// hour that DST skips or repeats).
+const (
+	// processTickersCron: weekdays at 21:30, after the close and after Polygon
+	// has published the day's bars.
+	processTickersCron = "cron(30 21 ? * MON-FRI *)"
+	// analyzePortfolioCron: the morning after each trading day, 01:00.
+	analyzePortfolioCron = "cron(0 1 ? * TUE-SAT *)"
+	// scheduleTimeZone is the IANA zone of both schedules.
+	scheduleTimeZone = "America/New_York"
+)
+
+// A schedule that cannot invoke its target is retried a few times within an
+// hour (the Scheduler default is 185 attempts over 24 hours), then dropped into
+// the schedules' dead-letter queue, which alarms.
+const (
+	scheduleRetryAttempts = 2
+	scheduleMaxEventAgeH  = 1
+)
+
+func newSchedules(scope constructs.Construct, cfg Config, fns *functions, failures *failureQueues) {
+	tz := awscdk.TimeZone_Of(jsii.String(scheduleTimeZone))
+	// One role for both schedules, assumable by EventBridge Scheduler from this
+	// account only. The targets add what it may do: invoke the two functions
+	// and send to the schedules' dead-letter queue.
+	role := awsiam.NewRole(scope, jsii.String("SchedulerRole"), &awsiam.RoleProps{
+		AssumedBy: awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), &awsiam.ServicePrincipalOpts{
+			Conditions: &map[string]any{
+				"StringEquals": map[string]any{"aws:SourceAccount": awscdk.Aws_ACCOUNT_ID()},
+			},
+		}),
+		Description: jsii.String("EventBridge Scheduler: invoke the nightly functions of " + cfg.Stage),
+	})
+	target := func(fn *function, input awsscheduler.ScheduleTargetInput) awsscheduler.IScheduleTarget {
+		return awsschedulertargets.NewLambdaInvoke(fn.Fn, &awsschedulertargets.ScheduleTargetBaseProps{
+			Input:           input,
+			RetryAttempts:   jsii.Number(scheduleRetryAttempts),
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(scheduleMaxEventAgeH)),
+			DeadLetterQueue: failures.schedules,
+			Role:            role,
+		})
+	}
+	awsscheduler.NewSchedule(scope, jsii.String("ProcessTickersSchedule"), &awsscheduler.ScheduleProps{
+		ScheduleName: jsii.String(functionName(fns.processTickers.Name, cfg.Stage)),
+		Description:  jsii.String("Queue every held ticker after the US close (weekdays 21:30 New York)"),
+		Schedule:     awsscheduler.ScheduleExpression_Expression(jsii.String(processTickersCron), tz),
+		Target:       target(fns.processTickers, nil),
+	})
+	awsscheduler.NewSchedule(scope, jsii.String("AnalyzePortfolioSchedule"), &awsscheduler.ScheduleProps{
+		ScheduleName: jsii.String(functionName(fns.analyzePortfolio.Name, cfg.Stage)),
+		Description:  jsii.String("Analyze the portfolio the morning after each trading day (Tue-Sat 01:00 New York)"),
+		Schedule:     awsscheduler.ScheduleExpression_Expression(jsii.String(analyzePortfolioCron), tz),
+		Target: target(fns.analyzePortfolio, awsscheduler.ScheduleTargetInput_FromObject(map[string]any{
+			"portfolio_name": cfg.AnalysisPortfolio,
+		})),
+	})
+	// grantInvoke covers the function and its qualified ARNs (versions and
+	// aliases, "<arn>:*") of exactly these two functions.
+	var appliesTo []string
+	for _, f := range []*function{fns.processTickers, fns.analyzePortfolio} {
+		appliesTo = append(appliesTo, "Resource::<"+logicalID(f.Fn)+".Arn>:*")
+	}
+	suppressTree(role, "AwsSolutions-IAM5",
+		"lambda:InvokeFunction on the qualified ARNs (<function arn>:*, versions and aliases) of the two scheduled functions only, as grantInvoke writes it; no other resource is wildcarded.",
+		appliesTo...)
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// StackProps configures a ZSM Seven backend stack.
+type StackProps struct {
+	awscdk.StackProps
+	Config Config
+}
+
+// NewStack builds the whole backend of one stage: tables, queue, functions,
+// schedules, secret and monitoring, with the cdk-nag AwsSolutions checks
+// applied to it. The tests build the same stack through this function.
+func NewStack(scope constructs.Construct, id string, props *StackProps) awscdk.Stack {
+	cfg := props.Config
+	stack := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
+	awscdk.Tags_Of(stack).Add(jsii.String("project"), jsii.String("zsm-seven-backend"), nil)
+	awscdk.Tags_Of(stack).Add(jsii.String("stage"), jsii.String(cfg.Stage), nil)
+
+	store := newStorage(stack, cfg.Stage)
+	q := newTickerQueue(stack, cfg.Stage)
+	keys := newAPIKeysSecret(stack, cfg.Stage)
+	failures := newFailureQueues(stack, cfg.Stage)
+	fns := newFunctions(stack, cfg, store, q, keys, failures)
+	newSchedules(stack, cfg, fns, failures)
+	newMonitoring(stack, cfg, fns, q, failures)
+
+	addNagChecks(stack)
+	return stack
+}

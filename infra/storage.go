@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/zsmseven/backend/pkg/tables"
+)
+
+// storage holds the tables the stack owns and the shared ones it imports.
+type storage struct {
+	tickerData awsdynamodb.Table
+	analyses   awsdynamodb.Table
+	// Shared tables of portfolio-api: imported by name, read-only here.
+	userPortfolios     awsdynamodb.ITable
+	portfolioPositions awsdynamodb.ITable
+}
+
+// isProd reports whether the stage keeps its data when the stack goes away.
+func isProd(stage string) bool { return stage == tables.StageProd }
+
+// removalPolicy is RETAIN for prod data and DESTROY for dev, so a dev stack can
+// be torn down completely while prod data survives a mistaken deletion.
+func removalPolicy(stage string) awscdk.RemovalPolicy {
+	if isProd(stage) {
+		return awscdk.RemovalPolicy_RETAIN
+	}
+	return awscdk.RemovalPolicy_DESTROY
+}
+
+func newStorage(scope constructs.Construct, stage string) *storage {
+	return &storage{
+		tickerData: newOwnedTable(scope, "TickerData", tables.TickerData, stage),
+		analyses:   newOwnedTable(scope, "PortfolioAnalyses", tables.PortfolioAnalyses, stage),
+		userPortfolios: awsdynamodb.Table_FromTableName(scope, jsii.String("UserPortfolios"),
+			jsii.String(tables.UserPortfolios.Name(stage))),
+		portfolioPositions: awsdynamodb.Table_FromTableName(scope, jsii.String("PortfolioPositions"),
+			jsii.String(tables.PortfolioPositions.Name(stage))),
+	}
+}
+
+// newOwnedTable creates a table from its spec: on-demand billing, point-in-time
+// recovery, encryption at rest with the AWS managed key, and per-stage
+// retention.
+func newOwnedTable(scope constructs.Construct, id string, spec tables.Spec, stage string) awsdynamodb.Table {
+	if spec.Shared {
+		panic(fmt.Sprintf("table %s is shared: import it, do not create it", spec.Base))
+	}
+	props := &awsdynamodb.TableProps{
+		TableName:    jsii.String(spec.Name(stage)),
+		PartitionKey: attribute(spec.PartitionKey),
+		BillingMode:  awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
+			PointInTimeRecoveryEnabled: jsii.Bool(true),
+		},
+		Encryption:         awsdynamodb.TableEncryption_AWS_MANAGED,
+		DeletionProtection: jsii.Bool(isProd(stage)),
+		RemovalPolicy:      removalPolicy(stage),
+	}
+	if spec.SortKey != nil {
+		props.SortKey = attribute(*spec.SortKey)
+	}
+	return awsdynamodb.NewTable(scope, jsii.String(id), props)
+}
+
+func attribute(k tables.Key) *awsdynamodb.Attribute {
+	t := awsdynamodb.AttributeType_STRING
+	switch k.Type {
+	case tables.String:
+	case tables.Number:
+		t = awsdynamodb.AttributeType_NUMBER
+	default:
+		panic(fmt.Sprintf("key %s: unsupported attribute type %q", k.Name, k.Type))
+	}
+	return &awsdynamodb.Attribute{Name: jsii.String(k.Name), Type: t}
+}
+
+// Table actions granted in this stack. They are listed here, not spread across
+// grant helpers, so a reviewer sees every DynamoDB permission in one place.
+// sharedReadActions never include a write: the shared tables belong to
+// portfolio-api.
+var (
+	sharedReadActions = []string{"dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem"}
+)
+
+// allowTable grants actions on exactly one table ARN (no index ARNs: the
+// service uses no secondary index).
+func allowTable(role awsiam.IRole, table awsdynamodb.ITable, actions ...string) {
+	allow(role, actions, *table.TableArn())
+}
