@@ -11,6 +11,8 @@ FN        ?= processticker
 FUNCTIONS := processtickers processticker analyzeportfolio
 GO        ?= go
 NODE_BIN  := node_modules/.bin
+# The CDK CLI, offline: no notices, no version check, no version reporting.
+CDK       := CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 $(NODE_BIN)/cdk --no-notices --no-version-reporting
 
 # jsii (the CDK's Go bindings) prints a large banner on Node 20; silence it.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -55,19 +57,25 @@ lint: ## gofmt, go vet, staticcheck and actionlint
 
 .PHONY: synth
 synth: build node_modules/.installed ## synthesize the stack offline into cdk.out/ (STAGE=dev|prod)
-	$(NODE_BIN)/cdk synth -c stage=$(STAGE) --quiet
+	$(CDK) synth -c stage=$(STAGE) --quiet --output cdk.out
 
 .PHONY: diff
 diff: build node_modules/.installed ## show what a deploy would change (STAGE=dev|prod; needs AWS credentials)
-	$(NODE_BIN)/cdk diff -c stage=$(STAGE)
+	$(CDK) diff -c stage=$(STAGE)
 
 .PHONY: deploy
 deploy: build node_modules/.installed ## deploy the stack (STAGE=dev|prod; needs AWS credentials)
-	$(NODE_BIN)/cdk deploy -c stage=$(STAGE) --require-approval broadening
+	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
 
 .PHONY: logs
-logs: ## follow a deployed function's logs (FN=processtickers|processticker|analyzeportfolio STAGE=dev|prod)
-	aws logs tail "/zsm/$(STAGE)/$(FN)" --follow --format short
+logs: ## follow a deployed function's logs (FN=processTickers|processTicker|analyzePortfolio, or the lambdas/ dir name; STAGE=dev|prod)
+	@case "$(FN)" in \
+	  processTickers|processtickers) fn=processTickers ;; \
+	  processTicker|processticker) fn=processTicker ;; \
+	  analyzePortfolio|analyzeportfolio) fn=analyzePortfolio ;; \
+	  *) echo "FN must be processTickers, processTicker or analyzePortfolio (got '$(FN)')" >&2; exit 2 ;; \
+	esac; \
+	aws logs tail "/aws/lambda/zsm-$$fn-$(STAGE)" --follow --format short
 
 .PHONY: bench
 bench: ## run the benchmarks and write docs/benchmarks.md
