@@ -1,0 +1,107 @@
+package analyses_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/tables"
+)
+
+func TestMain(m *testing.M) { dynalitetest.Main(m) }
+
+func sample(ts time.Time) analyses.Item {
+	cost := 0.0037525
+	return analyses.Item{
+		Portfolio: "ZSM Seven", Timestamp: ts, Analysis: "Long text.", Model: "grok-4.3-0309", DataAsOf: "2026-11-27",
+		Result: analysis.Result{Summary: "Short.", Analysis: "Long text.", Tickers: []analysis.TickerScore{
+			{Ticker: "AAPL", Score: 62, Signal: "buy", Rationale: "RSI 41."},
+			{Ticker: "MSFT", Score: 50, Signal: "hold", Rationale: "No data."},
+		}},
+		Missing: []string{"MSFT"}, Stale: []string{}, Excluded: []string{`"AA PL": bad`},
+		PromptVersion: analysis.PromptVersion, PromptSHA256: "ab", InputHash: "cd", RequestedModel: "grok-4.3", SystemFingerprint: "fp_1",
+		Usage:   analyses.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, ReasoningTokens: 4},
+		CostUSD: &cost, LatencyMs: 1234, Attempts: 2, Status: analyses.StatusOK,
+	}
+}
+
+func TestRoundTripAndRecent(t *testing.T) {
+	env := dynalitetest.New(t, tables.PortfolioAnalyses)
+	repo := analyses.New(env.Client, tables.PortfolioAnalyses.Name(env.Stage))
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	a, b := sample(t0), sample(t0.Add(time.Hour))
+	b.Status, b.Reason, b.Model, b.CostUSD, b.SystemFingerprint = analyses.StatusFallback, "xai: HTTP 500", analysis.RulesName, nil, ""
+	require.NoError(t, repo.Put(ctx, a))
+	require.NoError(t, repo.Put(ctx, b))
+
+	got, err := repo.Recent(ctx, "ZSM Seven", 10)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, b, got[0], "newest first")
+	assert.Equal(t, a, got[1])
+
+	err = repo.Put(ctx, a)
+	assert.ErrorIs(t, err, analyses.ErrExists)
+	assert.True(t, retry.IsPermanent(err))
+
+	one, err := repo.Recent(ctx, "ZSM Seven", 1)
+	require.NoError(t, err)
+	assert.Len(t, one, 1)
+	none, err := repo.Recent(ctx, "Other", 5)
+	require.NoError(t, err)
+	assert.Empty(t, none)
+}
+
+// The stored item has the attribute names and types of the contract.
+func TestStoredShape(t *testing.T) {
+	env := dynalitetest.New(t, tables.PortfolioAnalyses)
+	table := tables.PortfolioAnalyses.Name(env.Stage)
+	ts := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	require.NoError(t, analyses.New(env.Client, table).Put(context.Background(), sample(ts)))
+	out, err := env.Client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
+		"portfolio": &types.AttributeValueMemberS{Value: "ZSM Seven"}, "timestamp": &types.AttributeValueMemberS{Value: "2026-11-28T06:00:00Z"}}})
+	require.NoError(t, err)
+	kinds := map[string]string{}
+	for k, v := range out.Item {
+		switch v.(type) {
+		case *types.AttributeValueMemberS:
+			kinds[k] = "S"
+		case *types.AttributeValueMemberN:
+			kinds[k] = "N"
+		case *types.AttributeValueMemberM:
+			kinds[k] = "M"
+		case *types.AttributeValueMemberL:
+			kinds[k] = "L"
+		}
+	}
+	assert.Equal(t, map[string]string{"portfolio": "S", "timestamp": "S", "analysis": "S", "model": "S", "dataAsOf": "S", "parsed_data": "M",
+		"promptVersion": "S", "promptSha256": "S", "inputHash": "S", "requestedModel": "S", "systemFingerprint": "S", "usage": "M",
+		"costUsd": "N", "latencyMs": "N", "attempts": "N", "status": "S", "excludedSymbols": "L"}, kinds)
+	pd := out.Item["parsed_data"].(*types.AttributeValueMemberM).Value
+	first := pd["tickers"].(*types.AttributeValueMemberL).Value[0].(*types.AttributeValueMemberM).Value
+	assert.Equal(t, &types.AttributeValueMemberN{Value: "62"}, first["score"])
+	assert.Equal(t, &types.AttributeValueMemberS{Value: "AAPL"}, first["ticker"])
+	assert.Contains(t, pd, "summary")
+	assert.Contains(t, pd, "missing")
+	assert.Contains(t, pd, "stale")
+}
+
+func TestPutRejectsBadItems(t *testing.T) {
+	repo := analyses.New(nil, "unused")
+	it := sample(time.Now())
+	it.Status = "maybe"
+	assert.True(t, retry.IsPermanent(repo.Put(context.Background(), it)))
+	it = sample(time.Time{})
+	assert.Error(t, repo.Put(context.Background(), it))
+}
