@@ -43,3 +43,18 @@ func TestHolidayTableIsConsistent(t *testing.T) {
 		}
 	}
 }
+
+// isDate must agree with time.Parse on every kind of input it sees.
+func TestIsDateAgreesWithTimeParse(t *testing.T) {
+	inputs := []string{
+		"2026-03-06", "2024-02-29", "2025-02-29", "2026-02-28", "2026-04-31", "2026-12-31", "2026-13-01",
+		"2026-00-10", "2026-01-00", "0000-01-01", "9999-12-31", "2026-3-06", "2026/03/06", "2026-03-0a",
+		"", "2026-03-06 ", "+026-03-06", "2026-03-32", "1900-02-29", "2000-02-29",
+	}
+	for _, s := range inputs {
+		_, err := time.Parse(DateLayout, s)
+		if got, want := isDate(s), err == nil; got != want {
+			t.Errorf("isDate(%q) = %v, time.Parse says %v", s, got, want)
+		}
+	}
+}

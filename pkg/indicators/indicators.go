@@ -1,0 +1,133 @@
+// Package indicators computes the market numbers stored per ticker: the last
+// price, RSI(14) with Wilder smoothing, and the 50-day simple moving average.
+//
+// Everything here is a pure function of the closes: no I/O, no clock, no AWS.
+package indicators
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/zsmseven/backend/pkg/marketdata"
+)
+
+const (
+	// RSIPeriod is the RSI look-back used for stored rows (Wilder's 14).
+	RSIPeriod = 14
+	// MAPeriod is the simple moving average length used for stored rows.
+	MAPeriod = 50
+)
+
+// RSI returns the Relative Strength Index of closes over period, with Wilder
+// smoothing as defined by Wilder (1978) and used by TA-Lib, TradingView and
+// StockCharts: the first average gain and loss are the simple means of the
+// first period changes; each later change updates them as
+// avg = (prev×(period−1) + current) / period; RSI = 100 − 100/(1 + avgGain/avgLoss).
+//
+// It needs period+1 closes (period changes) and period ≥ 1; otherwise ok is
+// false. When there are no losses RSI is 100, when there are no gains 0, and
+// a flat series is 50. Closes must be finite (marketdata.Validate ensures it).
+func RSI(closes []float64, period int) (rsi float64, ok bool) {
+	return wilderRSI(closes, period, func(c float64) float64 { return c })
+}
+
+// wilderRSI is RSI over any series of values carrying a close, so Compute can
+// read bars in place instead of copying their closes.
+func wilderRSI[T any](xs []T, period int, closeOf func(T) float64) (float64, bool) {
+	if period < 1 || len(xs) < period+1 {
+		return 0, false
+	}
+	var gain, loss float64
+	prev := closeOf(xs[0])
+	for i := 1; i <= period; i++ {
+		c := closeOf(xs[i])
+		if d := c - prev; d > 0 {
+			gain += d
+		} else {
+			loss -= d
+		}
+		prev = c
+	}
+	p := float64(period)
+	avgGain, avgLoss := gain/p, loss/p
+	for i := period + 1; i < len(xs); i++ {
+		c := closeOf(xs[i])
+		var g, l float64
+		if d := c - prev; d > 0 {
+			g = d
+		} else {
+			l = -d
+		}
+		avgGain = (avgGain*(p-1) + g) / p
+		avgLoss = (avgLoss*(p-1) + l) / p
+		prev = c
+	}
+	switch {
+	case avgGain == 0 && avgLoss == 0:
+		return 50, true
+	case avgLoss == 0:
+		return 100, true
+	}
+	// 100·G/(G+L) equals 100 − 100/(1+G/L) but does not cancel
+	// catastrophically when G/L is tiny, and stays within [0, 100].
+	return 100 * avgGain / (avgGain + avgLoss), true
+}
+
+// SMA returns the simple mean of the last n closes; ok is false when n < 1 or
+// there are fewer than n closes.
+func SMA(closes []float64, n int) (mean float64, ok bool) {
+	return simpleMean(closes, n, func(c float64) float64 { return c })
+}
+
+func simpleMean[T any](xs []T, n int, closeOf func(T) float64) (float64, bool) {
+	if n < 1 || len(xs) < n {
+		return 0, false
+	}
+	var sum float64
+	for _, x := range xs[len(xs)-n:] {
+		sum += closeOf(x)
+	}
+	return sum / float64(n), true
+}
+
+// Snapshot is what is stored for a ticker on a trading day.
+type Snapshot struct {
+	// Ticker is the symbol; Compute leaves it empty (bars carry no symbol)
+	// and the caller fills it in.
+	Ticker string
+	// Price is the last close.
+	Price float64
+	// RSI is RSI(14); nil when there are fewer than 15 closes.
+	RSI *float64
+	// MA50 is the mean of the last 50 closes; nil when there are fewer than 50.
+	MA50 *float64
+	// AsOf is the New York trading date of the last bar, YYYY-MM-DD.
+	AsOf string
+	// Bars is the number of bars the numbers were computed from.
+	Bars int
+}
+
+// ErrNoBars is returned by Compute for an empty series.
+var ErrNoBars = errors.New("no bars")
+
+// Compute validates bars (see marketdata.Validate) and returns the snapshot of
+// the last bar. Errors wrap ErrNoBars or marketdata.ErrInvalidBar.
+func Compute(bars []marketdata.Bar) (Snapshot, error) {
+	if len(bars) == 0 {
+		return Snapshot{}, fmt.Errorf("compute indicators: %w", ErrNoBars)
+	}
+	if err := marketdata.Validate(bars); err != nil {
+		return Snapshot{}, fmt.Errorf("compute indicators: %w", err)
+	}
+	last := bars[len(bars)-1]
+	s := Snapshot{Price: last.Close, AsOf: last.Date, Bars: len(bars)}
+	if v, ok := wilderRSI(bars, RSIPeriod, barClose); ok {
+		s.RSI = &v
+	}
+	if v, ok := simpleMean(bars, MAPeriod, barClose); ok {
+		s.MA50 = &v
+	}
+	return s, nil
+}
+
+func barClose(b marketdata.Bar) float64 { return b.Close }
