@@ -11,10 +11,12 @@ import (
 )
 
 // priceSeries draws 15–400 prices between 0.01 and 100,000 in whole cents,
-// the range real quotes live in; random walks and wild jumps both occur.
+// the range real quotes live in. The upper bound is drawn too, so narrow
+// ranges (many repeated prices, flat stretches) occur as well as wild jumps.
 func priceSeries() *rapid.Generator[[]float64] {
 	return rapid.Custom(func(t *rapid.T) []float64 {
-		cents := rapid.SliceOfN(rapid.IntRange(1, 10_000_000), 15, 400).Draw(t, "cents")
+		hi := rapid.IntRange(1, 10_000_000).Draw(t, "maxCents")
+		cents := rapid.SliceOfN(rapid.IntRange(1, hi), 15, 400).Draw(t, "cents")
 		out := make([]float64, len(cents))
 		for i, c := range cents {
 			out[i] = float64(c) / 100
