@@ -31,19 +31,24 @@ func Normalize(s string) (string, error) {
 	if len(t) > MaxLen {
 		return "", fmt.Errorf("%w %.20q: longer than %d characters", ErrInvalid, s, MaxLen)
 	}
-	u := strings.ToUpper(t)
-	for i := 0; i < len(u); i++ {
-		c := u[i]
+	// Validate before upper-casing, and upper-case ASCII only: Unicode case
+	// mapping turns some non-ASCII letters into ASCII ones ("ı" → "I",
+	// "ſ" → "S"), which would let a look-alike through as a real symbol.
+	u := make([]byte, len(t))
+	for i, r := range t {
 		switch {
-		case c >= 'A' && c <= 'Z':
+		case r >= 'A' && r <= 'Z':
+		case r >= 'a' && r <= 'z':
+			r -= 'a' - 'A'
 		case i == 0:
 			return "", fmt.Errorf("%w %q: must start with a letter", ErrInvalid, s)
-		case c >= '0' && c <= '9', c == '.', c == '-':
+		case r >= '0' && r <= '9', r == '.', r == '-':
 		default:
-			return "", fmt.Errorf("%w %q: character %q not allowed (A-Z, 0-9, '.', '-')", ErrInvalid, s, rune(c))
+			return "", fmt.Errorf("%w %q: character %q not allowed (A-Z, 0-9, '.', '-')", ErrInvalid, s, r)
 		}
+		u[i] = byte(r)
 	}
-	return u, nil
+	return string(u), nil
 }
 
 // Valid reports whether s is already a normalized, valid symbol.
