@@ -1,0 +1,156 @@
+package analyzer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/analyzer"
+	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/tickerdata"
+)
+
+type holding struct {
+	positions []portfolios.Position
+	invalid   []portfolios.Invalid
+}
+
+// fakePortfolios serves holdings from a map, like the shared-table reader.
+type fakePortfolios map[string]holding
+
+func (f fakePortfolios) List(context.Context) ([]portfolios.Portfolio, error) {
+	var out []portfolios.Portfolio
+	for name := range f {
+		out = append(out, portfolios.Portfolio{ID: "id-" + name, Name: name})
+	}
+	return out, nil
+}
+
+func (f fakePortfolios) Holdings(_ context.Context, name string) (portfolios.Portfolio, []portfolios.Position, []portfolios.Invalid, error) {
+	h, ok := f[name]
+	if !ok {
+		return portfolios.Portfolio{}, nil, nil, fmt.Errorf("holdings of %q: %w", name, analyzer.ErrUnknownPortfolio)
+	}
+	return portfolios.Portfolio{ID: "id-" + name, Name: name}, h.positions, h.invalid, nil
+}
+
+// fakeTickers serves rows from a map and records the peak concurrency.
+type fakeTickers struct {
+	rows     map[string]tickerdata.Row
+	err      error
+	delay    time.Duration
+	calls    atomic.Int64
+	inFlight atomic.Int64
+	peak     atomic.Int64
+}
+
+func (f *fakeTickers) Latest(ctx context.Context, t string) (tickerdata.Row, bool, error) {
+	f.calls.Add(1)
+	n := f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	for {
+		p := f.peak.Load()
+		if n <= p || f.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return tickerdata.Row{}, false, ctx.Err()
+		}
+	}
+	if f.err != nil {
+		return tickerdata.Row{}, false, f.err
+	}
+	r, ok := f.rows[t]
+	return r, ok, nil
+}
+
+// memStore is an in-memory analyses store with the repository's semantics.
+type memStore struct {
+	mu     sync.Mutex
+	items  []analyses.Item
+	onPut  func()
+	putErr error
+}
+
+func (m *memStore) Put(_ context.Context, it analyses.Item) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.putErr != nil {
+		return m.putErr
+	}
+	for _, x := range m.items {
+		if x.Portfolio == it.Portfolio && x.Timestamp.Equal(it.Timestamp) {
+			return analyses.ErrExists
+		}
+	}
+	m.items = append(m.items, it)
+	if m.onPut != nil {
+		m.onPut()
+	}
+	return nil
+}
+
+func (m *memStore) Recent(_ context.Context, p string, limit int) ([]analyses.Item, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []analyses.Item
+	for _, x := range m.items {
+		if x.Portfolio == p {
+			out = append(out, x)
+		}
+	}
+	slices.SortFunc(out, func(a, b analyses.Item) int { return b.Timestamp.Compare(a.Timestamp) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (m *memStore) all() []analyses.Item {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.items)
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+var errBoom = errors.New("boom")
+
+func answerJSON(scores map[string]int) string {
+	var b strings.Builder
+	b.WriteString(`{"summary":"Two of three holdings look fine.","analysis":"Full text.","tickers":[`)
+	keys := make([]string, 0, len(scores))
+	for k := range scores {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"ticker":%q,"score":%d,"signal":"hold","rationale":"Because of the data."}`, k, scores[k])
+	}
+	b.WriteString("]}")
+	return b.String()
+}
