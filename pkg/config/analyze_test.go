@@ -1,0 +1,66 @@
+package config_test
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zsmseven/backend/pkg/config"
+)
+
+func analyzeEnv(over map[string]string) config.Lookup {
+	m := map[string]string{
+		"STAGE": "dev", "USER_PORTFOLIOS_TABLE": "user-portfolios-dev", "PORTFOLIO_POSITIONS_TABLE": "portfolio-positions-dev",
+		"TICKER_DATA_TABLE": "ticker-data-dev", "PORTFOLIO_ANALYSES_TABLE": "portfolio-analyses-dev",
+	}
+	for k, v := range over {
+		m[k] = v
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestLoadAnalyzePortfolioDefaults(t *testing.T) {
+	c, err := config.LoadAnalyzePortfolio(analyzeEnv(nil))
+	require.NoError(t, err)
+	assert.Equal(t, config.AnalyzePortfolio{
+		Stage: "dev", LogLevel: slog.LevelInfo, UserPortfoliosTable: "user-portfolios-dev", PortfolioPositionsTable: "portfolio-positions-dev",
+		TickerDataTable: "ticker-data-dev", PortfolioAnalysesTable: "portfolio-analyses-dev", DefaultPortfolio: "ZSM Seven",
+		XAIAPIURL: "https://api.x.ai/v1/chat/completions", XAIModel: "grok-4.3", XAIMaxCompletionTokens: 8000,
+		XAIReserve: 15 * time.Second, PortfolioBudget: 90 * time.Second,
+	}, c)
+}
+
+func TestLoadAnalyzePortfolioOverrides(t *testing.T) {
+	c, err := config.LoadAnalyzePortfolio(analyzeEnv(map[string]string{"XAI_API_URL": "http://127.0.0.1:9/v1/chat/completions", "XAI_MODEL": "grok-4.3-mini",
+		"XAI_MAX_COMPLETION_TOKENS": "2000", "DEFAULT_PORTFOLIO": "Other", "LOG_LEVEL": "debug", "API_KEYS_SECRET_ARN": "arn:aws:secretsmanager:x"}))
+	require.NoError(t, err)
+	assert.Equal(t, "http://127.0.0.1:9/v1/chat/completions", c.XAIAPIURL)
+	assert.Equal(t, "grok-4.3-mini", c.XAIModel)
+	assert.Equal(t, 2000, c.XAIMaxCompletionTokens)
+	assert.Equal(t, "Other", c.DefaultPortfolio)
+	assert.Equal(t, slog.LevelDebug, c.LogLevel)
+	assert.Equal(t, "arn:aws:secretsmanager:x", c.APIKeysSecretARN)
+}
+
+func TestLoadAnalyzePortfolioErrors(t *testing.T) {
+	cases := map[string]struct {
+		over map[string]string
+		want string
+	}{
+		"missing table": {map[string]string{"TICKER_DATA_TABLE": ""}, "TICKER_DATA_TABLE is required"},
+		"bad url":       {map[string]string{"XAI_API_URL": "api.x.ai"}, "XAI_API_URL must be an absolute"},
+		"bad tokens":    {map[string]string{"XAI_MAX_COMPLETION_TOKENS": "lots"}, "XAI_MAX_COMPLETION_TOKENS must be an integer"},
+		"bad level":     {map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := config.LoadAnalyzePortfolio(analyzeEnv(tc.over))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "\n")
+		})
+	}
+}
