@@ -1,0 +1,394 @@
+// Package polygon reads daily bars from Polygon.io's aggregates API
+// (also served as Massive): the wire format (aggs.go) and an HTTP client
+// (client.go) that keeps the key out of URLs, logs and errors, follows
+// next_url, classifies every error as permanent or transient, retries the
+// transient ones within the caller's deadline, and paces every request to the
+// plan's rate.
+package polygon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/metrics"
+	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/secrets"
+	"github.com/zsmseven/backend/pkg/symbol"
+)
+
+// Defaults of Options.
+const (
+	// DefaultBaseURL is Polygon's API host (api.massive.com serves the same).
+	DefaultBaseURL = "https://api.polygon.io"
+	// DefaultCallsPerMinute is the free plan's rate, the default of
+	// POLYGON_CALLS_PER_MINUTE. Options.CallsPerMinute has no default: its
+	// zero means unlimited, as the variable's 0 does.
+	DefaultCallsPerMinute = 5
+	// DefaultAttemptTimeout bounds one HTTP request (headers and body).
+	DefaultAttemptTimeout = 30 * time.Second
+	// DefaultMaxPages bounds the next_url pages followed for one query. With
+	// limit=50000 a daily query fits in one page; the bound stops a server
+	// that links pages forever.
+	DefaultMaxPages = 20
+	// MaxBodyBytes caps a response body. 50,000 daily bars are about 5 MB.
+	MaxBodyBytes = 8 << 20
+)
+
+// DefaultRetry is the retry policy used for the zero fields of
+// Options.Retry: 4 attempts, full jitter from 1 s capped at 20 s, a server's
+// Retry-After honoured up to a minute.
+var DefaultRetry = retry.Policy{Attempts: 4, Base: time.Second, Cap: 20 * time.Second, MaxRetryAfter: time.Minute}
+
+// Options configure a Client. Only APIKey is required.
+type Options struct {
+	// BaseURL is the API's scheme and host; "" means DefaultBaseURL.
+	BaseURL string
+	// APIKey returns the key, sent only as "Authorization: Bearer". It is
+	// called once per DailyBars (secrets.Keys caches). StaticKey wraps a
+	// fixed key.
+	APIKey func(ctx context.Context) (string, error)
+	// CallsPerMinute paces every HTTP request, retries and next_url pages
+	// included, with a token bucket of burst 1. 0 (or less) means unlimited;
+	// the service's default is DefaultCallsPerMinute.
+	CallsPerMinute int
+	// StartFull lets the first request go at once. By default the bucket
+	// starts empty and the first request waits one interval, which is what
+	// keeps consecutive invocations under the rate (see Drain); tests and
+	// benchmarks may not want that.
+	StartFull bool
+	// HTTPClient sends the requests; nil uses one without keep-alives, so
+	// that net/http never re-sends a request on its own (it replays a GET
+	// that failed on a reused connection), which would bypass the pacing.
+	// Redirects are never followed, whatever client is given.
+	HTTPClient *http.Client
+	// AttemptTimeout bounds each HTTP request (within the ctx deadline);
+	// 0 means DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
+	// MaxPages bounds the next_url pages of one query; 0 means DefaultMaxPages.
+	MaxPages int
+	// Metrics, when set, counts PolygonCalls and PolygonThrottled.
+	Metrics *metrics.Recorder
+	// Logger receives progress (debug, rate-limit waits at info) and
+	// failed attempts (warn). Never the key, never a full URL. nil discards.
+	Logger *slog.Logger
+	// Retry is the retry policy; its zero fields take DefaultRetry's, and
+	// nil Now and Sleep take this Options' Now and Sleep.
+	Retry retry.Policy
+	// Now is the clock of the pacing and of Retry-After dates; nil is time.Now.
+	Now func() time.Time
+	// Sleep waits for the pacing (and retries, unless Retry.Sleep is set);
+	// nil uses a timer. Tests give a fake clock here.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// StaticKey is an Options.APIKey that always returns key.
+func StaticKey(key string) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) { return key, nil }
+}
+
+// Client fetches daily bars. It is safe for concurrent use; the pacing is
+// shared by all its calls.
+type Client struct {
+	base     *url.URL
+	key      func(context.Context) (string, error)
+	http     *http.Client
+	pacer    *pacer
+	policy   retry.Policy
+	timeout  time.Duration
+	maxPages int
+	metrics  *metrics.Recorder
+	log      *slog.Logger
+	now      func() time.Time
+	calls    atomic.Int64
+}
+
+// New returns a Client, or an error naming the bad option.
+func New(o Options) (*Client, error) {
+	base := o.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(strings.TrimRight(base, "/"))
+	if err != nil {
+		// Not echoed: a mistyped URL may carry a key.
+		return nil, errors.New("polygon: base URL does not parse")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("polygon: base URL %s://%s… must be an absolute http(s) URL without credentials, query or fragment",
+			oneLine(u.Scheme, 10), oneLine(u.Hostname(), 100))
+	}
+	if o.APIKey == nil {
+		return nil, errors.New("polygon: no API key source")
+	}
+	c := &Client{
+		base:     u,
+		key:      o.APIKey,
+		timeout:  o.AttemptTimeout,
+		maxPages: o.MaxPages,
+		metrics:  o.Metrics,
+		log:      o.Logger,
+		now:      o.Now,
+		policy:   o.Retry,
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultAttemptTimeout
+	}
+	if c.maxPages <= 0 {
+		c.maxPages = DefaultMaxPages
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	sleep := o.Sleep
+	if sleep == nil {
+		sleep = retry.Sleep
+	}
+	p := &c.policy
+	if p.Attempts <= 0 {
+		p.Attempts = DefaultRetry.Attempts
+	}
+	if p.Base <= 0 {
+		p.Base = DefaultRetry.Base
+	}
+	if p.Cap <= 0 {
+		p.Cap = DefaultRetry.Cap
+	}
+	if p.MaxRetryAfter <= 0 {
+		p.MaxRetryAfter = DefaultRetry.MaxRetryAfter
+	}
+	if p.Now == nil {
+		p.Now = c.now
+	}
+	if p.Sleep == nil {
+		p.Sleep = sleep
+	}
+	hc := o.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DisableKeepAlives:     true,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: c.timeout,
+		}}
+	}
+	cp := *hc // our own copy: never change the caller's client
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &cp
+	c.pacer = newPacer(o.CallsPerMinute, o.StartFull, c.now, sleep)
+	return c, nil
+}
+
+// Calls is the number of HTTP requests the client has sent.
+func (c *Client) Calls() int64 { return c.calls.Load() }
+
+// Drain empties the token bucket, so that the next request waits one full
+// interval from now. A Client built at cold start outlives invocations: call
+// Drain at the start of each one, so that a request of this invocation can
+// never follow one of the previous invocation (perhaps in another execution
+// environment) by less than an interval.
+func (c *Client) Drain() { c.pacer.drain() }
+
+// DailyBars returns the split-adjusted daily bars of ticker from one date to
+// another (YYYY-MM-DD, both included), ascending and validated. Errors are
+// classified (retry.IsPermanent) and carry ErrUnauthorized, ErrNoData or
+// ErrRateLimited when those apply.
+func (c *Client) DailyBars(ctx context.Context, ticker, from, to string) ([]marketdata.Bar, error) {
+	t, err := symbol.Normalize(ticker)
+	if err != nil {
+		return nil, retry.Permanent(fmt.Errorf("polygon daily bars: %w", err))
+	}
+	fd, err1 := time.Parse(time.DateOnly, from)
+	td, err2 := time.Parse(time.DateOnly, to)
+	if err1 != nil || err2 != nil || td.Before(fd) {
+		return nil, retry.Permanent(fmt.Errorf("polygon daily bars %s: range %.12q..%.12q is not two ascending YYYY-MM-DD dates", t, from, to))
+	}
+	what := fmt.Sprintf("polygon daily bars %s %s..%s", t, from, to)
+	key, err := c.key(ctx)
+	if err == nil && key == "" {
+		err = secrets.ErrNotSet
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: API key: %w", what, err)
+		if errors.Is(err, secrets.ErrNotSet) {
+			err = retry.Permanent(fmt.Errorf("%w: %w", err, ErrUnauthorized))
+		}
+		return nil, err
+	}
+	redact := redactor(key)
+
+	next := c.base.JoinPath("v2", "aggs", "ticker", t, "range", "1", "day", from, to)
+	next.RawQuery = "adjusted=true&sort=asc&limit=50000"
+	merged := &Aggregates{Ticker: t}
+	for page := 1; ; page++ {
+		a, err := c.page(ctx, t, next.String(), page, key, redact)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if page == 1 {
+			merged.QueryCount, merged.Adjusted, merged.Status, merged.RequestID = a.QueryCount, a.Adjusted, a.Status, a.RequestID
+		}
+		merged.Results = append(merged.Results, a.Results...)
+		if a.NextURL == "" || len(a.Results) == 0 {
+			break
+		}
+		if page == c.maxPages {
+			return nil, retry.Permanent(fmt.Errorf("%s: more than %d pages of results", what, c.maxPages))
+		}
+		if next, err = c.nextURL(a.NextURL); err != nil {
+			return nil, fmt.Errorf("%s: page %d: %w", what, page+1, err)
+		}
+	}
+	merged.ResultsCount = len(merged.Results)
+	if len(merged.Results) == 0 {
+		return nil, retry.Permanent(fmt.Errorf("%s: %w (resultsCount 0, status %s): unknown ticker or no trades", what, ErrNoData, oneLine(redact(merged.Status), 40)))
+	}
+	if merged.Status == "DELAYED" {
+		c.log.DebugContext(ctx, "polygon: data delayed by the plan", "ticker", t)
+	}
+	bars, err := merged.Bars()
+	if err != nil {
+		// The bars are what Polygon holds; asking again returns the same.
+		return nil, retry.Permanent(fmt.Errorf("%s: %w", what, err))
+	}
+	return bars, nil
+}
+
+// page fetches one page with retries; the result's Results may be empty.
+func (c *Client) page(ctx context.Context, ticker, u string, page int, key string, redact func(string) string) (*Aggregates, error) {
+	// Cancelled when the pacing finds no token before the deadline: the
+	// retry loop then stops at once instead of backing off for nothing.
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var out *Aggregates
+	n, err := c.policy.Do(rctx, func(actx context.Context, attempt int) error {
+		if err := c.pacer.wait(actx, c.log, ticker); err != nil {
+			if errors.Is(err, retry.ErrDeadline) {
+				stop()
+			}
+			return err
+		}
+		a, err := c.attempt(actx, ticker, u, page, key, redact)
+		if err != nil {
+			level := slog.LevelWarn
+			if retry.IsPermanent(err) {
+				level = slog.LevelError
+			}
+			c.log.Log(ctx, level, "polygon: attempt failed", "ticker", ticker, "page", page, "attempt", attempt+1,
+				"permanent", retry.IsPermanent(err), "error", err.Error())
+		}
+		out = a
+		return err
+	})
+	if err != nil {
+		tries := "1 attempt"
+		if n != 1 {
+			tries = fmt.Sprintf("%d attempts", n)
+		}
+		return nil, fmt.Errorf("page %d, %s: %w", page, tries, err)
+	}
+	return out, nil
+}
+
+// attempt makes one HTTP request and classifies its outcome.
+func (c *Client) attempt(ctx context.Context, ticker, u string, page int, key string, redact func(string) string) (*Aggregates, error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, retry.Permanent(fmt.Errorf("build request: %s", redact(err.Error())))
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "zsm-seven-backend")
+
+	c.calls.Add(1)
+	c.metrics.Add(metrics.PolygonCalls, 1)
+	start := c.now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.transportError(ctx, actx, "request", err, redact)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	if err != nil {
+		// A body cut short (reset, truncated, timed out) is worth another try.
+		return nil, c.transportError(ctx, actx, fmt.Sprintf("read HTTP %d body", resp.StatusCode), err, redact)
+	}
+	c.log.DebugContext(ctx, "polygon: answer", "ticker", ticker, "page", page, "status", resp.StatusCode,
+		"bytes", len(body), "elapsedMs", c.now().Sub(start).Milliseconds())
+	if len(body) > MaxBodyBytes {
+		return nil, retry.Permanent(fmt.Errorf("HTTP %d body larger than %d bytes", resp.StatusCode, MaxBodyBytes))
+	}
+	if resp.StatusCode != http.StatusOK {
+		err := classifyStatus(resp.StatusCode, resp.Header, body, c.now(), redact)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			c.metrics.Add(metrics.PolygonThrottled, 1)
+		}
+		return nil, err
+	}
+	a, err := DecodeAggregates(body)
+	if err != nil {
+		// A 200 whose body does not decode, or carries a status other than
+		// OK or DELAYED, was most likely cut or garbled on the way, or a
+		// passing upstream fault: transient (the attempts bound the cost).
+		return nil, retry.Transient(fmt.Errorf("HTTP 200 body: %s", oneLine(redact(err.Error()), 300)), 0)
+	}
+	if a.Ticker != "" && !strings.EqualFold(a.Ticker, ticker) {
+		return nil, retry.Permanent(fmt.Errorf("answer is for ticker %q", oneLine(redact(a.Ticker), 20)))
+	}
+	return a, nil
+}
+
+// transportError classifies a failure to get or read an answer: transient
+// (a timeout, a reset, a cut body), or the caller's own context ending. The
+// URL that net/http puts in its errors is dropped: a next_url's cursor has
+// no place in logs.
+func (c *Client) transportError(ctx, actx context.Context, what string, err error, redact func(string) string) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%s: %w", what, cerr)
+	}
+	if errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return retry.Transient(fmt.Errorf("%s: timed out after %s", what, c.timeout), 0)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return retry.Transient(fmt.Errorf("%s: %s", what, oneLine(redact(err.Error()), 300)), 0)
+}
+
+// nextURL checks a next_url: it must stay on the base URL's scheme and host
+// (the key goes wherever we send the request), and loses any apiKey query
+// parameter, since our key travels in the header only.
+func (c *Client) nextURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, retry.Permanent(errors.New("next_url does not parse as a URL"))
+	}
+	u = c.base.ResolveReference(u)
+	if u.Scheme != c.base.Scheme || !strings.EqualFold(u.Host, c.base.Host) {
+		return nil, retry.Permanent(fmt.Errorf("next_url leaves %s for %s://%s: not followed", c.base.Host, oneLine(u.Scheme, 10), oneLine(u.Host, 100)))
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "apikey") {
+			q.Del(k)
+		}
+	}
+	u.RawQuery = q.Encode()
+	u.User = nil
+	u.Fragment = ""
+	return u, nil
+}
