@@ -1,0 +1,107 @@
+package config
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/zsmseven/backend/pkg/logging"
+)
+
+// ProcessTickers is the configuration of the processTickers function.
+type ProcessTickers struct {
+	Stage    string
+	LogLevel slog.Level
+	// UserPortfoliosTable and PortfolioPositionsTable are the shared tables
+	// scanned for symbols (read only).
+	UserPortfoliosTable     string
+	PortfolioPositionsTable string
+	// TickerQueueURL is the queue the messages go to; a URL ending in
+	// ".fifo" is a FIFO queue.
+	TickerQueueURL string
+	// TickerMessageGroups is the number of FIFO message groups (1: one
+	// consumer at a time).
+	TickerMessageGroups int
+}
+
+// LoadProcessTickers reads the processTickers variables from lookup.
+func LoadProcessTickers(lookup Lookup) (ProcessTickers, error) {
+	e := NewEnv(lookup)
+	c := ProcessTickers{
+		Stage:                   e.Required("STAGE"),
+		UserPortfoliosTable:     e.Required("USER_PORTFOLIOS_TABLE"),
+		PortfolioPositionsTable: e.Required("PORTFOLIO_POSITIONS_TABLE"),
+	}
+	if e.Required("TICKER_QUEUE_URL") != "" {
+		c.TickerQueueURL = e.URL("TICKER_QUEUE_URL", "")
+	}
+	c.TickerMessageGroups = e.Int("TICKER_MESSAGE_GROUPS", 1, 1, 100)
+	var err error
+	c.LogLevel, err = tickersLogLevel(e)
+	return c, err
+}
+
+// ProcessTicker is the configuration of the processTicker function.
+type ProcessTicker struct {
+	Stage    string
+	LogLevel slog.Level
+	// TickerDataTable receives one row per ticker and trading day.
+	TickerDataTable string
+	// PolygonBaseURL is the scheme and host of the Polygon (Massive) API.
+	PolygonBaseURL string
+	// PolygonCallsPerMinute paces the Polygon calls (0: unlimited).
+	PolygonCallsPerMinute int
+	// PolygonHistoryDays is how many calendar days of bars are requested,
+	// ending today (New York): at least 365, so that the indicators see
+	// about 250 trading days.
+	PolygonHistoryDays int
+	// RecordBudget is the least remaining time needed to start another
+	// record (TICKER_RECORD_BUDGET; default: one pacing interval plus 15 s).
+	RecordBudget time.Duration
+	// APIKeysSecretARN is the stage's secret; "" locally.
+	APIKeysSecretARN string
+	// PolygonAPIKeySet reports that POLYGON_API_KEY is set in the
+	// environment (it then takes precedence over the secret). The key itself
+	// is read through package secrets and never kept in the configuration.
+	PolygonAPIKeySet bool
+}
+
+// LoadProcessTicker reads the processTicker variables from lookup. Either
+// POLYGON_API_KEY or API_KEYS_SECRET_ARN must be set.
+func LoadProcessTicker(lookup Lookup) (ProcessTicker, error) {
+	e := NewEnv(lookup)
+	c := ProcessTicker{
+		Stage:                 e.Required("STAGE"),
+		TickerDataTable:       e.Required("TICKER_DATA_TABLE"),
+		PolygonBaseURL:        e.URL("POLYGON_BASE_URL", "https://api.polygon.io"),
+		PolygonCallsPerMinute: e.Int("POLYGON_CALLS_PER_MINUTE", 5, 0, 6000),
+		PolygonHistoryDays:    e.Int("POLYGON_HISTORY_DAYS", 400, 365, 3650),
+		APIKeysSecretARN:      e.Optional("API_KEYS_SECRET_ARN"),
+	}
+	_, c.PolygonAPIKeySet = e.get("POLYGON_API_KEY")
+	def := 15 * time.Second
+	if c.PolygonCallsPerMinute > 0 {
+		def += time.Minute / time.Duration(c.PolygonCallsPerMinute)
+	}
+	c.RecordBudget = e.Duration("TICKER_RECORD_BUDGET", def, time.Second, 15*time.Minute)
+	var err error
+	if c.LogLevel, err = tickersLogLevel(e); err != nil {
+		return c, err
+	}
+	if !c.PolygonAPIKeySet && c.APIKeysSecretARN == "" {
+		return c, errors.New("configuration: POLYGON_API_KEY or API_KEYS_SECRET_ARN must be set (the Polygon API key, or the secret holding it)")
+	}
+	return c, nil
+}
+
+// tickersLogLevel reads LOG_LEVEL and returns the first problem found so far.
+func tickersLogLevel(e *Env) (slog.Level, error) {
+	level, err := logging.ParseLevel(e.Optional("LOG_LEVEL"))
+	if e.Err() != nil {
+		return level, e.Err()
+	}
+	if err != nil {
+		return level, errors.New("configuration: " + err.Error())
+	}
+	return level, nil
+}
