@@ -82,7 +82,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	args := []string{"--port", strconv.Itoa(port), "--host", "127.0.0.1"}
+	// Tables become ACTIVE at once instead of after dynalite's default 500 ms:
+	// every test and local run creates four of them.
+	args := []string{"--port", strconv.Itoa(port), "--host", "127.0.0.1", "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"}
 	if opts.Path != "" {
 		if err := os.MkdirAll(opts.Path, 0o755); err != nil {
 			return nil, fmt.Errorf("dynalite data directory: %w", err)

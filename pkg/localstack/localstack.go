@@ -1,0 +1,266 @@
+// Package localstack assembles the service's local stack for `zsm run`, `zsm
+// status`, `zsm invoke` and the end-to-end tests, with no AWS account and no
+// keys: dynalite for DynamoDB (the four tables from package tables, the sample
+// portfolio seeded into the shared ones), localsqs for the ticker queue, the
+// sandbox market-data server when no Polygon key is set, and the environment
+// the functions read — the same variables the stack sets on AWS.
+package localstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/zsmseven/backend/pkg/config"
+	"github.com/zsmseven/backend/pkg/dynalite"
+	"github.com/zsmseven/backend/pkg/localsqs"
+	"github.com/zsmseven/backend/pkg/sandbox"
+	"github.com/zsmseven/backend/pkg/tables"
+)
+
+// DefaultDataDir is where `zsm run` keeps its DynamoDB data between runs.
+const DefaultDataDir = ".local/dynalite"
+
+// DefaultLogDir is where `zsm run` writes the functions' JSON logs.
+const DefaultLogDir = ".local/logs"
+
+// Queue names of the local stage, as the stack names them.
+const (
+	QueueName = "ticker-processing-queue-" + tables.LocalStage + ".fifo"
+	DLQName   = "ticker-processing-dlq-" + tables.LocalStage + ".fifo"
+)
+
+// Options configure Start.
+type Options struct {
+	// DataDir keeps DynamoDB data on disk under this directory; "" holds it
+	// in memory for the life of the stack.
+	DataDir string
+	// Host is the caller's environment (os.LookupEnv): POLYGON_*, XAI_* and
+	// LOG_LEVEL are taken from it. Nil means an empty environment.
+	Host config.Lookup
+	// NoQueue skips localsqs (status and invoke need only DynamoDB).
+	NoQueue bool
+	// NoMarketData skips the sandbox even without a Polygon key.
+	NoMarketData bool
+	// DynaliteOutput receives dynalite's own output (nil discards it).
+	DynaliteOutput *os.File
+}
+
+// Stack is a running local stack. Stop ends everything it started.
+type Stack struct {
+	// Stage is tables.LocalStage.
+	Stage string
+	// Dynalite is the DynamoDB server; DB a client for it.
+	Dynalite *dynalite.Server
+	DB       *dynamodb.Client
+	// SQS is the local queue server (nil with NoQueue); QueueURL the ticker queue's URL.
+	SQS      *localsqs.Server
+	QueueURL string
+	// Sandbox serves sample market data; nil when POLYGON_API_KEY is set.
+	Sandbox *sandbox.Server
+	// Env is the functions' environment: the configuration contract plus the
+	// AWS_* variables that point the SDK at the local servers.
+	Env map[string]string
+}
+
+// ErrDataDirInUse suggests why dynalite could not open a data directory.
+var ErrDataDirInUse = errors.New("dynalite could not open its data directory (is another zsm using it?)")
+
+// Start starts dynalite (in memory or on DataDir), creates the four tables
+// and seeds the sample portfolio when absent, then localsqs and the sandbox
+// as configured. On any error everything already started is stopped.
+func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
+	host := opts.Host
+	if host == nil {
+		host = func(string) (string, bool) { return "", false }
+	}
+	s := &Stack{Stage: tables.LocalStage}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	s.Dynalite, err = dynalite.Start(ctx, dynalite.Options{Path: opts.DataDir, Stderr: opts.DynaliteOutput})
+	if err != nil {
+		if opts.DataDir != "" {
+			return nil, fmt.Errorf("%w: %s: %v", ErrDataDirInUse, opts.DataDir, err)
+		}
+		return nil, err
+	}
+	s.DB = dynalite.Client(s.Dynalite.Endpoint)
+	if err := dynalite.CreateTables(ctx, s.DB, s.Stage); err != nil {
+		return nil, err
+	}
+	if _, err := SeedSamplePortfolio(ctx, s.DB, s.Stage); err != nil {
+		return nil, err
+	}
+	if !opts.NoQueue {
+		s.SQS, err = localsqs.Start("127.0.0.1:0", localsqs.Options{})
+		if err != nil {
+			return nil, err
+		}
+		s.QueueURL = s.SQS.CreateQueue(QueueName)
+		s.SQS.CreateQueue(DLQName)
+	}
+	polygonKey, _ := host("POLYGON_API_KEY")
+	if polygonKey == "" && !opts.NoMarketData {
+		s.Sandbox, err = sandbox.Start("127.0.0.1:0", sandbox.Options{})
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.Env = s.buildEnv(host)
+	return s, nil
+}
+
+// Stop ends every server the stack started. It is safe to call twice and on
+// a partly started stack.
+func (s *Stack) Stop() {
+	if s == nil {
+		return
+	}
+	if s.Sandbox != nil {
+		_ = s.Sandbox.Close()
+		s.Sandbox = nil
+	}
+	if s.SQS != nil {
+		_ = s.SQS.Close()
+		s.SQS = nil
+	}
+	if s.Dynalite != nil {
+		s.Dynalite.Stop()
+		s.Dynalite = nil
+	}
+}
+
+// passThrough are the caller's variables the functions may use locally.
+var passThrough = []string{
+	"LOG_LEVEL", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "POLYGON_API_KEY",
+	"XAI_API_KEY", "XAI_API_URL", "XAI_MODEL", "XAI_MAX_COMPLETION_TOKENS", "DEFAULT_PORTFOLIO",
+}
+
+func (s *Stack) buildEnv(host config.Lookup) map[string]string {
+	env := map[string]string{
+		"STAGE":                     s.Stage,
+		"USER_PORTFOLIOS_TABLE":     tables.UserPortfolios.Name(s.Stage),
+		"PORTFOLIO_POSITIONS_TABLE": tables.PortfolioPositions.Name(s.Stage),
+		"TICKER_DATA_TABLE":         tables.TickerData.Name(s.Stage),
+		"PORTFOLIO_ANALYSES_TABLE":  tables.PortfolioAnalyses.Name(s.Stage),
+		"DEFAULT_PORTFOLIO":         SamplePortfolio,
+		// The AWS SDK's own variables: local endpoints and dummy credentials
+		// (dynalite checks that requests are signed, not by whom).
+		"AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
+		"AWS_REGION":                localsqs.Region,
+		"AWS_ACCESS_KEY_ID":         "local",
+		"AWS_SECRET_ACCESS_KEY":     "local",
+		"AWS_EC2_METADATA_DISABLED": "true",
+	}
+	if s.SQS != nil {
+		env["AWS_ENDPOINT_URL_SQS"] = s.SQS.Endpoint()
+		env["TICKER_QUEUE_URL"] = s.QueueURL
+		env["TICKER_MESSAGE_GROUPS"] = "1"
+	}
+	for _, k := range passThrough {
+		if v, ok := host(k); ok && v != "" {
+			env[k] = v
+		}
+	}
+	if s.Sandbox != nil {
+		env["POLYGON_BASE_URL"] = s.Sandbox.URL
+		env["POLYGON_API_KEY"] = s.Sandbox.Key
+		if _, set := host("POLYGON_CALLS_PER_MINUTE"); !set {
+			env["POLYGON_CALLS_PER_MINUTE"] = "0" // the sandbox has no rate limit
+		}
+	}
+	return env
+}
+
+// Lookup reads the functions' environment (a config.Lookup).
+func (s *Stack) Lookup(key string) (string, bool) {
+	v, ok := s.Env[key]
+	return v, ok
+}
+
+// UsingSandbox reports whether market data comes from the sandbox.
+func (s *Stack) UsingSandbox() bool { return s.Sandbox != nil }
+
+// CallsPerMinute is the Polygon pacing the functions will apply (0 = none).
+func (s *Stack) CallsPerMinute() int {
+	v, ok := s.Env["POLYGON_CALLS_PER_MINUTE"]
+	if !ok {
+		return 5 // the functions' default: Polygon's free plan
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 5
+	}
+	return n
+}
+
+// awsProcessVars are read by the AWS SDK from the process environment
+// (config.LoadDefaultConfig), not through a config.Lookup, so in-process runs
+// must set them; the others would point the SDK at a real account.
+var awsProcessVars = []string{
+	"AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_REGION", "AWS_ACCESS_KEY_ID",
+	"AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED",
+}
+
+var awsClearedVars = []string{"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_DEFAULT_REGION"}
+
+// ApplyProcessEnv sets the AWS SDK's variables of the stack in the process
+// environment, so handlers built in process talk to the local servers with
+// dummy credentials, and returns a function that restores the previous values.
+// Not safe to use from parallel tests.
+func (s *Stack) ApplyProcessEnv() (restore func()) {
+	type saved struct {
+		v  string
+		ok bool
+	}
+	prev := map[string]saved{}
+	set := func(k, v string, unset bool) {
+		if _, done := prev[k]; !done {
+			old, ok := os.LookupEnv(k)
+			prev[k] = saved{old, ok}
+		}
+		if unset {
+			_ = os.Unsetenv(k)
+		} else {
+			_ = os.Setenv(k, v)
+		}
+	}
+	for _, k := range awsClearedVars {
+		set(k, "", true)
+	}
+	for _, k := range awsProcessVars {
+		if v, ok := s.Env[k]; ok {
+			set(k, v, false)
+		}
+	}
+	// No shared config or credentials file may add a profile's settings.
+	set("AWS_CONFIG_FILE", os.DevNull, false)
+	set("AWS_SHARED_CREDENTIALS_FILE", os.DevNull, false)
+	return func() {
+		for k, p := range prev {
+			if p.ok {
+				_ = os.Setenv(k, p.v)
+			} else {
+				_ = os.Unsetenv(k)
+			}
+		}
+	}
+}
+
+// EnvList returns the functions' environment as KEY=VALUE lines (for a
+// subprocess, e.g. a bootstrap under the emulator), sorted by nothing in
+// particular.
+func (s *Stack) EnvList() []string {
+	out := make([]string, 0, len(s.Env))
+	for k, v := range s.Env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}

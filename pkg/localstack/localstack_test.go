@@ -1,0 +1,140 @@
+package localstack_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/zsmseven/backend/pkg/localstack"
+	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/tables"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func count(t *testing.T, db *dynamodb.Client, table string) int32 {
+	t.Helper()
+	out, err := db.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table), Select: "COUNT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Count
+}
+
+func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
+	ctx := context.Background()
+	s, err := localstack.Start(ctx, localstack.Options{Host: env(map[string]string{"XAI_MODEL": "grok-x", "API_KEYS_SECRET_ARN": "arn:nope"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+
+	// The sample portfolio reads back through the shared-table reader.
+	r := portfolios.NewReader(s.DB, tables.UserPortfolios.Name(s.Stage), tables.PortfolioPositions.Name(s.Stage))
+	_, pos, invalid, err := r.Holdings(ctx, localstack.SamplePortfolio)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var syms []string
+	for _, p := range pos {
+		syms = append(syms, p.Symbol)
+	}
+	if got := strings.Join(syms, ","); got != "AAPL,AMZN,GOOGL,META,MSFT,NVDA,TSLA" || len(invalid) != 0 {
+		t.Errorf("holdings %s invalid %v", got, invalid)
+	}
+	// Seeding again writes nothing.
+	wrote, err := localstack.SeedSamplePortfolio(ctx, s.DB, s.Stage)
+	if err != nil || wrote {
+		t.Errorf("second seed wrote %v err %v", wrote, err)
+	}
+	if n := count(t, s.DB, tables.PortfolioPositions.Name(s.Stage)); n != 7 {
+		t.Errorf("%d positions after two seeds, want 7", n)
+	}
+
+	want := map[string]string{
+		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "PORTFOLIO_ANALYSES_TABLE": "portfolio-analyses-local",
+		"USER_PORTFOLIOS_TABLE": "user-portfolios-local", "PORTFOLIO_POSITIONS_TABLE": "portfolio-positions-local",
+		"TICKER_QUEUE_URL": s.SQS.QueueURL(localstack.QueueName), "AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
+		"AWS_ENDPOINT_URL_SQS": s.SQS.Endpoint(), "POLYGON_BASE_URL": s.Sandbox.URL, "POLYGON_API_KEY": s.Sandbox.Key,
+		"POLYGON_CALLS_PER_MINUTE": "0", "XAI_MODEL": "grok-x", "DEFAULT_PORTFOLIO": "ZSM Seven",
+	}
+	for k, v := range want {
+		if got, _ := s.Lookup(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	// Only the listed variables pass through: a secret ARN would send the
+	// functions to a real account.
+	if _, ok := s.Lookup("API_KEYS_SECRET_ARN"); ok {
+		t.Error("API_KEYS_SECRET_ARN passed through")
+	}
+	if !s.UsingSandbox() || s.CallsPerMinute() != 0 {
+		t.Errorf("sandbox %v pace %d", s.UsingSandbox(), s.CallsPerMinute())
+	}
+
+	restore := s.ApplyProcessEnv()
+	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != s.Dynalite.Endpoint || os.Getenv("AWS_ACCESS_KEY_ID") != "local" {
+		t.Error("process environment not applied")
+	}
+	restore()
+	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") == s.Dynalite.Endpoint {
+		t.Error("process environment not restored")
+	}
+
+	endpoint := s.Dynalite.Endpoint
+	s.Stop()
+	s.Stop() // twice is harmless
+	if resp, err := http.Get(endpoint); err == nil {
+		resp.Body.Close()
+		t.Error("dynalite still answers after Stop")
+	}
+}
+
+func TestPolygonKeyDisablesSandbox(t *testing.T) {
+	s, err := localstack.Start(context.Background(), localstack.Options{NoQueue: true,
+		Host: env(map[string]string{"POLYGON_API_KEY": "real", "POLYGON_BASE_URL": "https://example.test"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if s.UsingSandbox() || s.SQS != nil {
+		t.Error("sandbox or queue started")
+	}
+	if v, _ := s.Lookup("POLYGON_BASE_URL"); v != "https://example.test" {
+		t.Errorf("POLYGON_BASE_URL %q", v)
+	}
+	if _, ok := s.Lookup("POLYGON_CALLS_PER_MINUTE"); ok || s.CallsPerMinute() != 5 {
+		t.Errorf("pacing %d, want the default 5", s.CallsPerMinute())
+	}
+}
+
+func TestDataDirKeepsData(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "dynalite")
+	s, err := localstack.Start(ctx, localstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second stack on the same directory cannot open it while the first runs.
+	if s2, err := localstack.Start(ctx, localstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true}); err == nil {
+		s2.Stop()
+		t.Error("second stack opened a data directory in use")
+	}
+	s.Stop()
+	s, err = localstack.Start(ctx, localstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if n := count(t, s.DB, tables.PortfolioPositions.Name(s.Stage)); n != 7 {
+		t.Errorf("%d positions after restart, want 7", n)
+	}
+}
