@@ -1,0 +1,137 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/tickerdata"
+)
+
+// fakeMarket answers DailyBars from a script per ticker; unknown tickers get
+// bars. Each call advances clock (when set) by step, to simulate the time a
+// paced fetch takes.
+type fakeMarket struct {
+	mu     sync.Mutex
+	script map[string]func(ctx context.Context) ([]marketdata.Bar, error)
+	calls  []string // "TICKER from to"
+	clock  *fakeClock
+	step   time.Duration
+}
+
+func (m *fakeMarket) DailyBars(ctx context.Context, ticker, from, to string) ([]marketdata.Bar, error) {
+	m.mu.Lock()
+	m.calls = append(m.calls, ticker+" "+from+" "+to)
+	f := m.script[ticker]
+	m.mu.Unlock()
+	if m.clock != nil {
+		m.clock.advance(m.step)
+	}
+	if f != nil {
+		return f(ctx)
+	}
+	return testBars(300), nil
+}
+
+func (m *fakeMarket) tickers() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, c := range m.calls {
+		var t string
+		fmt.Sscan(c, &t)
+		out = append(out, t)
+	}
+	return out
+}
+
+// fakeStore keeps rows by ticker and timestamp, like the table's key.
+type fakeStore struct {
+	mu   sync.Mutex
+	rows map[string]tickerdata.Row
+	fail map[string]error
+	puts int
+}
+
+func (s *fakeStore) Put(_ context.Context, r tickerdata.Row) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.puts++
+	if err := s.fail[r.Ticker]; err != nil {
+		return err
+	}
+	if s.rows == nil {
+		s.rows = map[string]tickerdata.Row{}
+	}
+	s.rows[r.Ticker+"|"+r.Timestamp.Format(time.RFC3339)] = r
+	return nil
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// testBars returns n weekday bars ending on Wednesday 2026-11-25, closes
+// 100, 101, ..., 106, 100, ... (a saw-tooth).
+func testBars(n int) []marketdata.Bar {
+	bars := make([]marketdata.Bar, 0, n)
+	d := time.Date(2026, 11, 25, 0, 0, 0, 0, marketdata.NewYork())
+	for len(bars) < n {
+		if wd := d.Weekday(); wd != time.Saturday && wd != time.Sunday {
+			bars = append(bars, marketdata.Bar{Date: d.Format(time.DateOnly), Start: d})
+		}
+		d = d.AddDate(0, 0, -1)
+	}
+	for i, j := 0, len(bars)-1; i < j; i, j = i+1, j-1 {
+		bars[i], bars[j] = bars[j], bars[i]
+	}
+	for i := range bars {
+		c := float64(100 + i%7)
+		bars[i].Open, bars[i].High, bars[i].Low, bars[i].Close, bars[i].Volume = c, c+1, c-1, c, 1000
+	}
+	return bars
+}
+
+// body is a valid v1 message for ticker.
+func body(ticker string) string {
+	b, err := queue.New(ticker, "run-1", time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC)).Encode()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+const (
+	standardARN = "arn:aws:sqs:us-east-1:123456789012:ticker-processing-queue-dev"
+	fifoARN     = "arn:aws:sqs:us-east-1:123456789012:ticker-processing-queue-dev.fifo"
+)
+
+// event builds an SQS event of records (messageId, body) from arn.
+func event(arn string, recs ...[2]string) events.SQSEvent {
+	var ev events.SQSEvent
+	for _, r := range recs {
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: r[0], Body: r[1], EventSourceARN: arn, EventSource: "aws:sqs"})
+	}
+	return ev
+}
+
+func failedIDs(r events.SQSEventResponse) []string {
+	ids := []string{}
+	for _, f := range r.BatchItemFailures {
+		ids = append(ids, f.ItemIdentifier)
+	}
+	return ids
+}

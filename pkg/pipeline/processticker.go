@@ -1,0 +1,243 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/zsmseven/backend/pkg/indicators"
+	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/metrics"
+	"github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/tickerdata"
+)
+
+// MarketData returns the daily bars of a ticker between two New York dates
+// (YYYY-MM-DD, both included), ascending. Errors are classified with package
+// retry (polygon.Client).
+type MarketData interface {
+	DailyBars(ctx context.Context, ticker, from, to string) ([]marketdata.Bar, error)
+}
+
+// TickerStore writes one row per ticker and trading day (tickerdata.Store).
+type TickerStore interface {
+	Put(ctx context.Context, r tickerdata.Row) error
+}
+
+var _ TickerStore = (*tickerdata.Store)(nil)
+
+// Defaults of ProcessTicker's zero fields.
+const (
+	DefaultHistoryDays  = 400
+	DefaultRecordBudget = 30 * time.Second
+	DefaultReserve      = 2 * time.Second
+)
+
+// ProcessTicker is the processTicker use case: an SQS batch handler.
+type ProcessTicker struct {
+	Market MarketData
+	Store  TickerStore
+	// Source names the market data in stored rows, e.g. "polygon".
+	Source string
+	// HistoryDays is how many calendar days of bars to request, ending
+	// today in New York (DefaultHistoryDays when 0).
+	HistoryDays int
+	// RecordBudget is the least time that must remain before the deadline to
+	// start a record; a record that cannot start is handed back to the queue
+	// (DefaultRecordBudget when 0).
+	RecordBudget time.Duration
+	// Reserve is kept free before the deadline to answer Lambda
+	// (DefaultReserve when 0).
+	Reserve time.Duration
+	// Metrics receives TickersProcessed, PermanentFailures and
+	// TransientFailures and is flushed at the end of each invocation; nil
+	// records nothing.
+	Metrics *metrics.Recorder
+	// Logger is the JSON logger (package logging); nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// outcome is what became of one record.
+type outcome int
+
+const (
+	stored    outcome = iota // a row was written
+	permanent                // acknowledged without data: poison or a permanent error
+	transient                // handed back: a transient error
+	deferred                 // handed back unstarted: no time left, or FIFO order
+)
+
+// BatchCounts is the outcome of one batch, logged at its end.
+type BatchCounts struct {
+	Stored, Permanent, Transient, Deferred int
+}
+
+// Handle processes a batch of queue records. Each record is independent: a
+// poison message or a permanent error is logged, counted and acknowledged; a
+// transient error, or a record there is no time left to start, is listed in
+// BatchItemFailures so that SQS delivers it again. For a FIFO source, every
+// record after the first one handed back is handed back too, unstarted
+// (AWS's rule: later messages of the group must not overtake it). Handle never
+// returns an error for a record's problem, which would retry the whole batch.
+func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	log := orDiscard(p.Logger)
+	defer func() {
+		if err := p.Metrics.Flush(); err != nil {
+			log.WarnContext(ctx, "metrics flush failed", "error", err.Error())
+		}
+	}()
+	// Work stops Reserve before the invocation's deadline, so that there is
+	// always time to answer with the records handed back.
+	work := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		work, cancel = context.WithDeadline(ctx, dl.Add(-p.reserve()))
+		defer cancel()
+	}
+
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	var counts BatchCounts
+	handingBack := false
+	for _, rec := range ev.Records {
+		fifo := strings.HasSuffix(rec.EventSourceARN, ".fifo")
+		var out outcome
+		switch {
+		case handingBack && fifo:
+			out = deferred
+			log.InfoContext(ctx, "record handed back unstarted: an earlier record of the FIFO batch was handed back", "messageId", rec.MessageId)
+		case !p.timeLeft(work):
+			out = deferred
+			log.WarnContext(ctx, "record handed back unstarted: not enough time left", "messageId", rec.MessageId,
+				"budget", p.budget().String())
+		default:
+			out = p.record(work, rec)
+		}
+		switch out {
+		case stored:
+			counts.Stored++
+		case permanent:
+			counts.Permanent++
+		case transient, deferred:
+			if out == transient {
+				counts.Transient++
+			} else {
+				counts.Deferred++
+			}
+			handingBack = true
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+		}
+	}
+	p.Metrics.Add(metrics.TickersProcessed, float64(counts.Stored))
+	p.Metrics.Add(metrics.PermanentFailures, float64(counts.Permanent))
+	p.Metrics.Add(metrics.TransientFailures, float64(counts.Transient+counts.Deferred))
+	log.InfoContext(ctx, "processTicker batch finished", "records", len(ev.Records), "stored", counts.Stored,
+		"permanentFailures", counts.Permanent, "transientFailures", counts.Transient, "deferred", counts.Deferred,
+		"handedBack", len(resp.BatchItemFailures))
+	return resp, nil
+}
+
+// record processes one record.
+func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) outcome {
+	log := orDiscard(p.Logger)
+	start := p.now()
+	msg, err := queue.Decode([]byte(rec.Body))
+	if err != nil {
+		log.WarnContext(ctx, "poison message acknowledged", "messageId", rec.MessageId, "reason", err.Error())
+		return permanent
+	}
+	log = log.With("messageId", rec.MessageId, "ticker", msg.Ticker, "runId", msg.RunID)
+	row, err := p.refresh(ctx, msg.Ticker)
+	if err != nil {
+		if retry.IsPermanent(err) {
+			log.ErrorContext(ctx, "ticker not refreshed: permanent error, message acknowledged", "error", err.Error())
+			return permanent
+		}
+		log.WarnContext(ctx, "ticker not refreshed: transient error, message handed back", "error", err.Error())
+		return transient
+	}
+	log.InfoContext(ctx, "ticker refreshed", "asOf", row.AsOf, "price", row.Price, "rsi", deref(row.RSI), "ma50", deref(row.MA50),
+		"bars", row.Bars, "durationMs", p.now().Sub(start).Milliseconds())
+	return stored
+}
+
+// refresh fetches, computes and stores one ticker. Errors are classified.
+func (p *ProcessTicker) refresh(ctx context.Context, ticker string) (tickerdata.Row, error) {
+	now := p.now()
+	to := now.In(marketdata.NewYork()).Format(marketdata.DateLayout)
+	from := now.In(marketdata.NewYork()).AddDate(0, 0, -p.historyDays()).Format(marketdata.DateLayout)
+	bars, err := p.Market.DailyBars(ctx, ticker, from, to)
+	if err != nil {
+		if ctx.Err() != nil && !retry.IsPermanent(err) {
+			err = errors.Join(err, ctx.Err())
+		}
+		return tickerdata.Row{}, fmt.Errorf("daily bars %s %s..%s: %w", ticker, from, to, err)
+	}
+	snap, err := indicators.Compute(bars)
+	if err != nil {
+		// The same request would return the same series: not worth a retry.
+		return tickerdata.Row{}, retry.Permanent(fmt.Errorf("indicators of %s: %w", ticker, err))
+	}
+	ts, err := marketdata.CloseInstant(snap.AsOf)
+	if err != nil {
+		return tickerdata.Row{}, retry.Permanent(fmt.Errorf("close of %s: %w", ticker, err))
+	}
+	row := tickerdata.Row{Ticker: ticker, Timestamp: ts, AsOf: snap.AsOf, Price: snap.Price, RSI: snap.RSI, MA50: snap.MA50,
+		Bars: snap.Bars, FetchedAt: now.UTC(), Source: p.Source}
+	if err := p.Store.Put(ctx, row); err != nil {
+		return row, err
+	}
+	return row, nil
+}
+
+// timeLeft reports whether a record can start before ctx's deadline.
+func (p *ProcessTicker) timeLeft(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	dl, ok := ctx.Deadline()
+	return !ok || dl.Sub(p.now()) >= p.budget()
+}
+
+func (p *ProcessTicker) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *ProcessTicker) historyDays() int {
+	if p.HistoryDays > 0 {
+		return p.HistoryDays
+	}
+	return DefaultHistoryDays
+}
+
+func (p *ProcessTicker) budget() time.Duration {
+	if p.RecordBudget > 0 {
+		return p.RecordBudget
+	}
+	return DefaultRecordBudget
+}
+
+func (p *ProcessTicker) reserve() time.Duration {
+	if p.Reserve > 0 {
+		return p.Reserve
+	}
+	return DefaultReserve
+}
+
+// deref returns *v, or nil for a log attribute of an absent indicator.
+func deref(v *float64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}

@@ -1,0 +1,260 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/zsmseven/backend/pkg/logging"
+	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/metrics"
+	"github.com/zsmseven/backend/pkg/pipeline"
+	"github.com/zsmseven/backend/pkg/retry"
+)
+
+var (
+	errTransient = retry.Transient(errors.New("polygon: 503 Service Unavailable"), 0)
+	errPermanent = retry.Permanent(errors.New("polygon: 403 NOT_AUTHORIZED"))
+)
+
+// mixedScript: MSFT fails transiently at the market, XYZ permanently, EMPTY
+// returns no bars, BAD a series with a zero close; TSLA fails in the store.
+func mixed() (*fakeMarket, *fakeStore) {
+	m := &fakeMarket{script: map[string]func(context.Context) ([]marketdata.Bar, error){
+		"MSFT":  func(context.Context) ([]marketdata.Bar, error) { return nil, errTransient },
+		"XYZ":   func(context.Context) ([]marketdata.Bar, error) { return nil, errPermanent },
+		"EMPTY": func(context.Context) ([]marketdata.Bar, error) { return nil, nil },
+		"BAD": func(context.Context) ([]marketdata.Bar, error) {
+			b := testBars(30)
+			b[10].Close = 0
+			return b, nil
+		},
+	}}
+	s := &fakeStore{fail: map[string]error{"TSLA": errors.New("dynamodb: ProvisionedThroughputExceededException")}}
+	return m, s
+}
+
+var mixedRecords = [][2]string{
+	{"m1", body("AAPL")},
+	{"m2", `{"ticker":"AAPL"}`}, // poison: no version
+	{"m3", body("MSFT")},        // transient (market)
+	{"m4", body("XYZ")},         // permanent
+	{"m5", "not json at all"},   // poison
+	{"m6", body("NVDA")},
+	{"m7", body("TSLA")},  // transient (store)
+	{"m8", body("EMPTY")}, // permanent: no bars
+	{"m9", body("BAD")},   // permanent: invalid series
+	{"m10", body("BRK.B")},
+}
+
+func newProcessor(m *fakeMarket, s *fakeStore, clock *fakeClock) (*pipeline.ProcessTicker, *bytes.Buffer, *bytes.Buffer) {
+	var logs, emf bytes.Buffer
+	p := &pipeline.ProcessTicker{Market: m, Store: s, Source: "polygon", Metrics: metrics.New(&emf, "test"),
+		Logger: logging.New(&logs, slog.LevelDebug), Now: clock.now}
+	return p, &logs, &emf
+}
+
+// emfValues decodes the one EMF line written by a flush.
+func emfValues(t *testing.T, emf *bytes.Buffer) map[string]any {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(emf.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d EMF lines, want 1: %s", len(lines), emf)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func TestHandleMixedBatch(t *testing.T) {
+	tests := []struct {
+		name       string
+		arn        string
+		handedBack []string
+		fetched    []string
+		metrics    map[string]float64
+	}{
+		{"standard queue: exactly the transient records", standardARN, []string{"m3", "m7"},
+			[]string{"AAPL", "MSFT", "XYZ", "NVDA", "TSLA", "EMPTY", "BAD", "BRK.B"},
+			map[string]float64{"TickersProcessed": 3, "PermanentFailures": 5, "TransientFailures": 2}},
+		{"FIFO queue: the first transient record and everything after it", fifoARN, []string{"m3", "m4", "m5", "m6", "m7", "m8", "m9", "m10"},
+			[]string{"AAPL", "MSFT"},
+			map[string]float64{"TickersProcessed": 1, "PermanentFailures": 1, "TransientFailures": 8}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, s := mixed()
+			clock := &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)}
+			p, logs, emf := newProcessor(m, s, clock)
+			resp, err := p.Handle(context.Background(), event(tt.arn, mixedRecords...))
+			if err != nil {
+				t.Fatalf("Handle returned a function error: %v", err)
+			}
+			if got := failedIDs(resp); !slices.Equal(got, tt.handedBack) {
+				t.Errorf("batchItemFailures %v, want %v", got, tt.handedBack)
+			}
+			if got := m.tickers(); !slices.Equal(got, tt.fetched) {
+				t.Errorf("fetched %v, want %v", got, tt.fetched)
+			}
+			doc := emfValues(t, emf)
+			for name, want := range tt.metrics {
+				if doc[name] != want {
+					t.Errorf("metric %s = %v, want %v", name, doc[name], want)
+				}
+			}
+			if !strings.Contains(logs.String(), `"messageId":"m2"`) || !strings.Contains(logs.String(), "poison message acknowledged") {
+				t.Errorf("poison record not logged with its messageId:\n%s", logs)
+			}
+		})
+	}
+}
+
+func TestHandleStoresOneRowPerTickerAndTradingDay(t *testing.T) {
+	m, s := mixed()
+	// 2026-11-27 02:00 UTC is 21:00 on Thursday 2026-11-26 in New York.
+	clock := &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)}
+	p, _, _ := newProcessor(m, s, clock)
+	ev := event(standardARN, [2]string{"a", body("AAPL")}, [2]string{"b", body("AAPL")})
+	for range 2 { // a redelivery of the batch
+		if _, err := p.Handle(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 400 calendar days back from 2026-11-26 is 2025-10-22 (computed by hand).
+	for _, c := range m.calls {
+		if c != "AAPL 2025-10-22 2026-11-26" {
+			t.Errorf("request %q, want AAPL 2025-10-22 2026-11-26", c)
+		}
+	}
+	if s.puts != 4 || len(s.rows) != 1 {
+		t.Fatalf("%d puts left %d rows, want 1", s.puts, len(s.rows))
+	}
+	bars := testBars(300)
+	var sum float64
+	for _, b := range bars[len(bars)-50:] {
+		sum += b.Close
+	}
+	for key, r := range s.rows {
+		// The last bar is Wednesday 2026-11-25; 16:00 EST is 21:00 UTC.
+		if key != "AAPL|2026-11-25T21:00:00Z" || r.AsOf != "2026-11-25" || r.Source != "polygon" || r.Bars != 300 {
+			t.Errorf("row %s: %+v", key, r)
+		}
+		if r.Price != bars[len(bars)-1].Close || r.MA50 == nil || math.Abs(*r.MA50-sum/50) > 1e-9 || r.RSI == nil {
+			t.Errorf("row values %+v (want price %v, MA50 %v)", r, bars[len(bars)-1].Close, sum/50)
+		}
+		if !r.FetchedAt.Equal(clock.now()) {
+			t.Errorf("fetchedAt %v", r.FetchedAt)
+		}
+	}
+}
+
+func TestHandleHandsBackWhatTheDeadlineLeavesNoTimeFor(t *testing.T) {
+	for _, arn := range []string{standardARN, fifoARN} {
+		t.Run(arn[strings.LastIndex(arn, "-")+1:], func(t *testing.T) {
+			clock := &fakeClock{t: time.Now()}
+			// Each fetch takes 30 s of (fake) time; a record needs 27 s;
+			// 2 s are reserved. With 100 s left: records at 0, 30, 60 s
+			// start (98, 68, 38 s left), the fourth (8 s left) does not.
+			m := &fakeMarket{clock: clock, step: 30 * time.Second}
+			s := &fakeStore{}
+			p, logs, emf := newProcessor(m, s, clock)
+			p.RecordBudget, p.Reserve = 27*time.Second, 2*time.Second
+			ctx, cancel := context.WithDeadline(context.Background(), clock.now().Add(100*time.Second))
+			defer cancel()
+			var recs [][2]string
+			for i, tk := range []string{"A", "B", "C", "D", "E"} {
+				recs = append(recs, [2]string{fmt.Sprint("m", i+1), body(tk)})
+			}
+			resp, err := p.Handle(ctx, event(arn, recs...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := failedIDs(resp); !slices.Equal(got, []string{"m4", "m5"}) {
+				t.Errorf("handed back %v, want [m4 m5]", got)
+			}
+			if len(s.rows) != 3 || len(m.calls) != 3 {
+				t.Errorf("%d rows, %d fetches, want 3", len(s.rows), len(m.calls))
+			}
+			if !strings.Contains(logs.String(), "not enough time left") {
+				t.Error("the hand-back is not logged")
+			}
+			if doc := emfValues(t, emf); doc["TransientFailures"] != 2.0 || doc["TickersProcessed"] != 3.0 {
+				t.Errorf("metrics %v", doc)
+			}
+		})
+	}
+}
+
+func TestHandleRecordCutByTheDeadlineIsHandedBack(t *testing.T) {
+	// The fetch outlasts the invocation: it must end at the work deadline
+	// (Reserve before Lambda's) and the record go back, not time out the
+	// function.
+	m := &fakeMarket{script: map[string]func(context.Context) ([]marketdata.Bar, error){
+		"SLOW": func(ctx context.Context) ([]marketdata.Bar, error) { <-ctx.Done(); return nil, ctx.Err() },
+	}}
+	// Work stops Reserve (200 ms) before the 300 ms deadline.
+	p := &pipeline.ProcessTicker{Market: m, Store: &fakeStore{}, RecordBudget: time.Millisecond, Reserve: 200 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	resp, err := p.Handle(ctx, event(standardARN, [2]string{"s1", body("SLOW")}, [2]string{"s2", body("AAPL")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failedIDs(resp); !slices.Equal(got, []string{"s1", "s2"}) {
+		t.Errorf("handed back %v, want [s1 s2]", got)
+	}
+	if got := m.tickers(); !slices.Equal(got, []string{"SLOW"}) {
+		t.Errorf("fetched %v: a record started after the work deadline", got)
+	}
+}
+
+func TestHandleLogsCarryTheRequestID(t *testing.T) {
+	m, s := mixed()
+	p, logs, _ := newProcessor(m, s, &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)})
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-123"})
+	if _, err := p.Handle(ctx, event(standardARN, mixedRecords...)); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) < len(mixedRecords) {
+		t.Fatalf("%d log lines for %d records", len(lines), len(mixedRecords))
+	}
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %s", l)
+		}
+		if rec["requestId"] != "req-123" || rec["level"] == nil {
+			t.Errorf("log line without requestId or level: %s", l)
+		}
+	}
+}
+
+func TestHandleEmptyBatch(t *testing.T) {
+	p, _, emf := newProcessor(&fakeMarket{}, &fakeStore{}, &fakeClock{t: time.Now()})
+	resp, err := p.Handle(context.Background(), events.SQSEvent{})
+	if err != nil || resp.BatchItemFailures == nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	// The response marshals as an empty list, which Lambda reads as "all done".
+	b, _ := json.Marshal(resp)
+	if string(b) != `{"batchItemFailures":[]}` {
+		t.Errorf("response %s", b)
+	}
+	if doc := emfValues(t, emf); doc["TickersProcessed"] != 0.0 {
+		t.Errorf("metrics %v", doc)
+	}
+}
