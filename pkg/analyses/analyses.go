@@ -59,7 +59,9 @@ type Usage struct {
 // Item is one stored analysis.
 type Item struct {
 	Portfolio string
-	// Timestamp is the run's instant (stored as RFC 3339 UTC, second precision).
+	// Timestamp is the run's instant, stored as RFC 3339 UTC with exactly
+	// three fractional digits (TimeFormat), so two runs in the same second
+	// do not collide and the strings sort in time order.
 	Timestamp time.Time
 	// Analysis is the human-readable text.
 	Analysis string
@@ -127,7 +129,7 @@ func (r *Repository) Put(ctx context.Context, it Item) error {
 	})
 	var cond *types.ConditionalCheckFailedException
 	if errors.As(err, &cond) {
-		return retry.Permanent(fmt.Errorf("store analysis of %q at %s: %w", it.Portfolio, formatTime(it.Timestamp), ErrExists))
+		return retry.Permanent(fmt.Errorf("store analysis of %q at %s: %w", it.Portfolio, FormatTime(it.Timestamp), ErrExists))
 	}
 	if err != nil {
 		return fmt.Errorf("store analysis of %q in %s: %w", it.Portfolio, r.table, err)
@@ -159,7 +161,12 @@ func (r *Repository) Recent(ctx context.Context, portfolio string, limit int) ([
 	return items, nil
 }
 
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+// TimeFormat is the layout of the timestamp sort key: RFC 3339 in UTC with a
+// fixed millisecond fraction, e.g. 2026-11-28T06:00:00.000Z.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// FormatTime renders t as a timestamp sort key.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
@@ -194,7 +201,7 @@ func marshal(it Item) (map[string]types.AttributeValue, error) {
 	}
 	item := map[string]types.AttributeValue{
 		tables.AttrPortfolio: s(it.Portfolio),
-		tables.AttrTimestamp: s(formatTime(it.Timestamp)),
+		tables.AttrTimestamp: s(FormatTime(it.Timestamp)),
 		AttrAnalysis:         s(it.Analysis),
 		AttrModel:            s(it.Model),
 		AttrDataAsOf:         s(it.DataAsOf),

@@ -70,7 +70,7 @@ func TestStoredShape(t *testing.T) {
 	ts := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
 	require.NoError(t, analyses.New(env.Client, table).Put(context.Background(), sample(ts)))
 	out, err := env.Client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
-		"portfolio": &types.AttributeValueMemberS{Value: "ZSM Seven"}, "timestamp": &types.AttributeValueMemberS{Value: "2026-11-28T06:00:00Z"}}})
+		"portfolio": &types.AttributeValueMemberS{Value: "ZSM Seven"}, "timestamp": &types.AttributeValueMemberS{Value: "2026-11-28T06:00:00.000Z"}}})
 	require.NoError(t, err)
 	kinds := map[string]string{}
 	for k, v := range out.Item {

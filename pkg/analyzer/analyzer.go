@@ -21,8 +21,9 @@ import (
 )
 
 // ErrUnknownPortfolio is returned (wrapped) when no portfolio has the
-// requested name. The Portfolios port must wrap it for that case.
-var ErrUnknownPortfolio = errors.New("unknown portfolio")
+// requested name: the shared-table reader's sentinel, which the Portfolios
+// port wraps for that case.
+var ErrUnknownPortfolio = portfolios.ErrUnknownPortfolio
 
 // ErrNoPositions means the portfolio has no valid position to analyze.
 var ErrNoPositions = errors.New("portfolio has no valid positions")
@@ -54,6 +55,7 @@ type LLM interface {
 }
 
 var (
+	_ Portfolios = (*portfolios.Reader)(nil)
 	_ TickerData = (*tickerdata.Store)(nil)
 	_ Store      = (*analyses.Repository)(nil)
 	_ LLM        = (*xai.Client)(nil)
@@ -180,7 +182,7 @@ func (s *Service) one(ctx context.Context, rawName string, force bool) (Outcome,
 		s.o.Logger.ErrorContext(ctx, "analysis failed", "portfolio", name, "error", err)
 		return out, err
 	}
-	now := s.o.Now().UTC().Truncate(time.Second)
+	now := s.o.Now().UTC().Truncate(time.Millisecond)
 	in, err := s.gather(ctx, name, now)
 	if err != nil {
 		return fail(err)
@@ -202,7 +204,7 @@ func (s *Service) one(ctx context.Context, rawName string, force bool) (Outcome,
 			return fail(err)
 		}
 		if prev != nil {
-			out.Status, out.Timestamp, out.Model, out.Reason = OutcomeReused, prev.Timestamp.UTC().Format(time.RFC3339), prev.Model, "an analysis of the same data, prompt version and model is stored"
+			out.Status, out.Timestamp, out.Model, out.Reason = OutcomeReused, analyses.FormatTime(prev.Timestamp), prev.Model, "an analysis of the same data, prompt version and model is stored"
 			s.o.Logger.InfoContext(ctx, "analysis reused", "portfolio", name, "timestamp", out.Timestamp, "dataAsOf", dataAsOf)
 			return out, nil
 		}
@@ -233,7 +235,7 @@ func (s *Service) one(ctx context.Context, rawName string, force bool) (Outcome,
 		return fail(fmt.Errorf("store analysis of %q: %w", name, err))
 	}
 	s.o.Metrics.Add(metrics.AnalysesStored, 1)
-	out.Status, out.Timestamp, out.Model, out.Reason = item.Status, now.Format(time.RFC3339), item.Model, item.Reason
+	out.Status, out.Timestamp, out.Model, out.Reason = item.Status, analyses.FormatTime(now), item.Model, item.Reason
 	attrs := []any{"portfolio", name, "status", item.Status, "model", item.Model, "requestedModel", requested, "dataAsOf", dataAsOf,
 		"tickers", len(in.Positions), "missing", len(missing), "stale", len(stale), "excluded", len(in.Excluded),
 		"attempts", v.attempts, "latencyMs", item.LatencyMs, "promptTokens", v.usage.PromptTokens, "completionTokens", v.usage.CompletionTokens}
