@@ -155,6 +155,9 @@ type Options struct {
 	// AttemptTimeout bounds one HTTP attempt (0: only the overall deadline),
 	// so that a hung connection leaves time for a retry.
 	AttemptTimeout time.Duration
+	// DefaultTimeout bounds Complete when the context has no deadline (the
+	// CLI); 5 minutes if 0.
+	DefaultTimeout time.Duration
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }
@@ -177,6 +180,9 @@ func New(o Options) *Client {
 	}
 	if o.MaxCompletionTokens <= 0 {
 		o.MaxCompletionTokens = 8000
+	}
+	if o.DefaultTimeout <= 0 {
+		o.DefaultTimeout = 5 * time.Minute
 	}
 	c := &Client{opts: o, http: o.HTTPClient, now: o.Now}
 	if c.http == nil {
@@ -256,11 +262,13 @@ func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
 	if err != nil {
 		return resp, retry.Permanent(fmt.Errorf("encode xAI request: %w", err))
 	}
+	var cancel context.CancelFunc
 	if dl, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, dl.Add(-c.opts.Reserve))
-		defer cancel()
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, c.opts.DefaultTimeout)
 	}
+	defer cancel()
 	attempts, err := c.retry.Do(ctx, func(ctx context.Context, _ int) error {
 		r, err := c.once(ctx, body)
 		if r != nil {

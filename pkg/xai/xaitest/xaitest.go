@@ -74,7 +74,7 @@ type Server struct {
 	// URL is the full chat completions URL (XAI_API_URL).
 	URL string
 	// RequireKey, when set, answers 400 with xAI's bad-key body unless the
-	// request carries "Bearer "+RequireKey.
+	// request carries "Bearer "+RequireKey. Set it before the first request.
 	RequireKey string
 
 	srv      *httptest.Server
