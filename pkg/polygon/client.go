@@ -177,10 +177,11 @@ func New(o Options) (*Client, error) {
 	hc := o.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DisableKeepAlives:     true,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: c.timeout,
+			Proxy:               http.ProxyFromEnvironment,
+			DisableKeepAlives:   true,
+			TLSHandshakeTimeout: 10 * time.Second,
+			// No ResponseHeaderTimeout: the attempt's context bounds the
+			// whole exchange, headers and body, with one clear error.
 		}}
 	}
 	cp := *hc // our own copy: never change the caller's client

@@ -149,6 +149,7 @@ func TestContract(t *testing.T) {
 		wantCloses []float64
 		wantWaits  []time.Duration  // retry waits, when they matter
 		waitWithin [2]time.Duration // the one retry wait's bounds, when not exact
+		timeouts   bool             // the case is about timeouts: 100 ms attempts
 		throttled  float64
 	}{
 		{name: "success",
@@ -245,14 +246,14 @@ func TestContract(t *testing.T) {
 			},
 			wantCalls: 2, wantDates: okDates, wantCloses: okCloses,
 			waitWithin: [2]time.Duration{28 * time.Second, 30 * time.Second}}, // the date has whole seconds
-		{name: "timeout then success",
+		{name: "timeout then success", timeouts: true,
 			script: func(t *testing.T) []polygontest.Response {
 				slow := ok(t)
 				slow.Delay = time.Minute
 				return []polygontest.Response{slow, ok(t)}
 			},
 			wantCalls: 2, wantDates: okDates, wantCloses: okCloses},
-		{name: "timeout every time gives up transient",
+		{name: "timeout every time gives up transient", timeouts: true,
 			script: func(t *testing.T) []polygontest.Response {
 				slow := ok(t)
 				slow.Delay = time.Minute
@@ -312,7 +313,11 @@ func TestContract(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, polygontest.Options{}, func(o *polygon.Options) { o.AttemptTimeout = 100 * time.Millisecond })
+			h := newHarness(t, polygontest.Options{}, func(o *polygon.Options) {
+				if tt.timeouts {
+					o.AttemptTimeout = 100 * time.Millisecond
+				}
+			})
 			h.srv.Enqueue(tt.script(t)...)
 			ticker := "aapl"
 			if tt.ticker != "" {
