@@ -160,9 +160,17 @@ type Server struct {
 	throttled int
 }
 
-// New starts a server that closes when the test ends.
+// New starts a server that closes when the test (or benchmark) ends.
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
+	s := Start(opts)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a server outside a test (a TestMain, an example, a local
+// run); the caller must Close it.
+func Start(opts Options) *Server {
 	if opts.Window <= 0 {
 		opts.Window = time.Minute
 	}
@@ -172,12 +180,11 @@ func New(t testing.TB, opts Options) *Server {
 	s := &Server{opts: opts, done: make(chan struct{}), byTicker: map[string][]Response{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
-	t.Cleanup(s.Close)
 	return s
 }
 
 // Close stops the server, ending any delayed answer. New arranges it at the
-// end of the test; calling it earlier is harmless.
+// end of the test; calling it earlier, or twice, is harmless.
 func (s *Server) Close() {
 	select {
 	case <-s.done:

@@ -1,0 +1,48 @@
+package polygon_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/zsmseven/backend/pkg/polygon"
+	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+)
+
+// The service builds its client once per cold start: the base URL from
+// POLYGON_BASE_URL, the rate from POLYGON_CALLS_PER_MINUTE, the key from
+// secrets.Keys (APIKey: func(ctx) { return keys.Get(ctx, secrets.PolygonAPIKey) }).
+// Here a local Polygon stands in for the real one.
+func Example() {
+	srv := polygontest.Start(polygontest.Options{Key: "demo-key"})
+	defer srv.Close()
+
+	c, err := polygon.New(polygon.Options{
+		BaseURL:        srv.URL,
+		APIKey:         polygon.StaticKey("demo-key"),
+		CallsPerMinute: 600, // the free plan is polygon.DefaultCallsPerMinute
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.Drain() // at the start of each invocation: the first call waits one interval (0.1 s here)
+	bars, err := c.DailyBars(ctx, "aapl", "2025-01-06", "2025-01-10")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, b := range bars {
+		fmt.Println(b.Date)
+	}
+	fmt.Println("HTTP requests:", c.Calls())
+	// Output:
+	// 2025-01-06
+	// 2025-01-07
+	// 2025-01-08
+	// 2025-01-09
+	// 2025-01-10
+	// HTTP requests: 1
+}
