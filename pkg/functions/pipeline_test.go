@@ -1,0 +1,243 @@
+package functions_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/pkg/functions"
+	"github.com/zsmseven/backend/pkg/localsqs"
+	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/tickerdata"
+)
+
+func TestMain(m *testing.M) { dynalitetest.Main(m) }
+
+func mapLookup(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// localAWS points the SDK's default configuration at local endpoints with
+// dummy credentials, and away from any profile on the machine.
+func localAWS(t *testing.T, ddb, sqs, sm string) {
+	t.Helper()
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", ddb)
+	t.Setenv("AWS_ENDPOINT_URL_SQS", sqs)
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", sm)
+}
+
+func put(t *testing.T, c *dynamodb.Client, table string, items ...map[string]types.AttributeValue) {
+	t.Helper()
+	for _, it := range items {
+		if _, err := c.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: &table, Item: it}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+
+// lastWeekday is the newest weekday on or before today in New York: the
+// newest bar the local Polygon serves (it skips weekends, not holidays).
+func lastWeekday(t *testing.T) string {
+	t.Helper()
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := time.Now().In(ny)
+	for d.Weekday() == time.Saturday || d.Weekday() == time.Sunday {
+		d = d.AddDate(0, 0, -1)
+	}
+	return d.Format(time.DateOnly)
+}
+
+// The nightly pipeline through the deployed wiring: processTickers scans
+// the shared tables on dynalite and queues to a local FIFO queue through the
+// real SQS client; processTicker consumes the queue with the real Polygon
+// client against a local Polygon and writes ticker-data on dynalite.
+func TestPipelineEndToEnd(t *testing.T) {
+	env := dynalitetest.New(t)
+	sqsSrv, err := localsqs.Start("127.0.0.1:0", localsqs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqsSrv.Close()
+	const queueName = "ticker-processing-queue-local.fifo"
+	queueURL := sqsSrv.CreateQueue(queueName)
+	localAWS(t, env.Endpoint, sqsSrv.Endpoint(), "http://127.0.0.1:1")
+
+	put(t, env.Client, tables.UserPortfolios.Name(env.Stage),
+		map[string]types.AttributeValue{"userId": s("u1"), "portfolioId": s("p1"), "name": s("ZSM Seven"),
+			"tickers": &types.AttributeValueMemberSS{Value: []string{"BRK.B", "aapl"}}})
+	put(t, env.Client, tables.PortfolioPositions.Name(env.Stage),
+		map[string]types.AttributeValue{"portfolioId": s("p1"), "positionId": s("1"), "ticker": s("AAPL")},
+		map[string]types.AttributeValue{"portfolioId": s("p1"), "positionId": s("2"), "symbol": s("msft")},
+		map[string]types.AttributeValue{"portfolioId": s("legacy"), "positionId": s("3"), "portfolio": s("ZSM Seven"), "ticker": s("NVDA")},
+		map[string]types.AttributeValue{"portfolioId": s("p1"), "positionId": s("4"), "ticker": s("bad$")})
+
+	var out bytes.Buffer
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-nightly-1"})
+	collect, err := functions.ProcessTickers(ctx, mapLookup(map[string]string{
+		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": tables.UserPortfolios.Name(env.Stage),
+		"PORTFOLIO_POSITIONS_TABLE": tables.PortfolioPositions.Name(env.Stage), "TICKER_QUEUE_URL": queueURL,
+	}), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := collect(ctx, json.RawMessage(`{}`))
+	if err != nil {
+		t.Fatalf("processTickers: %v\n%s", err, out.String())
+	}
+	if sum.Queued != 4 || sum.SymbolsFound != 4 || sum.Invalid != 1 || sum.ItemsScanned != 5 {
+		t.Fatalf("summary %+v", sum)
+	}
+	// Lambda retries a failed asynchronous invocation with the same request
+	// id, hence the same run id: FIFO de-duplication keeps one message per
+	// ticker.
+	if _, err := collect(ctx, json.RawMessage(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if c := sqsSrv.Counts(queueName); c.Visible != 4 {
+		t.Fatalf("queue counts %+v after a retried run, want 4 visible", c)
+	}
+
+	const key = "pk-test-0123456789"
+	poly := polygontest.New(t, polygontest.Options{Key: key})
+	process, err := functions.ProcessTicker(ctx, mapLookup(map[string]string{
+		"STAGE": env.Stage, "TICKER_DATA_TABLE": tables.TickerData.Name(env.Stage), "POLYGON_BASE_URL": poly.URL,
+		"POLYGON_CALLS_PER_MINUTE": "0", "POLYGON_API_KEY": key, "LOG_LEVEL": "debug",
+	}), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	totals, err := sqsSrv.Drain(ctx, queueName, 10, localsqs.Handler(process))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if totals.Deleted != 4 || totals.Requeued != 0 || totals.DeadLettered != 0 {
+		t.Fatalf("queue totals %+v\n%s", totals, out.String())
+	}
+	if poly.Calls() != 4 {
+		t.Errorf("%d Polygon calls for 4 tickers", poly.Calls())
+	}
+
+	store := tickerdata.NewStore(env.Client, tables.TickerData.Name(env.Stage))
+	asOf := lastWeekday(t)
+	ny, _ := time.LoadLocation("America/New_York")
+	for _, tk := range []string{"AAPL", "BRK.B", "MSFT", "NVDA"} {
+		row, ok, err := store.Latest(ctx, tk)
+		if err != nil || !ok {
+			t.Fatalf("%s: %v %v", tk, ok, err)
+		}
+		d, _ := time.ParseInLocation(time.DateOnly, asOf, ny)
+		wantTS := time.Date(d.Year(), d.Month(), d.Day(), 16, 0, 0, 0, ny)
+		bars, err := polygontest.SyntheticBars(tk, d.AddDate(0, 0, -400).Format(time.DateOnly), asOf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.AsOf != asOf || !row.Timestamp.Equal(wantTS) || row.Price != bars[len(bars)-1].C || row.RSI == nil || row.MA50 == nil ||
+			row.Bars < 250 || row.Source != "polygon" {
+			t.Errorf("%s row %+v (want asOf %s, close %v, ≥ 250 bars)", tk, row, asOf, bars[len(bars)-1].C)
+		}
+	}
+	logs := out.String()
+	if strings.Contains(logs, key) {
+		t.Error("the Polygon key appears in the logs")
+	}
+	for _, want := range []string{`"TickersQueued":4`, `"InvalidSymbols":1`, `"TickersProcessed":4`, `"PolygonCalls":4`, `"function":"processTicker"`, `"function":"processTickers"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("output lacks %s", want)
+		}
+	}
+}
+
+// fakeSecretsManager answers GetSecretValue with secret (Secrets Manager's
+// JSON protocol).
+func fakeSecretsManager(t *testing.T, secret string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".GetSecretValue") {
+			http.Error(w, "unexpected call", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		b, _ := json.Marshal(map[string]any{"ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:zsm-seven/local/api-keys", "Name": "zsm-seven/local/api-keys", "SecretString": secret})
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestProcessTickerStartUp(t *testing.T) {
+	base := map[string]string{"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local",
+		"API_KEYS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:zsm-seven/local/api-keys"}
+	tests := []struct {
+		name, secret string
+		env          map[string]string
+		want         string // "" means start-up succeeds
+	}{
+		{"key in the secret", `{"POLYGON_API_KEY":"from-secret","XAI_API_KEY":"x"}`, nil, ""},
+		{"key missing from the secret", `{"XAI_API_KEY":"x"}`, nil, "POLYGON_API_KEY: API key not set in secret"},
+		{"secret is not JSON", `POLYGON_API_KEY=abc`, nil, "is not a JSON object"},
+		{"environment wins, secret not read", `not read`, map[string]string{"POLYGON_API_KEY": "from-env"}, ""},
+		{"neither key nor secret", ``, map[string]string{"API_KEYS_SECRET_ARN": ""}, "POLYGON_API_KEY or API_KEYS_SECRET_ARN must be set"},
+		{"bad rate", ``, map[string]string{"POLYGON_CALLS_PER_MINUTE": "fast"}, "POLYGON_CALLS_PER_MINUTE must be an integer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			localAWS(t, "http://127.0.0.1:1", "http://127.0.0.1:1", fakeSecretsManager(t, tt.secret))
+			env := map[string]string{}
+			for k, v := range base {
+				env[k] = v
+			}
+			for k, v := range tt.env {
+				if v == "" {
+					delete(env, k)
+				} else {
+					env[k] = v
+				}
+			}
+			h, err := functions.ProcessTicker(context.Background(), mapLookup(env), &bytes.Buffer{})
+			if tt.want == "" {
+				if err != nil || h == nil {
+					t.Fatalf("start-up failed: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want one line containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "abc") {
+				t.Fatalf("error quotes the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestProcessTickersStartUpNamesTheVariable(t *testing.T) {
+	_, err := functions.ProcessTickers(context.Background(), mapLookup(map[string]string{"STAGE": "local",
+		"USER_PORTFOLIOS_TABLE": "a", "PORTFOLIO_POSITIONS_TABLE": "b"}), &bytes.Buffer{})
+	if err == nil || err.Error() != "configuration: TICKER_QUEUE_URL is required but not set" {
+		t.Fatalf("err = %v", err)
+	}
+}
