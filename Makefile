@@ -12,7 +12,9 @@ FUNCTIONS := processtickers processticker analyzeportfolio
 GO        ?= go
 NODE_BIN  := node_modules/.bin
 # The CDK CLI, offline: no notices, no version check, no version reporting.
-CDK       := CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 $(NODE_BIN)/cdk --no-notices --no-version-reporting
+# jsii v1.142 also calls Node 20 end-of-life: silence that banner too.
+CDK       := CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=1 \
+             $(NODE_BIN)/cdk --no-notices --no-version-reporting
 
 # jsii (the CDK's Go bindings) prints a large banner on Node 20; silence it.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -78,8 +80,12 @@ logs: ## follow a deployed function's logs (FN=processTickers|processTicker|anal
 	aws logs tail "/aws/lambda/zsm-$$fn-$(STAGE)" --follow --format short
 
 .PHONY: bench
-bench: ## run the benchmarks and write docs/benchmarks.md
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+bench: node_modules/.installed ## measure everything side by side and write docs/benchmarks.md (BENCH_SKIP_TEST=1: skip timing make test)
+	$(GO) run ./internal/benchreport -out docs/benchmarks.md
+
+.PHONY: reliability
+reliability: node_modules/.installed ## run the fault-injection suite, print its table and write docs/reliability.md
+	RELIABILITY_REPORT=docs/reliability.md $(GO) test -count=1 -run 'TestFaults' -v ./reliability | grep -v '^=== \|^--- \|^    ---' | sed -n '/^| /p'
 
 .PHONY: clean
 clean: ## remove build output (dist/, cdk.out/)

@@ -1,0 +1,127 @@
+// Command benchreport is `make bench`: it measures, in one run on this
+// machine, everything docs/benchmarks.md reports side by side — indicator
+// computation, market-data calls per ticker, pacing efficiency against a
+// rate-limited local Polygon, cold start of each bootstrap under the Lambda
+// Runtime Interface Emulator beside a hello-world Lambda, bootstrap sizes,
+// and the wall time of `make synth` (both stages) and `make test` — then
+// writes the report and prints it.
+//
+// Nothing here asserts performance; the targets are printed beside the
+// figures for a reader to judge.
+//
+// Usage (from the repository root):
+//
+//	go run ./internal/benchreport [-out docs/benchmarks.md] [-rounds 5]
+//
+// BENCH_SKIP_TEST=1 skips timing `make test` (when `make bench` runs right
+// after it, timing it again doubles the wait).
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+func main() {
+	out := flag.String("out", "docs/benchmarks.md", "report to write")
+	rounds := flag.Int("rounds", 5, "cold starts measured per function (the median is reported)")
+	flag.Parse()
+	if err := run(context.Background(), *out, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "benchreport:", err)
+		os.Exit(1)
+	}
+}
+
+// report is everything measured, rendered by render.
+type report struct {
+	Machine   machine
+	Date      time.Time
+	Indicator []goBench
+	Market    []goBench // BenchmarkCallsPerTicker, BenchmarkPacing
+	Cold      []coldStart
+	ColdNote  string
+	Sizes     []size
+	Timings   []timing
+	Notes     []string
+}
+
+type machine struct {
+	CPU   string
+	Cores int
+	Go    string
+	OS    string
+}
+
+func run(ctx context.Context, out string, rounds int) error {
+	r := report{Date: time.Now().UTC(), Machine: describeMachine()}
+	var err error
+
+	step("indicators: go test -bench BenchmarkIndicators -benchmem ./pkg/indicators")
+	if r.Indicator, err = runGoBench(ctx, "./pkg/indicators", "^BenchmarkIndicators$", ""); err != nil {
+		return err
+	}
+	step("market data: calls per ticker and pacing (./internal/benchreport benchmarks)")
+	if r.Market, err = runGoBench(ctx, "./internal/benchreport", "^Benchmark(CallsPerTicker|Pacing)$", "1x"); err != nil {
+		return err
+	}
+	step(fmt.Sprintf("cold start: %d rounds per bootstrap under the emulator", rounds))
+	if r.Cold, r.ColdNote, err = measureColdStarts(ctx, rounds); err != nil {
+		return err
+	}
+	step("sizes: make build (linux/arm64)")
+	if r.Sizes, err = measureSizes(ctx, r.Cold); err != nil {
+		return err
+	}
+	step("wall time: make synth STAGE=dev, STAGE=prod, make test")
+	r.Timings, r.Notes = measureTimings(ctx)
+
+	doc := render(r)
+	if err := os.WriteFile(out, []byte(doc), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	fmt.Print(doc)
+	fmt.Fprintf(os.Stderr, "benchreport: wrote %s\n", out)
+	return nil
+}
+
+func step(s string) { fmt.Fprintf(os.Stderr, "benchreport: %s\n", s) }
+
+func describeMachine() machine {
+	m := machine{CPU: "unknown", Cores: runtime.NumCPU(), Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := exec.Command("go", "version").Output(); err == nil {
+		m.Go = strings.TrimSpace(strings.TrimPrefix(string(b), "go version "))
+	}
+	return m
+}
+
+// command runs name with args from the repository root and returns its
+// combined output, with the output in the error when it fails.
+func command(ctx context.Context, env []string, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err != nil {
+		tail := buf.String()
+		if len(tail) > 4000 {
+			tail = "…" + tail[len(tail)-4000:]
+		}
+		return buf.String(), fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, tail)
+	}
+	return buf.String(), nil
+}

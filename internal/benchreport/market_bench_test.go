@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/pkg/localsqs"
+	"github.com/zsmseven/backend/pkg/pipeline"
+	"github.com/zsmseven/backend/pkg/polygon"
+	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/tickerdata"
+)
+
+func TestMain(m *testing.M) { dynalitetest.Main(m) }
+
+const benchKey = "bench-polygon-key-0123456789"
+
+// consumer is the processTicker use case wired as deployed — the real
+// Polygon client against srv, the real DynamoDB store on dynalite — with the
+// given pacing.
+func consumer(b *testing.B, srv *polygontest.Server, callsPerMinute int) *pipeline.ProcessTicker {
+	b.Helper()
+	env := dynalitetest.New(b, tables.TickerData)
+	client, err := polygon.New(polygon.Options{BaseURL: srv.URL, APIKey: polygon.StaticKey(benchKey), CallsPerMinute: callsPerMinute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &pipeline.ProcessTicker{Market: client, Store: tickerdata.NewStore(env.Client, tables.TickerData.Name(env.Stage)), Source: "polygon"}
+}
+
+// batches are the SQS events for n tickers, ten records each, as the FIFO
+// event source delivers them.
+func batches(b *testing.B, n int) []events.SQSEvent {
+	b.Helper()
+	var out []events.SQSEvent
+	var ev events.SQSEvent
+	for i := range n {
+		body, err := queue.New(ticker(i), "bench", time.Now()).Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprintf("m%d", i), Body: body,
+			EventSourceARN: localsqs.ARN("ticker-processing-queue-bench.fifo")})
+		if len(ev.Records) == localsqs.MaxBatch || i == n-1 {
+			out = append(out, ev)
+			ev = events.SQSEvent{}
+		}
+	}
+	return out
+}
+
+// ticker is the i-th synthetic symbol: TKA, TKB, …, TKBA, …
+func ticker(i int) string {
+	s := ""
+	for i++; i > 0; i = (i - 1) / 26 {
+		s = string(rune('A'+(i-1)%26)) + s
+	}
+	return "TK" + s
+}
+
+func handle(b *testing.B, p *pipeline.ProcessTicker, evs []events.SQSEvent) {
+	b.Helper()
+	for _, ev := range evs {
+		resp, err := p.Handle(context.Background(), ev)
+		if err != nil || len(resp.BatchItemFailures) > 0 {
+			b.Fatalf("batch not processed: %v %+v", err, resp.BatchItemFailures)
+		}
+	}
+}
+
+// BenchmarkCallsPerTicker counts the market-data requests the local Polygon
+// receives per ticker processed (the old system made 3: price, RSI and SMA
+// endpoints separately).
+func BenchmarkCallsPerTicker(b *testing.B) {
+	const n = 20
+	for b.Loop() {
+		srv := polygontest.New(b, polygontest.Options{Key: benchKey})
+		handle(b, consumer(b, srv, 0), batches(b, n))
+		b.ReportMetric(float64(srv.Calls())/n, "calls/ticker")
+	}
+}
+
+// BenchmarkPacing sends 60 tickers through the consumer, paced at 600
+// calls per minute, against a local Polygon that answers 429 beyond its
+// limit. The ideal wall time is 60 ÷ 600/min = 6 s. Two limits:
+//
+//   - window_1m0s: at most 600 calls in any sliding minute, the scaled rate
+//     itself;
+//   - window_500ms: at most 5 calls in any sliding half second — the free
+//     plan's 5 calls per minute with rate and window both scaled by 120, so
+//     a call that lands early by network jitter shows as it would at 12 s
+//     spacing.
+func BenchmarkPacing(b *testing.B) {
+	const n, perMinute = 60, 600
+	ideal := time.Duration(n) * time.Minute / perMinute
+	for _, lim := range []struct {
+		calls  int
+		window time.Duration
+	}{{perMinute, time.Minute}, {5, 500 * time.Millisecond}} {
+		b.Run("window_"+lim.window.String(), func(b *testing.B) {
+			for b.Loop() {
+				srv := polygontest.New(b, polygontest.Options{Key: benchKey, RateLimit: lim.calls, Window: lim.window})
+				p := consumer(b, srv, perMinute)
+				evs := batches(b, n)
+				start := time.Now()
+				handle(b, p, evs)
+				wall := time.Since(start)
+				b.ReportMetric(wall.Seconds()/ideal.Seconds(), "wall/ideal")
+				b.ReportMetric(wall.Seconds(), "wall-s")
+				b.ReportMetric(float64(srv.Throttled()), "429s")
+				b.ReportMetric(float64(srv.MaxCallsIn(lim.window)), "max-calls/window")
+				b.ReportMetric(float64(srv.Calls()), "calls")
+			}
+		})
+	}
+}
