@@ -40,6 +40,9 @@ type command struct {
 // add one entry here; help and dispatch pick it up.
 var commands = []command{
 	{name: "indicators", summary: "print price, RSI(14) and MA50 computed from one Polygon aggregates response", run: runIndicators},
+	{name: "run", summary: "run the nightly pipeline locally (dynalite, sample data unless keys are set) and print the result", run: runRun},
+	{name: "status", summary: "show the latest ticker rows and analysis, with freshness (local store or --stage)", run: runStatus},
+	{name: "invoke", summary: "run one function's handler in process against the local stack or a deployed --stage", run: runInvoke},
 }
 
 // stdinReader is what commands read for the file name "-". Tests replace it.

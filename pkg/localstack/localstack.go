@@ -46,6 +46,8 @@ type Options struct {
 	NoQueue bool
 	// NoMarketData skips the sandbox even without a Polygon key.
 	NoMarketData bool
+	// NoSeed leaves the shared tables as they are (readers such as status).
+	NoSeed bool
 	// DynaliteOutput receives dynalite's own output (nil discards it).
 	DynaliteOutput *os.File
 }
@@ -95,8 +97,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := dynalite.CreateTables(ctx, s.DB, s.Stage); err != nil {
 		return nil, err
 	}
-	if _, err := SeedSamplePortfolio(ctx, s.DB, s.Stage); err != nil {
-		return nil, err
+	if !opts.NoSeed {
+		if _, err := SeedSamplePortfolio(ctx, s.DB, s.Stage); err != nil {
+			return nil, err
+		}
 	}
 	if !opts.NoQueue {
 		s.SQS, err = localsqs.Start("127.0.0.1:0", localsqs.Options{})

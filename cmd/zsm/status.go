@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/localstack"
+	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/sandbox"
+	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/tickerdata"
+)
+
+const statusSynopsis = "zsm status [--json] [--portfolio NAME] [--data DIR | --stage dev|prod]"
+
+const statusDescription = `Shows the latest ticker-data row of every symbol held in the portfolio tables
+(price, RSI(14), MA50, trading date) and the latest analysis of a portfolio
+(model or fallback, data date, per-ticker score and signal), each marked fresh
+or stale against the last NYSE trading day.
+
+By default it reads the local store that ` + "`zsm run`" + ` keeps under .local/dynalite
+(a run with --memory leaves nothing to read). With --stage it reads a deployed
+stage's tables with the default AWS credential chain (AWS_PROFILE, SSO, ...).
+--json prints {"tickers":[{"ticker","price","rsi","ma50","asOf",...}],
+"analysis":{"portfolio","model","status","dataAsOf","tickers":[{"ticker","score","signal"}],...}}.`
+
+// tickerStatus is one ticker's latest row.
+type tickerStatus struct {
+	Ticker string   `json:"ticker"`
+	Price  float64  `json:"price"`
+	RSI    *float64 `json:"rsi"`
+	MA50   *float64 `json:"ma50"`
+	// VsMA50Pct is the price's distance from MA50 in percent (nil without MA50).
+	VsMA50Pct *float64 `json:"vsMa50Pct"`
+	AsOf      string   `json:"asOf"`
+	Timestamp string   `json:"timestamp"`
+	FetchedAt string   `json:"fetchedAt"`
+	Source    string   `json:"source"`
+	Bars      int      `json:"bars"`
+	Fresh     bool     `json:"fresh"`
+}
+
+// scoreStatus is one ticker of the analysis.
+type scoreStatus struct {
+	Ticker    string `json:"ticker"`
+	Score     int    `json:"score"`
+	Signal    string `json:"signal"`
+	Rationale string `json:"rationale"`
+}
+
+// analysisStatus is the latest stored analysis of the portfolio.
+type analysisStatus struct {
+	Portfolio string        `json:"portfolio"`
+	Timestamp string        `json:"timestamp"`
+	Model     string        `json:"model"`
+	Status    string        `json:"status"`
+	Reason    string        `json:"reason,omitempty"`
+	DataAsOf  string        `json:"dataAsOf"`
+	Fresh     bool          `json:"fresh"`
+	Summary   string        `json:"summary"`
+	Tickers   []scoreStatus `json:"tickers"`
+}
+
+// statusReport is what `zsm status --json` prints and `zsm run` renders.
+type statusReport struct {
+	Stage          string `json:"stage"`
+	Store          string `json:"store"`
+	LastTradingDay string `json:"lastTradingDay"`
+	Portfolio      string `json:"portfolio"`
+	// Tickers are the latest rows of every symbol in the portfolio tables;
+	// Missing the symbols without any row.
+	Tickers  []tickerStatus  `json:"tickers"`
+	Missing  []string        `json:"missing"`
+	Invalid  int             `json:"invalidSymbols"`
+	Analysis *analysisStatus `json:"analysis"`
+}
+
+// gatherStatus reads the latest rows and analysis from a stage's tables.
+func gatherStatus(ctx context.Context, db *dynamodb.Client, stage, portfolio, store string, now time.Time) (statusReport, error) {
+	rep := statusReport{Stage: stage, Store: store, LastTradingDay: marketdata.LastTradingDay(now), Portfolio: portfolio,
+		Tickers: []tickerStatus{}, Missing: []string{}}
+	scan, err := portfolios.NewReader(db, tables.UserPortfolios.Name(stage), tables.PortfolioPositions.Name(stage)).ScanSymbols(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Invalid = len(scan.Invalid)
+	rows := tickerdata.NewStore(db, tables.TickerData.Name(stage))
+	for _, sym := range scan.Symbols {
+		r, ok, err := rows.Latest(ctx, sym)
+		if err != nil {
+			return rep, err
+		}
+		if !ok {
+			rep.Missing = append(rep.Missing, sym)
+			continue
+		}
+		ts := tickerStatus{Ticker: r.Ticker, Price: r.Price, RSI: r.RSI, MA50: r.MA50, AsOf: r.AsOf,
+			Timestamp: r.Timestamp.UTC().Format(time.RFC3339), FetchedAt: r.FetchedAt.UTC().Format(time.RFC3339),
+			Source: r.Source, Bars: r.Bars, Fresh: r.AsOf == rep.LastTradingDay}
+		if r.MA50 != nil && *r.MA50 > 0 {
+			pct := math.Round((r.Price/(*r.MA50)-1)*10000) / 100
+			ts.VsMA50Pct = &pct
+		}
+		rep.Tickers = append(rep.Tickers, ts)
+	}
+	recent, err := analyses.New(db, tables.PortfolioAnalyses.Name(stage)).Recent(ctx, portfolio, 1)
+	if err != nil {
+		return rep, err
+	}
+	if len(recent) > 0 {
+		it := recent[0]
+		a := &analysisStatus{Portfolio: it.Portfolio, Timestamp: it.Timestamp.UTC().Format(time.RFC3339), Model: it.Model,
+			Status: it.Status, Reason: it.Reason, DataAsOf: it.DataAsOf, Fresh: it.DataAsOf == rep.LastTradingDay,
+			Summary: it.Result.Summary, Tickers: []scoreStatus{}}
+		for _, t := range it.Result.Tickers {
+			a.Tickers = append(a.Tickers, scoreStatus{Ticker: t.Ticker, Score: t.Score, Signal: t.Signal, Rationale: t.Rationale})
+		}
+		rep.Analysis = a
+	}
+	return rep, nil
+}
+
+// printTable renders the report for people.
+func printTable(w io.Writer, rep statusReport) {
+	scores := map[string]scoreStatus{}
+	if rep.Analysis != nil {
+		for _, s := range rep.Analysis.Tickers {
+			scores[s.Ticker] = s
+		}
+	}
+	const row = "%-7s %10s %8s %10s %8s %6s  %-11s %s\n"
+	fmt.Fprintf(w, row, "TICKER", "PRICE", "RSI(14)", "MA50", "vs MA50", "SCORE", "SIGNAL", "AS OF")
+	for _, t := range rep.Tickers {
+		score, signal := "-", "-"
+		if s, ok := scores[t.Ticker]; ok {
+			score, signal = fmt.Sprint(s.Score), s.Signal
+		}
+		asOf := t.AsOf
+		if !t.Fresh {
+			asOf += " (stale)"
+		}
+		fmt.Fprintf(w, row, t.Ticker, fmt.Sprintf("%.2f", t.Price), num(t.RSI, "%.1f"), num(t.MA50, "%.2f"),
+			num(t.VsMA50Pct, "%+.1f%%"), score, signal, asOf)
+	}
+	for _, m := range rep.Missing {
+		fmt.Fprintf(w, row, m, "-", "-", "-", "-", "-", "-", "no data")
+	}
+	for _, t := range rep.Tickers {
+		if t.Source == sandbox.Source {
+			fmt.Fprintf(w, "\n%s.\n", sandbox.Label)
+			break
+		}
+	}
+	fmt.Fprintln(w)
+	if rep.Analysis == nil {
+		fmt.Fprintf(w, "Analysis of %q: none stored yet.\n", rep.Portfolio)
+		return
+	}
+	a := rep.Analysis
+	fresh := "fresh"
+	if !a.Fresh {
+		fresh = "stale: the last trading day is " + rep.LastTradingDay
+	}
+	fmt.Fprintf(w, "Analysis of %q at %s, data as of %s (%s)\n", a.Portfolio, a.Timestamp, a.DataAsOf, fresh)
+	switch a.Status {
+	case analyses.StatusFallback:
+		fmt.Fprintf(w, "  by: %s — the rules analyst (fallback: %s)\n", a.Model, a.Reason)
+	default:
+		fmt.Fprintf(w, "  by: model %s\n", a.Model)
+	}
+	fmt.Fprintf(w, "  summary: %s\n", strings.TrimSpace(a.Summary))
+}
+
+func num(v *float64, format string) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+// runStatus implements `zsm status`.
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newCmdFlags("status", statusSynopsis, statusDescription, stdout)
+	asJSON := fs.Bool("json", false, "print JSON for machines")
+	portfolio := fs.String("portfolio", localstack.SamplePortfolio, "the portfolio whose latest analysis to show")
+	data := fs.String("data", localstack.DefaultDataDir, "local store kept by `zsm run`")
+	stage := fs.String("stage", "", "read a deployed stage (dev or prod) instead of the local store")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("status: unexpected argument %.40q (see zsm status --help)", fs.Arg(0))
+	}
+	var (
+		db        *dynamodb.Client
+		stageName string
+		store     string
+	)
+	if *stage != "" {
+		if err := tables.ValidateDeployStage(*stage); err != nil {
+			return usagef("status: %v", err)
+		}
+		cfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return fmt.Errorf("status: AWS configuration: %w", err)
+		}
+		db, stageName, store = dynamodb.NewFromConfig(cfg), *stage, "AWS DynamoDB (stage "+*stage+", region "+cfg.Region+")"
+	} else {
+		if _, err := os.Stat(*data); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("status: no local data under %s: run `make run` first (it keeps data there unless --memory)", *data)
+		}
+		st, err := localstack.Start(ctx, localstack.Options{DataDir: *data, NoQueue: true, NoMarketData: true, NoSeed: true})
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		defer st.Stop()
+		db, stageName, store = st.DB, st.Stage, "local dynalite under "+*data
+	}
+	rep, err := gatherStatus(ctx, db, stageName, *portfolio, store, time.Now())
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "Stage %s, %s; last trading day %s\n\n", rep.Stage, rep.Store, rep.LastTradingDay)
+	printTable(stdout, rep)
+	return nil
+}
+
+
