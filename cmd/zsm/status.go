@@ -241,5 +241,3 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	printTable(stdout, rep)
 	return nil
 }
-
-
