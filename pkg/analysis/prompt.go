@@ -259,7 +259,7 @@ func RepairMessages(p Prompt, answer string, problems []string) []Message {
 		strings.Join(p.Symbols, ", "), strings.Join(Signals, ", "))
 	const maxEcho = 30000 // keep a runaway answer from blowing up the repair request
 	if len(answer) > maxEcho {
-		answer = answer[:maxEcho]
+		answer = strings.ToValidUTF8(answer[:maxEcho], "")
 	}
 	msgs := append([]Message{}, p.Messages...)
 	return append(msgs, Message{Role: RoleAssistant, Content: answer}, Message{Role: RoleUser, Content: b.String()})

@@ -148,7 +148,6 @@ func TestContract(t *testing.T) {
 				assert.Equal(t, 1.0, snap[metrics.AnalysisFallback])
 				// Rules analyst: AAPL RSI 25 → +15, 5.03% above MA50 → +10.06 → 75.
 				assert.Equal(t, 75, it.Result.Tickers[0].Score)
-				assert.Equal(t, tc.reason, tc.reason)
 			}
 		})
 	}
@@ -200,8 +199,8 @@ func TestSuccessRecordsEverything(t *testing.T) {
 	require.NoError(t, json.Unmarshal(req.ResponseFormat.JSONSchema.Schema, &schema))
 	assert.Equal(t, symbols, schema.Properties.Tickers.Items.Properties.Ticker.Enum, "ticker enum = exactly the portfolio's valid symbols")
 	user := req.Messages[1].Content
-	assert.Contains(t, user, `"quantity": 10,`, "lots of MSFT are summed, AAPL keeps its quantity")
-	assert.Contains(t, user, `"quantity": 10,`)
+	assert.Contains(t, user, "\"symbol\": \"MSFT\",\n      \"quantity\": 10,", "the two MSFT lots (msft and MSFT) are merged and summed")
+	assert.Contains(t, user, "\"symbol\": \"AAPL\",\n      \"quantity\": 10,\n      \"cost_basis\": 1500,")
 	assert.NotContains(t, user, "Ignore previous instructions", "an invalid symbol never reaches the model")
 	assert.NotContains(t, user, `\u003cb\u003e`, "nor does the reader's rejected value")
 	assert.NotContains(t, w.logs.String(), xaitest.Key)
@@ -429,4 +428,33 @@ func TestEventDecoding(t *testing.T) {
 		require.Error(t, err, bad)
 		assert.Contains(t, err.Error(), "analyzePortfolio event is not", bad)
 	}
+}
+
+// The model call gives up Reserve before the invocation deadline, so the
+// fallback is still stored within the invocation.
+func TestDeadlineLeavesTimeForFallback(t *testing.T) {
+	w := newWorld()
+	srv := xaitest.New(t, xaitest.Slow(xaitest.Answer(good), 10*time.Second))
+	llm := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: fastRetry(), Reserve: 1900 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	res, err := w.service(llm).Handle(ctx, analyzer.Event{})
+	require.NoError(t, err)
+	assert.NoError(t, ctx.Err(), "stored before the invocation deadline")
+	assert.Equal(t, analyzer.OutcomeFallback, res.Portfolios[0].Status)
+	assert.Contains(t, w.store.all()[0].Reason, "deadline")
+}
+
+type failingRecent struct{ *memStore }
+
+func (failingRecent) Recent(context.Context, string, int) ([]analyses.Item, error) { return nil, errBoom }
+
+func TestRecentErrorFails(t *testing.T) {
+	w := newWorld()
+	svc := analyzer.New(analyzer.Options{Portfolios: w.ports, TickerData: w.tickers, Store: failingRecent{w.store},
+		DefaultPortfolio: "ZSM Seven", LastTradingDay: func(time.Time) string { return lastDay }, Now: w.clock.Now})
+	_, err := svc.Handle(context.Background(), analyzer.Event{})
+	require.ErrorIs(t, err, errBoom)
+	assert.Contains(t, err.Error(), "look for a stored analysis")
+	assert.Empty(t, w.store.all())
 }

@@ -363,7 +363,8 @@ func (c *Client) classify(res *http.Response, data []byte) error {
 			Code    json.RawMessage `json:"code"`
 			Type    string          `json:"type"`
 		}
-		if json.Unmarshal(flat.Error, &nested) == nil && flat.Error != nil && flat.Error[0] == '{' {
+		// xAI: "error" is a string; OpenAI: an object with message and code.
+		if len(flat.Error) > 0 && flat.Error[0] == '{' && json.Unmarshal(flat.Error, &nested) == nil {
 			e.Message = c.clip(nested.Message)
 			if e.Code == "" {
 				e.Code = c.clip(rawText(nested.Code))
