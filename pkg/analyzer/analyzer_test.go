@@ -447,7 +447,9 @@ func TestDeadlineLeavesTimeForFallback(t *testing.T) {
 
 type failingRecent struct{ *memStore }
 
-func (failingRecent) Recent(context.Context, string, int) ([]analyses.Item, error) { return nil, errBoom }
+func (failingRecent) Recent(context.Context, string, int) ([]analyses.Item, error) {
+	return nil, errBoom
+}
 
 func TestRecentErrorFails(t *testing.T) {
 	w := newWorld()
