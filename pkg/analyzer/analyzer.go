@@ -179,7 +179,11 @@ func (s *Service) one(ctx context.Context, rawName string, force bool) (Outcome,
 	out := Outcome{Portfolio: name}
 	fail := func(err error) (Outcome, error) {
 		out.Status, out.Error = OutcomeFailed, err.Error()
-		s.o.Logger.ErrorContext(ctx, "analysis failed", "portfolio", name, "error", err)
+		level := slog.LevelError
+		if errors.Is(err, ErrNoPositions) {
+			level = slog.LevelWarn // an empty portfolio is skipped in "*" mode
+		}
+		s.o.Logger.Log(ctx, level, "analysis failed", "portfolio", name, "error", err)
 		return out, err
 	}
 	now := s.o.Now().UTC().Truncate(time.Millisecond)
