@@ -220,6 +220,10 @@ func (c *Client) DailyBars(ctx context.Context, ticker, from, to string) ([]mark
 	if err == nil && key == "" {
 		err = secrets.ErrNotSet
 	}
+	if err == nil && !headerSafe(key) {
+		// net/http would refuse the header on every attempt.
+		return nil, retry.Permanent(fmt.Errorf("%s: API key holds characters a header cannot carry: %w", what, ErrUnauthorized))
+	}
 	if err != nil {
 		err = fmt.Errorf("%s: API key: %w", what, err)
 		if errors.Is(err, secrets.ErrNotSet) {
@@ -392,4 +396,14 @@ func (c *Client) nextURL(raw string) (*url.URL, error) {
 	u.User = nil
 	u.Fragment = ""
 	return u, nil
+}
+
+// headerSafe reports whether key is visible ASCII, as a bearer token must be.
+func headerSafe(key string) bool {
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }

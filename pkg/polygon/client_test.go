@@ -475,6 +475,7 @@ func TestBadInputMakesNoCall(t *testing.T) {
 		{"bad date", "AAPL", "2025-13-01", "2025-01-10", nil, nil},
 		{"reversed range", "AAPL", "2025-02-01", "2025-01-10", nil, nil},
 		{"no key", "AAPL", "2025-01-01", "2025-01-10", polygon.StaticKey(""), polygon.ErrUnauthorized},
+		{"key with a newline", "AAPL", "2025-01-01", "2025-01-10", polygon.StaticKey("pk_abc\nX-Evil: 1"), polygon.ErrUnauthorized},
 		{"key not set", "AAPL", "2025-01-01", "2025-01-10",
 			func(context.Context) (string, error) { return "", secrets.ErrNotSet }, polygon.ErrUnauthorized},
 	}
