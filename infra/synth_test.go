@@ -1,0 +1,347 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/zsmseven/backend/pkg/tables"
+)
+
+// This file holds the machinery of the stack tests: the Lambda assets, one
+// synthesis per stage per test binary, the golden templates and small helpers
+// to walk a template. The assertions are in stack_test.go.
+
+var update = flag.Bool("update", false, "rewrite the golden templates in testdata/")
+
+// assetsDir holds <fn>/bootstrap for the test apps, built once in TestMain;
+// outRoot holds the cloud assemblies the test apps write.
+var assetsDir, outRoot string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	// jsii prints a large banner on Node 20 (deprecated, and end-of-life for
+	// this jsii version); the Makefile sets the same variables for `cdk synth`.
+	os.Setenv("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+	os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20") // a list of major versions
+	dir, err := os.MkdirTemp("", "zsm-infra-assets-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "infra test:", err)
+		os.Exit(1)
+	}
+	assetsDir = filepath.Join(dir, "assets")
+	outRoot = filepath.Join(dir, "out")
+	if err := buildAssets(assetsDir); err != nil {
+		fmt.Fprintln(os.Stderr, "infra test:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	jsii.Close()
+	os.Exit(code)
+}
+
+// buildAssets builds the three real bootstraps with the Makefile's flags, so
+// the stack tests package what `make build` packages. Go's build cache makes
+// this fast after the first run.
+func buildAssets(dir string) error {
+	for _, fn := range functionDirs {
+		out := filepath.Join(dir, fn, "bootstrap")
+		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-buildvcs=false", "-ldflags=-s -w",
+			"-o", out, "./lambdas/"+fn)
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			// TEMPORARY while lambdas/ is being written: a placeholder asset.
+			fmt.Fprintf(os.Stderr, "infra test: build lambdas/%s failed (%v), using a placeholder asset\n%s", fn, err, msg)
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, []byte("placeholder"), 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// cdkContext is the "context" of cdk.json: the app's defaults and the feature
+// flags, so the test apps synthesize what `cdk synth` synthesizes.
+func cdkContext(t *testing.T) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile("../cdk.json")
+	if err != nil {
+		t.Fatalf("read cdk.json: %v", err)
+	}
+	var doc struct {
+		App     string         `json:"app"`
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("parse cdk.json: %v", err)
+	}
+	if len(doc.Context) == 0 {
+		t.Fatal("cdk.json has no context")
+	}
+	return doc.Context
+}
+
+// synthesized is one synthesized stack.
+type synthesized struct {
+	stack    awscdk.Stack
+	template assertions.Template
+	// doc is the template as plain JSON values.
+	doc map[string]any
+}
+
+var (
+	synthMu    sync.Mutex
+	synthCache = map[string]*synthesized{}
+)
+
+// synthStage synthesizes the stack of a stage once per test binary.
+func synthStage(t *testing.T, stage string) *synthesized {
+	t.Helper()
+	return synthWith(t, stage, nil)
+}
+
+// synthWith synthesizes a stack from cdk.json's context plus overrides, once
+// per distinct set of overrides (the cache key).
+func synthWith(t *testing.T, stage string, overrides map[string]any) *synthesized {
+	t.Helper()
+	ctx := cdkContext(t)
+	ctx[ctxStage] = stage
+	ctx[ctxAssetsDir] = assetsDir
+	// What the CLI adds to the context for `cdk synth` (path and asset
+	// metadata on, version reporting off as in cdk.json).
+	ctx["aws:cdk:enable-path-metadata"] = true
+	ctx["aws:cdk:enable-asset-metadata"] = true
+	ctx["aws:cdk:version-reporting"] = false
+	for k, v := range overrides {
+		ctx[k] = v
+	}
+	keyJSON, _ := json.Marshal(overrides)
+	key := stage + string(keyJSON)
+
+	synthMu.Lock()
+	defer synthMu.Unlock()
+	if s, ok := synthCache[key]; ok {
+		return s
+	}
+	var s *synthesized
+	outdir := filepath.Join(outRoot, fmt.Sprint(len(synthCache)))
+	defer func() {
+		// Synthesis fails on unsuppressed cdk-nag findings (error annotations):
+		// show them, not only "Validation failed".
+		if r := recover(); r != nil {
+			report, _ := os.ReadFile(filepath.Join(outdir, "validation-report.json"))
+			t.Fatalf("synthesize %s: %v\n%s", key, r, report)
+		}
+	}()
+	func() {
+		app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(outdir)})
+		cfg, err := ConfigFromContext(app)
+		if err != nil {
+			t.Fatalf("config: %v", err)
+		}
+		stack := NewStack(app, StackName(cfg.Stage), &StackProps{Config: cfg})
+		tmpl := assertions.Template_FromStack(stack, nil)
+		raw, err := json.Marshal(tmpl.ToJSON())
+		if err != nil {
+			t.Fatalf("marshal template: %v", err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("unmarshal template: %v", err)
+		}
+		s = &synthesized{stack: stack, template: tmpl, doc: doc}
+	}()
+	synthCache[key] = s
+	return s
+}
+
+// noPanic runs f and turns a panic (a failed CDK assertion, a jsii error) into
+// a test failure with its message.
+func noPanic(t *testing.T, f func()) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("%v", r)
+		}
+	}()
+	f()
+}
+
+var stages = []string{tables.StageDev, tables.StageProd}
+
+// forEachStage runs a subtest per deployable stage.
+func forEachStage(t *testing.T, f func(t *testing.T, stage string, s *synthesized)) {
+	t.Helper()
+	for _, stage := range stages {
+		t.Run(stage, func(t *testing.T) { f(t, stage, synthStage(t, stage)) })
+	}
+}
+
+// assetHash matches the content hashes of assets, which change with every
+// build of a bootstrap and so are masked in the golden templates.
+var assetHash = regexp.MustCompile(`[0-9a-f]{64}`)
+
+// goldenJSON is the template as stored in testdata/: indented, keys sorted,
+// asset hashes masked.
+func goldenJSON(t *testing.T, s *synthesized) []byte {
+	t.Helper()
+	out, err := json.MarshalIndent(s.doc, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(assetHash.ReplaceAll(out, []byte("<asset-hash>")), '\n')
+}
+
+// resources returns the template's resources of one type by logical id.
+func resources(s *synthesized, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range s.doc["Resources"].(map[string]any) {
+		r := r.(map[string]any)
+		if r["Type"] == typ {
+			out[id] = r
+		}
+	}
+	return out
+}
+
+// props returns a resource's Properties.
+func props(r map[string]any) map[string]any {
+	p, _ := r["Properties"].(map[string]any)
+	return p
+}
+
+// one returns the only resource of a type whose property key equals value.
+func one(t *testing.T, s *synthesized, typ, key, value string) (string, map[string]any) {
+	t.Helper()
+	var ids []string
+	for id, r := range resources(s, typ) {
+		if props(r)[key] == value {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("%s with %s=%q: found %d (%v), want 1", typ, key, value, len(ids), ids)
+	}
+	return ids[0], resources(s, typ)[ids[0]]
+}
+
+// ref returns the logical id a value points to ({"Ref": id} or
+// {"Fn::GetAtt": [id, attr]}), or "".
+func ref(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return ""
+	}
+	if id, ok := m["Ref"].(string); ok {
+		return id
+	}
+	if ga, ok := m["Fn::GetAtt"].([]any); ok && len(ga) == 2 {
+		id, _ := ga[0].(string)
+		return id
+	}
+	return ""
+}
+
+// list turns a string-or-list policy field into a list.
+func list(v any) []any {
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	if v == nil {
+		return nil
+	}
+	return []any{v}
+}
+
+// compact renders a value as one line of JSON for messages and substring checks.
+func compact(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// statement is one IAM policy statement with the role it belongs to.
+type statement struct {
+	policy  string   // logical id of the AWS::IAM::Policy
+	roles   []string // logical ids of the roles it is attached to
+	effect  string
+	actions []string
+	// resources as compact JSON strings (tokens included).
+	resources []string
+	raw       map[string]any
+}
+
+// statements walks every identity policy statement of the template.
+func statements(t *testing.T, s *synthesized) []statement {
+	t.Helper()
+	var out []statement
+	for id, r := range resources(s, "AWS::IAM::Policy") {
+		p := props(r)
+		var roles []string
+		for _, rr := range list(p["Roles"]) {
+			roles = append(roles, ref(rr))
+		}
+		doc := p["PolicyDocument"].(map[string]any)
+		for _, st := range list(doc["Statement"]) {
+			st := st.(map[string]any)
+			x := statement{policy: id, roles: roles, raw: st}
+			x.effect, _ = st["Effect"].(string)
+			for _, a := range list(st["Action"]) {
+				x.actions = append(x.actions, a.(string))
+			}
+			for _, res := range list(st["Resource"]) {
+				if str, ok := res.(string); ok {
+					x.resources = append(x.resources, str)
+				} else {
+					x.resources = append(x.resources, compact(res))
+				}
+			}
+			if st["NotAction"] != nil || st["NotResource"] != nil {
+				t.Errorf("policy %s uses NotAction/NotResource: %s", id, compact(st))
+			}
+			out = append(out, x)
+		}
+	}
+	// Inline policies on roles would escape the walk above: there must be none.
+	for id, r := range resources(s, "AWS::IAM::Role") {
+		if p := props(r)["Policies"]; p != nil {
+			t.Errorf("role %s has inline policies %s; expected only AWS::IAM::Policy resources", id, compact(p))
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func containsAll(haystack string, needles ...string) bool {
+	for _, n := range needles {
+		if !strings.Contains(haystack, n) {
+			return false
+		}
+	}
+	return true
+}
