@@ -112,7 +112,8 @@ type Request struct {
 	Authorization string
 	// Ticker, From and To are the aggregates path's parts ("" for other paths).
 	Ticker, From, To string
-	// Status is the status the server answered (0 for a reset).
+	// Status is the status the server chose (0 for a reset); a client that
+	// gave up during a Delay never saw it. Set once the answer is chosen.
 	Status int
 }
 
@@ -135,7 +136,8 @@ type Options struct {
 	// bars linked by next_url (as does a smaller limit query parameter).
 	PageSize int
 	// Handler answers requests that have no scripted response; nil serves
-	// Synthetic bars.
+	// Synthetic bars. It runs outside the server's lock, so it may call the
+	// Server's methods (Calls, Requests, ...), and concurrently.
 	Handler func(Request) Response
 	// Now is the server's clock, for recorded times and the rate limit; nil
 	// uses time.Now. Share a fake clock with the client to test pacing
@@ -280,22 +282,36 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	req.Time = s.opts.Now()
-	resp := s.decide(req, r)
-	req.Status = resp.Status
-	if resp.Reset {
-		req.Status = 0
+	resp, scripted := s.decide(req, r)
+	i := len(s.requests)
+	s.requests = append(s.requests, req)
+	s.mu.Unlock()
+
+	if !scripted {
+		// Outside the lock: a Handler may call the Server's methods.
+		if s.opts.Handler != nil {
+			resp = withStatus(s.opts.Handler(req))
+		} else {
+			resp = s.synthetic(req, r)
+		}
 	}
-	if req.Status == http.StatusTooManyRequests {
+
+	s.mu.Lock()
+	s.requests[i].Status = resp.Status
+	if resp.Reset {
+		s.requests[i].Status = 0
+	}
+	if s.requests[i].Status == http.StatusTooManyRequests {
 		s.throttled++
 	}
-	s.requests = append(s.requests, req)
 	s.mu.Unlock()
 
 	s.write(w, r, resp)
 }
 
-// decide picks the answer; s.mu is held.
-func (s *Server) decide(req Request, r *http.Request) Response {
+// decide applies the rate limit, the key check and the scripts, in that
+// order; false means none of them answers. s.mu is held.
+func (s *Server) decide(req Request, r *http.Request) (Response, bool) {
 	if s.opts.RateLimit > 0 {
 		cut := req.Time.Add(-s.opts.Window)
 		keep := s.admitted[:0]
@@ -311,7 +327,7 @@ func (s *Server) decide(req Request, r *http.Request) Response {
 				wait := s.admitted[0].Add(s.opts.Window).Sub(req.Time)
 				resp = resp.With("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 			}
-			return resp
+			return resp, true
 		}
 		s.admitted = append(s.admitted, req.Time)
 	}
@@ -322,24 +338,21 @@ func (s *Server) decide(req Request, r *http.Request) Response {
 		}
 		switch {
 		case key == "":
-			return JSON(http.StatusBadRequest, BodyMissingKey)
+			return JSON(http.StatusBadRequest, BodyMissingKey), true
 		case key != s.opts.Key:
-			return JSON(http.StatusUnauthorized, BodyUnknownKey)
+			return JSON(http.StatusUnauthorized, BodyUnknownKey), true
 		}
 	}
 	if q := s.byTicker[req.Ticker]; req.Ticker != "" && len(q) > 0 {
 		s.byTicker[req.Ticker] = q[1:]
-		return withStatus(q[0])
+		return withStatus(q[0]), true
 	}
 	if len(s.script) > 0 {
 		resp := s.script[0]
 		s.script = s.script[1:]
-		return withStatus(resp)
+		return withStatus(resp), true
 	}
-	if s.opts.Handler != nil {
-		return withStatus(s.opts.Handler(req))
-	}
-	return s.synthetic(req, r)
+	return Response{}, false
 }
 
 func withStatus(r Response) Response {

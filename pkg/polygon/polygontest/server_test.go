@@ -246,3 +246,23 @@ func equal(a, b []int) bool {
 	}
 	return true
 }
+
+func TestHandlerMayUseTheServer(t *testing.T) {
+	var srv *polygontest.Server
+	srv = polygontest.New(t, polygontest.Options{Handler: func(r polygontest.Request) polygontest.Response {
+		if srv.Calls() == 1 { // the first call fails, the others get bars
+			return polygontest.JSON(http.StatusBadGateway, `{}`)
+		}
+		bars, _ := polygontest.SyntheticBars(r.Ticker, r.From, r.To)
+		return polygontest.JSON(http.StatusOK, string(polygontest.Body(r.Ticker, bars, "")))
+	}})
+	path := "/v2/aggs/ticker/AAPL/range/1/day/2025-01-06/2025-01-06"
+	for _, want := range []int{502, 200} {
+		if resp, _, err := get(t, srv, path, ""); err != nil || resp.StatusCode != want {
+			t.Fatalf("got %v %v, want %d", resp, err, want)
+		}
+	}
+	if reqs := srv.Requests(); reqs[0].Status != 502 || reqs[1].Status != 200 {
+		t.Fatalf("recorded statuses %d, %d", reqs[0].Status, reqs[1].Status)
+	}
+}
