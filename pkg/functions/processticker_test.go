@@ -22,7 +22,10 @@ import (
 // memStore keeps the rows written.
 type memStore struct{ rows []tickerdata.Row }
 
-func (m *memStore) Put(_ context.Context, r tickerdata.Row) error { m.rows = append(m.rows, r); return nil }
+func (m *memStore) Put(_ context.Context, r tickerdata.Row) error {
+	m.rows = append(m.rows, r)
+	return nil
+}
 
 type staticKeys string
 
