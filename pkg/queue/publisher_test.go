@@ -223,3 +223,25 @@ func TestFIFOIdsReferenceValues(t *testing.T) {
 		t.Errorf("GroupID = %s, want %s", got, want)
 	}
 }
+
+func TestPublishStopsRetryingAtTheDeadline(t *testing.T) {
+	// Every entry fails retryably; the context's deadline is too near for
+	// the first backoff, so one call is made and the entries are reported.
+	f := &fakeSQS{fail: func(int, types.SendMessageBatchRequestEntry) (bool, bool) { return true, false }}
+	policy := retry.Policy{Attempts: 5, Base: time.Minute, Cap: time.Minute, Rand: func() float64 { return 0.99 }}
+	p := NewPublisher(f, "https://sqs/q", PublisherOptions{Retry: policy})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	res, err := p.Publish(ctx, messages(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.calls) != 1 || res.Queued != 0 || len(res.Failed) != 3 {
+		t.Fatalf("calls %d, result %+v", len(f.calls), res)
+	}
+	for _, fl := range res.Failed {
+		if fl.Code != "InternalError" || !strings.Contains(fl.Message, "no time left") {
+			t.Errorf("failure %+v", fl)
+		}
+	}
+}
