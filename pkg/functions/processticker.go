@@ -84,7 +84,6 @@ func NewProcessTicker(d TickerDeps) (func(context.Context, events.SQSEvent) (eve
 	logger := logging.New(d.Out, cfg.LogLevel).With("function", "processTicker", "stage", cfg.Stage)
 	rec := metrics.New(d.Out, cfg.Stage)
 	market, source := d.Market, d.Source
-	var drain func()
 	if market == nil {
 		opts := polygon.Options{
 			BaseURL:        cfg.PolygonBaseURL,
@@ -100,7 +99,13 @@ func NewProcessTicker(d TickerDeps) (func(context.Context, events.SQSEvent) (eve
 		if err != nil {
 			return nil, err
 		}
-		market, source, drain = client, "polygon", client.Drain
+		market, source = client, "polygon"
+	}
+	// A paced client (polygon.Client, also when injected) starts each
+	// invocation with an empty bucket.
+	var drain func()
+	if p, ok := market.(interface{ Drain() }); ok {
+		drain = p.Drain
 	}
 	uc := &pipeline.ProcessTicker{
 		Market: market, Store: d.Store, Source: source,
