@@ -7,7 +7,9 @@
 //
 // The emulator reports "Max Memory Used" equal to the configured memory size
 // (it cannot measure it), so this package also reads the bootstrap process's
-// peak resident set size from /proc (Linux), which is the real number.
+// peak resident set size from /proc (Linux), which is the real number. Its
+// "Init Duration" times only an asynchronous hand-off (microseconds), so the
+// cold start is estimated from client-side wall times instead (ColdStart).
 package rie
 
 import (
@@ -85,6 +87,9 @@ type Function struct {
 	cmd  *exec.Cmd
 	done chan error
 	out  *syncBuffer
+
+	mu    sync.Mutex
+	walls []time.Duration
 }
 
 // Start runs the bootstrap under the emulator on free ports and waits until
@@ -173,6 +178,7 @@ func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invoke: %w", err)
 	}
+	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("invoke: %w", err)
@@ -182,6 +188,9 @@ func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invoke: read response: %w", err)
 	}
+	f.mu.Lock()
+	f.walls = append(f.walls, time.Since(start))
+	f.mu.Unlock()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" || isErrorPayload(body) {
 		return body, &InvokeError{Status: resp.StatusCode, Body: string(body)}
 	}
@@ -192,11 +201,54 @@ var errorPayload = regexp.MustCompile(`^\s*\{\s*"errorMessage"\s*:`)
 
 func isErrorPayload(b []byte) bool { return errorPayload.Match(b) }
 
+// Walls are the client-side wall times of the invocations so far, in order.
+// The first includes the cold start: the emulator starts the bootstrap and
+// the function initialises on the first invocation.
+func (f *Function) Walls() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Duration(nil), f.walls...)
+}
+
+// ColdStart estimates the cold-start overhead as the first invocation's wall
+// time minus the fastest later one; meaningful when the invocations did the
+// same work. ok is false with fewer than two invocations.
+//
+// The emulator's own "Init Duration" is not this number: it times only the
+// hand-off of the init request to its sandbox, which returns before the
+// bootstrap has even started, so it reads a few microseconds.
+func (f *Function) ColdStart() (time.Duration, bool) {
+	w := f.Walls()
+	if len(w) < 2 {
+		return 0, false
+	}
+	warm := w[1]
+	for _, d := range w[2:] {
+		warm = min(warm, d)
+	}
+	return max(w[0]-warm, 0), true
+}
+
 // Output is everything the emulator and the function printed so far.
 func (f *Function) Output() string { return f.out.String() }
 
-// Reports parses the REPORT lines printed so far.
+// Reports parses the REPORT lines printed so far. The emulator prints a
+// REPORT just after it answers, so right after Invoke it may be missing:
+// use WaitReports.
 func (f *Function) Reports() []Report { return ParseReports(f.Output()) }
+
+// WaitReports waits up to timeout for at least n REPORT lines and returns
+// those printed by then.
+func (f *Function) WaitReports(n int, timeout time.Duration) []Report {
+	deadline := time.Now().Add(timeout)
+	for {
+		reps := f.Reports()
+		if len(reps) >= n || time.Now().After(deadline) {
+			return reps
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 // PeakRSSKiB reads the bootstrap process's peak resident set size (VmHWM)
 // in KiB from /proc. It works while the function runs (after the first

@@ -60,7 +60,7 @@ func TestRunsBootstrapUnderEmulator(t *testing.T) {
 	if !errors.As(err, &ie) || !strings.Contains(ie.Body, "asked to fail") {
 		t.Errorf("failing invoke: %v", err)
 	}
-	reps := f.Reports()
+	reps := f.WaitReports(2, 5*time.Second)
 	if len(reps) != 2 || reps[0].Init <= 0 || reps[1].Init != 0 {
 		t.Fatalf("reports %+v\noutput:\n%s", reps, f.Output())
 	}
@@ -68,5 +68,9 @@ func TestRunsBootstrapUnderEmulator(t *testing.T) {
 	if err != nil || rss <= 0 {
 		t.Errorf("peak RSS %d: %v", rss, err)
 	}
-	t.Logf("hello: init %v, peak RSS %d KiB", reps[0].Init, rss)
+	cold, ok := f.ColdStart()
+	if !ok || len(f.Walls()) != 2 {
+		t.Errorf("walls %v", f.Walls())
+	}
+	t.Logf("hello: emulator Init Duration %v, cold start %v, peak RSS %d KiB", reps[0].Init, cold, rss)
 }
