@@ -1,0 +1,379 @@
+package reliability
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/pkg/localsqs"
+	"github.com/zsmseven/backend/pkg/logging"
+	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/metrics"
+	"github.com/zsmseven/backend/pkg/pipeline"
+	"github.com/zsmseven/backend/pkg/polygon"
+	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/tickerdata"
+)
+
+// world is one scenario's service: its own tables, queue, Polygon server and
+// log buffer, wired as deployed.
+type world struct {
+	t     *testing.T
+	stage string
+	db    *dynamodb.Client
+	poly  *polygontest.Server
+	sqs   *localsqs.Server
+	queue string // FIFO queue name
+	logs  *logSink
+	log   *slog.Logger
+
+	producer *pipeline.ProcessTickers
+	consumer *pipeline.ProcessTicker
+	client   *polygon.Client
+
+	mu      sync.Mutex
+	sleeps  []time.Duration // waits the Polygon client asked for (not slept)
+	rawSent int             // bodies sent by sendRaw (their de-duplication ids)
+}
+
+// worldOptions vary the wiring.
+type worldOptions struct {
+	// clientKey is the key the Polygon client sends (polygonKey if "").
+	clientKey string
+	// db and stage, if set, replace the shared dynalite (tables created).
+	db    *dynamodb.Client
+	stage string
+	// polygon configures the local Polygon (Key is always polygonKey).
+	polygon polygontest.Options
+	// attemptTimeout bounds one Polygon request (300 ms if 0).
+	attemptTimeout time.Duration
+	// recordBudget and reserve tune the consumer's deadline handling.
+	recordBudget, reserve time.Duration
+}
+
+func newWorld(t *testing.T, o worldOptions) *world {
+	t.Helper()
+	w := &world{t: t, logs: &logSink{}}
+	if o.db != nil {
+		w.db, w.stage = o.db, o.stage
+	} else {
+		env := dynalitetest.New(t)
+		w.db, w.stage = env.Client, env.Stage
+	}
+	w.log = logging.New(w.logs, slog.LevelDebug)
+	t.Cleanup(func() { _, _ = allLogs.Write([]byte(w.logs.String())) })
+
+	o.polygon.Key = polygonKey
+	w.poly = polygontest.New(t, o.polygon)
+	var err error
+	w.sqs, err = localsqs.Start("127.0.0.1:0", localsqs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.sqs.Close() })
+	w.queue = "ticker-processing-queue-" + w.stage + ".fifo"
+	queueURL := w.sqs.CreateQueue(w.queue)
+
+	sqsClient := sqs.New(sqs.Options{Region: localsqs.Region, BaseEndpoint: aws.String(w.sqs.Endpoint()),
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+	w.producer = &pipeline.ProcessTickers{
+		Source:    portfolios.NewReader(w.db, tables.UserPortfolios.Name(w.stage), tables.PortfolioPositions.Name(w.stage)),
+		Publisher: queue.NewPublisher(sqsClient, queueURL, queue.PublisherOptions{Groups: 1}),
+		Metrics:   metrics.New(w.logs, w.stage),
+		Logger:    w.log.With("function", "processTickers"),
+	}
+
+	key := o.clientKey
+	if key == "" {
+		key = polygonKey
+	}
+	if o.attemptTimeout == 0 {
+		o.attemptTimeout = 300 * time.Millisecond
+	}
+	// The deployed retry policy's shape (4 attempts, full jitter, Retry-After
+	// honoured up to a minute) with its waits recorded instead of slept.
+	w.client, err = polygon.New(polygon.Options{
+		BaseURL: w.poly.URL, APIKey: polygon.StaticKey(key), AttemptTimeout: o.attemptTimeout,
+		Logger: w.log.With("function", "processTicker"),
+		Retry:  retry.Policy{Attempts: polygon.DefaultRetry.Attempts, Base: polygon.DefaultRetry.Base, Cap: polygon.DefaultRetry.Cap, MaxRetryAfter: polygon.DefaultRetry.MaxRetryAfter},
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			w.mu.Lock()
+			w.sleeps = append(w.sleeps, d)
+			w.mu.Unlock()
+			return ctx.Err()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.consumer = &pipeline.ProcessTicker{
+		Market: w.client, Store: tickerdata.NewStore(w.db, tables.TickerData.Name(w.stage)), Source: "polygon",
+		RecordBudget: o.recordBudget, Reserve: o.reserve,
+		Metrics: metrics.New(w.logs, w.stage), Logger: w.log.With("function", "processTicker"),
+	}
+	return w
+}
+
+// publish runs processTickers for the given tickers (a manual event) and
+// returns its summary.
+func (w *world) publish(tickers ...string) pipeline.Summary {
+	w.t.Helper()
+	ev, _ := json.Marshal(map[string][]string{"tickers": tickers})
+	sum, err := w.producer.Handle(context.Background(), ev)
+	if err != nil {
+		w.t.Fatalf("processTickers: %v", err)
+	}
+	return sum
+}
+
+// sendRaw puts a body on the queue as another producer would (poison).
+func (w *world) sendRaw(bodies ...string) {
+	w.t.Helper()
+	sqsClient := sqs.New(sqs.Options{Region: localsqs.Region, BaseEndpoint: aws.String(w.sqs.Endpoint()),
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+	for _, b := range bodies {
+		w.mu.Lock()
+		w.rawSent++
+		i := w.rawSent
+		w.mu.Unlock()
+		_, err := sqsClient.SendMessage(context.Background(), &sqs.SendMessageInput{
+			QueueUrl: aws.String(w.sqs.QueueURL(w.queue)), MessageBody: aws.String(b),
+			MessageGroupId: aws.String("tickers"), MessageDeduplicationId: aws.String(fmt.Sprintf("poison-%d", i)),
+		})
+		if err != nil {
+			w.t.Fatalf("send poison %d: %v", i, err)
+		}
+	}
+}
+
+// drainOptions shape the deliveries of drain.
+type drainOptions struct {
+	// ctx returns invocation n's context (deadline); nil: no deadline.
+	ctx func(n int) (context.Context, context.CancelFunc)
+	// before runs before invocation n takes its batch.
+	before func(n int)
+	// loseAck reports that invocation n's answer never reaches SQS (the
+	// function timed out after its work was done): every record of the
+	// batch is delivered again.
+	loseAck func(n int) bool
+}
+
+// drained is what the deliveries did.
+type drained struct {
+	Invocations, Deliveries, Panics int
+	// HandedBack lists the tickers each invocation handed back, in order.
+	HandedBack [][]string
+}
+
+// drain plays the event source mapping: batches of up to 10 from the FIFO
+// queue to the consumer until the queue is empty (a message that keeps
+// failing reaches the dead-letter queue after 5 receives).
+func (w *world) drain(o drainOptions) drained {
+	w.t.Helper()
+	var d drained
+	for n := 0; n < 200; n++ {
+		if o.before != nil {
+			o.before(n)
+		}
+		ev, err := w.sqs.Receive(w.queue, localsqs.MaxBatch)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if len(ev.Records) == 0 {
+			return d
+		}
+		d.Invocations++
+		d.Deliveries += len(ev.Records)
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if o.ctx != nil {
+			ctx, cancel = o.ctx(n)
+		}
+		resp, herr, panicked := w.invoke(ctx, ev)
+		cancel()
+		if panicked {
+			d.Panics++
+		}
+		failed := map[string]bool{}
+		for _, f := range resp.BatchItemFailures {
+			failed[f.ItemIdentifier] = true
+		}
+		var back []string
+		for _, r := range ev.Records {
+			if failed[r.MessageId] {
+				m, err := queue.Decode([]byte(r.Body))
+				if err != nil {
+					m.Ticker = "(poison)"
+				}
+				back = append(back, m.Ticker)
+			}
+		}
+		d.HandedBack = append(d.HandedBack, back)
+		if o.loseAck != nil && o.loseAck(n) {
+			herr = errors.New("reliability: the answer was lost (invocation timed out after the work)")
+		}
+		if _, err := w.sqs.Settle(w.queue, ev, resp, herr); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	w.t.Fatal("queue not drained after 200 invocations")
+	return d
+}
+
+// invoke calls the consumer as the Lambda runtime would, turning a panic
+// into a failed invocation (the runtime reports it; the batch is retried).
+func (w *world) invoke(ctx context.Context, ev events.SQSEvent) (resp events.SQSEventResponse, err error, panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked, err = true, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	resp, err = w.consumer.Handle(ctx, ev)
+	return resp, err, false
+}
+
+// tally is the end state of a scenario, each count from its own source.
+type tally struct {
+	In         int
+	Written    int            // tickers with a row (DynamoDB)
+	Rows       map[string]int // rows per ticker
+	Permanent  int            // PermanentFailures metric
+	HandedBack int            // queue + dead-letter queue
+	Lost, Dup  int
+	metrics    map[string]float64
+	permLogged map[string]bool // tickers logged as permanent failures
+	poisonLogs int
+	remaining  []string // tickers still queued or dead-lettered
+}
+
+// count reads the end state: rows per queued ticker, the consumer's metrics
+// and logs, and the queue.
+func (w *world) count(in int, tickers []string) tally {
+	w.t.Helper()
+	tl := tally{In: in, Rows: map[string]int{}, permLogged: map[string]bool{}}
+	for _, tk := range tickers {
+		n := w.rows(tk)
+		tl.Rows[tk] = n
+		if n > 0 {
+			tl.Written++
+			tl.Dup += n - 1
+		}
+	}
+	tl.metrics = emfTotals(w.logs.String())
+	tl.Permanent = int(tl.metrics[metrics.PermanentFailures])
+	for _, line := range strings.Split(w.logs.String(), "\n") {
+		var rec struct {
+			Msg    string `json:"msg"`
+			Ticker string `json:"ticker"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(rec.Msg, "ticker not refreshed: permanent error"):
+			tl.permLogged[rec.Ticker] = true
+		case rec.Msg == "poison message acknowledged":
+			tl.poisonLogs++
+		}
+	}
+	c := w.sqs.Counts(w.queue)
+	tl.HandedBack = c.Visible + c.InFlight + c.Dead
+	for _, body := range w.sqs.DeadLetters(w.queue) {
+		if m, err := queue.Decode([]byte(body)); err == nil {
+			tl.remaining = append(tl.remaining, m.Ticker)
+		} else {
+			tl.remaining = append(tl.remaining, "(poison)")
+		}
+	}
+	tl.Lost = tl.In - tl.Written - tl.Permanent - tl.HandedBack
+	return tl
+}
+
+// rows counts the ticker's items and checks each is keyed by the close of
+// its own trading day.
+func (w *world) rows(ticker string) int {
+	w.t.Helper()
+	out, err := w.db.Query(context.Background(), &dynamodb.QueryInput{
+		TableName:                 aws.String(tables.TickerData.Name(w.stage)),
+		KeyConditionExpression:    aws.String("#t = :t"),
+		ExpressionAttributeNames:  map[string]string{"#t": tables.AttrTicker},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberS{Value: ticker}},
+	})
+	if err != nil {
+		w.t.Fatalf("query rows of %s: %v", ticker, err)
+	}
+	for _, it := range out.Items {
+		asOf, _ := it[tickerdata.AttrAsOf].(*types.AttributeValueMemberS)
+		ts, _ := it[tables.AttrTimestamp].(*types.AttributeValueMemberS)
+		if asOf == nil || ts == nil {
+			w.t.Fatalf("%s: row without asOf or timestamp: %v", ticker, it)
+		}
+		want, err := marketdata.CloseInstant(asOf.Value)
+		if err != nil || want.UTC().Format(time.RFC3339) != ts.Value {
+			w.t.Errorf("%s: row timestamp %s is not the close of its trading day %s", ticker, ts.Value, asOf.Value)
+		}
+	}
+	return len(out.Items)
+}
+
+// emfTotals sums every EMF document in the logs by metric name.
+func emfTotals(logs string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, `"_aws"`) {
+			continue
+		}
+		var doc map[string]any
+		if json.Unmarshal([]byte(line), &doc) != nil {
+			continue
+		}
+		for k, v := range doc {
+			if f, ok := v.(float64); ok {
+				out[k] += f
+			}
+		}
+	}
+	return out
+}
+
+// sleptFor reports whether the client asked to wait d (a Retry-After).
+func (w *world) sleptFor(d time.Duration) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.sleeps {
+		if s == d {
+			return true
+		}
+	}
+	return false
+}
+
+// synthetic answers as polygontest does by default (for Handler hooks).
+func synthetic(req polygontest.Request) polygontest.Response {
+	bars, err := polygontest.SyntheticBars(req.Ticker, req.From, req.To)
+	if err != nil {
+		return polygontest.JSON(400, `{"status":"ERROR","error":"bad range"}`)
+	}
+	return polygontest.JSON(200, string(polygontest.Body(req.Ticker, bars, "")))
+}
+
+func newStore(db *dynamodb.Client, stage string) *tickerdata.Store {
+	return tickerdata.NewStore(db, tables.TickerData.Name(stage))
+}
