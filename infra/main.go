@@ -120,11 +120,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "infra:", err)
 		os.Exit(1)
 	}
-	NewStack(app, StackName(cfg.Stage), &StackProps{
-		StackProps: awscdk.StackProps{
-			Description: jsii.String(fmt.Sprintf("ZSM Seven backend processing (%s): ticker pipeline and portfolio analysis", cfg.Stage)),
-		},
-		Config: cfg,
-	})
+	NewStack(app, StackName(cfg.Stage), &StackProps{Config: cfg})
 	app.Synth(nil)
 }

@@ -17,7 +17,11 @@ type StackProps struct {
 // applied to it. The tests build the same stack through this function.
 func NewStack(scope constructs.Construct, id string, props *StackProps) awscdk.Stack {
 	cfg := props.Config
-	stack := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
+	sp := props.StackProps
+	if sp.Description == nil {
+		sp.Description = jsii.String("ZSM Seven backend processing (" + cfg.Stage + "): ticker pipeline and portfolio analysis")
+	}
+	stack := awscdk.NewStack(scope, jsii.String(id), &sp)
 	awscdk.Tags_Of(stack).Add(jsii.String("project"), jsii.String("zsm-seven-backend"), nil)
 	awscdk.Tags_Of(stack).Add(jsii.String("stage"), jsii.String(cfg.Stage), nil)
 

@@ -69,10 +69,10 @@ func TestNoUnsuppressedNagFindings(t *testing.T) {
 			ann := assertions.Annotations_FromStack(s.stack)
 			nag := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
 			for _, f := range *ann.FindError(jsii.String("*"), nag) {
-				t.Errorf("cdk-nag error at %s: %v", *f.Id, f.Entry.Data)
+				t.Errorf("cdk-nag error: %s", compact(f))
 			}
 			for _, f := range *ann.FindWarning(jsii.String("*"), nag) {
-				t.Errorf("cdk-nag warning at %s: %v", *f.Id, f.Entry.Data)
+				t.Errorf("cdk-nag warning: %s", compact(f))
 			}
 		})
 	})
