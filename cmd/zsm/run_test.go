@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/zsmseven/backend/pkg/localstack"
+	"github.com/zsmseven/backend/pkg/tables"
+)
+
+// noKeys is a host environment without POLYGON_API_KEY or XAI_API_KEY,
+// whatever the machine running the tests has set.
+func noKeys(string) (string, bool) { return "", false }
+
+// runOnce runs the pipeline in process and returns stdout and stderr.
+func runOnce(t *testing.T, o runOptions) (string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := runPipeline(context.Background(), o, noKeys, &out, &errOut); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, errOut.String())
+	}
+	return out.String(), errOut.String()
+}
+
+// tableRow is one line of the result table:
+// TICKER PRICE RSI MA50 vs-MA50 SCORE SIGNAL AS-OF.
+var tableRow = regexp.MustCompile(`(?m)^([A-Z][A-Z.\-]*)\s+(\d+\.\d\d)\s+(\d+\.\d)\s+(\d+\.\d\d)\s+([+-]\d+\.\d%)\s+(\d+)\s+(strong_buy|buy|hold|sell|strong_sell)\s+(\d{4}-\d\d-\d\d)$`)
+
+// parseTable returns the table's lines by ticker.
+func parseTable(t *testing.T, out string) map[string][]string {
+	t.Helper()
+	rows := map[string][]string{}
+	for _, m := range tableRow.FindAllStringSubmatch(out, -1) {
+		if _, dup := rows[m[1]]; dup {
+			t.Errorf("ticker %s printed twice", m[1])
+		}
+		rows[m[1]] = m[2:]
+	}
+	return rows
+}
+
+// stable drops the lines that differ between two runs of the same data
+// (timings, log file names).
+func stable(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "logs:") || strings.Contains(l, "done in") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
+}
+
+func TestRunPrintsAllSevenAndIsIdempotent(t *testing.T) {
+	dir := t.TempDir()
+	o := runOptions{dataDir: filepath.Join(dir, "dynalite"), logDir: filepath.Join(dir, "logs"), portfolio: localstack.SamplePortfolio}
+	out1, err1 := runOnce(t, o)
+	rows := parseTable(t, out1)
+	for _, sym := range localstack.SampleSymbols {
+		r, ok := rows[sym]
+		if !ok {
+			t.Errorf("%s missing from the table:\n%s", sym, out1)
+			continue
+		}
+		price, _ := strconv.ParseFloat(r[0], 64)
+		ma50, _ := strconv.ParseFloat(r[2], 64)
+		rsi, _ := strconv.ParseFloat(r[1], 64)
+		score, _ := strconv.Atoi(r[4])
+		// vs MA50 is derived from the printed price and MA50.
+		pct, _ := strconv.ParseFloat(strings.TrimSuffix(r[3], "%"), 64)
+		if want := (price/ma50 - 1) * 100; abs(pct-want) > 0.06 {
+			t.Errorf("%s vs MA50 %s, want %.2f%% from price %.2f and MA50 %.2f", sym, r[3], want, price, ma50)
+		}
+		if price <= 0 || rsi < 0 || rsi > 100 || score < 0 || score > 100 {
+			t.Errorf("%s row out of range: %v", sym, r)
+		}
+	}
+	if len(rows) != 7 {
+		t.Errorf("%d rows, want 7:\n%s", len(rows), out1)
+	}
+	for _, want := range []string{"SAMPLE DATA", "rules analyst", "data as of", "kept under " + o.dataDir} {
+		if !strings.Contains(out1, want) {
+			t.Errorf("output lacks %q:\n%s", want, out1)
+		}
+	}
+	for _, want := range []string{"7 tickers queued", "batch of 7", "AAPL   ticker refreshed", "analyzePortfolio", "rules analyst"} {
+		if !strings.Contains(err1, want) {
+			t.Errorf("progress lacks %q:\n%s", want, err1)
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(o.logDir, "run-*.jsonl"))
+	if len(logs) != 1 {
+		t.Fatalf("log files %v, want one", logs)
+	}
+	if b, _ := os.ReadFile(logs[0]); !bytes.Contains(b, []byte(`"msg":"ticker refreshed"`)) {
+		t.Errorf("log file lacks the functions' JSON logs")
+	}
+
+	// The second run on the same data: the same table, the analysis reused,
+	// no duplicate rows.
+	out2, err2 := runOnce(t, o)
+	if stable(out2) != stable(out1) {
+		t.Errorf("second run printed a different result:\n%s\nvs\n%s", out2, out1)
+	}
+	if !strings.Contains(err2, "reused the stored analysis") {
+		t.Errorf("second run did not reuse the analysis:\n%s", err2)
+	}
+	st, err := localstack.Start(context.Background(), localstack.Options{DataDir: o.dataDir, NoQueue: true, NoMarketData: true, NoSeed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Stop()
+	for table, want := range map[string]int32{
+		tables.TickerData.Name(st.Stage): 7, tables.PortfolioAnalyses.Name(st.Stage): 1, tables.PortfolioPositions.Name(st.Stage): 7,
+	} {
+		out, err := st.DB.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table), Select: "COUNT"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Count != want {
+			t.Errorf("%s holds %d items after two runs, want %d", table, out.Count, want)
+		}
+	}
+}
+
+func TestRunInMemoryTwiceGivesTheSameResult(t *testing.T) {
+	o := runOptions{logDir: t.TempDir(), portfolio: localstack.SamplePortfolio}
+	out1, _ := runOnce(t, o)
+	out2, _ := runOnce(t, o)
+	if !strings.Contains(out1, "held in memory") {
+		t.Errorf("output does not say the data is in memory:\n%s", out1)
+	}
+	// Everything but the analysis time stamp, the timings and the log file.
+	ts := regexp.MustCompile(`at \d{4}-\d\d-\d\dT[0-9:.]+Z`)
+	if a, b := ts.ReplaceAllString(stable(out1), "at T"), ts.ReplaceAllString(stable(out2), "at T"); a != b {
+		t.Errorf("in-memory runs differ:\n%s\nvs\n%s", a, b)
+	}
+}
+
+func TestStatusAndInvokeAfterRun(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "dynalite")
+	runOnce(t, runOptions{dataDir: data, logDir: filepath.Join(dir, "logs"), portfolio: localstack.SamplePortfolio})
+
+	code, stdout, stderr := indicRun(t, "", "status", "--json", "--data", data)
+	if code != 0 {
+		t.Fatalf("status exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		Tickers []struct {
+			Ticker string
+			Price  *float64
+			RSI    *float64
+			MA50   *float64
+			AsOf   string
+			Source string
+			Fresh  *bool
+		}
+		Analysis *struct {
+			Portfolio, Model, Status, DataAsOf string
+			Tickers                            []struct {
+				Ticker string
+				Score  *int
+				Signal string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, stdout)
+	}
+	if len(rep.Tickers) != 7 || rep.Analysis == nil || len(rep.Analysis.Tickers) != 7 {
+		t.Fatalf("status --json: %s", stdout)
+	}
+	for _, tk := range rep.Tickers {
+		if tk.Price == nil || tk.RSI == nil || tk.MA50 == nil || tk.AsOf == "" || tk.Source != "sandbox" || tk.Fresh == nil {
+			t.Errorf("ticker %+v lacks a field", tk)
+		}
+	}
+	a := rep.Analysis
+	if a.Portfolio != "ZSM Seven" || a.Model == "" || a.Status != "fallback" || a.DataAsOf != rep.Tickers[0].AsOf {
+		t.Errorf("analysis %+v", a)
+	}
+	for _, s := range a.Tickers {
+		if s.Score == nil || s.Signal == "" {
+			t.Errorf("analysis ticker %+v", s)
+		}
+	}
+
+	// invoke runs the handler in process against the same store.
+	t.Setenv("POLYGON_API_KEY", "")
+	t.Setenv("XAI_API_KEY", "")
+	code, stdout, stderr = indicRun(t, "", "invoke", "analyzePortfolio", "--event", `{"portfolio_name":"ZSM Seven"}`, "--data", data)
+	if code != 0 {
+		t.Fatalf("invoke exit %d: %s", code, stderr)
+	}
+	var res struct {
+		Portfolios []struct{ Portfolio, Status string }
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || len(res.Portfolios) != 1 || res.Portfolios[0].Status != "reused" {
+		t.Errorf("invoke printed %s (%v), want the analysis reused", stdout, err)
+	}
+	event := filepath.Join(dir, "event.json")
+	if err := os.WriteFile(event, []byte(`{"Records":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = indicRun(t, "", "invoke", "processticker", "--event", "@"+event, "--data", data)
+	if code != 0 || !strings.Contains(stdout, "batchItemFailures") {
+		t.Errorf("invoke processTicker: exit %d stdout %s stderr %s", code, stdout, stderr)
+	}
+}
+
+func TestCommandLineErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args     []string
+		wantCode int
+		want     string // in stderr (stdout for help)
+	}{
+		{[]string{"run", "--help"}, 0, "Usage: zsm run"},
+		{[]string{"status", "--help"}, 0, "Usage: zsm status"},
+		{[]string{"invoke", "--help"}, 0, "Usage: zsm invoke"},
+		{[]string{"help", "run"}, 0, "sandbox"},
+		{[]string{"run", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"run", "extra"}, 2, "unexpected argument"},
+		{[]string{"status", "--stage", "qa"}, 2, `stage "qa" is not valid`},
+		{[]string{"status", "--data", filepath.Join(dir, "none")}, 1, "run `make run` first"},
+		{[]string{"invoke"}, 2, "FUNCTION is required"},
+		{[]string{"invoke", "frob", "--event", "{}"}, 2, "unknown function"},
+		{[]string{"invoke", "analyzePortfolio"}, 2, "--event is required"},
+		{[]string{"invoke", "analyzePortfolio", "--event", "{not json"}, 2, "not valid JSON"},
+		{[]string{"invoke", "analyzePortfolio", "--event", "@" + filepath.Join(dir, "missing.json")}, 2, "read event"},
+		{[]string{"invoke", "analyzePortfolio", "--event", "{}", "--stage", "staging"}, 2, "not valid"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := indicRun(t, "", tt.args...)
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tt.wantCode, stderr)
+			}
+			got := stderr
+			if tt.wantCode == 0 {
+				got = stdout
+			}
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("output %q, want it to contain %q", got, tt.want)
+			}
+			if tt.wantCode != 0 && strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("error is not one line: %q", stderr)
+			}
+		})
+	}
+}
+
+// Ctrl-C during a run stops dynalite and every server the run started.
+func TestRunInterruptStopsChildren(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "zsm")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--memory", "--logs", t.TempDir())
+	cmd.Dir = repo // dynalite is found under node_modules
+	// One call per minute: the run waits for the rate limit, where we stop it.
+	cmd.Env = append(os.Environ(), "POLYGON_API_KEY=", "XAI_API_KEY=", "POLYGON_CALLS_PER_MINUTE=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	endpoint := regexp.MustCompile(`dynalite\s+(http://\S+),`)
+	var dyn string
+	var seen []string
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := sc.Text()
+		seen = append(seen, line)
+		if m := endpoint.FindStringSubmatch(line); m != nil {
+			dyn = m[1]
+		}
+		if strings.Contains(line, "batch of") {
+			break
+		}
+	}
+	if dyn == "" {
+		t.Fatalf("no dynalite endpoint in the progress:\n%s", strings.Join(seen, "\n"))
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	rest := new(bytes.Buffer)
+	_, _ = rest.ReadFrom(stderr)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Errorf("exit %v, want status 130\n%s", err, rest)
+	}
+	if !strings.Contains(rest.String(), "interrupted") {
+		t.Errorf("no interruption message:\n%s", rest)
+	}
+	client := http.Client{Timeout: time.Second}
+	if resp, err := client.Get(dyn); err == nil {
+		resp.Body.Close()
+		t.Errorf("dynalite at %s still answers after Ctrl-C", dyn)
+	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
