@@ -65,14 +65,7 @@ func buildAssets(dir string) error {
 		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0")
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			// TEMPORARY while lambdas/ is being written: a placeholder asset.
-			fmt.Fprintf(os.Stderr, "infra test: build lambdas/%s failed (%v), using a placeholder asset\n%s", fn, err, msg)
-			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(out, []byte("placeholder"), 0o755); err != nil {
-				return err
-			}
+			return fmt.Errorf("build lambdas/%s: %v\n%s", fn, err, msg)
 		}
 	}
 	return nil
