@@ -90,6 +90,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	started := time.Now()
 	say := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 
+	say("zsm run: the nightly pipeline on a local stack (no AWS account needed); Ctrl-C stops it")
 	stack, err := localstack.Start(ctx, localstack.Options{DataDir: o.dataDir, Host: host})
 	if err != nil {
 		return err
@@ -156,6 +157,9 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	queued := stack.SQS.Counts(localstack.QueueName).Visible
 	say("processTickers    %d tickers queued in %s (scanned %d items: %d symbols, %d invalid, %d not accepted; run %s)",
 		summary.Queued, since(t0), summary.ItemsScanned, summary.SymbolsFound, summary.Invalid, summary.Failed, summary.RunID)
+	if pace > 0 && queued > 0 {
+		say("                  at %d Polygon calls per minute, %d tickers take about %s", pace, queued, (time.Duration(queued) * time.Minute / time.Duration(pace)).Round(time.Second))
+	}
 
 	// 2. processTicker, fed batches as the event source mapping does.
 	t1 := time.Now()

@@ -20,7 +20,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/zsmseven/backend/pkg/localstack"
+	"github.com/zsmseven/backend/pkg/sandbox"
 	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/xai/xaitest"
 )
 
 // noKeys is a host environment without POLYGON_API_KEY or XAI_API_KEY,
@@ -330,4 +332,49 @@ func abs(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+// With keys set, run calls "Polygon" and "xAI" at the configured URLs (here
+// local servers speaking their formats) and says so.
+func TestRunWithKeysCallsTheConfiguredAPIs(t *testing.T) {
+	poly, err := sandbox.Start("127.0.0.1:0", sandbox.Options{Key: "polygon-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer poly.Close()
+	var tickers []map[string]any
+	for _, s := range localstack.SampleSymbols {
+		tickers = append(tickers, map[string]any{"ticker": s, "score": 70, "signal": "buy", "rationale": s + " holds above its average."})
+	}
+	answer, _ := json.Marshal(map[string]any{"summary": "Constructive.", "analysis": "All seven trend up.", "tickers": tickers})
+	xs := xaitest.New(t, xaitest.Answer(string(answer)))
+	xs.RequireKey = "xai-key"
+	host := map[string]string{
+		"POLYGON_API_KEY": "polygon-key", "POLYGON_BASE_URL": poly.URL, "POLYGON_CALLS_PER_MINUTE": "0",
+		"XAI_API_KEY": "xai-key", "XAI_API_URL": xs.URL, "XAI_MODEL": "grok-4.3",
+	}
+	var out, errOut bytes.Buffer
+	o := runOptions{logDir: t.TempDir(), portfolio: localstack.SamplePortfolio}
+	if err := runPipeline(context.Background(), o, func(k string) (string, bool) { v, ok := host[k]; return v, ok }, &out, &errOut); err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	if rows := parseTable(t, out.String()); len(rows) != 7 || rows["AAPL"][5] != "buy" {
+		t.Errorf("table:\n%s", out.String())
+	}
+	for _, want := range []string{"by: model grok-4.3", "Constructive."} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "SAMPLE DATA") {
+		t.Errorf("output calls Polygon's prices sample data:\n%s", out.String())
+	}
+	for _, want := range []string{"prices     Polygon at " + poly.URL, "analysis   xAI, grok-4.3"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	if xs.Calls() != 1 {
+		t.Errorf("%d xAI calls, want 1", xs.Calls())
+	}
 }
