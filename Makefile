@@ -65,9 +65,13 @@ synth: build node_modules/.installed ## synthesize the stack offline into cdk.ou
 diff: build node_modules/.installed ## show what a deploy would change (STAGE=dev|prod; needs AWS credentials)
 	$(CDK) diff -c stage=$(STAGE)
 
+# Interactive deploys ask before widening IAM or security groups; CI passes
+# "--require-approval never" behind its protected environment.
+CDK_DEPLOY_FLAGS ?= --require-approval broadening
+
 .PHONY: deploy
 deploy: build node_modules/.installed ## deploy the stack (STAGE=dev|prod; needs AWS credentials)
-	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
+	$(CDK) deploy -c stage=$(STAGE) $(CDK_DEPLOY_FLAGS)
 
 .PHONY: logs
 logs: ## follow a deployed function's logs (FN=processTickers|processTicker|analyzePortfolio, or the lambdas/ dir name; STAGE=dev|prod)
