@@ -167,7 +167,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	if err != nil {
 		return fmt.Errorf("processTicker: %w", err)
 	}
-	total, done := queued, 0
+	total, done, settled := queued, 0, 0
 	tap.onRecord = func(rec map[string]any) {
 		tk, _ := rec["ticker"].(string)
 		msg, _ := rec["msg"].(string)
@@ -175,7 +175,10 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 			return
 		}
 		level, _ := rec["level"].(string)
-		line := fmt.Sprintf("  %-6s %s%s", tk, msg, details(rec))
+		if msg == "ticker refreshed" || strings.HasPrefix(msg, "ticker not refreshed: permanent") {
+			settled++
+		}
+		line := fmt.Sprintf("  [%d/%d] %-6s %s%s", settled, total, tk, msg, details(rec))
 		if level == "WARN" || level == "ERROR" {
 			line += " [" + strings.ToLower(level) + "]"
 		}
