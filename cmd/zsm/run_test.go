@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/zsmseven/backend/pkg/dynalite"
+	"github.com/zsmseven/backend/pkg/localsqs"
 	"github.com/zsmseven/backend/pkg/localstack"
 	"github.com/zsmseven/backend/pkg/sandbox"
 	"github.com/zsmseven/backend/pkg/tables"
@@ -376,5 +378,64 @@ func TestRunWithKeysCallsTheConfiguredAPIs(t *testing.T) {
 	}
 	if xs.Calls() != 1 {
 		t.Errorf("%d xAI calls, want 1", xs.Calls())
+	}
+}
+
+// status and invoke with --stage use the default AWS credential chain and the
+// stage's resource names; here the chain's endpoint variables point them at
+// dynalite (tables of stage dev) and localsqs (the dev queue).
+func TestStageTargetsUseTheStageNames(t *testing.T) {
+	ctx := context.Background()
+	db, err := dynalite.Start(ctx, dynalite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Stop()
+	client := dynalite.Client(db.Endpoint)
+	if err := dynalite.CreateTables(ctx, client, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := localstack.SeedSamplePortfolio(ctx, client, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	sq, err := localsqs.Start("127.0.0.1:0", localsqs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	sq.CreateQueue("ticker-processing-queue-dev.fifo")
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_DYNAMODB": db.Endpoint, "AWS_ENDPOINT_URL_SQS": sq.Endpoint(), "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+
+	code, stdout, stderr := indicRun(t, "", "status", "--stage", "dev", "--json")
+	if code != 0 {
+		t.Fatalf("status --stage dev: exit %d: %s", code, stderr)
+	}
+	var rep statusReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Stage != "dev" || len(rep.Missing) != 7 || len(rep.Tickers) != 0 || rep.Analysis != nil {
+		t.Errorf("status of an empty dev stage: %s", stdout)
+	}
+
+	code, stdout, stderr = indicRun(t, "", "invoke", "processTickers", "--stage", "dev", "--event", "{}")
+	if code != 0 {
+		t.Fatalf("invoke --stage dev: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "secret zsm-seven/dev/api-keys") {
+		t.Errorf("invoke does not name the stage's secret: %s", stderr)
+	}
+	var sum struct{ Queued int }
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum.Queued != 7 {
+		t.Errorf("invoke printed %s (%v), want 7 queued", stdout, err)
+	}
+	if c := sq.Counts("ticker-processing-queue-dev.fifo"); c.Visible != 7 {
+		t.Errorf("dev queue holds %+v, want 7", c)
 	}
 }
