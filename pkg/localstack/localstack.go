@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -86,20 +87,34 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			s.Stop()
 		}
 	}()
-	s.Dynalite, err = dynalite.Start(ctx, dynalite.Options{Path: opts.DataDir, Stderr: opts.DynaliteOutput})
-	if err != nil {
-		if opts.DataDir != "" {
-			return nil, fmt.Errorf("%w: %s: %v", ErrDataDirInUse, opts.DataDir, err)
+	out := opts.DynaliteOutput
+	if out == nil {
+		// Keep dynalite's own words for the error message if it fails.
+		if out, err = os.CreateTemp("", "zsm-dynalite-*.log"); err != nil {
+			return nil, fmt.Errorf("dynalite output file: %w", err)
 		}
-		return nil, err
+		defer func() { out.Close(); os.Remove(out.Name()) }()
+	}
+	// dynalite opens a data directory lazily: a directory it cannot use (in
+	// use by another zsm, or a LevelDB binding that does not load) shows up
+	// as a failed first request, so both steps explain themselves the same way.
+	explain := func(err error) error {
+		said := dynaliteSaid(out)
+		if opts.DataDir != "" {
+			return fmt.Errorf("%w: %s: %v%s (or run with --memory)", ErrDataDirInUse, opts.DataDir, err, said)
+		}
+		return fmt.Errorf("%w%s", err, said)
+	}
+	if s.Dynalite, err = dynalite.Start(ctx, dynalite.Options{Path: opts.DataDir, Stderr: out}); err != nil {
+		return nil, explain(err)
 	}
 	s.DB = dynalite.Client(s.Dynalite.Endpoint)
 	if err := dynalite.CreateTables(ctx, s.DB, s.Stage); err != nil {
-		return nil, err
+		return nil, explain(err)
 	}
 	if !opts.NoSeed {
 		if _, err := SeedSamplePortfolio(ctx, s.DB, s.Stage); err != nil {
-			return nil, err
+			return nil, explain(err)
 		}
 	}
 	if !opts.NoQueue {
@@ -119,6 +134,31 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	s.Env = s.buildEnv(host)
 	return s, nil
+}
+
+// dynaliteSaid returns what dynalite wrote to f that best explains a failure —
+// its first line mentioning an error, else its last line — as
+// `: dynalite says "<line>"`, or "" if it wrote nothing.
+func dynaliteSaid(f *os.File) string {
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	pick := strings.TrimSpace(lines[len(lines)-1])
+	for _, l := range lines {
+		if strings.Contains(l, "Error") {
+			pick = strings.TrimSpace(l)
+			break
+		}
+	}
+	if pick == "" {
+		return ""
+	}
+	if len(pick) > 200 {
+		pick = pick[:200] + "…"
+	}
+	return ": dynalite says " + strconv.Quote(pick)
 }
 
 // Stop ends every server the stack started. It is safe to call twice and on

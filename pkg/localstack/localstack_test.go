@@ -2,6 +2,7 @@ package localstack_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -124,10 +125,14 @@ func TestDataDirKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second stack on the same directory cannot open it while the first runs.
-	if s2, err := localstack.Start(ctx, localstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true}); err == nil {
+	s2, err := localstack.Start(ctx, localstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
+	if err == nil {
 		s2.Stop()
 		t.Error("second stack opened a data directory in use")
+	} else if !errors.Is(err, localstack.ErrDataDirInUse) || !strings.Contains(err.Error(), "--memory") {
+		t.Errorf("error %q does not explain itself", err)
 	}
+	t.Log(err)
 	s.Stop()
 	s, err = localstack.Start(ctx, localstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
 	if err != nil {
