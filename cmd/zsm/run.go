@@ -111,12 +111,19 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	if stack.UsingSandbox() {
 		say("prices     %s (set POLYGON_API_KEY for Polygon)", sandbox.Label)
 	} else {
-		say("prices     Polygon at %s", stack.Env["POLYGON_BASE_URL"])
+		base := stack.Env["POLYGON_BASE_URL"]
+		if base == "" {
+			base = polygon.DefaultBaseURL + " (the default)"
+		}
+		say("prices     Polygon at %s (POLYGON_API_KEY is set)", base)
 	}
-	if pace > 0 {
-		say("pacing     %d Polygon calls per minute: about %s per ticker", pace, (time.Minute / time.Duration(pace)).Round(time.Second))
-	} else {
-		say("pacing     none (POLYGON_CALLS_PER_MINUTE=0)")
+	switch {
+	case pace > 0:
+		say("pacing     %d Polygon calls per minute: about %s per ticker (POLYGON_CALLS_PER_MINUTE)", pace, (time.Minute / time.Duration(pace)).Round(time.Second))
+	case stack.UsingSandbox():
+		say("pacing     none: the sandbox has no rate limit (set POLYGON_CALLS_PER_MINUTE to pace it)")
+	default:
+		say("pacing     none (POLYGON_CALLS_PER_MINUTE=0: a paid plan)")
 	}
 	if _, ok := stack.Env["XAI_API_KEY"]; ok {
 		model := stack.Env["XAI_MODEL"]
