@@ -90,7 +90,7 @@ bench: node_modules/.installed ## measure everything side by side and write docs
 .PHONY: reliability
 reliability: node_modules/.installed ## run the fault-injection suite, write docs/reliability.md and print its table
 	RELIABILITY_REPORT=$(CURDIR)/docs/reliability.md $(GO) test -count=1 ./reliability
-	@sed -n '/^| scenario/,/^$$/p' docs/reliability.md
+	@sed -n '/^## /,$$p' docs/reliability.md
 
 .PHONY: clean
 clean: ## remove build output (dist/, cdk.out/)

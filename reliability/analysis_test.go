@@ -232,7 +232,7 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 	if it.Reason != "" {
 		out += " (reason: " + clip(it.Reason, 90) + ")"
 	}
-	addRow(row{Scenario: sc.name, Faults: sc.faults, In: 1, Written: stored, Permanent: failed, Lost: lost, Duplicated: dup,
+	addRow(row{Analysis: true, Scenario: sc.name, Faults: sc.faults, In: 1, Written: stored, Permanent: failed, Lost: lost, Duplicated: dup,
 		Red: max(srv.Calls()-1, 0), Outcome: outcome(t, out)})
 }
 

@@ -42,6 +42,8 @@ var allLogs logSink
 
 // row is one line of the report.
 type row struct {
+	// Analysis marks an analyzePortfolio scenario (else the ticker pipeline).
+	Analysis                                                  bool
 	Scenario, Faults                                          string
 	In, Written, Permanent, HandedBack, Lost, Duplicated, Red int
 	Outcome                                                   string
@@ -113,11 +115,29 @@ func renderReport() string {
 	p("- **redelivered**: deliveries beyond the first (records handed back, or a delivery repeated on purpose) during the scenario; for analysis scenarios, model calls beyond the first (retries and the one repair request);")
 	p("- **lost** = in − written − permanent − handed back, and **duplicated** = ticker-data rows beyond one per ticker and trading day (analysis: items beyond one per run). Both must be 0.")
 	p("")
-	p("| scenario | faults injected | in | written | permanent | handed back | redelivered | lost | duplicated | outcome |")
-	p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-	for _, r := range report {
-		p("| %s | %s | %d | %d | %d | %d | %d | %d | %d | %s |", r.Scenario, r.Faults, r.In, r.Written, r.Permanent, r.HandedBack, r.Red, r.Lost, r.Duplicated, r.Outcome)
+	for _, part := range []struct {
+		title    string
+		analysis bool
+	}{{"Ticker pipeline (processTickers → queue → processTicker → ticker-data)", false}, {"Portfolio analysis (analyzePortfolio → xAI → portfolio-analyses)", true}} {
+		p("## %s", part.title)
+		p("")
+		p("| scenario | faults injected | in | written | permanent | handed back | redelivered | lost | duplicated | outcome |")
+		p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+		for _, r := range report {
+			if r.Analysis == part.analysis {
+				p("| %s | %s | %d | %d | %d | %d | %d | %d | %d | %s |", r.Scenario, r.Faults, r.In, r.Written, r.Permanent, r.HandedBack, r.Red, r.Lost, r.Duplicated, r.Outcome)
+			}
+		}
+		p("")
 	}
+	p("## What the scenarios show")
+	p("")
+	p("- Transient Polygon faults (429, 5xx, timeouts, resets, cut bodies) are absorbed by in-process retries within the invocation; only faults that outlast the 4 attempts hand records back.")
+	p("- Permanent faults (400, 401, 403, no data, poison) cost one request each and are acknowledged: no retry storm, nothing in the dead-letter queue because of them.")
+	p("- A retried write and a redelivered message overwrite the same item (ticker + close of the trading day): redelivery never duplicates a row.")
+	p("- The price of the FIFO design (docs/decisions): a record that keeps failing transiently holds back every record behind it in its message group, and since those are " +
+		"handed back too their receive counts grow with it — after 5 receives they reach the dead-letter queue together (scenario \"Polygon 5xx for ever\"). " +
+		"Nothing is lost (the DLQ alarm fires and a redrive replays them), but an operator should expect more than the failing ticker in the DLQ.")
 	p("")
 	p("Every scenario also asserts that no handler panicked, and the suite fails if the Polygon or the xAI key appears in any of the %d log lines captured.", strings.Count(allLogs.String(), "\n"))
 	return b.String()
