@@ -17,8 +17,9 @@
 //     the queue; after MaxReceiveCount receives they move to the dead-letter
 //     list).
 //
-// Visibility timeouts are not simulated: a failed record is visible again at
-// once, which only makes local runs faster.
+// Visibility timeouts and DelaySeconds are not simulated: a failed record is
+// visible again at once, which only makes local runs faster (FIFO queues do
+// not accept a per-message delay anyway).
 package localsqs
 
 import (
