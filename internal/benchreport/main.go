@@ -49,6 +49,7 @@ type report struct {
 	ColdNote  string
 	Sizes     []size
 	Timings   []timing
+	Prompts   []promptSize
 	Notes     []string
 }
 
@@ -77,6 +78,10 @@ func run(ctx context.Context, out string, rounds int) error {
 	}
 	step("sizes: make build (linux/arm64)")
 	if r.Sizes, err = measureSizes(ctx, r.Cold); err != nil {
+		return err
+	}
+	step("analysis prompt sizes")
+	if r.Prompts, err = measurePrompts(7, 20, 50, 200); err != nil {
 		return err
 	}
 	step("wall time: make synth STAGE=dev, STAGE=prod, make test")

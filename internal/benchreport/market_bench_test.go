@@ -56,15 +56,6 @@ func batches(b *testing.B, n int) []events.SQSEvent {
 	return out
 }
 
-// ticker is the i-th synthetic symbol: TKA, TKB, …, TKBA, …
-func ticker(i int) string {
-	s := ""
-	for i++; i > 0; i = (i - 1) / 26 {
-		s = string(rune('A'+(i-1)%26)) + s
-	}
-	return "TK" + s
-}
-
 func handle(b *testing.B, p *pipeline.ProcessTicker, evs []events.SQSEvent) {
 	b.Helper()
 	for _, ev := range evs {

@@ -4,7 +4,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/zsmseven/backend/pkg/analysis"
 )
+
+const analysisMax = analysis.MaxPositions
 
 // render writes the report as Markdown.
 func render(r report) string {
@@ -52,6 +56,18 @@ func render(r report) string {
 	}
 	p("")
 	p("Calls beyond 60 are retries after a 429. The client paces at exactly the plan's rate (a token bucket of burst 1, 100 ms per call here); against a window scaled with the rate, a call that reaches the server a few milliseconds early is refused, which is what the second pair of rows shows.")
+	p("")
+
+	p("## Analysis request size")
+	p("")
+	p("The prompt builder's request for a portfolio of N positions with every figure present (`analysis.BuildPrompt`): system and user messages plus the response schema sent in `response_format`. "+
+		"Input tokens are estimated as bytes ÷ 4; the API reports the exact count (`usage.prompt_tokens`), which each stored analysis keeps. At most %d positions are analyzed at once.", analysisMax)
+	p("")
+	p("| positions | messages | schema | total | ≈ input tokens |")
+	p("| ---: | ---: | ---: | ---: | ---: |")
+	for _, ps := range r.Prompts {
+		p("| %d | %d B | %d B | %d B | %d |", ps.Positions, ps.MessageBytes, ps.SchemaBytes, ps.MessageBytes+ps.SchemaBytes, ps.Tokens())
+	}
 	p("")
 
 	p("## Cold start under the Lambda Runtime Interface Emulator")
