@@ -12,12 +12,14 @@ FUNCTIONS := processtickers processticker analyzeportfolio
 GO        ?= go
 NODE_BIN  := node_modules/.bin
 # The CDK CLI, offline: no notices, no version check, no version reporting.
-# jsii v1.142 also calls Node 20 end-of-life: silence that banner too (value: major versions).
-CDK       := CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
-             $(NODE_BIN)/cdk --no-notices --no-version-reporting
+CDK       := CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 $(NODE_BIN)/cdk --no-notices --no-version-reporting
 
 # jsii (the CDK's Go bindings) prints a large banner on Node 20; silence it.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# jsii v1.142 calls Node 20 end-of-life; this one takes a list of major versions.
+# jsii starts node while Go packages initialise, so it must be in the environment
+# of `go test`/`go run` (os.Setenv in a test is too late).
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 # Reproducible Lambda builds: static, stripped, no VCS stamp, no local paths.
 LAMBDA_ENV   := GOOS=linux GOARCH=arm64 CGO_ENABLED=0

@@ -32,8 +32,9 @@ var assetsDir, outRoot string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	// jsii prints a large banner on Node 20 (deprecated, and end-of-life for
-	// this jsii version); the Makefile sets the same variables for `cdk synth`.
+	// jsii prints a large banner on Node 20. It starts node while the Go
+	// packages initialise, before TestMain, so these only help a jsii process
+	// started later; the Makefile and CI export them for `go test`.
 	os.Setenv("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 	os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20") // a list of major versions
 	dir, err := os.MkdirTemp("", "zsm-infra-assets-")
