@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -172,12 +171,8 @@ func invokeHandler(ctx context.Context, fn functionSpec, lookup config.Lookup, s
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, fn.timeout)
+	ctx, cancel := invocationContext(ctx, fn.name)
 	defer cancel()
-	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
-		AwsRequestID:       "zsm-invoke-" + randomHex(8),
-		InvokedFunctionArn: "arn:aws:lambda:local:000000000000:function:" + fn.name,
-	})
 	return lambda.NewHandler(h).Invoke(ctx, payload)
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/config"
@@ -157,7 +158,9 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	if err != nil {
 		return fmt.Errorf("processTickers: %w", err)
 	}
-	summary, err := pts(ctx, schedulerEvent())
+	ictx, cancel := invocationContext(ctx, "processTickers")
+	summary, err := pts(ictx, schedulerEvent())
+	cancel()
 	if err != nil {
 		return fmt.Errorf("processTickers: %w (logs: %s)", err, logPath)
 	}
@@ -194,7 +197,9 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	totals, err := stack.SQS.Drain(ctx, localstack.QueueName, localsqs.MaxBatch, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		left := stack.SQS.Counts(localstack.QueueName).Visible
 		say("processTicker     batch of %d (%d of %d done, %d more queued)%s", len(ev.Records), done, total, left, batchEstimate(len(ev.Records), pace))
-		resp, herr := pt(ctx, ev)
+		ictx, cancel := invocationContext(ctx, "processTicker")
+		defer cancel()
+		resp, herr := pt(ictx, ev)
 		done += len(ev.Records) - len(resp.BatchItemFailures)
 		if herr != nil {
 			say("processTicker     batch failed: %v (every record goes back to the queue)", herr)
@@ -219,7 +224,9 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	if err != nil {
 		return fmt.Errorf("analyzePortfolio: %w", err)
 	}
-	res, err := ap(ctx, analyzer.Event{PortfolioName: o.portfolio, Force: o.force})
+	ictx, cancel = invocationContext(ctx, "analyzePortfolio")
+	res, err := ap(ictx, analyzer.Event{PortfolioName: o.portfolio, Force: o.force})
+	cancel()
 	if err != nil {
 		return fmt.Errorf("analyzePortfolio: %w (logs: %s)", err, logPath)
 	}
@@ -280,6 +287,22 @@ func processTickerHandler(ctx context.Context, stack *localstack.Stack, out io.W
 		Config: cfg, Store: tickerdata.NewStore(stack.DB, cfg.TickerDataTable),
 		Market: client, Source: sandbox.Source, Out: out,
 	})
+}
+
+// invocationContext gives one handler call what Lambda gives it: the
+// deployed function's timeout as the deadline (the handlers size their work
+// to it, e.g. processTicker hands back records it cannot finish) and a
+// request id for the logs.
+func invocationContext(ctx context.Context, fn string) (context.Context, context.CancelFunc) {
+	timeout := time.Minute
+	if spec, ok := findFunction(fn); ok {
+		timeout = spec.timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
+		AwsRequestID:       "zsm-" + randomHex(8),
+		InvokedFunctionArn: "arn:aws:lambda:" + localsqs.Region + ":" + localsqs.Account + ":function:zsm-" + fn + "-local",
+	}), cancel
 }
 
 // schedulerEvent is an event like the one EventBridge Scheduler sends to
