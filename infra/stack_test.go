@@ -749,8 +749,7 @@ func TestMonitoring(t *testing.T) {
 			}
 		}
 		for _, q := range []string{"ticker-processing-dlq-" + stage + ".fifo", "zsm-schedule-dlq-" + stage, "zsm-async-failures-" + stage} {
-			qID, qr := one(t, s, "AWS::SQS::Queue", "QueueName", q)
-			_ = qr
+			qID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", q)
 			// The dimension value is the queue name attribute.
 			var p map[string]any
 			for _, r := range alarms {
