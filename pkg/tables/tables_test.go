@@ -1,0 +1,39 @@
+package tables
+
+import "testing"
+
+func TestNamesFollowTheContract(t *testing.T) {
+	// architecture.md: ticker-data-{stage}, portfolio-analyses-{stage},
+	// user-portfolios-{stage}, portfolio-positions-{stage}.
+	want := map[string]string{
+		TickerData.Name("dev"):          "ticker-data-dev",
+		PortfolioAnalyses.Name("prod"):  "portfolio-analyses-prod",
+		UserPortfolios.Name("dev"):      "user-portfolios-dev",
+		PortfolioPositions.Name("prod"): "portfolio-positions-prod",
+	}
+	for got, w := range want {
+		if got != w {
+			t.Errorf("name %q, want %q", got, w)
+		}
+	}
+	if TickerData.PartitionKey.Name != "ticker" || TickerData.SortKey.Name != "timestamp" ||
+		PortfolioAnalyses.PartitionKey.Name != "portfolio" || PortfolioAnalyses.SortKey.Name != "timestamp" {
+		t.Error("owned tables' keys differ from the data contract")
+	}
+	if TickerData.Shared || PortfolioAnalyses.Shared || !UserPortfolios.Shared || !PortfolioPositions.Shared {
+		t.Error("ownership flags wrong")
+	}
+}
+
+func TestValidateDeployStage(t *testing.T) {
+	for _, ok := range []string{"dev", "prod"} {
+		if err := ValidateDeployStage(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "local", "Prod", "staging"} {
+		if err := ValidateDeployStage(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
