@@ -63,7 +63,7 @@ type worldOptions struct {
 	stage string
 	// polygon configures the local Polygon (Key is always polygonKey).
 	polygon polygontest.Options
-	// attemptTimeout bounds one Polygon request (300 ms if 0).
+	// attemptTimeout bounds one Polygon request (1 s if 0: generous, so that only scripted delays time out on a loaded machine).
 	attemptTimeout time.Duration
 	// recordBudget and reserve tune the consumer's deadline handling.
 	recordBudget, reserve time.Duration
@@ -106,7 +106,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 		key = polygonKey
 	}
 	if o.attemptTimeout == 0 {
-		o.attemptTimeout = 300 * time.Millisecond
+		o.attemptTimeout = time.Second
 	}
 	// The deployed retry policy's shape (4 attempts, full jitter, Retry-After
 	// honoured up to a minute) with its waits recorded instead of slept.

@@ -132,7 +132,7 @@ func TestFaultsPipeline(t *testing.T) {
 					t.Errorf("dead-lettered %v", tl.remaining)
 				}
 			}},
-		{name: "Polygon timeout", faults: "AMZN: no answer within the 300 ms attempt timeout, then OK",
+		{name: "Polygon timeout", faults: "AMZN: no answer within the 1 s attempt timeout, then OK",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
 				w.poly.EnqueueFor("AMZN", polygontest.Response{Status: 200, Body: okBody("AMZN"), Delay: 3 * time.Second})
 			},

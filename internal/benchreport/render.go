@@ -139,7 +139,7 @@ func render(r report) string {
 		}
 	}
 	p("")
-	p("`make synth` includes `make build` (three cross-compiled bootstraps) and the CDK CLI; Go's build cache was warm (this run had just built everything).")
+	p("`make synth` includes `make build` (three cross-compiled bootstraps) and the CDK CLI. `make test` runs with `GOFLAGS=-count=1`, so no test result comes from the cache; Go's build cache was warm (this run had just built everything).")
 	for _, n := range r.Notes {
 		p("")
 		p("- %s", n)
