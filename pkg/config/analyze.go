@@ -3,8 +3,6 @@ package config
 import (
 	"log/slog"
 	"time"
-
-	"github.com/zsmseven/backend/pkg/logging"
 )
 
 // AnalyzePortfolio is the configuration of the analyzePortfolio function.
@@ -53,10 +51,6 @@ func LoadAnalyzePortfolio(lookup Lookup) (AnalyzePortfolio, error) {
 		PortfolioBudget:         e.Duration("ANALYSIS_PORTFOLIO_BUDGET", 90*time.Second, time.Second, 15*time.Minute),
 		APIKeysSecretARN:        e.Optional("API_KEYS_SECRET_ARN"),
 	}
-	level, err := logging.ParseLevel(e.Optional("LOG_LEVEL"))
-	if err != nil && e.Err() == nil {
-		return c, err
-	}
-	c.LogLevel = level
+	c.LogLevel = e.LogLevel()
 	return c, e.Err()
 }

@@ -6,10 +6,13 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zsmseven/backend/pkg/logging"
 )
 
 // Lookup reads one variable; os.LookupEnv in production, a map in tests.
@@ -128,4 +131,15 @@ func (e *Env) OneOf(key, def string, allowed ...string) string {
 	}
 	e.fail(key, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
 	return def
+}
+
+// LogLevel reads LOG_LEVEL: debug, info, warn or error (default info).
+func (e *Env) LogLevel() slog.Level {
+	raw := e.Optional("LOG_LEVEL")
+	level, err := logging.ParseLevel(raw)
+	if err != nil {
+		e.fail("LOG_LEVEL", "must be one of debug, info, warn, error, got %q", raw)
+		return slog.LevelInfo
+	}
+	return level
 }

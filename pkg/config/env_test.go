@@ -55,3 +55,22 @@ func TestURLTrimsTrailingSlash(t *testing.T) {
 		t.Fatalf("got %q, %v", got, e.Err())
 	}
 }
+
+func TestEveryLoaderReportsABadLogLevelTheSameWay(t *testing.T) {
+	base := map[string]string{
+		"STAGE": "dev", "LOG_LEVEL": "loud", "USER_PORTFOLIOS_TABLE": "u", "PORTFOLIO_POSITIONS_TABLE": "p",
+		"TICKER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q.fifo", "TICKER_DATA_TABLE": "t",
+		"PORTFOLIO_ANALYSES_TABLE": "a", "POLYGON_API_KEY": "k",
+	}
+	loaders := map[string]func(Lookup) error{
+		"processTickers":   func(l Lookup) error { _, err := LoadProcessTickers(l); return err },
+		"processTicker":    func(l Lookup) error { _, err := LoadProcessTicker(l); return err },
+		"analyzePortfolio": func(l Lookup) error { _, err := LoadAnalyzePortfolio(l); return err },
+	}
+	const want = `configuration: LOG_LEVEL must be one of debug, info, warn, error, got "loud"`
+	for name, load := range loaders {
+		if err := load(lookup(base)); err == nil || err.Error() != want {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
+	}
+}

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"time"
-
-	"github.com/zsmseven/backend/pkg/logging"
 )
 
 // ProcessTickers is the configuration of the processTickers function.
@@ -36,9 +34,8 @@ func LoadProcessTickers(lookup Lookup) (ProcessTickers, error) {
 		c.TickerQueueURL = e.URL("TICKER_QUEUE_URL", "")
 	}
 	c.TickerMessageGroups = e.Int("TICKER_MESSAGE_GROUPS", 1, 1, 100)
-	var err error
-	c.LogLevel, err = tickersLogLevel(e)
-	return c, err
+	c.LogLevel = e.LogLevel()
+	return c, e.Err()
 }
 
 // ProcessTicker is the configuration of the processTicker function.
@@ -84,24 +81,11 @@ func LoadProcessTicker(lookup Lookup) (ProcessTicker, error) {
 		def += time.Minute / time.Duration(c.PolygonCallsPerMinute)
 	}
 	c.RecordBudget = e.Duration("TICKER_RECORD_BUDGET", def, time.Second, 15*time.Minute)
-	var err error
-	if c.LogLevel, err = tickersLogLevel(e); err != nil {
-		return c, err
+	if c.LogLevel = e.LogLevel(); e.Err() != nil {
+		return c, e.Err()
 	}
 	if !c.PolygonAPIKeySet && c.APIKeysSecretARN == "" {
 		return c, errors.New("configuration: POLYGON_API_KEY or API_KEYS_SECRET_ARN must be set (the Polygon API key, or the secret holding it)")
 	}
 	return c, nil
-}
-
-// tickersLogLevel reads LOG_LEVEL and returns the first problem found so far.
-func tickersLogLevel(e *Env) (slog.Level, error) {
-	level, err := logging.ParseLevel(e.Optional("LOG_LEVEL"))
-	if e.Err() != nil {
-		return level, e.Err()
-	}
-	if err != nil {
-		return level, errors.New("configuration: " + err.Error())
-	}
-	return level, nil
 }
