@@ -80,16 +80,14 @@ func BenchmarkCallsPerTicker(b *testing.B) {
 
 // BenchmarkPacing sends 60 tickers through the consumer against a local
 // Polygon that answers 429 beyond its limit. The ideal wall time is
-// 60 ÷ 600/min = 6 s. Three cases:
+// 60 ÷ 600/min = 6 s. The client is configured at the plan's rate, 600 calls
+// per minute, and spaces calls polygon.SafetyMargin (2 %) wider. Two cases:
 //
-//   - minute: at most 600 calls in any sliding minute, the client paced at
-//     600 calls per minute (the scaled rate itself);
+//   - minute: at most 600 calls in any sliding minute;
 //   - scaled: at most 5 calls in any sliding half second — the free plan's
 //     5 calls per minute with rate and window both scaled by 120, so a call
 //     that lands early by timer or network jitter is refused as it would be
-//     at 12 s spacing — with the client at exactly 600 calls per minute;
-//   - scaled-margin: the same limit with the client 2 % under it (588 calls
-//     per minute).
+//     at 12 s spacing.
 func BenchmarkPacing(b *testing.B) {
 	const n = 60
 	ideal := time.Duration(n) * time.Minute / 600
@@ -101,7 +99,6 @@ func BenchmarkPacing(b *testing.B) {
 	}{
 		{"minute", 600, time.Minute, 600},
 		{"scaled", 5, 500 * time.Millisecond, 600},
-		{"scaled-margin", 5, 500 * time.Millisecond, 588},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
