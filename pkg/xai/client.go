@@ -40,6 +40,9 @@ var (
 	ErrCreditsExhausted = errors.New("xAI credits or spending limit exhausted")
 	// ErrRateLimited: a 429 that may succeed later.
 	ErrRateLimited = errors.New("xAI rate limit")
+	// ErrTooLarge: the response body is over the read cap; asking again
+	// would pay for the same oversized answer.
+	ErrTooLarge = errors.New("xAI response body too large")
 )
 
 // APIError is a non-2xx answer.
@@ -326,9 +329,14 @@ func (c *Client) once(ctx context.Context, body []byte) (*wireResponse, error) {
 		return nil, retry.Transient(fmt.Errorf("call xAI: %w", c.redactErr(err)), 0)
 	}
 	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	// Read one byte past the cap so an oversized body is told apart from a
+	// cut-off one (which is transient and retried).
+	data, err := io.ReadAll(io.LimitReader(res.Body, maxBody+1))
 	if err != nil {
 		return nil, retry.Transient(fmt.Errorf("read xAI response (HTTP %d): %w", res.StatusCode, err), 0)
+	}
+	if len(data) > maxBody {
+		return nil, retry.Permanent(fmt.Errorf("%w: HTTP %d, more than %d bytes", ErrTooLarge, res.StatusCode, maxBody))
 	}
 	if res.StatusCode/100 != 2 {
 		return nil, c.classify(res, data)

@@ -234,3 +234,16 @@ func TestErrorsMentionNoBodyWhenNotJSON(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A body over the read cap is not cut and mistaken for a garbled transfer
+// (which would be retried, paying again): it fails once, permanently.
+func TestCompleteOversizedBodyNotRetried(t *testing.T) {
+	huge := xaitest.Answer(strings.Repeat("x", 9<<20))
+	srv := xaitest.New(t, huge)
+	var waits []time.Duration
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	require.ErrorIs(t, err, xai.ErrTooLarge)
+	assert.True(t, retry.IsPermanent(err))
+	assert.Equal(t, 1, srv.Calls())
+	assert.Equal(t, 1, resp.Attempts)
+}
