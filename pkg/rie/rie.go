@@ -1,15 +1,23 @@
-// Package rie runs the deployable Lambda artifacts locally: it builds a
-// function's bootstrap for the host, builds the AWS Lambda Runtime Interface
-// Emulator from the module version pinned in go.mod, runs the bootstrap under
-// it on free ports, invokes it over the emulator's HTTP API and reads the
-// emulator's REPORT lines (Init Duration, Duration). The end-to-end tests and
-// the cold-start benchmark share it.
+// Package rie runs the deployable Lambda artifacts locally, two ways.
 //
-// The emulator reports "Max Memory Used" equal to the configured memory size
-// (it cannot measure it), so this package also reads the bootstrap process's
-// peak resident set size from /proc (Linux), which is the real number. Its
-// "Init Duration" times only an asynchronous hand-off (microseconds), so the
-// cold start is estimated from client-side wall times instead (ColdStart).
+// Under the AWS Lambda Runtime Interface Emulator (Start): it builds a
+// function's bootstrap for the host, builds the emulator from the module
+// version pinned in go.mod, runs the bootstrap under it on free ports,
+// invokes it over the emulator's HTTP API and reads the emulator's REPORT
+// lines. The end-to-end tests use this.
+//
+// Directly against an in-process Runtime API (StartRuntime): the bootstrap
+// is started with AWS_LAMBDA_RUNTIME_API pointing at a small implementation
+// of the documented endpoints, so the init phase can be timed as Lambda
+// defines it — process start to the first GET /runtime/invocation/next —
+// and the peak RSS read at that moment and after each invocation. The
+// cold-start benchmark uses this.
+//
+// Why both: the emulator's REPORT "Init Duration" times only an asynchronous
+// hand-off inside the emulator (microseconds, before the bootstrap has even
+// started) and its "Max Memory Used" repeats the configured memory size, so
+// neither says anything about the bootstrap; the emulator's wall times are
+// kept as a second, coarser estimate (ColdStart).
 package rie
 
 import (
