@@ -17,6 +17,7 @@ import (
 	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/functions"
 	"github.com/zsmseven/backend/pkg/localsqs"
+	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/polygon/polygontest"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
@@ -55,21 +56,6 @@ func put(t *testing.T, c *dynamodb.Client, table string, items ...map[string]typ
 }
 
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-
-// lastWeekday is the newest weekday on or before today in New York: the
-// newest bar the local Polygon serves (it skips weekends, not holidays).
-func lastWeekday(t *testing.T) string {
-	t.Helper()
-	ny, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := time.Now().In(ny)
-	for d.Weekday() == time.Saturday || d.Weekday() == time.Sunday {
-		d = d.AddDate(0, 0, -1)
-	}
-	return d.Format(time.DateOnly)
-}
 
 // The nightly pipeline through the deployed wiring: processTickers scans
 // the shared tables on dynalite and queues to a local FIFO queue through the
@@ -142,7 +128,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}
 
 	store := tickerdata.NewStore(env.Client, tables.TickerData.Name(env.Stage))
-	asOf := lastWeekday(t)
+	// The newest complete bar: the local Polygon serves every weekday, and
+	// processTicker asks up to the last trading day whose close has passed.
+	asOf := marketdata.LastTradingDay(time.Now())
 	ny, _ := time.LoadLocation("America/New_York")
 	for _, tk := range []string{"AAPL", "BRK.B", "MSFT", "NVDA"} {
 		row, ok, err := store.Latest(ctx, tk)

@@ -45,8 +45,8 @@ type ProcessTicker struct {
 	Store  TickerStore
 	// Source names the market data in stored rows, e.g. "polygon".
 	Source string
-	// HistoryDays is how many calendar days of bars to request, ending
-	// today in New York (DefaultHistoryDays when 0).
+	// HistoryDays is how many calendar days of bars to request, ending on
+	// the last completed trading day (DefaultHistoryDays when 0).
 	HistoryDays int
 	// RecordBudget is the least time that must remain before the deadline to
 	// start a record; a record that cannot start is handed back to the queue
@@ -171,8 +171,15 @@ func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) outco
 // refresh fetches, computes and stores one ticker. Errors are classified.
 func (p *ProcessTicker) refresh(ctx context.Context, ticker string) (tickerdata.Row, error) {
 	now := p.now()
-	to := now.In(marketdata.NewYork()).Format(marketdata.DateLayout)
-	from := now.In(marketdata.NewYork()).AddDate(0, 0, -p.historyDays()).Format(marketdata.DateLayout)
+	// The range ends on the last trading day whose close has passed: during
+	// a session (or on a holiday) "today" would bring a partial bar, stored
+	// under a close that has not happened and read as that day's data.
+	to := marketdata.LastTradingDay(now)
+	end, err := time.Parse(marketdata.DateLayout, to)
+	if err != nil {
+		return tickerdata.Row{}, retry.Permanent(fmt.Errorf("last trading day %q: %w", to, err))
+	}
+	from := end.AddDate(0, 0, -p.historyDays()).Format(marketdata.DateLayout)
 	bars, err := p.Market.DailyBars(ctx, ticker, from, to)
 	if err != nil {
 		if ctx.Err() != nil && !retry.IsPermanent(err) {

@@ -133,10 +133,11 @@ func TestHandleStoresOneRowPerTickerAndTradingDay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 400 calendar days back from 2026-11-26 is 2025-10-22 (computed by hand).
+	// Thanksgiving: the last completed trading day is 2026-11-25, and 400
+	// calendar days back from it is 2025-10-21 (computed by hand).
 	for _, c := range m.calls {
-		if c != "AAPL 2025-10-22 2026-11-26" {
-			t.Errorf("request %q, want AAPL 2025-10-22 2026-11-26", c)
+		if c != "AAPL 2025-10-21 2026-11-25" {
+			t.Errorf("request %q, want AAPL 2025-10-21 2026-11-25", c)
 		}
 	}
 	if s.puts != 4 || len(s.rows) != 1 {
@@ -256,5 +257,33 @@ func TestHandleEmptyBatch(t *testing.T) {
 	}
 	if doc := emfValues(t, emf); doc["TickersProcessed"] != 0.0 {
 		t.Errorf("metrics %v", doc)
+	}
+}
+
+// The request ends on the last completed trading day, never on a session
+// still trading (whose bar is partial) or on a holiday: the stored row is
+// keyed by that day's close, which must already have happened.
+func TestHandleRequestsCompletedTradingDaysOnly(t *testing.T) {
+	tests := []struct {
+		name string
+		now  time.Time
+		want string // "TICKER from to", dates computed by hand
+	}{
+		{"Tuesday 10:00 New York, market open", time.Date(2026, 11, 24, 15, 0, 0, 0, time.UTC), "AAPL 2025-10-19 2026-11-23"},
+		{"Tuesday 16:30 New York, after the close", time.Date(2026, 11, 24, 21, 30, 0, 0, time.UTC), "AAPL 2025-10-20 2026-11-24"},
+		{"Thanksgiving 21:00 New York, a holiday", time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC), "AAPL 2025-10-21 2026-11-25"},
+		{"Saturday", time.Date(2026, 11, 21, 17, 0, 0, 0, time.UTC), "AAPL 2025-10-16 2026-11-20"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &fakeMarket{}
+			p, _, _ := newProcessor(m, &fakeStore{}, &fakeClock{t: tt.now})
+			if _, err := p.Handle(context.Background(), event(standardARN, [2]string{"m", body("AAPL")})); err != nil {
+				t.Fatal(err)
+			}
+			if len(m.calls) != 1 || m.calls[0] != tt.want {
+				t.Errorf("requests %q, want %q", m.calls, tt.want)
+			}
+		})
 	}
 }
