@@ -170,11 +170,12 @@ func quoteAll(v []string) []string {
 	return out
 }
 
-// one analyzes one portfolio; the Outcome is filled even on error.
-func (s *Service) one(ctx context.Context, rawName string, force bool) (Outcome, error) {
-	name, err := analysis.ValidatePortfolioName(rawName)
-	if err != nil {
-		return Outcome{Portfolio: rawName, Status: OutcomeFailed, Error: err.Error()}, err
+// one analyzes one portfolio; the Outcome is filled even on error. name is
+// used exactly as given (only checked): it must match the shared table's
+// name to be found, and the analysis is stored under it.
+func (s *Service) one(ctx context.Context, name string, force bool) (Outcome, error) {
+	if _, err := analysis.ValidatePortfolioName(name); err != nil {
+		return Outcome{Portfolio: name, Status: OutcomeFailed, Error: err.Error()}, err
 	}
 	out := Outcome{Portfolio: name}
 	fail := func(err error) (Outcome, error) {

@@ -460,3 +460,18 @@ func TestRecentErrorFails(t *testing.T) {
 	assert.Contains(t, err.Error(), "look for a stored analysis")
 	assert.Empty(t, w.store.all())
 }
+
+// A shared-table name with surrounding spaces is looked up and stored as it
+// is: trimming it would make Holdings miss it ("unknown portfolio") and
+// fail every "*" run.
+func TestAllPortfoliosNameWithSpaces(t *testing.T) {
+	w := newWorld()
+	w.ports["Alpha "] = w.ports["ZSM Seven"]
+	delete(w.ports, "ZSM Seven")
+	res, err := w.service(nil).Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Alpha "}, res.Done)
+	items := w.store.all()
+	require.Len(t, items, 1)
+	assert.Equal(t, "Alpha ", items[0].Portfolio, "stored under the shared table's name")
+}
