@@ -189,9 +189,11 @@ func parsePortfolio(table string, item map[string]types.AttributeValue) portfoli
 	p.Portfolio.ID, _, _ = stringAttr(item, attrPortfolioID)
 	p.Portfolio.Name, _, _ = stringAttr(item, attrName)
 
+	// A NULL "tickers" counts as absent, as a NULL "ticker" does for a
+	// position, so a "symbols" beside it is still read.
 	attr := attrTickers
-	av, ok := item[attrTickers]
-	if !ok {
+	av := item[attrTickers]
+	if _, null := av.(*types.AttributeValueMemberNULL); av == nil || null {
 		attr, av = attrSymbols, item[attrSymbols]
 	}
 	var raws []string

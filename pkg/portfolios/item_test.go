@@ -85,6 +85,7 @@ func TestParsePortfolio(t *testing.T) {
 		{"none", item{"name": s("G")}, nil, 0},
 		{"list with a number", item{"tickers": &types.AttributeValueMemberL{Value: []types.AttributeValue{n("1"), s("IBM")}}}, []string{"IBM"}, 1},
 		{"number set", item{"tickers": &types.AttributeValueMemberNS{Value: []string{"1"}}}, nil, 1},
+		{"null tickers falls back to symbols", item{"tickers": &types.AttributeValueMemberNULL{Value: true}, "symbols": s("ibm")}, []string{"IBM"}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
