@@ -108,7 +108,12 @@ func (e *Env) URL(key, def string) string {
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		e.fail(key, "must be an absolute http(s) URL, got %q", v)
+		if strings.ContainsAny(v, "?@") {
+			// A query or user info may hold a key: not echoed into the log.
+			e.fail(key, "must be an absolute http(s) URL without credentials or a query string")
+		} else {
+			e.fail(key, "must be an absolute http(s) URL, got %q", v)
+		}
 		return def
 	}
 	if u.User != nil || u.RawQuery != "" {

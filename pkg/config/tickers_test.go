@@ -82,6 +82,8 @@ func TestLoadProcessTicker(t *testing.T) {
 		{"rate negative", map[string]string{"POLYGON_CALLS_PER_MINUTE": "-1"}, "POLYGON_CALLS_PER_MINUTE must be between 0 and 6000"},
 		{"too little history", map[string]string{"POLYGON_HISTORY_DAYS": "100"}, "POLYGON_HISTORY_DAYS must be between 365 and 3650"},
 		{"base URL with key", map[string]string{"POLYGON_BASE_URL": "https://api.polygon.io/?apiKey=secret"}, "POLYGON_BASE_URL must not carry credentials"},
+		{"base URL without scheme, with key", map[string]string{"POLYGON_BASE_URL": "api.polygon.io/v2/aggs?apiKey=secret"}, "POLYGON_BASE_URL must be an absolute http(s) URL"},
+		{"base URL with bad scheme and credentials", map[string]string{"POLYGON_BASE_URL": "htps://user:secret@api.polygon.io"}, "POLYGON_BASE_URL must be an absolute http(s) URL"},
 		{"budget", map[string]string{"TICKER_RECORD_BUDGET": "20"}, "TICKER_RECORD_BUDGET must be a duration"},
 		{"log level", map[string]string{"LOG_LEVEL": "verbose"}, "LOG_LEVEL"},
 	}
@@ -91,7 +93,7 @@ func TestLoadProcessTicker(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("err = %v, want one line containing %q", err, tt.want)
 			}
-			if strings.Contains(err.Error(), "secret") && strings.Contains(err.Error(), "apiKey=secret") {
+			if strings.Contains(err.Error(), "secret") && (strings.Contains(err.Error(), "apiKey=secret") || strings.Contains(err.Error(), ":secret@")) {
 				t.Fatalf("error echoes a key: %v", err)
 			}
 		})
