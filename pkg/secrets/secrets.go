@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -48,11 +49,13 @@ func NewKeys(lookup func(string) (string, bool), client SecretsManagerAPI, secre
 	return &Keys{lookup: lookup, client: client, secretARN: secretARN}
 }
 
-// Get returns the key called name (PolygonAPIKey or XAIAPIKey). The secret is
-// fetched at most once successfully; a failed fetch is retried on the next call.
+// Get returns the key called name (PolygonAPIKey or XAIAPIKey), without
+// surrounding whitespace (a pasted key often ends in a newline, which no HTTP
+// header can carry); a blank value counts as not set. The secret is fetched
+// at most once successfully; a failed fetch is retried on the next call.
 func (k *Keys) Get(ctx context.Context, name string) (string, error) {
-	if v, ok := k.lookup(name); ok && v != "" {
-		return v, nil
+	if v, ok := k.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v), nil
 	}
 	if k.client == nil || k.secretARN == "" {
 		return "", fmt.Errorf("%s: %w (no environment variable and no secret configured)", name, ErrNotSet)
@@ -71,7 +74,7 @@ func (k *Keys) Get(ctx context.Context, name string) (string, error) {
 		}
 		k.loaded = m
 	}
-	if v := k.loaded[name]; v != "" {
+	if v := strings.TrimSpace(k.loaded[name]); v != "" {
 		return v, nil
 	}
 	return "", fmt.Errorf("%s: %w in secret %s", name, ErrNotSet, k.secretARN)

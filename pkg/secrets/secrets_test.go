@@ -73,3 +73,25 @@ func TestMissingAndMalformed(t *testing.T) {
 		t.Fatalf("a failed fetch must be retried: %q, %v", got, err)
 	}
 }
+
+// A key pasted with a trailing newline (the console, echo > file) must not
+// become a header no HTTP client will send; blank means not set, as the
+// configuration reads it.
+func TestSurroundingWhitespaceIsNotPartOfTheKey(t *testing.T) {
+	ctx := context.Background()
+	got, err := NewKeys(env(nil), &fakeSM{value: `{"POLYGON_API_KEY":" pk-123\n"}`}, "arn").Get(ctx, PolygonAPIKey)
+	if err != nil || got != "pk-123" {
+		t.Fatalf("from the secret: %q, %v", got, err)
+	}
+	got, err = NewKeys(env(map[string]string{PolygonAPIKey: "pk-env\r\n"}), nil, "").Get(ctx, PolygonAPIKey)
+	if err != nil || got != "pk-env" {
+		t.Fatalf("from the environment: %q, %v", got, err)
+	}
+	got, err = NewKeys(env(map[string]string{PolygonAPIKey: "  "}), &fakeSM{value: `{"POLYGON_API_KEY":"pk-secret"}`}, "arn").Get(ctx, PolygonAPIKey)
+	if err != nil || got != "pk-secret" {
+		t.Fatalf("a blank environment value must not hide the secret: %q, %v", got, err)
+	}
+	if _, err := NewKeys(env(nil), &fakeSM{value: `{"POLYGON_API_KEY":" \n"}`}, "arn").Get(ctx, PolygonAPIKey); !errors.Is(err, ErrNotSet) {
+		t.Fatalf("blank value in the secret: %v", err)
+	}
+}
