@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/zsmseven/backend/pkg/metrics"
+	"github.com/zsmseven/backend/pkg/portfolios"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tables"
 )
@@ -626,7 +628,8 @@ func TestIAMLeastPrivilege(t *testing.T) {
 		queue, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-queue-"+stage+".fifo")
 		async, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-async-failures-"+stage)
 		secret, _ := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
-		sharedRead := "dynamodb:GetItem dynamodb:Query dynamodb:Scan"
+		// pkg/portfolios reads the shared tables with Scan only.
+		sharedRead := "dynamodb:Scan"
 		asyncSend := "sqs:GetQueueAttributes sqs:GetQueueUrl sqs:SendMessage"
 		want := map[string]map[string]string{
 			"processTickers": {
@@ -675,6 +678,24 @@ func TestIAMLeastPrivilege(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The DynamoDB actions granted per table follow the narrow client interfaces
+// of the adapters that use them: a method added to an adapter without its
+// permission (or a permission no adapter needs) fails here, not in a deployed
+// stage, because dynalite enforces no IAM.
+func TestGrantsFollowAdapterInterfaces(t *testing.T) {
+	methods := func(iface reflect.Type) []string {
+		var out []string
+		for i := range iface.NumMethod() {
+			out = append(out, "dynamodb:"+iface.Method(i).Name)
+		}
+		return sortedUnique(out)
+	}
+	shared := methods(reflect.TypeFor[portfolios.DynamoDBAPI]())
+	if got := sortedUnique(sharedReadActions); !slices.Equal(got, shared) {
+		t.Errorf("shared-table grant %v, but portfolios.DynamoDBAPI uses %v", got, shared)
+	}
 }
 
 // refOfJSON is ref for a compact JSON resource.
