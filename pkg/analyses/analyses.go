@@ -137,7 +137,14 @@ func (r *Repository) Put(ctx context.Context, it Item) error {
 	return nil
 }
 
+// ErrUnreadable is wrapped by Recent's error when some stored items could
+// not be decoded; the items that could are still returned.
+var ErrUnreadable = errors.New("stored analysis not readable")
+
 // Recent returns the newest items of a portfolio, newest first, at most limit.
+// Items that cannot be decoded (written by hand or by another version) are
+// left out and named in an error wrapping ErrUnreadable, returned together
+// with the readable items, so one bad item cannot hide the others.
 func (r *Repository) Recent(ctx context.Context, portfolio string, limit int) ([]Item, error) {
 	out, err := r.client.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(r.table),
@@ -151,14 +158,21 @@ func (r *Repository) Recent(ctx context.Context, portfolio string, limit int) ([
 		return nil, fmt.Errorf("query analyses of %q in %s: %w", portfolio, r.table, err)
 	}
 	items := make([]Item, 0, len(out.Items))
+	var bad []error
 	for _, raw := range out.Items {
 		it, err := unmarshal(raw)
 		if err != nil {
-			return nil, fmt.Errorf("read analysis of %q: %w", portfolio, err)
+			ts, _ := raw[tables.AttrTimestamp].(*types.AttributeValueMemberS)
+			at := "?"
+			if ts != nil {
+				at = ts.Value
+			}
+			bad = append(bad, fmt.Errorf("%w: %q at %s: %w", ErrUnreadable, portfolio, at, err))
+			continue
 		}
 		items = append(items, it)
 	}
-	return items, nil
+	return items, errors.Join(bad...)
 }
 
 // TimeFormat is the layout of the timestamp sort key: RFC 3339 in UTC with a

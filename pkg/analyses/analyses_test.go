@@ -105,3 +105,24 @@ func TestPutRejectsBadItems(t *testing.T) {
 	it = sample(time.Time{})
 	assert.Error(t, repo.Put(context.Background(), it))
 }
+
+// An item that cannot be decoded is named in an ErrUnreadable error and the
+// readable items are still returned.
+func TestRecentSkipsUnreadable(t *testing.T) {
+	env := dynalitetest.New(t, tables.PortfolioAnalyses)
+	table := tables.PortfolioAnalyses.Name(env.Stage)
+	repo := analyses.New(env.Client, table)
+	ctx := context.Background()
+	good := sample(time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC))
+	require.NoError(t, repo.Put(ctx, good))
+	_, err := env.Client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+		"portfolio": &types.AttributeValueMemberS{Value: "ZSM Seven"}, "timestamp": &types.AttributeValueMemberS{Value: "2026-11-29T06:00:00.000Z"},
+		"parsed_data": &types.AttributeValueMemberS{Value: `{"summary":"by hand"}`}}})
+	require.NoError(t, err)
+
+	got, err := repo.Recent(ctx, "ZSM Seven", 10)
+	require.ErrorIs(t, err, analyses.ErrUnreadable)
+	assert.Contains(t, err.Error(), "2026-11-29T06:00:00.000Z")
+	assert.Contains(t, err.Error(), "parsed_data")
+	assert.Equal(t, []analyses.Item{good}, got)
+}

@@ -271,7 +271,12 @@ func excludedList(ex []analysis.Excluded) []string {
 // every time.
 func (s *Service) reusable(ctx context.Context, name, dataAsOf, requested, inputHash string) (*analyses.Item, error) {
 	items, err := s.o.Store.Recent(ctx, name, s.o.RecentLimit)
-	if err != nil {
+	switch {
+	case errors.Is(err, analyses.ErrUnreadable):
+		// An item that cannot be read cannot be reused either; it must not
+		// block every later analysis of the portfolio.
+		s.o.Logger.WarnContext(ctx, "stored analysis not readable, ignored for reuse", "portfolio", name, "error", err)
+	case err != nil:
 		return nil, fmt.Errorf("look for a stored analysis of %q: %w", name, err)
 	}
 	for i, it := range items {

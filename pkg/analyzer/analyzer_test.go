@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -474,4 +475,31 @@ func TestAllPortfoliosNameWithSpaces(t *testing.T) {
 	items := w.store.all()
 	require.Len(t, items, 1)
 	assert.Equal(t, "Alpha ", items[0].Portfolio, "stored under the shared table's name")
+}
+
+// unreadableRecent is a store whose newest item could not be decoded: Recent
+// returns the readable ones with an error wrapping analyses.ErrUnreadable.
+type unreadableRecent struct{ *memStore }
+
+func (u unreadableRecent) Recent(ctx context.Context, p string, limit int) ([]analyses.Item, error) {
+	items, _ := u.memStore.Recent(ctx, p, limit)
+	return items, fmt.Errorf("%w: %q at 2026-11-28T06:00:00.000Z: attribute parsed_data: not a map", analyses.ErrUnreadable, p)
+}
+
+// One unreadable stored item does not block the analysis, and the readable
+// ones are still reused.
+func TestUnreadableStoredItemDoesNotBlock(t *testing.T) {
+	w := newWorld()
+	svc := analyzer.New(analyzer.Options{Portfolios: w.ports, TickerData: w.tickers, Store: unreadableRecent{w.store},
+		DefaultPortfolio: "ZSM Seven", LastTradingDay: func(time.Time) string { return lastDay }, Now: w.clock.Now, Logger: jsonLogger(w.logs)})
+	res, err := svc.Handle(context.Background(), analyzer.Event{})
+	require.NoError(t, err)
+	assert.Equal(t, analyzer.OutcomeFallback, res.Portfolios[0].Status)
+	assert.Contains(t, w.logs.String(), "stored analysis not readable")
+
+	w.clock.Advance(time.Minute)
+	res, err = svc.Handle(context.Background(), analyzer.Event{})
+	require.NoError(t, err)
+	assert.Equal(t, analyzer.OutcomeReused, res.Portfolios[0].Status)
+	assert.Len(t, w.store.all(), 1)
 }
