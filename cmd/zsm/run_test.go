@@ -439,3 +439,29 @@ func TestStageTargetsUseTheStageNames(t *testing.T) {
 		t.Errorf("dev queue holds %+v, want 7", c)
 	}
 }
+
+// Every flag in every command's help reads "-name" or "-name TYPE": the flag
+// package takes a back-quoted word in a usage string as the argument's name,
+// so "kept by `zsm run`" once printed as "-data zsm run".
+func TestHelpFlagLines(t *testing.T) {
+	for _, c := range commands {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, _ := indicRun(t, "", c.name, "--help")
+			if code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			_, flags, ok := strings.Cut(stdout, "\nFlags:\n")
+			if !ok {
+				return
+			}
+			for _, line := range strings.Split(flags, "\n") {
+				if !strings.HasPrefix(line, "  -") {
+					continue
+				}
+				if f := strings.Fields(line); len(f) > 2 {
+					t.Errorf("flag line %q: argument name is more than one word", line)
+				}
+			}
+		})
+	}
+}

@@ -195,7 +195,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newCmdFlags("status", statusSynopsis, statusDescription, stdout)
 	asJSON := fs.Bool("json", false, "print JSON for machines")
 	portfolio := fs.String("portfolio", localstack.SamplePortfolio, "the portfolio whose latest analysis to show")
-	data := fs.String("data", localstack.DefaultDataDir, "local store kept by `zsm run`")
+	data := fs.String("data", localstack.DefaultDataDir, "the local store that zsm run keeps")
 	stage := fs.String("stage", "", "read a deployed stage (dev or prod) instead of the local store")
 	if err := fs.parse(args); err != nil {
 		return err
