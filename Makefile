@@ -83,6 +83,7 @@ logs: ## follow a deployed function's logs (FN=processTickers|processTicker|anal
 	  analyzePortfolio|analyzeportfolio) fn=analyzePortfolio ;; \
 	  *) echo "FN must be processTickers, processTicker or analyzePortfolio (got '$(FN)')" >&2; exit 2 ;; \
 	esac; \
+	case "$(STAGE)" in dev|prod) ;; *) echo "STAGE must be dev or prod (got '$(STAGE)')" >&2; exit 2 ;; esac; \
 	aws logs tail "/aws/lambda/zsm-$$fn-$(STAGE)" --follow --format short
 
 .PHONY: bench
