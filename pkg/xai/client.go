@@ -343,8 +343,14 @@ func (c *Client) once(ctx context.Context, body []byte) (*wireResponse, error) {
 	}
 	var wr wireResponse
 	if err := json.Unmarshal(data, &wr); err != nil {
-		// A cut-off or garbled 200 body is most likely a transport problem.
-		return nil, retry.Transient(fmt.Errorf("decode xAI response (%d bytes): %w", len(data), err), 0)
+		err = fmt.Errorf("decode xAI response (%d bytes): %w", len(data), err)
+		if json.Valid(data) {
+			// A complete body of another shape: asking again would pay
+			// for the same answer.
+			return nil, retry.Permanent(err)
+		}
+		// A cut-off or garbled body is most likely a transport problem.
+		return nil, retry.Transient(err, 0)
 	}
 	if len(wr.Choices) == 0 {
 		return &wr, retry.Permanent(ErrEmpty)

@@ -247,3 +247,17 @@ func TestCompleteOversizedBodyNotRetried(t *testing.T) {
 	assert.Equal(t, 1, srv.Calls())
 	assert.Equal(t, 1, resp.Attempts)
 }
+
+// A complete 200 body of an unexpected shape is not a transfer problem:
+// asking again would pay for the same answer. Only a cut-off (invalid JSON)
+// body is retried (TestCompleteGarbledBodyIsTransient).
+func TestCompleteUnexpectedShapeNotRetried(t *testing.T) {
+	srv := xaitest.New(t, xaitest.Status(200, `{"id":"x","model":"grok-4.3","choices":[{"message":{"content":"{}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":"many"}}`))
+	var waits []time.Duration
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	require.Error(t, err)
+	assert.True(t, retry.IsPermanent(err))
+	assert.Contains(t, err.Error(), "decode xAI response")
+	assert.Equal(t, 1, srv.Calls())
+	assert.Equal(t, 1, resp.Attempts)
+}
