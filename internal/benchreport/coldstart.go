@@ -20,22 +20,40 @@ import (
 // there is one hello world in the repository).
 const helloPkg = "./pkg/rie/testdata/hello"
 
-// coldStart is the median of several cold starts of one bootstrap.
+// helloSDKPkg is hello plus the AWS SDK's share of a service function's
+// init: DynamoDB and SQS clients linked, default configuration loaded and
+// both clients built before the first event.
+const helloSDKPkg = "./pkg/rie/testdata/hellosdk"
+
+// coldStart is one bootstrap's cold starts, measured two ways.
 type coldStart struct {
 	Name string
-	// Cold is the cold-start overhead: the first invocation's wall time
-	// minus the second's (the same work, warm) — rie.Function.ColdStart.
-	// First and Warm are those two wall times.
-	Cold, First, Warm time.Duration
-	// EmulatorInit is the emulator's own "Init Duration", which times only
-	// its hand-off to the sandbox (microseconds): shown, not used.
-	EmulatorInit time.Duration
-	// ReportedMemoryMB is the emulator's "Max Memory Used" (it echoes the
-	// configured memory size); PeakRSSKiB the bootstrap's real peak RSS
-	// (VmHWM), median.
+	// Init is the init phase as Lambda defines it, measured against the
+	// in-process Runtime API (rie.StartRuntime): process start to the first
+	// GET /runtime/invocation/next. Median and 90th percentile of Rounds.
+	Init, InitP90 time.Duration
+	// InitRSSKiB is the peak RSS (VmHWM) at the end of init, PeakRSSKiB
+	// after the first invocation (medians).
+	InitRSSKiB, PeakRSSKiB int64
+	// FirstInvoke is the first invocation's duration at the Runtime API
+	// (event handed out to response received), median; it carries the
+	// first connections to DynamoDB, SQS and the market-data server.
+	FirstInvoke time.Duration
+
+	// Under the emulator (rie.Start), for the record: its REPORT Init
+	// Duration (it times only its hand-off to the sandbox) and Max Memory
+	// Used (it echoes the configured size), and the previous estimate of
+	// the cold start, the first invocation's wall time minus the second's
+	// (rie.Function.ColdStart), medians.
+	EmulatorInit     time.Duration
 	ReportedMemoryMB int
-	PeakRSSKiB       int64
-	// HostBytes is the size of the host build the emulator ran.
+	EmulatorCold     time.Duration
+
+	// Inits is the package initialisation before main (GODEBUG=inittrace=1),
+	// by origin.
+	Inits []initGroup
+
+	// HostBytes is the size of the host build that was run.
 	HostBytes int64
 	Rounds    int
 }
@@ -49,11 +67,29 @@ type invocation struct {
 	batch *events.SQSEvent
 }
 
+// coldMemoryMB and coldTimeoutSeconds are the function settings the
+// starts run with (the deployed processTicker's timeout).
+const (
+	coldMemoryMB       = 256
+	coldTimeoutSeconds = 180
+)
+
+// sample is one round's figures for one function.
+type sample struct {
+	init, firstInvoke, emulatorInit, emulatorCold time.Duration
+	initRSS, peakRSS                              int64
+	reportedMemoryMB                              int
+}
+
 // measureColdStarts builds the emulator and each bootstrap for the host, and
 // cold-starts each `rounds` times against a fresh in-memory local stack
 // (dynalite with the sample portfolio, localsqs, the sandbox market data,
 // the rules analyst): processTickers queues the portfolio's tickers,
-// processTicker processes that batch, analyzePortfolio analyzes it.
+// processTicker processes that batch, analyzePortfolio analyzes it. Each
+// round starts every function once against the in-process Runtime API and
+// once under the emulator, the functions in turn, so that a slow spell of
+// the machine falls on all of them rather than on one; a first, unrecorded
+// round brings the binaries into the page cache.
 func measureColdStarts(ctx context.Context, rounds int) ([]coldStart, string, error) {
 	dir, err := os.MkdirTemp("", "benchreport-")
 	if err != nil {
@@ -70,12 +106,13 @@ func measureColdStarts(ctx context.Context, rounds int) ([]coldStart, string, er
 	}
 	defer st.Stop()
 
-	// Each processTickers round queues the sample portfolio's tickers under
-	// a new run id; each processTicker round takes one run's worth.
+	// Each processTickers start queues the sample portfolio's tickers under
+	// a new run id; each processTicker start takes one run's worth.
 	perRun := len(localstack.SampleSymbols)
 	var batch events.SQSEvent
 	fns := []invocation{
 		{name: "hello (reference)", pkg: helloPkg, event: func(*localstack.Stack) ([]byte, error) { return []byte(`{"name":"bench"}`), nil }},
+		{name: "hello + AWS SDK (reference)", pkg: helloSDKPkg, event: func(*localstack.Stack) ([]byte, error) { return []byte(`{"name":"bench"}`), nil }},
 		{name: "processTickers", pkg: "./lambdas/processtickers",
 			event: func(*localstack.Stack) ([]byte, error) { return []byte(`{}`), nil }},
 		{name: "processTicker", pkg: "./lambdas/processticker",
@@ -96,6 +133,8 @@ func measureColdStarts(ctx context.Context, rounds int) ([]coldStart, string, er
 				return []byte(`{"portfolio_name":"ZSM Seven","force":true}`), nil
 			}},
 	}
+	var present []invocation
+	var boots []string
 	var out []coldStart
 	var missing []string
 	for _, fn := range fns {
@@ -111,20 +150,57 @@ func measureColdStarts(ctx context.Context, rounds int) ([]coldStart, string, er
 		if err != nil {
 			return nil, "", err
 		}
-		cs := coldStart{Name: fn.name, HostBytes: info.Size(), Rounds: rounds}
-		var colds, firsts, warms, inits []time.Duration
-		var rss []int64
-		for range rounds {
-			m, err := coldStartOnce(ctx, emu, boot, st, fn)
+		present, boots = append(present, fn), append(boots, boot)
+		out = append(out, coldStart{Name: fn.name, HostBytes: info.Size(), Rounds: rounds})
+	}
+	samples := make([][]sample, len(present))
+	for round := -1; round < rounds; round++ {
+		for i, fn := range present {
+			direct, err := directOnce(ctx, boots[i], st, fn)
 			if err != nil {
 				return nil, "", fmt.Errorf("%s: %w", fn.name, err)
 			}
-			colds, firsts, warms, inits = append(colds, m.Cold), append(firsts, m.First), append(warms, m.Warm), append(inits, m.EmulatorInit)
-			rss = append(rss, m.PeakRSSKiB)
-			cs.ReportedMemoryMB = m.ReportedMemoryMB
+			emulated, err := emulatorOnce(ctx, emu, boots[i], st, fn)
+			if err != nil {
+				return nil, "", fmt.Errorf("%s under the emulator: %w", fn.name, err)
+			}
+			direct.emulatorInit, direct.emulatorCold, direct.reportedMemoryMB = emulated.emulatorInit, emulated.emulatorCold, emulated.reportedMemoryMB
+			if round >= 0 {
+				samples[i] = append(samples[i], direct)
+			}
 		}
-		cs.Cold, cs.First, cs.Warm, cs.EmulatorInit, cs.PeakRSSKiB = median(colds), median(firsts), median(warms), median(inits), median(rss)
-		out = append(out, cs)
+	}
+	for i, ss := range samples {
+		pick := func(f func(sample) time.Duration) []time.Duration {
+			var xs []time.Duration
+			for _, s := range ss {
+				xs = append(xs, f(s))
+			}
+			return xs
+		}
+		pickKiB := func(f func(sample) int64) []int64 {
+			var xs []int64
+			for _, s := range ss {
+				xs = append(xs, f(s))
+			}
+			return xs
+		}
+		c := &out[i]
+		inits := pick(func(s sample) time.Duration { return s.init })
+		c.Init, c.InitP90 = median(inits), percentile(inits, 90)
+		c.FirstInvoke = median(pick(func(s sample) time.Duration { return s.firstInvoke }))
+		c.EmulatorInit = median(pick(func(s sample) time.Duration { return s.emulatorInit }))
+		c.EmulatorCold = median(pick(func(s sample) time.Duration { return s.emulatorCold }))
+		c.InitRSSKiB = median(pickKiB(func(s sample) int64 { return s.initRSS }))
+		c.PeakRSSKiB = median(pickKiB(func(s sample) int64 { return s.peakRSS }))
+		if len(ss) > 0 {
+			c.ReportedMemoryMB = ss[0].reportedMemoryMB
+		}
+	}
+	for i := range out {
+		if out[i].Inits, err = traceInits(ctx, boots[i], st, 5); err != nil {
+			return nil, "", fmt.Errorf("%s: %w", out[i].Name, err)
+		}
 	}
 	note := ""
 	if len(missing) > 0 {
@@ -133,14 +209,53 @@ func measureColdStarts(ctx context.Context, rounds int) ([]coldStart, string, er
 	return out, note, nil
 }
 
-// coldStartOnce starts the emulator, invokes the function twice with the
-// same event (cold, then warm), reads the REPORT lines and the peak RSS, and
-// stops it. For processTicker the batch is then settled on the local queue,
-// as the event source mapping does.
-func coldStartOnce(ctx context.Context, emu, boot string, st *localstack.Stack, fn invocation) (coldStart, error) {
-	var m coldStart
+// directOnce starts the bootstrap against the in-process Runtime API, times
+// its init phase, serves it one event (the first invocation), reads the
+// peak RSS after init and after that invocation, and kills it. For
+// processTicker the batch is then settled on the local queue, as the event
+// source mapping does.
+func directOnce(ctx context.Context, boot string, st *localstack.Stack, fn invocation) (sample, error) {
+	var m sample
+	ev, err := fn.event(st)
+	if err != nil {
+		return m, err
+	}
 	env := append(st.EnvList(), "GREETING=hello", "LOG_LEVEL=warn")
-	f, err := rie.Start(ctx, rie.Options{Emulator: emu, Bootstrap: boot, Env: env, MemoryMB: 256, TimeoutSeconds: 180})
+	r, err := rie.StartRuntime(ctx, rie.RuntimeOptions{Bootstrap: boot, Env: env, FunctionName: "zsm-bench-" + filepath.Base(filepath.Dir(boot)),
+		Region: st.Env["AWS_REGION"], MemoryMB: coldMemoryMB, TimeoutSeconds: coldTimeoutSeconds})
+	if err != nil {
+		return m, err
+	}
+	defer r.Stop()
+	ictx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	init, err := r.WaitInit(ictx)
+	if err != nil {
+		return m, fmt.Errorf("init: %w\n%s", err, tail(r.Output(), 2000))
+	}
+	m.init, m.initRSS = init.Duration, init.PeakRSSKiB
+	resp, d, err := r.Invoke(ictx, ev)
+	if fn.batch != nil {
+		if serr := settle(st, *fn.batch, resp, err); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	if err != nil {
+		return m, fmt.Errorf("invoke: %w\n%s", err, tail(r.Output(), 2000))
+	}
+	m.firstInvoke = d
+	if m.peakRSS, err = r.PeakRSSKiB(); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// emulatorOnce starts the emulator, invokes the function twice with the
+// same event (cold, then warm) and reads the REPORT lines, for the record.
+func emulatorOnce(ctx context.Context, emu, boot string, st *localstack.Stack, fn invocation) (sample, error) {
+	var m sample
+	env := append(st.EnvList(), "GREETING=hello", "LOG_LEVEL=warn")
+	f, err := rie.Start(ctx, rie.Options{Emulator: emu, Bootstrap: boot, Env: env, MemoryMB: coldMemoryMB, TimeoutSeconds: coldTimeoutSeconds})
 	if err != nil {
 		return m, err
 	}
@@ -170,15 +285,10 @@ func coldStartOnce(ctx context.Context, emu, boot string, st *localstack.Stack, 
 		return m, fmt.Errorf("want 2 REPORT lines:\n%s", tail(f.Output(), 2000))
 	}
 	var ok bool
-	if m.Cold, ok = f.ColdStart(); !ok {
+	if m.emulatorCold, ok = f.ColdStart(); !ok {
 		return m, fmt.Errorf("no cold start measured")
 	}
-	walls := f.Walls()
-	m.First, m.Warm = walls[0], walls[1]
-	m.EmulatorInit, m.ReportedMemoryMB = reps[0].Init, reps[0].MaxMemoryUsedMB
-	if m.PeakRSSKiB, err = f.PeakRSSKiB(); err != nil {
-		return m, err
-	}
+	m.emulatorInit, m.reportedMemoryMB = reps[0].Init, reps[0].MaxMemoryUsedMB
 	return m, nil
 }
 
@@ -207,6 +317,17 @@ func median[T int64 | time.Duration](xs []T) T {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// percentile is the nearest-rank p-th percentile of xs.
+func percentile[T int64 | time.Duration](xs []T, p int) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	rank := (p*len(s) + 99) / 100 // ceil(p/100 × n)
+	return s[max(rank, 1)-1]
 }
 
 func tail(s string, n int) string {

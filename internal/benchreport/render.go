@@ -55,7 +55,7 @@ func render(r report) string {
 		}
 	}
 	p("")
-	p("Calls beyond 60 would be retries after a 429. The client is configured at the plan's rate and spaces calls 2 % wider than it (a token bucket of burst 1, 102 ms per call here, `polygon.SafetyMargin`): paced at exactly the rate, calls reaching a server whose window scales with the rate arrived a few milliseconds early now and then and were refused (9 429s in 60 calls when measured on 2026-11-29); the margin removed them for a 2 % longer night.")
+	p("Calls beyond 60 would be retries after a 429. The client is configured at the plan's rate and spaces calls 2 %% wider than it (a token bucket of burst 1, 102 ms per call here, `polygon.SafetyMargin`): paced at exactly the rate, calls reaching a server whose window scales with the rate arrived a few milliseconds early now and then and were refused (9 429s in 60 calls when measured on 2026-11-29); the margin removed them for a 2 %% longer night.")
 	p("")
 
 	p("## Analysis request size")
@@ -70,46 +70,7 @@ func render(r report) string {
 	}
 	p("")
 
-	p("## Cold start under the Lambda Runtime Interface Emulator")
-	p("")
-	p("Each bootstrap is built for the host as deployed (`-tags lambda.norpc -trimpath -ldflags=-s -w`, static), run under the pinned emulator against an in-memory local stack "+
-		"(dynalite with the sample portfolio, localsqs, the sandbox market data, the rules analyst), and invoked with real work: processTickers `{}` (queues the 7 sample tickers), "+
-		"processTicker the 7-record batch it queued, analyzePortfolio `{\"portfolio_name\":\"ZSM Seven\",\"force\":true}`. Median of %d starts.", roundsOf(r.Cold))
-	p("")
-	p("Each start invokes the function twice with the same event. The **cold start** is the first invocation's wall time minus the second's (`rie.Function.ColdStart`): "+
-		"the emulator's own `Init Duration` only times its hand-off to the sandbox (%s here) and its `Max Memory Used` echoes the configured memory size (%s MB), "+
-		"so the bootstrap process's real peak RSS (VmHWM from /proc) is reported instead.", emulatorInit(r.Cold), reportedMem(r.Cold))
-	p("")
-	p("| function | cold start | × hello | first invocation | warm invocation | peak RSS | × hello | target |")
-	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-	var hello *coldStart
-	for i := range r.Cold {
-		if strings.HasPrefix(r.Cold[i].Name, "hello") {
-			hello = &r.Cold[i]
-		}
-	}
-	for _, c := range r.Cold {
-		coldRatio, memRatio := "—", "—"
-		if hello != nil && c.Name != hello.Name && hello.Cold > 0 && hello.PeakRSSKiB > 0 {
-			coldRatio = fmt.Sprintf("%.2f", float64(c.Cold)/float64(hello.Cold))
-			memRatio = fmt.Sprintf("%.2f", float64(c.PeakRSSKiB)/float64(hello.PeakRSSKiB))
-		}
-		target := "cold start ≤ 1.5 × hello"
-		if hello != nil && c.Name == hello.Name {
-			target = "reference"
-		}
-		p("| %s | %s | %s | %s | %s | %.1f MiB | %s | %s |", c.Name, ms(c.Cold), coldRatio, ms(c.First), ms(c.Warm), float64(c.PeakRSSKiB)/1024, memRatio, target)
-	}
-	if r.ColdNote != "" {
-		p("")
-		p("%s", r.ColdNote)
-	}
-	p("")
-	p("The cold start of a service function includes, besides starting the process and the runtime, what its first invocation pays once per execution environment: " +
-		"the AWS SDK's first request and the first connections to DynamoDB, SQS and the market-data server. The hello function makes no connection, so the ratio is a ceiling on the process-level difference.")
-	p("")
-	p("For scale: public measurements of a hello-world Go Lambda on provided.al2023 show about 40 ms init on arm64 and 51 ms on x86_64 (lambda-perf, Dec 2025); the emulator on this machine is not Lambda, so compare the ratios, not the absolute numbers.")
-	p("")
+	renderCold(p, r)
 
 	p("## Bootstrap sizes")
 	p("")
@@ -158,16 +119,3 @@ func roundsOf(cs []coldStart) int {
 	return cs[0].Rounds
 }
 
-func emulatorInit(cs []coldStart) string {
-	if len(cs) == 0 {
-		return "?"
-	}
-	return cs[0].EmulatorInit.String()
-}
-
-func reportedMem(cs []coldStart) string {
-	if len(cs) == 0 {
-		return "?"
-	}
-	return fmt.Sprint(cs[0].ReportedMemoryMB)
-}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// coldTarget is issue 7's target: init duration within 1.5 × hello world.
+const coldTarget = 1.5
+
+// renderCold writes the cold-start section.
+func renderCold(p func(string, ...any), r report) {
+	p("## Cold start")
+	p("")
+	p("Each bootstrap is built for the host as deployed (`-tags lambda.norpc -trimpath -buildvcs=false -ldflags=-s -w`, `CGO_ENABLED=0`, static), "+
+		"and so are two references: **hello** (`pkg/rie/testdata/hello`, `lambda.Start` of a handler that echoes its event) and **hello + AWS SDK** "+
+		"(`pkg/rie/testdata/hellosdk`: hello linking the DynamoDB and SQS clients, with `config.LoadDefaultConfig` and both clients built before `lambda.Start`). "+
+		"Every function runs against an in-memory local stack (dynalite with the sample portfolio, localsqs, the sandbox market data, the rules analyst) with %d MB configured, "+
+		"and its first event does real work: processTickers `{}` (queues the 7 sample tickers), processTicker the 7-record batch it queued, "+
+		"analyzePortfolio `{\"portfolio_name\":\"ZSM Seven\",\"force\":true}`.", coldMemoryMB)
+	p("")
+	p("**Init duration** is measured as Lambda defines the init phase: from the moment the bootstrap process is started to its first "+
+		"`GET /2018-06-01/runtime/invocation/next` on the Runtime API, which is when the runtime is ready and Lambda ends init. "+
+		"The bootstrap is started with `AWS_LAMBDA_RUNTIME_API` pointing at a small in-process Runtime API (`rie.StartRuntime`: `invocation/next`, `invocation/{id}/response`, "+
+		"`invocation/{id}/error`, `init/error`, with the request-id, deadline, function-ARN and trace headers) and the variables Lambda sets (`AWS_LAMBDA_FUNCTION_NAME`, "+
+		"`_MEMORY_SIZE`, `_VERSION`, `AWS_REGION`, …); it is served one event, and its peak RSS (VmHWM from `/proc/<pid>/status`) is read at that first `/next` "+
+		"(end of init) and after the first invocation. %d starts per function: each round starts every function in turn, after one unrecorded round that brings "+
+		"the binaries into the page cache, so a slow spell of the machine falls on all of them.", roundsOf(r.Cold))
+	p("")
+	var hello, sdk *coldStart
+	for i := range r.Cold {
+		switch {
+		case strings.HasPrefix(r.Cold[i].Name, "hello +"):
+			sdk = &r.Cold[i]
+		case strings.HasPrefix(r.Cold[i].Name, "hello"):
+			hello = &r.Cold[i]
+		}
+	}
+	ratio := func(a, b time.Duration) string {
+		if b <= 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f", float64(a)/float64(b))
+	}
+	p("| function | bootstrap | init median | init p90 | × hello (median) | × hello (p90) | peak RSS after init | after 1st invocation | × hello | 1st invocation | target |")
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	var over []string
+	for _, c := range r.Cold {
+		med, p90, mem, target := "—", "—", "—", "init ≤ 1.5 × hello"
+		if hello != nil && c.Name != hello.Name {
+			med, p90 = ratio(c.Init, hello.Init), ratio(c.InitP90, hello.InitP90)
+			if hello.PeakRSSKiB > 0 {
+				mem = fmt.Sprintf("%.2f", float64(c.PeakRSSKiB)/float64(hello.PeakRSSKiB))
+			}
+			if float64(c.Init) > coldTarget*float64(hello.Init) && !strings.HasPrefix(c.Name, "hello") {
+				over = append(over, c.Name)
+			}
+		}
+		if strings.HasPrefix(c.Name, "hello") {
+			target = "reference"
+		}
+		p("| %s | %s | %s | %s | %s | %s | %.1f MiB | %.1f MiB | %s | %s | %s |", c.Name, mib(c.HostBytes), ms2(c.Init), ms2(c.InitP90), med, p90,
+			kib(c.InitRSSKiB), kib(c.PeakRSSKiB), mem, ms(c.FirstInvoke), target)
+	}
+	if r.ColdNote != "" {
+		p("")
+		p("%s", r.ColdNote)
+	}
+	p("")
+	if hello != nil {
+		if len(over) == 0 {
+			p("Every service bootstrap's median init is within %.1f × hello's.", coldTarget)
+		} else {
+			p("**Target not met**: the median init of %s exceeds %.1f × hello's (%s).", strings.Join(over, ", "), coldTarget, ms2(hello.Init))
+		}
+		if sdk != nil {
+			p("Most of the difference is the AWS SDK, not the service's own start-up: hello + AWS SDK alone takes %s (%s × hello), "+
+				"and each service bootstrap's init divided by it is:", ms2(sdk.Init), ratio(sdk.Init, hello.Init))
+			var parts []string
+			for _, c := range r.Cold {
+				if !strings.HasPrefix(c.Name, "hello") {
+					parts = append(parts, fmt.Sprintf("%s %s", c.Name, ratio(c.Init, sdk.Init)))
+				}
+			}
+			p("%s.", strings.Join(parts, ", "))
+		}
+		p("")
+	}
+	renderInits(p, r.Cold)
+
+	p("The time a service bootstrap spends in `main` before `lambda.Start` — reading and validating its configuration, `config.LoadDefaultConfig`, building its clients " +
+		"(processTicker also resolves its Polygon key, here from `POLYGON_API_KEY`; deployed, from Secrets Manager, a network call the init then includes) — is small next to loading and " +
+		"initialising the linked packages: the init duration grows with what the binary links. Each bootstrap links the whole `pkg/functions` package, so processTicker and " +
+		"analyzePortfolio also initialise the SQS client packages they never call, and processTickers the Secrets Manager ones.")
+	p("")
+	p("### Under the emulator, for the record")
+	p("")
+	p("The same starts under the pinned Runtime Interface Emulator (`rie.Start`), invoked twice with the same event. Its REPORT line is not used for the ratio: "+
+		"its `Init Duration` times only the emulator's internal hand-off of the init request, which returns before the bootstrap has even started, so it reads tens of "+
+		"microseconds whatever the function does, and its `Max Memory Used` repeats the configured memory size (%s MB). The previous estimate of the cold start, "+
+		"the first invocation's wall time minus the second's, also charges to the cold start what the first invocation does once per execution environment "+
+		"(the AWS SDK's first request, the first connections to DynamoDB, SQS and the market-data server), which Lambda counts in that invocation's Duration, not in Init Duration.", reportedMem(r.Cold))
+	p("")
+	p("| function | REPORT Init Duration | REPORT Max Memory Used | first − warm invocation | × hello |")
+	p("| --- | ---: | ---: | ---: | ---: |")
+	for _, c := range r.Cold {
+		x := "—"
+		if hello != nil && c.Name != hello.Name {
+			x = ratio(c.EmulatorCold, hello.EmulatorCold)
+		}
+		p("| %s | %s | %d MB | %s | %s |", c.Name, c.EmulatorInit.Round(time.Microsecond), c.ReportedMemoryMB, ms(c.EmulatorCold), x)
+	}
+	p("")
+	p("For scale: public measurements of a hello-world Go Lambda on provided.al2023 show about 40 ms init on arm64 and 51 ms on x86_64 (lambda-perf, Dec 2025); " +
+		"this machine is not Lambda, so compare the ratios, not the absolute numbers.")
+	p("")
+}
+
+// renderInits writes the package-initialisation breakdown.
+func renderInits(p func(string, ...any), cs []coldStart) {
+	if len(cs) == 0 || len(cs[0].Inits) == 0 {
+		return
+	}
+	p("Package initialisation before `main` (`GODEBUG=inittrace=1`, median of 5 starts; CPU clock of the init functions and package-level variables, and bytes they allocate):")
+	p("")
+	p("| function | AWS SDK | aws-lambda-go | this module | standard library | costliest packages |")
+	p("| --- | ---: | ---: | ---: | ---: | --- |")
+	for _, c := range cs {
+		cell := map[string]string{}
+		var all []pkgInit
+		for _, g := range c.Inits {
+			cell[g.Origin] = fmt.Sprintf("%s, %d pkgs, %s", ms2(g.Clock), g.Packages, kb(g.Bytes))
+			all = append(all, g.Top...)
+		}
+		// The three costliest over all origins.
+		slices.SortStableFunc(all, func(a, b pkgInit) int { return cmp.Compare(b.Clock, a.Clock) })
+		var top []string
+		for _, t := range all[:min(3, len(all))] {
+			top = append(top, fmt.Sprintf("`%s` %s", strings.TrimPrefix(t.Package, "github.com/aws/aws-sdk-go-v2/"), ms2(t.Clock)))
+		}
+		get := func(o string) string {
+			if v, ok := cell[o]; ok {
+				return v
+			}
+			return "—"
+		}
+		p("| %s | %s | %s | %s | %s | %s |", c.Name, get(originSDK), get(originLambda), get(originOwn), get(originStd), strings.Join(top, ", "))
+	}
+	p("")
+}
+
+func ms2(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func kib(n int64) float64 { return float64(n) / 1024 }
+
+func kb(n int64) string { return fmt.Sprintf("%.0f KB", float64(n)/1000) }
+
+func reportedMem(cs []coldStart) string {
+	if len(cs) == 0 {
+		return "?"
+	}
+	return fmt.Sprint(cs[0].ReportedMemoryMB)
+}
