@@ -118,4 +118,3 @@ func roundsOf(cs []coldStart) int {
 	}
 	return cs[0].Rounds
 }
-
