@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -72,8 +73,11 @@ var ErrInvalidAnswer = errors.New("invalid answer")
 // Is makes errors.Is(err, ErrInvalidAnswer) true.
 func (e *InvalidAnswerError) Is(target error) bool { return target == ErrInvalidAnswer }
 
-// integerRE is a JSON integer literal: no fraction, no exponent.
-var integerRE = regexp.MustCompile(`^-?(0|[1-9][0-9]{0,5})$`)
+// integerRE matches a JSON integer literal: no fraction, no exponent. It is
+// compiled on first use rather than at package initialisation, which every
+// bootstrap runs in its init phase (all three link this package through
+// pkg/functions, and only analyzePortfolio validates answers).
+var integerRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^-?(0|[1-9][0-9]{0,5})$`) })
 
 // rawTicker is one entry of the answer before validation. Score stays raw so
 // 50.5 and "80" can be told apart from 80.
@@ -150,7 +154,7 @@ func Parse(content []byte, symbols []string) (Result, error) {
 		switch {
 		case t.Score == nil:
 			add("%s: score is missing", label)
-		case !integerRE.Match(bytes.TrimSpace(t.Score)):
+		case !integerRE().Match(bytes.TrimSpace(t.Score)):
 			add("%s: score must be an integer from 0 to 100, got %s", label, quote(string(t.Score), 20))
 		default:
 			if err := json.Unmarshal(t.Score, &ts.Score); err != nil || ts.Score < 0 || ts.Score > 100 {
