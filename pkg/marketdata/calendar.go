@@ -84,7 +84,7 @@ func CloseInstant(date string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("close instant of %q: not a YYYY-MM-DD date", date)
 	}
 	y, m, day := d.Date()
-	return time.Date(y, m, day, closeHour, 0, 0, 0, newYork).UTC(), nil
+	return time.Date(y, m, day, closeHour, 0, 0, 0, newYork()).UTC(), nil
 }
 
 // IsTradingDay reports whether date (YYYY-MM-DD) is a weekday on which the
@@ -110,13 +110,13 @@ func isTradingDay(d time.Time) bool {
 // New York close is at or before now: the date of the newest complete daily
 // bar. Weekends and the NYSE full-day holidays of 2024–2028 are skipped.
 func LastTradingDay(now time.Time) string {
-	ny := now.In(newYork)
+	ny := now.In(newYork())
 	y, m, d := ny.Date()
 	// Calendar arithmetic on a UTC midnight avoids DST surprises in AddDate.
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	for {
 		if isTradingDay(day) {
-			closeAt := time.Date(day.Year(), day.Month(), day.Day(), closeHour, 0, 0, 0, newYork)
+			closeAt := time.Date(day.Year(), day.Month(), day.Day(), closeHour, 0, 0, 0, newYork())
 			if !closeAt.After(now) {
 				return day.Format(DateLayout)
 			}

@@ -11,13 +11,17 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // America/New_York must resolve where /usr/share/zoneinfo is missing (Lambda provided.al2023).
 )
 
 // newYork is the exchange's zone. Daily bars start at midnight New York time
 // and the close is 16:00 New York time, whatever the offset to UTC that day.
-var newYork = mustLoadNewYork()
+// It is loaded on first use rather than at package initialisation: every
+// bootstrap runs package initialisation in its Lambda init phase, and
+// processTickers never needs the zone.
+var newYork = sync.OnceValue(mustLoadNewYork)
 
 func mustLoadNewYork() *time.Location {
 	loc, err := time.LoadLocation("America/New_York")
@@ -29,7 +33,7 @@ func mustLoadNewYork() *time.Location {
 }
 
 // NewYork returns the America/New_York location used for trading dates.
-func NewYork() *time.Location { return newYork }
+func NewYork() *time.Location { return newYork() }
 
 // DateLayout is the layout of a trading date, YYYY-MM-DD.
 const DateLayout = time.DateOnly
@@ -52,7 +56,7 @@ type Bar struct {
 // trading date). It never uses UTC or the process's local zone: midnight New
 // York is the previous evening in any zone west of New York.
 func TradingDate(unixMillis int64) string {
-	return time.UnixMilli(unixMillis).In(newYork).Format(DateLayout)
+	return time.UnixMilli(unixMillis).In(newYork()).Format(DateLayout)
 }
 
 // ErrInvalidBar is wrapped by every error Validate returns, so callers can
