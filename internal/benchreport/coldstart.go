@@ -52,6 +52,8 @@ type coldStart struct {
 	// Inits is the package initialisation before main (GODEBUG=inittrace=1),
 	// by origin.
 	Inits []initGroup
+	// PkgInits is the same per package.
+	PkgInits map[string]pkgInit
 
 	// HostBytes is the size of the host build that was run.
 	HostBytes int64
@@ -198,7 +200,7 @@ func measureColdStarts(ctx context.Context, rounds int) ([]coldStart, string, er
 		}
 	}
 	for i := range out {
-		if out[i].Inits, err = traceInits(ctx, boots[i], st, 5); err != nil {
+		if out[i].Inits, out[i].PkgInits, err = traceInits(ctx, boots[i], st, 5); err != nil {
 			return nil, "", fmt.Errorf("%s: %w", out[i].Name, err)
 		}
 	}

@@ -62,14 +62,14 @@ func originOf(pkg string) string {
 
 // traceInits starts the bootstrap n times with GODEBUG=inittrace=1 against
 // the in-process Runtime API, stops it at its first /next, and returns the
-// median package initialisation per origin.
-func traceInits(ctx context.Context, boot string, st *localstack.Stack, n int) ([]initGroup, error) {
+// median package initialisation per origin, and per package.
+func traceInits(ctx context.Context, boot string, st *localstack.Stack, n int) ([]initGroup, map[string]pkgInit, error) {
 	runs := make([]map[string]pkgInit, 0, n)
 	for range n {
 		r, err := rie.StartRuntime(ctx, rie.RuntimeOptions{Bootstrap: boot, Region: st.Env["AWS_REGION"], MemoryMB: coldMemoryMB, TimeoutSeconds: coldTimeoutSeconds,
 			Env: append(st.EnvList(), "GREETING=hello", "LOG_LEVEL=warn", "GODEBUG=inittrace=1")})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Minute)
 		_, err = r.WaitInit(wctx)
@@ -77,11 +77,11 @@ func traceInits(ctx context.Context, boot string, st *localstack.Stack, n int) (
 		out := r.Output()
 		r.Stop()
 		if err != nil {
-			return nil, fmt.Errorf("init with inittrace: %w", err)
+			return nil, nil, fmt.Errorf("init with inittrace: %w", err)
 		}
 		pkgs := parseInitTrace(out)
 		if len(pkgs) == 0 {
-			return nil, fmt.Errorf("no inittrace lines in the output:\n%s", tail(out, 1000))
+			return nil, nil, fmt.Errorf("no inittrace lines in the output:\n%s", tail(out, 1000))
 		}
 		runs = append(runs, pkgs)
 	}
@@ -108,7 +108,7 @@ func traceInits(ctx context.Context, boot string, st *localstack.Stack, n int) (
 		g.Bytes += p.Bytes
 		g.Top = append(g.Top, p)
 	}
-	var out []initGroup
+	out := make([]initGroup, 0, len(groups))
 	for _, o := range []string{originSDK, originLambda, originOwn, originStd, originOther} {
 		g, ok := groups[o]
 		if !ok {
@@ -120,10 +120,21 @@ func traceInits(ctx context.Context, boot string, st *localstack.Stack, n int) (
 			}
 			return strings.Compare(a.Package, b.Package)
 		})
-		g.Top = g.Top[:min(3, len(g.Top))]
+		g.Top = slices.Clone(g.Top[:min(3, len(g.Top))])
 		out = append(out, *g)
 	}
-	return out, nil
+	return out, perPkg, nil
+}
+
+// initOf sums the initialisation of the packages under prefix.
+func initOf(pkgs map[string]pkgInit, prefix string) time.Duration {
+	var d time.Duration
+	for name, p := range pkgs {
+		if name == prefix || strings.HasPrefix(name, prefix+"/") {
+			d += p.Clock
+		}
+	}
+	return d
 }
 
 func parseInitTrace(output string) map[string]pkgInit {
