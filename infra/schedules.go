@@ -56,7 +56,10 @@ func newSchedules(scope constructs.Construct, cfg Config, fns *functions, failur
 		ScheduleName: jsii.String(functionName(fns.processTickers.Name, cfg.Stage)),
 		Description:  jsii.String("Queue every held ticker after the US close (weekdays 21:30 New York)"),
 		Schedule:     awsscheduler.ScheduleExpression_Expression(jsii.String(processTickersCron), tz),
-		Target:       target(fns.processTickers, nil),
+		// {} asks processTickers for a full scan. Explicit, because without an
+		// Input the Scheduler sends an undocumented "default notification",
+		// and aws-lambda-go fails an empty payload before the handler runs.
+		Target: target(fns.processTickers, awsscheduler.ScheduleTargetInput_FromText(jsii.String("{}"))),
 	})
 	awsscheduler.NewSchedule(scope, jsii.String("AnalyzePortfolioSchedule"), &awsscheduler.ScheduleProps{
 		ScheduleName: jsii.String(functionName(fns.analyzePortfolio.Name, cfg.Stage)),
