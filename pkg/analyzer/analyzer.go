@@ -116,7 +116,8 @@ func New(o Options) *Service {
 // Handle runs one invocation. For one portfolio, a failure is returned as
 // the error (nothing is stored). For "*", each portfolio is analyzed in turn
 // while at least PortfolioBudget of the invocation remains; the others are
-// skipped, and the error names the portfolios that failed.
+// skipped, as are portfolios without valid positions or with an invalid name
+// (reported with the reason); the error names the portfolios that failed.
 func (s *Service) Handle(ctx context.Context, ev Event) (Result, error) {
 	name := strings.TrimSpace(ev.PortfolioName)
 	if name == "" {
@@ -148,7 +149,10 @@ func (s *Service) Handle(ctx context.Context, ev Event) (Result, error) {
 			continue
 		}
 		o, err := s.one(ctx, n, ev.Force)
-		if errors.Is(err, ErrNoPositions) {
+		// A portfolio with nothing to analyze, or a name this service will
+		// not put into a prompt, is portfolio-api's data, not a failure of
+		// the run: failing on it would fail (and alarm on) every night.
+		if errors.Is(err, ErrNoPositions) || errors.Is(err, analysis.ErrInvalidName) {
 			o = Outcome{Portfolio: o.Portfolio, Status: OutcomeSkipped, Reason: err.Error()}
 		}
 		res.add(o)

@@ -390,12 +390,27 @@ func TestAllPortfolios(t *testing.T) {
 	w.ports["Empty"] = holding{}
 	w.ports["Bad\nName"] = w.ports["ZSM Seven"]
 	res, err := w.service(nil).Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
-	require.Error(t, err, "a failed portfolio fails the invocation")
-	assert.Contains(t, err.Error(), `1 of 4 portfolios`)
+	require.NoError(t, err, "portfolio-api's odd rows are skipped, not failures of the run")
 	assert.Equal(t, []string{"Alpha", "ZSM Seven"}, res.Done)
-	assert.Equal(t, []string{"Empty"}, res.Skipped)
-	assert.Equal(t, []string{"Bad\nName"}, res.Failed)
+	assert.Equal(t, []string{"Bad\nName", "Empty"}, res.Skipped)
+	assert.Empty(t, res.Failed)
+	for _, o := range res.Portfolios {
+		if o.Status == analyzer.OutcomeSkipped {
+			assert.NotEmpty(t, o.Reason, "a skip says why: %q", o.Portfolio)
+		}
+	}
 	assert.Len(t, w.store.all(), 2)
+}
+
+func TestAllPortfoliosReportsFailures(t *testing.T) {
+	w := newWorld()
+	w.ports["Alpha"] = w.ports["ZSM Seven"]
+	w.tickers.err = errBoom
+	res, err := w.service(nil).Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
+	require.Error(t, err, "a failed portfolio fails the invocation")
+	assert.Contains(t, err.Error(), `analysis failed for 2 of 2 portfolios: "Alpha", "ZSM Seven"`)
+	assert.Equal(t, []string{"Alpha", "ZSM Seven"}, res.Failed)
+	assert.Empty(t, w.store.all())
 }
 
 func TestAllPortfoliosTimeBudget(t *testing.T) {
