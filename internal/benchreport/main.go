@@ -11,7 +11,7 @@
 //
 // Usage (from the repository root):
 //
-//	go run ./internal/benchreport [-out docs/benchmarks.md] [-rounds 15]
+//	go run ./internal/benchreport [-out docs/benchmarks.md] [-rounds 25]
 //
 // BENCH_SKIP_TEST=1 skips timing `make test` (when `make bench` runs right
 // after it, timing it again doubles the wait).
@@ -31,7 +31,7 @@ import (
 
 func main() {
 	out := flag.String("out", "docs/benchmarks.md", "report to write")
-	rounds := flag.Int("rounds", 15, "cold starts measured per function (the median is reported)")
+	rounds := flag.Int("rounds", 25, "cold starts measured per function (the median is reported)")
 	flag.Parse()
 	if err := run(context.Background(), *out, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)

@@ -91,7 +91,7 @@ func renderCold(p func(string, ...any), r report) {
 	}
 	renderInits(p, r.Cold)
 
-	renderDominant(p, r.Cold, sdk)
+	renderDominant(p, r.Cold, hello, sdk)
 
 	p("### Under the emulator, for the record")
 	p("")
@@ -111,8 +111,8 @@ func renderCold(p func(string, ...any), r report) {
 		p("| %s | %s | %d MB | %s | %s |", c.Name, c.EmulatorInit.Round(time.Microsecond), c.ReportedMemoryMB, ms(c.EmulatorCold), x)
 	}
 	p("")
-	p("For scale: public measurements of a hello-world Go Lambda on provided.al2023 show about 40 ms init on arm64 and 51 ms on x86_64 (lambda-perf, Dec 2025); " +
-		"this machine is not Lambda, so compare the ratios, not the absolute numbers.")
+	p("For scale: public measurements of a hello-world Go Lambda on provided.al2023 show about 40 ms init on arm64 and 51 ms on x86_64 (lambda-perf, Dec 2025). " +
+		"This machine is not Lambda (no sandbox to set up, a different CPU share), so the figures here compare the bootstraps with each other and with hello, not with Lambda's absolute numbers.")
 	p("")
 }
 
@@ -167,7 +167,7 @@ const sdkService = "github.com/aws/aws-sdk-go-v2/service/"
 
 // renderDominant says what the init phase of the service bootstraps is made
 // of, from the package-initialisation figures.
-func renderDominant(p func(string, ...any), cs []coldStart, sdk *coldStart) {
+func renderDominant(p func(string, ...any), cs []coldStart, hello, sdk *coldStart) {
 	var svc []coldStart
 	for _, c := range cs {
 		if !strings.HasPrefix(c.Name, "hello") && c.PkgInits != nil {
@@ -201,14 +201,29 @@ func renderDominant(p func(string, ...any), cs []coldStart, sdk *coldStart) {
 	}
 	p("What dominates is loading and initialising the linked packages, not the service's own start-up:")
 	p("")
+	if hello != nil && hello.PkgInits != nil {
+		var parts []string
+		for _, c := range svc {
+			parts = append(parts, fmt.Sprintf("%s %s of %s", c.Name, ms2(totalInit(c.Inits)-totalInit(hello.Inits)), ms2(c.Init-hello.Init)))
+		}
+		p("- Package initialisation (all origins) accounts for this much of each bootstrap's gap to hello: %s; the rest is starting a larger process — "+
+			"mapping and faulting in a bigger binary and heap (peak RSS at the end of init above) — and `main`.", strings.Join(parts, ", "))
+	}
 	p("- The AWS SDK's package initialisation before `main`: %s (medians of the table above); the DynamoDB client's `schemas` package alone is the largest single item. "+
 		"`config.LoadDefaultConfig` links the SSO, SSO-OIDC, STS and sign-in clients for its credential providers, so every bootstrap initialises those too.", strings.Join(sdkInit, ", "))
 	p("- This module's own packages: %s. The two package-level values that did work at start-up, the score-literal regexp of `pkg/analysis` "+
 		"and the New York zone of `pkg/marketdata` (tzdata still embedded), are now built on first use.", strings.Join(ownInit, ", "))
 	if sdk != nil {
-		p("- `main` before `lambda.Start` — configuration read and validated, `config.LoadDefaultConfig`, clients built, and for processTicker the Polygon key "+
-			"(here from `POLYGON_API_KEY`; deployed, from Secrets Manager, a network call the init then includes) — is, with the packages only the service links, "+
-			"what separates a bootstrap from hello + AWS SDK (%s).", ms2(sdk.Init))
+		var lo, hi time.Duration
+		for i, c := range svc {
+			if i == 0 || c.Init < lo {
+				lo = c.Init
+			}
+			hi = max(hi, c.Init)
+		}
+		p("- Between hello + AWS SDK (%s) and the service bootstraps (%s–%s) lie the packages only the service links and its `main` before `lambda.Start`: "+
+			"configuration read and validated, `config.LoadDefaultConfig`, clients built, and for processTicker the Polygon key (here from `POLYGON_API_KEY`; deployed, "+
+			"from Secrets Manager, a network call that init then includes).", ms2(sdk.Init), ms2(lo), ms2(hi))
 	}
 	if len(unused) > 0 {
 		p("- All three bootstraps link the same SDK clients, because the wiring (`pkg/functions`) and the use cases (`pkg/pipeline`, whose processTickers side needs `pkg/queue`) "+
@@ -216,4 +231,12 @@ func renderDominant(p func(string, ...any), cs []coldStart, sdk *coldStart) {
 			"a few percent of the init, not enough to approach 1.5 × hello.", strings.Join(unused, ", "))
 	}
 	p("")
+}
+
+func totalInit(gs []initGroup) time.Duration {
+	var d time.Duration
+	for _, g := range gs {
+		d += g.Clock
+	}
+	return d
 }
