@@ -330,7 +330,13 @@ func details(rec map[string]any) string {
 		if v, ok := rec[k]; ok {
 			switch x := v.(type) {
 			case float64:
-				parts = append(parts, fmt.Sprintf("%s=%.2f", k, x))
+				// Prices and indicators with two decimals; counts (attempt)
+				// as the integers they are.
+				if k == "price" || k == "rsi" || k == "ma50" {
+					parts = append(parts, fmt.Sprintf("%s=%.2f", k, x))
+				} else {
+					parts = append(parts, fmt.Sprintf("%s=%v", k, x))
+				}
 			default:
 				parts = append(parts, fmt.Sprintf("%s=%v", k, x))
 			}

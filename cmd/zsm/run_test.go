@@ -465,3 +465,21 @@ func TestHelpFlagLines(t *testing.T) {
 		})
 	}
 }
+
+func TestProgressDetails(t *testing.T) {
+	tests := []struct {
+		rec  map[string]any
+		want string
+	}{
+		{map[string]any{"price": 218.2345, "rsi": 64.0, "ma50": 202.316, "asOf": "2026-11-27"}, " (price=218.23 rsi=64.00 ma50=202.32 asOf=2026-11-27)"},
+		// JSON numbers decode as float64; a count stays an integer.
+		{map[string]any{"attempt": 3.0, "error": "request: connection refused"}, " (attempt=3 error=request: connection refused)"},
+		{map[string]any{"wait": "12.24s"}, " (wait=12.24s)"},
+		{map[string]any{"msg": "no details"}, ""},
+	}
+	for _, tt := range tests {
+		if got := details(tt.rec); got != tt.want {
+			t.Errorf("details(%v) = %q, want %q", tt.rec, got, tt.want)
+		}
+	}
+}
