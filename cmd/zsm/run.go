@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/zsmseven/backend/pkg/localstack"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/polygon"
+	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/sandbox"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
@@ -215,7 +217,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	say("processTicker     %d batches, %d messages done, %d retried, %d dead-lettered in %s",
 		totals.Batches, totals.Deleted, totals.Requeued, totals.DeadLettered, since(t1))
 	if dead := stack.SQS.DeadLetters(localstack.QueueName); len(dead) > 0 {
-		say("                  dead-letter queue: %s", strings.Join(dead, " "))
+		say("                  dead-letter queue: %s", deadLetterTickers(dead))
 	}
 
 	// 3. analyzePortfolio, as the Scheduler invokes it.
@@ -313,6 +315,24 @@ func schedulerEvent() json.RawMessage {
 		"time": time.Now().UTC().Format(time.RFC3339), "detail": map[string]any{},
 	})
 	return b
+}
+
+// deadLetterTickers names the tickers of dead-lettered message bodies (the
+// whole bodies would fill the screen with a night's worth of tickers); a body
+// that is not a queue message is shown quoted and shortened.
+func deadLetterTickers(bodies []string) string {
+	names := make([]string, 0, len(bodies))
+	for _, b := range bodies {
+		if m, err := queue.Decode([]byte(b)); err == nil {
+			names = append(names, m.Ticker)
+			continue
+		}
+		if len(b) > 40 {
+			b = b[:40] + "…"
+		}
+		names = append(names, strconv.Quote(b))
+	}
+	return fmt.Sprintf("%d messages: %s", len(bodies), strings.Join(names, " "))
 }
 
 // batchEstimate says how long a paced batch will take.

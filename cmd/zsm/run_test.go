@@ -483,3 +483,14 @@ func TestProgressDetails(t *testing.T) {
 		}
 	}
 }
+
+func TestDeadLetterTickers(t *testing.T) {
+	got := deadLetterTickers([]string{
+		`{"v":1,"ticker":"AAPL","runId":"r1","enqueuedAt":"2026-11-27T22:00:00Z"}`,
+		`not a message, and longer than forty characters in all`,
+	})
+	want := `2 messages: AAPL "not a message, and longer than forty cha…"`
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
