@@ -16,10 +16,13 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
 // The expected values below are written out literally from the issue and the
@@ -683,22 +686,65 @@ func TestIAMLeastPrivilege(t *testing.T) {
 	})
 }
 
-// The DynamoDB actions granted per table follow the narrow client interfaces
-// of the adapters that use them: a method added to an adapter without its
-// permission (or a permission no adapter needs) fails here, not in a deployed
-// stage, because dynalite enforces no IAM.
+// The actions granted on each data resource follow the narrow client
+// interfaces of the adapters that use it: a method added to an adapter without
+// its permission (or a permission no adapter needs) fails here, not in a
+// deployed stage, because dynalite and localsqs enforce no IAM. Per resource,
+// the union over all roles must equal the interface's methods as IAM actions.
 func TestGrantsFollowAdapterInterfaces(t *testing.T) {
-	methods := func(iface reflect.Type) []string {
+	methods := func(prefix string, iface reflect.Type) string {
 		var out []string
 		for i := range iface.NumMethod() {
-			out = append(out, "dynamodb:"+iface.Method(i).Name)
+			name := iface.Method(i).Name
+			if name == "SendMessageBatch" {
+				name = "SendMessage" // IAM has no separate batch action
+			}
+			out = append(out, prefix+name)
 		}
-		return sortedUnique(out)
+		return strings.Join(sortedUnique(out), " ")
 	}
-	shared := methods(reflect.TypeFor[portfolios.DynamoDBAPI]())
-	if got := sortedUnique(sharedReadActions); !slices.Equal(got, shared) {
-		t.Errorf("shared-table grant %v, but portfolios.DynamoDBAPI uses %v", got, shared)
+	shared := methods("dynamodb:", reflect.TypeFor[portfolios.DynamoDBAPI]())
+	if got := strings.Join(sortedUnique(sharedReadActions), " "); got != shared {
+		t.Errorf("shared-table grant %q, but portfolios.DynamoDBAPI uses %q", got, shared)
 	}
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		tickerData, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "ticker-data-"+stage)
+		analysesTable, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "portfolio-analyses-"+stage)
+		secret, _ := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
+		tickerQueue, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-queue-"+stage+".fifo")
+		granted := map[string][]string{}
+		for _, st := range statements(t, s) {
+			for _, res := range st.resources {
+				if id := refOfJSON(res); id != "" {
+					granted[id] = append(granted[id], st.actions...)
+				}
+			}
+		}
+		sqsSend := func(actions []string) []string {
+			// The event source's consume actions are Lambda's, not an adapter's.
+			var out []string
+			for _, a := range actions {
+				if a == "sqs:SendMessage" {
+					out = append(out, a)
+				}
+			}
+			return out
+		}
+		for _, c := range []struct {
+			what, id string
+			got      []string
+			want     string
+		}{
+			{"ticker-data", tickerData, granted[tickerData], methods("dynamodb:", reflect.TypeFor[tickerdata.DynamoDBAPI]())},
+			{"portfolio-analyses", analysesTable, granted[analysesTable], methods("dynamodb:", reflect.TypeFor[analyses.DynamoDBAPI]())},
+			{"api-keys secret", secret, granted[secret], methods("secretsmanager:", reflect.TypeFor[secrets.SecretsManagerAPI]())},
+			{"ticker queue (send)", tickerQueue, sqsSend(granted[tickerQueue]), methods("sqs:", reflect.TypeFor[queue.SQSAPI]())},
+		} {
+			if got := strings.Join(sortedUnique(c.got), " "); got != c.want {
+				t.Errorf("%s: granted %q, adapter interface uses %q", c.what, got, c.want)
+			}
+		}
+	})
 }
 
 // refOfJSON is ref for a compact JSON resource.
