@@ -307,15 +307,10 @@ func invocationContext(ctx context.Context, fn string) (context.Context, context
 	}), cancel
 }
 
-// schedulerEvent is an event like the one EventBridge Scheduler sends to
-// processTickers (no "tickers": a full scan of the portfolio tables).
-func schedulerEvent() json.RawMessage {
-	b, _ := json.Marshal(map[string]any{
-		"version": "0", "id": "zsm-run", "detail-type": "Scheduled Event", "source": "aws.scheduler",
-		"time": time.Now().UTC().Format(time.RFC3339), "detail": map[string]any{},
-	})
-	return b
-}
+// schedulerEvent is the payload the deployed schedule sends processTickers:
+// the explicit input {} of infra/schedules.go, which asks for a full scan of
+// the portfolio tables.
+func schedulerEvent() json.RawMessage { return json.RawMessage(`{}`) }
 
 // deadLetterTickers names the tickers of dead-lettered message bodies (the
 // whole bodies would fill the screen with a night's worth of tickers); a body
