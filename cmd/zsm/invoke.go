@@ -122,6 +122,9 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		st, err := localstack.Start(ctx, localstack.Options{DataDir: dir, Host: os.LookupEnv})
 		if err != nil {
+			if ctx.Err() != nil {
+				return interrupted(stderr, "invoke")
+			}
 			return fmt.Errorf("invoke: %w", err)
 		}
 		defer st.Stop()
@@ -137,6 +140,9 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	resp, err := invokeHandler(ctx, fn, lookup, stack, payload, stderr)
 	if err != nil {
+		if ctx.Err() != nil {
+			return interrupted(stderr, "invoke")
+		}
 		return fmt.Errorf("invoke %s: %w", fn.name, err)
 	}
 	var pretty bytes.Buffer
@@ -145,7 +151,18 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		pretty.Write(resp)
 	}
 	fmt.Fprintln(stdout, pretty.String())
+	if ctx.Err() != nil {
+		// The handler answered (e.g. processTicker handing its records back),
+		// but it was cut short: not a success.
+		return interrupted(stderr, "invoke")
+	}
 	return nil
+}
+
+// interrupted reports a command stopped by Ctrl-C or SIGTERM: exit status 130.
+func interrupted(stderr io.Writer, cmd string) error {
+	fmt.Fprintf(stderr, "zsm: %s interrupted; everything it started is stopped\n", cmd)
+	return exitCode(130)
 }
 
 // invokeHandler builds the function's handler with its constructor and

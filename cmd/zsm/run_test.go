@@ -494,3 +494,42 @@ func TestDeadLetterTickers(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// cancelOn cancels a context when a given text is written to it.
+type cancelOn struct {
+	bytes.Buffer
+	text   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	n, err := c.Buffer.Write(p)
+	if strings.Contains(c.Buffer.String(), c.text) {
+		c.cancel()
+	}
+	return n, err
+}
+
+// Ctrl-C while an invoked handler waits: the handler's answer (the record
+// handed back) is printed, but the exit status says the invocation was cut
+// short, as `zsm run` does.
+func TestInvokeInterrupted(t *testing.T) {
+	t.Setenv("POLYGON_API_KEY", "")
+	t.Setenv("XAI_API_KEY", "")
+	t.Setenv("POLYGON_CALLS_PER_MINUTE", "1") // the first call waits a minute
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &cancelOn{text: "waiting for the rate limit", cancel: cancel}
+	var stdout bytes.Buffer
+	event := `{"Records":[{"messageId":"m1","body":"{\"v\":1,\"ticker\":\"AAPL\",\"runId\":\"r\",\"enqueuedAt\":\"2026-11-27T22:00:00Z\"}","eventSource":"aws:sqs"}]}`
+	code := zsm(ctx, []string{"invoke", "processTicker", "--memory", "--event", event}, &stdout, stderr)
+	if code != 130 {
+		t.Fatalf("exit %d, want 130\nstdout %s\nstderr %s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "zsm: invoke interrupted") {
+		t.Errorf("stderr does not say the invocation was interrupted:\n%s", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `"itemIdentifier": "m1"`) {
+		t.Errorf("stdout %s: want the record handed back", stdout.String())
+	}
+}
