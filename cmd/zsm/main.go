@@ -7,7 +7,7 @@
 //
 // Exit status: 0 on success (and for help), 1 when a command fails (one line
 // on stderr, prefixed "zsm: "), 2 for a usage error (unknown command or flag),
-// 130 when `zsm run` is interrupted (Ctrl-C or SIGTERM; everything it started
+// 130 when `zsm run` or `zsm invoke` is interrupted (Ctrl-C or SIGTERM; all it started
 // is stopped first).
 package main
 
