@@ -123,7 +123,7 @@ func (s *Service) Handle(ctx context.Context, ev Event) (Result, error) {
 	if name == "" {
 		name = s.o.DefaultPortfolio
 	}
-	var res Result
+	res := Result{Portfolios: []Outcome{}, Done: []string{}, Skipped: []string{}, Failed: []string{}} // lists, never null, in the JSON answer
 	if name != AllPortfolios {
 		o, err := s.one(ctx, name, ev.Force)
 		res.add(o)

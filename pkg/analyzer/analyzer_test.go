@@ -518,3 +518,15 @@ func TestUnreadableStoredItemDoesNotBlock(t *testing.T) {
 	assert.Equal(t, analyzer.OutcomeReused, res.Portfolios[0].Status)
 	assert.Len(t, w.store.all(), 1)
 }
+
+// The invocation's answer lists every outcome; empty lists are [], not null.
+func TestResultListsAreNeverNull(t *testing.T) {
+	w := newWorld()
+	res, err := w.service(nil).Handle(context.Background(), analyzer.Event{})
+	require.NoError(t, err)
+	b, err := json.Marshal(res)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"skipped":[]`)
+	assert.Contains(t, string(b), `"failed":[]`)
+	assert.NotContains(t, string(b), "null")
+}
