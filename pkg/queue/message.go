@@ -28,8 +28,13 @@ const maxRunIDLen = 128
 // processed, so the consumer logs, counts and acknowledges it.
 var ErrPoison = errors.New("poison message")
 
+// MaxAttempt bounds the attempt counter accepted by Decode: far above any
+// sensible MaxAttempts, so that a larger value can only be forged.
+const MaxAttempt = 100
+
 // Message asks processTicker to refresh one ticker. JSON:
-// {"v":1,"ticker":"AAPL","runId":"…","enqueuedAt":"2026-11-27T02:30:00Z"}.
+// {"v":1,"ticker":"AAPL","runId":"…","enqueuedAt":"2026-11-27T02:30:00Z"},
+// plus "attempt":n when processTicker re-queued it (omitted when 0).
 type Message struct {
 	// V is the schema version, always Version.
 	V int `json:"v"`
@@ -39,6 +44,10 @@ type Message struct {
 	RunID string `json:"runId"`
 	// EnqueuedAt is when the message was built.
 	EnqueuedAt time.Time `json:"enqueuedAt"`
+	// Attempt counts the attempts that failed transiently before this copy
+	// was queued: 0 as processTickers sends it, n after processTicker
+	// re-queued it n times (pipeline.ProcessTicker's Requeuer).
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // New returns a v1 message for a ticker that has already been normalized.
@@ -57,7 +66,8 @@ func (m Message) Encode() (string, error) {
 
 // Decode parses and validates a message body. Anything that is not exactly a
 // v1 message (unknown fields, trailing data, a second document, an invalid
-// or non-normalized symbol, a missing run id or time) is an error wrapping
+// or non-normalized symbol, a missing run id or time, an attempt outside
+// 0..MaxAttempt) is an error wrapping
 // ErrPoison whose text quotes nothing longer than a short prefix of the input.
 func Decode(data []byte) (Message, error) {
 	if len(data) > MaxMessageBytes {
@@ -70,6 +80,7 @@ func Decode(data []byte) (Message, error) {
 		Ticker     *string `json:"ticker"`
 		RunID      *string `json:"runId"`
 		EnqueuedAt *string `json:"enqueuedAt"`
+		Attempt    *int    `json:"attempt"`
 	}
 	if err := dec.Decode(&raw); err != nil {
 		return Message{}, fmt.Errorf("%w: not a JSON message object: %s", ErrPoison, clip(err.Error()))
@@ -90,6 +101,8 @@ func Decode(data []byte) (Message, error) {
 		return Message{}, fmt.Errorf("%w: \"runId\" longer than %d bytes", ErrPoison, maxRunIDLen)
 	case raw.EnqueuedAt == nil:
 		return Message{}, fmt.Errorf("%w: no \"enqueuedAt\"", ErrPoison)
+	case raw.Attempt != nil && (*raw.Attempt < 0 || *raw.Attempt > MaxAttempt):
+		return Message{}, fmt.Errorf("%w: \"attempt\" %d outside 0..%d", ErrPoison, *raw.Attempt, MaxAttempt)
 	}
 	t, err := symbol.Normalize(*raw.Ticker)
 	if err != nil {
@@ -104,7 +117,11 @@ func Decode(data []byte) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("%w: \"enqueuedAt\" %.40q is not an RFC 3339 time", ErrPoison, *raw.EnqueuedAt)
 	}
-	return Message{V: Version, Ticker: t, RunID: *raw.RunID, EnqueuedAt: at.UTC()}, nil
+	m := Message{V: Version, Ticker: t, RunID: *raw.RunID, EnqueuedAt: at.UTC()}
+	if raw.Attempt != nil {
+		m.Attempt = *raw.Attempt
+	}
+	return m, nil
 }
 
 // clip shortens a decoder error, which can quote an unknown field name of

@@ -27,6 +27,41 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+func TestAttemptIsOptionalAndRoundTrips(t *testing.T) {
+	at := time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC)
+	tests := []struct {
+		attempt int
+		want    string
+	}{
+		{0, `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`},
+		{1, `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":1}`},
+		{MaxAttempt, `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":100}`},
+	}
+	for _, tt := range tests {
+		m := New("AAPL", "r", at)
+		m.Attempt = tt.attempt
+		body, err := m.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body != tt.want {
+			t.Errorf("attempt %d: body = %s\nwant %s", tt.attempt, body, tt.want)
+		}
+		got, err := Decode([]byte(body))
+		if err != nil {
+			t.Fatalf("attempt %d: %v", tt.attempt, err)
+		}
+		if got != m {
+			t.Errorf("attempt %d: decoded %+v, want %+v", tt.attempt, got, m)
+		}
+	}
+	// An explicit 0 is the same as none.
+	m, err := Decode([]byte(`{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":0}`))
+	if err != nil || m.Attempt != 0 {
+		t.Fatalf("explicit attempt 0: %+v %v", m, err)
+	}
+}
+
 func TestDecodeRecordedMessage(t *testing.T) {
 	// testdata/message-v1.json is the body as processTickers sends it.
 	b, err := os.ReadFile("testdata/message-v1.json")
@@ -61,6 +96,10 @@ func TestDecodeRejectsPoison(t *testing.T) {
 		{"long run id", `{"v":1,"ticker":"AAPL","runId":"` + strings.Repeat("r", 129) + `","enqueuedAt":"2026-11-27T02:30:00Z"}`, "longer than 128"},
 		{"no time", `{"v":1,"ticker":"AAPL","runId":"r"}`, `no "enqueuedAt"`},
 		{"bad time", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"yesterday"}`, "not an RFC 3339 time"},
+		{"negative attempt", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":-1}`, `"attempt" -1 outside 0..100`},
+		{"attempt above the bound", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":101}`, `"attempt" 101 outside 0..100`},
+		{"fractional attempt", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":1.5}`, "not a JSON message object"},
+		{"string attempt", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":"1"}`, "not a JSON message object"},
 		{"unknown field", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","delay":75}`, "unknown field"},
 		{"trailing data", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"} {}`, "data after"},
 		{"too big", `{"v":1,"ticker":"AAPL","runId":"r","pad":"` + strings.Repeat("x", MaxMessageBytes) + `"}`, "more than 4096"},
@@ -90,6 +129,7 @@ func TestDecodeRejectsPoison(t *testing.T) {
 // the same value.
 func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte(`{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`))
+	f.Add([]byte(`{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":4}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data)
 		if err != nil {
@@ -101,7 +141,7 @@ func FuzzDecodeMessage(f *testing.F) {
 			}
 			return
 		}
-		if m.V != Version || m.Ticker == "" || m.RunID == "" {
+		if m.V != Version || m.Ticker == "" || m.RunID == "" || m.Attempt < 0 || m.Attempt > MaxAttempt {
 			t.Fatalf("accepted %+v", m)
 		}
 		body, err := m.Encode()
@@ -112,7 +152,7 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decode %s: %v", body, err)
 		}
-		if again.Ticker != m.Ticker || again.RunID != m.RunID || !again.EnqueuedAt.Equal(m.EnqueuedAt) {
+		if again.Ticker != m.Ticker || again.RunID != m.RunID || !again.EnqueuedAt.Equal(m.EnqueuedAt) || again.Attempt != m.Attempt {
 			t.Fatalf("round trip %+v != %+v", again, m)
 		}
 	})
