@@ -117,6 +117,11 @@ func Decode(data []byte) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("%w: \"enqueuedAt\" %.40q is not an RFC 3339 time", ErrPoison, *raw.EnqueuedAt)
 	}
+	if y := at.UTC().Year(); y < 1 || y > 9999 {
+		// JSON cannot encode it again, and processTicker re-encodes a
+		// message it re-queues.
+		return Message{}, fmt.Errorf("%w: \"enqueuedAt\" %.40q is outside years 1..9999 in UTC", ErrPoison, *raw.EnqueuedAt)
+	}
 	m := Message{V: Version, Ticker: t, RunID: *raw.RunID, EnqueuedAt: at.UTC()}
 	if raw.Attempt != nil {
 		m.Attempt = *raw.Attempt

@@ -100,6 +100,7 @@ func TestDecodeRejectsPoison(t *testing.T) {
 		{"attempt above the bound", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":101}`, `"attempt" 101 outside 0..100`},
 		{"fractional attempt", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":1.5}`, "not a JSON message object"},
 		{"string attempt", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":"1"}`, "not a JSON message object"},
+		{"time before year 1 in UTC", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"0000-01-01T00:00:00+01:00"}`, "outside years 1..9999"},
 		{"unknown field", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","delay":75}`, "unknown field"},
 		{"trailing data", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"} {}`, "data after"},
 		{"too big", `{"v":1,"ticker":"AAPL","runId":"r","pad":"` + strings.Repeat("x", MaxMessageBytes) + `"}`, "more than 4096"},
