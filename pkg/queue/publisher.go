@@ -21,9 +21,12 @@ import (
 // MaxBatch is the most entries SQS accepts in one SendMessageBatch call.
 const MaxBatch = 10
 
-// SQSAPI is the one SQS call the publisher needs.
+// SQSAPI is the SQS calls of this package: SendMessageBatch for the
+// publisher, SendMessage for the requeuer. Both are the IAM action
+// sqs:SendMessage.
 type SQSAPI interface {
 	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
 }
 
 var _ SQSAPI = (*sqs.Client)(nil)
@@ -99,7 +102,22 @@ func GroupID(ticker string, groups int) string {
 // of runId + "/" + ticker, so a retried run with the same id does not queue a
 // ticker twice within SQS's five-minute window.
 func DeduplicationID(runID, ticker string) string {
-	sum := sha256.Sum256([]byte(runID + "/" + ticker))
+	return sha256Hex(runID + "/" + ticker)
+}
+
+// DeduplicationID is the FIFO de-duplication id of m: DeduplicationID(RunID,
+// Ticker) as processTickers sends it (Attempt 0), else the hex SHA-256 of
+// runId + "/" + ticker + "/" + attempt, so that each re-queued copy is new to
+// SQS while a repeated send of the same copy is not.
+func (m Message) DeduplicationID() string {
+	if m.Attempt == 0 {
+		return DeduplicationID(m.RunID, m.Ticker)
+	}
+	return sha256Hex(m.RunID + "/" + m.Ticker + "/" + strconv.Itoa(m.Attempt))
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -209,7 +227,7 @@ func (p *Publisher) entry(id string, m Message) (types.SendMessageBatchRequestEn
 	e := types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(body)}
 	if p.fifo {
 		e.MessageGroupId = aws.String(GroupID(m.Ticker, p.groups))
-		e.MessageDeduplicationId = aws.String(DeduplicationID(m.RunID, m.Ticker))
+		e.MessageDeduplicationId = aws.String(m.DeduplicationID())
 	}
 	return e, nil
 }

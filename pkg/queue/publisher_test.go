@@ -24,6 +24,8 @@ type fakeSQS struct {
 	// failed and whether that is the sender's fault.
 	fail func(call int, e types.SendMessageBatchRequestEntry) (failed, senderFault bool)
 	err  error
+	// sends are the SendMessage inputs.
+	sends []*sqs.SendMessageInput
 }
 
 func (f *fakeSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
@@ -46,6 +48,15 @@ func (f *fakeSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchIn
 		out.Successful = append(out.Successful, types.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String("m-" + *e.Id)})
 	}
 	return out, nil
+}
+
+// SendMessage records single sends (the requeuer's).
+func (f *fakeSQS) SendMessage(_ context.Context, in *sqs.SendMessageInput, _ ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	f.sends = append(f.sends, in)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &sqs.SendMessageOutput{MessageId: aws.String(fmt.Sprint("s-", len(f.sends)))}, nil
 }
 
 func messages(n int) []Message {
