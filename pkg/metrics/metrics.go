@@ -26,7 +26,9 @@ const (
 	InvalidSymbols      = "InvalidSymbols"      // processTickers: symbols rejected by the validator
 	TickersProcessed    = "TickersProcessed"    // processTicker: ticker-data rows written
 	PermanentFailures   = "PermanentFailures"   // processTicker: records acknowledged without data (poison, permanent API errors)
-	TransientFailures   = "TransientFailures"   // processTicker: records handed back for retry
+	TransientFailures   = "TransientFailures"   // processTicker: records not finished for a transient reason (handed back, re-queued or dead-lettered)
+	TickersRequeued     = "TickersRequeued"     // processTicker: records re-sent to the tail of the FIFO queue with attempt+1
+	TickersDeadLettered = "TickersDeadLettered" // processTicker: records sent to the DLQ by processTicker after their last attempt
 	PolygonCalls        = "PolygonCalls"        // HTTP requests made to Polygon
 	PolygonThrottled    = "PolygonThrottled"    // Polygon 429 answers
 	AnalysesStored      = "AnalysesStored"      // analyzePortfolio: analysis items written

@@ -135,3 +135,57 @@ func failedIDs(r events.SQSEventResponse) []string {
 	}
 	return ids
 }
+
+// fakeRequeuer records re-queued and dead-lettered messages; err, when set,
+// fails every send.
+type fakeRequeuer struct {
+	mu           sync.Mutex
+	requeued     []sent
+	deadLettered []sent
+	err          error
+}
+
+type sent struct {
+	msg   queue.Message
+	group string
+}
+
+func (r *fakeRequeuer) Requeue(_ context.Context, m queue.Message, group string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.requeued = append(r.requeued, sent{m, group})
+	return nil
+}
+
+func (r *fakeRequeuer) DeadLetter(_ context.Context, m queue.Message, group string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.deadLettered = append(r.deadLettered, sent{m, group})
+	return nil
+}
+
+// bodyAttempt is body(ticker) with an attempt counter.
+func bodyAttempt(ticker string, attempt int) string {
+	m := queue.New(ticker, "run-1", time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC))
+	m.Attempt = attempt
+	b, err := m.Encode()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// withGroup sets the MessageGroupId attribute on every record, as Lambda
+// does for a FIFO source.
+func withGroup(ev events.SQSEvent, group string) events.SQSEvent {
+	for i := range ev.Records {
+		ev.Records[i].Attributes = map[string]string{"MessageGroupId": group, "ApproximateReceiveCount": "1"}
+	}
+	return ev
+}

@@ -32,11 +32,23 @@ type TickerStore interface {
 
 var _ TickerStore = (*tickerdata.Store)(nil)
 
+// Requeuer re-sends a message of a FIFO source instead of handing it back
+// (queue.Requeuer): Requeue to the tail of the ticker queue, DeadLetter to its
+// dead-letter queue, both in message group groupID.
+type Requeuer interface {
+	Requeue(ctx context.Context, msg queue.Message, groupID string) error
+	DeadLetter(ctx context.Context, msg queue.Message, groupID string) error
+}
+
+var _ Requeuer = (*queue.Requeuer)(nil)
+
 // Defaults of ProcessTicker's zero fields.
 const (
 	DefaultHistoryDays  = 400
 	DefaultRecordBudget = 30 * time.Second
 	DefaultReserve      = 2 * time.Second
+	// DefaultMaxAttempts matches the queue's maxReceiveCount.
+	DefaultMaxAttempts = 5
 )
 
 // ProcessTicker is the processTicker use case: an SQS batch handler.
@@ -55,9 +67,18 @@ type ProcessTicker struct {
 	// Reserve is kept free before the deadline to answer Lambda
 	// (DefaultReserve when 0).
 	Reserve time.Duration
-	// Metrics receives TickersProcessed, PermanentFailures and
-	// TransientFailures and is flushed at the end of each invocation; nil
-	// records nothing.
+	// Requeuer, when set, keeps a transient failure in a FIFO batch from
+	// blocking the records behind it: the record is acknowledged and a copy
+	// with Attempt+1 sent to the tail of the queue, or, after MaxAttempts
+	// attempts, to the dead-letter queue. Nil hands it back (and, FIFO,
+	// every record after it), as for a standard queue.
+	Requeuer Requeuer
+	// MaxAttempts is the number of attempts after which the Requeuer
+	// dead-letters a record (DefaultMaxAttempts when 0).
+	MaxAttempts int
+	// Metrics receives TickersProcessed, PermanentFailures,
+	// TransientFailures, TickersRequeued and TickersDeadLettered and is
+	// flushed at the end of each invocation; nil records nothing.
 	Metrics *metrics.Recorder
 	// Logger is the JSON logger (package logging); nil discards.
 	Logger *slog.Logger
@@ -69,15 +90,19 @@ type ProcessTicker struct {
 type outcome int
 
 const (
-	stored    outcome = iota // a row was written
-	permanent                // acknowledged without data: poison or a permanent error
-	transient                // handed back: a transient error
-	deferred                 // handed back unstarted: no time left, or FIFO order
+	stored       outcome = iota // a row was written
+	permanent                   // acknowledged without data: poison or a permanent error
+	transient                   // handed back: a transient error
+	deferred                    // handed back unstarted: no time left, or FIFO order
+	requeued                    // a transient error; acknowledged, a copy re-queued
+	deadLettered                // a transient error at the last attempt; acknowledged, sent to the DLQ
 )
 
-// BatchCounts is the outcome of one batch, logged at its end.
+// BatchCounts is the outcome of one batch, logged at its end. Transient
+// counts every transient failure; Requeued and DeadLettered are those of them
+// re-sent instead of handed back.
 type BatchCounts struct {
-	Stored, Permanent, Transient, Deferred int
+	Stored, Permanent, Transient, Deferred, Requeued, DeadLettered int
 }
 
 // Handle processes a batch of queue records. Each record is independent: a
@@ -85,8 +110,11 @@ type BatchCounts struct {
 // transient error, or a record there is no time left to start, is listed in
 // BatchItemFailures so that SQS delivers it again. For a FIFO source, every
 // record after the first one handed back is handed back too, unstarted
-// (AWS's rule: later messages of the group must not overtake it). Handle never
-// returns an error for a record's problem, which would retry the whole batch.
+// (AWS's rule: later messages of the group must not overtake it) — unless a
+// Requeuer is set: a record of a FIFO source that failed transiently is then
+// re-queued or dead-lettered (see requeue) and acknowledged, and the batch
+// goes on. Handle never returns an error for a record's problem, which would
+// retry the whole batch.
 func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	log := orDiscard(p.Logger)
 	defer func() {
@@ -118,13 +146,26 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 			log.WarnContext(ctx, "record handed back unstarted: not enough time left", "messageId", rec.MessageId,
 				"budget", p.budget().String())
 		default:
-			out = p.record(work, rec)
+			var msg queue.Message
+			var err error
+			out, msg, err = p.record(work, rec)
+			if out == transient && fifo && p.Requeuer != nil {
+				// ctx, not work: the send may use the reserve kept to
+				// answer Lambda, and it is one short call.
+				out = p.requeue(ctx, rec, msg, err)
+			}
 		}
 		switch out {
 		case stored:
 			counts.Stored++
 		case permanent:
 			counts.Permanent++
+		case requeued:
+			counts.Transient++
+			counts.Requeued++
+		case deadLettered:
+			counts.Transient++
+			counts.DeadLettered++
 		case transient, deferred:
 			if out == transient {
 				counts.Transient++
@@ -138,34 +179,70 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 	p.Metrics.Add(metrics.TickersProcessed, float64(counts.Stored))
 	p.Metrics.Add(metrics.PermanentFailures, float64(counts.Permanent))
 	p.Metrics.Add(metrics.TransientFailures, float64(counts.Transient+counts.Deferred))
+	if p.Requeuer != nil {
+		p.Metrics.Add(metrics.TickersRequeued, float64(counts.Requeued))
+		p.Metrics.Add(metrics.TickersDeadLettered, float64(counts.DeadLettered))
+	}
 	log.InfoContext(ctx, "processTicker batch finished", "records", len(ev.Records), "stored", counts.Stored,
 		"permanentFailures", counts.Permanent, "transientFailures", counts.Transient, "deferred", counts.Deferred,
-		"handedBack", len(resp.BatchItemFailures))
+		"requeued", counts.Requeued, "deadLettered", counts.DeadLettered, "handedBack", len(resp.BatchItemFailures))
 	return resp, nil
 }
 
-// record processes one record.
-func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) outcome {
+// record processes one record; for a transient failure it also returns the
+// decoded message and the error.
+func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) (outcome, queue.Message, error) {
 	log := orDiscard(p.Logger)
 	start := p.now()
 	msg, err := queue.Decode([]byte(rec.Body))
 	if err != nil {
 		log.WarnContext(ctx, "poison message acknowledged", "messageId", rec.MessageId, "reason", err.Error())
-		return permanent
+		return permanent, msg, nil
 	}
-	log = log.With("messageId", rec.MessageId, "ticker", msg.Ticker, "runId", msg.RunID)
+	log = log.With("messageId", rec.MessageId, "ticker", msg.Ticker, "runId", msg.RunID, "attempt", msg.Attempt)
 	row, err := p.refresh(ctx, msg.Ticker)
 	if err != nil {
 		if retry.IsPermanent(err) {
 			log.ErrorContext(ctx, "ticker not refreshed: permanent error, message acknowledged", "error", err.Error())
-			return permanent
+			return permanent, msg, nil
 		}
-		log.WarnContext(ctx, "ticker not refreshed: transient error, message handed back", "error", err.Error())
-		return transient
+		log.WarnContext(ctx, "ticker not refreshed: transient error", "error", err.Error())
+		return transient, msg, err
 	}
 	log.InfoContext(ctx, "ticker refreshed", "asOf", row.AsOf, "price", row.Price, "rsi", deref(row.RSI), "ma50", deref(row.MA50),
 		"bars", row.Bars, "durationMs", p.now().Sub(start).Milliseconds())
-	return stored
+	return stored, msg, nil
+}
+
+// requeue deals with a record of a FIFO source that failed transiently with
+// lastErr, instead of handing it back and blocking every record behind it in
+// its message group: while attempts remain, a copy with Attempt+1 goes to the
+// tail of the queue in the record's message group; after the last attempt the
+// message goes to the dead-letter queue, with an error log line. Either way the
+// record is acknowledged. If the send fails, the record is handed back
+// (transient), as without a Requeuer.
+func (p *ProcessTicker) requeue(ctx context.Context, rec events.SQSMessage, msg queue.Message, lastErr error) outcome {
+	log := orDiscard(p.Logger).With("messageId", rec.MessageId, "ticker", msg.Ticker, "runId", msg.RunID)
+	group := rec.Attributes["MessageGroupId"]
+	attempts := msg.Attempt + 1 // the one that just failed included
+	if attempts < p.maxAttempts() {
+		next := msg
+		next.Attempt = attempts
+		if err := p.Requeuer.Requeue(ctx, next, group); err != nil {
+			log.ErrorContext(ctx, "re-queue failed: message handed back", "attempts", attempts, "error", err.Error())
+			return transient
+		}
+		log.WarnContext(ctx, "transient error: message re-queued at the tail of the queue", "attempts", attempts,
+			"maxAttempts", p.maxAttempts(), "error", lastErr.Error())
+		return requeued
+	}
+	if err := p.Requeuer.DeadLetter(ctx, msg, group); err != nil {
+		log.ErrorContext(ctx, "dead-lettering failed: message handed back", "attempts", attempts, "error", err.Error())
+		return transient
+	}
+	log.ErrorContext(ctx, "ticker dead-lettered: transient errors on every attempt", "attempts", attempts,
+		"lastError", lastErr.Error())
+	return deadLettered
 }
 
 // refresh fetches, computes and stores one ticker. Errors are classified.
@@ -225,6 +302,13 @@ func (p *ProcessTicker) historyDays() int {
 		return p.HistoryDays
 	}
 	return DefaultHistoryDays
+}
+
+func (p *ProcessTicker) maxAttempts() int {
+	if p.MaxAttempts > 0 {
+		return p.MaxAttempts
+	}
+	return DefaultMaxAttempts
 }
 
 func (p *ProcessTicker) budget() time.Duration {

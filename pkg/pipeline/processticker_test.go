@@ -287,3 +287,156 @@ func TestHandleRequestsCompletedTradingDaysOnly(t *testing.T) {
 		})
 	}
 }
+
+func TestHandleRequeuesTransientFailuresOfAFIFOBatch(t *testing.T) {
+	tests := []struct {
+		name        string
+		arn         string
+		requeuer    *fakeRequeuer
+		records     [][2]string
+		handedBack  []string
+		fetched     []string
+		requeued    []string // "TICKER attempt group"
+		deadLetters []string
+		metrics     map[string]float64
+		log         string
+	}{
+		{
+			name: "FIFO: the failure is re-queued with attempt+1 and the records behind it are processed",
+			arn:  fifoARN, requeuer: &fakeRequeuer{}, records: mixedRecords,
+			handedBack: []string{},
+			fetched:    []string{"AAPL", "MSFT", "XYZ", "NVDA", "TSLA", "EMPTY", "BAD", "BRK.B"},
+			requeued:   []string{"MSFT 1 tickers-3", "TSLA 1 tickers-3"},
+			metrics: map[string]float64{"TickersProcessed": 3, "PermanentFailures": 5, "TransientFailures": 2,
+				"TickersRequeued": 2, "TickersDeadLettered": 0},
+			log: "message re-queued at the tail of the queue",
+		},
+		{
+			name: "FIFO: a later attempt goes back with its count raised",
+			arn:  fifoARN, requeuer: &fakeRequeuer{},
+			records:    [][2]string{{"m1", bodyAttempt("MSFT", 3)}, {"m2", body("AAPL")}},
+			handedBack: []string{}, fetched: []string{"MSFT", "AAPL"},
+			requeued: []string{"MSFT 4 tickers-3"},
+			metrics:  map[string]float64{"TickersProcessed": 1, "TransientFailures": 1, "TickersRequeued": 1},
+		},
+		{
+			name: "FIFO: at the last attempt the message is dead-lettered and acknowledged",
+			arn:  fifoARN, requeuer: &fakeRequeuer{},
+			records:    [][2]string{{"m1", bodyAttempt("MSFT", 4)}, {"m2", body("AAPL")}},
+			handedBack: []string{}, fetched: []string{"MSFT", "AAPL"},
+			deadLetters: []string{"MSFT 4 tickers-3"},
+			metrics:     map[string]float64{"TickersProcessed": 1, "TransientFailures": 1, "TickersRequeued": 0, "TickersDeadLettered": 1},
+			log:         `"msg":"ticker dead-lettered: transient errors on every attempt","messageId":"m1","ticker":"MSFT","runId":"run-1","attempts":5,"lastError":"daily bars MSFT`,
+		},
+		{
+			name: "FIFO: a failing send falls back to handing back the record and everything after it",
+			arn:  fifoARN, requeuer: &fakeRequeuer{err: errors.New("AccessDenied")}, records: mixedRecords,
+			handedBack: []string{"m3", "m4", "m5", "m6", "m7", "m8", "m9", "m10"},
+			fetched:    []string{"AAPL", "MSFT"},
+			metrics:    map[string]float64{"TickersProcessed": 1, "PermanentFailures": 1, "TransientFailures": 8, "TickersRequeued": 0},
+			log:        "re-queue failed: message handed back",
+		},
+		{
+			name: "FIFO: a failing dead-letter send hands back too",
+			arn:  fifoARN, requeuer: &fakeRequeuer{err: errors.New("AccessDenied")},
+			records:    [][2]string{{"m1", bodyAttempt("MSFT", 4)}, {"m2", body("AAPL")}},
+			handedBack: []string{"m1", "m2"}, fetched: []string{"MSFT"},
+			metrics: map[string]float64{"TransientFailures": 2, "TickersDeadLettered": 0},
+			log:     "dead-lettering failed: message handed back",
+		},
+		{
+			name: "standard queue: handed back as without a requeuer",
+			arn:  standardARN, requeuer: &fakeRequeuer{}, records: mixedRecords,
+			handedBack: []string{"m3", "m7"},
+			fetched:    []string{"AAPL", "MSFT", "XYZ", "NVDA", "TSLA", "EMPTY", "BAD", "BRK.B"},
+			metrics:    map[string]float64{"TickersProcessed": 3, "PermanentFailures": 5, "TransientFailures": 2, "TickersRequeued": 0},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, s := mixed()
+			clock := &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)}
+			p, logs, emf := newProcessor(m, s, clock)
+			p.Requeuer = tt.requeuer
+			resp, err := p.Handle(context.Background(), withGroup(event(tt.arn, tt.records...), "tickers-3"))
+			if err != nil {
+				t.Fatalf("Handle returned a function error: %v", err)
+			}
+			if got := failedIDs(resp); !slices.Equal(got, tt.handedBack) {
+				t.Errorf("batchItemFailures %v, want %v", got, tt.handedBack)
+			}
+			if got := m.tickers(); !slices.Equal(got, tt.fetched) {
+				t.Errorf("fetched %v, want %v", got, tt.fetched)
+			}
+			show := func(ss []sent) []string {
+				var out []string
+				for _, x := range ss {
+					if x.msg.RunID != "run-1" || !x.msg.EnqueuedAt.Equal(time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC)) {
+						t.Errorf("sent %+v: run id or enqueue time changed", x.msg)
+					}
+					out = append(out, fmt.Sprint(x.msg.Ticker, " ", x.msg.Attempt, " ", x.group))
+				}
+				return out
+			}
+			if got := show(tt.requeuer.requeued); !slices.Equal(got, tt.requeued) {
+				t.Errorf("re-queued %v, want %v", got, tt.requeued)
+			}
+			if got := show(tt.requeuer.deadLettered); !slices.Equal(got, tt.deadLetters) {
+				t.Errorf("dead-lettered %v, want %v", got, tt.deadLetters)
+			}
+			doc := emfValues(t, emf)
+			for name, want := range tt.metrics {
+				if doc[name] != want {
+					t.Errorf("metric %s = %v, want %v", name, doc[name], want)
+				}
+			}
+			if !strings.Contains(logs.String(), tt.log) {
+				t.Errorf("log does not contain %q:\n%s", tt.log, logs)
+			}
+		})
+	}
+}
+
+func TestHandleMaxAttempts(t *testing.T) {
+	// With MaxAttempts 2 the second failure is the last.
+	for attempt, wantDead := range map[int]bool{0: false, 1: true} {
+		m, s := mixed()
+		p, _, _ := newProcessor(m, s, &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)})
+		r := &fakeRequeuer{}
+		p.Requeuer, p.MaxAttempts = r, 2
+		if _, err := p.Handle(context.Background(), withGroup(event(fifoARN, [2]string{"m1", bodyAttempt("MSFT", attempt)}), "tickers")); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(r.deadLettered) == 1; got != wantDead || len(r.requeued)+len(r.deadLettered) != 1 {
+			t.Errorf("attempt %d: re-queued %v, dead-lettered %v", attempt, r.requeued, r.deadLettered)
+		}
+	}
+}
+
+func TestHandleWithRequeuerStillHandsBackWhatTheDeadlineLeavesNoTimeFor(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	m := &fakeMarket{clock: clock, step: 30 * time.Second}
+	s := &fakeStore{}
+	p, _, emf := newProcessor(m, s, clock)
+	r := &fakeRequeuer{}
+	p.Requeuer, p.RecordBudget, p.Reserve = r, 27*time.Second, 2*time.Second
+	ctx, cancel := context.WithDeadline(context.Background(), clock.now().Add(100*time.Second))
+	defer cancel()
+	var recs [][2]string
+	for i, tk := range []string{"A", "B", "C", "D", "E"} {
+		recs = append(recs, [2]string{fmt.Sprint("m", i+1), body(tk)})
+	}
+	resp, err := p.Handle(ctx, withGroup(event(fifoARN, recs...), "tickers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failedIDs(resp); !slices.Equal(got, []string{"m4", "m5"}) {
+		t.Errorf("handed back %v, want [m4 m5]", got)
+	}
+	if len(r.requeued) != 0 || len(r.deadLettered) != 0 {
+		t.Errorf("records deferred for time were re-sent: %v %v", r.requeued, r.deadLettered)
+	}
+	if doc := emfValues(t, emf); doc["TransientFailures"] != 2.0 || doc["TickersRequeued"] != 0.0 {
+		t.Errorf("metrics %v", doc)
+	}
+}
