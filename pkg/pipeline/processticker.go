@@ -149,7 +149,10 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 			var msg queue.Message
 			var err error
 			out, msg, err = p.record(work, rec)
-			if out == transient && fifo && p.Requeuer != nil {
+			// A record cut by the work deadline is handed back like those
+			// there is no time left to start (which follow it anyway): its
+			// failure is the invocation's lack of time, not an attempt.
+			if out == transient && fifo && p.Requeuer != nil && work.Err() == nil {
 				// ctx, not work: the send may use the reserve kept to
 				// answer Lambda, and it is one short call.
 				out = p.requeue(ctx, rec, msg, err)

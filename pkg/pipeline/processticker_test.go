@@ -222,6 +222,26 @@ func TestHandleRecordCutByTheDeadlineIsHandedBack(t *testing.T) {
 	}
 }
 
+func TestHandleWithRequeuerHandsBackARecordCutByTheDeadline(t *testing.T) {
+	m := &fakeMarket{script: map[string]func(context.Context) ([]marketdata.Bar, error){
+		"SLOW": func(ctx context.Context) ([]marketdata.Bar, error) { <-ctx.Done(); return nil, ctx.Err() },
+	}}
+	r := &fakeRequeuer{}
+	p := &pipeline.ProcessTicker{Market: m, Store: &fakeStore{}, Requeuer: r, RecordBudget: time.Millisecond, Reserve: 200 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	resp, err := p.Handle(ctx, withGroup(event(fifoARN, [2]string{"s1", body("SLOW")}, [2]string{"s2", body("AAPL")}), "tickers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failedIDs(resp); !slices.Equal(got, []string{"s1", "s2"}) {
+		t.Errorf("handed back %v, want [s1 s2]", got)
+	}
+	if len(r.requeued) != 0 || len(r.deadLettered) != 0 {
+		t.Errorf("a record cut by the deadline was re-sent: %v %v", r.requeued, r.deadLettered)
+	}
+}
+
 func TestHandleLogsCarryTheRequestID(t *testing.T) {
 	m, s := mixed()
 	p, logs, _ := newProcessor(m, s, &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)})
