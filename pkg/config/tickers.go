@@ -61,6 +61,12 @@ type ProcessTicker struct {
 	// environment (it then takes precedence over the secret). The key itself
 	// is read through package secrets and never kept in the configuration.
 	PolygonAPIKeySet bool
+	// TickerQueueURL and TickerDLQURL (TICKER_QUEUE_URL, TICKER_DLQ_URL;
+	// both or neither) are the queue processTicker consumes and its
+	// dead-letter queue. When set, a record of a FIFO batch that fails
+	// transiently is re-queued to the queue's tail (or, after its last
+	// attempt, sent to the dead-letter queue) instead of being handed back.
+	TickerQueueURL, TickerDLQURL string
 }
 
 // LoadProcessTicker reads the processTicker variables from lookup. Either
@@ -81,6 +87,18 @@ func LoadProcessTicker(lookup Lookup) (ProcessTicker, error) {
 		def += time.Minute / time.Duration(c.PolygonCallsPerMinute)
 	}
 	c.RecordBudget = e.Duration("TICKER_RECORD_BUDGET", def, time.Second, 15*time.Minute)
+	if e.Optional("TICKER_QUEUE_URL") != "" {
+		c.TickerQueueURL = e.URL("TICKER_QUEUE_URL", "")
+	}
+	if e.Optional("TICKER_DLQ_URL") != "" {
+		c.TickerDLQURL = e.URL("TICKER_DLQ_URL", "")
+	}
+	switch {
+	case e.Optional("TICKER_QUEUE_URL") != "" && e.Optional("TICKER_DLQ_URL") == "":
+		e.fail("TICKER_DLQ_URL", "is required when TICKER_QUEUE_URL is set (both or neither)")
+	case e.Optional("TICKER_QUEUE_URL") == "" && e.Optional("TICKER_DLQ_URL") != "":
+		e.fail("TICKER_QUEUE_URL", "is required when TICKER_DLQ_URL is set (both or neither)")
+	}
 	if c.LogLevel = e.LogLevel(); e.Err() != nil {
 		return c, e.Err()
 	}

@@ -71,12 +71,28 @@ func TestLoadProcessTicker(t *testing.T) {
 		t.Fatalf("config %+v", c)
 	}
 
+	c, err = LoadProcessTicker(lookup(tickersEnv(base, map[string]string{
+		"TICKER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/ticker-processing-queue-prod.fifo",
+		"TICKER_DLQ_URL":   "https://sqs.us-east-1.amazonaws.com/123456789012/ticker-processing-dlq-prod.fifo/"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TickerQueueURL != "https://sqs.us-east-1.amazonaws.com/123456789012/ticker-processing-queue-prod.fifo" ||
+		c.TickerDLQURL != "https://sqs.us-east-1.amazonaws.com/123456789012/ticker-processing-dlq-prod.fifo" {
+		t.Fatalf("queue URLs %q %q", c.TickerQueueURL, c.TickerDLQURL)
+	}
+
+	queueURL := "https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo"
 	tests := []struct {
 		name string
 		set  map[string]string
 		want string
 	}{
 		{"no table", map[string]string{"TICKER_DATA_TABLE": ""}, "TICKER_DATA_TABLE is required"},
+		{"queue without DLQ", map[string]string{"TICKER_QUEUE_URL": queueURL}, "TICKER_DLQ_URL is required when TICKER_QUEUE_URL is set"},
+		{"DLQ without queue", map[string]string{"TICKER_DLQ_URL": queueURL}, "TICKER_QUEUE_URL is required when TICKER_DLQ_URL is set"},
+		{"queue URL malformed", map[string]string{"TICKER_QUEUE_URL": "sqs/q.fifo", "TICKER_DLQ_URL": queueURL}, "TICKER_QUEUE_URL must be an absolute http(s) URL"},
+		{"DLQ URL malformed", map[string]string{"TICKER_QUEUE_URL": queueURL, "TICKER_DLQ_URL": "ftp://x/dlq.fifo"}, "TICKER_DLQ_URL must be an absolute http(s) URL"},
 		{"no key and no secret", map[string]string{"API_KEYS_SECRET_ARN": ""}, "POLYGON_API_KEY or API_KEYS_SECRET_ARN must be set"},
 		{"rate malformed", map[string]string{"POLYGON_CALLS_PER_MINUTE": "5/min"}, "POLYGON_CALLS_PER_MINUTE must be an integer"},
 		{"rate negative", map[string]string{"POLYGON_CALLS_PER_MINUTE": "-1"}, "POLYGON_CALLS_PER_MINUTE must be between 0 and 6000"},
