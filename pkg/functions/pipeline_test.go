@@ -6,19 +6,26 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/functions"
 	"github.com/zsmseven/backend/pkg/localsqs"
 	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
@@ -190,6 +197,7 @@ func TestProcessTickerStartUp(t *testing.T) {
 		{"environment wins, secret not read", `not read`, map[string]string{"POLYGON_API_KEY": "from-env"}, ""},
 		{"neither key nor secret", ``, map[string]string{"API_KEYS_SECRET_ARN": ""}, "POLYGON_API_KEY or API_KEYS_SECRET_ARN must be set"},
 		{"bad rate", ``, map[string]string{"POLYGON_CALLS_PER_MINUTE": "fast"}, "POLYGON_CALLS_PER_MINUTE must be an integer"},
+		{"queue without its DLQ", ``, map[string]string{"TICKER_QUEUE_URL": "http://127.0.0.1:1/000000000000/q.fifo"}, "TICKER_DLQ_URL is required when TICKER_QUEUE_URL is set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,5 +235,94 @@ func TestProcessTickersStartUpNamesTheVariable(t *testing.T) {
 		"USER_PORTFOLIOS_TABLE": "a", "PORTFOLIO_POSITIONS_TABLE": "b"}), &bytes.Buffer{})
 	if err == nil || err.Error() != "configuration: TICKER_QUEUE_URL is required but not set" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// With TICKER_QUEUE_URL and TICKER_DLQ_URL, processTicker re-queues a record
+// that failed transiently through the real SQS client (FIFO group and
+// de-duplication ids checked by localsqs) and, at the last attempt, sends it
+// to the dead-letter queue; the records behind it are written meanwhile.
+func TestProcessTickerRequeuesThroughSQS(t *testing.T) {
+	sqsSrv, err := localsqs.Start("127.0.0.1:0", localsqs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqsSrv.Close()
+	const queueName, dlqName = "ticker-processing-queue-local.fifo", "ticker-processing-dlq-local.fifo"
+	queueURL, dlqURL := sqsSrv.CreateQueue(queueName), sqsSrv.CreateQueue(dlqName)
+	localAWS(t, "http://127.0.0.1:1", sqsSrv.Endpoint(), "http://127.0.0.1:1")
+
+	const key = "pk-test-requeue"
+	poly := polygontest.New(t, polygontest.Options{Key: key, Handler: func(r polygontest.Request) polygontest.Response {
+		if r.Ticker == "DOWN" {
+			return polygontest.JSON(503, `{"status":"ERROR","error":"service unavailable"}`)
+		}
+		bars, err := polygontest.SyntheticBars(r.Ticker, r.From, r.To)
+		if err != nil {
+			return polygontest.JSON(500, err.Error())
+		}
+		return polygontest.Response{Status: 200, Body: polygontest.Body(r.Ticker, bars, "")}
+	}})
+	cfg, err := config.LoadProcessTicker(mapLookup(map[string]string{
+		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "POLYGON_BASE_URL": poly.URL, "POLYGON_CALLS_PER_MINUTE": "0",
+		"POLYGON_API_KEY": key, "TICKER_QUEUE_URL": queueURL, "TICKER_DLQ_URL": dlqURL,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rq, err := functions.NewRequeuer(ctx, cfg)
+	if err != nil || rq == nil {
+		t.Fatalf("requeuer %v, %v", rq, err)
+	}
+	var out bytes.Buffer
+	store := &memStore{}
+	h, err := functions.NewProcessTicker(functions.TickerDeps{Config: cfg, Store: store, Requeuer: rq, Keys: staticKeys(key), Out: &out,
+		PolygonOptions: func(o *polygon.Options) {
+			o.Retry.Sleep = func(context.Context, time.Duration) error { return nil }
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqsClient := sqs.NewFromConfig(aws.Config{Region: localsqs.Region, BaseEndpoint: aws.String(sqsSrv.Endpoint()),
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+	pub := queue.NewPublisher(sqsClient, queueURL, queue.PublisherOptions{})
+	var msgs []queue.Message
+	for _, tk := range []string{"DOWN", "AAPL", "MSFT"} {
+		msgs = append(msgs, queue.New(tk, "run-rq", time.Now()))
+	}
+	if res, err := pub.Publish(ctx, msgs); err != nil || res.Queued != 3 {
+		t.Fatalf("publish %+v %v", res, err)
+	}
+	totals, err := sqsSrv.Drain(ctx, queueName, 10, localsqs.Handler(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// DOWN: the batch of 3, then its 4 re-queued copies alone.
+	if totals.Batches != 5 || totals.Deleted != 7 || totals.Requeued != 0 || totals.DeadLettered != 0 {
+		t.Errorf("queue totals %+v", totals)
+	}
+	var stored []string
+	for _, r := range store.rows {
+		stored = append(stored, r.Ticker)
+	}
+	if !slices.Equal(stored, []string{"AAPL", "MSFT"}) {
+		t.Errorf("stored %v", stored)
+	}
+	dead := sqsSrv.Visible(dlqName)
+	if len(dead) != 1 {
+		t.Fatalf("dead-letter queue holds %d messages, want 1", len(dead))
+	}
+	m, err := queue.Decode([]byte(dead[0]))
+	if err != nil || m.Ticker != "DOWN" || m.Attempt != 4 || m.RunID != "run-rq" {
+		t.Errorf("dead letter %+v %v", m, err)
+	}
+	if c := sqsSrv.Counts(queueName); c != (localsqs.Counts{}) {
+		t.Errorf("queue left with %+v", c)
+	}
+	for _, want := range []string{`"TickersRequeued":1`, `"TickersDeadLettered":1`, `"attempts":5`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %s", want)
+		}
 	}
 }

@@ -7,15 +7,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/polygon"
+	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
@@ -27,7 +30,8 @@ const keyReadTimeout = 15 * time.Second
 // DynamoDB client (AWS_ENDPOINT_URL_DYNAMODB honoured), the Polygon key —
 // POLYGON_API_KEY, else the stage's secret, read here so that a missing or
 // unreadable key fails the cold start instead of every record — the paced
-// Polygon client, logger and metrics on out.
+// Polygon client, logger and metrics on out; with TICKER_QUEUE_URL and
+// TICKER_DLQ_URL, the SQS requeuer (AWS_ENDPOINT_URL_SQS honoured).
 func ProcessTicker(ctx context.Context, lookup config.Lookup, out io.Writer) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
 	cfg, err := config.LoadProcessTicker(lookup)
 	if err != nil {
@@ -48,11 +52,33 @@ func ProcessTicker(ctx context.Context, lookup config.Lookup, out io.Writer) (fu
 		return nil, fmt.Errorf("read the Polygon API key at start-up: %w", err)
 	}
 	return NewProcessTicker(TickerDeps{
-		Config: cfg,
-		Store:  tickerdata.NewStore(dynamodb.NewFromConfig(awsCfg), cfg.TickerDataTable),
-		Keys:   keys,
-		Out:    out,
+		Config:   cfg,
+		Store:    tickerdata.NewStore(dynamodb.NewFromConfig(awsCfg), cfg.TickerDataTable),
+		Requeuer: requeuer(awsCfg, cfg),
+		Keys:     keys,
+		Out:      out,
 	})
+}
+
+// NewRequeuer returns processTicker's SQS requeuer when cfg names the ticker
+// queue and its dead-letter queue (AWS_ENDPOINT_URL_SQS honoured), else nil:
+// for callers that build the handler with NewProcessTicker.
+func NewRequeuer(ctx context.Context, cfg config.ProcessTicker) (pipeline.Requeuer, error) {
+	if cfg.TickerQueueURL == "" {
+		return nil, nil
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return requeuer(awsCfg, cfg), nil
+}
+
+func requeuer(awsCfg aws.Config, cfg config.ProcessTicker) pipeline.Requeuer {
+	if cfg.TickerQueueURL == "" {
+		return nil // not a typed nil: the handler tests Requeuer != nil
+	}
+	return queue.NewRequeuer(sqs.NewFromConfig(awsCfg), cfg.TickerQueueURL, cfg.TickerDLQURL)
 }
 
 // TickerDeps are the adapters of the processTicker handler, so the CLI and
@@ -60,6 +86,9 @@ func ProcessTicker(ctx context.Context, lookup config.Lookup, out io.Writer) (fu
 type TickerDeps struct {
 	Config config.ProcessTicker
 	Store  pipeline.TickerStore
+	// Requeuer, when set, re-queues (or dead-letters) a FIFO record that
+	// failed transiently instead of handing it back (pipeline.ProcessTicker).
+	Requeuer pipeline.Requeuer
 	// Market, when set, replaces the Polygon client (the CLI's sandbox);
 	// Source then names it in the stored rows.
 	Market pipeline.MarketData
@@ -108,7 +137,7 @@ func NewProcessTicker(d TickerDeps) (func(context.Context, events.SQSEvent) (eve
 		drain = p.Drain
 	}
 	uc := &pipeline.ProcessTicker{
-		Market: market, Store: d.Store, Source: source,
+		Market: market, Store: d.Store, Source: source, Requeuer: d.Requeuer,
 		HistoryDays: cfg.PolygonHistoryDays, RecordBudget: cfg.RecordBudget,
 		Metrics: rec, Logger: logger,
 	}
