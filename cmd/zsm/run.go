@@ -216,7 +216,10 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	}
 	say("processTicker     %d batches, %d messages done, %d retried, %d dead-lettered in %s",
 		totals.Batches, totals.Deleted, totals.Requeued, totals.DeadLettered, since(t1))
-	if dead := stack.SQS.DeadLetters(localstack.QueueName); len(dead) > 0 {
+	// Moved there by the receive count, or sent there by processTicker after
+	// a record's last attempt.
+	dead := append(stack.SQS.DeadLetters(localstack.QueueName), stack.SQS.Visible(localstack.DLQName)...)
+	if len(dead) > 0 {
 		say("                  dead-letter queue: %s", deadLetterTickers(dead))
 	}
 
@@ -285,8 +288,12 @@ func processTickerHandler(ctx context.Context, stack *localstack.Stack, out io.W
 	if err != nil {
 		return nil, err
 	}
+	rq, err := functions.NewRequeuer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	return functions.NewProcessTicker(functions.TickerDeps{
-		Config: cfg, Store: tickerdata.NewStore(stack.DB, cfg.TickerDataTable),
+		Config: cfg, Store: tickerdata.NewStore(stack.DB, cfg.TickerDataTable), Requeuer: rq,
 		Market: client, Source: sandbox.Source, Out: out,
 	})
 }

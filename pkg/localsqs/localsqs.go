@@ -183,6 +183,22 @@ func (s *Server) DeadLetters(name string) []string {
 	return out
 }
 
+// Visible returns the bodies of the queue's visible messages, in order (for a
+// dead-letter queue that processTicker sends to: its messages).
+func (s *Server) Visible(name string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.queues[name]
+	if !ok {
+		return nil
+	}
+	out := make([]string, len(q.ready))
+	for i, m := range q.ready {
+		out[i] = m.body
+	}
+	return out
+}
+
 // ErrNoQueue means the queue was never created.
 var ErrNoQueue = errors.New("queue does not exist")
 

@@ -207,6 +207,13 @@ func TestFIFODedupWindow(t *testing.T) {
 	if got := s.Counts(fifoName).Visible; got != 2 {
 		t.Fatalf("after window: %d visible, want 2", got)
 	}
+	send("MSFT", "run1/MSFT")
+	if got := strings.Join(s.Visible(fifoName), ","); got != "AAPL,AAPL,MSFT" {
+		t.Errorf("visible bodies %s, want AAPL,AAPL,MSFT in order", got)
+	}
+	if s.Visible("no-such-queue") != nil {
+		t.Error("bodies of an unknown queue")
+	}
 }
 
 // enqueue puts n FIFO messages m0..m(n-1) in one group.

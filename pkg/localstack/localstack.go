@@ -206,6 +206,9 @@ func (s *Stack) buildEnv(host config.Lookup) map[string]string {
 	if s.SQS != nil {
 		env["AWS_ENDPOINT_URL_SQS"] = s.SQS.Endpoint()
 		env["TICKER_QUEUE_URL"] = s.QueueURL
+		// processTicker re-queues a record that failed transiently to the
+		// queue's tail, or dead-letters it itself after its last attempt.
+		env["TICKER_DLQ_URL"] = s.SQS.QueueURL(DLQName)
 		env["TICKER_MESSAGE_GROUPS"] = "1"
 	}
 	for _, k := range passThrough {

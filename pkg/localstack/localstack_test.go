@@ -63,7 +63,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 	want := map[string]string{
 		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "PORTFOLIO_ANALYSES_TABLE": "portfolio-analyses-local",
 		"USER_PORTFOLIOS_TABLE": "user-portfolios-local", "PORTFOLIO_POSITIONS_TABLE": "portfolio-positions-local",
-		"TICKER_QUEUE_URL": s.SQS.QueueURL(localstack.QueueName), "AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
+		"TICKER_QUEUE_URL": s.SQS.QueueURL(localstack.QueueName), "TICKER_DLQ_URL": s.SQS.QueueURL(localstack.DLQName), "AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
 		"AWS_ENDPOINT_URL_SQS": s.SQS.Endpoint(), "POLYGON_BASE_URL": s.Sandbox.URL, "POLYGON_API_KEY": s.Sandbox.Key,
 		"POLYGON_CALLS_PER_MINUTE": "0", "XAI_MODEL": "grok-x", "DEFAULT_PORTFOLIO": "ZSM Seven",
 	}
