@@ -42,6 +42,7 @@ type world struct {
 	poly  *polygontest.Server
 	sqs   *localsqs.Server
 	queue string // FIFO queue name
+	dlq   string // its dead-letter queue, to which processTicker sends
 	logs  *logSink
 	log   *slog.Logger
 
@@ -91,6 +92,8 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	t.Cleanup(func() { _ = w.sqs.Close() })
 	w.queue = "ticker-processing-queue-" + w.stage + ".fifo"
 	queueURL := w.sqs.CreateQueue(w.queue)
+	w.dlq = "ticker-processing-dlq-" + w.stage + ".fifo"
+	dlqURL := w.sqs.CreateQueue(w.dlq)
 
 	sqsClient := sqs.New(sqs.Options{Region: localsqs.Region, BaseEndpoint: aws.String(w.sqs.Endpoint()),
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
@@ -127,7 +130,10 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	w.consumer = &pipeline.ProcessTicker{
 		Market: w.client, Store: tickerdata.NewStore(w.db, tables.TickerData.Name(w.stage)), Source: "polygon",
 		RecordBudget: o.recordBudget, Reserve: o.reserve,
-		Metrics: metrics.New(w.logs, w.stage), Logger: w.log.With("function", "processTicker"),
+		// As deployed: a transient failure is re-queued to the tail (or,
+		// after 5 attempts, dead-lettered) instead of handed back.
+		Requeuer: queue.NewRequeuer(sqsClient, queueURL, dlqURL),
+		Metrics:  metrics.New(w.logs, w.stage), Logger: w.log.With("function", "processTicker"),
 	}
 	return w
 }
@@ -185,7 +191,8 @@ type drained struct {
 
 // drain plays the event source mapping: batches of up to 10 from the FIFO
 // queue to the consumer until the queue is empty (a message that keeps
-// failing reaches the dead-letter queue after 5 receives).
+// failing reaches the dead-letter queue after 5 attempts, sent there by
+// processTicker, or after 5 receives when handed back).
 func (w *world) drain(o drainOptions) drained {
 	w.t.Helper()
 	var d drained
@@ -255,12 +262,12 @@ type tally struct {
 	Written    int            // tickers with a row (DynamoDB)
 	Rows       map[string]int // rows per ticker
 	Permanent  int            // PermanentFailures metric
-	HandedBack int            // queue + dead-letter queue
+	HandedBack int            // queue + dead-letter queue (handed back or dead-lettered)
 	Lost, Dup  int
 	metrics    map[string]float64
 	permLogged map[string]bool // tickers logged as permanent failures
 	poisonLogs int
-	remaining  []string // tickers still queued or dead-lettered
+	remaining  []string // tickers dead-lettered
 }
 
 // count reads the end state: rows per queued ticker, the consumer's metrics
@@ -293,9 +300,10 @@ func (w *world) count(in int, tickers []string) tally {
 			tl.poisonLogs++
 		}
 	}
-	c := w.sqs.Counts(w.queue)
-	tl.HandedBack = c.Visible + c.InFlight + c.Dead
-	for _, body := range w.sqs.DeadLetters(w.queue) {
+	c, dlq := w.sqs.Counts(w.queue), w.sqs.Counts(w.dlq)
+	tl.HandedBack = c.Visible + c.InFlight + c.Dead + dlq.Visible
+	// Moved by the receive count, then sent by processTicker.
+	for _, body := range append(w.sqs.DeadLetters(w.queue), w.sqs.Visible(w.dlq)...) {
 		if m, err := queue.Decode([]byte(body)); err == nil {
 			tl.remaining = append(tl.remaining, m.Ticker)
 		} else {

@@ -105,9 +105,14 @@ func TestFaultsPipeline(t *testing.T) {
 				r := polygontest.JSON(429, polygontest.BodyRateLimited)
 				w.poly.EnqueueFor("MSFT", r, r, r, r)
 			},
-			written: 6, outcome: "MSFT (and NVDA behind it, FIFO) handed back, written on redelivery",
+			written: 6, outcome: "MSFT re-queued to the tail with attempt 1 (NVDA behind it goes on, nothing handed back), written on its second delivery",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				wantHandedBack(t, d, 0, "MSFT", "NVDA")
+				wantHandedBack(t, d, 0)
+				wantRequeued(t, tl, 1, 0)
+				wantAttempts(t, w, "MSFT", 5)
+				if d.Invocations != 2 {
+					t.Errorf("%d invocations, want 2 (the batch, then MSFT's copy)", d.Invocations)
+				}
 			}},
 		{name: "Polygon 5xx then OK", faults: "AAPL: 500, 502 (HTML body), 503, then OK",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
@@ -122,14 +127,23 @@ func TestFaultsPipeline(t *testing.T) {
 				}
 				return synthetic(r)
 			}}},
-			written: 2, handedBack: 4,
-			outcome: "GOOGL handed back 5 times, then dead-lettered with the 3 records behind it in the FIFO group (AWS's FIFO rule); AAPL, AMZN written",
+			written: 5, handedBack: 1,
+			outcome: "GOOGL re-queued to the tail 4 times, then dead-lettered by processTicker after its 5th attempt (error log line); the records behind it are not held back: the other 5 written",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				if c := w.sqs.Counts(w.queue); c.Dead != 4 {
-					t.Errorf("dead letters %d, want 4", c.Dead)
+				if c, dlq := w.sqs.Counts(w.queue), w.sqs.Counts(w.dlq); c.Dead != 0 || dlq.Visible != 1 {
+					t.Errorf("moved by the receive count %d, in the DLQ %d; want 0 and 1", c.Dead, dlq.Visible)
 				}
-				if !slices.Equal(tl.remaining, []string{"GOOGL", "META", "MSFT", "NVDA"}) {
+				if !slices.Equal(tl.remaining, []string{"GOOGL"}) {
 					t.Errorf("dead-lettered %v", tl.remaining)
+				}
+				wantRequeued(t, tl, 4, 1)
+				wantAttempts(t, w, "GOOGL", 5*4) // 5 attempts of 4 requests
+				for n := range d.HandedBack {
+					wantHandedBack(t, d, n)
+				}
+				if !strings.Contains(w.logs.String(), `"msg":"ticker dead-lettered: transient errors on every attempt"`) ||
+					!strings.Contains(w.logs.String(), `"ticker":"GOOGL","runId"`) {
+					t.Error("no error log line for the dead-lettered GOOGL")
 				}
 			}},
 		{name: "Polygon timeout", faults: "AMZN: no answer within the 1 s attempt timeout, then OK",
@@ -308,13 +322,23 @@ func wantAttempts(t *testing.T, w *world, ticker string, n int) {
 	}
 }
 
+// wantRequeued checks processTicker's TickersRequeued and
+// TickersDeadLettered totals.
+func wantRequeued(t *testing.T, tl tally, requeued, deadLettered float64) {
+	t.Helper()
+	if tl.metrics[metrics.TickersRequeued] != requeued || tl.metrics[metrics.TickersDeadLettered] != deadLettered {
+		t.Errorf("TickersRequeued %v, TickersDeadLettered %v; want %v and %v", tl.metrics[metrics.TickersRequeued],
+			tl.metrics[metrics.TickersDeadLettered], requeued, deadLettered)
+	}
+}
+
 // wantHandedBack checks which tickers invocation n handed back, in order.
 func wantHandedBack(t *testing.T, d drained, n int, want ...string) {
 	t.Helper()
 	if n >= len(d.HandedBack) {
 		t.Fatalf("no invocation %d", n)
 	}
-	if !slices.Equal(d.HandedBack[n], want) {
+	if !slices.Equal(d.HandedBack[n], want) && (len(want) > 0 || len(d.HandedBack[n]) > 0) {
 		t.Errorf("invocation %d handed back %v, want %v", n, d.HandedBack[n], want)
 	}
 }
@@ -358,7 +382,7 @@ func restartScenario(t *testing.T) pipelineScenario {
 			return synthetic(r)
 		}}},
 		written: 6,
-		outcome: "AAPL, AMZN written before the stop survive it; GOOGL's write fails (transient) and it is handed back with the 3 records behind it; all written after the restart",
+		outcome: "AAPL, AMZN written before the stop survive it; the writes of GOOGL and the 3 records behind it fail (transient) and each is re-queued with attempt 1 (one Polygon call each spent); all written after the restart",
 		setup: func(t *testing.T, w *world, o *drainOptions) {
 			// The world was built on the shared dynalite; move its ticker
 			// store onto a dynalite this scenario can stop.
@@ -382,7 +406,11 @@ func restartScenario(t *testing.T) pipelineScenario {
 			}
 		},
 		check: func(t *testing.T, w *world, d drained, tl tally) {
-			wantHandedBack(t, d, 0, "GOOGL", "META", "MSFT", "NVDA")
+			wantHandedBack(t, d, 0)
+			wantRequeued(t, tl, 4, 0)
+			if d.Invocations != 2 || d.Deliveries != 10 {
+				t.Errorf("%d invocations, %d deliveries; want 2 and 10", d.Invocations, d.Deliveries)
+			}
 		},
 	}
 }
