@@ -119,10 +119,16 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 			"POLYGON_CALLS_PER_MINUTE": strconv.Itoa(cfg.PolygonCallsPerMinute),
 			"POLYGON_HISTORY_DAYS":     strconv.Itoa(polygonHistoryDays),
 			"API_KEYS_SECRET_ARN":      *keys.SecretArn(),
+			// A record that fails transiently is re-queued to the tail, or
+			// after its last attempt dead-lettered, by processTicker itself
+			// (docs/decisions/0001-queue-concurrency.md).
+			"TICKER_QUEUE_URL": *q.queue.QueueUrl(),
+			"TICKER_DLQ_URL":   *q.dlq.QueueUrl(),
 		},
 	})
 	allowTable(processTicker.Role, store.tickerData, "dynamodb:PutItem")
 	allow(processTicker.Role, []string{"secretsmanager:GetSecretValue"}, *keys.SecretArn())
+	allow(processTicker.Role, []string{"sqs:SendMessage"}, *q.queue.QueueArn(), *q.dlq.QueueArn())
 	// The event source grants the consume actions on the queue.
 	processTicker.Fn.AddEventSource(awslambdaeventsources.NewSqsEventSource(q.queue, &awslambdaeventsources.SqsEventSourceProps{
 		BatchSize:               jsii.Number(tickerBatchSize),

@@ -175,6 +175,8 @@ func newDashboard(scope constructs.Construct, stage string, fns *functions, q *t
 					custom(metrics.TickersProcessed, "Sum", five),
 					custom(metrics.PermanentFailures, "Sum", five),
 					custom(metrics.TransientFailures, "Sum", five),
+					custom(metrics.TickersRequeued, "Sum", five),
+					custom(metrics.TickersDeadLettered, "Sum", five),
 					custom(metrics.InvalidSymbols, "Sum", five),
 				}, nil),
 			},

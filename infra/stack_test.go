@@ -209,7 +209,8 @@ var wantFunctions = []wantFunction{
 	{name: "processTickers", memory: 256, timeout: 60, schedule: true,
 		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_QUEUE_URL", "TICKER_MESSAGE_GROUPS"}},
 	{name: "processTicker", memory: 256, timeout: 180, secret: true,
-		env: []string{"TICKER_DATA_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "API_KEYS_SECRET_ARN"}},
+		env: []string{"TICKER_DATA_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "API_KEYS_SECRET_ARN",
+			"TICKER_QUEUE_URL", "TICKER_DLQ_URL"}},
 	{name: "analyzePortfolio", memory: 256, timeout: 300, secret: true, schedule: true,
 		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_DATA_TABLE", "PORTFOLIO_ANALYSES_TABLE",
 			"DEFAULT_PORTFOLIO", "XAI_API_URL", "XAI_MODEL", "XAI_MAX_COMPLETION_TOKENS", "API_KEYS_SECRET_ARN"}},
@@ -296,6 +297,7 @@ func checkEnvValues(t *testing.T, s *synthesized, stage, fnID string, env map[st
 		return id
 	}
 	queueID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-queue-"+stage+".fifo")
+	dlqID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-dlq-"+stage+".fifo")
 	secretID, _ := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
 	for k, v := range env {
 		ok := true
@@ -310,6 +312,8 @@ func checkEnvValues(t *testing.T, s *synthesized, stage, fnID string, env map[st
 			ok = ref(v) == tableID("portfolio-analyses-"+stage)
 		case "TICKER_QUEUE_URL":
 			ok = ref(v) == queueID
+		case "TICKER_DLQ_URL":
+			ok = ref(v) == dlqID
 		case "TICKER_MESSAGE_GROUPS":
 			ok = v == "1"
 		case "API_KEYS_SECRET_ARN":
@@ -632,6 +636,7 @@ func TestIAMLeastPrivilege(t *testing.T) {
 		tickerData, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "ticker-data-"+stage)
 		analyses, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "portfolio-analyses-"+stage)
 		queue, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-queue-"+stage+".fifo")
+		dlq, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-dlq-"+stage+".fifo")
 		async, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-async-failures-"+stage)
 		secret, _ := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
 		// pkg/portfolios reads the shared tables with Scan only.
@@ -644,7 +649,10 @@ func TestIAMLeastPrivilege(t *testing.T) {
 			},
 			"processTicker": {
 				tickerData: "dynamodb:PutItem", secret: "secretsmanager:GetSecretValue",
-				queue: "sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:GetQueueUrl sqs:ReceiveMessage",
+				// Consumed through the event source; re-queue and dead-letter
+				// sends by processTicker itself (queue.Requeuer).
+				queue: "sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:GetQueueUrl sqs:ReceiveMessage sqs:SendMessage",
+				dlq:   "sqs:SendMessage",
 			},
 			"analyzePortfolio": {
 				"user-portfolios-" + stage: sharedRead, "portfolio-positions-" + stage: sharedRead,
@@ -712,6 +720,7 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 		analysesTable, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "portfolio-analyses-"+stage)
 		secret, _ := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
 		tickerQueue, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-queue-"+stage+".fifo")
+		tickerDLQ, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-dlq-"+stage+".fifo")
 		granted := map[string][]string{}
 		for _, st := range statements(t, s) {
 			for _, res := range st.resources {
@@ -738,7 +747,10 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 			{"ticker-data", tickerData, granted[tickerData], methods("dynamodb:", reflect.TypeFor[tickerdata.DynamoDBAPI]())},
 			{"portfolio-analyses", analysesTable, granted[analysesTable], methods("dynamodb:", reflect.TypeFor[analyses.DynamoDBAPI]())},
 			{"api-keys secret", secret, granted[secret], methods("secretsmanager:", reflect.TypeFor[secrets.SecretsManagerAPI]())},
+			// processTickers' publisher and processTicker's requeuer share
+			// queue.SQSAPI; only the requeuer sends to the dead-letter queue.
 			{"ticker queue (send)", tickerQueue, sqsSend(granted[tickerQueue]), methods("sqs:", reflect.TypeFor[queue.SQSAPI]())},
+			{"ticker dead-letter queue (send)", tickerDLQ, sqsSend(granted[tickerDLQ]), methods("sqs:", reflect.TypeFor[queue.SQSAPI]())},
 		} {
 			if got := strings.Join(sortedUnique(c.got), " "); got != c.want {
 				t.Errorf("%s: granted %q, adapter interface uses %q", c.what, got, c.want)
