@@ -49,6 +49,9 @@ const (
 	DefaultReserve      = 2 * time.Second
 	// DefaultMaxAttempts matches the queue's maxReceiveCount.
 	DefaultMaxAttempts = 5
+	// RequeueTimeout bounds one re-queue or dead-letter send, the SDK's own
+	// retries included.
+	RequeueTimeout = 10 * time.Second
 )
 
 // ProcessTicker is the processTicker use case: an SQS batch handler.
@@ -153,9 +156,7 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 			// there is no time left to start (which follow it anyway): its
 			// failure is the invocation's lack of time, not an attempt.
 			if out == transient && fifo && p.Requeuer != nil && work.Err() == nil {
-				// ctx, not work: the send may use the reserve kept to
-				// answer Lambda, and it is one short call.
-				out = p.requeue(ctx, rec, msg, err)
+				out = p.requeue(work, rec, msg, err)
 			}
 		}
 		switch out {
@@ -225,6 +226,10 @@ func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) (outc
 // record is acknowledged. If the send fails, the record is handed back
 // (transient), as without a Requeuer.
 func (p *ProcessTicker) requeue(ctx context.Context, rec events.SQSMessage, msg queue.Message, lastErr error) outcome {
+	// Within the work deadline (the reserve stays free to answer Lambda), and
+	// bounded so that an SQS in trouble cannot take the whole invocation.
+	ctx, cancel := context.WithTimeout(ctx, RequeueTimeout)
+	defer cancel()
 	log := orDiscard(p.Logger).With("messageId", rec.MessageId, "ticker", msg.Ticker, "runId", msg.RunID)
 	group := rec.Attributes["MessageGroupId"]
 	attempts := msg.Attempt + 1 // the one that just failed included
