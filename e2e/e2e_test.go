@@ -34,6 +34,8 @@ import (
 	"github.com/zsmseven/backend/pkg/localstack"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	// Aliased: the test's queue name is called queue.
+	tickerqueue "github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/rie"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/xai/xaitest"
@@ -154,6 +156,8 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 	t.Cleanup(func() { _ = sq.Close() })
 	queue := "ticker-processing-queue-" + stage + ".fifo"
 	queueURL := sq.CreateQueue(queue)
+	dlq := "ticker-processing-dlq-" + stage + ".fifo"
+	dlqURL := sq.CreateQueue(dlq)
 
 	// Polygon: synthetic bars for every ticker, 503 for the flaky one while
 	// failing is set.
@@ -178,7 +182,8 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 	}}
 	// All three start before the first invocation, as in a deployment.
 	h.start("processtickers", "TICKER_QUEUE_URL="+queueURL, "TICKER_MESSAGE_GROUPS=1")
-	h.start("processticker", "POLYGON_BASE_URL="+poly.URL, "POLYGON_API_KEY="+polygonKey, "POLYGON_CALLS_PER_MINUTE=0")
+	h.start("processticker", "POLYGON_BASE_URL="+poly.URL, "POLYGON_API_KEY="+polygonKey, "POLYGON_CALLS_PER_MINUTE=0",
+		"TICKER_QUEUE_URL="+queueURL, "TICKER_DLQ_URL="+dlqURL)
 
 	// A poison message is first in the queue.
 	sqsClient := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(sq.Endpoint()),
@@ -211,39 +216,41 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		if len(ev.Records) != 8 {
 			t.Fatalf("batch of %d, want 8", len(ev.Records))
 		}
-		// The flaky ticker fails after the in-process retries; it and every
-		// later record of the FIFO batch are handed back; the poison message
-		// is acknowledged.
-		var want []string
-		after := false
+		// The flaky ticker fails after the in-process retries: as deployed
+		// (TICKER_QUEUE_URL and TICKER_DLQ_URL set), processTicker
+		// acknowledges it and re-queues a copy with attempt 1 to the tail of
+		// the queue, and the records behind it go on; nothing is handed back.
+		// The poison message is acknowledged.
 		var aapl events.SQSMessage
 		for _, r := range ev.Records {
-			after = after || strings.Contains(r.Body, `"ticker":"`+flaky+`"`)
-			if after {
-				want = append(want, r.MessageId)
-			}
 			if strings.Contains(r.Body, `"ticker":"AAPL"`) && !strings.Contains(r.Body, "DROP") {
 				aapl = r
 			}
 		}
 		var resp events.SQSEventResponse
 		h.invoke("processticker", ev, &resp)
-		if got := failureIDs(resp); !slices.Equal(got, want) {
-			t.Fatalf("batchItemFailures %v, want %v (the %s record and every later one)", got, want, flaky)
+		if got := failureIDs(resp); len(got) != 0 {
+			t.Fatalf("batchItemFailures %v, want none (%s re-queued instead)", got, flaky)
 		}
 		if _, err := sq.Settle(queue, ev, resp, nil); err != nil {
 			t.Fatal(err)
 		}
+		if rows := scanRows(t, db.Client, tables.TickerData.Name(stage)); len(rows) != 6 {
+			t.Errorf("%d rows after the first batch, want 6 (all but %s)", len(rows), flaky)
+		}
 
-		// The outage ends; SQS redelivers the handed-back records, and AAPL
-		// a second time (at-least-once delivery).
+		// The outage ends; the re-queued copy comes next, and AAPL a second
+		// time (at-least-once delivery).
 		failing.Store(false)
 		ev2, err := sq.Receive(queue, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ev2.Records) != len(want) {
-			t.Fatalf("redelivered %d records, want %d", len(ev2.Records), len(want))
+		if len(ev2.Records) != 1 {
+			t.Fatalf("second batch of %d records, want 1 (the re-queued %s)", len(ev2.Records), flaky)
+		}
+		if m, err := tickerqueue.Decode([]byte(ev2.Records[0].Body)); err != nil || m.Ticker != flaky || m.Attempt != 1 {
+			t.Fatalf("second batch holds %+v (%v), want %s with attempt 1", m, err, flaky)
 		}
 		aapl.ReceiptHandle += "-again"
 		withDup := events.SQSEvent{Records: append(slices.Clone(ev2.Records), aapl)}
@@ -257,6 +264,9 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		}
 		if c := sq.Counts(queue); c != (localsqs.Counts{}) {
 			t.Errorf("queue after both batches %+v, want empty", c)
+		}
+		if c := sq.Counts(dlq); c != (localsqs.Counts{}) {
+			t.Errorf("dead-letter queue %+v, want empty", c)
 		}
 
 		// One row per ticker, none duplicated, none missing.
