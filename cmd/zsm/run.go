@@ -187,7 +187,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 			return
 		}
 		level, _ := rec["level"].(string)
-		if msg == "ticker refreshed" || strings.HasPrefix(msg, "ticker not refreshed: permanent") {
+		if msg == "ticker refreshed" || strings.HasPrefix(msg, "ticker not refreshed: permanent") || strings.HasPrefix(msg, "ticker dead-lettered") {
 			settled++
 		}
 		line := fmt.Sprintf("  [%d/%d] %-6s %s%s", settled, total, tk, msg, details(rec))

@@ -203,7 +203,11 @@ func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) (outc
 		log.WarnContext(ctx, "poison message acknowledged", "messageId", rec.MessageId, "reason", err.Error())
 		return permanent, msg, nil
 	}
-	log = log.With("messageId", rec.MessageId, "ticker", msg.Ticker, "runId", msg.RunID, "attempt", msg.Attempt)
+	log = log.With("messageId", rec.MessageId, "ticker", msg.Ticker, "runId", msg.RunID)
+	if msg.Attempt > 0 {
+		// Not "attempt": the Polygon client's lines use it for HTTP attempts.
+		log = log.With("queueAttempt", msg.Attempt)
+	}
 	row, err := p.refresh(ctx, msg.Ticker)
 	if err != nil {
 		if retry.IsPermanent(err) {

@@ -338,6 +338,7 @@ func TestHandleRequeuesTransientFailuresOfAFIFOBatch(t *testing.T) {
 			handedBack: []string{}, fetched: []string{"MSFT", "AAPL"},
 			requeued: []string{"MSFT 4 tickers-3"},
 			metrics:  map[string]float64{"TickersProcessed": 1, "TransientFailures": 1, "TickersRequeued": 1},
+			log:      `"ticker":"MSFT","runId":"run-1","queueAttempt":3,"error"`,
 		},
 		{
 			name: "FIFO: at the last attempt the message is dead-lettered and acknowledged",
