@@ -5,6 +5,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/zsmseven/backend/pkg/tables"
 )
 
 // Queue sizing, decided together (docs/decisions/0001-queue-concurrency.md):
@@ -29,8 +30,8 @@ type tickerQueue struct {
 	dlq   awssqs.Queue
 }
 
-func tickerQueueName(stage string) string { return "ticker-processing-queue-" + stage + ".fifo" }
-func tickerDLQName(stage string) string   { return "ticker-processing-dlq-" + stage + ".fifo" }
+func tickerQueueName(stage string) string { return tables.TickerQueueName(stage) }
+func tickerDLQName(stage string) string   { return tables.TickerDLQName(stage) }
 
 func newTickerQueue(scope constructs.Construct, stage string) *tickerQueue {
 	dlq := awssqs.NewQueue(scope, jsii.String("TickerDLQ"), &awssqs.QueueProps{

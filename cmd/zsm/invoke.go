@@ -225,17 +225,27 @@ func stageEnv(ctx context.Context, stage, fn string) (map[string]string, error) 
 		"PORTFOLIO_ANALYSES_TABLE":  tables.PortfolioAnalyses.Name(stage),
 		"API_KEYS_SECRET_ARN":       "zsm-seven/" + stage + "/api-keys",
 	}
-	if fn == "processTickers" {
+	// The queue URLs carry the account id: look them up by the stack's names.
+	var queues map[string]string
+	switch fn {
+	case "processTickers":
+		queues = map[string]string{"TICKER_QUEUE_URL": tables.TickerQueueName(stage)}
+	case "processTicker":
+		queues = map[string]string{"TICKER_QUEUE_URL": tables.TickerQueueName(stage), "TICKER_DLQ_URL": tables.TickerDLQName(stage)}
+	}
+	if len(queues) > 0 {
 		cfg, err := awsconfig.LoadDefaultConfig(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("AWS configuration: %w", err)
 		}
-		name := "ticker-processing-queue-" + stage + ".fifo"
-		out, err := sqs.NewFromConfig(cfg).GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
-		if err != nil {
-			return nil, fmt.Errorf("look up queue %s: %w", name, err)
+		client := sqs.NewFromConfig(cfg)
+		for key, name := range queues {
+			out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+			if err != nil {
+				return nil, fmt.Errorf("look up queue %s: %w", name, err)
+			}
+			env[key] = aws.ToString(out.QueueUrl)
 		}
-		env["TICKER_QUEUE_URL"] = aws.ToString(out.QueueUrl)
 	}
 	return env, nil
 }

@@ -438,6 +438,24 @@ func TestStageTargetsUseTheStageNames(t *testing.T) {
 	if c := sq.Counts("ticker-processing-queue-dev.fifo"); c.Visible != 7 {
 		t.Errorf("dev queue holds %+v, want 7", c)
 	}
+
+	// processTicker starts only with both queue URLs (re-queue and dead-letter
+	// path), which invoke looks up by the stage's names; a poison record is
+	// acknowledged without a market-data call.
+	sq.CreateQueue("ticker-processing-dlq-dev.fifo")
+	t.Setenv("POLYGON_API_KEY", "test-key")
+	// A queue URL left in the shell must not pair with a missing DLQ URL:
+	// the stage's own URLs win.
+	t.Setenv("TICKER_QUEUE_URL", "http://127.0.0.1:1/000000000000/other.fifo")
+	poison := `{"Records":[{"messageId":"m1","body":"not json","eventSourceARN":"arn:aws:sqs:us-east-1:000000000000:ticker-processing-queue-dev.fifo"}]}`
+	code, stdout, stderr = indicRun(t, "", "invoke", "processTicker", "--stage", "dev", "--event", poison)
+	if code != 0 {
+		t.Fatalf("invoke processTicker --stage dev: exit %d: %s", code, stderr)
+	}
+	var resp struct{ BatchItemFailures []any }
+	if err := json.Unmarshal([]byte(stdout), &resp); err != nil || resp.BatchItemFailures == nil || len(resp.BatchItemFailures) != 0 {
+		t.Errorf("processTicker answered %s (%v), want an empty batchItemFailures", stdout, err)
+	}
 }
 
 // Every flag in every command's help reads "-name" or "-name TYPE": the flag

@@ -30,9 +30,9 @@ const DefaultDataDir = ".local/dynalite"
 const DefaultLogDir = ".local/logs"
 
 // Queue names of the local stage, as the stack names them.
-const (
-	QueueName = "ticker-processing-queue-" + tables.LocalStage + ".fifo"
-	DLQName   = "ticker-processing-dlq-" + tables.LocalStage + ".fifo"
+var (
+	QueueName = tables.TickerQueueName(tables.LocalStage)
+	DLQName   = tables.TickerDLQName(tables.LocalStage)
 )
 
 // Options configure Start.

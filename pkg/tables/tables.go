@@ -1,5 +1,6 @@
 // Package tables is the one definition of the DynamoDB tables this service
-// reads and writes: their names per stage and their key schemas. The CDK stack,
+// reads and writes — their names per stage and their key schemas — and of the
+// names of its ticker queues. The CDK stack,
 // the local stack (dynalite) and the tests all build tables from these specs, so
 // a deployed table and a local one cannot drift apart.
 //
@@ -86,6 +87,12 @@ var PortfolioPositions = Spec{
 
 // All lists every table of the service, owned and shared.
 var All = []Spec{TickerData, PortfolioAnalyses, UserPortfolios, PortfolioPositions}
+
+// TickerQueueName is the FIFO queue of ticker messages of a stage.
+func TickerQueueName(stage string) string { return "ticker-processing-queue-" + stage + ".fifo" }
+
+// TickerDLQName is the ticker queue's dead-letter queue of a stage.
+func TickerDLQName(stage string) string { return "ticker-processing-dlq-" + stage + ".fifo" }
 
 // Stages that can be deployed. Local runs use LocalStage.
 const (

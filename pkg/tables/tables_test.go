@@ -37,3 +37,12 @@ func TestValidateDeployStage(t *testing.T) {
 		}
 	}
 }
+
+func TestQueueNames(t *testing.T) {
+	if got := TickerQueueName("prod"); got != "ticker-processing-queue-prod.fifo" {
+		t.Errorf("queue %q", got)
+	}
+	if got := TickerDLQName("dev"); got != "ticker-processing-dlq-dev.fifo" {
+		t.Errorf("DLQ %q", got)
+	}
+}
