@@ -62,15 +62,21 @@ type scoreStatus struct {
 
 // analysisStatus is the latest stored analysis of the portfolio.
 type analysisStatus struct {
-	Portfolio string        `json:"portfolio"`
-	Timestamp string        `json:"timestamp"`
-	Model     string        `json:"model"`
-	Status    string        `json:"status"`
-	Reason    string        `json:"reason,omitempty"`
-	DataAsOf  string        `json:"dataAsOf"`
-	Fresh     bool          `json:"fresh"`
-	Summary   string        `json:"summary"`
-	Tickers   []scoreStatus `json:"tickers"`
+	Portfolio string `json:"portfolio"`
+	Timestamp string `json:"timestamp"`
+	Model     string `json:"model"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason,omitempty"`
+	DataAsOf  string `json:"dataAsOf"`
+	// Fresh: the data is of the last trading day and no symbol of the
+	// portfolio was missing or stale when it was analyzed.
+	Fresh bool `json:"fresh"`
+	// Missing and Stale are the symbols the analysis had no data, or only
+	// old data, for.
+	Missing []string      `json:"missing"`
+	Stale   []string      `json:"stale"`
+	Summary string        `json:"summary"`
+	Tickers []scoreStatus `json:"tickers"`
 }
 
 // statusReport is what `zsm status --json` prints and `zsm run` renders.
@@ -122,7 +128,9 @@ func gatherStatus(ctx context.Context, db *dynamodb.Client, stage, portfolio, st
 	if len(recent) > 0 {
 		it := recent[0]
 		a := &analysisStatus{Portfolio: it.Portfolio, Timestamp: it.Timestamp.UTC().Format(time.RFC3339), Model: it.Model,
-			Status: it.Status, Reason: it.Reason, DataAsOf: it.DataAsOf, Fresh: it.DataAsOf == rep.LastTradingDay,
+			Status: it.Status, Reason: it.Reason, DataAsOf: it.DataAsOf,
+			Fresh:   it.DataAsOf == rep.LastTradingDay && len(it.Missing) == 0 && len(it.Stale) == 0,
+			Missing: append([]string{}, it.Missing...), Stale: append([]string{}, it.Stale...),
 			Summary: it.Result.Summary, Tickers: []scoreStatus{}}
 		for _, t := range it.Result.Tickers {
 			a.Tickers = append(a.Tickers, scoreStatus{Ticker: t.Ticker, Score: t.Score, Signal: t.Signal, Rationale: t.Rationale})
@@ -170,8 +178,11 @@ func printTable(w io.Writer, rep statusReport) {
 	}
 	a := rep.Analysis
 	fresh := "fresh"
-	if !a.Fresh {
+	switch {
+	case a.DataAsOf != rep.LastTradingDay:
 		fresh = "stale: the last trading day is " + rep.LastTradingDay
+	case !a.Fresh:
+		fresh = fmt.Sprintf("incomplete: %d symbols without current data", len(a.Missing)+len(a.Stale))
 	}
 	fmt.Fprintf(w, "Analysis of %q at %s, data as of %s (%s)\n", a.Portfolio, a.Timestamp, a.DataAsOf, fresh)
 	switch a.Status {
@@ -179,6 +190,12 @@ func printTable(w io.Writer, rep statusReport) {
 		fmt.Fprintf(w, "  by: %s — the rules analyst (fallback: %s)\n", a.Model, a.Reason)
 	default:
 		fmt.Fprintf(w, "  by: model %s\n", a.Model)
+	}
+	if len(a.Missing) > 0 {
+		fmt.Fprintf(w, "  no data for: %s\n", strings.Join(a.Missing, ", "))
+	}
+	if len(a.Stale) > 0 {
+		fmt.Fprintf(w, "  old data for: %s\n", strings.Join(a.Stale, ", "))
 	}
 	fmt.Fprintf(w, "  summary: %s\n", strings.TrimSpace(a.Summary))
 }

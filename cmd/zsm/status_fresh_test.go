@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/dynalite"
+	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/tables"
+)
+
+// An analysis of the last trading day that had no data for some symbols is
+// not "fresh": status says which symbols were missing or stale.
+func TestStatusAnalysisWithMissingDataIsNotFresh(t *testing.T) {
+	ctx := context.Background()
+	db, err := dynalite.Start(ctx, dynalite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Stop()
+	client := dynalite.Client(db.Endpoint)
+	if err := dynalite.CreateTables(ctx, client, "st"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ltd := marketdata.LastTradingDay(now)
+	repo := analyses.New(client, tables.PortfolioAnalyses.Name("st"))
+	if err := repo.Put(ctx, analyses.Item{
+		Portfolio: "P", Timestamp: now.UTC(), Analysis: "a", Model: analysis.RulesName, DataAsOf: ltd,
+		Result:  analysis.Result{Summary: "s", Tickers: []analysis.TickerScore{{Ticker: "AAPL", Score: 50, Signal: "hold", Rationale: "r"}}},
+		Missing: []string{"MSFT"}, Stale: []string{"TSLA"}, PromptVersion: analysis.PromptVersion, Status: analyses.StatusFallback, Reason: "x",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := gatherStatus(ctx, client, "st", "P", "test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rep.Analysis
+	if a == nil || a.Fresh || a.DataAsOf != ltd || len(a.Missing) != 1 || a.Missing[0] != "MSFT" || len(a.Stale) != 1 || a.Stale[0] != "TSLA" {
+		t.Fatalf("analysis status %+v, want not fresh with MSFT missing and TSLA stale", a)
+	}
+	var out bytes.Buffer
+	printTable(&out, rep)
+	for _, want := range []string{"incomplete: 2 symbols without current data", "no data for: MSFT", "old data for: TSLA"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
