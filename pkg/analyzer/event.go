@@ -39,7 +39,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// DecodeEvent decodes a raw event (CLI, tests), with the same one-line
+// DecodeEvent decodes a raw event (as the Lambda runtime does), with the same one-line
 // errors for malformed input.
 func DecodeEvent(b []byte) (Event, error) {
 	var e Event
