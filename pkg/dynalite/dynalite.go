@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/internal/procgroup"
 	"github.com/zsmseven/backend/pkg/tables"
 )
 
@@ -92,7 +93,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		args = append(args, "--path", opts.Path)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	procgroup.Prepare(cmd, syscall.SIGTERM)
 	if opts.Stderr != nil {
 		cmd.Stdout, cmd.Stderr = opts.Stderr, opts.Stderr
 	}
@@ -130,16 +131,10 @@ func (s *Server) waitReady(ctx context.Context) error {
 
 // Stop ends the dynalite process (and anything it started) and waits for it.
 func (s *Server) Stop() {
-	if s == nil || s.cmd.Process == nil {
+	if s == nil {
 		return
 	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
-	}
+	procgroup.Stop(s.cmd, s.done, 5*time.Second)
 }
 
 // Client returns a DynamoDB client for a local endpoint, with static dummy

@@ -39,6 +39,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/zsmseven/backend/internal/procgroup"
 )
 
 // EmulatorPackage is the emulator's main package, a tool dependency in go.mod.
@@ -134,7 +136,7 @@ func Start(ctx context.Context, opts Options) (*Function, error) {
 	f := &Function{URL: "http://" + addr + "/2015-03-31/functions/function/invocations", cmd: cmd, done: make(chan error, 1), out: &syncBuffer{tee: opts.Output}}
 	cmd.Stdout, cmd.Stderr = f.out, f.out
 	// Its own process group, so Stop ends the bootstrap child too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	procgroup.Prepare(cmd, syscall.SIGKILL)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start emulator: %w", err)
 	}
@@ -283,16 +285,10 @@ func (f *Function) PeakRSSKiB() (int64, error) {
 
 // Stop ends the emulator and the bootstrap.
 func (f *Function) Stop() {
-	if f == nil || f.cmd.Process == nil {
+	if f == nil {
 		return
 	}
-	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-f.done:
-	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
-		<-f.done
-	}
+	procgroup.Stop(f.cmd, f.done, 3*time.Second)
 }
 
 // Report is one REPORT line of the emulator.
