@@ -9,7 +9,7 @@ import (
 
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analysis"
-	"github.com/zsmseven/backend/pkg/dynalite"
+	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/tables"
 )
@@ -18,18 +18,11 @@ import (
 // not "fresh": status says which symbols were missing or stale.
 func TestStatusAnalysisWithMissingDataIsNotFresh(t *testing.T) {
 	ctx := context.Background()
-	db, err := dynalite.Start(ctx, dynalite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Stop()
-	client := dynalite.Client(db.Endpoint)
-	if err := dynalite.CreateTables(ctx, client, "st"); err != nil {
-		t.Fatal(err)
-	}
+	env := dynalitetest.New(t)
+	client, stage := env.Client, env.Stage
 	now := time.Now()
 	ltd := marketdata.LastTradingDay(now)
-	repo := analyses.New(client, tables.PortfolioAnalyses.Name("st"))
+	repo := analyses.New(client, tables.PortfolioAnalyses.Name(stage))
 	if err := repo.Put(ctx, analyses.Item{
 		Portfolio: "P", Timestamp: now.UTC(), Analysis: "a", Model: analysis.RulesName, DataAsOf: ltd,
 		Result:  analysis.Result{Summary: "s", Tickers: []analysis.TickerScore{{Ticker: "AAPL", Score: 50, Signal: "hold", Rationale: "r"}}},
@@ -37,7 +30,7 @@ func TestStatusAnalysisWithMissingDataIsNotFresh(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := gatherStatus(ctx, client, "st", "P", "test", now)
+	rep, err := gatherStatus(ctx, client, stage, "P", "test", now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,10 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
+)
+
+// TestMain stops the dynalite server that tests share through dynalitetest.
+func TestMain(m *testing.M) { dynalitetest.Main(m) }
