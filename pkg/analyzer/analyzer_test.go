@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zsmseven/backend/internal/fakeclock"
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analyzer"
@@ -33,7 +34,7 @@ type world struct {
 	ports   fakePortfolios
 	tickers *fakeTickers
 	store   *memStore
-	clock   *clock
+	clock   *fakeclock.Clock
 	metrics *metrics.Recorder
 	emf     *bytes.Buffer
 	logs    *bytes.Buffer
@@ -57,7 +58,7 @@ func newWorld() *world {
 			"MSFT": {Ticker: "MSFT", AsOf: "2026-11-20", Price: 480, RSI: f(75), MA50: f(500), Bars: 250},
 		}},
 		store:   &memStore{},
-		clock:   &clock{t: time.Now().UTC().Truncate(time.Second)},
+		clock:   fakeclock.New(time.Now().UTC().Truncate(time.Second)),
 		metrics: metrics.New(emf, "test"),
 		emf:     emf,
 		logs:    &bytes.Buffer{},

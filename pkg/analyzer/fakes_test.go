@@ -122,19 +122,6 @@ func (m *memStore) all() []analyses.Item {
 	return slices.Clone(m.items)
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 var errBoom = errors.New("boom")
 
 func answerJSON(scores map[string]int) string {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,23 +17,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/zsmseven/backend/internal/fakeclock"
 	"github.com/zsmseven/backend/pkg/localsqs"
 )
 
 const fifoName = "ticker-processing-queue-local.fifo"
-
-// clock is a movable clock for the dedup window.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func start(t *testing.T, opts localsqs.Options) *localsqs.Server {
 	t.Helper()
@@ -178,7 +165,7 @@ func TestSDKErrors(t *testing.T) {
 }
 
 func TestFIFODedupWindow(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 11, 27, 21, 30, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 11, 27, 21, 30, 0, 0, time.UTC))
 	s := start(t, localsqs.Options{Now: clk.Now})
 	url := s.CreateQueue(fifoName)
 	c := sdkClient(s)
@@ -193,14 +180,14 @@ func TestFIFODedupWindow(t *testing.T) {
 		return aws.ToString(out.MessageId)
 	}
 	first := send("AAPL", "run1/AAPL")
-	clk.Add(4 * time.Minute)
+	clk.Advance(4 * time.Minute)
 	if again := send("AAPL", "run1/AAPL"); again != first {
 		t.Errorf("duplicate within 5 min got a new id %s (first %s)", again, first)
 	}
 	if got := s.Counts(fifoName).Visible; got != 1 {
 		t.Fatalf("after duplicate: %d visible, want 1", got)
 	}
-	clk.Add(2 * time.Minute) // 6 min after the first send
+	clk.Advance(2 * time.Minute) // 6 min after the first send
 	if again := send("AAPL", "run1/AAPL"); again == first {
 		t.Error("same dedup id after the window was deduplicated")
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/internal/fakeclock"
 	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/tables"
@@ -23,15 +24,15 @@ func TestReprocessingSameTradingDayLeavesOneItem(t *testing.T) {
 	env := dynalitetest.New(t, tables.TickerData)
 	table := tables.TickerData.Name(env.Stage)
 	store := tickerdata.NewStore(env.Client, table)
-	clock := &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)}
-	p := &pipeline.ProcessTicker{Market: &fakeMarket{}, Store: store, Source: "polygon", Now: clock.now}
+	clock := fakeclock.New(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC))
+	p := &pipeline.ProcessTicker{Market: &fakeMarket{}, Store: store, Source: "polygon", Now: clock.Now}
 	ctx := context.Background()
 	for i := range 3 { // the first delivery and two retries, later the same night
 		resp, err := p.Handle(ctx, event(fifoARN, [2]string{"m", body("AAPL")}))
 		if err != nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("run %d: %+v %v", i, resp, err)
 		}
-		clock.advance(10 * time.Minute)
+		clock.Advance(10 * time.Minute)
 	}
 	out, err := env.Client.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(table),

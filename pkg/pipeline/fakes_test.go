@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/zsmseven/backend/internal/fakeclock"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/tickerdata"
@@ -20,7 +21,7 @@ type fakeMarket struct {
 	mu     sync.Mutex
 	script map[string]func(ctx context.Context) ([]marketdata.Bar, error)
 	calls  []string // "TICKER from to"
-	clock  *fakeClock
+	clock  *fakeclock.Clock
 	step   time.Duration
 }
 
@@ -30,7 +31,7 @@ func (m *fakeMarket) DailyBars(ctx context.Context, ticker, from, to string) ([]
 	f := m.script[ticker]
 	m.mu.Unlock()
 	if m.clock != nil {
-		m.clock.advance(m.step)
+		m.clock.Advance(m.step)
 	}
 	if f != nil {
 		return f(ctx)
@@ -70,18 +71,6 @@ func (s *fakeStore) Put(_ context.Context, r tickerdata.Row) error {
 	}
 	s.rows[r.Ticker+"|"+r.Timestamp.Format(time.RFC3339)] = r
 	return nil
-}
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // testBars returns n weekday bars ending on Wednesday 2026-11-25, closes

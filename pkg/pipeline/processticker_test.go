@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/zsmseven/backend/internal/fakeclock"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
@@ -58,10 +59,10 @@ var mixedRecords = [][2]string{
 	{"m10", body("BRK.B")},
 }
 
-func newProcessor(m *fakeMarket, s *fakeStore, clock *fakeClock) (*pipeline.ProcessTicker, *bytes.Buffer, *bytes.Buffer) {
+func newProcessor(m *fakeMarket, s *fakeStore, clock *fakeclock.Clock) (*pipeline.ProcessTicker, *bytes.Buffer, *bytes.Buffer) {
 	var logs, emf bytes.Buffer
 	p := &pipeline.ProcessTicker{Market: m, Store: s, Source: "polygon", Metrics: metrics.New(&emf, "test"),
-		Logger: logging.New(&logs, slog.LevelDebug), Now: clock.now}
+		Logger: logging.New(&logs, slog.LevelDebug), Now: clock.Now}
 	return p, &logs, &emf
 }
 
@@ -97,7 +98,7 @@ func TestHandleMixedBatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, s := mixed()
-			clock := &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)}
+			clock := fakeclock.New(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC))
 			p, logs, emf := newProcessor(m, s, clock)
 			resp, err := p.Handle(context.Background(), event(tt.arn, mixedRecords...))
 			if err != nil {
@@ -125,7 +126,7 @@ func TestHandleMixedBatch(t *testing.T) {
 func TestHandleStoresOneRowPerTickerAndTradingDay(t *testing.T) {
 	m, s := mixed()
 	// 2026-11-27 02:00 UTC is 21:00 on Thursday 2026-11-26 in New York.
-	clock := &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC))
 	p, _, _ := newProcessor(m, s, clock)
 	ev := event(standardARN, [2]string{"a", body("AAPL")}, [2]string{"b", body("AAPL")})
 	for range 2 { // a redelivery of the batch
@@ -156,7 +157,7 @@ func TestHandleStoresOneRowPerTickerAndTradingDay(t *testing.T) {
 		if r.Price != bars[len(bars)-1].Close || r.MA50 == nil || math.Abs(*r.MA50-sum/50) > 1e-9 || r.RSI == nil {
 			t.Errorf("row values %+v (want price %v, MA50 %v)", r, bars[len(bars)-1].Close, sum/50)
 		}
-		if !r.FetchedAt.Equal(clock.now()) {
+		if !r.FetchedAt.Equal(clock.Now()) {
 			t.Errorf("fetchedAt %v", r.FetchedAt)
 		}
 	}
@@ -165,7 +166,7 @@ func TestHandleStoresOneRowPerTickerAndTradingDay(t *testing.T) {
 func TestHandleHandsBackWhatTheDeadlineLeavesNoTimeFor(t *testing.T) {
 	for _, arn := range []string{standardARN, fifoARN} {
 		t.Run(arn[strings.LastIndex(arn, "-")+1:], func(t *testing.T) {
-			clock := &fakeClock{t: time.Now()}
+			clock := fakeclock.New(time.Now())
 			// Each fetch takes 30 s of (fake) time; a record needs 27 s;
 			// 2 s are reserved. With 100 s left: records at 0, 30, 60 s
 			// start (98, 68, 38 s left), the fourth (8 s left) does not.
@@ -173,7 +174,7 @@ func TestHandleHandsBackWhatTheDeadlineLeavesNoTimeFor(t *testing.T) {
 			s := &fakeStore{}
 			p, logs, emf := newProcessor(m, s, clock)
 			p.RecordBudget, p.Reserve = 27*time.Second, 2*time.Second
-			ctx, cancel := context.WithDeadline(context.Background(), clock.now().Add(100*time.Second))
+			ctx, cancel := context.WithDeadline(context.Background(), clock.Now().Add(100*time.Second))
 			defer cancel()
 			var recs [][2]string
 			for i, tk := range []string{"A", "B", "C", "D", "E"} {
@@ -244,7 +245,7 @@ func TestHandleWithRequeuerHandsBackARecordCutByTheDeadline(t *testing.T) {
 
 func TestHandleLogsCarryTheRequestID(t *testing.T) {
 	m, s := mixed()
-	p, logs, _ := newProcessor(m, s, &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)})
+	p, logs, _ := newProcessor(m, s, fakeclock.New(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)))
 	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-123"})
 	if _, err := p.Handle(ctx, event(standardARN, mixedRecords...)); err != nil {
 		t.Fatal(err)
@@ -265,7 +266,7 @@ func TestHandleLogsCarryTheRequestID(t *testing.T) {
 }
 
 func TestHandleEmptyBatch(t *testing.T) {
-	p, _, emf := newProcessor(&fakeMarket{}, &fakeStore{}, &fakeClock{t: time.Now()})
+	p, _, emf := newProcessor(&fakeMarket{}, &fakeStore{}, fakeclock.New(time.Now()))
 	resp, err := p.Handle(context.Background(), events.SQSEvent{})
 	if err != nil || resp.BatchItemFailures == nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("%+v %v", resp, err)
@@ -297,7 +298,7 @@ func TestHandleRequestsCompletedTradingDaysOnly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := &fakeMarket{}
-			p, _, _ := newProcessor(m, &fakeStore{}, &fakeClock{t: tt.now})
+			p, _, _ := newProcessor(m, &fakeStore{}, fakeclock.New(tt.now))
 			if _, err := p.Handle(context.Background(), event(standardARN, [2]string{"m", body("AAPL")})); err != nil {
 				t.Fatal(err)
 			}
@@ -376,7 +377,7 @@ func TestHandleRequeuesTransientFailuresOfAFIFOBatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, s := mixed()
-			clock := &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)}
+			clock := fakeclock.New(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC))
 			p, logs, emf := newProcessor(m, s, clock)
 			p.Requeuer = tt.requeuer
 			resp, err := p.Handle(context.Background(), withGroup(event(tt.arn, tt.records...), "tickers-3"))
@@ -422,7 +423,7 @@ func TestHandleMaxAttempts(t *testing.T) {
 	// With MaxAttempts 2 the second failure is the last.
 	for attempt, wantDead := range map[int]bool{0: false, 1: true} {
 		m, s := mixed()
-		p, _, _ := newProcessor(m, s, &fakeClock{t: time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)})
+		p, _, _ := newProcessor(m, s, fakeclock.New(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)))
 		r := &fakeRequeuer{}
 		p.Requeuer, p.MaxAttempts = r, 2
 		if _, err := p.Handle(context.Background(), withGroup(event(fifoARN, [2]string{"m1", bodyAttempt("MSFT", attempt)}), "tickers")); err != nil {
@@ -435,13 +436,13 @@ func TestHandleMaxAttempts(t *testing.T) {
 }
 
 func TestHandleWithRequeuerStillHandsBackWhatTheDeadlineLeavesNoTimeFor(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
+	clock := fakeclock.New(time.Now())
 	m := &fakeMarket{clock: clock, step: 30 * time.Second}
 	s := &fakeStore{}
 	p, _, emf := newProcessor(m, s, clock)
 	r := &fakeRequeuer{}
 	p.Requeuer, p.RecordBudget, p.Reserve = r, 27*time.Second, 2*time.Second
-	ctx, cancel := context.WithDeadline(context.Background(), clock.now().Add(100*time.Second))
+	ctx, cancel := context.WithDeadline(context.Background(), clock.Now().Add(100*time.Second))
 	defer cancel()
 	var recs [][2]string
 	for i, tk := range []string{"A", "B", "C", "D", "E"} {
