@@ -169,7 +169,7 @@ func (p *ProcessTickers) Handle(ctx context.Context, event json.RawMessage) (Sum
 				break
 			}
 			log.WarnContext(ctx, "invalid symbol skipped", "runId", sum.RunID, "table", inv.Table, "key", inv.Key,
-				"value", quote(inv.Value), "reason", inv.Reason)
+				"value", symbol.Quote(inv.Value), "reason", inv.Reason)
 		}
 	}
 	sum.SymbolsFound = len(symbols)
@@ -215,7 +215,7 @@ func (p *ProcessTickers) manualSymbols(ctx context.Context, requested []string, 
 			sum.Invalid++
 			if sum.Invalid <= maxInvalidLogged {
 				p.logger().WarnContext(ctx, "invalid symbol skipped", "runId", sum.RunID, "table", "event",
-					"key", "tickers["+strconv.Itoa(i)+"]", "value", quote(raw), "reason", err.Error())
+					"key", "tickers["+strconv.Itoa(i)+"]", "value", symbol.Quote(raw), "reason", err.Error())
 			}
 			continue
 		}
@@ -239,13 +239,4 @@ func orDiscard(l *slog.Logger) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return l
-}
-
-// quote escapes a foreign value for a log line and bounds its length.
-func quote(s string) string {
-	const n = 40
-	if len(s) > n {
-		return strconv.Quote(s[:n]) + "…"
-	}
-	return strconv.Quote(s)
 }

@@ -25,19 +25,6 @@ const (
 	attrSymbols     = "symbols"
 )
 
-// maxQuoted bounds how much of a foreign value is copied into a key, a
-// reason or a log line.
-const maxQuoted = 40
-
-// quote returns s quoted with Go escapes, shortened to maxQuoted bytes of
-// input, so control characters and long values cannot forge or flood logs.
-func quote(s string) string {
-	if len(s) > maxQuoted {
-		return strconv.Quote(s[:maxQuoted]) + "…"
-	}
-	return strconv.Quote(s)
-}
-
 // keyOf describes an item by its key attributes in the documented shape,
 // e.g. `portfolioId="p1" positionId="x"`. Missing or non-string keys show as ?.
 func keyOf(spec tables.Spec, item map[string]types.AttributeValue) string {
@@ -52,7 +39,7 @@ func keyOf(spec tables.Spec, item map[string]types.AttributeValue) string {
 			parts = append(parts, n+"=?")
 			continue
 		}
-		parts = append(parts, n+"="+quote(v.Value))
+		parts = append(parts, n+"="+symbol.Quote(v.Value))
 	}
 	return strings.Join(parts, " ")
 }
@@ -89,7 +76,7 @@ func numberAttr(item map[string]types.AttributeValue, name string) (*float64, er
 	}
 	f, err := strconv.ParseFloat(raw, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("%s %s is not a finite number", name, quote(raw))
+		return nil, fmt.Errorf("%s %s is not a finite number", name, symbol.Quote(raw))
 	}
 	return &f, nil
 }

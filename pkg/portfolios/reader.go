@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/pkg/symbol"
 	"github.com/zsmseven/backend/pkg/tables"
 )
 
@@ -147,7 +148,7 @@ func (r *Reader) Holdings(ctx context.Context, name string) (Portfolio, []Positi
 		return Portfolio{}, nil, nil, err
 	}
 	if !found {
-		return Portfolio{}, nil, nil, fmt.Errorf("%w %s", ErrUnknownPortfolio, quote(name))
+		return Portfolio{}, nil, nil, fmt.Errorf("%w %s", ErrUnknownPortfolio, symbol.Quote(name))
 	}
 
 	// Filter server-side so only matching items cross the network; the scan

@@ -6,6 +6,7 @@ package symbol
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -55,4 +56,17 @@ func Normalize(s string) (string, error) {
 func Valid(s string) bool {
 	n, err := Normalize(s)
 	return err == nil && n == s
+}
+
+// maxQuoted bounds how much of a rejected value is copied into a log line.
+const maxQuoted = 40
+
+// Quote returns a rejected raw value quoted with Go escapes and shortened to
+// 40 bytes of input, so control characters and long values can neither forge
+// nor flood the log lines that report it.
+func Quote(s string) string {
+	if len(s) > maxQuoted {
+		return strconv.Quote(s[:maxQuoted]) + "…"
+	}
+	return strconv.Quote(s)
 }

@@ -90,3 +90,13 @@ func TestValid(t *testing.T) {
 		}
 	}
 }
+
+func TestQuoteEscapesAndBounds(t *testing.T) {
+	if got := symbol.Quote("AAPL\n<script>"); got != `"AAPL\n<script>"` {
+		t.Errorf("Quote escaped %q", got)
+	}
+	long := strings.Repeat("x", 100)
+	if got := symbol.Quote(long); got != `"`+strings.Repeat("x", 40)+`"…` {
+		t.Errorf("Quote of 100 bytes = %q, want 40 bytes and an ellipsis", got)
+	}
+}
