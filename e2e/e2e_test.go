@@ -29,16 +29,16 @@ import (
 
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analyzer"
-	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
-	"github.com/zsmseven/backend/pkg/localsqs"
-	"github.com/zsmseven/backend/pkg/localstack"
+	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/pipeline"
-	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	// Aliased: the test's queue name is called queue.
 	tickerqueue "github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/rie"
+	"github.com/zsmseven/backend/internal/devstack/rie"
 	"github.com/zsmseven/backend/pkg/tables"
-	"github.com/zsmseven/backend/pkg/xai/xaitest"
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -138,7 +138,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 
 	// The shared tables: the sample portfolio and one position whose symbol
 	// the validator rejects.
-	if _, err := localstack.SeedSamplePortfolio(ctx, db.Client, stage); err != nil {
+	if _, err := devstack.SeedSamplePortfolio(ctx, db.Client, stage); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(tables.PortfolioPositions.Name(stage)),
@@ -162,15 +162,15 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 	// Polygon: synthetic bars for every ticker, 503 for the flaky one while
 	// failing is set.
 	var failing atomic.Bool
-	poly := polygontest.New(t, polygontest.Options{Key: polygonKey, Handler: func(r polygontest.Request) polygontest.Response {
+	poly := fakepolygon.New(t, fakepolygon.Options{Key: polygonKey, Handler: func(r fakepolygon.Request) fakepolygon.Response {
 		if r.Ticker == flaky && failing.Load() {
-			return polygontest.JSON(http.StatusServiceUnavailable, `{"status":"ERROR","error":"Service Unavailable"}`).With("Retry-After", "1")
+			return fakepolygon.JSON(http.StatusServiceUnavailable, `{"status":"ERROR","error":"Service Unavailable"}`).With("Retry-After", "1")
 		}
-		bars, err := polygontest.SyntheticBars(r.Ticker, r.From, r.To)
+		bars, err := fakepolygon.SyntheticBars(r.Ticker, r.From, r.To)
 		if err != nil {
-			return polygontest.JSON(http.StatusBadRequest, `{"status":"ERROR","error":"bad dates"}`)
+			return fakepolygon.JSON(http.StatusBadRequest, `{"status":"ERROR","error":"bad dates"}`)
 		}
-		return polygontest.JSON(http.StatusOK, string(polygontest.Body(r.Ticker, bars, "")))
+		return fakepolygon.JSON(http.StatusOK, string(fakepolygon.Body(r.Ticker, bars, "")))
 	}})
 
 	h := &harness{t: t, art: art, db: db, sqs: sq, queue: queue, fns: map[string]*rie.Function{}, extra: map[string][]string{}, base: []string{
@@ -271,7 +271,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 
 		// One row per ticker, none duplicated, none missing.
 		rows := scanRows(t, db.Client, tables.TickerData.Name(stage))
-		want7 := slices.Clone(localstack.SampleSymbols)
+		want7 := slices.Clone(devstack.SampleSymbols)
 		slices.Sort(want7)
 		if got := tickersOf(rows); !slices.Equal(got, want7) {
 			t.Errorf("ticker-data rows %v, want exactly one each of %v", got, want7)
@@ -286,8 +286,8 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 	})
 
 	t.Run("analyzePortfolio", func(t *testing.T) {
-		content := analysisAnswer(localstack.SampleSymbols)
-		xs := xaitest.New(t, xaitest.Answer(content))
+		content := analysisAnswer(devstack.SampleSymbols)
+		xs := fakexai.New(t, fakexai.Answer(content))
 		xs.RequireKey = xaiKey
 		h.start("analyzeportfolio", "XAI_API_URL="+xs.URL, "XAI_API_KEY="+xaiKey, "XAI_MODEL=grok-4.3", "DEFAULT_PORTFOLIO=ZSM Seven")
 		var res analyzer.Result

@@ -17,14 +17,14 @@ import (
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/functions"
-	"github.com/zsmseven/backend/pkg/localstack"
+	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/portfolios"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 	"github.com/zsmseven/backend/pkg/xai"
-	"github.com/zsmseven/backend/pkg/xai/xaitest"
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 // injectedName is a portfolio whose name tries to give the model orders.
@@ -59,13 +59,13 @@ func scoresOf(symbols []string, score int) map[string]int {
 
 type analysisScenario struct {
 	name, faults string
-	portfolio    string // localstack.SamplePortfolio if ""
-	script       []xaitest.Reply
+	portfolio    string // devstack.SamplePortfolio if ""
+	script       []fakexai.Reply
 	// status is the stored item's status; reason a substring of its reason.
 	status, reason string
 	calls          int
 	outcome        string
-	check          func(t *testing.T, srv *xaitest.Server, it analyses.Item)
+	check          func(t *testing.T, srv *fakexai.Server, it analyses.Item)
 }
 
 // TestFaultsAnalysis runs analyzePortfolio, wired as deployed
@@ -75,61 +75,61 @@ type analysisScenario struct {
 func TestFaultsAnalysis(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	ctx := context.Background()
-	if _, err := localstack.SeedSamplePortfolio(ctx, w.db, w.stage); err != nil {
+	if _, err := devstack.SeedSamplePortfolio(ctx, w.db, w.stage); err != nil {
 		t.Fatal(err)
 	}
 	seedInjectedPortfolio(t, w.db, w.stage)
-	w.publish(localstack.SampleSymbols...)
+	w.publish(devstack.SampleSymbols...)
 	if d := w.drain(drainOptions{}); d.Panics != 0 {
 		t.Fatal("pipeline panicked")
 	}
-	sample := localstack.SampleSymbols
+	sample := devstack.SampleSymbols
 	good := answer(scoresOf(sample, 60))
-	length := xaitest.Completion{Content: `{"summary":"cut`, FinishReason: "length", PromptTokens: 900, CompletionTokens: 8000}.Reply()
+	length := fakexai.Completion{Content: `{"summary":"cut`, FinishReason: "length", PromptTokens: 900, CompletionTokens: 8000}.Reply()
 	follows := answer(map[string]int{"AAPL": 100, "MSFT": 100, "EVIL": 100})
 	injectedValid := []string{"AAPL", "MSFT"}
 
 	scenarios := []analysisScenario{
-		{name: "xAI success", faults: "none", script: []xaitest.Reply{xaitest.Answer(good)}, status: analyses.StatusOK, calls: 1,
+		{name: "xAI success", faults: "none", script: []fakexai.Reply{fakexai.Answer(good)}, status: analyses.StatusOK, calls: 1,
 			outcome: "stored `ok` with the model's scores"},
-		{name: "xAI 400 bad key", faults: "400 `{code, error}` for the key", script: []xaitest.Reply{xaitest.BadKey()},
+		{name: "xAI 400 bad key", faults: "400 `{code, error}` for the key", script: []fakexai.Reply{fakexai.BadKey()},
 			status: analyses.StatusFallback, reason: "HTTP 400", calls: 1, outcome: "not retried; rules analyst stored as `fallback` with the reason"},
-		{name: "xAI 401", faults: "401 unauthenticated", script: []xaitest.Reply{xaitest.Unauthorized()},
+		{name: "xAI 401", faults: "401 unauthenticated", script: []fakexai.Reply{fakexai.Unauthorized()},
 			status: analyses.StatusFallback, reason: "HTTP 401", calls: 1, outcome: "not retried; `fallback` with the reason"},
-		{name: "xAI 404 unknown model", faults: "404 model does not exist", script: []xaitest.Reply{xaitest.UnknownModel("grok-4.3")},
+		{name: "xAI 404 unknown model", faults: "404 model does not exist", script: []fakexai.Reply{fakexai.UnknownModel("grok-4.3")},
 			status: analyses.StatusFallback, reason: "HTTP 404", calls: 1, outcome: "not retried; `fallback` with the reason"},
-		{name: "xAI 422", faults: "422 invalid field", script: []xaitest.Reply{xaitest.Unprocessable()},
+		{name: "xAI 422", faults: "422 invalid field", script: []fakexai.Reply{fakexai.Unprocessable()},
 			status: analyses.StatusFallback, reason: "HTTP 422", calls: 1, outcome: "not retried; `fallback` with the reason"},
-		{name: "xAI 429 rate limit", faults: "429 rate limit (Retry-After 1), then OK", script: []xaitest.Reply{xaitest.RateLimited(1), xaitest.Answer(good)},
+		{name: "xAI 429 rate limit", faults: "429 rate limit (Retry-After 1), then OK", script: []fakexai.Reply{fakexai.RateLimited(1), fakexai.Answer(good)},
 			status: analyses.StatusOK, calls: 2, outcome: "retried; stored `ok`"},
-		{name: "xAI 429 credits exhausted", faults: "429 credits / spending limit used up", script: []xaitest.Reply{xaitest.CreditsExhausted()},
+		{name: "xAI 429 credits exhausted", faults: "429 credits / spending limit used up", script: []fakexai.Reply{fakexai.CreditsExhausted()},
 			status: analyses.StatusFallback, reason: "credits or spending limit exhausted", calls: 1, outcome: "not retried; `fallback` with the reason"},
-		{name: "xAI 500", faults: "500, then OK", script: []xaitest.Reply{xaitest.ServerError(), xaitest.Answer(good)},
+		{name: "xAI 500", faults: "500, then OK", script: []fakexai.Reply{fakexai.ServerError(), fakexai.Answer(good)},
 			status: analyses.StatusOK, calls: 2, outcome: "retried; stored `ok`"},
 		{name: "xAI 500 echoing the key", faults: "500 whose error text contains the API key, every attempt",
-			script: []xaitest.Reply{xaitest.Status(500, `{"code":"Internal error","error":"upstream refused key `+xaiKey+`"}`)},
+			script: []fakexai.Reply{fakexai.Status(500, `{"code":"Internal error","error":"upstream refused key `+xaiKey+`"}`)},
 			status: analyses.StatusFallback, reason: "HTTP 500", calls: 3, outcome: "3 attempts; `fallback`; the key is in no log line and not in the stored reason",
-			check: func(t *testing.T, srv *xaitest.Server, it analyses.Item) {
+			check: func(t *testing.T, srv *fakexai.Server, it analyses.Item) {
 				if strings.Contains(it.Reason, xaiKey) {
 					t.Error("the stored reason carries the key")
 				}
 			}},
 		{name: "xAI timeout", faults: "no answer within the 1 s attempt timeout, every attempt",
-			script: []xaitest.Reply{xaitest.Slow(xaitest.Answer(good), 5*time.Second)},
+			script: []fakexai.Reply{fakexai.Slow(fakexai.Answer(good), 5*time.Second)},
 			status: analyses.StatusFallback, reason: "deadline exceeded", calls: 3, outcome: "3 attempts; `fallback` with the reason"},
-		{name: "xAI finish_reason length", faults: "answer cut at the token limit, twice", script: []xaitest.Reply{length},
+		{name: "xAI finish_reason length", faults: "answer cut at the token limit, twice", script: []fakexai.Reply{length},
 			status: analyses.StatusFallback, reason: "completion token limit", calls: 2, outcome: "one repair request, then `fallback`"},
-		{name: "xAI invalid JSON", faults: "content that is not JSON, twice", script: []xaitest.Reply{xaitest.Answer("Buy everything! {")},
+		{name: "xAI invalid JSON", faults: "content that is not JSON, twice", script: []fakexai.Reply{fakexai.Answer("Buy everything! {")},
 			status: analyses.StatusFallback, reason: "JSON", calls: 2, outcome: "one repair request, then `fallback`"},
 		{name: "prompt injection: answer obeys injected orders", faults: "the answer scores 100 and adds a symbol outside the portfolio",
-			script: []xaitest.Reply{xaitest.Answer(answer(map[string]int{"AAPL": 100, "MSFT": 100, "EVIL": 100}))},
+			script: []fakexai.Reply{fakexai.Answer(answer(map[string]int{"AAPL": 100, "MSFT": 100, "EVIL": 100}))},
 			status: analyses.StatusFallback, reason: "EVIL", calls: 2, outcome: "rejected by validation; `fallback` stored, nothing of the answer",
-			check: func(t *testing.T, srv *xaitest.Server, it analyses.Item) { noAnswerStored(t, it, sample) }},
+			check: func(t *testing.T, srv *fakexai.Server, it analyses.Item) { noAnswerStored(t, it, sample) }},
 		{name: "prompt injection: portfolio name and symbols", faults: "portfolio named `" + injectedName + "`, a symbol with a newline and an instruction; the answer obeys",
-			portfolio: injectedName, script: []xaitest.Reply{xaitest.Answer(follows)},
+			portfolio: injectedName, script: []fakexai.Reply{fakexai.Answer(follows)},
 			status: analyses.StatusFallback, reason: "EVIL", calls: 2,
 			outcome: "name and symbols only in the data block, the bad symbol excluded; the obeying answer rejected; `fallback` stored",
-			check: func(t *testing.T, srv *xaitest.Server, it analyses.Item) {
+			check: func(t *testing.T, srv *fakexai.Server, it analyses.Item) {
 				noAnswerStored(t, it, injectedValid)
 				if len(it.Excluded) == 0 {
 					t.Error("the invalid symbol is not reported as excluded")
@@ -152,9 +152,9 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 	ctx := context.Background()
 	name := sc.portfolio
 	if name == "" {
-		name = localstack.SamplePortfolio
+		name = devstack.SamplePortfolio
 	}
-	srv := xaitest.New(t, sc.script...)
+	srv := fakexai.New(t, sc.script...)
 	srv.RequireKey = xaiKey
 	repo := analyses.New(w.db, tables.PortfolioAnalyses.Name(w.stage))
 	before := countAnalyses(t, w.db, w.stage, name)
@@ -164,7 +164,7 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 		Config: config.AnalyzePortfolio{Stage: w.stage, LogLevel: slog.LevelDebug,
 			UserPortfoliosTable: tables.UserPortfolios.Name(w.stage), PortfolioPositionsTable: tables.PortfolioPositions.Name(w.stage),
 			TickerDataTable: tables.TickerData.Name(w.stage), PortfolioAnalysesTable: tables.PortfolioAnalyses.Name(w.stage),
-			DefaultPortfolio: localstack.SamplePortfolio, XAIAPIURL: srv.URL, XAIModel: "grok-4.3", XAIMaxCompletionTokens: 8000,
+			DefaultPortfolio: devstack.SamplePortfolio, XAIAPIURL: srv.URL, XAIModel: "grok-4.3", XAIMaxCompletionTokens: 8000,
 			PortfolioBudget: time.Second},
 		Portfolios: portfolios.NewReader(w.db, tables.UserPortfolios.Name(w.stage), tables.PortfolioPositions.Name(w.stage)),
 		TickerData: tickerdata.NewStore(w.db, tables.TickerData.Name(w.stage)),

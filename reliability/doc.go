@@ -2,8 +2,8 @@
 // no production code: its tests run the real use cases — processTickers
 // publishing through the AWS SDK to the local SQS endpoint (package localsqs),
 // processTicker consuming Lambda-shaped batches with the real Polygon client
-// against the local Polygon (polygontest) and the real ticker-data store on
-// dynalite, analyzePortfolio against the local xAI (xaitest) — while faults
+// against the local Polygon (fakepolygon) and the real ticker-data store on
+// dynalite, analyzePortfolio against the local xAI (fakexai) — while faults
 // are injected: every Polygon and xAI error class, dynalite stopped in the
 // middle of a batch and restarted, a message delivered twice, poison
 // messages, an invocation deadline about to expire.

@@ -18,14 +18,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
-	"github.com/zsmseven/backend/pkg/localsqs"
+	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/portfolios"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
@@ -39,7 +39,7 @@ type world struct {
 	t     *testing.T
 	stage string
 	db    *dynamodb.Client
-	poly  *polygontest.Server
+	poly  *fakepolygon.Server
 	sqs   *localsqs.Server
 	queue string // FIFO queue name
 	dlq   string // its dead-letter queue, to which processTicker sends
@@ -63,7 +63,7 @@ type worldOptions struct {
 	db    *dynamodb.Client
 	stage string
 	// polygon configures the local Polygon (Key is always polygonKey).
-	polygon polygontest.Options
+	polygon fakepolygon.Options
 	// attemptTimeout bounds one Polygon request (1 s if 0: generous, so that only scripted delays time out on a loaded machine).
 	attemptTimeout time.Duration
 	// recordBudget and reserve tune the consumer's deadline handling.
@@ -83,7 +83,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	t.Cleanup(func() { _, _ = allLogs.Write([]byte(w.logs.String())) })
 
 	o.polygon.Key = polygonKey
-	w.poly = polygontest.New(t, o.polygon)
+	w.poly = fakepolygon.New(t, o.polygon)
 	var err error
 	w.sqs, err = localsqs.Start("127.0.0.1:0", localsqs.Options{})
 	if err != nil {
@@ -373,13 +373,13 @@ func (w *world) sleptFor(d time.Duration) bool {
 	return false
 }
 
-// synthetic answers as polygontest does by default (for Handler hooks).
-func synthetic(req polygontest.Request) polygontest.Response {
-	bars, err := polygontest.SyntheticBars(req.Ticker, req.From, req.To)
+// synthetic answers as fakepolygon does by default (for Handler hooks).
+func synthetic(req fakepolygon.Request) fakepolygon.Response {
+	bars, err := fakepolygon.SyntheticBars(req.Ticker, req.From, req.To)
 	if err != nil {
-		return polygontest.JSON(400, `{"status":"ERROR","error":"bad range"}`)
+		return fakepolygon.JSON(400, `{"status":"ERROR","error":"bad range"}`)
 	}
-	return polygontest.JSON(200, string(polygontest.Body(req.Ticker, bars, "")))
+	return fakepolygon.JSON(200, string(fakepolygon.Body(req.Ticker, bars, "")))
 }
 
 func newStore(db *dynamodb.Client, stage string) *tickerdata.Store {

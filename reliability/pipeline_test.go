@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/dynalite"
+	"github.com/zsmseven/backend/internal/devstack/dynalite"
 	"github.com/zsmseven/backend/pkg/metrics"
-	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/tables"
 )
 
@@ -20,7 +20,7 @@ import (
 // (processTickers sorts what it queues).
 var tickers = []string{"AAPL", "AMZN", "GOOGL", "META", "MSFT", "NVDA"}
 
-// Polygon's answers of facts.md that polygontest has no constant for.
+// Polygon's answers of facts.md that fakepolygon has no constant for.
 const (
 	bodyNotAuthorized = `{"status":"NOT_AUTHORIZED","request_id":"rel-403","message":"You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing"}`
 	bodyNoResults     = `{"ticker":"%s","queryCount":0,"resultsCount":0,"adjusted":true,"status":"OK","request_id":"rel-empty"}`
@@ -50,17 +50,17 @@ type pipelineScenario struct {
 
 func TestFaultsPipeline(t *testing.T) {
 	okBody := func(ticker string) []byte {
-		bars, err := polygontest.SyntheticBars(ticker, "2025-10-01", "2026-11-27")
+		bars, err := fakepolygon.SyntheticBars(ticker, "2025-10-01", "2026-11-27")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return polygontest.Body(ticker, bars, "")
+		return fakepolygon.Body(ticker, bars, "")
 	}
 	scenarios := []pipelineScenario{
 		{name: "baseline", faults: "none", written: 6, outcome: "all written on first delivery"},
 		{name: "Polygon 400 missing key", faults: "GOOGL: 400 `API Key was not provided`",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("GOOGL", polygontest.JSON(400, polygontest.BodyMissingKey))
+				w.poly.EnqueueFor("GOOGL", fakepolygon.JSON(400, fakepolygon.BodyMissingKey))
 			},
 			written: 5, permanent: 1, outcome: "GOOGL permanent after 1 attempt, the others written",
 			check: func(t *testing.T, w *world, d drained, tl tally) { wantAttempts(t, w, "GOOGL", 1) }},
@@ -74,24 +74,24 @@ func TestFaultsPipeline(t *testing.T) {
 			}},
 		{name: "Polygon 403 NOT_AUTHORIZED", faults: "META: 403 with `message` (plan limit)",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("META", polygontest.JSON(403, bodyNotAuthorized))
+				w.poly.EnqueueFor("META", fakepolygon.JSON(403, bodyNotAuthorized))
 			},
 			written: 5, permanent: 1, outcome: "META permanent after 1 attempt, the others written",
 			check: func(t *testing.T, w *world, d drained, tl tally) { wantAttempts(t, w, "META", 1) }},
 		{name: "Polygon 200 resultsCount 0", faults: "NVDA: 200 with no results (unknown ticker)",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("NVDA", polygontest.JSON(200, fmt.Sprintf(bodyNoResults, "NVDA")))
+				w.poly.EnqueueFor("NVDA", fakepolygon.JSON(200, fmt.Sprintf(bodyNoResults, "NVDA")))
 			},
 			written: 5, permanent: 1, outcome: "NVDA permanent (no data), the others written"},
 		{name: "Polygon 429 without Retry-After", faults: "AAPL: 429, 429, then OK",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("AAPL", polygontest.JSON(429, polygontest.BodyRateLimited), polygontest.JSON(429, polygontest.BodyRateLimited))
+				w.poly.EnqueueFor("AAPL", fakepolygon.JSON(429, fakepolygon.BodyRateLimited), fakepolygon.JSON(429, fakepolygon.BodyRateLimited))
 			},
 			written: 6, outcome: "retried in process with backoff, all written, nothing handed back",
 			check: func(t *testing.T, w *world, d drained, tl tally) { wantAttempts(t, w, "AAPL", 3) }},
 		{name: "Polygon 429 with Retry-After", faults: "AMZN: 429 `Retry-After: 7`, then OK",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("AMZN", polygontest.JSON(429, polygontest.BodyRateLimited).With("Retry-After", "7"))
+				w.poly.EnqueueFor("AMZN", fakepolygon.JSON(429, fakepolygon.BodyRateLimited).With("Retry-After", "7"))
 			},
 			written: 6, outcome: "waited the 7 s asked for, then written",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
@@ -102,7 +102,7 @@ func TestFaultsPipeline(t *testing.T) {
 			}},
 		{name: "Polygon 429 beyond the attempts", faults: "MSFT: 429 on all 4 attempts of the first delivery",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				r := polygontest.JSON(429, polygontest.BodyRateLimited)
+				r := fakepolygon.JSON(429, fakepolygon.BodyRateLimited)
 				w.poly.EnqueueFor("MSFT", r, r, r, r)
 			},
 			written: 6, outcome: "MSFT re-queued to the tail with attempt 1 (NVDA behind it goes on, nothing handed back), written on its second delivery",
@@ -116,14 +116,14 @@ func TestFaultsPipeline(t *testing.T) {
 			}},
 		{name: "Polygon 5xx then OK", faults: "AAPL: 500, 502 (HTML body), 503, then OK",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("AAPL", polygontest.JSON(500, body500), polygontest.Response{Status: 502, Body: []byte(body502)}, polygontest.JSON(503, body503))
+				w.poly.EnqueueFor("AAPL", fakepolygon.JSON(500, body500), fakepolygon.Response{Status: 502, Body: []byte(body502)}, fakepolygon.JSON(503, body503))
 			},
 			written: 6, outcome: "retried in process (4 attempts), all written",
 			check: func(t *testing.T, w *world, d drained, tl tally) { wantAttempts(t, w, "AAPL", 4) }},
 		{name: "Polygon 5xx for ever", faults: "GOOGL: 503 on every call",
-			opts: worldOptions{polygon: polygontest.Options{Handler: func(r polygontest.Request) polygontest.Response {
+			opts: worldOptions{polygon: fakepolygon.Options{Handler: func(r fakepolygon.Request) fakepolygon.Response {
 				if r.Ticker == "GOOGL" {
-					return polygontest.JSON(503, body503)
+					return fakepolygon.JSON(503, body503)
 				}
 				return synthetic(r)
 			}}},
@@ -148,25 +148,25 @@ func TestFaultsPipeline(t *testing.T) {
 			}},
 		{name: "Polygon timeout", faults: "AMZN: no answer within the 1 s attempt timeout, then OK",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("AMZN", polygontest.Response{Status: 200, Body: okBody("AMZN"), Delay: 3 * time.Second})
+				w.poly.EnqueueFor("AMZN", fakepolygon.Response{Status: 200, Body: okBody("AMZN"), Delay: 3 * time.Second})
 			},
 			written: 6, outcome: "timed-out attempt retried, all written",
 			check: func(t *testing.T, w *world, d drained, tl tally) { wantAttempts(t, w, "AMZN", 2) }},
 		{name: "Polygon connection reset", faults: "META: TCP reset instead of an answer, then OK",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("META", polygontest.Response{Reset: true})
+				w.poly.EnqueueFor("META", fakepolygon.Response{Reset: true})
 			},
 			written: 6, outcome: "reset retried, all written",
 			check: func(t *testing.T, w *world, d drained, tl tally) { wantAttempts(t, w, "META", 2) }},
 		{name: "Polygon truncated body", faults: "NVDA: 200 whose body stops after 40 bytes, then OK",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("NVDA", polygontest.Response{Status: 200, Body: okBody("NVDA"), TruncateAt: 40})
+				w.poly.EnqueueFor("NVDA", fakepolygon.Response{Status: 200, Body: okBody("NVDA"), TruncateAt: 40})
 			},
 			written: 6, outcome: "cut body retried, all written",
 			check: func(t *testing.T, w *world, d drained, tl tally) { wantAttempts(t, w, "NVDA", 2) }},
 		{name: "Polygon error body echoing the key", faults: "MSFT: 500 whose error text contains the API key, then OK",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("MSFT", polygontest.JSON(500, `{"status":"ERROR","error":"upstream rejected key `+polygonKey+`"}`))
+				w.poly.EnqueueFor("MSFT", fakepolygon.JSON(500, `{"status":"ERROR","error":"upstream rejected key `+polygonKey+`"}`))
 			},
 			written: 6, outcome: "retried and written; the key is redacted from the logged error",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
@@ -200,7 +200,7 @@ func TestFaultsPipeline(t *testing.T) {
 		{name: "deadline about to expire", faults: "10 s left with a 9.5 s record budget; AAPL's answer takes 0.7 s",
 			opts: worldOptions{recordBudget: 9500 * time.Millisecond, reserve: 100 * time.Millisecond, attemptTimeout: 5 * time.Second},
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("AAPL", polygontest.Response{Status: 200, Body: okBody("AAPL"), Delay: 700 * time.Millisecond})
+				w.poly.EnqueueFor("AAPL", fakepolygon.Response{Status: 200, Body: okBody("AAPL"), Delay: 700 * time.Millisecond})
 				o.ctx = deadlineOn(0, 10*time.Second)
 			},
 			written: 6, outcome: "AAPL written; the 5 records that could not start were handed back unstarted and written by the next invocation",
@@ -210,7 +210,7 @@ func TestFaultsPipeline(t *testing.T) {
 		{name: "deadline cuts a fetch", faults: "1 s left; AAPL's answer would take 5 s",
 			opts: worldOptions{recordBudget: 500 * time.Millisecond, reserve: 100 * time.Millisecond, attemptTimeout: 10 * time.Second},
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.EnqueueFor("AAPL", polygontest.Response{Status: 200, Body: okBody("AAPL"), Delay: 5 * time.Second})
+				w.poly.EnqueueFor("AAPL", fakepolygon.Response{Status: 200, Body: okBody("AAPL"), Delay: 5 * time.Second})
 				o.ctx = deadlineOn(0, time.Second)
 			},
 			written: 6, outcome: "the cut fetch and the records behind it handed back before the deadline, written by the next invocation",
@@ -372,7 +372,7 @@ func restartScenario(t *testing.T) pipelineScenario {
 	return pipelineScenario{
 		name:   "dynalite stopped mid-batch and restarted",
 		faults: "DynamoDB process killed while GOOGL's bars are fetched; restarted (same port, same data directory) before the next invocation",
-		opts: worldOptions{polygon: polygontest.Options{Handler: func(r polygontest.Request) polygontest.Response {
+		opts: worldOptions{polygon: fakepolygon.Options{Handler: func(r fakepolygon.Request) fakepolygon.Response {
 			mu.Lock()
 			defer mu.Unlock()
 			if r.Ticker == stop && !stopped {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/functions"
-	"github.com/zsmseven/backend/pkg/localstack"
+	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/tables"
 )
 
@@ -71,7 +71,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newCmdFlags("invoke", invokeSynopsis, invokeDescription, stdout)
 	event := fs.String("event", "", "the event: JSON, or @FILE to read it from a file (@- for stdin)")
 	stage := fs.String("stage", "", "run against a deployed stage (dev or prod)")
-	data := fs.String("data", localstack.DefaultDataDir, "local store (without --stage)")
+	data := fs.String("data", devstack.DefaultDataDir, "local store (without --stage)")
 	memory := fs.Bool("memory", false, "use an empty in-memory local store (without --stage)")
 	// The function name may come before or after the flags.
 	var fnName string
@@ -104,7 +104,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	var lookup config.Lookup
-	var stack *localstack.Stack
+	var stack *devstack.Stack
 	if *stage != "" {
 		if err := tables.ValidateDeployStage(*stage); err != nil {
 			return usagef("invoke: %v", err)
@@ -120,7 +120,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *memory {
 			dir = ""
 		}
-		st, err := localstack.Start(ctx, localstack.Options{DataDir: dir, Host: os.LookupEnv})
+		st, err := devstack.Start(ctx, devstack.Options{DataDir: dir, Host: os.LookupEnv})
 		if err != nil {
 			if ctx.Err() != nil {
 				return interrupted(stderr, "invoke")
@@ -168,7 +168,7 @@ func interrupted(stderr io.Writer, cmd string) error {
 // invokeHandler builds the function's handler with its constructor and
 // invokes it through aws-lambda-go, as the Lambda runtime does: the payload
 // is decoded into the handler's event type and the response encoded.
-func invokeHandler(ctx context.Context, fn functionSpec, lookup config.Lookup, stack *localstack.Stack, payload []byte, logs io.Writer) ([]byte, error) {
+func invokeHandler(ctx context.Context, fn functionSpec, lookup config.Lookup, stack *devstack.Stack, payload []byte, logs io.Writer) ([]byte, error) {
 	var h any
 	var err error
 	switch fn.name {

@@ -3,7 +3,7 @@ package main
 import (
 	"testing"
 
-	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 )
 
 // TestMain stops the dynalite server that tests share through dynalitetest.

@@ -20,12 +20,12 @@ import (
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/functions"
-	"github.com/zsmseven/backend/pkg/localsqs"
-	"github.com/zsmseven/backend/pkg/localstack"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/sandbox"
+	"github.com/zsmseven/backend/internal/devstack/sandbox"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -62,9 +62,9 @@ type runOptions struct {
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCmdFlags("run", runSynopsis, runDescription, stdout)
 	memory := fs.Bool("memory", false, "hold DynamoDB data in memory (nothing kept, nothing for zsm status to read)")
-	data := fs.String("data", localstack.DefaultDataDir, "keep DynamoDB data under this directory")
-	logDir := fs.String("logs", localstack.DefaultLogDir, "write the functions' JSON logs to a file in this directory")
-	portfolio := fs.String("portfolio", localstack.SamplePortfolio, "portfolio to analyze")
+	data := fs.String("data", devstack.DefaultDataDir, "keep DynamoDB data under this directory")
+	logDir := fs.String("logs", devstack.DefaultLogDir, "write the functions' JSON logs to a file in this directory")
+	portfolio := fs.String("portfolio", devstack.SamplePortfolio, "portfolio to analyze")
 	force := fs.Bool("force", false, "analyze again even if an analysis of the same data is stored")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -94,7 +94,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	say := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 
 	say("zsm run: the nightly pipeline on a local stack (no AWS account needed); Ctrl-C stops it")
-	stack, err := localstack.Start(ctx, localstack.Options{DataDir: o.dataDir, Host: host})
+	stack, err := devstack.Start(ctx, devstack.Options{DataDir: o.dataDir, Host: host})
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	if err != nil {
 		return fmt.Errorf("processTickers: %w (logs: %s)", err, logPath)
 	}
-	queued := stack.SQS.Counts(localstack.QueueName).Visible
+	queued := stack.SQS.Counts(devstack.QueueName).Visible
 	say("processTickers    %d tickers queued in %s (scanned %d items: %d symbols, %d invalid, %d not accepted; run %s)",
 		summary.Queued, since(t0), summary.ItemsScanned, summary.SymbolsFound, summary.Invalid, summary.Failed, summary.RunID)
 	if pace > 0 && queued > 0 {
@@ -196,8 +196,8 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 		}
 		say("%s", line)
 	}
-	totals, err := stack.SQS.Drain(ctx, localstack.QueueName, localsqs.MaxBatch, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-		left := stack.SQS.Counts(localstack.QueueName).Visible
+	totals, err := stack.SQS.Drain(ctx, devstack.QueueName, localsqs.MaxBatch, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		left := stack.SQS.Counts(devstack.QueueName).Visible
 		say("processTicker     batch of %d (%d of %d done, %d more queued)%s", len(ev.Records), done, total, left, batchEstimate(len(ev.Records), pace))
 		ictx, cancel := invocationContext(ctx, "processTicker")
 		defer cancel()
@@ -218,7 +218,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 		totals.Batches, totals.Deleted, totals.Requeued, totals.DeadLettered, since(t1))
 	// Moved there by the receive count, or sent there by processTicker after
 	// a record's last attempt.
-	dead := append(stack.SQS.DeadLetters(localstack.QueueName), stack.SQS.Visible(localstack.DLQName)...)
+	dead := append(stack.SQS.DeadLetters(devstack.QueueName), stack.SQS.Visible(devstack.DLQName)...)
 	if len(dead) > 0 {
 		say("                  dead-letter queue: %s", deadLetterTickers(dead))
 	}
@@ -273,7 +273,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 // sandbox it is the same handler (functions.NewProcessTicker) over the same
 // Polygon client pointed at the sandbox, recording source "sandbox" in the
 // rows so that nobody mistakes sample prices for market data later.
-func processTickerHandler(ctx context.Context, stack *localstack.Stack, out io.Writer) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
+func processTickerHandler(ctx context.Context, stack *devstack.Stack, out io.Writer) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
 	if !stack.UsingSandbox() {
 		return functions.ProcessTicker(ctx, stack.Lookup, out)
 	}

@@ -19,12 +19,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/zsmseven/backend/pkg/dynalite"
-	"github.com/zsmseven/backend/pkg/localsqs"
-	"github.com/zsmseven/backend/pkg/localstack"
-	"github.com/zsmseven/backend/pkg/sandbox"
+	"github.com/zsmseven/backend/internal/devstack/dynalite"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/internal/devstack/sandbox"
 	"github.com/zsmseven/backend/pkg/tables"
-	"github.com/zsmseven/backend/pkg/xai/xaitest"
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 // noKeys is a host environment without POLYGON_API_KEY or XAI_API_KEY,
@@ -73,10 +73,10 @@ func stable(out string) string {
 
 func TestRunPrintsAllSevenAndIsIdempotent(t *testing.T) {
 	dir := t.TempDir()
-	o := runOptions{dataDir: filepath.Join(dir, "dynalite"), logDir: filepath.Join(dir, "logs"), portfolio: localstack.SamplePortfolio}
+	o := runOptions{dataDir: filepath.Join(dir, "dynalite"), logDir: filepath.Join(dir, "logs"), portfolio: devstack.SamplePortfolio}
 	out1, err1 := runOnce(t, o)
 	rows := parseTable(t, out1)
-	for _, sym := range localstack.SampleSymbols {
+	for _, sym := range devstack.SampleSymbols {
 		r, ok := rows[sym]
 		if !ok {
 			t.Errorf("%s missing from the table:\n%s", sym, out1)
@@ -125,7 +125,7 @@ func TestRunPrintsAllSevenAndIsIdempotent(t *testing.T) {
 	if !strings.Contains(err2, "reused the stored analysis") {
 		t.Errorf("second run did not reuse the analysis:\n%s", err2)
 	}
-	st, err := localstack.Start(context.Background(), localstack.Options{DataDir: o.dataDir, NoQueue: true, NoMarketData: true, NoSeed: true})
+	st, err := devstack.Start(context.Background(), devstack.Options{DataDir: o.dataDir, NoQueue: true, NoMarketData: true, NoSeed: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestRunPrintsAllSevenAndIsIdempotent(t *testing.T) {
 }
 
 func TestRunInMemoryTwiceGivesTheSameResult(t *testing.T) {
-	o := runOptions{logDir: t.TempDir(), portfolio: localstack.SamplePortfolio}
+	o := runOptions{logDir: t.TempDir(), portfolio: devstack.SamplePortfolio}
 	out1, _ := runOnce(t, o)
 	out2, _ := runOnce(t, o)
 	if !strings.Contains(out1, "held in memory") {
@@ -160,7 +160,7 @@ func TestRunInMemoryTwiceGivesTheSameResult(t *testing.T) {
 func TestStatusAndInvokeAfterRun(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "dynalite")
-	runOnce(t, runOptions{dataDir: data, logDir: filepath.Join(dir, "logs"), portfolio: localstack.SamplePortfolio})
+	runOnce(t, runOptions{dataDir: data, logDir: filepath.Join(dir, "logs"), portfolio: devstack.SamplePortfolio})
 
 	code, stdout, stderr := indicRun(t, "", "status", "--json", "--data", data)
 	if code != 0 {
@@ -345,18 +345,18 @@ func TestRunWithKeysCallsTheConfiguredAPIs(t *testing.T) {
 	}
 	defer poly.Close()
 	var tickers []map[string]any
-	for _, s := range localstack.SampleSymbols {
+	for _, s := range devstack.SampleSymbols {
 		tickers = append(tickers, map[string]any{"ticker": s, "score": 70, "signal": "buy", "rationale": s + " holds above its average."})
 	}
 	answer, _ := json.Marshal(map[string]any{"summary": "Constructive.", "analysis": "All seven trend up.", "tickers": tickers})
-	xs := xaitest.New(t, xaitest.Answer(string(answer)))
+	xs := fakexai.New(t, fakexai.Answer(string(answer)))
 	xs.RequireKey = "xai-key"
 	host := map[string]string{
 		"POLYGON_API_KEY": "polygon-key", "POLYGON_BASE_URL": poly.URL, "POLYGON_CALLS_PER_MINUTE": "0",
 		"XAI_API_KEY": "xai-key", "XAI_API_URL": xs.URL, "XAI_MODEL": "grok-4.3",
 	}
 	var out, errOut bytes.Buffer
-	o := runOptions{logDir: t.TempDir(), portfolio: localstack.SamplePortfolio}
+	o := runOptions{logDir: t.TempDir(), portfolio: devstack.SamplePortfolio}
 	if err := runPipeline(context.Background(), o, func(k string) (string, bool) { v, ok := host[k]; return v, ok }, &out, &errOut); err != nil {
 		t.Fatalf("run: %v\n%s", err, errOut.String())
 	}
@@ -395,7 +395,7 @@ func TestStageTargetsUseTheStageNames(t *testing.T) {
 	if err := dynalite.CreateTables(ctx, client, "dev"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := localstack.SeedSamplePortfolio(ctx, client, "dev"); err != nil {
+	if _, err := devstack.SeedSamplePortfolio(ctx, client, "dev"); err != nil {
 		t.Fatal(err)
 	}
 	sq, err := localsqs.Start("127.0.0.1:0", localsqs.Options{})

@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/zsmseven/backend/pkg/analyses"
-	"github.com/zsmseven/backend/pkg/localstack"
+	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/portfolios"
-	"github.com/zsmseven/backend/pkg/sandbox"
+	"github.com/zsmseven/backend/internal/devstack/sandbox"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
@@ -211,8 +211,8 @@ func num(v *float64, format string) string {
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCmdFlags("status", statusSynopsis, statusDescription, stdout)
 	asJSON := fs.Bool("json", false, "print JSON for machines")
-	portfolio := fs.String("portfolio", localstack.SamplePortfolio, "the portfolio whose latest analysis to show")
-	data := fs.String("data", localstack.DefaultDataDir, "the local store that zsm run keeps")
+	portfolio := fs.String("portfolio", devstack.SamplePortfolio, "the portfolio whose latest analysis to show")
+	data := fs.String("data", devstack.DefaultDataDir, "the local store that zsm run keeps")
 	stage := fs.String("stage", "", "read a deployed stage (dev or prod) instead of the local store")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -238,7 +238,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if _, err := os.Stat(*data); errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("status: no local data under %s: run `make run` first (it keeps data there unless --memory)", *data)
 		}
-		st, err := localstack.Start(ctx, localstack.Options{DataDir: *data, NoQueue: true, NoMarketData: true, NoSeed: true})
+		st, err := devstack.Start(ctx, devstack.Options{DataDir: *data, NoQueue: true, NoMarketData: true, NoSeed: true})
 		if err != nil {
 			return fmt.Errorf("status: %w", err)
 		}

@@ -11,19 +11,19 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/zsmseven/backend/pkg/localstack"
-	"github.com/zsmseven/backend/pkg/rie"
+	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/internal/devstack/rie"
 )
 
 // helloPkg is the minimal Go Lambda the bootstraps are compared with: it
 // starts the runtime and echoes its event (pkg/rie's own test fixture, so
 // there is one hello world in the repository).
-const helloPkg = "./pkg/rie/testdata/hello"
+const helloPkg = "./internal/devstack/rie/testdata/hello"
 
 // helloSDKPkg is hello plus the AWS SDK's share of a service function's
 // init: DynamoDB and SQS clients linked, default configuration loaded and
 // both clients built before the first event.
-const helloSDKPkg = "./pkg/rie/testdata/hellosdk"
+const helloSDKPkg = "./internal/devstack/rie/testdata/hellosdk"
 
 // coldStart is one bootstrap's cold starts, measured two ways.
 type coldStart struct {
@@ -64,7 +64,7 @@ type coldStart struct {
 // the function's real work on the local stack.
 type invocation struct {
 	name, pkg string
-	event     func(st *localstack.Stack) ([]byte, error)
+	event     func(st *devstack.Stack) ([]byte, error)
 	// batch is the SQS batch the event carries (processTicker only).
 	batch *events.SQSEvent
 }
@@ -102,7 +102,7 @@ func measureColdStarts(ctx context.Context, rounds int) ([]coldStart, string, er
 	if err != nil {
 		return nil, "", err
 	}
-	st, err := localstack.Start(ctx, localstack.Options{})
+	st, err := devstack.Start(ctx, devstack.Options{})
 	if err != nil {
 		return nil, "", fmt.Errorf("local stack: %w", err)
 	}
@@ -110,17 +110,17 @@ func measureColdStarts(ctx context.Context, rounds int) ([]coldStart, string, er
 
 	// Each processTickers start queues the sample portfolio's tickers under
 	// a new run id; each processTicker start takes one run's worth.
-	perRun := len(localstack.SampleSymbols)
+	perRun := len(devstack.SampleSymbols)
 	var batch events.SQSEvent
 	fns := []invocation{
-		{name: "hello (reference)", pkg: helloPkg, event: func(*localstack.Stack) ([]byte, error) { return []byte(`{"name":"bench"}`), nil }},
-		{name: "hello + AWS SDK (reference)", pkg: helloSDKPkg, event: func(*localstack.Stack) ([]byte, error) { return []byte(`{"name":"bench"}`), nil }},
+		{name: "hello (reference)", pkg: helloPkg, event: func(*devstack.Stack) ([]byte, error) { return []byte(`{"name":"bench"}`), nil }},
+		{name: "hello + AWS SDK (reference)", pkg: helloSDKPkg, event: func(*devstack.Stack) ([]byte, error) { return []byte(`{"name":"bench"}`), nil }},
 		{name: "processTickers", pkg: "./lambdas/processtickers",
-			event: func(*localstack.Stack) ([]byte, error) { return []byte(`{}`), nil }},
+			event: func(*devstack.Stack) ([]byte, error) { return []byte(`{}`), nil }},
 		{name: "processTicker", pkg: "./lambdas/processticker",
-			event: func(st *localstack.Stack) ([]byte, error) {
+			event: func(st *devstack.Stack) ([]byte, error) {
 				var err error
-				if batch, err = st.SQS.Receive(localstack.QueueName, perRun); err != nil {
+				if batch, err = st.SQS.Receive(devstack.QueueName, perRun); err != nil {
 					return nil, err
 				}
 				if len(batch.Records) != perRun {
@@ -131,7 +131,7 @@ func measureColdStarts(ctx context.Context, rounds int) ([]coldStart, string, er
 			batch: &batch,
 		},
 		{name: "analyzePortfolio", pkg: "./lambdas/analyzeportfolio",
-			event: func(*localstack.Stack) ([]byte, error) {
+			event: func(*devstack.Stack) ([]byte, error) {
 				return []byte(`{"portfolio_name":"ZSM Seven","force":true}`), nil
 			}},
 	}
@@ -216,7 +216,7 @@ func measureColdStarts(ctx context.Context, rounds int) ([]coldStart, string, er
 // peak RSS after init and after that invocation, and kills it. For
 // processTicker the batch is then settled on the local queue, as the event
 // source mapping does.
-func directOnce(ctx context.Context, boot string, st *localstack.Stack, fn invocation) (sample, error) {
+func directOnce(ctx context.Context, boot string, st *devstack.Stack, fn invocation) (sample, error) {
 	var m sample
 	ev, err := fn.event(st)
 	if err != nil {
@@ -254,7 +254,7 @@ func directOnce(ctx context.Context, boot string, st *localstack.Stack, fn invoc
 
 // emulatorOnce starts the emulator, invokes the function twice with the
 // same event (cold, then warm) and reads the REPORT lines, for the record.
-func emulatorOnce(ctx context.Context, emu, boot string, st *localstack.Stack, fn invocation) (sample, error) {
+func emulatorOnce(ctx context.Context, emu, boot string, st *devstack.Stack, fn invocation) (sample, error) {
 	var m sample
 	env := append(st.EnvList(), "GREETING=hello", "LOG_LEVEL=warn")
 	f, err := rie.Start(ctx, rie.Options{Emulator: emu, Bootstrap: boot, Env: env, MemoryMB: coldMemoryMB, TimeoutSeconds: coldTimeoutSeconds})
@@ -296,14 +296,14 @@ func emulatorOnce(ctx context.Context, emu, boot string, st *localstack.Stack, f
 
 // settle applies processTicker's answer to the batch on the local queue, as
 // the event source mapping does; every record must have been processed.
-func settle(st *localstack.Stack, ev events.SQSEvent, resp []byte, invokeErr error) error {
+func settle(st *devstack.Stack, ev events.SQSEvent, resp []byte, invokeErr error) error {
 	var r events.SQSEventResponse
 	if invokeErr == nil {
 		if err := json.Unmarshal(resp, &r); err != nil {
 			return fmt.Errorf("processTicker response %s: %w", tail(string(resp), 300), err)
 		}
 	}
-	if _, err := st.SQS.Settle(localstack.QueueName, ev, r, invokeErr); err != nil {
+	if _, err := st.SQS.Settle(devstack.QueueName, ev, r, invokeErr); err != nil {
 		return err
 	}
 	if len(r.BatchItemFailures) > 0 {

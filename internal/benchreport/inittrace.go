@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/localstack"
-	"github.com/zsmseven/backend/pkg/rie"
+	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/internal/devstack/rie"
 )
 
 // initGroup is the package initialisation (init functions and package-level
@@ -63,7 +63,7 @@ func originOf(pkg string) string {
 // traceInits starts the bootstrap n times with GODEBUG=inittrace=1 against
 // the in-process Runtime API, stops it at its first /next, and returns the
 // median package initialisation per origin, and per package.
-func traceInits(ctx context.Context, boot string, st *localstack.Stack, n int) ([]initGroup, map[string]pkgInit, error) {
+func traceInits(ctx context.Context, boot string, st *devstack.Stack, n int) ([]initGroup, map[string]pkgInit, error) {
 	runs := make([]map[string]pkgInit, 0, n)
 	for range n {
 		r, err := rie.StartRuntime(ctx, rie.RuntimeOptions{Bootstrap: boot, Region: st.Env["AWS_REGION"], MemoryMB: coldMemoryMB, TimeoutSeconds: coldTimeoutSeconds,

@@ -8,11 +8,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
-	"github.com/zsmseven/backend/pkg/localsqs"
+	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
@@ -25,7 +25,7 @@ const benchKey = "bench-polygon-key-0123456789"
 // consumer is the processTicker use case wired as deployed — the real
 // Polygon client against srv, the real DynamoDB store on dynalite — with the
 // given pacing.
-func consumer(b *testing.B, srv *polygontest.Server, callsPerMinute int) *pipeline.ProcessTicker {
+func consumer(b *testing.B, srv *fakepolygon.Server, callsPerMinute int) *pipeline.ProcessTicker {
 	b.Helper()
 	env := dynalitetest.New(b, tables.TickerData)
 	client, err := polygon.New(polygon.Options{BaseURL: srv.URL, APIKey: polygon.StaticKey(benchKey), CallsPerMinute: callsPerMinute})
@@ -72,7 +72,7 @@ func handle(b *testing.B, p *pipeline.ProcessTicker, evs []events.SQSEvent) {
 func BenchmarkCallsPerTicker(b *testing.B) {
 	const n = 20
 	for b.Loop() {
-		srv := polygontest.New(b, polygontest.Options{Key: benchKey})
+		srv := fakepolygon.New(b, fakepolygon.Options{Key: benchKey})
 		handle(b, consumer(b, srv, 0), batches(b, n))
 		b.ReportMetric(float64(srv.Calls())/n, "calls/ticker")
 	}
@@ -102,7 +102,7 @@ func BenchmarkPacing(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				srv := polygontest.New(b, polygontest.Options{Key: benchKey, RateLimit: c.calls, Window: c.window})
+				srv := fakepolygon.New(b, fakepolygon.Options{Key: benchKey, RateLimit: c.calls, Window: c.window})
 				p := consumer(b, srv, c.clientPerMin)
 				evs := batches(b, n)
 				start := time.Now()

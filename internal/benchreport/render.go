@@ -38,7 +38,7 @@ func render(r report) string {
 
 	p("## Market data")
 	p("")
-	p("`go test -run '^$' -bench 'CallsPerTicker|Pacing' -benchtime 1x ./internal/benchreport`: the processTicker use case as deployed (real Polygon client, real DynamoDB store on dynalite) against the local Polygon server `polygontest`, which counts every request it receives.")
+	p("`go test -run '^$' -bench 'CallsPerTicker|Pacing' -benchtime 1x ./internal/benchreport`: the processTicker use case as deployed (real Polygon client, real DynamoDB store on dynalite) against the local Polygon server `fakepolygon`, which counts every request it receives.")
 	p("")
 	p("| measure | result | target |")
 	p("| --- | ---: | --- |")

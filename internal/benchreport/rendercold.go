@@ -16,8 +16,8 @@ func renderCold(p func(string, ...any), r report) {
 	p("## Cold start")
 	p("")
 	p("Each bootstrap is built for the host as deployed (`-tags lambda.norpc -trimpath -buildvcs=false -ldflags=-s -w`, `CGO_ENABLED=0`, static), "+
-		"and so are two references: **hello** (`pkg/rie/testdata/hello`, `lambda.Start` of a handler that echoes its event) and **hello + AWS SDK** "+
-		"(`pkg/rie/testdata/hellosdk`: hello linking the DynamoDB and SQS clients, with `config.LoadDefaultConfig` and both clients built before `lambda.Start`). "+
+		"and so are two references: **hello** (`internal/devstack/rie/testdata/hello`, `lambda.Start` of a handler that echoes its event) and **hello + AWS SDK** "+
+		"(`internal/devstack/rie/testdata/hellosdk`: hello linking the DynamoDB and SQS clients, with `config.LoadDefaultConfig` and both clients built before `lambda.Start`). "+
 		"Every function runs against an in-memory local stack (dynalite with the sample portfolio, localsqs, the sandbox market data, the rules analyst) with %d MB configured, "+
 		"and its first event does real work: processTickers `{}` (queues the 7 sample tickers), processTicker the 7-record batch it queued, "+
 		"analyzePortfolio `{\"portfolio_name\":\"ZSM Seven\",\"force\":true}`.", coldMemoryMB)

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/zsmseven/backend/internal/fakeclock"
+	"github.com/zsmseven/backend/internal/devstack/fakeclock"
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analyzer"
@@ -21,7 +21,7 @@ import (
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 	"github.com/zsmseven/backend/pkg/xai"
-	"github.com/zsmseven/backend/pkg/xai/xaitest"
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 func f(v float64) *float64 { return &v }
@@ -79,8 +79,8 @@ func fastRetry() *retry.Policy {
 	return &retry.Policy{Attempts: 3, Base: time.Millisecond, Cap: time.Millisecond, Sleep: func(context.Context, time.Duration) error { return nil }}
 }
 
-func client(srv *xaitest.Server) *xai.Client {
-	return xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: fastRetry(), AttemptTimeout: 200 * time.Millisecond})
+func client(srv *fakexai.Server) *xai.Client {
+	return xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: fastRetry(), AttemptTimeout: 200 * time.Millisecond})
 }
 
 var good = answerJSON(map[string]int{"AAPL": 70, "MSFT": 35, "NVDA": 50})
@@ -88,38 +88,38 @@ var good = answerJSON(map[string]int{"AAPL": 70, "MSFT": 35, "NVDA": 50})
 // The acceptance table of issue 4: each xAI behaviour, what is stored and
 // how many calls were made.
 func TestContract(t *testing.T) {
-	slowGood := xaitest.Slow(xaitest.Answer(good), 5*time.Second)
-	length := xaitest.Completion{Content: `{"summary":"cut`, FinishReason: "length", PromptTokens: 10, CompletionTokens: 8000}.Reply()
+	slowGood := fakexai.Slow(fakexai.Answer(good), 5*time.Second)
+	length := fakexai.Completion{Content: `{"summary":"cut`, FinishReason: "length", PromptTokens: 10, CompletionTokens: 8000}.Reply()
 	cases := []struct {
 		name   string
-		script []xaitest.Reply
+		script []fakexai.Reply
 		status string
 		reason string // substring of the stored reason ("" for ok)
 		calls  int
 	}{
-		{"success", []xaitest.Reply{xaitest.Answer(good)}, analyses.StatusOK, "", 1},
-		{"400 bad key", []xaitest.Reply{xaitest.BadKey()}, analyses.StatusFallback, "HTTP 400", 1},
-		{"401", []xaitest.Reply{xaitest.Unauthorized()}, analyses.StatusFallback, "HTTP 401", 1},
-		{"404 unknown model", []xaitest.Reply{xaitest.UnknownModel("grok-4.3")}, analyses.StatusFallback, "HTTP 404", 1},
-		{"422", []xaitest.Reply{xaitest.Unprocessable()}, analyses.StatusFallback, "HTTP 422", 1},
-		{"429 rate limit retried", []xaitest.Reply{xaitest.RateLimited(0), xaitest.Answer(good)}, analyses.StatusOK, "", 2},
-		{"429 rate limit every time", []xaitest.Reply{xaitest.RateLimited(0)}, analyses.StatusFallback, "transient, retries exhausted", 3},
-		{"429 credits exhausted not retried", []xaitest.Reply{xaitest.CreditsExhausted()}, analyses.StatusFallback, "credits or spending limit exhausted", 1},
-		{"500 then success", []xaitest.Reply{xaitest.ServerError(), xaitest.Answer(good)}, analyses.StatusOK, "", 2},
-		{"timeout", []xaitest.Reply{slowGood}, analyses.StatusFallback, "deadline exceeded", 3},
-		{"timeout then success", []xaitest.Reply{slowGood, xaitest.Answer(good)}, analyses.StatusOK, "", 2},
-		{"finish_reason length, repaired", []xaitest.Reply{length, xaitest.Answer(good)}, analyses.StatusOK, "", 2},
-		{"finish_reason length twice", []xaitest.Reply{length}, analyses.StatusFallback, "cut off at the completion token limit", 2},
-		{"content not JSON", []xaitest.Reply{xaitest.Answer("AAPL looks great!")}, analyses.StatusFallback, "not one JSON object", 2},
-		{"content not JSON, repaired", []xaitest.Reply{xaitest.Answer("AAPL looks great!"), xaitest.Answer(good)}, analyses.StatusOK, "", 2},
-		{"symbol outside the portfolio", []xaitest.Reply{xaitest.Answer(answerJSON(map[string]int{"AAPL": 1, "MSFT": 1, "NVDA": 1, "TSLA": 1}))}, analyses.StatusFallback, `("TSLA"): ticker is not one of the portfolio's symbols`, 2},
-		{"symbol missing", []xaitest.Reply{xaitest.Answer(answerJSON(map[string]int{"AAPL": 1, "MSFT": 1}))}, analyses.StatusFallback, "ticker NVDA is missing", 2},
-		{"score 150", []xaitest.Reply{xaitest.Answer(answerJSON(map[string]int{"AAPL": 150, "MSFT": 1, "NVDA": 1}))}, analyses.StatusFallback, `got "150"`, 2},
+		{"success", []fakexai.Reply{fakexai.Answer(good)}, analyses.StatusOK, "", 1},
+		{"400 bad key", []fakexai.Reply{fakexai.BadKey()}, analyses.StatusFallback, "HTTP 400", 1},
+		{"401", []fakexai.Reply{fakexai.Unauthorized()}, analyses.StatusFallback, "HTTP 401", 1},
+		{"404 unknown model", []fakexai.Reply{fakexai.UnknownModel("grok-4.3")}, analyses.StatusFallback, "HTTP 404", 1},
+		{"422", []fakexai.Reply{fakexai.Unprocessable()}, analyses.StatusFallback, "HTTP 422", 1},
+		{"429 rate limit retried", []fakexai.Reply{fakexai.RateLimited(0), fakexai.Answer(good)}, analyses.StatusOK, "", 2},
+		{"429 rate limit every time", []fakexai.Reply{fakexai.RateLimited(0)}, analyses.StatusFallback, "transient, retries exhausted", 3},
+		{"429 credits exhausted not retried", []fakexai.Reply{fakexai.CreditsExhausted()}, analyses.StatusFallback, "credits or spending limit exhausted", 1},
+		{"500 then success", []fakexai.Reply{fakexai.ServerError(), fakexai.Answer(good)}, analyses.StatusOK, "", 2},
+		{"timeout", []fakexai.Reply{slowGood}, analyses.StatusFallback, "deadline exceeded", 3},
+		{"timeout then success", []fakexai.Reply{slowGood, fakexai.Answer(good)}, analyses.StatusOK, "", 2},
+		{"finish_reason length, repaired", []fakexai.Reply{length, fakexai.Answer(good)}, analyses.StatusOK, "", 2},
+		{"finish_reason length twice", []fakexai.Reply{length}, analyses.StatusFallback, "cut off at the completion token limit", 2},
+		{"content not JSON", []fakexai.Reply{fakexai.Answer("AAPL looks great!")}, analyses.StatusFallback, "not one JSON object", 2},
+		{"content not JSON, repaired", []fakexai.Reply{fakexai.Answer("AAPL looks great!"), fakexai.Answer(good)}, analyses.StatusOK, "", 2},
+		{"symbol outside the portfolio", []fakexai.Reply{fakexai.Answer(answerJSON(map[string]int{"AAPL": 1, "MSFT": 1, "NVDA": 1, "TSLA": 1}))}, analyses.StatusFallback, `("TSLA"): ticker is not one of the portfolio's symbols`, 2},
+		{"symbol missing", []fakexai.Reply{fakexai.Answer(answerJSON(map[string]int{"AAPL": 1, "MSFT": 1}))}, analyses.StatusFallback, "ticker NVDA is missing", 2},
+		{"score 150", []fakexai.Reply{fakexai.Answer(answerJSON(map[string]int{"AAPL": 150, "MSFT": 1, "NVDA": 1}))}, analyses.StatusFallback, `got "150"`, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld()
-			srv := xaitest.New(t, tc.script...)
+			srv := fakexai.New(t, tc.script...)
 			res, err := w.service(client(srv)).Handle(context.Background(), analyzer.Event{})
 			require.NoError(t, err)
 			assert.Equal(t, tc.calls, srv.Calls(), "calls made")
@@ -140,12 +140,12 @@ func TestContract(t *testing.T) {
 			if tc.status == analyses.StatusOK {
 				assert.Empty(t, it.Reason)
 				assert.Equal(t, "grok-4.3", it.Model)
-				assert.Equal(t, "fp_xaitest", it.SystemFingerprint)
+				assert.Equal(t, "fp_fakexai", it.SystemFingerprint)
 				assert.Zero(t, snap[metrics.AnalysisFallback])
 				assert.Equal(t, 70, it.Result.Tickers[0].Score, "the model's score")
 			} else {
 				assert.Contains(t, it.Reason, tc.reason)
-				assert.NotContains(t, it.Reason, xaitest.Key)
+				assert.NotContains(t, it.Reason, fakexai.Key)
 				assert.Equal(t, analysis.RulesName, it.Model)
 				assert.Equal(t, 1.0, snap[metrics.AnalysisFallback])
 				// Rules analyst: AAPL RSI 25 → +15, 5.03% above MA50 → +10.06 → 75.
@@ -157,7 +157,7 @@ func TestContract(t *testing.T) {
 
 func TestSuccessRecordsEverything(t *testing.T) {
 	w := newWorld()
-	srv := xaitest.New(t, xaitest.Completion{Content: good, Model: "grok-4.3-0309", SystemFingerprint: "fp_abc",
+	srv := fakexai.New(t, fakexai.Completion{Content: good, Model: "grok-4.3-0309", SystemFingerprint: "fp_abc",
 		PromptTokens: 1834, CompletionTokens: 412, ReasoningTokens: 544, CostInUSDTicks: 37525000}.Reply())
 	_, err := w.service(client(srv)).Handle(context.Background(), analyzer.Event{PortfolioName: "ZSM Seven"})
 	require.NoError(t, err)
@@ -205,13 +205,13 @@ func TestSuccessRecordsEverything(t *testing.T) {
 	assert.Contains(t, user, "\"symbol\": \"AAPL\",\n      \"quantity\": 10,\n      \"cost_basis\": 1500,")
 	assert.NotContains(t, user, "Ignore previous instructions", "an invalid symbol never reaches the model")
 	assert.NotContains(t, user, `\u003cb\u003e`, "nor does the reader's rejected value")
-	assert.NotContains(t, w.logs.String(), xaitest.Key)
+	assert.NotContains(t, w.logs.String(), fakexai.Key)
 }
 
 func TestRepairConversation(t *testing.T) {
 	w := newWorld()
 	bad := answerJSON(map[string]int{"AAPL": 150, "MSFT": 1, "NVDA": 1})
-	srv := xaitest.New(t, xaitest.Answer(bad), xaitest.Answer(good))
+	srv := fakexai.New(t, fakexai.Answer(bad), fakexai.Answer(good))
 	_, err := w.service(client(srv)).Handle(context.Background(), analyzer.Event{})
 	require.NoError(t, err)
 	reqs := srv.Requests()
@@ -219,7 +219,7 @@ func TestRepairConversation(t *testing.T) {
 	first, second := reqs[0].Decoded.Messages, reqs[1].Decoded.Messages
 	require.Len(t, second, 4)
 	assert.Equal(t, first, second[:2], "the original conversation")
-	assert.Equal(t, xaitest.Message{Role: "assistant", Content: bad}, second[2])
+	assert.Equal(t, fakexai.Message{Role: "assistant", Content: bad}, second[2])
 	assert.Equal(t, "user", second[3].Role)
 	assert.Contains(t, second[3].Content, `tickers[0] ("AAPL"): score must be an integer from 0 to 100, got "150"`)
 	it := w.store.all()[0]
@@ -260,7 +260,7 @@ func TestNoKeyUsesRules(t *testing.T) {
 
 func TestIdempotency(t *testing.T) {
 	w := newWorld()
-	srv := xaitest.New(t, xaitest.Answer(good))
+	srv := fakexai.New(t, fakexai.Answer(good))
 	svc := w.service(client(srv))
 	first, err := svc.Handle(context.Background(), analyzer.Event{})
 	require.NoError(t, err)
@@ -291,7 +291,7 @@ func TestIdempotency(t *testing.T) {
 
 func TestFallbackIsRetriedNextRun(t *testing.T) {
 	w := newWorld()
-	srv := xaitest.New(t, xaitest.ServerError(), xaitest.ServerError(), xaitest.ServerError(), xaitest.Answer(good))
+	srv := fakexai.New(t, fakexai.ServerError(), fakexai.ServerError(), fakexai.ServerError(), fakexai.Answer(good))
 	svc := w.service(client(srv))
 	_, err := svc.Handle(context.Background(), analyzer.Event{})
 	require.NoError(t, err)
@@ -304,7 +304,7 @@ func TestFallbackIsRetriedNextRun(t *testing.T) {
 
 func TestUnknownPortfolio(t *testing.T) {
 	w := newWorld()
-	srv := xaitest.New(t, xaitest.Answer(good))
+	srv := fakexai.New(t, fakexai.Answer(good))
 	res, err := w.service(client(srv)).Handle(context.Background(), analyzer.Event{PortfolioName: "Nope"})
 	require.ErrorIs(t, err, analyzer.ErrUnknownPortfolio)
 	assert.Equal(t, `portfolio "Nope": unknown portfolio`, err.Error())
@@ -319,7 +319,7 @@ func TestInjectionName(t *testing.T) {
 	w.ports[name] = w.ports["ZSM Seven"]
 	// The model obeys the injected text: every stock 100 plus an extra ticker.
 	obey := answerJSON(map[string]int{"AAPL": 100, "MSFT": 100, "NVDA": 100, "IGNORE": 100})
-	srv := xaitest.New(t, xaitest.Answer(obey))
+	srv := fakexai.New(t, fakexai.Answer(obey))
 	_, err := w.service(client(srv)).Handle(context.Background(), analyzer.Event{PortfolioName: name})
 	require.NoError(t, err)
 	for _, r := range srv.Requests() {
@@ -451,8 +451,8 @@ func TestEventDecoding(t *testing.T) {
 // fallback is still stored within the invocation.
 func TestDeadlineLeavesTimeForFallback(t *testing.T) {
 	w := newWorld()
-	srv := xaitest.New(t, xaitest.Slow(xaitest.Answer(good), 10*time.Second))
-	llm := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: fastRetry(), Reserve: 1900 * time.Millisecond})
+	srv := fakexai.New(t, fakexai.Slow(fakexai.Answer(good), 10*time.Second))
+	llm := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: fastRetry(), Reserve: 1900 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	res, err := w.service(llm).Handle(ctx, analyzer.Event{})

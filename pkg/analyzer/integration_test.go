@@ -14,12 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zsmseven/backend/pkg/analyzer"
-	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/functions"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
-	"github.com/zsmseven/backend/pkg/xai/xaitest"
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -34,7 +34,7 @@ func sv(v string) types.AttributeValue { return &types.AttributeValueMemberS{Val
 func nv(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
 
 // TestIntegrationDynalite runs the deployed wiring (functions.AnalyzePortfolio
-// with the AWS SDK pointed at dynalite and XAI_API_URL at xaitest) over
+// with the AWS SDK pointed at dynalite and XAI_API_URL at fakexai) over
 // seeded shared tables and ticker rows, and checks the stored item against
 // the contract; a second run reuses it and force makes a new one.
 func TestIntegrationDynalite(t *testing.T) {
@@ -66,7 +66,7 @@ func TestIntegrationDynalite(t *testing.T) {
 		require.NoError(t, store.Put(ctx, r))
 	}
 
-	srv := xaitest.New(t, xaitest.Completion{Content: good, Model: "grok-4.3-0309", SystemFingerprint: "fp_int",
+	srv := fakexai.New(t, fakexai.Completion{Content: good, Model: "grok-4.3-0309", SystemFingerprint: "fp_int",
 		PromptTokens: 1834, CompletionTokens: 412, ReasoningTokens: 544, CostInUSDTicks: 37525000}.Reply())
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.Endpoint)
 	t.Setenv("AWS_REGION", "us-east-1")
@@ -75,7 +75,7 @@ func TestIntegrationDynalite(t *testing.T) {
 	vars := map[string]string{
 		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": tables.UserPortfolios.Name(env.Stage),
 		"PORTFOLIO_POSITIONS_TABLE": tables.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": tables.TickerData.Name(env.Stage),
-		"PORTFOLIO_ANALYSES_TABLE": tables.PortfolioAnalyses.Name(env.Stage), "XAI_API_URL": srv.URL, "XAI_API_KEY": xaitest.Key,
+		"PORTFOLIO_ANALYSES_TABLE": tables.PortfolioAnalyses.Name(env.Stage), "XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key,
 	}
 	var out bytes.Buffer
 	h, err := functions.AnalyzePortfolio(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
@@ -125,7 +125,7 @@ func TestIntegrationDynalite(t *testing.T) {
 	// Logs and metrics went to out; the key did not.
 	assert.Contains(t, out.String(), `"AnalysesStored":1`)
 	assert.Contains(t, out.String(), `"LLMCostUSD":0.0037525`)
-	assert.NotContains(t, out.String(), xaitest.Key)
+	assert.NotContains(t, out.String(), fakexai.Key)
 
 	// Second run: reused, no call, no new item.
 	res, err = h(ctx, analyzer.Event{PortfolioName: "ZSM Seven"})

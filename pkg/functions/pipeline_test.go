@@ -19,12 +19,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zsmseven/backend/pkg/config"
-	"github.com/zsmseven/backend/pkg/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/functions"
-	"github.com/zsmseven/backend/pkg/localsqs"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
@@ -115,7 +115,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}
 
 	const key = "pk-test-0123456789"
-	poly := polygontest.New(t, polygontest.Options{Key: key})
+	poly := fakepolygon.New(t, fakepolygon.Options{Key: key})
 	process, err := functions.ProcessTicker(ctx, mapLookup(map[string]string{
 		"STAGE": env.Stage, "TICKER_DATA_TABLE": tables.TickerData.Name(env.Stage), "POLYGON_BASE_URL": poly.URL,
 		"POLYGON_CALLS_PER_MINUTE": "0", "POLYGON_API_KEY": key, "LOG_LEVEL": "debug",
@@ -146,7 +146,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 		}
 		d, _ := time.ParseInLocation(time.DateOnly, asOf, ny)
 		wantTS := time.Date(d.Year(), d.Month(), d.Day(), 16, 0, 0, 0, ny)
-		bars, err := polygontest.SyntheticBars(tk, d.AddDate(0, 0, -400).Format(time.DateOnly), asOf)
+		bars, err := fakepolygon.SyntheticBars(tk, d.AddDate(0, 0, -400).Format(time.DateOnly), asOf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,15 +253,15 @@ func TestProcessTickerRequeuesThroughSQS(t *testing.T) {
 	localAWS(t, "http://127.0.0.1:1", sqsSrv.Endpoint(), "http://127.0.0.1:1")
 
 	const key = "pk-test-requeue"
-	poly := polygontest.New(t, polygontest.Options{Key: key, Handler: func(r polygontest.Request) polygontest.Response {
+	poly := fakepolygon.New(t, fakepolygon.Options{Key: key, Handler: func(r fakepolygon.Request) fakepolygon.Response {
 		if r.Ticker == "DOWN" {
-			return polygontest.JSON(503, `{"status":"ERROR","error":"service unavailable"}`)
+			return fakepolygon.JSON(503, `{"status":"ERROR","error":"service unavailable"}`)
 		}
-		bars, err := polygontest.SyntheticBars(r.Ticker, r.From, r.To)
+		bars, err := fakepolygon.SyntheticBars(r.Ticker, r.From, r.To)
 		if err != nil {
-			return polygontest.JSON(500, err.Error())
+			return fakepolygon.JSON(500, err.Error())
 		}
-		return polygontest.Response{Status: 200, Body: polygontest.Body(r.Ticker, bars, "")}
+		return fakepolygon.Response{Status: 200, Body: fakepolygon.Body(r.Ticker, bars, "")}
 	}})
 	cfg, err := config.LoadProcessTicker(mapLookup(map[string]string{
 		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "POLYGON_BASE_URL": poly.URL, "POLYGON_CALLS_PER_MINUTE": "0",

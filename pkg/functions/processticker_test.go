@@ -14,7 +14,7 @@ import (
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/functions"
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
@@ -46,12 +46,12 @@ func msg(t *testing.T, ticker string) string {
 // followed by success is stored.
 func TestProcessTickerClassifiesPolygonErrors(t *testing.T) {
 	const key = "pk-live-classes"
-	poly := polygontest.New(t, polygontest.Options{Key: key})
-	poly.EnqueueFor("NOAUTH", polygontest.JSON(403, `{"status":"NOT_AUTHORIZED","request_id":"r1","message":"You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing"}`))
-	poly.EnqueueFor("NONE", polygontest.JSON(200, `{"ticker":"NONE","queryCount":0,"resultsCount":0,"adjusted":true,"status":"OK","request_id":"r2"}`))
-	unavailable := polygontest.JSON(503, `{"status":"ERROR","error":"service unavailable"}`)
+	poly := fakepolygon.New(t, fakepolygon.Options{Key: key})
+	poly.EnqueueFor("NOAUTH", fakepolygon.JSON(403, `{"status":"NOT_AUTHORIZED","request_id":"r1","message":"You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing"}`))
+	poly.EnqueueFor("NONE", fakepolygon.JSON(200, `{"ticker":"NONE","queryCount":0,"resultsCount":0,"adjusted":true,"status":"OK","request_id":"r2"}`))
+	unavailable := fakepolygon.JSON(503, `{"status":"ERROR","error":"service unavailable"}`)
 	poly.EnqueueFor("DOWN", unavailable, unavailable, unavailable, unavailable, unavailable, unavailable)
-	poly.EnqueueFor("SLOWED", polygontest.JSON(429, polygontest.BodyRateLimited))
+	poly.EnqueueFor("SLOWED", fakepolygon.JSON(429, fakepolygon.BodyRateLimited))
 
 	var out bytes.Buffer
 	store := &memStore{}

@@ -16,7 +16,7 @@ import (
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
 )
@@ -28,7 +28,7 @@ const testKey = "pk_test_5ecr3tK3y_do_not_log"
 // harness is a client wired to a local Polygon that demands testKey, with
 // its logs, metrics and retry waits captured, and no real sleeping.
 type harness struct {
-	srv  *polygontest.Server
+	srv  *fakepolygon.Server
 	c    *polygon.Client
 	logs *syncBuffer
 	rec  *metrics.Recorder
@@ -55,12 +55,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newHarness(t *testing.T, so polygontest.Options, edit func(*polygon.Options)) *harness {
+func newHarness(t *testing.T, so fakepolygon.Options, edit func(*polygon.Options)) *harness {
 	t.Helper()
 	if so.Key == "" {
 		so.Key = testKey
 	}
-	h := &harness{srv: polygontest.New(t, so), logs: &syncBuffer{}}
+	h := &harness{srv: fakepolygon.New(t, so), logs: &syncBuffer{}}
 	h.rec = metrics.New(&bytes.Buffer{}, "test")
 	o := polygon.Options{
 		BaseURL:        h.srv.URL,
@@ -119,9 +119,9 @@ func (h *harness) checkNoLeak(t *testing.T, err error) {
 	}
 }
 
-func recorded(t *testing.T, status int, name string) polygontest.Response {
+func recorded(t *testing.T, status int, name string) fakepolygon.Response {
 	t.Helper()
-	return polygontest.File(t, status, filepath.Join("testdata", name))
+	return fakepolygon.File(t, status, filepath.Join("testdata", name))
 }
 
 // Reference values: the dates and closes written in testdata/responses.
@@ -133,7 +133,7 @@ var (
 )
 
 func TestContract(t *testing.T) {
-	ok := func(t *testing.T) polygontest.Response { return recorded(t, 200, "responses/ok.json") }
+	ok := func(t *testing.T) fakepolygon.Response { return recorded(t, 200, "responses/ok.json") }
 	type check struct {
 		permanent bool
 		sentinel  error    // errors.Is target, nil for none
@@ -142,7 +142,7 @@ func TestContract(t *testing.T) {
 	tests := []struct {
 		name       string
 		ticker     string // "" means AAPL
-		script     func(t *testing.T) []polygontest.Response
+		script     func(t *testing.T) []fakepolygon.Response
 		wantCalls  int
 		wantErr    *check // nil: success
 		wantDates  []string
@@ -153,167 +153,167 @@ func TestContract(t *testing.T) {
 		throttled  float64
 	}{
 		{name: "success",
-			script:    func(t *testing.T) []polygontest.Response { return []polygontest.Response{ok(t)} },
+			script:    func(t *testing.T) []fakepolygon.Response { return []fakepolygon.Response{ok(t)} },
 			wantCalls: 1, wantDates: okDates, wantCloses: okCloses},
 		{name: "next_url paging merges the pages",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 200, "responses/page1.json"), recorded(t, 200, "responses/page2.json")}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 200, "responses/page1.json"), recorded(t, 200, "responses/page2.json")}
 			},
 			wantCalls: 2, wantDates: pageDates, wantCloses: pageCloses},
 		{name: "results null", ticker: "zzzz",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 200, "responses/results_null.json")}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 200, "responses/results_null.json")}
 			},
 			wantCalls: 1, wantErr: &check{true, polygon.ErrNoData, []string{"resultsCount 0"}}},
 		{name: "resultsCount 0 without results", ticker: "zzzz",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 200, "responses/results_count_zero.json")}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 200, "responses/results_count_zero.json")}
 			},
 			wantCalls: 1, wantErr: &check{true, polygon.ErrNoData, []string{"resultsCount 0"}}},
 		{name: "DELAYED is data",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 200, "responses/delayed.json")}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 200, "responses/delayed.json")}
 			},
 			wantCalls: 1, wantDates: okDates[:2], wantCloses: okCloses[:2]},
 		{name: "400 missing key",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 400, "errors/400_missing_key.json"), ok(t)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 400, "errors/400_missing_key.json"), ok(t)}
 			},
 			wantCalls: 1, wantErr: &check{true, polygon.ErrUnauthorized, []string{"HTTP 400", "API Key was not provided"}}},
 		{name: "400 bad parameter is permanent but not a key problem",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 400, "errors/400_bad_request.json"), ok(t)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 400, "errors/400_bad_request.json"), ok(t)}
 			},
 			wantCalls: 1, wantErr: &check{true, nil, []string{"HTTP 400", "Could not parse the time parameter"}}},
 		{name: "401 unknown key",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 401, "errors/401_unknown_key.json"), ok(t)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 401, "errors/401_unknown_key.json"), ok(t)}
 			},
 			wantCalls: 1, wantErr: &check{true, polygon.ErrUnauthorized, []string{"HTTP 401", "Unknown API Key"}}},
 		{name: "403 NOT_AUTHORIZED text from message",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 403, "errors/403_not_authorized.json"), ok(t)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 403, "errors/403_not_authorized.json"), ok(t)}
 			},
 			wantCalls: 1, wantErr: &check{true, polygon.ErrUnauthorized, []string{"HTTP 403", "NOT_AUTHORIZED", "You are not entitled to this data"}}},
 		{name: "404 other 4xx permanent",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 404, "errors/404_not_found.json"), ok(t)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 404, "errors/404_not_found.json"), ok(t)}
 			},
 			wantCalls: 1, wantErr: &check{true, nil, []string{"HTTP 404", "Not Found"}}},
 		{name: "429 without Retry-After backs off then succeeds",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 429, "errors/429_rate_limited.json"), ok(t)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 429, "errors/429_rate_limited.json"), ok(t)}
 			},
 			wantCalls: 2, wantDates: okDates, wantCloses: okCloses,
 			wantWaits: []time.Duration{500 * time.Millisecond}, throttled: 1}, // full jitter: 0.5 × min(20 s, 1 s·2⁰)
 		{name: "429 with Retry-After seconds is honoured",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 429, "errors/429_rate_limited.json").With("Retry-After", "7"), ok(t)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 429, "errors/429_rate_limited.json").With("Retry-After", "7"), ok(t)}
 			},
 			wantCalls: 2, wantDates: okDates, wantCloses: okCloses,
 			wantWaits: []time.Duration{7 * time.Second}, throttled: 1},
 		{name: "429 with Retry-After beyond the cap waits the cap",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 429, "errors/429_rate_limited.json").With("Retry-After", "3600"), ok(t)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 429, "errors/429_rate_limited.json").With("Retry-After", "3600"), ok(t)}
 			},
 			wantCalls: 2, wantDates: okDates, wantCloses: okCloses,
 			wantWaits: []time.Duration{time.Minute}, throttled: 1},
 		{name: "429 every time gives up transient after 4 attempts",
-			script: func(t *testing.T) []polygontest.Response {
+			script: func(t *testing.T) []fakepolygon.Response {
 				r := recorded(t, 429, "errors/429_rate_limited.json")
-				return []polygontest.Response{r, r, r, r, ok(t)}
+				return []fakepolygon.Response{r, r, r, r, ok(t)}
 			},
 			wantCalls: 4, throttled: 4,
 			wantErr:   &check{false, polygon.ErrRateLimited, []string{"HTTP 429", "exceeded the maximum requests per minute", "4 attempts"}},
 			wantWaits: []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}}, // 0.5 × 1 s, 2 s, 4 s
 		{name: "500 502 503 then success",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{recorded(t, 500, "errors/500_internal.json"), recorded(t, 502, "errors/502_bad_gateway.html"),
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{recorded(t, 500, "errors/500_internal.json"), recorded(t, 502, "errors/502_bad_gateway.html"),
 					recorded(t, 503, "errors/503_unavailable.json"), ok(t)}
 			},
 			wantCalls: 4, wantDates: okDates, wantCloses: okCloses,
 			wantWaits: []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}},
 		{name: "5xx every time gives up transient",
-			script: func(t *testing.T) []polygontest.Response {
+			script: func(t *testing.T) []fakepolygon.Response {
 				r := recorded(t, 502, "errors/502_bad_gateway.html")
-				return []polygontest.Response{r, r, r, r}
+				return []fakepolygon.Response{r, r, r, r}
 			},
 			wantCalls: 4, wantErr: &check{false, nil, []string{"HTTP 502", "502 Bad Gateway"}}},
 		{name: "503 with Retry-After as an HTTP date",
-			script: func(t *testing.T) []polygontest.Response {
+			script: func(t *testing.T) []fakepolygon.Response {
 				at := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
-				return []polygontest.Response{recorded(t, 503, "errors/503_unavailable.json").With("Retry-After", at), ok(t)}
+				return []fakepolygon.Response{recorded(t, 503, "errors/503_unavailable.json").With("Retry-After", at), ok(t)}
 			},
 			wantCalls: 2, wantDates: okDates, wantCloses: okCloses,
 			waitWithin: [2]time.Duration{28 * time.Second, 30 * time.Second}}, // the date has whole seconds
 		{name: "timeout then success", timeouts: true,
-			script: func(t *testing.T) []polygontest.Response {
+			script: func(t *testing.T) []fakepolygon.Response {
 				slow := ok(t)
 				slow.Delay = time.Minute
-				return []polygontest.Response{slow, ok(t)}
+				return []fakepolygon.Response{slow, ok(t)}
 			},
 			wantCalls: 2, wantDates: okDates, wantCloses: okCloses},
 		{name: "timeout every time gives up transient", timeouts: true,
-			script: func(t *testing.T) []polygontest.Response {
+			script: func(t *testing.T) []fakepolygon.Response {
 				slow := ok(t)
 				slow.Delay = time.Minute
-				return []polygontest.Response{slow, slow, slow, slow}
+				return []fakepolygon.Response{slow, slow, slow, slow}
 			},
 			wantCalls: 4, wantErr: &check{false, nil, []string{"timed out after"}}},
 		{name: "connection reset then success",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{{Reset: true}, ok(t)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{{Reset: true}, ok(t)}
 			},
 			wantCalls: 2, wantDates: okDates, wantCloses: okCloses},
 		{name: "connection reset every time gives up transient",
-			script: func(t *testing.T) []polygontest.Response {
-				r := polygontest.Response{Reset: true}
-				return []polygontest.Response{r, r, r, r}
+			script: func(t *testing.T) []fakepolygon.Response {
+				r := fakepolygon.Response{Reset: true}
+				return []fakepolygon.Response{r, r, r, r}
 			},
 			wantCalls: 4, wantErr: &check{false, nil, []string{"request"}}},
 		{name: "truncated body then success",
-			script: func(t *testing.T) []polygontest.Response {
+			script: func(t *testing.T) []fakepolygon.Response {
 				cut := ok(t)
 				cut.TruncateAt = 100
-				return []polygontest.Response{cut, ok(t)}
+				return []fakepolygon.Response{cut, ok(t)}
 			},
 			wantCalls: 2, wantDates: okDates, wantCloses: okCloses},
 		{name: "truncated body every time gives up transient",
-			script: func(t *testing.T) []polygontest.Response {
+			script: func(t *testing.T) []fakepolygon.Response {
 				cut := ok(t)
 				cut.TruncateAt = 100
-				return []polygontest.Response{cut, cut, cut, cut}
+				return []fakepolygon.Response{cut, cut, cut, cut}
 			},
 			wantCalls: 4, wantErr: &check{false, nil, []string{"read HTTP 200 body", "unexpected EOF"}}},
 		{name: "200 with a body that is not JSON is transient",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{polygontest.JSON(200, "<html>upstream hiccup</html>"), ok(t)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{fakepolygon.JSON(200, "<html>upstream hiccup</html>"), ok(t)}
 			},
 			wantCalls: 2, wantDates: okDates, wantCloses: okCloses},
 		{name: "an answer for another ticker is permanent",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{polygontest.JSON(200, string(polygontest.Body("MSFT", []polygontest.Bar{{O: 1, H: 1, L: 1, C: 1, V: 1, T: 1735794000000}}, "")))}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{fakepolygon.JSON(200, string(fakepolygon.Body("MSFT", []fakepolygon.Bar{{O: 1, H: 1, L: 1, C: 1, V: 1, T: 1735794000000}}, "")))}
 			},
 			wantCalls: 1, wantErr: &check{true, nil, []string{`answer is for ticker "MSFT"`}}},
 		{name: "a body over the cap is permanent",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{polygontest.JSON(200, `{"ticker":"AAPL","x":"`+strings.Repeat("a", polygon.MaxBodyBytes)+`"}`)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{fakepolygon.JSON(200, `{"ticker":"AAPL","x":"`+strings.Repeat("a", polygon.MaxBodyBytes)+`"}`)}
 			},
 			wantCalls: 1, wantErr: &check{true, nil, []string{"larger than"}}},
 		{name: "a redirect is not followed",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{polygontest.JSON(302, `{}`).With("Location", "http://127.0.0.1:1/elsewhere")}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{fakepolygon.JSON(302, `{}`).With("Location", "http://127.0.0.1:1/elsewhere")}
 			},
 			wantCalls: 1, wantErr: &check{true, nil, []string{"HTTP 302"}}},
 		{name: "an error body that echoes the key is redacted and kept on one line",
-			script: func(t *testing.T) []polygontest.Response {
-				return []polygontest.Response{polygontest.JSON(401, `{"status":"ERROR","error":"Unknown API Key `+testKey+`\nsecond line"}`)}
+			script: func(t *testing.T) []fakepolygon.Response {
+				return []fakepolygon.Response{fakepolygon.JSON(401, `{"status":"ERROR","error":"Unknown API Key `+testKey+`\nsecond line"}`)}
 			},
 			wantCalls: 1, wantErr: &check{true, polygon.ErrUnauthorized, []string{"Unknown API Key [REDACTED] second line"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, polygontest.Options{}, func(o *polygon.Options) {
+			h := newHarness(t, fakepolygon.Options{}, func(o *polygon.Options) {
 				if tt.timeouts {
 					o.AttemptTimeout = 100 * time.Millisecond
 				}
@@ -377,7 +377,7 @@ func TestContract(t *testing.T) {
 }
 
 func TestRequestShape(t *testing.T) {
-	h := newHarness(t, polygontest.Options{}, nil)
+	h := newHarness(t, fakepolygon.Options{}, nil)
 	if _, err := h.c.DailyBars(context.Background(), " brk.b ", "2024-10-01", "2025-11-28"); err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestRequestShape(t *testing.T) {
 }
 
 func TestNextURLIsFollowedWithoutItsAPIKey(t *testing.T) {
-	h := newHarness(t, polygontest.Options{}, nil)
+	h := newHarness(t, fakepolygon.Options{}, nil)
 	h.srv.Enqueue(recorded(t, 200, "responses/page1.json"), recorded(t, 200, "responses/page2.json"))
 	if _, err := h.c.DailyBars(context.Background(), "AAPL", "2025-01-01", "2025-01-10"); err != nil {
 		t.Fatal(err)
@@ -411,12 +411,12 @@ func TestNextURLIsFollowedWithoutItsAPIKey(t *testing.T) {
 }
 
 func TestSyntheticPagesAreMergedInOrder(t *testing.T) {
-	h := newHarness(t, polygontest.Options{PageSize: 40}, nil)
+	h := newHarness(t, fakepolygon.Options{PageSize: 40}, nil)
 	bars, err := h.c.DailyBars(context.Background(), "MSFT", "2024-10-01", "2025-11-28")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := polygontest.SyntheticBars("MSFT", "2024-10-01", "2025-11-28")
+	want, _ := fakepolygon.SyntheticBars("MSFT", "2024-10-01", "2025-11-28")
 	if len(bars) != len(want) || h.srv.Calls() != (len(want)+39)/40 {
 		t.Fatalf("%d bars in %d calls, want %d in %d", len(bars), h.srv.Calls(), len(want), (len(want)+39)/40)
 	}
@@ -429,7 +429,7 @@ func TestSyntheticPagesAreMergedInOrder(t *testing.T) {
 }
 
 func TestPagesAreBounded(t *testing.T) {
-	h := newHarness(t, polygontest.Options{PageSize: 1}, func(o *polygon.Options) { o.MaxPages = 3 })
+	h := newHarness(t, fakepolygon.Options{PageSize: 1}, func(o *polygon.Options) { o.MaxPages = 3 })
 	_, err := h.c.DailyBars(context.Background(), "MSFT", "2025-01-01", "2025-01-31")
 	if err == nil || !retry.IsPermanent(err) || !strings.Contains(err.Error(), "more than 3 pages") || h.srv.Calls() != 3 {
 		t.Fatalf("err %v after %d calls; want a permanent page-bound error after 3", err, h.srv.Calls())
@@ -437,11 +437,11 @@ func TestPagesAreBounded(t *testing.T) {
 }
 
 func TestNextURLToAnotherHostIsNotFollowed(t *testing.T) {
-	other := polygontest.New(t, polygontest.Options{})
-	h := newHarness(t, polygontest.Options{}, nil)
-	body := polygontest.Body("AAPL", []polygontest.Bar{{O: 1, H: 1, L: 1, C: 1, V: 1, T: 1735794000000}},
+	other := fakepolygon.New(t, fakepolygon.Options{})
+	h := newHarness(t, fakepolygon.Options{}, nil)
+	body := fakepolygon.Body("AAPL", []fakepolygon.Bar{{O: 1, H: 1, L: 1, C: 1, V: 1, T: 1735794000000}},
 		other.URL+"/v2/aggs/ticker/AAPL/range/1/day/1735880400000/1736485200000?cursor=x")
-	h.srv.Enqueue(polygontest.JSON(200, string(body)))
+	h.srv.Enqueue(fakepolygon.JSON(200, string(body)))
 	_, err := h.c.DailyBars(context.Background(), "AAPL", "2025-01-01", "2025-01-10")
 	if err == nil || !retry.IsPermanent(err) || !strings.Contains(err.Error(), "not followed") {
 		t.Fatalf("err %v, want a permanent refusal", err)
@@ -454,7 +454,7 @@ func TestNextURLToAnotherHostIsNotFollowed(t *testing.T) {
 
 func TestWrongKeyAtTheServer(t *testing.T) {
 	// The server's own key check (not a script): a client with another key.
-	h := newHarness(t, polygontest.Options{Key: "some-other-key"}, nil)
+	h := newHarness(t, fakepolygon.Options{Key: "some-other-key"}, nil)
 	_, err := h.c.DailyBars(context.Background(), "AAPL", "2025-01-01", "2025-01-10")
 	if !errors.Is(err, polygon.ErrUnauthorized) || !retry.IsPermanent(err) || h.srv.Calls() != 1 {
 		t.Fatalf("err %v after %d calls; want permanent ErrUnauthorized after 1", err, h.srv.Calls())
@@ -481,7 +481,7 @@ func TestBadInputMakesNoCall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, polygontest.Options{}, func(o *polygon.Options) {
+			h := newHarness(t, fakepolygon.Options{}, func(o *polygon.Options) {
 				if tt.key != nil {
 					o.APIKey = tt.key
 				}
@@ -499,7 +499,7 @@ func TestBadInputMakesNoCall(t *testing.T) {
 
 func TestKeySourceFailureIsTransientAndPassedOn(t *testing.T) {
 	boom := errors.New("secrets manager unreachable")
-	h := newHarness(t, polygontest.Options{}, func(o *polygon.Options) {
+	h := newHarness(t, fakepolygon.Options{}, func(o *polygon.Options) {
 		o.APIKey = func(context.Context) (string, error) { return "", boom }
 	})
 	_, err := h.c.DailyBars(context.Background(), "AAPL", "2025-01-01", "2025-01-10")
@@ -509,7 +509,7 @@ func TestKeySourceFailureIsTransientAndPassedOn(t *testing.T) {
 }
 
 func TestRetryNeverSleepsPastTheDeadline(t *testing.T) {
-	h := newHarness(t, polygontest.Options{}, nil)
+	h := newHarness(t, fakepolygon.Options{}, nil)
 	h.srv.Enqueue(recorded(t, 429, "errors/429_rate_limited.json").With("Retry-After", "30"), recorded(t, 200, "responses/ok.json"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -526,7 +526,7 @@ func TestRetryNeverSleepsPastTheDeadline(t *testing.T) {
 func TestAttemptTimeoutIsCappedByTheDeadline(t *testing.T) {
 	// A 30 s attempt timeout inside a 200 ms deadline: the call ends with the
 	// context, not 30 s later, and the error is not permanent.
-	h := newHarness(t, polygontest.Options{}, func(o *polygon.Options) { o.AttemptTimeout = 30 * time.Second })
+	h := newHarness(t, fakepolygon.Options{}, func(o *polygon.Options) { o.AttemptTimeout = 30 * time.Second })
 	slow := recorded(t, 200, "responses/ok.json")
 	slow.Delay = time.Minute
 	h.srv.Enqueue(slow)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 )
 
 // The service builds its client once per cold start: the base URL from
@@ -14,7 +14,7 @@ import (
 // secrets.Keys (APIKey: func(ctx) { return keys.Get(ctx, secrets.PolygonAPIKey) }).
 // Here a local Polygon stands in for the real one.
 func Example() {
-	srv := polygontest.Start(polygontest.Options{Key: "demo-key"})
+	srv := fakepolygon.Start(fakepolygon.Options{Key: "demo-key"})
 	defer srv.Close()
 
 	c, err := polygon.New(polygon.Options{

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -48,7 +48,7 @@ func (c *fakeClock) Slept() []time.Duration {
 }
 
 // onFakeClock makes a harness whose client and server both run on clk.
-func onFakeClock(t *testing.T, clk *fakeClock, so polygontest.Options, callsPerMinute int, edit func(*polygon.Options)) *harness {
+func onFakeClock(t *testing.T, clk *fakeClock, so fakepolygon.Options, callsPerMinute int, edit func(*polygon.Options)) *harness {
 	t.Helper()
 	so.Now = clk.Now
 	return newHarness(t, so, func(o *polygon.Options) {
@@ -70,8 +70,8 @@ func TestPacingSpacesEveryRequestIncludingRetriesAndPages(t *testing.T) {
 	clk := newFakeClock()
 	start := clk.Now()
 	// Pages of 200 bars: about 300 weekdays in the range make 2 pages a ticker.
-	h := onFakeClock(t, clk, polygontest.Options{PageSize: 200}, 5, nil)
-	h.srv.EnqueueFor("MSFT", polygontest.JSON(503, `{"status":"ERROR","error":"Service Unavailable"}`))
+	h := onFakeClock(t, clk, fakepolygon.Options{PageSize: 200}, 5, nil)
+	h.srv.EnqueueFor("MSFT", fakepolygon.JSON(503, `{"status":"ERROR","error":"Service Unavailable"}`))
 	for _, tk := range []string{"AAPL", "MSFT", "NVDA"} {
 		if _, err := h.c.DailyBars(context.Background(), tk, "2024-10-01", "2025-11-28"); err != nil {
 			t.Fatalf("%s: %v", tk, err)
@@ -104,7 +104,7 @@ func TestPacingStaysUnderAServerEnforcingTheSameRate(t *testing.T) {
 	clk := newFakeClock()
 	// The server refuses a 6th call within any 60 s; the client paces at
 	// 5/min for 12 tickers: not one 429.
-	h := onFakeClock(t, clk, polygontest.Options{RateLimit: 5, Window: time.Minute}, 5, nil)
+	h := onFakeClock(t, clk, fakepolygon.Options{RateLimit: 5, Window: time.Minute}, 5, nil)
 	for i := range 12 {
 		if _, err := h.c.DailyBars(context.Background(), fmt.Sprintf("T%d", i), "2025-01-01", "2025-03-31"); err != nil {
 			t.Fatal(err)
@@ -121,7 +121,7 @@ const freePlan = 12240 * time.Millisecond
 
 func TestStartFullDrainAndRefill(t *testing.T) {
 	clk := newFakeClock()
-	h := onFakeClock(t, clk, polygontest.Options{}, 5, func(o *polygon.Options) { o.StartFull = true })
+	h := onFakeClock(t, clk, fakepolygon.Options{}, 5, func(o *polygon.Options) { o.StartFull = true })
 	fetch := func() time.Time {
 		t.Helper()
 		if _, err := h.c.DailyBars(context.Background(), "AAPL", "2025-01-01", "2025-01-31"); err != nil {
@@ -153,7 +153,7 @@ func TestStartFullDrainAndRefill(t *testing.T) {
 
 func TestPacingFailsFastWhenTheTokenComesAfterTheDeadline(t *testing.T) {
 	clk := newFakeClock()
-	h := onFakeClock(t, clk, polygontest.Options{}, 5, nil)
+	h := onFakeClock(t, clk, fakepolygon.Options{}, 5, nil)
 	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(5*time.Second))
 	defer cancel()
 	_, err := h.c.DailyBars(ctx, "AAPL", "2025-01-01", "2025-01-31")
@@ -183,7 +183,7 @@ func TestPacingHoldsUnderConcurrencyInRealTime(t *testing.T) {
 	// about 0.6 s. Server-side times carry scheduling jitter, hence one call
 	// of tolerance per window; unpaced, all 12 would land within a few ms.
 	const perMinute, goroutines, each = 1200, 3, 4
-	h := newHarness(t, polygontest.Options{}, func(o *polygon.Options) { o.CallsPerMinute = perMinute })
+	h := newHarness(t, fakepolygon.Options{}, func(o *polygon.Options) { o.CallsPerMinute = perMinute })
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines*each)
 	for g := range goroutines {
@@ -211,7 +211,7 @@ func TestPacingHoldsUnderConcurrencyInRealTime(t *testing.T) {
 }
 
 func TestZeroRateMeansNoWaiting(t *testing.T) {
-	h := newHarness(t, polygontest.Options{}, func(o *polygon.Options) {
+	h := newHarness(t, fakepolygon.Options{}, func(o *polygon.Options) {
 		o.CallsPerMinute = 0
 		o.Sleep = func(_ context.Context, d time.Duration) error {
 			t.Errorf("paced sleep of %v with an unlimited rate", d)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/xai"
-	"github.com/zsmseven/backend/pkg/xai/xaitest"
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 func recorded(t *testing.T, name string) string {
@@ -44,8 +44,8 @@ func request() xai.Request {
 }
 
 func TestCompleteRecordedSuccess(t *testing.T) {
-	srv := xaitest.New(t, xaitest.Status(200, recorded(t, "chat_completion.json")))
-	c := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, MaxCompletionTokens: 1234})
+	srv := fakexai.New(t, fakexai.Status(200, recorded(t, "chat_completion.json")))
+	c := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, MaxCompletionTokens: 1234})
 	resp, err := c.Complete(context.Background(), request())
 	require.NoError(t, err)
 
@@ -64,7 +64,7 @@ func TestCompleteRecordedSuccess(t *testing.T) {
 	req := srv.Requests()[0]
 	assert.Equal(t, "POST", req.Method)
 	assert.Equal(t, "/v1/chat/completions", req.Path)
-	assert.Equal(t, "Bearer "+xaitest.Key, req.Authorization)
+	assert.Equal(t, "Bearer "+fakexai.Key, req.Authorization)
 	assert.Equal(t, "grok-4.3", req.Decoded.Model)
 	require.NotNil(t, req.Decoded.Temperature)
 	assert.Equal(t, 0.0, *req.Decoded.Temperature)
@@ -80,8 +80,8 @@ func TestCompleteRecordedSuccess(t *testing.T) {
 }
 
 func TestCompleteLegacyReasoningTokens(t *testing.T) {
-	srv := xaitest.New(t, xaitest.Status(200, recorded(t, "chat_completion_legacy_usage.json")))
-	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Model: "grok-3"}).Complete(context.Background(), request())
+	srv := fakexai.New(t, fakexai.Status(200, recorded(t, "chat_completion_legacy_usage.json")))
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Model: "grok-3"}).Complete(context.Background(), request())
 	require.NoError(t, err)
 	assert.Equal(t, xai.Usage{PromptTokens: 100, CompletionTokens: 20, TotalTokens: 150, ReasoningTokens: 30}, resp.Usage)
 	_, ok := resp.Usage.CostUSD()
@@ -110,16 +110,16 @@ func TestCompleteErrorClasses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			reply := xaitest.Status(tc.status, recorded(t, tc.file))
+			reply := fakexai.Status(tc.status, recorded(t, tc.file))
 			if tc.header != nil {
 				reply.Header = map[string][]string{}
 				for k, v := range tc.header {
 					reply.Header[k] = []string{v}
 				}
 			}
-			srv := xaitest.New(t, reply)
+			srv := fakexai.New(t, reply)
 			var waits []time.Duration
-			resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+			resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
 			require.Error(t, err)
 			assert.Equal(t, tc.permanent, retry.IsPermanent(err))
 			assert.Equal(t, tc.calls, srv.Calls())
@@ -134,15 +134,15 @@ func TestCompleteErrorClasses(t *testing.T) {
 			if tc.header != nil {
 				assert.Equal(t, []time.Duration{7 * time.Second, 7 * time.Second}, waits, "Retry-After honoured")
 			}
-			assert.NotContains(t, err.Error(), xaitest.Key)
+			assert.NotContains(t, err.Error(), fakexai.Key)
 		})
 	}
 }
 
 func TestCompleteServerErrorThenSuccess(t *testing.T) {
-	srv := xaitest.New(t, xaitest.ServerError(), xaitest.Answer(`{"x":1}`))
+	srv := fakexai.New(t, fakexai.ServerError(), fakexai.Answer(`{"x":1}`))
 	var waits []time.Duration
-	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
 	require.NoError(t, err)
 	assert.Equal(t, 2, srv.Calls())
 	assert.Equal(t, 2, resp.Attempts)
@@ -151,8 +151,8 @@ func TestCompleteServerErrorThenSuccess(t *testing.T) {
 }
 
 func TestCompleteTruncated(t *testing.T) {
-	srv := xaitest.New(t, xaitest.Status(200, recorded(t, "chat_completion_length.json")))
-	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key}).Complete(context.Background(), request())
+	srv := fakexai.New(t, fakexai.Status(200, recorded(t, "chat_completion_length.json")))
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key}).Complete(context.Background(), request())
 	require.ErrorIs(t, err, xai.ErrTruncated)
 	assert.True(t, retry.IsPermanent(err), "retrying the same request gives the same cut")
 	assert.Equal(t, 1, srv.Calls())
@@ -162,9 +162,9 @@ func TestCompleteTruncated(t *testing.T) {
 }
 
 func TestCompleteAttemptTimeoutThenSuccess(t *testing.T) {
-	srv := xaitest.New(t, xaitest.Slow(xaitest.Answer(`{"late":true}`), 5*time.Second), xaitest.Answer(`{"ok":true}`))
+	srv := fakexai.New(t, fakexai.Slow(fakexai.Answer(`{"late":true}`), 5*time.Second), fakexai.Answer(`{"ok":true}`))
 	var waits []time.Duration
-	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits), AttemptTimeout: 100 * time.Millisecond}).
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: noSleep(&waits), AttemptTimeout: 100 * time.Millisecond}).
 		Complete(context.Background(), request())
 	require.NoError(t, err)
 	assert.Equal(t, `{"ok":true}`, resp.Content)
@@ -172,22 +172,22 @@ func TestCompleteAttemptTimeoutThenSuccess(t *testing.T) {
 }
 
 func TestCompleteDeadlineLeavesReserve(t *testing.T) {
-	srv := xaitest.New(t, xaitest.Slow(xaitest.Answer(`{}`), 10*time.Second))
+	srv := fakexai.New(t, fakexai.Slow(fakexai.Answer(`{}`), 10*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var waits []time.Duration
-	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits), Reserve: 1900 * time.Millisecond}).Complete(ctx, request())
+	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: noSleep(&waits), Reserve: 1900 * time.Millisecond}).Complete(ctx, request())
 	require.Error(t, err)
 	assert.False(t, retry.IsPermanent(err), "a timeout is transient")
 	assert.NoError(t, ctx.Err(), "the caller still has its reserve when the client gives up")
 }
 
 func TestCompleteResetMidBody(t *testing.T) {
-	half := xaitest.Answer(`{"a":1}`)
+	half := fakexai.Answer(`{"a":1}`)
 	half.Hang = true
-	srv := xaitest.New(t, half, xaitest.Answer(`{"a":2}`))
+	srv := fakexai.New(t, half, fakexai.Answer(`{"a":2}`))
 	var waits []time.Duration
-	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
 	require.NoError(t, err)
 	assert.Equal(t, `{"a":2}`, resp.Content)
 	assert.Equal(t, 2, srv.Calls())
@@ -195,7 +195,7 @@ func TestCompleteResetMidBody(t *testing.T) {
 
 func TestCompleteKeyNeverInErrors(t *testing.T) {
 	const key = "xai-SECRET-abcdef"
-	srv := xaitest.New(t, xaitest.Status(400, `{"code":"bad","error":"Incorrect API key provided: `+key+`"}`))
+	srv := fakexai.New(t, fakexai.Status(400, `{"code":"bad","error":"Incorrect API key provided: `+key+`"}`))
 	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: key}).Complete(context.Background(), request())
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), key)
@@ -203,16 +203,16 @@ func TestCompleteKeyNeverInErrors(t *testing.T) {
 }
 
 func TestCompleteEmptyChoices(t *testing.T) {
-	srv := xaitest.New(t, xaitest.Status(200, `{"id":"x","model":"grok-4.3","choices":[],"usage":{"prompt_tokens":1}}`))
-	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key}).Complete(context.Background(), request())
+	srv := fakexai.New(t, fakexai.Status(200, `{"id":"x","model":"grok-4.3","choices":[],"usage":{"prompt_tokens":1}}`))
+	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key}).Complete(context.Background(), request())
 	require.ErrorIs(t, err, xai.ErrEmpty)
 	assert.True(t, retry.IsPermanent(err))
 }
 
 func TestCompleteGarbledBodyIsTransient(t *testing.T) {
-	srv := xaitest.New(t, xaitest.Status(200, `{"id":"x","choices":[{"mess`), xaitest.Answer(`{"b":1}`))
+	srv := fakexai.New(t, fakexai.Status(200, `{"id":"x","choices":[{"mess`), fakexai.Answer(`{"b":1}`))
 	var waits []time.Duration
-	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)
 }
@@ -225,8 +225,8 @@ func TestUsageAdd(t *testing.T) {
 }
 
 func TestErrorsMentionNoBodyWhenNotJSON(t *testing.T) {
-	srv := xaitest.New(t, xaitest.Status(403, "<html>blocked</html>"))
-	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key}).Complete(context.Background(), request())
+	srv := fakexai.New(t, fakexai.Status(403, "<html>blocked</html>"))
+	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key}).Complete(context.Background(), request())
 	require.Error(t, err)
 	assert.True(t, retry.IsPermanent(err))
 	assert.True(t, strings.Contains(err.Error(), "HTTP 403"))
@@ -238,10 +238,10 @@ func ptr[T any](v T) *T { return &v }
 // A body over the read cap is not cut and mistaken for a garbled transfer
 // (which would be retried, paying again): it fails once, permanently.
 func TestCompleteOversizedBodyNotRetried(t *testing.T) {
-	huge := xaitest.Answer(strings.Repeat("x", 9<<20))
-	srv := xaitest.New(t, huge)
+	huge := fakexai.Answer(strings.Repeat("x", 9<<20))
+	srv := fakexai.New(t, huge)
 	var waits []time.Duration
-	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
 	require.ErrorIs(t, err, xai.ErrTooLarge)
 	assert.True(t, retry.IsPermanent(err))
 	assert.Equal(t, 1, srv.Calls())
@@ -252,9 +252,9 @@ func TestCompleteOversizedBodyNotRetried(t *testing.T) {
 // asking again would pay for the same answer. Only a cut-off (invalid JSON)
 // body is retried (TestCompleteGarbledBodyIsTransient).
 func TestCompleteUnexpectedShapeNotRetried(t *testing.T) {
-	srv := xaitest.New(t, xaitest.Status(200, `{"id":"x","model":"grok-4.3","choices":[{"message":{"content":"{}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":"many"}}`))
+	srv := fakexai.New(t, fakexai.Status(200, `{"id":"x","model":"grok-4.3","choices":[{"message":{"content":"{}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":"many"}}`))
 	var waits []time.Duration
-	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
 	require.Error(t, err)
 	assert.True(t, retry.IsPermanent(err))
 	assert.Contains(t, err.Error(), "decode xAI response")

@@ -14,7 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/zsmseven/backend/pkg/dynalite"
+	"github.com/zsmseven/backend/internal/devstack/dynalite"
 	"github.com/zsmseven/backend/pkg/tables"
 )
 

@@ -40,7 +40,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/zsmseven/backend/internal/procgroup"
+	"github.com/zsmseven/backend/internal/devstack/procgroup"
 )
 
 // EmulatorPackage is the emulator's main package, a tool dependency in go.mod.

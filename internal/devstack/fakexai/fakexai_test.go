@@ -1,4 +1,4 @@
-package xaitest_test
+package fakexai_test
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/zsmseven/backend/pkg/xai/xaitest"
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 func post(t *testing.T, url, auth, body string) (int, string, http.Header) {
@@ -29,7 +29,7 @@ func post(t *testing.T, url, auth, body string) (int, string, http.Header) {
 }
 
 func TestScriptRecordsAndRepeatsLast(t *testing.T) {
-	srv := xaitest.New(t, xaitest.RateLimited(3), xaitest.Answer(`{"a":1}`))
+	srv := fakexai.New(t, fakexai.RateLimited(3), fakexai.Answer(`{"a":1}`))
 	code, _, h := post(t, srv.URL, "Bearer k", `{"model":"grok-4.3","temperature":0,"messages":[{"role":"user","content":"hi"}]}`)
 	assert.Equal(t, 429, code)
 	assert.Equal(t, "3", h.Get("Retry-After"))
@@ -54,27 +54,27 @@ func TestScriptRecordsAndRepeatsLast(t *testing.T) {
 	assert.Equal(t, 3, srv.Calls())
 	reqs := srv.Requests()
 	assert.Equal(t, "grok-4.3", reqs[0].Decoded.Model)
-	assert.Equal(t, []xaitest.Message{{Role: "user", Content: "hi"}}, reqs[0].Decoded.Messages)
+	assert.Equal(t, []fakexai.Message{{Role: "user", Content: "hi"}}, reqs[0].Decoded.Messages)
 	assert.Equal(t, "Bearer k", reqs[0].Authorization)
 	assert.Equal(t, "/v1/chat/completions", reqs[0].Path)
 
-	srv.Script(xaitest.ServerError())
+	srv.Script(fakexai.ServerError())
 	code, _, _ = post(t, srv.URL, "", `{}`)
 	assert.Equal(t, 500, code)
 }
 
 func TestRequireKey(t *testing.T) {
-	srv := xaitest.New(t, xaitest.Answer(`{}`))
-	srv.RequireKey = xaitest.Key
+	srv := fakexai.New(t, fakexai.Answer(`{}`))
+	srv.RequireKey = fakexai.Key
 	code, body, _ := post(t, srv.URL, "Bearer wrong", `{}`)
 	assert.Equal(t, 400, code)
 	assert.Contains(t, body, `"code"`)
-	code, _, _ = post(t, srv.URL, "Bearer "+xaitest.Key, `{}`)
+	code, _, _ = post(t, srv.URL, "Bearer "+fakexai.Key, `{}`)
 	assert.Equal(t, 200, code)
 }
 
 func TestEmptyScript(t *testing.T) {
-	srv := xaitest.New(t)
+	srv := fakexai.New(t)
 	code, body, _ := post(t, srv.URL, "", `{}`)
 	assert.Equal(t, 500, code)
 	assert.Contains(t, body, "no reply scripted")

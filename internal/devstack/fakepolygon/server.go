@@ -1,4 +1,4 @@
-// Package polygontest runs a local HTTP server that speaks Polygon.io's
+// Package fakepolygon runs a local HTTP server that speaks Polygon.io's
 // aggregates wire format, for tests and benchmarks of anything that calls
 // Polygon: the client's contract tests, the pipeline, end-to-end runs, fault
 // injection.
@@ -24,10 +24,10 @@
 //
 // A benchmark of 60 tickers against the free plan's big brother looks like:
 //
-//	srv := polygontest.New(b, polygontest.Options{Key: "k", RateLimit: 600, Window: time.Minute})
+//	srv := fakepolygon.New(b, fakepolygon.Options{Key: "k", RateLimit: 600, Window: time.Minute})
 //	// point the client at srv.URL with key "k", fetch 60 tickers, then:
 //	b.ReportMetric(float64(srv.Throttled()), "429s")
-package polygontest
+package fakepolygon
 
 import (
 	"bytes"
@@ -50,9 +50,9 @@ const BaseURLPlaceholder = "{{BASE_URL}}"
 
 // Polygon's error bodies (facts.md), as the server sends them.
 const (
-	BodyMissingKey  = `{"status":"ERROR","request_id":"polygontest-missing-key","error":"API Key was not provided"}`
-	BodyUnknownKey  = `{"status":"ERROR","request_id":"polygontest-unknown-key","error":"Unknown API Key"}`
-	BodyRateLimited = `{"status":"ERROR","request_id":"polygontest-rate-limited","error":"You've exceeded the maximum requests per minute, please wait or upgrade your subscription to continue. https://polygon.io/pricing"}`
+	BodyMissingKey  = `{"status":"ERROR","request_id":"fakepolygon-missing-key","error":"API Key was not provided"}`
+	BodyUnknownKey  = `{"status":"ERROR","request_id":"fakepolygon-unknown-key","error":"Unknown API Key"}`
+	BodyRateLimited = `{"status":"ERROR","request_id":"fakepolygon-rate-limited","error":"You've exceeded the maximum requests per minute, please wait or upgrade your subscription to continue. https://polygon.io/pricing"}`
 )
 
 // Response is one scripted answer. The zero value is an empty 200.
@@ -86,7 +86,7 @@ func File(t testing.TB, status int, path string) Response {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("polygontest: read recorded body: %v", err)
+		t.Fatalf("fakepolygon: read recorded body: %v", err)
 	}
 	return JSON(status, string(b))
 }
@@ -394,7 +394,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, resp Response) {
 func (s *Server) hijack(w http.ResponseWriter, resp Response, body []byte) {
 	conn, buf, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		http.Error(w, "polygontest: cannot hijack: "+err.Error(), http.StatusInternalServerError)
+		http.Error(w, "fakepolygon: cannot hijack: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	defer conn.Close()

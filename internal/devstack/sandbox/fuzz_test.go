@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/sandbox"
+	"github.com/zsmseven/backend/internal/devstack/sandbox"
 )
 
 // FuzzServe requests arbitrary paths: every 200 answer must decode as

@@ -1,4 +1,4 @@
-package polygontest_test
+package fakepolygon_test
 
 import (
 	"encoding/json"
@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/polygon/polygontest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 )
 
 // get fetches path from srv with an optional bearer key, on a fresh
 // connection each time so one scripted fault cannot leak into the next call.
-func get(t *testing.T, srv *polygontest.Server, path, key string) (*http.Response, []byte, error) {
+func get(t *testing.T, srv *fakepolygon.Server, path, key string) (*http.Response, []byte, error) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
 	if err != nil {
@@ -35,9 +35,9 @@ func get(t *testing.T, srv *polygontest.Server, path, key string) (*http.Respons
 	return resp, body, err
 }
 
-func decode(t *testing.T, body []byte) polygontest.Aggregates {
+func decode(t *testing.T, body []byte) fakepolygon.Aggregates {
 	t.Helper()
-	var a polygontest.Aggregates
+	var a fakepolygon.Aggregates
 	if err := json.Unmarshal(body, &a); err != nil {
 		t.Fatalf("decode %s: %v", body, err)
 	}
@@ -46,7 +46,7 @@ func decode(t *testing.T, body []byte) polygontest.Aggregates {
 
 func TestSyntheticBarsAreWeekdaysAtNewYorkMidnight(t *testing.T) {
 	// 2025-03-03 is a Monday; 2025-03-09 a Sunday, the day US clocks go forward.
-	bars, err := polygontest.SyntheticBars("AAPL", "2025-03-01", "2025-03-11")
+	bars, err := fakepolygon.SyntheticBars("AAPL", "2025-03-01", "2025-03-11")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,20 +64,20 @@ func TestSyntheticBarsAreWeekdaysAtNewYorkMidnight(t *testing.T) {
 			t.Errorf("bar %d is not a consistent OHLCV bar: %+v", i, b)
 		}
 	}
-	again, _ := polygontest.SyntheticBars("AAPL", "2025-03-05", "2025-03-05")
+	again, _ := fakepolygon.SyntheticBars("AAPL", "2025-03-05", "2025-03-05")
 	if len(again) != 1 || again[0] != bars[2] {
 		t.Errorf("bars depend on the range asked: %+v vs %+v", again, bars[2])
 	}
-	other, _ := polygontest.SyntheticBars("MSFT", "2025-03-05", "2025-03-05")
+	other, _ := fakepolygon.SyntheticBars("MSFT", "2025-03-05", "2025-03-05")
 	if other[0].C == bars[2].C {
 		t.Errorf("two tickers share a close: %v", other[0].C)
 	}
 }
 
 func TestSyntheticPagingFollowsNextURL(t *testing.T) {
-	srv := polygontest.New(t, polygontest.Options{PageSize: 100})
-	want, _ := polygontest.SyntheticBars("BRK.B", "2024-01-01", "2025-06-30")
-	var got []polygontest.Bar
+	srv := fakepolygon.New(t, fakepolygon.Options{PageSize: 100})
+	want, _ := fakepolygon.SyntheticBars("BRK.B", "2024-01-01", "2025-06-30")
+	var got []fakepolygon.Bar
 	path := "/v2/aggs/ticker/BRK.B/range/1/day/2024-01-01/2025-06-30?adjusted=true&sort=asc&limit=50000"
 	pages := 0
 	for path != "" {
@@ -104,7 +104,7 @@ func TestSyntheticPagingFollowsNextURL(t *testing.T) {
 }
 
 func TestKeyCheckAnswersLikePolygon(t *testing.T) {
-	srv := polygontest.New(t, polygontest.Options{Key: "secret-key"})
+	srv := fakepolygon.New(t, fakepolygon.Options{Key: "secret-key"})
 	path := "/v2/aggs/ticker/AAPL/range/1/day/2025-01-01/2025-01-10"
 	for _, tc := range []struct {
 		key    string
@@ -123,9 +123,9 @@ func TestKeyCheckAnswersLikePolygon(t *testing.T) {
 }
 
 func TestScriptsTakePrecedenceInOrder(t *testing.T) {
-	srv := polygontest.New(t, polygontest.Options{})
-	srv.Enqueue(polygontest.JSON(503, `{"status":"ERROR"}`).With("Retry-After", "7"), polygontest.JSON(500, `{}`))
-	srv.EnqueueFor("MSFT", polygontest.JSON(403, `{"status":"NOT_AUTHORIZED","message":"no"}`))
+	srv := fakepolygon.New(t, fakepolygon.Options{})
+	srv.Enqueue(fakepolygon.JSON(503, `{"status":"ERROR"}`).With("Retry-After", "7"), fakepolygon.JSON(500, `{}`))
+	srv.EnqueueFor("MSFT", fakepolygon.JSON(403, `{"status":"NOT_AUTHORIZED","message":"no"}`))
 	path := func(tk string) string { return "/v2/aggs/ticker/" + tk + "/range/1/day/2025-01-01/2025-01-10" }
 
 	resp, _, _ := get(t, srv, path("MSFT"), "")
@@ -150,21 +150,21 @@ func TestScriptsTakePrecedenceInOrder(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	srv := polygontest.New(t, polygontest.Options{})
+	srv := fakepolygon.New(t, fakepolygon.Options{})
 	path := "/v2/aggs/ticker/AAPL/range/1/day/2025-01-01/2025-01-10"
 
-	srv.Enqueue(polygontest.Response{Reset: true})
+	srv.Enqueue(fakepolygon.Response{Reset: true})
 	if _, _, err := get(t, srv, path, ""); err == nil || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)) {
 		t.Errorf("reset: %v, want a connection reset", err)
 	}
 
-	body := polygontest.Body("AAPL", []polygontest.Bar{{O: 1, H: 2, L: 1, C: 2, V: 10, T: 1735707600000}}, "")
-	srv.Enqueue(polygontest.Response{Status: 200, Body: body, TruncateAt: 20})
+	body := fakepolygon.Body("AAPL", []fakepolygon.Bar{{O: 1, H: 2, L: 1, C: 2, V: 10, T: 1735707600000}}, "")
+	srv.Enqueue(fakepolygon.Response{Status: 200, Body: body, TruncateAt: 20})
 	if _, got, err := get(t, srv, path, ""); !errors.Is(err, io.ErrUnexpectedEOF) || len(got) != 20 {
 		t.Errorf("truncated: %d bytes, %v; want 20 bytes and an unexpected EOF", len(got), err)
 	}
 
-	srv.Enqueue(polygontest.Response{Status: 200, Delay: time.Hour})
+	srv.Enqueue(fakepolygon.Response{Status: 200, Delay: time.Hour})
 	c := &http.Client{Timeout: 50 * time.Millisecond}
 	if _, err := c.Get(srv.URL + path); err == nil {
 		t.Errorf("an hour's delay answered within 50ms")
@@ -179,7 +179,7 @@ func TestRateLimitAnswers429BeyondTheWindow(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	srv := polygontest.New(t, polygontest.Options{RateLimit: 3, Window: time.Minute, RetryAfter: true, Now: clock})
+	srv := fakepolygon.New(t, fakepolygon.Options{RateLimit: 3, Window: time.Minute, RetryAfter: true, Now: clock})
 	path := "/v2/aggs/ticker/AAPL/range/1/day/2025-01-01/2025-01-10"
 
 	statuses := func(n int, step time.Duration) (out []int, retryAfter string) {
@@ -229,7 +229,7 @@ func TestMaxInWindow(t *testing.T) {
 		{at(0, 1, 2, 500, 501), time.Second, 5},
 		{at(0, 10, 1000, 1001, 1002), 5 * time.Millisecond, 3},
 	} {
-		if got := polygontest.MaxInWindow(tc.times, tc.window); got != tc.want {
+		if got := fakepolygon.MaxInWindow(tc.times, tc.window); got != tc.want {
 			t.Errorf("MaxInWindow(%v, %v) = %d, want %d", tc.times, tc.window, got, tc.want)
 		}
 	}
@@ -248,13 +248,13 @@ func equal(a, b []int) bool {
 }
 
 func TestHandlerMayUseTheServer(t *testing.T) {
-	var srv *polygontest.Server
-	srv = polygontest.New(t, polygontest.Options{Handler: func(r polygontest.Request) polygontest.Response {
+	var srv *fakepolygon.Server
+	srv = fakepolygon.New(t, fakepolygon.Options{Handler: func(r fakepolygon.Request) fakepolygon.Response {
 		if srv.Calls() == 1 { // the first call fails, the others get bars
-			return polygontest.JSON(http.StatusBadGateway, `{}`)
+			return fakepolygon.JSON(http.StatusBadGateway, `{}`)
 		}
-		bars, _ := polygontest.SyntheticBars(r.Ticker, r.From, r.To)
-		return polygontest.JSON(http.StatusOK, string(polygontest.Body(r.Ticker, bars, "")))
+		bars, _ := fakepolygon.SyntheticBars(r.Ticker, r.From, r.To)
+		return fakepolygon.JSON(http.StatusOK, string(fakepolygon.Body(r.Ticker, bars, "")))
 	}})
 	path := "/v2/aggs/ticker/AAPL/range/1/day/2025-01-06/2025-01-06"
 	for _, want := range []int{502, 200} {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/rie"
+	"github.com/zsmseven/backend/internal/devstack/rie"
 )
 
 func TestParseReports(t *testing.T) {

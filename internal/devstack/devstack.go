@@ -1,10 +1,10 @@
-// Package localstack assembles the service's local stack for `zsm run`, `zsm
+// Package devstack assembles the service's local stack for `zsm run`, `zsm
 // status`, `zsm invoke` and the end-to-end tests, with no AWS account and no
 // keys: dynalite for DynamoDB (the four tables from package tables, the sample
 // portfolio seeded into the shared ones), localsqs for the ticker queue, the
 // sandbox market-data server when no Polygon key is set, and the environment
 // the functions read — the same variables the stack sets on AWS.
-package localstack
+package devstack
 
 import (
 	"context"
@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/zsmseven/backend/pkg/config"
-	"github.com/zsmseven/backend/pkg/dynalite"
-	"github.com/zsmseven/backend/pkg/localsqs"
-	"github.com/zsmseven/backend/pkg/sandbox"
+	"github.com/zsmseven/backend/internal/devstack/dynalite"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/internal/devstack/sandbox"
 	"github.com/zsmseven/backend/pkg/tables"
 )
 

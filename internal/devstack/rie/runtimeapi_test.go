@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/rie"
+	"github.com/zsmseven/backend/internal/devstack/rie"
 )
 
 // TestMain lets the test binary act as a bootstrap speaking the Runtime API

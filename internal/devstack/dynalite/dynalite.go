@@ -22,7 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/zsmseven/backend/internal/procgroup"
+	"github.com/zsmseven/backend/internal/devstack/procgroup"
 	"github.com/zsmseven/backend/pkg/tables"
 )
 

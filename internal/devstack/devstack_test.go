@@ -1,4 +1,4 @@
-package localstack_test
+package devstack_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/zsmseven/backend/pkg/localstack"
+	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/portfolios"
 	"github.com/zsmseven/backend/pkg/tables"
 )
@@ -32,7 +32,7 @@ func count(t *testing.T, db *dynamodb.Client, table string) int32 {
 
 func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 	ctx := context.Background()
-	s, err := localstack.Start(ctx, localstack.Options{Host: env(map[string]string{"XAI_MODEL": "grok-x", "API_KEYS_SECRET_ARN": "arn:nope"})})
+	s, err := devstack.Start(ctx, devstack.Options{Host: env(map[string]string{"XAI_MODEL": "grok-x", "API_KEYS_SECRET_ARN": "arn:nope"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 
 	// The sample portfolio reads back through the shared-table reader.
 	r := portfolios.NewReader(s.DB, tables.UserPortfolios.Name(s.Stage), tables.PortfolioPositions.Name(s.Stage))
-	_, pos, invalid, err := r.Holdings(ctx, localstack.SamplePortfolio)
+	_, pos, invalid, err := r.Holdings(ctx, devstack.SamplePortfolio)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 		t.Errorf("holdings %s invalid %v", got, invalid)
 	}
 	// Seeding again writes nothing.
-	wrote, err := localstack.SeedSamplePortfolio(ctx, s.DB, s.Stage)
+	wrote, err := devstack.SeedSamplePortfolio(ctx, s.DB, s.Stage)
 	if err != nil || wrote {
 		t.Errorf("second seed wrote %v err %v", wrote, err)
 	}
@@ -63,7 +63,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 	want := map[string]string{
 		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "PORTFOLIO_ANALYSES_TABLE": "portfolio-analyses-local",
 		"USER_PORTFOLIOS_TABLE": "user-portfolios-local", "PORTFOLIO_POSITIONS_TABLE": "portfolio-positions-local",
-		"TICKER_QUEUE_URL": s.SQS.QueueURL(localstack.QueueName), "TICKER_DLQ_URL": s.SQS.QueueURL(localstack.DLQName), "AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
+		"TICKER_QUEUE_URL": s.SQS.QueueURL(devstack.QueueName), "TICKER_DLQ_URL": s.SQS.QueueURL(devstack.DLQName), "AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
 		"AWS_ENDPOINT_URL_SQS": s.SQS.Endpoint(), "POLYGON_BASE_URL": s.Sandbox.URL, "POLYGON_API_KEY": s.Sandbox.Key,
 		"POLYGON_CALLS_PER_MINUTE": "0", "XAI_MODEL": "grok-x", "DEFAULT_PORTFOLIO": "ZSM Seven",
 	}
@@ -100,7 +100,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 }
 
 func TestPolygonKeyDisablesSandbox(t *testing.T) {
-	s, err := localstack.Start(context.Background(), localstack.Options{NoQueue: true,
+	s, err := devstack.Start(context.Background(), devstack.Options{NoQueue: true,
 		Host: env(map[string]string{"POLYGON_API_KEY": "real", "POLYGON_BASE_URL": "https://example.test"})})
 	if err != nil {
 		t.Fatal(err)
@@ -120,21 +120,21 @@ func TestPolygonKeyDisablesSandbox(t *testing.T) {
 func TestDataDirKeepsData(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "dynalite")
-	s, err := localstack.Start(ctx, localstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
+	s, err := devstack.Start(ctx, devstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A second stack on the same directory cannot open it while the first runs.
-	s2, err := localstack.Start(ctx, localstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
+	s2, err := devstack.Start(ctx, devstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
 	if err == nil {
 		s2.Stop()
 		t.Error("second stack opened a data directory in use")
-	} else if !errors.Is(err, localstack.ErrDataDirInUse) || !strings.Contains(err.Error(), "--memory") {
+	} else if !errors.Is(err, devstack.ErrDataDirInUse) || !strings.Contains(err.Error(), "--memory") {
 		t.Errorf("error %q does not explain itself", err)
 	}
 	t.Log(err)
 	s.Stop()
-	s, err = localstack.Start(ctx, localstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
+	s, err = devstack.Start(ctx, devstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
 	if err != nil {
 		t.Fatal(err)
 	}

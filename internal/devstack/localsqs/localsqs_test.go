@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/zsmseven/backend/internal/fakeclock"
-	"github.com/zsmseven/backend/pkg/localsqs"
+	"github.com/zsmseven/backend/internal/devstack/fakeclock"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 )
 
 const fifoName = "ticker-processing-queue-local.fifo"

@@ -1,4 +1,4 @@
-package polygontest
+package fakepolygon
 
 import (
 	"encoding/base64"
@@ -17,7 +17,7 @@ import (
 var newYork = func() *time.Location {
 	loc, err := time.LoadLocation("America/New_York")
 	if err != nil {
-		panic("polygontest: " + err.Error()) // embedded by time/tzdata: cannot happen
+		panic("fakepolygon: " + err.Error()) // embedded by time/tzdata: cannot happen
 	}
 	return loc
 }()
@@ -54,11 +54,11 @@ type Aggregates struct {
 func Body(ticker string, bars []Bar, nextURL string) []byte {
 	a := Aggregates{
 		Ticker: ticker, QueryCount: len(bars), ResultsCount: len(bars), Adjusted: true,
-		Results: bars, Status: "OK", RequestID: "polygontest-" + ticker, Count: len(bars), NextURL: nextURL,
+		Results: bars, Status: "OK", RequestID: "fakepolygon-" + ticker, Count: len(bars), NextURL: nextURL,
 	}
 	b, err := json.Marshal(a)
 	if err != nil {
-		panic("polygontest: " + err.Error()) // plain structs of finite numbers: cannot happen
+		panic("fakepolygon: " + err.Error()) // plain structs of finite numbers: cannot happen
 	}
 	return b
 }
@@ -108,12 +108,12 @@ func syntheticBars(ticker string, from, to time.Time) []Bar {
 // the limit parameter (or the cursor of a next_url) and Options.PageSize.
 func (s *Server) synthetic(req Request, r *http.Request) Response {
 	if req.Ticker == "" || r.Method != http.MethodGet {
-		return JSON(http.StatusNotFound, `{"status":"NOT_FOUND","request_id":"polygontest-not-found","message":"Not Found"}`)
+		return JSON(http.StatusNotFound, `{"status":"NOT_FOUND","request_id":"fakepolygon-not-found","message":"Not Found"}`)
 	}
 	from, err1 := parseWhen(req.From)
 	to, err2 := parseWhen(req.To)
 	if err1 != nil || err2 != nil {
-		return JSON(http.StatusBadRequest, `{"status":"ERROR","request_id":"polygontest-bad-time","error":"Could not parse the time parameter: 'from' or 'to'. Use YYYY-MM-DD or Unix millisecond timestamps."}`)
+		return JSON(http.StatusBadRequest, `{"status":"ERROR","request_id":"fakepolygon-bad-time","error":"Could not parse the time parameter: 'from' or 'to'. Use YYYY-MM-DD or Unix millisecond timestamps."}`)
 	}
 	q := r.URL.Query()
 	limit := 5000 // Polygon's default

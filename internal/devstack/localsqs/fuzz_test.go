@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/zsmseven/backend/pkg/localsqs"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 )
 
 var emptyResponse events.SQSEventResponse

@@ -1,14 +1,14 @@
-// Package xaitest is a local HTTP server speaking xAI's chat completions wire
+// Package fakexai is a local HTTP server speaking xAI's chat completions wire
 // format, for contract, end-to-end and fault tests. Each call takes the next
 // scripted Reply (status, headers, body, delay); when the script runs out
 // the last Reply repeats. Every request is recorded.
 //
-//	srv := xaitest.New(t, xaitest.Status(500, `{"error":"boom"}`), xaitest.Answer(`{"summary":...}`))
-//	client := xai.New(xai.Options{URL: srv.URL, APIKey: xaitest.Key})
+//	srv := fakexai.New(t, fakexai.Status(500, `{"error":"boom"}`), fakexai.Answer(`{"summary":...}`))
+//	client := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key})
 //	...
 //	srv.Calls()        // 2
 //	srv.Requests()[1]  // the decoded second request
-package xaitest
+package fakexai
 
 import (
 	"encoding/json"
@@ -126,7 +126,7 @@ func (s *Server) Requests() []Request {
 func (s *Server) next() Reply {
 	switch len(s.script) {
 	case 0:
-		return Status(500, `{"code":"Internal error","error":"xaitest: no reply scripted"}`)
+		return Status(500, `{"code":"Internal error","error":"fakexai: no reply scripted"}`)
 	case 1:
 		return s.script[0]
 	}
@@ -187,7 +187,7 @@ type Completion struct {
 	Content           string
 	FinishReason      string // "stop" if empty
 	Model             string // "grok-4.3" if empty
-	SystemFingerprint string // "fp_xaitest" if empty
+	SystemFingerprint string // "fp_fakexai" if empty
 	PromptTokens      int
 	CompletionTokens  int
 	ReasoningTokens   int
@@ -207,7 +207,7 @@ func (c Completion) Reply() Reply {
 		c.Model = "grok-4.3"
 	}
 	if c.SystemFingerprint == "" {
-		c.SystemFingerprint = "fp_xaitest"
+		c.SystemFingerprint = "fp_fakexai"
 	}
 	usage := map[string]any{
 		"prompt_tokens": c.PromptTokens, "completion_tokens": c.CompletionTokens,
@@ -225,7 +225,7 @@ func (c Completion) Reply() Reply {
 		usage["cost_in_usd_ticks"] = c.CostInUSDTicks
 	}
 	body, _ := json.Marshal(map[string]any{
-		"id": "xaitest-0001", "object": "chat.completion", "created": 1764379200, "model": c.Model,
+		"id": "fakexai-0001", "object": "chat.completion", "created": 1764379200, "model": c.Model,
 		"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": c.Content, "refusal": nil},
 			"finish_reason": c.FinishReason}},
 		"usage": usage, "system_fingerprint": c.SystemFingerprint,

@@ -9,7 +9,7 @@ import (
 
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/sandbox"
+	"github.com/zsmseven/backend/internal/devstack/sandbox"
 )
 
 // now is a fixed instant: Friday 2026-11-27 22:00 New York, after the close
