@@ -27,18 +27,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analyzer"
-	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
-	"github.com/zsmseven/backend/internal/devstack/localsqs"
-	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/pipeline"
-	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	// Aliased: the test's queue name is called queue.
-	tickerqueue "github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/internal/devstack/rie"
-	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/internal/devstack/rie"
+	tickerqueue "github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/tables"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }

@@ -13,18 +13,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/functions"
-	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/portfolios"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 	"github.com/zsmseven/backend/pkg/xai"
-	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 // injectedName is a portfolio whose name tries to give the model orders.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite"
-	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/tables"
 )
 

@@ -17,9 +17,9 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/functions"
-	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/tables"
 )
 

@@ -17,15 +17,15 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/functions"
-	"github.com/zsmseven/backend/internal/devstack/localsqs"
-	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/internal/devstack/sandbox"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -112,7 +112,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	say("queue      %s (in process)", stack.QueueURL)
 	pace := stack.CallsPerMinute()
 	if stack.UsingSandbox() {
-		say("prices     %s (set POLYGON_API_KEY for Polygon)", sandbox.Label)
+		say("prices     %s (set POLYGON_API_KEY for Polygon)", fakepolygon.SampleLabel)
 	} else {
 		base := stack.Env["POLYGON_BASE_URL"]
 		if base == "" {
@@ -282,7 +282,7 @@ func processTickerHandler(ctx context.Context, stack *devstack.Stack, out io.Wri
 		return nil, err
 	}
 	client, err := polygon.New(polygon.Options{
-		BaseURL: cfg.PolygonBaseURL, APIKey: polygon.StaticKey(stack.Sandbox.Key), CallsPerMinute: cfg.PolygonCallsPerMinute,
+		BaseURL: cfg.PolygonBaseURL, APIKey: polygon.StaticKey(stack.SandboxKey), CallsPerMinute: cfg.PolygonCallsPerMinute,
 		Logger: logging.New(out, cfg.LogLevel).With("function", "processTicker", "stage", cfg.Stage),
 	})
 	if err != nil {
@@ -294,7 +294,7 @@ func processTickerHandler(ctx context.Context, stack *devstack.Stack, out io.Wri
 	}
 	return functions.NewProcessTicker(functions.TickerDeps{
 		Config: cfg, Store: tickerdata.NewStore(stack.DB, cfg.TickerDataTable), Requeuer: rq,
-		Market: client, Source: sandbox.Source, Out: out,
+		Market: client, Source: fakepolygon.SampleSource, Out: out,
 	})
 }
 

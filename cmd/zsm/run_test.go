@@ -19,12 +19,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/zsmseven/backend/internal/devstack/dynalite"
-	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/internal/devstack"
-	"github.com/zsmseven/backend/internal/devstack/sandbox"
-	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/internal/devstack/dynalite"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/tables"
 )
 
 // noKeys is a host environment without POLYGON_API_KEY or XAI_API_KEY,
@@ -339,11 +339,7 @@ func abs(x float64) float64 {
 // With keys set, run calls "Polygon" and "xAI" at the configured URLs (here
 // local servers speaking their formats) and says so.
 func TestRunWithKeysCallsTheConfiguredAPIs(t *testing.T) {
-	poly, err := sandbox.Start("127.0.0.1:0", sandbox.Options{Key: "polygon-key"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer poly.Close()
+	poly := fakepolygon.New(t, fakepolygon.Options{Key: "polygon-key"})
 	var tickers []map[string]any
 	for _, s := range devstack.SampleSymbols {
 		tickers = append(tickers, map[string]any{"ticker": s, "score": 70, "signal": "buy", "rationale": s + " holds above its average."})

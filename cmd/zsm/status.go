@@ -14,11 +14,11 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/portfolios"
-	"github.com/zsmseven/backend/internal/devstack/sandbox"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
@@ -166,8 +166,8 @@ func printTable(w io.Writer, rep statusReport) {
 		fmt.Fprintf(w, row, m, "-", "-", "-", "-", "-", "-", "no data")
 	}
 	for _, t := range rep.Tickers {
-		if t.Source == sandbox.Source {
-			fmt.Fprintf(w, "\n%s.\n", sandbox.Label)
+		if t.Source == fakepolygon.SampleSource {
+			fmt.Fprintf(w, "\n%s.\n", fakepolygon.SampleLabel)
 			break
 		}
 	}

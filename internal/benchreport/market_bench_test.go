@@ -9,10 +9,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"

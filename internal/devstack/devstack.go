@@ -8,6 +8,8 @@ package devstack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -16,10 +18,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/internal/devstack/dynalite"
+	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
-	"github.com/zsmseven/backend/internal/devstack/sandbox"
+	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/tables"
 )
 
@@ -63,8 +65,11 @@ type Stack struct {
 	// SQS is the local queue server (nil with NoQueue); QueueURL the ticker queue's URL.
 	SQS      *localsqs.Server
 	QueueURL string
-	// Sandbox serves sample market data; nil when POLYGON_API_KEY is set.
-	Sandbox *sandbox.Server
+	// Sandbox serves labelled sample market data (the local Polygon with its
+	// synthetic series); nil when POLYGON_API_KEY is set. SandboxKey is the
+	// key it accepts.
+	Sandbox    *fakepolygon.Server
+	SandboxKey string
 	// Env is the functions' environment: the configuration contract plus the
 	// AWS_* variables that point the SDK at the local servers.
 	Env map[string]string
@@ -127,10 +132,12 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	polygonKey, _ := host("POLYGON_API_KEY")
 	if polygonKey == "" && !opts.NoMarketData {
-		s.Sandbox, err = sandbox.Start("127.0.0.1:0", sandbox.Options{})
-		if err != nil {
-			return nil, err
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("sandbox key: %w", err)
 		}
+		s.SandboxKey = "sandbox-" + hex.EncodeToString(b[:])
+		s.Sandbox = fakepolygon.Start(fakepolygon.Options{Key: s.SandboxKey})
 	}
 	s.Env = s.buildEnv(host)
 	return s, nil
@@ -168,7 +175,7 @@ func (s *Stack) Stop() {
 		return
 	}
 	if s.Sandbox != nil {
-		_ = s.Sandbox.Close()
+		s.Sandbox.Close()
 		s.Sandbox = nil
 	}
 	if s.SQS != nil {
@@ -218,7 +225,7 @@ func (s *Stack) buildEnv(host config.Lookup) map[string]string {
 	}
 	if s.Sandbox != nil {
 		env["POLYGON_BASE_URL"] = s.Sandbox.URL
-		env["POLYGON_API_KEY"] = s.Sandbox.Key
+		env["POLYGON_API_KEY"] = s.SandboxKey
 		if _, set := host("POLYGON_CALLS_PER_MINUTE"); !set {
 			env["POLYGON_CALLS_PER_MINUTE"] = "0" // the sandbox has no rate limit
 		}

@@ -64,7 +64,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "PORTFOLIO_ANALYSES_TABLE": "portfolio-analyses-local",
 		"USER_PORTFOLIOS_TABLE": "user-portfolios-local", "PORTFOLIO_POSITIONS_TABLE": "portfolio-positions-local",
 		"TICKER_QUEUE_URL": s.SQS.QueueURL(devstack.QueueName), "TICKER_DLQ_URL": s.SQS.QueueURL(devstack.DLQName), "AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
-		"AWS_ENDPOINT_URL_SQS": s.SQS.Endpoint(), "POLYGON_BASE_URL": s.Sandbox.URL, "POLYGON_API_KEY": s.Sandbox.Key,
+		"AWS_ENDPOINT_URL_SQS": s.SQS.Endpoint(), "POLYGON_BASE_URL": s.Sandbox.URL, "POLYGON_API_KEY": s.SandboxKey,
 		"POLYGON_CALLS_PER_MINUTE": "0", "XAI_MODEL": "grok-x", "DEFAULT_PORTFOLIO": "ZSM Seven",
 	}
 	for k, v := range want {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analyzer"
@@ -21,7 +22,6 @@ import (
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 	"github.com/zsmseven/backend/pkg/xai"
-	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 func f(v float64) *float64 { return &v }

@@ -13,13 +13,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/functions"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
-	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }

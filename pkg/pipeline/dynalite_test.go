@@ -9,8 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/zsmseven/backend/internal/devstack/fakeclock"
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/fakeclock"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/polygon"
 )
 
 // The service builds its client once per cold start: the base URL from
@@ -34,6 +34,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
+	// 2025-01-09 is absent: the NYSE closed for the National Day of Mourning.
 	for _, b := range bars {
 		fmt.Println(b.Date)
 	}
@@ -42,7 +43,6 @@ func Example() {
 	// 2025-01-06
 	// 2025-01-07
 	// 2025-01-08
-	// 2025-01-09
 	// 2025-01-10
 	// HTTP requests: 1
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/xai"
-	"github.com/zsmseven/backend/internal/devstack/fakexai"
 )
 
 func recorded(t *testing.T, name string) string {

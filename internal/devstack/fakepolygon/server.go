@@ -1,7 +1,8 @@
-// Package fakepolygon runs a local HTTP server that speaks Polygon.io's
-// aggregates wire format, for tests and benchmarks of anything that calls
-// Polygon: the client's contract tests, the pipeline, end-to-end runs, fault
-// injection.
+// Package fakepolygon is the one local Polygon.io server of the project: it
+// speaks Polygon's aggregates wire format for the client's contract tests,
+// the pipeline's tests, end-to-end runs, fault injection, benchmarks — and,
+// with a generated key, as the labelled sample-data source of `zsm run`
+// without a Polygon key (SampleSource, SampleLabel).
 //
 // The server answers GET /v2/aggs/ticker/{T}/range/{n}/{span}/{from}/{to}.
 // Each request is answered, in this order of precedence, by:
@@ -12,8 +13,9 @@
 //     401 "Unknown API Key", as Polygon answers;
 //  3. the next response scripted for that ticker (EnqueueFor);
 //  4. the next response scripted for any request (Enqueue);
-//  5. Options.Handler, or else Synthetic bars: deterministic, weekday-only
-//     daily bars for any ticker and date range, paginated with next_url when
+//  5. Options.Handler, or else synthetic bars (Series): deterministic daily
+//     bars on NYSE trading days for any valid ticker, up to the last trading
+//     day whose close has passed by Options.Now, paginated with next_url when
 //     Options.PageSize is set.
 //
 // Scripted responses can fail in every way the client must survive: any
@@ -180,7 +182,7 @@ func Start(opts Options) *Server {
 		opts.Now = time.Now
 	}
 	s := &Server{opts: opts, done: make(chan struct{}), byTicker: map[string][]Response{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.srv = httptest.NewServer(s)
 	s.URL = s.srv.URL
 	return s
 }
@@ -270,7 +272,9 @@ func MaxInWindow(times []time.Time, window time.Duration) int {
 	return best
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers one request (the server is also an http.Handler, for
+// tests that call it without a socket).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := Request{
 		Method:        r.Method,
 		Path:          r.URL.Path,

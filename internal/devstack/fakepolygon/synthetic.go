@@ -10,17 +10,19 @@ import (
 	"net/url"
 	"strconv"
 	"time"
-	_ "time/tzdata" // bars start at midnight New York, on any machine
+
+	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/symbol"
 )
 
-// newYork is the zone of Polygon's daily bar starts.
-var newYork = func() *time.Location {
-	loc, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		panic("fakepolygon: " + err.Error()) // embedded by time/tzdata: cannot happen
-	}
-	return loc
-}()
+// SampleSource is the source recorded in ticker-data rows built from this
+// server's synthetic bars (`zsm run` without a Polygon key), so nobody
+// mistakes them for market data later.
+const SampleSource = "sandbox"
+
+// SampleLabel is the one line every user-facing output shows with synthetic
+// prices.
+const SampleLabel = "SAMPLE DATA: synthetic prices from the built-in sandbox, not market data"
 
 // Bar is one daily aggregate as Polygon sends it.
 type Bar struct {
@@ -64,48 +66,104 @@ func Body(ticker string, bars []Bar, nextURL string) []byte {
 }
 
 // SyntheticBars returns the bars the server serves for ticker from one date
-// to another (YYYY-MM-DD, both included): one per weekday (holidays are not
-// skipped), deterministic in the ticker and the date, so any page of any
-// range agrees with any other. Prices swing around a per-ticker level on a
-// 90-day cycle with a little daily noise; all are positive.
+// to another (YYYY-MM-DD, both included) in Polygon's wire form: Series, with
+// each bar's t at midnight New York of its date.
 func SyntheticBars(ticker, from, to string) ([]Bar, error) {
-	f, err := time.ParseInLocation(time.DateOnly, from, newYork)
+	series, err := Series(ticker, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Bar, len(series))
+	for i, b := range series {
+		out[i] = wire(b)
+	}
+	return out, nil
+}
+
+func wire(b marketdata.Bar) Bar {
+	return Bar{O: b.Open, H: b.High, L: b.Low, C: b.Close, V: b.Volume,
+		VW: round2((b.High + b.Low + b.Close) / 3), T: b.Start.UnixMilli(), N: int64(b.Volume / 90)}
+}
+
+// levels are plausible prices of early 2024 for the sample portfolio, so
+// the sample output looks like a stock table; other tickers get a level
+// derived from their name.
+var levels = map[string]float64{
+	"AAPL": 185, "MSFT": 370, "GOOGL": 138, "AMZN": 149, "NVDA": 48, "META": 346, "TSLA": 248,
+}
+
+// anchor is the date the levels are set at.
+var anchor = time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
+
+// Series returns the synthetic daily bars of ticker from one date to another
+// (YYYY-MM-DD, both included): one bar per NYSE trading day (weekends and
+// holidays skipped, as package marketdata knows them), starting at midnight
+// New York. A bar is a pure function of the ticker and its date — no state,
+// no seed, no range — so every run, every page of every range and every
+// machine sees the same numbers, and one day of 10,000 tickers costs 10,000
+// bar computations, not their histories.
+//
+// The close is a per-ticker level with a drift of about 25 % a year, two slow
+// waves of per-ticker phase and daily noise of about 1.2 % (about 27 % annual
+// volatility); open, high and low are drawn around it, so every bar is a
+// consistent OHLC bar with positive prices, rounded to cents.
+func Series(ticker, from, to string) ([]marketdata.Bar, error) {
+	f, err := time.Parse(marketdata.DateLayout, from)
 	if err != nil {
 		return nil, fmt.Errorf("from: %w", err)
 	}
-	t, err := time.ParseInLocation(time.DateOnly, to, newYork)
+	t, err := time.Parse(marketdata.DateLayout, to)
 	if err != nil {
 		return nil, fmt.Errorf("to: %w", err)
 	}
-	return syntheticBars(ticker, f, t), nil
-}
-
-func syntheticBars(ticker string, from, to time.Time) []Bar {
-	var bars []Bar
-	level := 20 + float64(hash(ticker)%500)
-	phase := float64(hash(ticker+"/phase")%360) * math.Pi / 180
-	for d := midnight(from); !d.After(to); d = d.AddDate(0, 0, 1) {
-		if wd := d.Weekday(); wd == time.Saturday || wd == time.Sunday {
-			continue
+	var bars []marketdata.Bar
+	for d := f; !d.After(t); d = d.AddDate(0, 0, 1) {
+		date := d.Format(marketdata.DateLayout)
+		if marketdata.IsTradingDay(date) {
+			bars = append(bars, barOn(ticker, d))
 		}
-		date := d.Format(time.DateOnly)
-		u := func(k string) float64 { return float64(hash(ticker+"/"+date+"/"+k)%10000) / 10000 }
-		day := float64(d.Unix() / 86400)
-		c := level * (1 + 0.25*math.Sin(2*math.Pi*day/90+phase)) * (1 + 0.02*(u("c")-0.5))
-		o := c * (1 + 0.01*(u("o")-0.5))
-		h := math.Max(o, c) * (1 + 0.01*u("h"))
-		l := math.Min(o, c) * (1 - 0.01*u("l"))
-		v := math.Round(1e6*(1+u("v"))) + 0.5*math.Round(u("f"))
-		bars = append(bars, Bar{
-			O: round4(o), H: round4(h), L: round4(l), C: round4(c), V: v,
-			VW: round4((h + l + c) / 3), T: d.UnixMilli(), N: int64(v / 100),
-		})
 	}
-	return bars
+	return bars, nil
 }
 
-// synthetic answers an aggregates request from SyntheticBars, paginated by
-// the limit parameter (or the cursor of a next_url) and Options.PageSize.
+// barOn is the synthetic bar of ticker on the trading day d (a UTC midnight
+// carrying the New York date).
+func barOn(ticker string, d time.Time) marketdata.Bar {
+	date := d.Format(marketdata.DateLayout)
+	u := func(k string) float64 { return (float64(hash(ticker+"/"+date+"/"+k)%1_000_000) + 0.5) / 1_000_000 }
+	// A standard normal draw from two uniforms (Box–Muller).
+	z := func(k string) float64 { return math.Sqrt(-2*math.Log(u(k+"1"))) * math.Cos(2*math.Pi*u(k+"2")) }
+
+	level, ok := levels[ticker]
+	if !ok {
+		level = 20 + float64(hash(ticker)%480)
+	}
+	phase1 := float64(hash(ticker+"/p1")%360) * math.Pi / 180
+	phase2 := float64(hash(ticker+"/p2")%360) * math.Pi / 180
+	k := d.Sub(anchor).Hours() / 24 // calendar days since the anchor
+	logc := 0.0006*k + 0.12*math.Sin(2*math.Pi*k/180+phase1) + 0.05*math.Sin(2*math.Pi*k/47+phase2) + 0.012*z("c")
+	c := level * math.Exp(logc)
+	o := c * math.Exp(0.006*z("o"))
+	h := math.Max(o, c) * (1 + 0.008*u("h"))
+	l := math.Min(o, c) * (1 - 0.008*u("l"))
+	ny := marketdata.NewYork()
+	return marketdata.Bar{
+		Date: date, Start: time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, ny),
+		// Rounded to cents each on its own, so high and low are clamped to
+		// keep the bar consistent (low ≤ open, close ≤ high).
+		Open: round2(o), Close: round2(c),
+		High:   math.Max(round2(h), math.Max(round2(o), round2(c))),
+		Low:    math.Max(0.01, math.Min(round2(l), math.Min(round2(o), round2(c)))),
+		Volume: math.Round(2e7 * (0.6 + 0.8*u("v"))),
+	}
+}
+
+// synthetic answers an aggregates request from Series, through the last
+// trading day whose close has passed by the server's clock (Polygon has no
+// bar of a session that has not closed), paginated by the limit parameter
+// (or the cursor of a next_url) and Options.PageSize. A symbol Polygon would
+// not know (not in its normalized spelling) gets its answer for an unknown
+// ticker: 200 with resultsCount 0.
 func (s *Server) synthetic(req Request, r *http.Request) Response {
 	if req.Ticker == "" || r.Method != http.MethodGet {
 		return JSON(http.StatusNotFound, `{"status":"NOT_FOUND","request_id":"fakepolygon-not-found","message":"Not Found"}`)
@@ -114,6 +172,13 @@ func (s *Server) synthetic(req Request, r *http.Request) Response {
 	to, err2 := parseWhen(req.To)
 	if err1 != nil || err2 != nil {
 		return JSON(http.StatusBadRequest, `{"status":"ERROR","request_id":"fakepolygon-bad-time","error":"Could not parse the time parameter: 'from' or 'to'. Use YYYY-MM-DD or Unix millisecond timestamps."}`)
+	}
+	if last := marketdata.LastTradingDay(s.opts.Now()); to > last {
+		to = last
+	}
+	var bars []Bar
+	if norm, err := symbol.Normalize(req.Ticker); err == nil && norm == req.Ticker && from <= to {
+		bars, _ = SyntheticBars(req.Ticker, from, to) // both dates are valid here
 	}
 	q := r.URL.Query()
 	limit := 5000 // Polygon's default
@@ -129,32 +194,34 @@ func (s *Server) synthetic(req Request, r *http.Request) Response {
 	if s.opts.PageSize > 0 {
 		page = min(page, s.opts.PageSize)
 	}
-	bars := syntheticBars(req.Ticker, from, to)
 	next := ""
 	if len(bars) > page {
 		cursor := base64.RawURLEncoding.EncodeToString([]byte("limit=" + strconv.Itoa(limit) + "&sort=asc"))
-		next = fmt.Sprintf("%s/v2/aggs/ticker/%s/range/1/day/%d/%d?cursor=%s",
-			s.URL, url.PathEscape(req.Ticker), bars[page].T, to.UnixMilli(), cursor)
+		next = fmt.Sprintf("%s/v2/aggs/ticker/%s/range/1/day/%d/%s?cursor=%s",
+			s.URL, url.PathEscape(req.Ticker), bars[page].T, to, cursor)
 		bars = bars[:page]
 	}
 	return JSON(http.StatusOK, string(Body(req.Ticker, bars, next)))
 }
 
-// parseWhen reads a path date: YYYY-MM-DD (New York) or Unix milliseconds.
-func parseWhen(s string) (time.Time, error) {
+// parseWhen reads a path date, YYYY-MM-DD or Unix milliseconds (Polygon
+// accepts both), as the New York date YYYY-MM-DD it falls on or, for an
+// instant after midnight, the next date (a next_url cursor points at the
+// start of a bar, so this keeps that bar).
+func parseWhen(s string) (string, error) {
 	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.UnixMilli(ms).In(newYork), nil
+		t := time.UnixMilli(ms).In(marketdata.NewYork())
+		m := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
+		if m.Before(t) {
+			m = m.AddDate(0, 0, 1)
+		}
+		return m.Format(marketdata.DateLayout), nil
 	}
-	return time.ParseInLocation(time.DateOnly, s, newYork)
-}
-
-func midnight(t time.Time) time.Time {
-	t = t.In(newYork)
-	m := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, newYork)
-	if m.Before(t) {
-		m = m.AddDate(0, 0, 1)
+	t, err := time.Parse(marketdata.DateLayout, s)
+	if err != nil {
+		return "", err
 	}
-	return m
+	return t.Format(marketdata.DateLayout), nil
 }
 
 func hash(s string) uint64 {
@@ -163,4 +230,4 @@ func hash(s string) uint64 {
 	return h.Sum64()
 }
 
-func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
