@@ -34,11 +34,12 @@ import (
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/pipeline"
+
 	// Aliased: the test's queue name is called queue.
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/rie"
+	"github.com/zsmseven/backend/pkg/deploy"
 	tickerqueue "github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -141,7 +142,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 	if _, err := devstack.SeedSamplePortfolio(ctx, db.Client, stage); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(tables.PortfolioPositions.Name(stage)),
+	if _, err := db.Client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(deploy.PortfolioPositions.Name(stage)),
 		Item: map[string]types.AttributeValue{
 			"portfolioId": &types.AttributeValueMemberS{Value: "other"}, "positionId": &types.AttributeValueMemberS{Value: "x"},
 			"ticker": &types.AttributeValueMemberS{Value: "NOT A TICKER;"},
@@ -177,8 +178,8 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		"STAGE=" + stage, "LOG_LEVEL=info",
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL_DYNAMODB=" + db.Endpoint, "AWS_ENDPOINT_URL_SQS=" + sq.Endpoint(),
-		"USER_PORTFOLIOS_TABLE=" + tables.UserPortfolios.Name(stage), "PORTFOLIO_POSITIONS_TABLE=" + tables.PortfolioPositions.Name(stage),
-		"TICKER_DATA_TABLE=" + tables.TickerData.Name(stage), "PORTFOLIO_ANALYSES_TABLE=" + tables.PortfolioAnalyses.Name(stage),
+		"USER_PORTFOLIOS_TABLE=" + deploy.UserPortfolios.Name(stage), "PORTFOLIO_POSITIONS_TABLE=" + deploy.PortfolioPositions.Name(stage),
+		"TICKER_DATA_TABLE=" + deploy.TickerData.Name(stage), "PORTFOLIO_ANALYSES_TABLE=" + deploy.PortfolioAnalyses.Name(stage),
 	}}
 	// All three start before the first invocation, as in a deployment.
 	h.start("processtickers", "TICKER_QUEUE_URL="+queueURL, "TICKER_MESSAGE_GROUPS=1")
@@ -235,7 +236,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		if _, err := sq.Settle(queue, ev, resp, nil); err != nil {
 			t.Fatal(err)
 		}
-		if rows := scanRows(t, db.Client, tables.TickerData.Name(stage)); len(rows) != 6 {
+		if rows := scanRows(t, db.Client, deploy.TickerData.Name(stage)); len(rows) != 6 {
 			t.Errorf("%d rows after the first batch, want 6 (all but %s)", len(rows), flaky)
 		}
 
@@ -270,7 +271,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		}
 
 		// One row per ticker, none duplicated, none missing.
-		rows := scanRows(t, db.Client, tables.TickerData.Name(stage))
+		rows := scanRows(t, db.Client, deploy.TickerData.Name(stage))
 		want7 := slices.Clone(devstack.SampleSymbols)
 		slices.Sort(want7)
 		if got := tickersOf(rows); !slices.Equal(got, want7) {
@@ -295,7 +296,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		if len(res.Portfolios) != 1 || res.Portfolios[0].Status != analyzer.OutcomeOK || !slices.Equal(res.Done, []string{"ZSM Seven"}) {
 			t.Fatalf("result %+v, want ZSM Seven analyzed ok", res)
 		}
-		items, err := analyses.New(db.Client, tables.PortfolioAnalyses.Name(stage)).Recent(ctx, "ZSM Seven", 5)
+		items, err := analyses.New(db.Client, deploy.PortfolioAnalyses.Name(stage)).Recent(ctx, "ZSM Seven", 5)
 		if err != nil {
 			t.Fatal(err)
 		}

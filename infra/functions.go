@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/zsmseven/backend/pkg/deploy"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -15,18 +17,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-)
-
-// Settings handed to the functions (the configuration contract; the functions
-// apply the same defaults when a variable is absent).
-const (
-	polygonBaseURL         = "https://api.polygon.io"
-	polygonHistoryDays     = 400
-	xaiAPIURL              = "https://api.x.ai/v1/chat/completions"
-	xaiModel               = "grok-4.3"
-	xaiMaxCompletionTokens = 8000
-	tickerMessageGroups    = 1
-	logLevel               = "info"
 )
 
 // Asynchronous invocations (the schedules) are retried at most this often and
@@ -39,10 +29,9 @@ const (
 
 // function is one Lambda function with its own role and log group.
 type function struct {
-	// Name is the logical name, e.g. "processTicker".
-	Name string
-	// Dir is the directory under lambdas/ and the asset directory, e.g. "processticker".
-	Dir      string
+	// Spec is the function of the deployment contract (name, directory,
+	// timeout, memory).
+	deploy.Function
 	Fn       awslambda.Function
 	Role     awsiam.Role
 	LogGroup awslogs.LogGroup
@@ -59,19 +48,10 @@ func (f *functions) all() []*function {
 	return []*function{f.processTickers, f.processTicker, f.analyzePortfolio}
 }
 
-// functionDirs lists the asset directories, in the order of functions.all.
-var functionDirs = []string{"processtickers", "processticker", "analyzeportfolio"}
-
-// functionName is the deployed name, e.g. "zsm-processTicker-dev".
-func functionName(name, stage string) string { return "zsm-" + name + "-" + stage }
-
-// logGroupName is the function's own log group.
-func logGroupName(name, stage string) string { return "/aws/lambda/" + functionName(name, stage) }
-
 // checkAssets fails early, with the fix, when `make build` has not run.
 func checkAssets(cfg Config) error {
-	for _, dir := range functionDirs {
-		p := filepath.Join(cfg.AssetsDir, dir, "bootstrap")
+	for _, f := range deploy.Functions {
+		p := filepath.Join(cfg.AssetsDir, f.Dir, "bootstrap")
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("function asset %s is missing (run `make build` first): %w", p, err)
 		}
@@ -79,13 +59,11 @@ func checkAssets(cfg Config) error {
 	return nil
 }
 
-// fnSpec describes one function to build.
+// fnSpec describes one function to build: the contract's function and the
+// environment the stack gives it (besides STAGE and LOG_LEVEL).
 type fnSpec struct {
-	name, dir   string
-	description string
-	memoryMB    float64
-	timeoutS    float64
-	env         map[string]string
+	fn  deploy.Function
+	env map[string]string
 	// async, when set, is where failed asynchronous invocations go.
 	async awslambda.IDestination
 }
@@ -94,14 +72,12 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 	onFailure := awslambdadestinations.NewSqsDestination(failures.asyncInvocations)
 
 	processTickers := newFunction(scope, cfg, fnSpec{
-		name: "processTickers", dir: "processtickers",
-		description: "Scans the portfolio tables and queues one message per ticker",
-		memoryMB:    256, timeoutS: 60,
+		fn: deploy.ProcessTickers,
 		env: map[string]string{
-			"USER_PORTFOLIOS_TABLE":     *store.userPortfolios.TableName(),
-			"PORTFOLIO_POSITIONS_TABLE": *store.portfolioPositions.TableName(),
-			"TICKER_QUEUE_URL":          *q.queue.QueueUrl(),
-			"TICKER_MESSAGE_GROUPS":     strconv.Itoa(tickerMessageGroups),
+			deploy.EnvUserPortfoliosTable:     *store.userPortfolios.TableName(),
+			deploy.EnvPortfolioPositionsTable: *store.portfolioPositions.TableName(),
+			deploy.EnvTickerQueueURL:          *q.queue.QueueUrl(),
+			deploy.EnvTickerMessageGroups:     strconv.Itoa(deploy.DefaultTickerMessageGroups),
 		},
 		async: onFailure,
 	})
@@ -110,20 +86,18 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 	allow(processTickers.Role, []string{"sqs:SendMessage"}, *q.queue.QueueArn())
 
 	processTicker := newFunction(scope, cfg, fnSpec{
-		name: "processTicker", dir: "processticker",
-		description: "Fetches daily bars for one ticker from Polygon, computes price, RSI(14) and MA50, stores them",
-		memoryMB:    256, timeoutS: processTickerTimeout,
+		fn: deploy.ProcessTicker,
 		env: map[string]string{
-			"TICKER_DATA_TABLE":        *store.tickerData.TableName(),
-			"POLYGON_BASE_URL":         polygonBaseURL,
-			"POLYGON_CALLS_PER_MINUTE": strconv.Itoa(cfg.PolygonCallsPerMinute),
-			"POLYGON_HISTORY_DAYS":     strconv.Itoa(polygonHistoryDays),
-			"API_KEYS_SECRET_ARN":      *keys.SecretArn(),
+			deploy.EnvTickerDataTable:       *store.tickerData.TableName(),
+			deploy.EnvPolygonBaseURL:        deploy.DefaultPolygonBaseURL,
+			deploy.EnvPolygonCallsPerMinute: strconv.Itoa(cfg.PolygonCallsPerMinute),
+			deploy.EnvPolygonHistoryDays:    strconv.Itoa(deploy.DefaultPolygonHistoryDays),
+			deploy.EnvAPIKeysSecretARN:      *keys.SecretArn(),
 			// A record that fails transiently is re-queued to the tail, or
 			// after its last attempt dead-lettered, by processTicker itself
 			// (docs/decisions/0001-queue-concurrency.md).
-			"TICKER_QUEUE_URL": *q.queue.QueueUrl(),
-			"TICKER_DLQ_URL":   *q.dlq.QueueUrl(),
+			deploy.EnvTickerQueueURL: *q.queue.QueueUrl(),
+			deploy.EnvTickerDLQURL:   *q.dlq.QueueUrl(),
 		},
 	})
 	allowTable(processTicker.Role, store.tickerData, "dynamodb:PutItem")
@@ -137,19 +111,17 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 	}))
 
 	analyzePortfolio := newFunction(scope, cfg, fnSpec{
-		name: "analyzePortfolio", dir: "analyzeportfolio",
-		description: "Asks xAI Grok for a structured analysis of a portfolio and stores it",
-		memoryMB:    256, timeoutS: 300,
+		fn: deploy.AnalyzePortfolio,
 		env: map[string]string{
-			"USER_PORTFOLIOS_TABLE":     *store.userPortfolios.TableName(),
-			"PORTFOLIO_POSITIONS_TABLE": *store.portfolioPositions.TableName(),
-			"TICKER_DATA_TABLE":         *store.tickerData.TableName(),
-			"PORTFOLIO_ANALYSES_TABLE":  *store.analyses.TableName(),
-			"DEFAULT_PORTFOLIO":         cfg.AnalysisPortfolio,
-			"XAI_API_URL":               xaiAPIURL,
-			"XAI_MODEL":                 xaiModel,
-			"XAI_MAX_COMPLETION_TOKENS": strconv.Itoa(xaiMaxCompletionTokens),
-			"API_KEYS_SECRET_ARN":       *keys.SecretArn(),
+			deploy.EnvUserPortfoliosTable:     *store.userPortfolios.TableName(),
+			deploy.EnvPortfolioPositionsTable: *store.portfolioPositions.TableName(),
+			deploy.EnvTickerDataTable:         *store.tickerData.TableName(),
+			deploy.EnvPortfolioAnalysesTable:  *store.analyses.TableName(),
+			deploy.EnvDefaultPortfolio:        cfg.AnalysisPortfolio,
+			deploy.EnvXAIAPIURL:               deploy.DefaultXAIAPIURL,
+			deploy.EnvXAIModel:                deploy.DefaultXAIModel,
+			deploy.EnvXAIMaxCompletionTokens:  strconv.Itoa(deploy.DefaultXAIMaxCompletionTokens),
+			deploy.EnvAPIKeysSecretARN:        *keys.SecretArn(),
 		},
 		async: onFailure,
 	})
@@ -167,35 +139,35 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 // adds the function's data permissions.
 func newFunction(scope constructs.Construct, cfg Config, s fnSpec) *function {
 	stage := cfg.Stage
-	id := upperFirst(s.name)
+	id := upperFirst(s.fn.Name)
 	logGroup := awslogs.NewLogGroup(scope, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
-		LogGroupName:  jsii.String(logGroupName(s.name, stage)),
+		LogGroupName:  jsii.String(s.fn.LogGroupName(stage)),
 		Retention:     logRetention(stage),
 		RemovalPolicy: removalPolicy(stage),
 	})
 	role := awsiam.NewRole(scope, jsii.String(id+"Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("Execution role of " + functionName(s.name, stage)),
+		Description: jsii.String("Execution role of " + s.fn.FunctionName(stage)),
 	})
 	// Only the function's own log group: streams are created by Lambda.
 	allow(role, []string{"logs:CreateLogStream", "logs:PutLogEvents"}, *logGroup.LogGroupArn())
 
 	env := map[string]*string{
-		"STAGE":     jsii.String(stage),
-		"LOG_LEVEL": jsii.String(logLevel),
+		deploy.EnvStage:    jsii.String(stage),
+		deploy.EnvLogLevel: jsii.String(deploy.DefaultLogLevel),
 	}
 	for k, v := range s.env {
 		env[k] = jsii.String(v)
 	}
 	props := &awslambda.FunctionProps{
-		FunctionName:          jsii.String(functionName(s.name, stage)),
-		Description:           jsii.String(s.description),
+		FunctionName:          jsii.String(s.fn.FunctionName(stage)),
+		Description:           jsii.String(s.fn.Description),
 		Runtime:               awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:          awslambda.Architecture_ARM_64(),
 		Handler:               jsii.String("bootstrap"),
-		Code:                  awslambda.Code_FromAsset(jsii.String(filepath.Join(cfg.AssetsDir, s.dir)), nil),
-		MemorySize:            jsii.Number(s.memoryMB),
-		Timeout:               awscdk.Duration_Seconds(jsii.Number(s.timeoutS)),
+		Code:                  awslambda.Code_FromAsset(jsii.String(filepath.Join(cfg.AssetsDir, s.fn.Dir)), nil),
+		MemorySize:            jsii.Number(s.fn.MemoryMB),
+		Timeout:               awscdk.Duration_Seconds(jsii.Number(s.fn.Timeout.Seconds())),
 		Role:                  role,
 		LogGroup:              logGroup,
 		LoggingFormat:         awslambda.LoggingFormat_JSON,
@@ -209,7 +181,7 @@ func newFunction(scope constructs.Construct, cfg Config, s fnSpec) *function {
 		props.MaxEventAge = awscdk.Duration_Hours(jsii.Number(asyncMaxEventAgeH))
 	}
 	fn := awslambda.NewFunction(scope, jsii.String(id), props)
-	return &function{Name: s.name, Dir: s.dir, Fn: fn, Role: role, LogGroup: logGroup}
+	return &function{Function: s.fn, Fn: fn, Role: role, LogGroup: logGroup}
 }
 
 // logRetention keeps a month of logs in dev and three months in prod.

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // Context keys read by the app (defaults in cdk.json, override with -c key=value).
@@ -32,9 +32,7 @@ const (
 
 // Defaults used when cdk.json does not set a context key.
 const (
-	defaultCallsPerMinute    = 5
-	defaultAnalysisPortfolio = "ZSM Seven"
-	defaultAssetsDir         = "dist"
+	defaultAssetsDir = "dist"
 )
 
 // Config is everything a stack needs to know about its deployment.
@@ -50,9 +48,6 @@ type Config struct {
 	// AlarmEmail, when set, is subscribed to the alarm topic.
 	AlarmEmail string
 }
-
-// StackName is the CloudFormation stack name of a stage.
-func StackName(stage string) string { return "ZsmSevenBackend-" + stage }
 
 // ConfigFromContext reads and validates the app's context. Any problem is one
 // line naming the context key.
@@ -72,15 +67,15 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 		}
 	}
 	cfg := Config{
-		Stage:                 tables.StageDev,
-		PolygonCallsPerMinute: defaultCallsPerMinute,
-		AnalysisPortfolio:     defaultAnalysisPortfolio,
+		Stage:                 deploy.StageDev,
+		PolygonCallsPerMinute: deploy.DefaultPolygonCallsPerMinute,
+		AnalysisPortfolio:     deploy.DefaultPortfolio,
 		AssetsDir:             defaultAssetsDir,
 	}
 	if v, ok := get(ctxStage); ok {
 		cfg.Stage = v
 	}
-	if err := tables.ValidateDeployStage(cfg.Stage); err != nil {
+	if err := deploy.ValidateDeployStage(cfg.Stage); err != nil {
 		return Config{}, fmt.Errorf("context %s: %w", ctxStage, err)
 	}
 	if v, ok := get(ctxPolygonCallsPerMinute); ok {
@@ -120,6 +115,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "infra:", err)
 		os.Exit(1)
 	}
-	NewStack(app, StackName(cfg.Stage), &StackProps{Config: cfg})
+	NewStack(app, deploy.StackName(cfg.Stage), &StackProps{Config: cfg})
 	app.Synth(nil)
 }

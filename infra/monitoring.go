@@ -91,7 +91,7 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 	for _, f := range fns.all() {
 		add(alarmSpec{
 			id: upperFirst(f.Name) + "ErrorsAlarm", name: f.Name + "-errors",
-			description: "Invocations of " + functionName(f.Name, stage) + " ended in an error (see its log group " + logGroupName(f.Name, stage) + ").",
+			description: "Invocations of " + f.FunctionName(stage) + " ended in an error (see its log group " + f.LogGroupName(stage) + ").",
 			metric:      f.Fn.MetricErrors(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Sum")}),
 			threshold:   0, op: gt0, missing: notBreaching,
 		})

@@ -5,17 +5,18 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/zsmseven/backend/pkg/tables"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // Queue sizing, decided together (docs/decisions/0001-queue-concurrency.md):
 // a batch of tickerBatchSize tickers paced at 12 s per Polygon call (5 calls
-// per minute) needs about 120 s, so the consumer gets processTickerTimeout,
+// per minute) needs about 120 s, so the consumer gets a timeout of 180 s
+// (deploy.ProcessTicker.Timeout),
 // and SQS hides a received batch for visibilityTimeoutFactor times that, as
 // AWS recommends for Lambda event sources.
 const (
 	tickerBatchSize         = 10
-	processTickerTimeout    = 180 // seconds
 	visibilityTimeoutFactor = 6
 	maxReceiveCount         = 5
 	// tickerEventSourceMaxConcurrency is the minimum Lambda allows; with one
@@ -30,8 +31,8 @@ type tickerQueue struct {
 	dlq   awssqs.Queue
 }
 
-func tickerQueueName(stage string) string { return tables.TickerQueueName(stage) }
-func tickerDLQName(stage string) string   { return tables.TickerDLQName(stage) }
+func tickerQueueName(stage string) string { return deploy.TickerQueueName(stage) }
+func tickerDLQName(stage string) string   { return deploy.TickerDLQName(stage) }
 
 func newTickerQueue(scope constructs.Construct, stage string) *tickerQueue {
 	dlq := awssqs.NewQueue(scope, jsii.String("TickerDLQ"), &awssqs.QueueProps{
@@ -49,7 +50,7 @@ func newTickerQueue(scope constructs.Construct, stage string) *tickerQueue {
 		Fifo:                      jsii.Bool(true),
 		ContentBasedDeduplication: jsii.Bool(false),
 		RetentionPeriod:           awscdk.Duration_Days(jsii.Number(retentionDays)),
-		VisibilityTimeout:         awscdk.Duration_Seconds(jsii.Number(visibilityTimeoutFactor * processTickerTimeout)),
+		VisibilityTimeout:         awscdk.Duration_Seconds(jsii.Number(visibilityTimeoutFactor * deploy.ProcessTicker.Timeout.Seconds())),
 		Encryption:                awssqs.QueueEncryption_SQS_MANAGED,
 		EnforceSSL:                jsii.Bool(true),
 		DeadLetterQueue: &awssqs.DeadLetterQueue{

@@ -53,7 +53,7 @@ func newSchedules(scope constructs.Construct, cfg Config, fns *functions, failur
 		})
 	}
 	awsscheduler.NewSchedule(scope, jsii.String("ProcessTickersSchedule"), &awsscheduler.ScheduleProps{
-		ScheduleName: jsii.String(functionName(fns.processTickers.Name, cfg.Stage)),
+		ScheduleName: jsii.String(fns.processTickers.FunctionName(cfg.Stage)),
 		Description:  jsii.String("Queue every held ticker after the US close (weekdays 21:30 New York)"),
 		Schedule:     awsscheduler.ScheduleExpression_Expression(jsii.String(processTickersCron), tz),
 		// {} asks processTickers for a full scan. Explicit, because without an
@@ -62,7 +62,7 @@ func newSchedules(scope constructs.Construct, cfg Config, fns *functions, failur
 		Target: target(fns.processTickers, awsscheduler.ScheduleTargetInput_FromText(jsii.String("{}"))),
 	})
 	awsscheduler.NewSchedule(scope, jsii.String("AnalyzePortfolioSchedule"), &awsscheduler.ScheduleProps{
-		ScheduleName: jsii.String(functionName(fns.analyzePortfolio.Name, cfg.Stage)),
+		ScheduleName: jsii.String(fns.analyzePortfolio.FunctionName(cfg.Stage)),
 		Description:  jsii.String("Analyze the portfolio the morning after each trading day (Tue-Sat 01:00 New York)"),
 		Schedule:     awsscheduler.ScheduleExpression_Expression(jsii.String(analyzePortfolioCron), tz),
 		Target: target(fns.analyzePortfolio, awsscheduler.ScheduleTargetInput_FromObject(map[string]any{

@@ -3,15 +3,12 @@ package main
 import (
 	"encoding/json"
 
+	"github.com/zsmseven/backend/pkg/deploy"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-
-	"github.com/zsmseven/backend/pkg/secrets"
 )
-
-// apiKeysSecretName is the stage's secret holding the Polygon and xAI keys.
-func apiKeysSecretName(stage string) string { return "zsm-seven/" + stage + "/api-keys" }
 
 // newAPIKeysSecret creates the stage's secret WITHOUT real key values: the
 // template holds the two key names with empty values, which the functions
@@ -21,12 +18,12 @@ func apiKeysSecretName(stage string) string { return "zsm-seven/" + stage + "/ap
 // CloudFormation only requires some generated field; it holds random
 // characters and is never read.
 func newAPIKeysSecret(scope constructs.Construct, stage string) awssecretsmanager.Secret {
-	template, err := json.Marshal(map[string]string{secrets.PolygonAPIKey: "", secrets.XAIAPIKey: ""})
+	template, err := json.Marshal(map[string]string{deploy.SecretKeyPolygon: "", deploy.SecretKeyXAI: ""})
 	if err != nil {
 		panic(err) // a map of strings always marshals
 	}
 	secret := awssecretsmanager.NewSecret(scope, jsii.String("APIKeys"), &awssecretsmanager.SecretProps{
-		SecretName:  jsii.String(apiKeysSecretName(stage)),
+		SecretName:  jsii.String(deploy.SecretName(stage)),
 		Description: jsii.String("Polygon.io and xAI API keys of ZSM Seven (" + stage + "), JSON {\"POLYGON_API_KEY\":\"...\",\"XAI_API_KEY\":\"...\"}; set with aws secretsmanager put-secret-value"),
 		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
 			SecretStringTemplate: jsii.String(string(template)),

@@ -17,11 +17,11 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfolios"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/secrets"
-	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -32,7 +32,7 @@ import (
 func TestGoldenTemplates(t *testing.T) {
 	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
 		got := goldenJSON(t, s)
-		path := filepath.Join("testdata", StackName(stage)+".template.json")
+		path := filepath.Join("testdata", deploy.StackName(stage)+".template.json")
 		if *update {
 			if err := os.WriteFile(path, got, 0o644); err != nil {
 				t.Fatal(err)
@@ -143,7 +143,7 @@ func TestOwnedTables(t *testing.T) {
 		if n := len(resources(s, "AWS::DynamoDB::Table")); n != 2 {
 			t.Fatalf("%d tables, want 2 (the shared tables are imported, not created)", n)
 		}
-		for _, spec := range []tables.Spec{tables.TickerData, tables.PortfolioAnalyses} {
+		for _, spec := range []deploy.Table{deploy.TickerData, deploy.PortfolioAnalyses} {
 			id, r := one(t, s, "AWS::DynamoDB::Table", "TableName", spec.Name(stage))
 			p := props(r)
 			wantKeys := []any{map[string]any{"AttributeName": spec.PartitionKey.Name, "KeyType": "HASH"}}

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // storage holds the tables the stack owns and the shared ones it imports.
@@ -22,7 +22,7 @@ type storage struct {
 }
 
 // isProd reports whether the stage keeps its data when the stack goes away.
-func isProd(stage string) bool { return stage == tables.StageProd }
+func isProd(stage string) bool { return stage == deploy.StageProd }
 
 // removalPolicy is RETAIN for prod data and DESTROY for dev, so a dev stack can
 // be torn down completely while prod data survives a mistaken deletion.
@@ -35,19 +35,19 @@ func removalPolicy(stage string) awscdk.RemovalPolicy {
 
 func newStorage(scope constructs.Construct, stage string) *storage {
 	return &storage{
-		tickerData: newOwnedTable(scope, "TickerData", tables.TickerData, stage),
-		analyses:   newOwnedTable(scope, "PortfolioAnalyses", tables.PortfolioAnalyses, stage),
+		tickerData: newOwnedTable(scope, "TickerData", deploy.TickerData, stage),
+		analyses:   newOwnedTable(scope, "PortfolioAnalyses", deploy.PortfolioAnalyses, stage),
 		userPortfolios: awsdynamodb.Table_FromTableName(scope, jsii.String("UserPortfolios"),
-			jsii.String(tables.UserPortfolios.Name(stage))),
+			jsii.String(deploy.UserPortfolios.Name(stage))),
 		portfolioPositions: awsdynamodb.Table_FromTableName(scope, jsii.String("PortfolioPositions"),
-			jsii.String(tables.PortfolioPositions.Name(stage))),
+			jsii.String(deploy.PortfolioPositions.Name(stage))),
 	}
 }
 
 // newOwnedTable creates a table from its spec: on-demand billing, point-in-time
 // recovery, encryption at rest with the AWS managed key, and per-stage
 // retention.
-func newOwnedTable(scope constructs.Construct, id string, spec tables.Spec, stage string) awsdynamodb.Table {
+func newOwnedTable(scope constructs.Construct, id string, spec deploy.Table, stage string) awsdynamodb.Table {
 	if spec.Shared {
 		panic(fmt.Sprintf("table %s is shared: import it, do not create it", spec.Base))
 	}
@@ -68,11 +68,11 @@ func newOwnedTable(scope constructs.Construct, id string, spec tables.Spec, stag
 	return awsdynamodb.NewTable(scope, jsii.String(id), props)
 }
 
-func attribute(k tables.Key) *awsdynamodb.Attribute {
+func attribute(k deploy.Key) *awsdynamodb.Attribute {
 	t := awsdynamodb.AttributeType_STRING
 	switch k.Type {
-	case tables.String:
-	case tables.Number:
+	case deploy.String:
+	case deploy.Number:
 		t = awsdynamodb.AttributeType_NUMBER
 	default:
 		panic(fmt.Sprintf("key %s: unsupported attribute type %q", k.Name, k.Type))

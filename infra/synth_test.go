@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // This file holds the machinery of the stack tests: the Lambda assets, one
@@ -59,7 +59,8 @@ func TestMain(m *testing.M) {
 // the stack tests package what `make build` packages. Go's build cache makes
 // this fast after the first run.
 func buildAssets(dir string) error {
-	for _, fn := range functionDirs {
+	for _, f := range deploy.Functions {
+		fn := f.Dir
 		out := filepath.Join(dir, fn, "bootstrap")
 		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-buildvcs=false", "-ldflags=-s -w",
 			"-o", out, "./lambdas/"+fn)
@@ -151,7 +152,7 @@ func synthWith(t *testing.T, stage string, overrides map[string]any) *synthesize
 		if err != nil {
 			t.Fatalf("config: %v", err)
 		}
-		stack := NewStack(app, StackName(cfg.Stage), &StackProps{Config: cfg})
+		stack := NewStack(app, deploy.StackName(cfg.Stage), &StackProps{Config: cfg})
 		tmpl := assertions.Template_FromStack(stack, nil)
 		raw, err := json.Marshal(tmpl.ToJSON())
 		if err != nil {
@@ -179,7 +180,7 @@ func noPanic(t *testing.T, f func()) {
 	f()
 }
 
-var stages = []string{tables.StageDev, tables.StageProd}
+var stages = []string{deploy.StageDev, deploy.StageProd}
 
 // forEachStage runs a subtest per deployable stage.
 func forEachStage(t *testing.T, f func(t *testing.T, stage string, s *synthesized)) {

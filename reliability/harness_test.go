@@ -21,6 +21,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
@@ -29,7 +30,6 @@ import (
 	"github.com/zsmseven/backend/pkg/portfolios"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -98,7 +98,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	sqsClient := sqs.New(sqs.Options{Region: localsqs.Region, BaseEndpoint: aws.String(w.sqs.Endpoint()),
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
 	w.producer = &pipeline.ProcessTickers{
-		Source:    portfolios.NewReader(w.db, tables.UserPortfolios.Name(w.stage), tables.PortfolioPositions.Name(w.stage)),
+		Source:    portfolios.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
 		Publisher: queue.NewPublisher(sqsClient, queueURL, queue.PublisherOptions{Groups: 1}),
 		Metrics:   metrics.New(w.logs, w.stage),
 		Logger:    w.log.With("function", "processTickers"),
@@ -128,7 +128,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 		t.Fatal(err)
 	}
 	w.consumer = &pipeline.ProcessTicker{
-		Market: w.client, Store: tickerdata.NewStore(w.db, tables.TickerData.Name(w.stage)), Source: "polygon",
+		Market: w.client, Store: tickerdata.NewStore(w.db, deploy.TickerData.Name(w.stage)), Source: "polygon",
 		RecordBudget: o.recordBudget, Reserve: o.reserve,
 		// As deployed: a transient failure is re-queued to the tail (or,
 		// after 5 attempts, dead-lettered) instead of handed back.
@@ -319,9 +319,9 @@ func (w *world) count(in int, tickers []string) tally {
 func (w *world) rows(ticker string) int {
 	w.t.Helper()
 	out, err := w.db.Query(context.Background(), &dynamodb.QueryInput{
-		TableName:                 aws.String(tables.TickerData.Name(w.stage)),
+		TableName:                 aws.String(deploy.TickerData.Name(w.stage)),
 		KeyConditionExpression:    aws.String("#t = :t"),
-		ExpressionAttributeNames:  map[string]string{"#t": tables.AttrTicker},
+		ExpressionAttributeNames:  map[string]string{"#t": deploy.AttrTicker},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberS{Value: ticker}},
 	})
 	if err != nil {
@@ -329,7 +329,7 @@ func (w *world) rows(ticker string) int {
 	}
 	for _, it := range out.Items {
 		asOf, _ := it[tickerdata.AttrAsOf].(*types.AttributeValueMemberS)
-		ts, _ := it[tables.AttrTimestamp].(*types.AttributeValueMemberS)
+		ts, _ := it[deploy.AttrTimestamp].(*types.AttributeValueMemberS)
 		if asOf == nil || ts == nil {
 			w.t.Fatalf("%s: row without asOf or timestamp: %v", ticker, it)
 		}
@@ -383,5 +383,5 @@ func synthetic(req fakepolygon.Request) fakepolygon.Response {
 }
 
 func newStore(db *dynamodb.Client, stage string) *tickerdata.Store {
-	return tickerdata.NewStore(db, tables.TickerData.Name(stage))
+	return tickerdata.NewStore(db, deploy.TickerData.Name(stage))
 }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/metrics"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 // The tickers of a scenario, in the order the FIFO queue delivers them
@@ -392,7 +392,7 @@ func restartScenario(t *testing.T) pipelineScenario {
 			port = u.Port()
 			t.Cleanup(func() { mu.Lock(); defer mu.Unlock(); srv.Stop() })
 			db := dynalite.Client(srv.Endpoint)
-			if err := dynalite.CreateTables(context.Background(), db, w.stage, tables.TickerData); err != nil {
+			if err := dynalite.CreateTables(context.Background(), db, w.stage, deploy.TickerData); err != nil {
 				t.Fatal(err)
 			}
 			w.db = db

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,8 +18,8 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/config"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/functions"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 const invokeSynopsis = "zsm invoke FUNCTION --event JSON|@FILE [--stage dev|prod | --data DIR | --memory]"
@@ -44,27 +43,6 @@ gets the deployed function's timeout as its deadline.
 examples:
   zsm invoke analyzePortfolio --event '{"portfolio_name":"ZSM Seven"}'
   zsm invoke processTicker --event @event.json --stage dev`
-
-// functionSpec is what invoke needs to know about a function.
-type functionSpec struct {
-	name    string
-	timeout time.Duration // the deployed timeout (infra/functions.go)
-}
-
-var invokable = []functionSpec{
-	{"processTickers", 60 * time.Second},
-	{"processTicker", 180 * time.Second},
-	{"analyzePortfolio", 300 * time.Second},
-}
-
-func findFunction(name string) (functionSpec, bool) {
-	for _, f := range invokable {
-		if strings.EqualFold(f.name, name) {
-			return f, true
-		}
-	}
-	return functionSpec{}, false
-}
 
 // runInvoke implements `zsm invoke`.
 func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -91,7 +69,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fnName == "" {
 		return usagef("invoke: FUNCTION is required (processTickers, processTicker or analyzePortfolio)")
 	}
-	fn, ok := findFunction(fnName)
+	fn, ok := deploy.FunctionByName(fnName)
 	if !ok {
 		return usagef("invoke: unknown function %.40q: use processTickers, processTicker or analyzePortfolio", fnName)
 	}
@@ -106,15 +84,15 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var lookup config.Lookup
 	var stack *devstack.Stack
 	if *stage != "" {
-		if err := tables.ValidateDeployStage(*stage); err != nil {
+		if err := deploy.ValidateDeployStage(*stage); err != nil {
 			return usagef("invoke: %v", err)
 		}
-		env, err := stageEnv(ctx, *stage, fn.name)
+		env, err := stageEnv(ctx, *stage, fn)
 		if err != nil {
 			return fmt.Errorf("invoke: %w", err)
 		}
 		lookup = overlay(env, os.LookupEnv)
-		fmt.Fprintf(stderr, "zsm invoke: %s against stage %s (tables *-%s, secret %s)\n", fn.name, *stage, *stage, env["API_KEYS_SECRET_ARN"])
+		fmt.Fprintf(stderr, "zsm invoke: %s against stage %s (tables *-%s, secret %s)\n", fn.Name, *stage, *stage, env[deploy.EnvAPIKeysSecretARN])
 	} else {
 		dir := *data
 		if *memory {
@@ -135,7 +113,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if dir != "" {
 			where = "under " + dir
 		}
-		fmt.Fprintf(stderr, "zsm invoke: %s against the local stack (dynalite %s)\n", fn.name, where)
+		fmt.Fprintf(stderr, "zsm invoke: %s against the local stack (dynalite %s)\n", fn.Name, where)
 	}
 
 	resp, err := invokeHandler(ctx, fn, lookup, stack, payload, stderr)
@@ -143,7 +121,7 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if ctx.Err() != nil {
 			return interrupted(stderr, "invoke")
 		}
-		return fmt.Errorf("invoke %s: %w", fn.name, err)
+		return fmt.Errorf("invoke %s: %w", fn.Name, err)
 	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, resp, "", "  ") != nil {
@@ -168,27 +146,27 @@ func interrupted(stderr io.Writer, cmd string) error {
 // invokeHandler builds the function's handler with its constructor and
 // invokes it through aws-lambda-go, as the Lambda runtime does: the payload
 // is decoded into the handler's event type and the response encoded.
-func invokeHandler(ctx context.Context, fn functionSpec, lookup config.Lookup, stack *devstack.Stack, payload []byte, logs io.Writer) ([]byte, error) {
+func invokeHandler(ctx context.Context, fn deploy.Function, lookup config.Lookup, stack *devstack.Stack, payload []byte, logs io.Writer) ([]byte, error) {
 	var h any
 	var err error
-	switch fn.name {
-	case "processTickers":
+	switch fn {
+	case deploy.ProcessTickers:
 		h, err = functions.ProcessTickers(ctx, lookup, logs)
-	case "processTicker":
+	case deploy.ProcessTicker:
 		if stack != nil {
 			h, err = processTickerHandler(ctx, stack, logs)
 		} else {
 			h, err = functions.ProcessTicker(ctx, lookup, logs)
 		}
-	case "analyzePortfolio":
+	case deploy.AnalyzePortfolio:
 		h, err = functions.AnalyzePortfolio(ctx, lookup, logs)
 	default:
-		return nil, fmt.Errorf("no constructor for %s", fn.name)
+		return nil, fmt.Errorf("no constructor for %s", fn.Name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := invocationContext(ctx, fn.name)
+	ctx, cancel := invocationContext(ctx, fn)
 	defer cancel()
 	return lambda.NewHandler(h).Invoke(ctx, payload)
 }
@@ -216,22 +194,23 @@ func readEvent(v string, stdin io.Reader) ([]byte, error) {
 
 // stageEnv is the environment the stack gives the function in a deployed
 // stage, built from the naming conventions shared with infra/.
-func stageEnv(ctx context.Context, stage, fn string) (map[string]string, error) {
+func stageEnv(ctx context.Context, stage string, fn deploy.Function) (map[string]string, error) {
 	env := map[string]string{
-		"STAGE":                     stage,
-		"USER_PORTFOLIOS_TABLE":     tables.UserPortfolios.Name(stage),
-		"PORTFOLIO_POSITIONS_TABLE": tables.PortfolioPositions.Name(stage),
-		"TICKER_DATA_TABLE":         tables.TickerData.Name(stage),
-		"PORTFOLIO_ANALYSES_TABLE":  tables.PortfolioAnalyses.Name(stage),
-		"API_KEYS_SECRET_ARN":       "zsm-seven/" + stage + "/api-keys",
+		deploy.EnvStage:                   stage,
+		deploy.EnvUserPortfoliosTable:     deploy.UserPortfolios.Name(stage),
+		deploy.EnvPortfolioPositionsTable: deploy.PortfolioPositions.Name(stage),
+		deploy.EnvTickerDataTable:         deploy.TickerData.Name(stage),
+		deploy.EnvPortfolioAnalysesTable:  deploy.PortfolioAnalyses.Name(stage),
+		// GetSecretValue takes the name as well as the ARN.
+		deploy.EnvAPIKeysSecretARN: deploy.SecretName(stage),
 	}
 	// The queue URLs carry the account id: look them up by the stack's names.
 	var queues map[string]string
 	switch fn {
-	case "processTickers":
-		queues = map[string]string{"TICKER_QUEUE_URL": tables.TickerQueueName(stage)}
-	case "processTicker":
-		queues = map[string]string{"TICKER_QUEUE_URL": tables.TickerQueueName(stage), "TICKER_DLQ_URL": tables.TickerDLQName(stage)}
+	case deploy.ProcessTickers:
+		queues = map[string]string{deploy.EnvTickerQueueURL: deploy.TickerQueueName(stage)}
+	case deploy.ProcessTicker:
+		queues = map[string]string{deploy.EnvTickerQueueURL: deploy.TickerQueueName(stage), deploy.EnvTickerDLQURL: deploy.TickerDLQName(stage)}
 	}
 	if len(queues) > 0 {
 		cfg, err := awsconfig.LoadDefaultConfig(ctx)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/deploy"
+
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
@@ -116,7 +118,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	} else {
 		base := stack.Env["POLYGON_BASE_URL"]
 		if base == "" {
-			base = polygon.DefaultBaseURL + " (the default)"
+			base = deploy.DefaultPolygonBaseURL + " (the default)"
 		}
 		say("prices     Polygon at %s (POLYGON_API_KEY is set)", base)
 	}
@@ -160,7 +162,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	if err != nil {
 		return fmt.Errorf("processTickers: %w", err)
 	}
-	ictx, cancel := invocationContext(ctx, "processTickers")
+	ictx, cancel := invocationContext(ctx, deploy.ProcessTickers)
 	summary, err := pts(ictx, schedulerEvent())
 	cancel()
 	if err != nil {
@@ -199,7 +201,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	totals, err := stack.SQS.Drain(ctx, devstack.QueueName, localsqs.MaxBatch, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		left := stack.SQS.Counts(devstack.QueueName).Visible
 		say("processTicker     batch of %d (%d of %d done, %d more queued)%s", len(ev.Records), done, total, left, batchEstimate(len(ev.Records), pace))
-		ictx, cancel := invocationContext(ctx, "processTicker")
+		ictx, cancel := invocationContext(ctx, deploy.ProcessTicker)
 		defer cancel()
 		resp, herr := pt(ictx, ev)
 		done += len(ev.Records) - len(resp.BatchItemFailures)
@@ -229,7 +231,7 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	if err != nil {
 		return fmt.Errorf("analyzePortfolio: %w", err)
 	}
-	ictx, cancel = invocationContext(ctx, "analyzePortfolio")
+	ictx, cancel = invocationContext(ctx, deploy.AnalyzePortfolio)
 	res, err := ap(ictx, analyzer.Event{PortfolioName: o.portfolio, Force: o.force})
 	cancel()
 	if err != nil {
@@ -302,15 +304,11 @@ func processTickerHandler(ctx context.Context, stack *devstack.Stack, out io.Wri
 // deployed function's timeout as the deadline (the handlers size their work
 // to it, e.g. processTicker hands back records it cannot finish) and a
 // request id for the logs.
-func invocationContext(ctx context.Context, fn string) (context.Context, context.CancelFunc) {
-	timeout := time.Minute
-	if spec, ok := findFunction(fn); ok {
-		timeout = spec.timeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func invocationContext(ctx context.Context, fn deploy.Function) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, fn.Timeout)
 	return lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
 		AwsRequestID:       "zsm-" + randomHex(8),
-		InvokedFunctionArn: "arn:aws:lambda:" + localsqs.Region + ":" + localsqs.Account + ":function:zsm-" + fn + "-local",
+		InvokedFunctionArn: "arn:aws:lambda:" + localsqs.Region + ":" + localsqs.Account + ":function:" + fn.FunctionName(deploy.LocalStage),
 	}), cancel
 }
 

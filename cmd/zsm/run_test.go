@@ -24,7 +24,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
-	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // noKeys is a host environment without POLYGON_API_KEY or XAI_API_KEY,
@@ -131,7 +131,7 @@ func TestRunPrintsAllSevenAndIsIdempotent(t *testing.T) {
 	}
 	defer st.Stop()
 	for table, want := range map[string]int32{
-		tables.TickerData.Name(st.Stage): 7, tables.PortfolioAnalyses.Name(st.Stage): 1, tables.PortfolioPositions.Name(st.Stage): 7,
+		deploy.TickerData.Name(st.Stage): 7, deploy.PortfolioAnalyses.Name(st.Stage): 1, deploy.PortfolioPositions.Name(st.Stage): 7,
 	} {
 		out, err := st.DB.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table), Select: "COUNT"})
 		if err != nil {

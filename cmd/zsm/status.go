@@ -17,9 +17,9 @@ import (
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/portfolios"
-	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -97,12 +97,12 @@ type statusReport struct {
 func gatherStatus(ctx context.Context, db *dynamodb.Client, stage, portfolio, store string, now time.Time) (statusReport, error) {
 	rep := statusReport{Stage: stage, Store: store, LastTradingDay: marketdata.LastTradingDay(now), Portfolio: portfolio,
 		Tickers: []tickerStatus{}, Missing: []string{}}
-	scan, err := portfolios.NewReader(db, tables.UserPortfolios.Name(stage), tables.PortfolioPositions.Name(stage)).ScanSymbols(ctx)
+	scan, err := portfolios.NewReader(db, deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage)).ScanSymbols(ctx)
 	if err != nil {
 		return rep, err
 	}
 	rep.Invalid = len(scan.Invalid)
-	rows := tickerdata.NewStore(db, tables.TickerData.Name(stage))
+	rows := tickerdata.NewStore(db, deploy.TickerData.Name(stage))
 	for _, sym := range scan.Symbols {
 		r, ok, err := rows.Latest(ctx, sym)
 		if err != nil {
@@ -121,7 +121,7 @@ func gatherStatus(ctx context.Context, db *dynamodb.Client, stage, portfolio, st
 		}
 		rep.Tickers = append(rep.Tickers, ts)
 	}
-	recent, err := analyses.New(db, tables.PortfolioAnalyses.Name(stage)).Recent(ctx, portfolio, 1)
+	recent, err := analyses.New(db, deploy.PortfolioAnalyses.Name(stage)).Recent(ctx, portfolio, 1)
 	if err != nil {
 		return rep, err
 	}
@@ -226,7 +226,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		store     string
 	)
 	if *stage != "" {
-		if err := tables.ValidateDeployStage(*stage); err != nil {
+		if err := deploy.ValidateDeployStage(*stage); err != nil {
 			return usagef("status: %v", err)
 		}
 		cfg, err := awsconfig.LoadDefaultConfig(ctx)

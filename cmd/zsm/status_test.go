@@ -10,8 +10,8 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 // An analysis of the last trading day that had no data for some symbols is
@@ -22,7 +22,7 @@ func TestStatusAnalysisWithMissingDataIsNotFresh(t *testing.T) {
 	client, stage := env.Client, env.Stage
 	now := time.Now()
 	ltd := marketdata.LastTradingDay(now)
-	repo := analyses.New(client, tables.PortfolioAnalyses.Name(stage))
+	repo := analyses.New(client, deploy.PortfolioAnalyses.Name(stage))
 	if err := repo.Put(ctx, analyses.Item{
 		Portfolio: "P", Timestamp: now.UTC(), Analysis: "a", Model: analysis.RulesName, DataAsOf: ltd,
 		Result:  analysis.Result{Summary: "s", Tickers: []analysis.TickerScore{{Ticker: "AAPL", Score: 50, Signal: "hold", Rationale: "r"}}},

@@ -11,10 +11,10 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -27,12 +27,12 @@ const benchKey = "bench-polygon-key-0123456789"
 // given pacing.
 func consumer(b *testing.B, srv *fakepolygon.Server, callsPerMinute int) *pipeline.ProcessTicker {
 	b.Helper()
-	env := dynalitetest.New(b, tables.TickerData)
+	env := dynalitetest.New(b, deploy.TickerData)
 	client, err := polygon.New(polygon.Options{BaseURL: srv.URL, APIKey: polygon.StaticKey(benchKey), CallsPerMinute: callsPerMinute})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &pipeline.ProcessTicker{Market: client, Store: tickerdata.NewStore(env.Client, tables.TickerData.Name(env.Stage)), Source: "polygon"}
+	return &pipeline.ProcessTicker{Market: client, Store: tickerdata.NewStore(env.Client, deploy.TickerData.Name(env.Stage)), Source: "polygon"}
 }
 
 // batches are the SQS events for n tickers, ten records each, as the FIFO

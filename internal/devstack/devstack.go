@@ -22,7 +22,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/config"
-	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // DefaultDataDir is where `zsm run` keeps its DynamoDB data between runs.
@@ -33,8 +33,8 @@ const DefaultLogDir = ".local/logs"
 
 // Queue names of the local stage, as the stack names them.
 var (
-	QueueName = tables.TickerQueueName(tables.LocalStage)
-	DLQName   = tables.TickerDLQName(tables.LocalStage)
+	QueueName = deploy.TickerQueueName(deploy.LocalStage)
+	DLQName   = deploy.TickerDLQName(deploy.LocalStage)
 )
 
 // Options configure Start.
@@ -57,7 +57,7 @@ type Options struct {
 
 // Stack is a running local stack. Stop ends everything it started.
 type Stack struct {
-	// Stage is tables.LocalStage.
+	// Stage is deploy.LocalStage.
 	Stage string
 	// Dynalite is the DynamoDB server; DB a client for it.
 	Dynalite *dynalite.Server
@@ -86,7 +86,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if host == nil {
 		host = func(string) (string, bool) { return "", false }
 	}
-	s := &Stack{Stage: tables.LocalStage}
+	s := &Stack{Stage: deploy.LocalStage}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -130,7 +130,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		s.QueueURL = s.SQS.CreateQueue(QueueName)
 		s.SQS.CreateQueue(DLQName)
 	}
-	polygonKey, _ := host("POLYGON_API_KEY")
+	polygonKey, _ := host(deploy.EnvPolygonAPIKey)
 	if polygonKey == "" && !opts.NoMarketData {
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
@@ -190,18 +190,18 @@ func (s *Stack) Stop() {
 
 // passThrough are the caller's variables the functions may use locally.
 var passThrough = []string{
-	"LOG_LEVEL", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "POLYGON_API_KEY",
-	"XAI_API_KEY", "XAI_API_URL", "XAI_MODEL", "XAI_MAX_COMPLETION_TOKENS", "DEFAULT_PORTFOLIO",
+	deploy.EnvLogLevel, deploy.EnvPolygonBaseURL, deploy.EnvPolygonCallsPerMinute, deploy.EnvPolygonHistoryDays, deploy.EnvPolygonAPIKey,
+	deploy.EnvXAIAPIKey, deploy.EnvXAIAPIURL, deploy.EnvXAIModel, deploy.EnvXAIMaxCompletionTokens, deploy.EnvDefaultPortfolio,
 }
 
 func (s *Stack) buildEnv(host config.Lookup) map[string]string {
 	env := map[string]string{
-		"STAGE":                     s.Stage,
-		"USER_PORTFOLIOS_TABLE":     tables.UserPortfolios.Name(s.Stage),
-		"PORTFOLIO_POSITIONS_TABLE": tables.PortfolioPositions.Name(s.Stage),
-		"TICKER_DATA_TABLE":         tables.TickerData.Name(s.Stage),
-		"PORTFOLIO_ANALYSES_TABLE":  tables.PortfolioAnalyses.Name(s.Stage),
-		"DEFAULT_PORTFOLIO":         SamplePortfolio,
+		deploy.EnvStage:                   s.Stage,
+		deploy.EnvUserPortfoliosTable:     deploy.UserPortfolios.Name(s.Stage),
+		deploy.EnvPortfolioPositionsTable: deploy.PortfolioPositions.Name(s.Stage),
+		deploy.EnvTickerDataTable:         deploy.TickerData.Name(s.Stage),
+		deploy.EnvPortfolioAnalysesTable:  deploy.PortfolioAnalyses.Name(s.Stage),
+		deploy.EnvDefaultPortfolio:        SamplePortfolio,
 		// The AWS SDK's own variables: local endpoints and dummy credentials
 		// (dynalite checks that requests are signed, not by whom).
 		"AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
@@ -212,11 +212,11 @@ func (s *Stack) buildEnv(host config.Lookup) map[string]string {
 	}
 	if s.SQS != nil {
 		env["AWS_ENDPOINT_URL_SQS"] = s.SQS.Endpoint()
-		env["TICKER_QUEUE_URL"] = s.QueueURL
+		env[deploy.EnvTickerQueueURL] = s.QueueURL
 		// processTicker re-queues a record that failed transiently to the
 		// queue's tail, or dead-letters it itself after its last attempt.
-		env["TICKER_DLQ_URL"] = s.SQS.QueueURL(DLQName)
-		env["TICKER_MESSAGE_GROUPS"] = "1"
+		env[deploy.EnvTickerDLQURL] = s.SQS.QueueURL(DLQName)
+		env[deploy.EnvTickerMessageGroups] = strconv.Itoa(deploy.DefaultTickerMessageGroups)
 	}
 	for _, k := range passThrough {
 		if v, ok := host(k); ok && v != "" {
@@ -224,10 +224,10 @@ func (s *Stack) buildEnv(host config.Lookup) map[string]string {
 		}
 	}
 	if s.Sandbox != nil {
-		env["POLYGON_BASE_URL"] = s.Sandbox.URL
-		env["POLYGON_API_KEY"] = s.SandboxKey
-		if _, set := host("POLYGON_CALLS_PER_MINUTE"); !set {
-			env["POLYGON_CALLS_PER_MINUTE"] = "0" // the sandbox has no rate limit
+		env[deploy.EnvPolygonBaseURL] = s.Sandbox.URL
+		env[deploy.EnvPolygonAPIKey] = s.SandboxKey
+		if _, set := host(deploy.EnvPolygonCallsPerMinute); !set {
+			env[deploy.EnvPolygonCallsPerMinute] = "0" // the sandbox has no rate limit
 		}
 	}
 	return env
@@ -244,13 +244,13 @@ func (s *Stack) UsingSandbox() bool { return s.Sandbox != nil }
 
 // CallsPerMinute is the Polygon pacing the functions will apply (0 = none).
 func (s *Stack) CallsPerMinute() int {
-	v, ok := s.Env["POLYGON_CALLS_PER_MINUTE"]
+	v, ok := s.Env[deploy.EnvPolygonCallsPerMinute]
 	if !ok {
-		return 5 // the functions' default: Polygon's free plan
+		return deploy.DefaultPolygonCallsPerMinute // the functions' default: Polygon's free plan
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		return 5
+		return deploy.DefaultPolygonCallsPerMinute
 	}
 	return n
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfolios"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -39,7 +39,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 	defer s.Stop()
 
 	// The sample portfolio reads back through the shared-table reader.
-	r := portfolios.NewReader(s.DB, tables.UserPortfolios.Name(s.Stage), tables.PortfolioPositions.Name(s.Stage))
+	r := portfolios.NewReader(s.DB, deploy.UserPortfolios.Name(s.Stage), deploy.PortfolioPositions.Name(s.Stage))
 	_, pos, invalid, err := r.Holdings(ctx, devstack.SamplePortfolio)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 	if err != nil || wrote {
 		t.Errorf("second seed wrote %v err %v", wrote, err)
 	}
-	if n := count(t, s.DB, tables.PortfolioPositions.Name(s.Stage)); n != 7 {
+	if n := count(t, s.DB, deploy.PortfolioPositions.Name(s.Stage)); n != 7 {
 		t.Errorf("%d positions after two seeds, want 7", n)
 	}
 
@@ -139,7 +139,7 @@ func TestDataDirKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Stop()
-	if n := count(t, s.DB, tables.PortfolioPositions.Name(s.Stage)); n != 7 {
+	if n := count(t, s.DB, deploy.PortfolioPositions.Name(s.Stage)); n != 7 {
 		t.Errorf("%d positions after restart, want 7", n)
 	}
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 // Status of an analysis.
@@ -30,8 +30,8 @@ const (
 	StatusFallback = "fallback"
 )
 
-// Attribute names of an item besides the keys (tables.AttrPortfolio,
-// tables.AttrTimestamp).
+// Attribute names of an item besides the keys (deploy.AttrPortfolio,
+// deploy.AttrTimestamp).
 const (
 	AttrAnalysis          = "analysis"
 	AttrModel             = "model"
@@ -106,7 +106,7 @@ type Repository struct {
 	table  string
 }
 
-// New returns a repository over the table (tables.PortfolioAnalyses.Name(stage)).
+// New returns a repository over the table (deploy.PortfolioAnalyses.Name(stage)).
 func New(client DynamoDBAPI, table string) *Repository {
 	return &Repository{client: client, table: table}
 }
@@ -125,7 +125,7 @@ func (r *Repository) Put(ctx context.Context, it Item) error {
 		TableName:                aws.String(r.table),
 		Item:                     item,
 		ConditionExpression:      aws.String("attribute_not_exists(#p)"),
-		ExpressionAttributeNames: map[string]string{"#p": tables.AttrPortfolio},
+		ExpressionAttributeNames: map[string]string{"#p": deploy.AttrPortfolio},
 	})
 	var cond *types.ConditionalCheckFailedException
 	if errors.As(err, &cond) {
@@ -149,7 +149,7 @@ func (r *Repository) Recent(ctx context.Context, portfolio string, limit int) ([
 	out, err := r.client.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(r.table),
 		KeyConditionExpression:    aws.String("#p = :p"),
-		ExpressionAttributeNames:  map[string]string{"#p": tables.AttrPortfolio},
+		ExpressionAttributeNames:  map[string]string{"#p": deploy.AttrPortfolio},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberS{Value: portfolio}},
 		ScanIndexForward:          aws.Bool(false),
 		Limit:                     aws.Int32(int32(max(limit, 1))),
@@ -162,7 +162,7 @@ func (r *Repository) Recent(ctx context.Context, portfolio string, limit int) ([
 	for _, raw := range out.Items {
 		it, err := unmarshal(raw)
 		if err != nil {
-			ts, _ := raw[tables.AttrTimestamp].(*types.AttributeValueMemberS)
+			ts, _ := raw[deploy.AttrTimestamp].(*types.AttributeValueMemberS)
 			at := "?"
 			if ts != nil {
 				at = ts.Value
@@ -214,8 +214,8 @@ func marshal(it Item) (map[string]types.AttributeValue, error) {
 		}}
 	}
 	item := map[string]types.AttributeValue{
-		tables.AttrPortfolio: s(it.Portfolio),
-		tables.AttrTimestamp: s(FormatTime(it.Timestamp)),
+		deploy.AttrPortfolio: s(it.Portfolio),
+		deploy.AttrTimestamp: s(FormatTime(it.Timestamp)),
 		AttrAnalysis:         s(it.Analysis),
 		AttrModel:            s(it.Model),
 		AttrDataAsOf:         s(it.DataAsOf),
@@ -334,15 +334,15 @@ func (r *reader) sub(name string) *reader {
 func unmarshal(m map[string]types.AttributeValue) (Item, error) {
 	r := &reader{m: m}
 	it := Item{
-		Portfolio: r.str(tables.AttrPortfolio), Analysis: r.str(AttrAnalysis), Model: r.str(AttrModel), DataAsOf: r.str(AttrDataAsOf),
+		Portfolio: r.str(deploy.AttrPortfolio), Analysis: r.str(AttrAnalysis), Model: r.str(AttrModel), DataAsOf: r.str(AttrDataAsOf),
 		PromptVersion: r.str(AttrPromptVersion), PromptSHA256: r.str(AttrPromptSHA256), InputHash: r.str(AttrInputHash),
 		RequestedModel: r.str(AttrRequestedModel), SystemFingerprint: r.str(AttrSystemFingerprint),
 		LatencyMs: int64(r.int(AttrLatencyMs)), Attempts: r.int(AttrAttempts), Status: r.str(AttrStatus), Reason: r.str(AttrReason),
 		Excluded: r.strs(AttrExcluded),
 	}
-	ts, err := time.Parse(time.RFC3339, r.str(tables.AttrTimestamp))
+	ts, err := time.Parse(time.RFC3339, r.str(deploy.AttrTimestamp))
 	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("attribute %s: %w", tables.AttrTimestamp, err)
+		r.err = fmt.Errorf("attribute %s: %w", deploy.AttrTimestamp, err)
 	}
 	it.Timestamp = ts
 	if c, ok := r.num(AttrCostUSD); ok {

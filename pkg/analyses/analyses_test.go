@@ -14,8 +14,8 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -36,8 +36,8 @@ func sample(ts time.Time) analyses.Item {
 }
 
 func TestRoundTripAndRecent(t *testing.T) {
-	env := dynalitetest.New(t, tables.PortfolioAnalyses)
-	repo := analyses.New(env.Client, tables.PortfolioAnalyses.Name(env.Stage))
+	env := dynalitetest.New(t, deploy.PortfolioAnalyses)
+	repo := analyses.New(env.Client, deploy.PortfolioAnalyses.Name(env.Stage))
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
 	a, b := sample(t0), sample(t0.Add(time.Hour))
@@ -65,8 +65,8 @@ func TestRoundTripAndRecent(t *testing.T) {
 
 // The stored item has the attribute names and types of the contract.
 func TestStoredShape(t *testing.T) {
-	env := dynalitetest.New(t, tables.PortfolioAnalyses)
-	table := tables.PortfolioAnalyses.Name(env.Stage)
+	env := dynalitetest.New(t, deploy.PortfolioAnalyses)
+	table := deploy.PortfolioAnalyses.Name(env.Stage)
 	ts := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
 	require.NoError(t, analyses.New(env.Client, table).Put(context.Background(), sample(ts)))
 	out, err := env.Client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
@@ -109,8 +109,8 @@ func TestPutRejectsBadItems(t *testing.T) {
 // An item that cannot be decoded is named in an ErrUnreadable error and the
 // readable items are still returned.
 func TestRecentSkipsUnreadable(t *testing.T) {
-	env := dynalitetest.New(t, tables.PortfolioAnalyses)
-	table := tables.PortfolioAnalyses.Name(env.Stage)
+	env := dynalitetest.New(t, deploy.PortfolioAnalyses)
+	table := deploy.PortfolioAnalyses.Name(env.Stage)
 	repo := analyses.New(env.Client, table)
 	ctx := context.Background()
 	good := sample(time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC))

@@ -16,9 +16,9 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/pkg/analyzer"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/functions"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -43,10 +43,10 @@ func TestIntegrationDynalite(t *testing.T) {
 	c := env.Client
 
 	// Shared tables in their documented shape.
-	put(t, c, tables.UserPortfolios.Name(env.Stage), map[string]types.AttributeValue{
+	put(t, c, deploy.UserPortfolios.Name(env.Stage), map[string]types.AttributeValue{
 		"userId": sv("u1"), "portfolioId": sv("p1"), "name": sv("ZSM Seven")})
 	for i, p := range []struct{ sym, qty string }{{"AAPL", "10"}, {"msft", "4"}, {"NVDA", "2"}, {"BAD\nSYM", "1"}} {
-		put(t, c, tables.PortfolioPositions.Name(env.Stage), map[string]types.AttributeValue{
+		put(t, c, deploy.PortfolioPositions.Name(env.Stage), map[string]types.AttributeValue{
 			"portfolioId": sv("p1"), "positionId": sv(string(rune('a' + i))), "ticker": sv(p.sym), "quantity": nv(p.qty)})
 	}
 	// Ticker rows: AAPL fresh, MSFT a week old, NVDA none.
@@ -54,7 +54,7 @@ func TestIntegrationDynalite(t *testing.T) {
 	lastT, err := time.Parse(time.DateOnly, last)
 	require.NoError(t, err)
 	old := marketdata.LastTradingDay(lastT.AddDate(0, 0, -7))
-	store := tickerdata.NewStore(c, tables.TickerData.Name(env.Stage))
+	store := tickerdata.NewStore(c, deploy.TickerData.Name(env.Stage))
 	for _, r := range []tickerdata.Row{
 		{Ticker: "AAPL", AsOf: old, Price: 250, RSI: f(50), MA50: f(250), Bars: 250, Source: "polygon"},
 		{Ticker: "AAPL", AsOf: last, Price: 278.85, RSI: f(25), MA50: f(265.5), Bars: 250, Source: "polygon"},
@@ -73,9 +73,9 @@ func TestIntegrationDynalite(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	vars := map[string]string{
-		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": tables.UserPortfolios.Name(env.Stage),
-		"PORTFOLIO_POSITIONS_TABLE": tables.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": tables.TickerData.Name(env.Stage),
-		"PORTFOLIO_ANALYSES_TABLE": tables.PortfolioAnalyses.Name(env.Stage), "XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key,
+		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
+		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage),
+		"PORTFOLIO_ANALYSES_TABLE": deploy.PortfolioAnalyses.Name(env.Stage), "XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key,
 	}
 	var out bytes.Buffer
 	h, err := functions.AnalyzePortfolio(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
@@ -86,7 +86,7 @@ func TestIntegrationDynalite(t *testing.T) {
 	require.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status, out.String())
 	assert.Equal(t, 1, srv.Calls())
 
-	items := queryAll(t, c, tables.PortfolioAnalyses.Name(env.Stage))
+	items := queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage))
 	require.Len(t, items, 1)
 	it := items[0]
 	want := map[string]string{
@@ -133,19 +133,19 @@ func TestIntegrationDynalite(t *testing.T) {
 	assert.Equal(t, analyzer.OutcomeReused, res.Portfolios[0].Status)
 	assert.Equal(t, it["timestamp"], sv(res.Portfolios[0].Timestamp))
 	assert.Equal(t, 1, srv.Calls())
-	assert.Len(t, queryAll(t, c, tables.PortfolioAnalyses.Name(env.Stage)), 1)
+	assert.Len(t, queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage)), 1)
 
 	// Force: a new item.
 	res, err = h(ctx, analyzer.Event{Force: true})
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status)
 	assert.Equal(t, 2, srv.Calls())
-	assert.Len(t, queryAll(t, c, tables.PortfolioAnalyses.Name(env.Stage)), 2)
+	assert.Len(t, queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage)), 2)
 
 	// Unknown portfolio: a clear error, nothing stored.
 	_, err = h(ctx, analyzer.Event{PortfolioName: "Nobody"})
 	require.ErrorIs(t, err, analyzer.ErrUnknownPortfolio)
-	assert.Len(t, queryAll(t, c, tables.PortfolioAnalyses.Name(env.Stage)), 2)
+	assert.Len(t, queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage)), 2)
 }
 
 // TestIntegrationNoKey: without XAI_API_KEY and without a secret the rules
@@ -153,16 +153,16 @@ func TestIntegrationDynalite(t *testing.T) {
 func TestIntegrationNoKey(t *testing.T) {
 	env := dynalitetest.New(t)
 	ctx := context.Background()
-	put(t, env.Client, tables.UserPortfolios.Name(env.Stage), map[string]types.AttributeValue{
+	put(t, env.Client, deploy.UserPortfolios.Name(env.Stage), map[string]types.AttributeValue{
 		"userId": sv("u1"), "portfolioId": sv("p1"), "name": sv("ZSM Seven"), "tickers": &types.AttributeValueMemberSS{Value: []string{"AAPL"}}})
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.Endpoint)
 	t.Setenv("AWS_REGION", "us-east-1")
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	vars := map[string]string{
-		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": tables.UserPortfolios.Name(env.Stage),
-		"PORTFOLIO_POSITIONS_TABLE": tables.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": tables.TickerData.Name(env.Stage),
-		"PORTFOLIO_ANALYSES_TABLE": tables.PortfolioAnalyses.Name(env.Stage),
+		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
+		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage),
+		"PORTFOLIO_ANALYSES_TABLE": deploy.PortfolioAnalyses.Name(env.Stage),
 	}
 	var out bytes.Buffer
 	h, err := functions.AnalyzePortfolio(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
@@ -171,7 +171,7 @@ func TestIntegrationNoKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.OutcomeFallback, res.Portfolios[0].Status)
 	assert.Contains(t, res.Portfolios[0].Reason, "xAI API key not configured")
-	items := queryAll(t, env.Client, tables.PortfolioAnalyses.Name(env.Stage))
+	items := queryAll(t, env.Client, deploy.PortfolioAnalyses.Name(env.Stage))
 	require.Len(t, items, 1)
 	assert.Equal(t, sv("rules-v1"), items[0]["model"])
 	assert.Equal(t, sv("fallback"), items[0]["status"])

@@ -3,6 +3,8 @@ package config
 import (
 	"log/slog"
 	"time"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // AnalyzePortfolio is the configuration of the analyzePortfolio function.
@@ -38,18 +40,18 @@ type AnalyzePortfolio struct {
 func LoadAnalyzePortfolio(lookup Lookup) (AnalyzePortfolio, error) {
 	e := NewEnv(lookup)
 	c := AnalyzePortfolio{
-		Stage:                   e.Required("STAGE"),
-		UserPortfoliosTable:     e.Required("USER_PORTFOLIOS_TABLE"),
-		PortfolioPositionsTable: e.Required("PORTFOLIO_POSITIONS_TABLE"),
-		TickerDataTable:         e.Required("TICKER_DATA_TABLE"),
-		PortfolioAnalysesTable:  e.Required("PORTFOLIO_ANALYSES_TABLE"),
-		DefaultPortfolio:        e.String("DEFAULT_PORTFOLIO", "ZSM Seven"),
-		XAIAPIURL:               e.URL("XAI_API_URL", "https://api.x.ai/v1/chat/completions"),
-		XAIModel:                e.String("XAI_MODEL", "grok-4.3"),
-		XAIMaxCompletionTokens:  e.Int("XAI_MAX_COMPLETION_TOKENS", 8000, 256, 1_000_000),
-		XAIReserve:              e.Duration("XAI_RESERVE", 15*time.Second, 0, 5*time.Minute),
-		PortfolioBudget:         e.Duration("ANALYSIS_PORTFOLIO_BUDGET", 90*time.Second, time.Second, 15*time.Minute),
-		APIKeysSecretARN:        e.Optional("API_KEYS_SECRET_ARN"),
+		Stage:                   e.Required(deploy.EnvStage),
+		UserPortfoliosTable:     e.Required(deploy.EnvUserPortfoliosTable),
+		PortfolioPositionsTable: e.Required(deploy.EnvPortfolioPositionsTable),
+		TickerDataTable:         e.Required(deploy.EnvTickerDataTable),
+		PortfolioAnalysesTable:  e.Required(deploy.EnvPortfolioAnalysesTable),
+		DefaultPortfolio:        e.String(deploy.EnvDefaultPortfolio, deploy.DefaultPortfolio),
+		XAIAPIURL:               e.URL(deploy.EnvXAIAPIURL, deploy.DefaultXAIAPIURL),
+		XAIModel:                e.String(deploy.EnvXAIModel, deploy.DefaultXAIModel),
+		XAIMaxCompletionTokens:  e.Int(deploy.EnvXAIMaxCompletionTokens, deploy.DefaultXAIMaxCompletionTokens, 256, 1_000_000),
+		XAIReserve:              e.Duration(deploy.EnvXAIReserve, deploy.DefaultXAIReserve, 0, 5*time.Minute),
+		PortfolioBudget:         e.Duration(deploy.EnvPortfolioBudget, deploy.DefaultPortfolioBudget, time.Second, 15*time.Minute),
+		APIKeysSecretARN:        e.Optional(deploy.EnvAPIKeysSecretARN),
 	}
 	c.LogLevel = e.LogLevel()
 	return c, e.Err()

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/deploy"
+
 	"github.com/zsmseven/backend/pkg/logging"
 )
 
@@ -140,10 +142,10 @@ func (e *Env) OneOf(key, def string, allowed ...string) string {
 
 // LogLevel reads LOG_LEVEL: debug, info, warn or error (default info).
 func (e *Env) LogLevel() slog.Level {
-	raw := e.Optional("LOG_LEVEL")
+	raw := e.Optional(deploy.EnvLogLevel)
 	level, err := logging.ParseLevel(raw)
 	if err != nil {
-		e.fail("LOG_LEVEL", "must be one of debug, info, warn, error, got %q", raw)
+		e.fail(deploy.EnvLogLevel, "must be one of debug, info, warn, error, got %q", raw)
 		return slog.LevelInfo
 	}
 	return level

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // ProcessTickers is the configuration of the processTickers function.
@@ -26,14 +28,14 @@ type ProcessTickers struct {
 func LoadProcessTickers(lookup Lookup) (ProcessTickers, error) {
 	e := NewEnv(lookup)
 	c := ProcessTickers{
-		Stage:                   e.Required("STAGE"),
-		UserPortfoliosTable:     e.Required("USER_PORTFOLIOS_TABLE"),
-		PortfolioPositionsTable: e.Required("PORTFOLIO_POSITIONS_TABLE"),
+		Stage:                   e.Required(deploy.EnvStage),
+		UserPortfoliosTable:     e.Required(deploy.EnvUserPortfoliosTable),
+		PortfolioPositionsTable: e.Required(deploy.EnvPortfolioPositionsTable),
 	}
-	if e.Required("TICKER_QUEUE_URL") != "" {
-		c.TickerQueueURL = e.URL("TICKER_QUEUE_URL", "")
+	if e.Required(deploy.EnvTickerQueueURL) != "" {
+		c.TickerQueueURL = e.URL(deploy.EnvTickerQueueURL, "")
 	}
-	c.TickerMessageGroups = e.Int("TICKER_MESSAGE_GROUPS", 1, 1, 100)
+	c.TickerMessageGroups = e.Int(deploy.EnvTickerMessageGroups, deploy.DefaultTickerMessageGroups, 1, 100)
 	c.LogLevel = e.LogLevel()
 	return c, e.Err()
 }
@@ -74,30 +76,30 @@ type ProcessTicker struct {
 func LoadProcessTicker(lookup Lookup) (ProcessTicker, error) {
 	e := NewEnv(lookup)
 	c := ProcessTicker{
-		Stage:                 e.Required("STAGE"),
-		TickerDataTable:       e.Required("TICKER_DATA_TABLE"),
-		PolygonBaseURL:        e.URL("POLYGON_BASE_URL", "https://api.polygon.io"),
-		PolygonCallsPerMinute: e.Int("POLYGON_CALLS_PER_MINUTE", 5, 0, 6000),
-		PolygonHistoryDays:    e.Int("POLYGON_HISTORY_DAYS", 400, 365, 3650),
-		APIKeysSecretARN:      e.Optional("API_KEYS_SECRET_ARN"),
+		Stage:                 e.Required(deploy.EnvStage),
+		TickerDataTable:       e.Required(deploy.EnvTickerDataTable),
+		PolygonBaseURL:        e.URL(deploy.EnvPolygonBaseURL, deploy.DefaultPolygonBaseURL),
+		PolygonCallsPerMinute: e.Int(deploy.EnvPolygonCallsPerMinute, deploy.DefaultPolygonCallsPerMinute, 0, 6000),
+		PolygonHistoryDays:    e.Int(deploy.EnvPolygonHistoryDays, deploy.DefaultPolygonHistoryDays, 365, 3650),
+		APIKeysSecretARN:      e.Optional(deploy.EnvAPIKeysSecretARN),
 	}
-	_, c.PolygonAPIKeySet = e.get("POLYGON_API_KEY")
+	_, c.PolygonAPIKeySet = e.get(deploy.EnvPolygonAPIKey)
 	def := 15 * time.Second
 	if c.PolygonCallsPerMinute > 0 {
 		def += time.Minute / time.Duration(c.PolygonCallsPerMinute)
 	}
-	c.RecordBudget = e.Duration("TICKER_RECORD_BUDGET", def, time.Second, 15*time.Minute)
-	if e.Optional("TICKER_QUEUE_URL") != "" {
-		c.TickerQueueURL = e.URL("TICKER_QUEUE_URL", "")
+	c.RecordBudget = e.Duration(deploy.EnvTickerRecordBudget, def, time.Second, 15*time.Minute)
+	if e.Optional(deploy.EnvTickerQueueURL) != "" {
+		c.TickerQueueURL = e.URL(deploy.EnvTickerQueueURL, "")
 	}
-	if e.Optional("TICKER_DLQ_URL") != "" {
-		c.TickerDLQURL = e.URL("TICKER_DLQ_URL", "")
+	if e.Optional(deploy.EnvTickerDLQURL) != "" {
+		c.TickerDLQURL = e.URL(deploy.EnvTickerDLQURL, "")
 	}
 	switch {
-	case e.Optional("TICKER_QUEUE_URL") != "" && e.Optional("TICKER_DLQ_URL") == "":
-		e.fail("TICKER_DLQ_URL", "is required when TICKER_QUEUE_URL is set (both or neither)")
-	case e.Optional("TICKER_QUEUE_URL") == "" && e.Optional("TICKER_DLQ_URL") != "":
-		e.fail("TICKER_QUEUE_URL", "is required when TICKER_DLQ_URL is set (both or neither)")
+	case e.Optional(deploy.EnvTickerQueueURL) != "" && e.Optional(deploy.EnvTickerDLQURL) == "":
+		e.fail(deploy.EnvTickerDLQURL, "is required when TICKER_QUEUE_URL is set (both or neither)")
+	case e.Optional(deploy.EnvTickerQueueURL) == "" && e.Optional(deploy.EnvTickerDLQURL) != "":
+		e.fail(deploy.EnvTickerQueueURL, "is required when TICKER_DLQ_URL is set (both or neither)")
 	}
 	if c.LogLevel = e.LogLevel(); e.Err() != nil {
 		return c, e.Err()

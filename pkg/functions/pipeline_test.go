@@ -22,11 +22,11 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/config"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/functions"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -79,10 +79,10 @@ func TestPipelineEndToEnd(t *testing.T) {
 	queueURL := sqsSrv.CreateQueue(queueName)
 	localAWS(t, env.Endpoint, sqsSrv.Endpoint(), "http://127.0.0.1:1")
 
-	put(t, env.Client, tables.UserPortfolios.Name(env.Stage),
+	put(t, env.Client, deploy.UserPortfolios.Name(env.Stage),
 		map[string]types.AttributeValue{"userId": s("u1"), "portfolioId": s("p1"), "name": s("ZSM Seven"),
 			"tickers": &types.AttributeValueMemberSS{Value: []string{"BRK.B", "aapl"}}})
-	put(t, env.Client, tables.PortfolioPositions.Name(env.Stage),
+	put(t, env.Client, deploy.PortfolioPositions.Name(env.Stage),
 		map[string]types.AttributeValue{"portfolioId": s("p1"), "positionId": s("1"), "ticker": s("AAPL")},
 		map[string]types.AttributeValue{"portfolioId": s("p1"), "positionId": s("2"), "symbol": s("msft")},
 		map[string]types.AttributeValue{"portfolioId": s("legacy"), "positionId": s("3"), "portfolio": s("ZSM Seven"), "ticker": s("NVDA")},
@@ -91,8 +91,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	var out bytes.Buffer
 	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-nightly-1"})
 	collect, err := functions.ProcessTickers(ctx, mapLookup(map[string]string{
-		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": tables.UserPortfolios.Name(env.Stage),
-		"PORTFOLIO_POSITIONS_TABLE": tables.PortfolioPositions.Name(env.Stage), "TICKER_QUEUE_URL": queueURL,
+		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
+		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_QUEUE_URL": queueURL,
 	}), &out)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	const key = "pk-test-0123456789"
 	poly := fakepolygon.New(t, fakepolygon.Options{Key: key})
 	process, err := functions.ProcessTicker(ctx, mapLookup(map[string]string{
-		"STAGE": env.Stage, "TICKER_DATA_TABLE": tables.TickerData.Name(env.Stage), "POLYGON_BASE_URL": poly.URL,
+		"STAGE": env.Stage, "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage), "POLYGON_BASE_URL": poly.URL,
 		"POLYGON_CALLS_PER_MINUTE": "0", "POLYGON_API_KEY": key, "LOG_LEVEL": "debug",
 	}), &out)
 	if err != nil {
@@ -134,7 +134,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Errorf("%d Polygon calls for 4 tickers", poly.Calls())
 	}
 
-	store := tickerdata.NewStore(env.Client, tables.TickerData.Name(env.Stage))
+	store := tickerdata.NewStore(env.Client, deploy.TickerData.Name(env.Stage))
 	// The newest complete bar: the local Polygon serves every weekday, and
 	// processTicker asks up to the last trading day whose close has passed.
 	asOf := marketdata.LastTradingDay(time.Now())

@@ -11,8 +11,8 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/pipeline"
-	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -21,8 +21,8 @@ func TestMain(m *testing.M) { dynalitetest.Main(m) }
 // Re-processing a ticker on the same trading day, against the real DynamoDB
 // API, leaves exactly one item, and the latest-row query returns it.
 func TestReprocessingSameTradingDayLeavesOneItem(t *testing.T) {
-	env := dynalitetest.New(t, tables.TickerData)
-	table := tables.TickerData.Name(env.Stage)
+	env := dynalitetest.New(t, deploy.TickerData)
+	table := deploy.TickerData.Name(env.Stage)
 	store := tickerdata.NewStore(env.Client, table)
 	clock := fakeclock.New(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC))
 	p := &pipeline.ProcessTicker{Market: &fakeMarket{}, Store: store, Source: "polygon", Now: clock.Now}

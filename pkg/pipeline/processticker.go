@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/deploy"
+
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/zsmseven/backend/pkg/indicators"
@@ -44,7 +46,6 @@ var _ Requeuer = (*queue.Requeuer)(nil)
 
 // Defaults of ProcessTicker's zero fields.
 const (
-	DefaultHistoryDays  = 400
 	DefaultRecordBudget = 30 * time.Second
 	DefaultReserve      = 2 * time.Second
 	// DefaultMaxAttempts matches the queue's maxReceiveCount.
@@ -61,7 +62,7 @@ type ProcessTicker struct {
 	// Source names the market data in stored rows, e.g. "polygon".
 	Source string
 	// HistoryDays is how many calendar days of bars to request, ending on
-	// the last completed trading day (DefaultHistoryDays when 0).
+	// the last completed trading day (deploy.DefaultPolygonHistoryDays when 0).
 	HistoryDays int
 	// RecordBudget is the least time that must remain before the deadline to
 	// start a record; a record that cannot start is handed back to the queue
@@ -313,7 +314,7 @@ func (p *ProcessTicker) historyDays() int {
 	if p.HistoryDays > 0 {
 		return p.HistoryDays
 	}
-	return DefaultHistoryDays
+	return deploy.DefaultPolygonHistoryDays
 }
 
 func (p *ProcessTicker) maxAttempts() int {

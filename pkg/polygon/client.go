@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/deploy"
+
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/retry"
@@ -27,12 +29,6 @@ import (
 
 // Defaults of Options.
 const (
-	// DefaultBaseURL is Polygon's API host (api.massive.com serves the same).
-	DefaultBaseURL = "https://api.polygon.io"
-	// DefaultCallsPerMinute is the free plan's rate, the default of
-	// POLYGON_CALLS_PER_MINUTE. Options.CallsPerMinute has no default: its
-	// zero means unlimited, as the variable's 0 does.
-	DefaultCallsPerMinute = 5
 	// DefaultAttemptTimeout bounds one HTTP request (headers and body).
 	DefaultAttemptTimeout = 30 * time.Second
 	// DefaultMaxPages bounds the next_url pages followed for one query. With
@@ -50,7 +46,8 @@ var DefaultRetry = retry.Policy{Attempts: 4, Base: time.Second, Cap: 20 * time.S
 
 // Options configure a Client. Only APIKey is required.
 type Options struct {
-	// BaseURL is the API's scheme and host; "" means DefaultBaseURL.
+	// BaseURL is the API's scheme and host; "" means deploy.DefaultPolygonBaseURL
+	// (api.massive.com serves the same).
 	BaseURL string
 	// APIKey returns the key, sent only as "Authorization: Bearer". It is
 	// called once per DailyBars (secrets.Keys caches). StaticKey wraps a
@@ -58,7 +55,9 @@ type Options struct {
 	APIKey func(ctx context.Context) (string, error)
 	// CallsPerMinute paces every HTTP request, retries and next_url pages
 	// included, with a token bucket of burst 1. 0 (or less) means unlimited;
-	// the service's default is DefaultCallsPerMinute.
+	// the service's default is deploy.DefaultPolygonCallsPerMinute
+	// (the free plan); this field has no default: its zero means unlimited,
+	// as the variable's 0 does.
 	CallsPerMinute int
 	// StartFull lets the first request go at once. By default the bucket
 	// starts empty and the first request waits one interval, which is what
@@ -115,7 +114,7 @@ type Client struct {
 func New(o Options) (*Client, error) {
 	base := o.BaseURL
 	if base == "" {
-		base = DefaultBaseURL
+		base = deploy.DefaultPolygonBaseURL
 	}
 	u, err := url.Parse(strings.TrimRight(base, "/"))
 	if err != nil {

@@ -20,7 +20,7 @@ func Example() {
 	c, err := polygon.New(polygon.Options{
 		BaseURL:        srv.URL,
 		APIKey:         polygon.StaticKey("demo-key"),
-		CallsPerMinute: 600, // the free plan is polygon.DefaultCallsPerMinute
+		CallsPerMinute: 600, // the free plan is deploy.DefaultPolygonCallsPerMinute
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/symbol"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 // Attribute names of the documented shared-table shape (see the package doc).
@@ -27,7 +27,7 @@ const (
 
 // keyOf describes an item by its key attributes in the documented shape,
 // e.g. `portfolioId="p1" positionId="x"`. Missing or non-string keys show as ?.
-func keyOf(spec tables.Spec, item map[string]types.AttributeValue) string {
+func keyOf(spec deploy.Table, item map[string]types.AttributeValue) string {
 	names := []string{spec.PartitionKey.Name}
 	if spec.SortKey != nil {
 		names = append(names, spec.SortKey.Name)
@@ -120,7 +120,7 @@ type positionItem struct {
 
 // parsePosition reads a portfolio-positions item of the documented shape.
 func parsePosition(table string, item map[string]types.AttributeValue) positionItem {
-	key := keyOf(tables.PortfolioPositions, item)
+	key := keyOf(deploy.PortfolioPositions, item)
 	var p positionItem
 	bad := func(value, reason string) {
 		p.Invalid = append(p.Invalid, Invalid{Table: table, Key: key, Value: value, Reason: reason})
@@ -168,7 +168,7 @@ type portfolioItem struct {
 // "tickers" (or "symbols") may be a list of strings, a string set, or one
 // string; the valid ones are normalized and de-duplicated in order.
 func parsePortfolio(table string, item map[string]types.AttributeValue) portfolioItem {
-	key := keyOf(tables.UserPortfolios, item)
+	key := keyOf(deploy.UserPortfolios, item)
 	var p portfolioItem
 	bad := func(value, reason string) {
 		p.Invalid = append(p.Invalid, Invalid{Table: table, Key: key, Value: value, Reason: reason})

@@ -8,8 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/symbol"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 type item = map[string]types.AttributeValue
@@ -184,4 +184,4 @@ func deref(a *float64) any {
 	return *a
 }
 
-func tablesPositions() tables.Spec { return tables.PortfolioPositions }
+func tablesPositions() deploy.Table { return deploy.PortfolioPositions }

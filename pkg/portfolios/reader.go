@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/symbol"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 // ErrUnknownPortfolio means no item of user-portfolios has the requested name.
@@ -48,7 +48,7 @@ type Reader struct {
 }
 
 // NewReader returns a reader of the named tables
-// (tables.UserPortfolios.Name(stage), tables.PortfolioPositions.Name(stage)).
+// (deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage)).
 func NewReader(client DynamoDBAPI, portfoliosTable, positionsTable string) *Reader {
 	return &Reader{client: client, portfolios: portfoliosTable, positions: positionsTable}
 }
@@ -57,11 +57,11 @@ func NewReader(client DynamoDBAPI, portfoliosTable, positionsTable string) *Read
 // attributes that identify an item in a log line.
 var (
 	positionSymbolAttrs = []string{
-		tables.PortfolioPositions.PartitionKey.Name, tables.PortfolioPositions.SortKey.Name, attrTicker, attrSymbol,
+		deploy.PortfolioPositions.PartitionKey.Name, deploy.PortfolioPositions.SortKey.Name, attrTicker, attrSymbol,
 	}
 	positionAttrs  = append(slices.Clone(positionSymbolAttrs), attrPortfolio, attrQuantity, attrCostBasis)
 	portfolioAttrs = []string{
-		tables.UserPortfolios.PartitionKey.Name, tables.UserPortfolios.SortKey.Name, attrName, attrTickers, attrSymbols,
+		deploy.UserPortfolios.PartitionKey.Name, deploy.UserPortfolios.SortKey.Name, attrName, attrTickers, attrSymbols,
 	}
 )
 

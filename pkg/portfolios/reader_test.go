@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfolios"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -138,9 +138,9 @@ func load(t *testing.T, c *dynamodb.Client, table string, items []item) {
 
 func setup(t *testing.T, positions int) (*portfolios.Reader, fixture, string) {
 	t.Helper()
-	env := dynalitetest.New(t, tables.UserPortfolios, tables.PortfolioPositions)
+	env := dynalitetest.New(t, deploy.UserPortfolios, deploy.PortfolioPositions)
 	f := buildFixture(positions)
-	pt, pos := tables.UserPortfolios.Name(env.Stage), tables.PortfolioPositions.Name(env.Stage)
+	pt, pos := deploy.UserPortfolios.Name(env.Stage), deploy.PortfolioPositions.Name(env.Stage)
 	start := time.Now()
 	load(t, env.Client, pt, f.portfolios)
 	load(t, env.Client, pos, f.positions)
@@ -287,8 +287,8 @@ func TestHoldingsAndList(t *testing.T) {
 }
 
 func TestScanErrorNamesTheTable(t *testing.T) {
-	env := dynalitetest.New(t, tables.UserPortfolios)
-	r := portfolios.NewReader(env.Client, tables.UserPortfolios.Name(env.Stage), "missing-table")
+	env := dynalitetest.New(t, deploy.UserPortfolios)
+	r := portfolios.NewReader(env.Client, deploy.UserPortfolios.Name(env.Stage), "missing-table")
 	_, err := r.ScanSymbols(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "scan missing-table") {
 		t.Fatalf("err = %v", err)

@@ -12,13 +12,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/symbol"
-	"github.com/zsmseven/backend/pkg/tables"
 )
 
-// Attribute names of a ticker-data item besides the keys (tables.AttrTicker,
-// tables.AttrTimestamp). architecture.md documents them.
+// Attribute names of a ticker-data item besides the keys (deploy.AttrTicker,
+// deploy.AttrTimestamp). architecture.md documents them.
 const (
 	AttrPrice     = "price"
 	AttrRSI       = "rsi"
@@ -43,7 +43,7 @@ type Store struct {
 	table  string
 }
 
-// NewStore returns a store over the named table (tables.TickerData.Name(stage)).
+// NewStore returns a store over the named table (deploy.TickerData.Name(stage)).
 func NewStore(client DynamoDBAPI, table string) *Store {
 	return &Store{client: client, table: table}
 }
@@ -69,7 +69,7 @@ func (s *Store) Latest(ctx context.Context, ticker string) (Row, bool, error) {
 	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
 		KeyConditionExpression:    aws.String("#t = :t"),
-		ExpressionAttributeNames:  map[string]string{"#t": tables.AttrTicker},
+		ExpressionAttributeNames:  map[string]string{"#t": deploy.AttrTicker},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberS{Value: ticker}},
 		ScanIndexForward:          aws.Bool(false),
 		Limit:                     aws.Int32(1),
@@ -98,8 +98,8 @@ func marshal(r Row) (map[string]types.AttributeValue, error) {
 		return nil, fmt.Errorf("asOf %q is not a date", r.AsOf)
 	}
 	item := map[string]types.AttributeValue{
-		tables.AttrTicker:    &types.AttributeValueMemberS{Value: r.Ticker},
-		tables.AttrTimestamp: &types.AttributeValueMemberS{Value: r.Timestamp.UTC().Format(time.RFC3339)},
+		deploy.AttrTicker:    &types.AttributeValueMemberS{Value: r.Ticker},
+		deploy.AttrTimestamp: &types.AttributeValueMemberS{Value: r.Timestamp.UTC().Format(time.RFC3339)},
 		AttrAsOf:             &types.AttributeValueMemberS{Value: r.AsOf},
 		AttrBars:             &types.AttributeValueMemberN{Value: strconv.Itoa(r.Bars)},
 	}
@@ -153,9 +153,9 @@ func unmarshal(item map[string]types.AttributeValue) (Row, error) {
 		}
 		return &f, nil
 	}
-	r.Ticker, r.AsOf, r.Source = str(tables.AttrTicker), str(AttrAsOf), str(AttrSource)
-	if r.Timestamp, err = time.Parse(time.RFC3339, str(tables.AttrTimestamp)); err != nil {
-		return Row{}, fmt.Errorf("timestamp %q: %w", str(tables.AttrTimestamp), err)
+	r.Ticker, r.AsOf, r.Source = str(deploy.AttrTicker), str(AttrAsOf), str(AttrSource)
+	if r.Timestamp, err = time.Parse(time.RFC3339, str(deploy.AttrTimestamp)); err != nil {
+		return Row{}, fmt.Errorf("timestamp %q: %w", str(deploy.AttrTimestamp), err)
 	}
 	if s := str(AttrFetchedAt); s != "" {
 		if r.FetchedAt, err = time.Parse(time.RFC3339Nano, s); err != nil {

@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/tables"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -33,8 +33,8 @@ func ptr(f float64) *float64 { return &f }
 
 func newStore(t *testing.T) (*tickerdata.Store, *dynamodb.Client, string) {
 	t.Helper()
-	env := dynalitetest.New(t, tables.TickerData)
-	name := tables.TickerData.Name(env.Stage)
+	env := dynalitetest.New(t, deploy.TickerData)
+	name := deploy.TickerData.Name(env.Stage)
 	return tickerdata.NewStore(env.Client, name), env.Client, name
 }
 

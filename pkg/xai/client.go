@@ -20,14 +20,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/deploy"
+
 	"github.com/zsmseven/backend/pkg/retry"
 )
-
-// DefaultModel is used when Options.Model is empty.
-const DefaultModel = "grok-4.3"
-
-// DefaultURL is xAI's chat completions endpoint.
-const DefaultURL = "https://api.x.ai/v1/chat/completions"
 
 // Errors callers test with errors.Is.
 var (
@@ -138,11 +134,11 @@ type Response struct {
 
 // Options configure a Client.
 type Options struct {
-	// URL is the full chat completions URL (XAI_API_URL); DefaultURL if empty.
+	// URL is the full chat completions URL (XAI_API_URL); deploy.DefaultXAIAPIURL if empty.
 	URL string
 	// APIKey is sent as a Bearer token.
 	APIKey string
-	// Model is the requested model; DefaultModel if empty.
+	// Model is the requested model; deploy.DefaultXAIModel if empty.
 	Model string
 	// MaxCompletionTokens caps the answer (reasoning included); 8000 if 0.
 	MaxCompletionTokens int
@@ -176,10 +172,10 @@ type Client struct {
 // New returns a client. It does not contact the API.
 func New(o Options) *Client {
 	if o.URL == "" {
-		o.URL = DefaultURL
+		o.URL = deploy.DefaultXAIAPIURL
 	}
 	if o.Model == "" {
-		o.Model = DefaultModel
+		o.Model = deploy.DefaultXAIModel
 	}
 	if o.MaxCompletionTokens <= 0 {
 		o.MaxCompletionTokens = 8000

@@ -23,7 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zsmseven/backend/internal/devstack/procgroup"
-	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // Server is a running dynalite process.
@@ -150,9 +150,9 @@ func Client(endpoint string) *dynamodb.Client {
 // CreateTables creates the given tables for a stage (all of them when specs is
 // empty) and waits until they are active. Tables that exist are left alone,
 // so it is safe on a data directory kept between runs.
-func CreateTables(ctx context.Context, c *dynamodb.Client, stage string, specs ...tables.Spec) error {
+func CreateTables(ctx context.Context, c *dynamodb.Client, stage string, specs ...deploy.Table) error {
 	if len(specs) == 0 {
-		specs = tables.All
+		specs = deploy.Tables
 	}
 	for _, spec := range specs {
 		name := spec.Name(stage)
@@ -173,7 +173,7 @@ func CreateTables(ctx context.Context, c *dynamodb.Client, stage string, specs .
 
 // CreateTableInput is the CreateTable request for a spec: on-demand billing,
 // the spec's keys.
-func CreateTableInput(spec tables.Spec, stage string) *dynamodb.CreateTableInput {
+func CreateTableInput(spec deploy.Table, stage string) *dynamodb.CreateTableInput {
 	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(spec.Name(stage)),
 		BillingMode: types.BillingModePayPerRequest,

@@ -9,14 +9,14 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite"
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
-	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
 
 func TestCreateTablesFromSpecs(t *testing.T) {
 	env := dynalitetest.New(t)
-	for _, spec := range tables.All {
+	for _, spec := range deploy.Tables {
 		out, err := env.Client.DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(spec.Name(env.Stage))})
 		if err != nil {
 			t.Fatalf("describe %s: %v", spec.Name(env.Stage), err)

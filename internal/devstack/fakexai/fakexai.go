@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // Key is an API key the tests may use. The server does not check keys
@@ -186,7 +188,7 @@ func Status(code int, body string) Reply { return Reply{Status: code, Body: body
 type Completion struct {
 	Content           string
 	FinishReason      string // "stop" if empty
-	Model             string // "grok-4.3" if empty
+	Model             string // deploy.DefaultXAIModel if empty
 	SystemFingerprint string // "fp_fakexai" if empty
 	PromptTokens      int
 	CompletionTokens  int
@@ -204,7 +206,7 @@ func (c Completion) Reply() Reply {
 		c.FinishReason = "stop"
 	}
 	if c.Model == "" {
-		c.Model = "grok-4.3"
+		c.Model = deploy.DefaultXAIModel
 	}
 	if c.SystemFingerprint == "" {
 		c.SystemFingerprint = "fp_fakexai"

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite"
-	"github.com/zsmseven/backend/pkg/tables"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 var (
@@ -53,7 +53,7 @@ func Main(m *testing.M) { code := m.Run(); Stop(); os.Exit(code) }
 
 // New creates every table of the service under a stage unique to this test
 // and returns the environment.
-func New(t testing.TB, specs ...tables.Spec) *Env {
+func New(t testing.TB, specs ...deploy.Table) *Env {
 	t.Helper()
 	s := Server(t)
 	c := dynalite.Client(s.Endpoint)

@@ -1,8 +1,8 @@
-package tables
+package deploy
 
 import "testing"
 
-func TestNamesFollowTheContract(t *testing.T) {
+func TestTableNamesFollowTheContract(t *testing.T) {
 	// architecture.md: ticker-data-{stage}, portfolio-analyses-{stage},
 	// user-portfolios-{stage}, portfolio-positions-{stage}.
 	want := map[string]string{
@@ -22,27 +22,5 @@ func TestNamesFollowTheContract(t *testing.T) {
 	}
 	if TickerData.Shared || PortfolioAnalyses.Shared || !UserPortfolios.Shared || !PortfolioPositions.Shared {
 		t.Error("ownership flags wrong")
-	}
-}
-
-func TestValidateDeployStage(t *testing.T) {
-	for _, ok := range []string{"dev", "prod"} {
-		if err := ValidateDeployStage(ok); err != nil {
-			t.Errorf("%s: %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "local", "Prod", "staging"} {
-		if err := ValidateDeployStage(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
-func TestQueueNames(t *testing.T) {
-	if got := TickerQueueName("prod"); got != "ticker-processing-queue-prod.fifo" {
-		t.Errorf("queue %q", got)
-	}
-	if got := TickerDLQName("dev"); got != "ticker-processing-dlq-dev.fifo" {
-		t.Errorf("DLQ %q", got)
 	}
 }

@@ -1,13 +1,4 @@
-// Package tables is the one definition of the DynamoDB tables this service
-// reads and writes — their names per stage and their key schemas — and of the
-// names of its ticker queues. The CDK stack,
-// the local stack (dynalite) and the tests all build tables from these specs, so
-// a deployed table and a local one cannot drift apart.
-//
-// The package imports nothing from the AWS SDK so that infra/ may depend on it.
-package tables
-
-import "fmt"
+package deploy
 
 // AttrType is a DynamoDB scalar key attribute type.
 type AttrType string
@@ -24,8 +15,8 @@ type Key struct {
 	Type AttrType
 }
 
-// Spec describes a table: its base name (the stage is appended) and keys.
-type Spec struct {
+// Table describes a table: its base name (the stage is appended) and keys.
+type Table struct {
 	// Base is the name without the stage suffix, e.g. "ticker-data".
 	Base string
 	// PartitionKey is the HASH key.
@@ -39,7 +30,7 @@ type Spec struct {
 }
 
 // Name returns the physical table name for a stage, e.g. "ticker-data-dev".
-func (s Spec) Name(stage string) string { return s.Base + "-" + stage }
+func (s Table) Name(stage string) string { return s.Base + "-" + stage }
 
 // Attribute names of the ticker-data table (see docs/ and architecture.md).
 const (
@@ -51,14 +42,14 @@ const (
 // TickerData holds one item per ticker and trading day: the sort key is the
 // RFC 3339 UTC instant of that day's 16:00 New York close, so a retry on the
 // same trading day overwrites instead of duplicating.
-var TickerData = Spec{
+var TickerData = Table{
 	Base:         "ticker-data",
 	PartitionKey: Key{Name: AttrTicker, Type: String},
 	SortKey:      &Key{Name: AttrTimestamp, Type: String},
 }
 
 // PortfolioAnalyses holds one item per analysis run of a portfolio.
-var PortfolioAnalyses = Spec{
+var PortfolioAnalyses = Table{
 	Base:         "portfolio-analyses",
 	PartitionKey: Key{Name: AttrPortfolio, Type: String},
 	SortKey:      &Key{Name: AttrTimestamp, Type: String},
@@ -68,7 +59,7 @@ var PortfolioAnalyses = Spec{
 // the reader only scans it. The keys below are the documented shape that local
 // runs and tests create: items carry "name" and may carry a "tickers" or
 // "symbols" list or string set.
-var UserPortfolios = Spec{
+var UserPortfolios = Table{
 	Base:         "user-portfolios",
 	PartitionKey: Key{Name: "userId", Type: String},
 	SortKey:      &Key{Name: "portfolioId", Type: String},
@@ -78,34 +69,12 @@ var UserPortfolios = Spec{
 // PortfolioPositions is owned by portfolio-api. Items carry the symbol in
 // "ticker" (or "symbol") and the portfolio in "portfolioId" (or "portfolio"),
 // and may carry "quantity" and "costBasis".
-var PortfolioPositions = Spec{
+var PortfolioPositions = Table{
 	Base:         "portfolio-positions",
 	PartitionKey: Key{Name: "portfolioId", Type: String},
 	SortKey:      &Key{Name: "positionId", Type: String},
 	Shared:       true,
 }
 
-// All lists every table of the service, owned and shared.
-var All = []Spec{TickerData, PortfolioAnalyses, UserPortfolios, PortfolioPositions}
-
-// TickerQueueName is the FIFO queue of ticker messages of a stage.
-func TickerQueueName(stage string) string { return "ticker-processing-queue-" + stage + ".fifo" }
-
-// TickerDLQName is the ticker queue's dead-letter queue of a stage.
-func TickerDLQName(stage string) string { return "ticker-processing-dlq-" + stage + ".fifo" }
-
-// Stages that can be deployed. Local runs use LocalStage.
-const (
-	StageDev   = "dev"
-	StageProd  = "prod"
-	LocalStage = "local"
-)
-
-// ValidateDeployStage reports whether stage is one that can be deployed.
-func ValidateDeployStage(stage string) error {
-	switch stage {
-	case StageDev, StageProd:
-		return nil
-	}
-	return fmt.Errorf("stage %q is not valid: use %q or %q", stage, StageDev, StageProd)
-}
+// Tables lists every table of the service, owned and shared.
+var Tables = []Table{TickerData, PortfolioAnalyses, UserPortfolios, PortfolioPositions}

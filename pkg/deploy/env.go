@@ -1,0 +1,67 @@
+package deploy
+
+import "time"
+
+// Environment variables of the functions: the stack sets them (infra), the
+// functions read them (package config), the local stack sets them for local
+// runs (internal/devstack), and .env.example documents them.
+const (
+	EnvStage    = "STAGE"
+	EnvLogLevel = "LOG_LEVEL"
+
+	EnvUserPortfoliosTable     = "USER_PORTFOLIOS_TABLE"
+	EnvPortfolioPositionsTable = "PORTFOLIO_POSITIONS_TABLE"
+	EnvTickerDataTable         = "TICKER_DATA_TABLE"
+	EnvPortfolioAnalysesTable  = "PORTFOLIO_ANALYSES_TABLE"
+
+	EnvTickerQueueURL      = "TICKER_QUEUE_URL"
+	EnvTickerDLQURL        = "TICKER_DLQ_URL"
+	EnvTickerMessageGroups = "TICKER_MESSAGE_GROUPS"
+	EnvTickerRecordBudget  = "TICKER_RECORD_BUDGET"
+
+	EnvPolygonBaseURL        = "POLYGON_BASE_URL"
+	EnvPolygonCallsPerMinute = "POLYGON_CALLS_PER_MINUTE"
+	EnvPolygonHistoryDays    = "POLYGON_HISTORY_DAYS"
+
+	EnvXAIAPIURL              = "XAI_API_URL"
+	EnvXAIModel               = "XAI_MODEL"
+	EnvXAIMaxCompletionTokens = "XAI_MAX_COMPLETION_TOKENS"
+	EnvXAIReserve             = "XAI_RESERVE"
+	EnvDefaultPortfolio       = "DEFAULT_PORTFOLIO"
+	EnvPortfolioBudget        = "ANALYSIS_PORTFOLIO_BUDGET"
+
+	// EnvAPIKeysSecretARN names the stage's secret (SecretName) by ARN.
+	EnvAPIKeysSecretARN = "API_KEYS_SECRET_ARN"
+	// The API keys themselves: only ever in the secret on AWS; locally in
+	// the environment, where they take precedence over the secret.
+	EnvPolygonAPIKey = "POLYGON_API_KEY"
+	EnvXAIAPIKey     = "XAI_API_KEY"
+)
+
+// Defaults the functions apply when a variable is unset, and the values the
+// stack sets unless its context overrides them.
+const (
+	DefaultLogLevel = "info"
+
+	// DefaultTickerMessageGroups is one FIFO message group: one consumer at a
+	// time (docs/decisions/0001-queue-concurrency.md).
+	DefaultTickerMessageGroups = 1
+
+	// DefaultPolygonBaseURL is Polygon's (now also Massive's) API host.
+	DefaultPolygonBaseURL = "https://api.polygon.io"
+	// DefaultPolygonCallsPerMinute is the free plan's rate; 0 means unlimited.
+	DefaultPolygonCallsPerMinute = 5
+	// DefaultPolygonHistoryDays of calendar days give about 275 trading days,
+	// enough for the indicators to converge.
+	DefaultPolygonHistoryDays = 400
+
+	DefaultXAIAPIURL              = "https://api.x.ai/v1/chat/completions"
+	DefaultXAIModel               = "grok-4.3"
+	DefaultXAIMaxCompletionTokens = 8000
+	DefaultXAIReserve             = 15 * time.Second
+	DefaultPortfolioBudget        = 90 * time.Second
+
+	// DefaultPortfolio is the portfolio analyzed when an event names none, and
+	// the one the analysis schedule names.
+	DefaultPortfolio = "ZSM Seven"
+)

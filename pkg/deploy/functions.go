@@ -1,0 +1,63 @@
+package deploy
+
+import (
+	"strings"
+	"time"
+)
+
+// Function is one of the service's Lambda functions.
+type Function struct {
+	// Name is the logical name, e.g. "processTicker"; the deployed function
+	// is FunctionName(stage).
+	Name string
+	// Dir is the directory of its main package under lambdas/ and of its
+	// built bootstrap under dist/ (the Makefile's FUNCTIONS), e.g. "processticker".
+	Dir string
+	// Description is the deployed function's description.
+	Description string
+	// Timeout is the deployed timeout; local runs give each invocation the
+	// same deadline.
+	Timeout time.Duration
+	// MemoryMB is the deployed memory size.
+	MemoryMB int
+}
+
+// FunctionName is the deployed name, e.g. "zsm-processTicker-dev".
+func (f Function) FunctionName(stage string) string { return "zsm-" + f.Name + "-" + stage }
+
+// LogGroupName is the function's own log group.
+func (f Function) LogGroupName(stage string) string { return "/aws/lambda/" + f.FunctionName(stage) }
+
+// The three functions.
+var (
+	ProcessTickers = Function{
+		Name: "processTickers", Dir: "processtickers",
+		Description: "Scans the portfolio tables and queues one message per ticker",
+		Timeout:     60 * time.Second, MemoryMB: 256,
+	}
+	// ProcessTicker's timeout is sized with the ticker queue's batch and the
+	// Polygon pacing (docs/decisions/0001-queue-concurrency.md).
+	ProcessTicker = Function{
+		Name: "processTicker", Dir: "processticker",
+		Description: "Fetches daily bars for one ticker from Polygon, computes price, RSI(14) and MA50, stores them",
+		Timeout:     180 * time.Second, MemoryMB: 256,
+	}
+	AnalyzePortfolio = Function{
+		Name: "analyzePortfolio", Dir: "analyzeportfolio",
+		Description: "Asks xAI Grok for a structured analysis of a portfolio and stores it",
+		Timeout:     300 * time.Second, MemoryMB: 256,
+	}
+)
+
+// Functions lists the three functions in pipeline order.
+var Functions = []Function{ProcessTickers, ProcessTicker, AnalyzePortfolio}
+
+// FunctionByName finds a function by its Name or Dir, case-insensitively.
+func FunctionByName(name string) (Function, bool) {
+	for _, f := range Functions {
+		if strings.EqualFold(f.Name, name) || strings.EqualFold(f.Dir, name) {
+			return f, true
+		}
+	}
+	return Function{}, false
+}
