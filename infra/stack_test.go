@@ -347,7 +347,7 @@ func TestNoKeyMaterial(t *testing.T) {
 		for id, r := range resources(s, "AWS::Lambda::Function") {
 			env := props(r)["Environment"].(map[string]any)["Variables"].(map[string]any)
 			for k, v := range env {
-				if k == secrets.PolygonAPIKey || k == secrets.XAIAPIKey {
+				if k == deploy.SecretKeyPolygon || k == deploy.SecretKeyXAI {
 					t.Errorf("%s sets %s in its environment", id, k)
 				}
 				// The only key-ish variable is the secret's ARN, a reference.

@@ -17,14 +17,13 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analyzer"
+	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/functions"
 	"github.com/zsmseven/backend/pkg/portfolios"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tickerdata"
-	"github.com/zsmseven/backend/pkg/xai"
 )
 
 // injectedName is a portfolio whose name tries to give the model orders.
@@ -69,7 +68,7 @@ type analysisScenario struct {
 }
 
 // TestFaultsAnalysis runs analyzePortfolio, wired as deployed
-// (functions.NewAnalyzePortfolio over the real repositories on dynalite),
+// (analyzeportfolio.Build over the real repositories on dynalite),
 // after the real pipeline has written the sample portfolio's ticker rows,
 // with each xAI fault of facts.md scripted at the local xAI server.
 func TestFaultsAnalysis(t *testing.T) {
@@ -159,8 +158,8 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 	repo := analyses.New(w.db, deploy.PortfolioAnalyses.Name(w.stage))
 	before := countAnalyses(t, w.db, w.stage, name)
 
-	env := map[string]string{secrets.XAIAPIKey: xaiKey}
-	h := functions.NewAnalyzePortfolio(functions.AnalyzeDeps{
+	env := map[string]string{deploy.SecretKeyXAI: xaiKey}
+	h := analyzeportfolio.Build(analyzeportfolio.Deps{
 		Config: config.AnalyzePortfolio{Stage: w.stage, LogLevel: slog.LevelDebug,
 			UserPortfoliosTable: deploy.UserPortfolios.Name(w.stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(w.stage),
 			TickerDataTable: deploy.TickerData.Name(w.stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(w.stage),
@@ -171,11 +170,9 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 		Store:      repo,
 		Keys:       secrets.NewKeys(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, ""),
 		Out:        w.logs,
-		Options: func(_ *analyzer.Options, x *xai.Options) {
-			x.Retry = &retry.Policy{Attempts: 3, Base: time.Millisecond, Cap: 5 * time.Millisecond, MaxRetryAfter: time.Millisecond,
-				Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }}
-			x.AttemptTimeout = time.Second // a loaded CI machine still answers within it
-		},
+		XAIRetry: &retry.Policy{Attempts: 3, Base: time.Millisecond, Cap: 5 * time.Millisecond, MaxRetryAfter: time.Millisecond,
+			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }},
+		XAIAttemptTimeout: time.Second, // a loaded CI machine still answers within it
 	})
 
 	var res analyzer.Result

@@ -17,9 +17,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
+	"github.com/zsmseven/backend/pkg/app/processticker"
+	"github.com/zsmseven/backend/pkg/app/processtickers"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/functions"
 )
 
 const invokeSynopsis = "zsm invoke FUNCTION --event JSON|@FILE [--stage dev|prod | --data DIR | --memory]"
@@ -151,15 +153,15 @@ func invokeHandler(ctx context.Context, fn deploy.Function, lookup config.Lookup
 	var err error
 	switch fn {
 	case deploy.ProcessTickers:
-		h, err = functions.ProcessTickers(ctx, lookup, logs)
+		h, err = processtickers.New(ctx, lookup, logs)
 	case deploy.ProcessTicker:
 		if stack != nil {
-			h, err = processTickerHandler(ctx, stack, logs)
+			h, err = processTickerHandler(ctx, stack, logs, nil)
 		} else {
-			h, err = functions.ProcessTicker(ctx, lookup, logs)
+			h, err = processticker.New(ctx, lookup, logs)
 		}
 	case deploy.AnalyzePortfolio:
-		h, err = functions.AnalyzePortfolio(ctx, lookup, logs)
+		h, err = analyzeportfolio.New(ctx, lookup, logs)
 	default:
 		return nil, fmt.Errorf("no constructor for %s", fn.Name)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,10 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/zsmseven/backend/pkg/deploy"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -23,10 +19,11 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/analyzer"
-	"github.com/zsmseven/backend/pkg/config"
-	"github.com/zsmseven/backend/pkg/functions"
-	"github.com/zsmseven/backend/pkg/logging"
-	"github.com/zsmseven/backend/pkg/polygon"
+	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
+	"github.com/zsmseven/backend/pkg/app/processticker"
+	"github.com/zsmseven/backend/pkg/app/processtickers"
+	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
@@ -36,8 +33,8 @@ const runSynopsis = "zsm run [--memory | --data DIR] [--logs DIR] [--portfolio N
 const runDescription = `Runs the nightly pipeline locally, with no AWS account and no keys: starts
 dynalite (local DynamoDB) with the service's four tables, seeds the sample
 portfolio "ZSM Seven" into the shared tables when absent, then runs the same
-handlers the Lambdas run: processTickers (queues one message per ticker on an
-in-process SQS queue) → processTicker (fed SQS batches of up to 10, failed
+handlers the Lambdas run: processTickers (queues one message per ticker on a
+local SQS queue) → processTicker (fed SQS batches of up to 10, failed
 records requeued as Lambda does) → analyzePortfolio. It ends with a table of
 price, RSI(14), MA50, score and signal per ticker.
 
@@ -92,212 +89,303 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // runPipeline starts the local stack, runs the three handlers in process and
 // prints the result table on stdout; progress goes to stderr.
 func runPipeline(ctx context.Context, o runOptions, host func(string) (string, bool), stdout, stderr io.Writer) error {
-	started := time.Now()
-	say := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
-
-	say("zsm run: the nightly pipeline on a local stack (no AWS account needed); Ctrl-C stops it")
-	stack, err := devstack.Start(ctx, devstack.Options{DataDir: o.dataDir, Host: host})
+	r, err := startLocalRun(ctx, o, host, stderr)
 	if err != nil {
 		return err
 	}
 	// Stop runs on every path out of here, errors and Ctrl-C included (the
 	// caller's context is cancelled on SIGINT/SIGTERM and every step below
 	// returns promptly on it).
-	defer stack.Stop()
-	where := "held in memory (gone when this run ends; zsm status will have nothing to read)"
+	defer r.stop()
+	queued, err := r.processTickers(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.processTicker(ctx, queued); err != nil {
+		return err
+	}
+	res, err := r.analyzePortfolio(ctx)
+	if err != nil {
+		return err
+	}
+	return r.report(ctx, res, stdout)
+}
+
+// localRun is one `zsm run`: the local stack, the log file the functions
+// write to, and the progress lines on stderr.
+type localRun struct {
+	o       runOptions
+	stack   *devstack.Stack
+	where   string // where the data is kept, for people
+	logPath string
+	logs    *os.File
+	stderr  io.Writer
+	started time.Time
+	// restoreEnv undoes the local stack's AWS_* variables.
+	restoreEnv func()
+}
+
+func (r *localRun) say(format string, args ...any) { fmt.Fprintf(r.stderr, format+"\n", args...) }
+
+// startLocalRun starts the local stack and the log file and says what runs
+// where: the market data, its pacing and the analysis model.
+func startLocalRun(ctx context.Context, o runOptions, host func(string) (string, bool), stderr io.Writer) (_ *localRun, err error) {
+	r := &localRun{o: o, stderr: stderr, started: time.Now()}
+	r.say("zsm run: the nightly pipeline on a local stack (no AWS account needed); Ctrl-C stops it")
+	if r.stack, err = devstack.Start(ctx, devstack.Options{DataDir: o.dataDir, Host: host}); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			r.stop()
+		}
+	}()
+	r.where = "held in memory (gone when this run ends; zsm status will have nothing to read)"
 	if o.dataDir != "" {
-		where = "kept under " + o.dataDir + " (use --memory to keep nothing)"
+		r.where = "kept under " + o.dataDir + " (use --memory to keep nothing)"
 	}
-	say("dynalite   %s, data %s", stack.Dynalite.Endpoint, where)
-	say("tables     %s, %s, %s, %s (stage %s)", stack.Env["TICKER_DATA_TABLE"], stack.Env["PORTFOLIO_ANALYSES_TABLE"],
-		stack.Env["USER_PORTFOLIOS_TABLE"], stack.Env["PORTFOLIO_POSITIONS_TABLE"], stack.Stage)
-	say("queue      %s (in process)", stack.QueueURL)
-	pace := stack.CallsPerMinute()
-	if stack.UsingSandbox() {
-		say("prices     %s (set POLYGON_API_KEY for Polygon)", fakepolygon.SampleLabel)
-	} else {
-		base := stack.Env["POLYGON_BASE_URL"]
-		if base == "" {
-			base = deploy.DefaultPolygonBaseURL + " (the default)"
-		}
-		say("prices     Polygon at %s (POLYGON_API_KEY is set)", base)
-	}
-	switch {
-	case pace > 0:
-		say("pacing     %d Polygon calls per minute: about %s per ticker (POLYGON_CALLS_PER_MINUTE)", pace, (time.Minute / time.Duration(pace)).Round(time.Second))
-	case stack.UsingSandbox():
-		say("pacing     none: the sandbox has no rate limit (set POLYGON_CALLS_PER_MINUTE to pace it)")
-	default:
-		say("pacing     none (POLYGON_CALLS_PER_MINUTE=0: a paid plan)")
-	}
-	if _, ok := stack.Env["XAI_API_KEY"]; ok {
-		model := stack.Env["XAI_MODEL"]
+	env := r.stack.Env
+	r.say("dynalite   %s, data %s", r.stack.Dynalite.Endpoint, r.where)
+	r.say("tables     %s, %s, %s, %s (stage %s)", env[deploy.EnvTickerDataTable], env[deploy.EnvPortfolioAnalysesTable],
+		env[deploy.EnvUserPortfoliosTable], env[deploy.EnvPortfolioPositionsTable], r.stack.Stage)
+	r.say("queue      %s (local SQS)", r.stack.QueueURL)
+	r.sayMarketData()
+	if _, ok := env[deploy.EnvXAIAPIKey]; ok {
+		model := env[deploy.EnvXAIModel]
 		if model == "" {
-			model = "the default model"
+			model = deploy.DefaultXAIModel + " (the default)"
 		}
-		say("analysis   xAI, %s", model)
+		r.say("analysis   xAI, %s", model)
 	} else {
-		say("analysis   rules analyst (set XAI_API_KEY for xAI Grok)")
+		r.say("analysis   rules analyst (set XAI_API_KEY for xAI Grok)")
 	}
 
 	if err := os.MkdirAll(o.logDir, 0o755); err != nil {
-		return fmt.Errorf("log directory: %w", err)
+		return nil, fmt.Errorf("log directory: %w", err)
 	}
-	logPath := filepath.Join(o.logDir, "run-"+started.UTC().Format("20060102T150405Z")+".jsonl")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("log file: %w", err)
+	r.logPath = filepath.Join(o.logDir, "run-"+r.started.UTC().Format("20060102T150405Z")+".jsonl")
+	if r.logs, err = os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
 	}
-	defer logFile.Close()
-	say("logs       %s (the functions' JSON logs)", logPath)
+	r.say("logs       %s (the functions' JSON logs)", r.logPath)
+	// The handlers build their AWS clients from the process environment.
+	r.restoreEnv = r.stack.ApplyProcessEnv()
+	r.say("")
+	return r, nil
+}
 
-	restore := stack.ApplyProcessEnv()
-	defer restore()
+func (r *localRun) sayMarketData() {
+	pace := r.stack.CallsPerMinute()
+	if r.stack.UsingSandbox() {
+		r.say("prices     %s (set POLYGON_API_KEY for Polygon)", fakepolygon.SampleLabel)
+	} else {
+		base := r.stack.Env[deploy.EnvPolygonBaseURL]
+		if base == "" {
+			base = deploy.DefaultPolygonBaseURL + " (the default)"
+		}
+		r.say("prices     Polygon at %s (POLYGON_API_KEY is set)", base)
+	}
+	switch {
+	case pace > 0:
+		r.say("pacing     %d Polygon calls per minute: about %s per ticker (POLYGON_CALLS_PER_MINUTE)", pace, (time.Minute / time.Duration(pace)).Round(time.Second))
+	case r.stack.UsingSandbox():
+		r.say("pacing     none: the sandbox has no rate limit (set POLYGON_CALLS_PER_MINUTE to pace it)")
+	default:
+		r.say("pacing     none (POLYGON_CALLS_PER_MINUTE=0: a paid plan)")
+	}
+}
 
-	// 1. processTickers, as the Scheduler invokes it.
-	say("")
+// stop ends what the run started. It is safe to call on a partly started run.
+func (r *localRun) stop() {
+	if r.restoreEnv != nil {
+		r.restoreEnv()
+	}
+	if r.logs != nil {
+		r.logs.Close()
+	}
+	r.stack.Stop()
+}
+
+// processTickers invokes processTickers as the Scheduler does and returns
+// how many messages it queued.
+func (r *localRun) processTickers(ctx context.Context) (int, error) {
 	t0 := time.Now()
-	tap := newLogTap(logFile)
-	pts, err := functions.ProcessTickers(ctx, stack.Lookup, tap)
+	h, err := processtickers.New(ctx, r.stack.Lookup, r.logs)
 	if err != nil {
-		return fmt.Errorf("processTickers: %w", err)
+		return 0, fmt.Errorf("processTickers: %w", err)
 	}
 	ictx, cancel := invocationContext(ctx, deploy.ProcessTickers)
-	summary, err := pts(ictx, schedulerEvent())
+	sum, err := h(ictx, schedulerEvent())
 	cancel()
 	if err != nil {
-		return fmt.Errorf("processTickers: %w (logs: %s)", err, logPath)
+		return 0, fmt.Errorf("processTickers: %w (logs: %s)", err, r.logPath)
 	}
-	queued := stack.SQS.Counts(devstack.QueueName).Visible
-	say("processTickers    %d tickers queued in %s (scanned %d items: %d symbols, %d invalid, %d not accepted; run %s)",
-		summary.Queued, since(t0), summary.ItemsScanned, summary.SymbolsFound, summary.Invalid, summary.Failed, summary.RunID)
-	if pace > 0 && queued > 0 {
-		say("                  at %d Polygon calls per minute, %d tickers take about %s", pace, queued, (time.Duration(queued) * time.Minute / time.Duration(pace)).Round(time.Second))
+	queued := r.stack.SQS.Counts(devstack.QueueName).Visible
+	r.say("processTickers    %d tickers queued in %s (scanned %d items: %d symbols, %d invalid, %d not accepted; run %s)",
+		sum.Queued, since(t0), sum.ItemsScanned, sum.SymbolsFound, sum.Invalid, sum.Failed, sum.RunID)
+	if pace := r.stack.CallsPerMinute(); pace > 0 && queued > 0 {
+		r.say("                  at %d Polygon calls per minute, %d tickers take about %s", pace, queued, (time.Duration(queued) * time.Minute / time.Duration(pace)).Round(time.Second))
 	}
+	return queued, nil
+}
 
-	// 2. processTicker, fed batches as the event source mapping does.
+// processTicker feeds the queue to processTicker in batches, as the event
+// source mapping does, and prints what became of each record.
+func (r *localRun) processTicker(ctx context.Context, total int) error {
 	t1 := time.Now()
-	pt, err := processTickerHandler(ctx, stack, tap)
+	progress := &recordProgress{total: total, say: r.say}
+	h, err := processTickerHandler(ctx, r.stack, r.logs, progress.observe)
 	if err != nil {
 		return fmt.Errorf("processTicker: %w", err)
 	}
-	total, done, settled := queued, 0, 0
-	tap.onRecord = func(rec map[string]any) {
-		tk, _ := rec["ticker"].(string)
-		msg, _ := rec["msg"].(string)
-		if tk == "" || msg == "" {
-			return
-		}
-		level, _ := rec["level"].(string)
-		if msg == "ticker refreshed" || strings.HasPrefix(msg, "ticker not refreshed: permanent") || strings.HasPrefix(msg, "ticker dead-lettered") {
-			settled++
-		}
-		line := fmt.Sprintf("  [%d/%d] %-6s %s%s", settled, total, tk, msg, details(rec))
-		if level == "WARN" || level == "ERROR" {
-			line += " [" + strings.ToLower(level) + "]"
-		}
-		say("%s", line)
-	}
-	totals, err := stack.SQS.Drain(ctx, devstack.QueueName, localsqs.MaxBatch, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-		left := stack.SQS.Counts(devstack.QueueName).Visible
-		say("processTicker     batch of %d (%d of %d done, %d more queued)%s", len(ev.Records), done, total, left, batchEstimate(len(ev.Records), pace))
+	pace := r.stack.CallsPerMinute()
+	totals, err := r.stack.SQS.Drain(ctx, devstack.QueueName, localsqs.MaxBatch, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		left := r.stack.SQS.Counts(devstack.QueueName).Visible
+		r.say("processTicker     batch of %d (%d of %d done, %d more queued)%s", len(ev.Records), progress.settled, total, left, batchEstimate(len(ev.Records), pace))
 		ictx, cancel := invocationContext(ctx, deploy.ProcessTicker)
 		defer cancel()
-		resp, herr := pt(ictx, ev)
-		done += len(ev.Records) - len(resp.BatchItemFailures)
+		resp, herr := h(ictx, ev)
 		if herr != nil {
-			say("processTicker     batch failed: %v (every record goes back to the queue)", herr)
+			r.say("processTicker     batch failed: %v (every record goes back to the queue)", herr)
 		} else if n := len(resp.BatchItemFailures); n > 0 {
-			say("processTicker     %d of %d records handed back to the queue (batchItemFailures)", n, len(ev.Records))
+			r.say("processTicker     %d of %d records handed back to the queue (batchItemFailures)", n, len(ev.Records))
 		}
 		return resp, herr
 	})
-	tap.onRecord = nil
 	if err != nil {
 		return fmt.Errorf("processTicker: %w", err)
 	}
-	say("processTicker     %d batches, %d messages done, %d retried, %d dead-lettered in %s",
+	r.say("processTicker     %d batches, %d messages done, %d retried, %d dead-lettered in %s",
 		totals.Batches, totals.Deleted, totals.Requeued, totals.DeadLettered, since(t1))
 	// Moved there by the receive count, or sent there by processTicker after
 	// a record's last attempt.
-	dead := append(stack.SQS.DeadLetters(devstack.QueueName), stack.SQS.Visible(devstack.DLQName)...)
+	dead := append(r.stack.SQS.DeadLetters(devstack.QueueName), r.stack.SQS.Visible(devstack.DLQName)...)
 	if len(dead) > 0 {
-		say("                  dead-letter queue: %s", deadLetterTickers(dead))
+		r.say("                  dead-letter queue: %s", deadLetterTickers(dead))
 	}
+	return nil
+}
 
-	// 3. analyzePortfolio, as the Scheduler invokes it.
+// analyzePortfolio invokes analyzePortfolio as the Scheduler does.
+func (r *localRun) analyzePortfolio(ctx context.Context) (analyzer.Result, error) {
 	t2 := time.Now()
-	ap, err := functions.AnalyzePortfolio(ctx, stack.Lookup, tap)
+	h, err := analyzeportfolio.New(ctx, r.stack.Lookup, r.logs)
 	if err != nil {
-		return fmt.Errorf("analyzePortfolio: %w", err)
+		return analyzer.Result{}, fmt.Errorf("analyzePortfolio: %w", err)
 	}
-	ictx, cancel = invocationContext(ctx, deploy.AnalyzePortfolio)
-	res, err := ap(ictx, analyzer.Event{PortfolioName: o.portfolio, Force: o.force})
+	ictx, cancel := invocationContext(ctx, deploy.AnalyzePortfolio)
+	res, err := h(ictx, analyzer.Event{PortfolioName: r.o.portfolio, Force: r.o.force})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("analyzePortfolio: %w (logs: %s)", err, logPath)
+		return res, fmt.Errorf("analyzePortfolio: %w (logs: %s)", err, r.logPath)
 	}
 	for _, p := range res.Portfolios {
 		note := p.Status
 		if p.Status == analyzer.OutcomeReused {
 			note = "reused the stored analysis of the same data"
 		}
-		say("analyzePortfolio  %q: %s, model %s, data as of %s in %s", p.Portfolio, note, p.Model, p.DataAsOf, since(t2))
+		r.say("analyzePortfolio  %q: %s, model %s, data as of %s in %s", p.Portfolio, note, p.Model, p.DataAsOf, since(t2))
 		if p.Error != "" {
-			say("                  error: %s", p.Error)
+			r.say("                  error: %s", p.Error)
 		}
 	}
+	return res, nil
+}
 
-	rep, err := gatherStatus(ctx, stack.DB, stack.Stage, o.portfolio, where, time.Now())
+// report prints the result table on stdout and fails the run when a
+// portfolio failed, a ticker has no data, or no analysis was stored.
+func (r *localRun) report(ctx context.Context, res analyzer.Result, stdout io.Writer) error {
+	rep, err := gatherStatus(ctx, r.stack.DB, r.stack.Stage, r.o.portfolio, r.where, time.Now())
 	if err != nil {
 		return err
 	}
+	env := r.stack.Env
 	fmt.Fprintln(stdout)
 	printTable(stdout, rep)
 	fmt.Fprintln(stdout)
-	fmt.Fprintf(stdout, "  data: DynamoDB (dynalite), %s; tables %s and %s\n", where, stack.Env["TICKER_DATA_TABLE"], stack.Env["PORTFOLIO_ANALYSES_TABLE"])
-	fmt.Fprintf(stdout, "  logs: %s\n", logPath)
-	fmt.Fprintf(stdout, "  done in %s\n", since(started))
-
+	fmt.Fprintf(stdout, "  data: DynamoDB (dynalite), %s; tables %s and %s\n", r.where, env[deploy.EnvTickerDataTable], env[deploy.EnvPortfolioAnalysesTable])
+	fmt.Fprintf(stdout, "  logs: %s\n", r.logPath)
+	fmt.Fprintf(stdout, "  done in %s\n", since(r.started))
 	switch {
 	case len(res.Failed) > 0:
-		return fmt.Errorf("analysis of %s failed (logs: %s)", strings.Join(res.Failed, ", "), logPath)
+		return fmt.Errorf("analysis of %s failed (logs: %s)", strings.Join(res.Failed, ", "), r.logPath)
 	case len(rep.Missing) > 0:
-		return fmt.Errorf("no ticker data for %s (logs: %s)", strings.Join(rep.Missing, ", "), logPath)
+		return fmt.Errorf("no ticker data for %s (logs: %s)", strings.Join(rep.Missing, ", "), r.logPath)
 	case rep.Analysis == nil:
-		return fmt.Errorf("no analysis of %q stored (logs: %s)", o.portfolio, logPath)
+		return fmt.Errorf("no analysis of %q stored (logs: %s)", r.o.portfolio, r.logPath)
 	}
 	return nil
 }
 
-// processTickerHandler builds processTicker for the local stack. With a
-// Polygon key it is functions.ProcessTicker, exactly as on Lambda. With the
-// sandbox it is the same handler (functions.NewProcessTicker) over the same
-// Polygon client pointed at the sandbox, recording source "sandbox" in the
-// rows so that nobody mistakes sample prices for market data later.
-func processTickerHandler(ctx context.Context, stack *devstack.Stack, out io.Writer) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
-	if !stack.UsingSandbox() {
-		return functions.ProcessTicker(ctx, stack.Lookup, out)
+// recordProgress renders processTicker's records as they are decided, one
+// line each, from the use case's events (pipeline.Observer).
+type recordProgress struct {
+	total, settled int
+	say            func(format string, args ...any)
+}
+
+func (p *recordProgress) observe(rec pipeline.Record) {
+	if rec.Outcome.Settled() {
+		p.settled++
 	}
-	cfg, err := config.LoadProcessTicker(stack.Lookup)
+	ticker := rec.Ticker
+	if ticker == "" {
+		ticker = "?"
+	}
+	p.say("  [%d/%d] %-6s %s", p.settled, p.total, ticker, describeRecord(rec))
+}
+
+// describeRecord says in words what became of a record.
+func describeRecord(rec pipeline.Record) string {
+	reason := ""
+	if rec.Err != nil {
+		reason = " (" + rec.Err.Error() + ")"
+	}
+	attempt := ""
+	if rec.Attempt > 0 {
+		attempt = " attempt=" + strconv.Itoa(rec.Attempt+1)
+	}
+	switch rec.Outcome {
+	case pipeline.Stored:
+		return "ticker refreshed (" + describeRow(rec.Row) + ")"
+	case pipeline.Permanent:
+		if rec.Ticker == "" {
+			return "poison message acknowledged" + reason + " [warn]"
+		}
+		return "ticker not refreshed: permanent error, message acknowledged" + reason + " [error]"
+	case pipeline.Requeued:
+		return "transient error: message re-queued at the tail of the queue" + attempt + reason + " [warn]"
+	case pipeline.DeadLettered:
+		return "ticker dead-lettered: transient errors on every attempt" + attempt + reason + " [error]"
+	case pipeline.Deferred:
+		return "handed back unstarted" + reason
+	default: // pipeline.Transient
+		return "ticker not refreshed: transient error, handed back" + attempt + reason + " [warn]"
+	}
+}
+
+func describeRow(row *tickerdata.Row) string {
+	if row == nil {
+		return "no row"
+	}
+	return fmt.Sprintf("price=%.2f rsi=%s ma50=%s asOf=%s", row.Price, num(row.RSI, "%.2f"), num(row.MA50, "%.2f"), row.AsOf)
+}
+
+// processTickerHandler builds processTicker for the local stack as on Lambda
+// (processticker.FromEnv, then Build), with an observer for the progress
+// lines. With the sandbox (its URL and key in the environment), the rows
+// record source "sandbox", so that nobody mistakes sample prices for market
+// data later.
+func processTickerHandler(ctx context.Context, stack *devstack.Stack, out io.Writer, observe pipeline.Observer) (processticker.Handler, error) {
+	d, err := processticker.FromEnv(ctx, stack.Lookup, out)
 	if err != nil {
 		return nil, err
 	}
-	client, err := polygon.New(polygon.Options{
-		BaseURL: cfg.PolygonBaseURL, APIKey: polygon.StaticKey(stack.SandboxKey), CallsPerMinute: cfg.PolygonCallsPerMinute,
-		Logger: logging.New(out, cfg.LogLevel).With("function", "processTicker", "stage", cfg.Stage),
-	})
-	if err != nil {
-		return nil, err
+	if stack.UsingSandbox() {
+		d.Source = fakepolygon.SampleSource
 	}
-	rq, err := functions.NewRequeuer(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return functions.NewProcessTicker(functions.TickerDeps{
-		Config: cfg, Store: tickerdata.NewStore(stack.DB, cfg.TickerDataTable), Requeuer: rq,
-		Market: client, Source: fakepolygon.SampleSource, Out: out,
-	})
+	d.Observer = observe
+	return processticker.Build(d)
 }
 
 // invocationContext gives one handler call what Lambda gives it: the
@@ -343,65 +431,4 @@ func batchEstimate(n, pace int) string {
 	return fmt.Sprintf(", about %s at %d calls/min", (time.Duration(n) * time.Minute / time.Duration(pace)).Round(time.Second), pace)
 }
 
-// details picks the fields of a log record worth a progress line.
-func details(rec map[string]any) string {
-	var parts []string
-	for _, k := range []string{"price", "rsi", "ma50", "asOf", "wait", "attempt", "error", "reason"} {
-		if v, ok := rec[k]; ok {
-			switch x := v.(type) {
-			case float64:
-				// Prices and indicators with two decimals; counts (attempt)
-				// as the integers they are.
-				if k == "price" || k == "rsi" || k == "ma50" {
-					parts = append(parts, fmt.Sprintf("%s=%.2f", k, x))
-				} else {
-					parts = append(parts, fmt.Sprintf("%s=%v", k, x))
-				}
-			default:
-				parts = append(parts, fmt.Sprintf("%s=%v", k, x))
-			}
-		}
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return " (" + strings.Join(parts, " ") + ")"
-}
-
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }
-
-// logTap writes the functions' output to the log file and hands each JSON log
-// record to onRecord, for the progress lines.
-type logTap struct {
-	mu       sync.Mutex
-	w        io.Writer
-	buf      []byte
-	onRecord func(map[string]any)
-}
-
-func newLogTap(w io.Writer) *logTap { return &logTap{w: w} }
-
-func (t *logTap) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n, err := t.w.Write(p)
-	if t.onRecord == nil {
-		t.buf = t.buf[:0]
-		return n, err
-	}
-	t.buf = append(t.buf, p...)
-	for {
-		i := bytes.IndexByte(t.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := t.buf[:i]
-		var rec map[string]any
-		// EMF metric documents are JSON too; they carry no "msg".
-		if json.Unmarshal(line, &rec) == nil {
-			t.onRecord(rec)
-		}
-		t.buf = t.buf[i+1:]
-	}
-	return n, err
-}

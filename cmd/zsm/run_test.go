@@ -5,16 +5,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zsmseven/backend/pkg/pipeline"
+	"github.com/zsmseven/backend/pkg/tickerdata"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -480,21 +486,38 @@ func TestHelpFlagLines(t *testing.T) {
 	}
 }
 
-func TestProgressDetails(t *testing.T) {
+// Progress lines come from the use case's record events, never from log
+// text: each outcome reads as what became of the ticker.
+func TestDescribeRecord(t *testing.T) {
+	rsi, ma := 64.0, 202.316
+	row := &tickerdata.Row{Ticker: "AAPL", Price: 218.2345, RSI: &rsi, MA50: &ma, AsOf: "2026-11-27"}
+	down := errors.New("daily bars DOWN: polygon HTTP 503")
 	tests := []struct {
-		rec  map[string]any
+		rec  pipeline.Record
 		want string
 	}{
-		{map[string]any{"price": 218.2345, "rsi": 64.0, "ma50": 202.316, "asOf": "2026-11-27"}, " (price=218.23 rsi=64.00 ma50=202.32 asOf=2026-11-27)"},
-		// JSON numbers decode as float64; a count stays an integer.
-		{map[string]any{"attempt": 3.0, "error": "request: connection refused"}, " (attempt=3 error=request: connection refused)"},
-		{map[string]any{"wait": "12.24s"}, " (wait=12.24s)"},
-		{map[string]any{"msg": "no details"}, ""},
+		{pipeline.Record{Ticker: "AAPL", Outcome: pipeline.Stored, Row: row}, "ticker refreshed (price=218.23 rsi=64.00 ma50=202.32 asOf=2026-11-27)"},
+		{pipeline.Record{Ticker: "NEW", Outcome: pipeline.Stored, Row: &tickerdata.Row{Price: 10, AsOf: "2026-11-27"}}, "ticker refreshed (price=10.00 rsi=- ma50=- asOf=2026-11-27)"},
+		{pipeline.Record{Ticker: "DOWN", Outcome: pipeline.Requeued, Attempt: 2, Err: down},
+			"transient error: message re-queued at the tail of the queue attempt=3 (daily bars DOWN: polygon HTTP 503) [warn]"},
+		{pipeline.Record{Ticker: "DOWN", Outcome: pipeline.DeadLettered, Attempt: 4, Err: down},
+			"ticker dead-lettered: transient errors on every attempt attempt=5 (daily bars DOWN: polygon HTTP 503) [error]"},
+		{pipeline.Record{Ticker: "NONE", Outcome: pipeline.Permanent, Err: errors.New("no data")}, "ticker not refreshed: permanent error, message acknowledged (no data) [error]"},
+		{pipeline.Record{Outcome: pipeline.Permanent, Err: errors.New("poison message: not JSON")}, "poison message acknowledged (poison message: not JSON) [warn]"},
+		{pipeline.Record{Ticker: "MSFT", Outcome: pipeline.Deferred, Err: pipeline.ErrFIFOOrder}, "handed back unstarted (an earlier record of the FIFO batch was handed back)"},
+		{pipeline.Record{Ticker: "SLOW", Outcome: pipeline.Transient, Err: down}, "ticker not refreshed: transient error, handed back (daily bars DOWN: polygon HTTP 503) [warn]"},
 	}
 	for _, tt := range tests {
-		if got := details(tt.rec); got != tt.want {
-			t.Errorf("details(%v) = %q, want %q", tt.rec, got, tt.want)
+		if got := describeRecord(tt.rec); got != tt.want {
+			t.Errorf("%v %s:\n got %q\nwant %q", tt.rec.Outcome, tt.rec.Ticker, got, tt.want)
 		}
+	}
+	var lines []string
+	p := &recordProgress{total: 2, say: func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) }}
+	p.observe(tests[2].rec)
+	p.observe(tests[0].rec)
+	if want := []string{"  [0/2] DOWN   " + tests[2].want, "  [1/2] AAPL   " + tests[0].want}; !slices.Equal(lines, want) {
+		t.Errorf("progress %q, want %q", lines, want)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/pacing"
+
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
@@ -28,7 +30,7 @@ const benchKey = "bench-polygon-key-0123456789"
 func consumer(b *testing.B, srv *fakepolygon.Server, callsPerMinute int) *pipeline.ProcessTicker {
 	b.Helper()
 	env := dynalitetest.New(b, deploy.TickerData)
-	client, err := polygon.New(polygon.Options{BaseURL: srv.URL, APIKey: polygon.StaticKey(benchKey), CallsPerMinute: callsPerMinute})
+	client, err := polygon.New(polygon.Options{BaseURL: srv.URL, APIKey: polygon.StaticKey(benchKey), Pacer: pacing.New(callsPerMinute, pacing.Options{})})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +83,7 @@ func BenchmarkCallsPerTicker(b *testing.B) {
 // BenchmarkPacing sends 60 tickers through the consumer against a local
 // Polygon that answers 429 beyond its limit. The ideal wall time is
 // 60 ÷ 600/min = 6 s. The client is configured at the plan's rate, 600 calls
-// per minute, and spaces calls polygon.SafetyMargin (2 %) wider. Two cases:
+// per minute, and spaces calls pacing.SafetyMargin (2 %) wider. Two cases:
 //
 //   - minute: at most 600 calls in any sliding minute;
 //   - scaled: at most 5 calls in any sliding half second — the free plan's

@@ -55,7 +55,7 @@ func render(r report) string {
 		}
 	}
 	p("")
-	p("Calls beyond 60 would be retries after a 429. The client is configured at the plan's rate and spaces calls 2 %% wider than it (a token bucket of burst 1, 102 ms per call here, `polygon.SafetyMargin`): paced at exactly the rate, calls reaching a server whose window scales with the rate arrived a few milliseconds early now and then and were refused (9 429s in 60 calls when measured on 2026-11-29); the margin removed them for a 2 %% longer night.")
+	p("Calls beyond 60 would be retries after a 429. The client is configured at the plan's rate and spaces calls 2 %% wider than it (a token bucket of burst 1, 102 ms per call here, `pacing.SafetyMargin`): paced at exactly the rate, calls reaching a server whose window scales with the rate arrived a few milliseconds early now and then and were refused (9 429s in 60 calls when measured on 2026-11-29); the margin removed them for a 2 %% longer night.")
 	p("")
 
 	p("## Analysis request size")

@@ -15,7 +15,7 @@ import (
 
 // The sample portfolio that local runs seed into the shared tables.
 const (
-	SamplePortfolio   = "ZSM Seven"
+	SamplePortfolio   = deploy.DefaultPortfolio
 	samplePortfolioID = "zsm-seven"
 	sampleUserID      = "local-sample-user"
 )

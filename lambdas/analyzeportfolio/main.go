@@ -1,6 +1,6 @@
 // Command analyzeportfolio is the analyzePortfolio Lambda: it analyzes a
 // portfolio with xAI Grok (or the rules analyst) and stores the result. The
-// wiring lives in pkg/functions so the CLI runs the same code.
+// wiring lives in pkg/app/analyzeportfolio so the CLI runs the same code.
 package main
 
 import (
@@ -10,11 +10,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/zsmseven/backend/pkg/functions"
+	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 )
 
 func main() {
-	h, err := functions.AnalyzePortfolio(context.Background(), os.LookupEnv, os.Stdout)
+	h, err := analyzeportfolio.New(context.Background(), os.LookupEnv, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "analyzePortfolio: start-up failed:", err)
 		os.Exit(1)

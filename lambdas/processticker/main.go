@@ -1,7 +1,7 @@
 // Command processticker is the processTicker Lambda: for each queued ticker
 // it fetches daily bars from Polygon, computes price, RSI(14) and MA50, and
 // stores one ticker-data row per trading day. The wiring lives in
-// pkg/functions so the CLI runs the same code.
+// pkg/app/processticker so the CLI runs the same code.
 package main
 
 import (
@@ -11,11 +11,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/zsmseven/backend/pkg/functions"
+	"github.com/zsmseven/backend/pkg/app/processticker"
 )
 
 func main() {
-	h, err := functions.ProcessTicker(context.Background(), os.LookupEnv, os.Stdout)
+	h, err := processticker.New(context.Background(), os.LookupEnv, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "processTicker: start-up failed:", err)
 		os.Exit(1)

@@ -1,7 +1,7 @@
 // Command processtickers is the processTickers Lambda: it collects every
 // ticker held in the shared portfolio tables (or the tickers of a manual
-// event) and queues one message per ticker. The wiring lives in pkg/functions
-// so the CLI runs the same code.
+// event) and queues one message per ticker. The wiring lives in
+// pkg/app/processtickers so the CLI runs the same code.
 package main
 
 import (
@@ -11,11 +11,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/zsmseven/backend/pkg/functions"
+	"github.com/zsmseven/backend/pkg/app/processtickers"
 )
 
 func main() {
-	h, err := functions.ProcessTickers(context.Background(), os.LookupEnv, os.Stdout)
+	h, err := processtickers.New(context.Background(), os.LookupEnv, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "processTickers: start-up failed:", err)
 		os.Exit(1)

@@ -17,7 +17,6 @@ import (
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/symbol"
 	"github.com/zsmseven/backend/pkg/tickerdata"
-	"github.com/zsmseven/backend/pkg/xai"
 )
 
 // ErrUnknownPortfolio is returned (wrapped) when no portfolio has the
@@ -47,18 +46,21 @@ type Store interface {
 	Recent(ctx context.Context, portfolio string, limit int) ([]analyses.Item, error)
 }
 
-// LLM is the language model.
+// LLM is the analysis model (xai.Client, wired in pkg/app/analyzeportfolio),
+// in the domain's words. Complete
+// returns an error wrapping analysis.ErrTruncated for an answer cut off at
+// the completion-token cap, and a classified error (package retry) when the
+// call fails.
 type LLM interface {
 	// Model is the requested model name.
 	Model() string
-	Complete(ctx context.Context, req xai.Request) (xai.Response, error)
+	Complete(ctx context.Context, req analysis.Request) (analysis.Completion, error)
 }
 
 var (
 	_ Portfolios = (*portfolios.Reader)(nil)
 	_ TickerData = (*tickerdata.Store)(nil)
 	_ Store      = (*analyses.Repository)(nil)
-	_ LLM        = (*xai.Client)(nil)
 )
 
 // Options configure a Service.
@@ -229,9 +231,7 @@ func (s *Service) one(ctx context.Context, name string, force bool) (Outcome, er
 		Usage:     analyses.Usage{PromptTokens: v.usage.PromptTokens, CompletionTokens: v.usage.CompletionTokens, TotalTokens: v.usage.TotalTokens, ReasoningTokens: v.usage.ReasoningTokens},
 		LatencyMs: v.latency.Milliseconds(), Attempts: v.attempts, Status: analyses.StatusOK, Reason: v.reason,
 	}
-	if usd, ok := v.usage.CostUSD(); ok {
-		item.CostUSD = &usd
-	}
+	item.CostUSD = v.usage.CostUSD
 	if v.reason != "" {
 		item.Status, item.Model = analyses.StatusFallback, analysis.RulesName
 	}
@@ -417,7 +417,7 @@ type verdict struct {
 	result      analysis.Result
 	model       string
 	fingerprint string
-	usage       xai.Usage
+	usage       analysis.Usage
 	attempts    int
 	latency     time.Duration
 	// reason is why the rules analyst was used; "" when the model's answer
@@ -439,12 +439,8 @@ func (s *Service) consult(ctx context.Context, p analysis.Prompt, in analysis.In
 	if s.o.LLM == nil {
 		return fallback(s.o.NoLLMReason)
 	}
-	ask := func(msgs []analysis.Message) (xai.Response, error) {
-		req := xai.Request{SchemaName: analysis.SchemaName, Schema: p.Schema, Messages: make([]xai.Message, len(msgs))}
-		for i, m := range msgs {
-			req.Messages[i] = xai.Message{Role: m.Role, Content: m.Content}
-		}
-		resp, err := s.o.LLM.Complete(ctx, req)
+	ask := func(msgs []analysis.Message) (analysis.Completion, error) {
+		resp, err := s.o.LLM.Complete(ctx, analysis.Request{SchemaName: analysis.SchemaName, Schema: p.Schema, Messages: msgs})
 		v.usage = v.usage.Add(resp.Usage)
 		v.attempts += resp.Attempts
 		v.latency += resp.Latency
@@ -457,8 +453,8 @@ func (s *Service) consult(ctx context.Context, p analysis.Prompt, in analysis.In
 		return resp, err
 	}
 	// check returns what is wrong with an answer (nil when it is valid).
-	check := func(resp xai.Response, err error) (analysis.Result, []string, error) {
-		if errors.Is(err, xai.ErrTruncated) {
+	check := func(resp analysis.Completion, err error) (analysis.Result, []string, error) {
+		if errors.Is(err, analysis.ErrTruncated) {
 			return analysis.Result{}, []string{truncatedProblem}, nil
 		}
 		if err != nil {

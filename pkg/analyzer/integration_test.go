@@ -16,8 +16,8 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/pkg/analyzer"
+	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/functions"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
@@ -33,7 +33,7 @@ func put(t *testing.T, c *dynamodb.Client, table string, item map[string]types.A
 func sv(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 func nv(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
 
-// TestIntegrationDynalite runs the deployed wiring (functions.AnalyzePortfolio
+// TestIntegrationDynalite runs the deployed wiring (analyzeportfolio.New
 // with the AWS SDK pointed at dynalite and XAI_API_URL at fakexai) over
 // seeded shared tables and ticker rows, and checks the stored item against
 // the contract; a second run reuses it and force makes a new one.
@@ -78,7 +78,7 @@ func TestIntegrationDynalite(t *testing.T) {
 		"PORTFOLIO_ANALYSES_TABLE": deploy.PortfolioAnalyses.Name(env.Stage), "XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key,
 	}
 	var out bytes.Buffer
-	h, err := functions.AnalyzePortfolio(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
+	h, err := analyzeportfolio.New(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
 	require.NoError(t, err)
 
 	res, err := h(ctx, analyzer.Event{})
@@ -165,7 +165,7 @@ func TestIntegrationNoKey(t *testing.T) {
 		"PORTFOLIO_ANALYSES_TABLE": deploy.PortfolioAnalyses.Name(env.Stage),
 	}
 	var out bytes.Buffer
-	h, err := functions.AnalyzePortfolio(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
+	h, err := analyzeportfolio.New(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
 	require.NoError(t, err)
 	res, err := h(ctx, analyzer.Event{})
 	require.NoError(t, err)
@@ -180,7 +180,7 @@ func TestIntegrationNoKey(t *testing.T) {
 }
 
 func TestStartupConfigError(t *testing.T) {
-	_, err := functions.AnalyzePortfolio(context.Background(), func(k string) (string, bool) { return "", false }, &bytes.Buffer{})
+	_, err := analyzeportfolio.New(context.Background(), func(k string) (string, bool) { return "", false }, &bytes.Buffer{})
 	require.Error(t, err)
 	assert.Equal(t, "configuration: STAGE is required but not set", err.Error())
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,19 +89,59 @@ type ProcessTicker struct {
 	Logger *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Observer, when set, hears what became of each record.
+	Observer Observer
 }
 
-// outcome is what became of one record.
-type outcome int
+// Outcome is what became of one record.
+type Outcome int
 
+// The outcomes of a record.
 const (
-	stored       outcome = iota // a row was written
-	permanent                   // acknowledged without data: poison or a permanent error
-	transient                   // handed back: a transient error
-	deferred                    // handed back unstarted: no time left, or FIFO order
-	requeued                    // a transient error; acknowledged, a copy re-queued
-	deadLettered                // a transient error at the last attempt; acknowledged, sent to the DLQ
+	Stored       Outcome = iota // a row was written
+	Permanent                   // acknowledged without data: poison or a permanent error
+	Transient                   // handed back: a transient error
+	Deferred                    // handed back unstarted: no time left, or FIFO order
+	Requeued                    // a transient error; acknowledged, a copy re-queued
+	DeadLettered                // a transient error at the last attempt; acknowledged, sent to the DLQ
 )
+
+var outcomeNames = [...]string{"stored", "permanent", "transient", "deferred", "requeued", "deadLettered"}
+
+func (o Outcome) String() string {
+	if o >= 0 && int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Settled reports whether the record is done with for this run: stored,
+// acknowledged without data, or dead-lettered. The others come back.
+func (o Outcome) Settled() bool { return o == Stored || o == Permanent || o == DeadLettered }
+
+// Why a record was handed back unstarted (Record.Err of a Deferred record).
+var (
+	ErrNoTime    = errors.New("not enough time left in the invocation to start it")
+	ErrFIFOOrder = errors.New("an earlier record of the FIFO batch was handed back")
+)
+
+// Record is what became of one record of a batch, for an Observer.
+type Record struct {
+	MessageID string
+	// Ticker is "" for a message that does not decode (poison).
+	Ticker string
+	// Attempt is the message's queue attempt (0 the first time).
+	Attempt int
+	Outcome Outcome
+	// Row is the row written (Stored only).
+	Row *tickerdata.Row
+	// Err is why the record was not stored (nil for Stored).
+	Err error
+}
+
+// Observer hears what became of each record, in order, as the batch goes
+// (the CLI renders its progress from it). It must not block.
+type Observer func(Record)
 
 // BatchCounts is the outcome of one batch, logged at its end. Transient
 // counts every transient failure; Requeued and DeadLettered are those of them
@@ -140,39 +181,42 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 	handingBack := false
 	for _, rec := range ev.Records {
 		fifo := strings.HasSuffix(rec.EventSourceARN, ".fifo")
-		var out outcome
+		r := Record{MessageID: rec.MessageId}
 		switch {
 		case handingBack && fifo:
-			out = deferred
+			r.Outcome, r.Err = Deferred, ErrFIFOOrder
 			log.InfoContext(ctx, "record handed back unstarted: an earlier record of the FIFO batch was handed back", "messageId", rec.MessageId)
 		case !p.timeLeft(work):
-			out = deferred
+			r.Outcome, r.Err = Deferred, ErrNoTime
 			log.WarnContext(ctx, "record handed back unstarted: not enough time left", "messageId", rec.MessageId,
 				"budget", p.budget().String())
 		default:
 			var msg queue.Message
-			var err error
-			out, msg, err = p.record(work, rec)
+			r, msg = p.record(work, rec)
 			// A record cut by the work deadline is handed back like those
 			// there is no time left to start (which follow it anyway): its
 			// failure is the invocation's lack of time, not an attempt.
-			if out == transient && fifo && p.Requeuer != nil && work.Err() == nil {
-				out = p.requeue(work, rec, msg, err)
+			if r.Outcome == Transient && fifo && p.Requeuer != nil && work.Err() == nil {
+				r.Outcome = p.requeue(work, rec, msg, r.Err)
 			}
 		}
+		if p.Observer != nil {
+			p.Observer(r)
+		}
+		out := r.Outcome
 		switch out {
-		case stored:
+		case Stored:
 			counts.Stored++
-		case permanent:
+		case Permanent:
 			counts.Permanent++
-		case requeued:
+		case Requeued:
 			counts.Transient++
 			counts.Requeued++
-		case deadLettered:
+		case DeadLettered:
 			counts.Transient++
 			counts.DeadLettered++
-		case transient, deferred:
-			if out == transient {
+		case Transient, Deferred:
+			if out == Transient {
 				counts.Transient++
 			} else {
 				counts.Deferred++
@@ -194,16 +238,19 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 	return resp, nil
 }
 
-// record processes one record; for a transient failure it also returns the
-// decoded message and the error.
-func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) (outcome, queue.Message, error) {
+// record processes one record and returns what became of it, with the
+// decoded message (for a re-queue).
+func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) (Record, queue.Message) {
 	log := orDiscard(p.Logger)
 	start := p.now()
+	r := Record{MessageID: rec.MessageId}
 	msg, err := queue.Decode([]byte(rec.Body))
 	if err != nil {
 		log.WarnContext(ctx, "poison message acknowledged", "messageId", rec.MessageId, "reason", err.Error())
-		return permanent, msg, nil
+		r.Outcome, r.Err = Permanent, err
+		return r, msg
 	}
+	r.Ticker, r.Attempt = msg.Ticker, msg.Attempt
 	log = log.With("messageId", rec.MessageId, "ticker", msg.Ticker, "runId", msg.RunID)
 	if msg.Attempt > 0 {
 		// Not "attempt": the Polygon client's lines use it for HTTP attempts.
@@ -211,16 +258,20 @@ func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) (outc
 	}
 	row, err := p.refresh(ctx, msg.Ticker)
 	if err != nil {
+		r.Err = err
 		if retry.IsPermanent(err) {
 			log.ErrorContext(ctx, "ticker not refreshed: permanent error, message acknowledged", "error", err.Error())
-			return permanent, msg, nil
+			r.Outcome = Permanent
+			return r, msg
 		}
 		log.WarnContext(ctx, "ticker not refreshed: transient error", "error", err.Error())
-		return transient, msg, err
+		r.Outcome = Transient
+		return r, msg
 	}
 	log.InfoContext(ctx, "ticker refreshed", "asOf", row.AsOf, "price", row.Price, "rsi", deref(row.RSI), "ma50", deref(row.MA50),
 		"bars", row.Bars, "durationMs", p.now().Sub(start).Milliseconds())
-	return stored, msg, nil
+	r.Outcome, r.Row = Stored, &row
+	return r, msg
 }
 
 // requeue deals with a record of a FIFO source that failed transiently with
@@ -230,7 +281,7 @@ func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) (outc
 // message goes to the dead-letter queue, with an error log line. Either way the
 // record is acknowledged. If the send fails, the record is handed back
 // (transient), as without a Requeuer.
-func (p *ProcessTicker) requeue(ctx context.Context, rec events.SQSMessage, msg queue.Message, lastErr error) outcome {
+func (p *ProcessTicker) requeue(ctx context.Context, rec events.SQSMessage, msg queue.Message, lastErr error) Outcome {
 	// Within the work deadline (the reserve stays free to answer Lambda), and
 	// bounded so that an SQS in trouble cannot take the whole invocation.
 	ctx, cancel := context.WithTimeout(ctx, RequeueTimeout)
@@ -243,26 +294,26 @@ func (p *ProcessTicker) requeue(ctx context.Context, rec events.SQSMessage, msg 
 		next.Attempt = attempts
 		if err := p.Requeuer.Requeue(ctx, next, group); err != nil {
 			log.ErrorContext(ctx, "re-queue failed: message handed back", "attempts", attempts, "error", err.Error())
-			return transient
+			return Transient
 		}
 		log.WarnContext(ctx, "transient error: message re-queued at the tail of the queue", "attempts", attempts,
 			"maxAttempts", p.maxAttempts(), "error", lastErr.Error())
-		return requeued
+		return Requeued
 	}
 	if err := p.Requeuer.DeadLetter(ctx, msg, group); err != nil {
 		log.ErrorContext(ctx, "dead-lettering failed: message handed back", "attempts", attempts, "error", err.Error())
-		return transient
+		return Transient
 	}
 	log.ErrorContext(ctx, "ticker dead-lettered: transient errors on every attempt", "attempts", attempts,
 		"lastError", lastErr.Error())
-	return deadLettered
+	return DeadLettered
 }
 
 // refresh fetches, computes and stores one ticker. Errors are classified.
 func (p *ProcessTicker) refresh(ctx context.Context, ticker string) (tickerdata.Row, error) {
 	now := p.now()
 	// The range ends on the last trading day whose close has passed: during
-	// a session (or on a holiday) "today" would bring a partial bar, stored
+	// a session (or on a holiday) "today" would bring a partial bar, Stored
 	// under a close that has not happened and read as that day's data.
 	to := marketdata.LastTradingDay(now)
 	end, err := time.Parse(marketdata.DateLayout, to)

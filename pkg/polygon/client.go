@@ -18,12 +18,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/pacing"
+
 	"github.com/zsmseven/backend/pkg/deploy"
 
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/symbol"
 )
 
@@ -50,20 +51,15 @@ type Options struct {
 	// (api.massive.com serves the same).
 	BaseURL string
 	// APIKey returns the key, sent only as "Authorization: Bearer". It is
-	// called once per DailyBars (secrets.Keys caches). StaticKey wraps a
-	// fixed key.
+	// called once per DailyBars (the caller caches). An empty key is a
+	// permanent ErrUnauthorized; an error is returned wrapped, keeping its
+	// classification. StaticKey wraps a fixed key.
 	APIKey func(ctx context.Context) (string, error)
-	// CallsPerMinute paces every HTTP request, retries and next_url pages
-	// included, with a token bucket of burst 1. 0 (or less) means unlimited;
-	// the service's default is deploy.DefaultPolygonCallsPerMinute
-	// (the free plan); this field has no default: its zero means unlimited,
-	// as the variable's 0 does.
-	CallsPerMinute int
-	// StartFull lets the first request go at once. By default the bucket
-	// starts empty and the first request waits one interval, which is what
-	// keeps consecutive invocations under the rate (see Drain); tests and
-	// benchmarks may not want that.
-	StartFull bool
+	// Pacer paces every HTTP request, retries and next_url pages included
+	// (pacing.New(POLYGON_CALLS_PER_MINUTE, ...); the free plan's 5 calls a
+	// minute are deploy.DefaultPolygonCallsPerMinute). nil means unlimited.
+	// Whoever builds it drains it at the start of each invocation.
+	Pacer *pacing.Limiter
 	// HTTPClient sends the requests; nil uses one without keep-alives, so
 	// that net/http never re-sends a request on its own (it replays a GET
 	// that failed on a reused connection), which would bypass the pacing.
@@ -82,9 +78,9 @@ type Options struct {
 	// Retry is the retry policy; its zero fields take DefaultRetry's, and
 	// nil Now and Sleep take this Options' Now and Sleep.
 	Retry retry.Policy
-	// Now is the clock of the pacing and of Retry-After dates; nil is time.Now.
+	// Now is the clock of Retry-After dates; nil is time.Now.
 	Now func() time.Time
-	// Sleep waits for the pacing (and retries, unless Retry.Sleep is set);
+	// Sleep waits between retries unless Retry.Sleep is set;
 	// nil uses a timer. Tests give a fake clock here.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -100,7 +96,7 @@ type Client struct {
 	base     *url.URL
 	key      func(context.Context) (string, error)
 	http     *http.Client
-	pacer    *pacer
+	pacer    *pacing.Limiter
 	policy   retry.Policy
 	timeout  time.Duration
 	maxPages int
@@ -186,19 +182,12 @@ func New(o Options) (*Client, error) {
 	cp := *hc // our own copy: never change the caller's client
 	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.http = &cp
-	c.pacer = newPacer(o.CallsPerMinute, o.StartFull, c.now, sleep)
+	c.pacer = o.Pacer
 	return c, nil
 }
 
 // Calls is the number of HTTP requests the client has sent.
 func (c *Client) Calls() int64 { return c.calls.Load() }
-
-// Drain empties the token bucket, so that the next request waits one full
-// interval from now. A Client built at cold start outlives invocations: call
-// Drain at the start of each one, so that a request of this invocation can
-// never follow one of the previous invocation (perhaps in another execution
-// environment) by less than an interval.
-func (c *Client) Drain() { c.pacer.drain() }
 
 // DailyBars returns the split-adjusted daily bars of ticker from one date to
 // another (YYYY-MM-DD, both included), ascending and validated. Errors are
@@ -216,19 +205,16 @@ func (c *Client) DailyBars(ctx context.Context, ticker, from, to string) ([]mark
 	}
 	what := fmt.Sprintf("polygon daily bars %s %s..%s", t, from, to)
 	key, err := c.key(ctx)
-	if err == nil && key == "" {
-		err = secrets.ErrNotSet
-	}
-	if err == nil && !headerSafe(key) {
+	switch {
+	case err != nil:
+		// Reading the key failed (the secret could not be read, say): the
+		// key source's classification stands.
+		return nil, fmt.Errorf("%s: API key: %w", what, err)
+	case key == "":
+		return nil, retry.Permanent(fmt.Errorf("%s: API key not set: %w", what, ErrUnauthorized))
+	case !headerSafe(key):
 		// net/http would refuse the header on every attempt.
 		return nil, retry.Permanent(fmt.Errorf("%s: API key holds characters a header cannot carry: %w", what, ErrUnauthorized))
-	}
-	if err != nil {
-		err = fmt.Errorf("%s: API key: %w", what, err)
-		if errors.Is(err, secrets.ErrNotSet) {
-			err = retry.Permanent(fmt.Errorf("%w: %w", err, ErrUnauthorized))
-		}
-		return nil, err
 	}
 	redact := redactor(key)
 
@@ -277,7 +263,7 @@ func (c *Client) page(ctx context.Context, ticker, u string, page int, key strin
 	defer stop()
 	var out *Aggregates
 	n, err := c.policy.Do(rctx, func(actx context.Context, attempt int) error {
-		if err := c.pacer.wait(actx, c.log, ticker); err != nil {
+		if err := c.pacer.Wait(actx, "polygon "+ticker); err != nil {
 			if errors.Is(err, retry.ErrDeadline) {
 				stop()
 			}

@@ -18,7 +18,6 @@ import (
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/secrets"
 )
 
 // testKey is the key every test client sends and the server demands. It
@@ -476,8 +475,8 @@ func TestBadInputMakesNoCall(t *testing.T) {
 		{"reversed range", "AAPL", "2025-02-01", "2025-01-10", nil, nil},
 		{"no key", "AAPL", "2025-01-01", "2025-01-10", polygon.StaticKey(""), polygon.ErrUnauthorized},
 		{"key with a newline", "AAPL", "2025-01-01", "2025-01-10", polygon.StaticKey("pk_abc\nX-Evil: 1"), polygon.ErrUnauthorized},
-		{"key not set", "AAPL", "2025-01-01", "2025-01-10",
-			func(context.Context) (string, error) { return "", secrets.ErrNotSet }, polygon.ErrUnauthorized},
+		{"key source fails permanently", "AAPL", "2025-01-01", "2025-01-10",
+			func(context.Context) (string, error) { return "", retry.Permanent(errors.New("secret is not JSON")) }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

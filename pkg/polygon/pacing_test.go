@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/pacing"
+
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/retry"
@@ -52,7 +54,7 @@ func onFakeClock(t *testing.T, clk *fakeClock, so fakepolygon.Options, callsPerM
 	t.Helper()
 	so.Now = clk.Now
 	return newHarness(t, so, func(o *polygon.Options) {
-		o.CallsPerMinute = callsPerMinute
+		o.Pacer = pacing.New(callsPerMinute, pacing.Options{Now: clk.Now, Sleep: clk.Sleep, Logger: o.Logger})
 		o.Now = clk.Now
 		o.Sleep = clk.Sleep
 		o.Retry.Sleep = clk.Sleep
@@ -94,7 +96,7 @@ func TestPacingSpacesEveryRequestIncludingRetriesAndPages(t *testing.T) {
 	if got := h.srv.MaxCallsIn(time.Minute - 2*tolerance); got > 5 {
 		t.Errorf("%d requests within a minute, want at most 5", got)
 	}
-	if waits := strings.Count(h.logs.String(), `"level":"INFO","msg":"polygon: waiting for the rate limit"`); waits != 7 {
+	if waits := strings.Count(h.logs.String(), `"level":"INFO","msg":"waiting for the rate limit"`); waits != 7 {
 		t.Errorf("%d rate-limit waits logged at info, want 7:\n%s", waits, h.logs.String())
 	}
 	h.checkNoLeak(t, nil)
@@ -112,42 +114,6 @@ func TestPacingStaysUnderAServerEnforcingTheSameRate(t *testing.T) {
 	}
 	if h.srv.Throttled() != 0 || h.srv.Calls() != 12 {
 		t.Fatalf("%d calls, %d throttled; want 12 and none", h.srv.Calls(), h.srv.Throttled())
-	}
-}
-
-// freePlan is the spacing at 5 calls per minute: 60 s / 5 = 12 s, plus the
-// 2 % safety margin.
-const freePlan = 12240 * time.Millisecond
-
-func TestStartFullDrainAndRefill(t *testing.T) {
-	clk := newFakeClock()
-	h := onFakeClock(t, clk, fakepolygon.Options{}, 5, func(o *polygon.Options) { o.StartFull = true })
-	fetch := func() time.Time {
-		t.Helper()
-		if _, err := h.c.DailyBars(context.Background(), "AAPL", "2025-01-01", "2025-01-31"); err != nil {
-			t.Fatal(err)
-		}
-		reqs := h.srv.Requests()
-		return reqs[len(reqs)-1].Time // when the server saw it, on the fake clock
-	}
-	t0 := clk.Now()
-	if at := fetch(); !at.Equal(t0) {
-		t.Errorf("StartFull: first request waited %v", at.Sub(t0))
-	}
-	t1 := clk.Now()
-	if wait := fetch().Sub(t1); wait < freePlan-tolerance || wait > freePlan+tolerance {
-		t.Errorf("second request waited %v, want %v", wait, freePlan)
-	}
-	clk.Advance(10 * time.Minute) // idle: the bucket refills, to one token
-	t2 := clk.Now()
-	if wait := fetch().Sub(t2); wait != 0 {
-		t.Errorf("after idling, request waited %v, want 0", wait)
-	}
-	clk.Advance(10 * time.Minute)
-	h.c.Drain() // a new invocation: whatever happened before, wait a full interval
-	t3 := clk.Now()
-	if wait := fetch().Sub(t3); wait < freePlan-tolerance || wait > freePlan+tolerance {
-		t.Errorf("after Drain, request waited %v, want %v", wait, freePlan)
 	}
 }
 
@@ -173,8 +139,8 @@ func TestPacingFailsFastWhenTheTokenComesAfterTheDeadline(t *testing.T) {
 	if _, err := h.c.DailyBars(context.Background(), "AAPL", "2025-01-01", "2025-01-31"); err != nil {
 		t.Fatal(err)
 	}
-	if wait := h.srv.Requests()[0].Time.Sub(start); wait > freePlan+tolerance {
-		t.Errorf("next call waited %v, want at most %v", wait, freePlan)
+	if wait := h.srv.Requests()[0].Time.Sub(start); wait > pacing.Interval(5)+tolerance {
+		t.Errorf("next call waited %v, want at most %v", wait, pacing.Interval(5))
 	}
 }
 
@@ -183,7 +149,7 @@ func TestPacingHoldsUnderConcurrencyInRealTime(t *testing.T) {
 	// about 0.6 s. Server-side times carry scheduling jitter, hence one call
 	// of tolerance per window; unpaced, all 12 would land within a few ms.
 	const perMinute, goroutines, each = 1200, 3, 4
-	h := newHarness(t, fakepolygon.Options{}, func(o *polygon.Options) { o.CallsPerMinute = perMinute })
+	h := newHarness(t, fakepolygon.Options{}, func(o *polygon.Options) { o.Pacer = pacing.New(perMinute, pacing.Options{}) })
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines*each)
 	for g := range goroutines {
@@ -212,7 +178,7 @@ func TestPacingHoldsUnderConcurrencyInRealTime(t *testing.T) {
 
 func TestZeroRateMeansNoWaiting(t *testing.T) {
 	h := newHarness(t, fakepolygon.Options{}, func(o *polygon.Options) {
-		o.CallsPerMinute = 0
+		o.Pacer = pacing.New(0, pacing.Options{}) // nil: unlimited
 		o.Sleep = func(_ context.Context, d time.Duration) error {
 			t.Errorf("paced sleep of %v with an unlimited rate", d)
 			return nil

@@ -19,12 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
-// Names of the keys, both as JSON fields of the secret and as environment variables.
-const (
-	PolygonAPIKey = "POLYGON_API_KEY"
-	XAIAPIKey     = "XAI_API_KEY"
-)
-
 // ErrNotSet means the key is neither in the environment nor in the secret.
 var ErrNotSet = errors.New("API key not set")
 
@@ -49,7 +43,8 @@ func NewKeys(lookup func(string) (string, bool), client SecretsManagerAPI, secre
 	return &Keys{lookup: lookup, client: client, secretARN: secretARN}
 }
 
-// Get returns the key called name (PolygonAPIKey or XAIAPIKey), without
+// Get returns the key called name (deploy.SecretKeyPolygon or
+// deploy.SecretKeyXAI: the same name in the environment and in the secret), without
 // surrounding whitespace (a pasted key often ends in a newline, which no HTTP
 // header can carry); a blank value counts as not set. The secret is fetched
 // at most once successfully; a failed fetch is retried on the next call.

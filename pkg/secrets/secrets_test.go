@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zsmseven/backend/pkg/deploy"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
@@ -30,8 +32,8 @@ func env(m map[string]string) func(string) (string, bool) {
 
 func TestEnvironmentTakesPrecedence(t *testing.T) {
 	sm := &fakeSM{value: `{"POLYGON_API_KEY":"from-secret"}`}
-	k := NewKeys(env(map[string]string{PolygonAPIKey: "from-env"}), sm, "arn:secret")
-	got, err := k.Get(context.Background(), PolygonAPIKey)
+	k := NewKeys(env(map[string]string{deploy.SecretKeyPolygon: "from-env"}), sm, "arn:secret")
+	got, err := k.Get(context.Background(), deploy.SecretKeyPolygon)
 	if err != nil || got != "from-env" || sm.calls != 0 {
 		t.Fatalf("got %q, %v after %d calls", got, err, sm.calls)
 	}
@@ -41,11 +43,11 @@ func TestSecretReadOnceAndCached(t *testing.T) {
 	sm := &fakeSM{value: `{"POLYGON_API_KEY":"pk","XAI_API_KEY":"xk"}`}
 	k := NewKeys(env(nil), sm, "arn:secret")
 	for range 3 {
-		if got, err := k.Get(context.Background(), PolygonAPIKey); err != nil || got != "pk" {
+		if got, err := k.Get(context.Background(), deploy.SecretKeyPolygon); err != nil || got != "pk" {
 			t.Fatalf("polygon: %q, %v", got, err)
 		}
 	}
-	if got, _ := k.Get(context.Background(), XAIAPIKey); got != "xk" {
+	if got, _ := k.Get(context.Background(), deploy.SecretKeyXAI); got != "xk" {
 		t.Fatalf("xai: %q", got)
 	}
 	if sm.calls != 1 {
@@ -55,21 +57,21 @@ func TestSecretReadOnceAndCached(t *testing.T) {
 
 func TestMissingAndMalformed(t *testing.T) {
 	ctx := context.Background()
-	if _, err := NewKeys(env(nil), nil, "").Get(ctx, XAIAPIKey); !errors.Is(err, ErrNotSet) {
+	if _, err := NewKeys(env(nil), nil, "").Get(ctx, deploy.SecretKeyXAI); !errors.Is(err, ErrNotSet) {
 		t.Fatalf("no env, no secret: %v", err)
 	}
-	if _, err := NewKeys(env(nil), &fakeSM{value: `{"POLYGON_API_KEY":""}`}, "arn").Get(ctx, PolygonAPIKey); !errors.Is(err, ErrNotSet) {
+	if _, err := NewKeys(env(nil), &fakeSM{value: `{"POLYGON_API_KEY":""}`}, "arn").Get(ctx, deploy.SecretKeyPolygon); !errors.Is(err, ErrNotSet) {
 		t.Fatalf("empty value in secret: %v", err)
 	}
-	_, err := NewKeys(env(nil), &fakeSM{value: `not json sk-live-123`}, "arn").Get(ctx, PolygonAPIKey)
+	_, err := NewKeys(env(nil), &fakeSM{value: `not json sk-live-123`}, "arn").Get(ctx, deploy.SecretKeyPolygon)
 	if err == nil || strings.Contains(err.Error(), "sk-live-123") {
 		t.Fatalf("malformed secret must fail without quoting it: %v", err)
 	}
 	sm := &fakeSM{err: errors.New("throttled")}
 	k := NewKeys(env(nil), sm, "arn")
-	_, _ = k.Get(ctx, PolygonAPIKey)
+	_, _ = k.Get(ctx, deploy.SecretKeyPolygon)
 	sm.err, sm.value = nil, `{"POLYGON_API_KEY":"pk"}`
-	if got, err := k.Get(ctx, PolygonAPIKey); err != nil || got != "pk" {
+	if got, err := k.Get(ctx, deploy.SecretKeyPolygon); err != nil || got != "pk" {
 		t.Fatalf("a failed fetch must be retried: %q, %v", got, err)
 	}
 }
@@ -79,19 +81,19 @@ func TestMissingAndMalformed(t *testing.T) {
 // configuration reads it.
 func TestSurroundingWhitespaceIsNotPartOfTheKey(t *testing.T) {
 	ctx := context.Background()
-	got, err := NewKeys(env(nil), &fakeSM{value: `{"POLYGON_API_KEY":" pk-123\n"}`}, "arn").Get(ctx, PolygonAPIKey)
+	got, err := NewKeys(env(nil), &fakeSM{value: `{"POLYGON_API_KEY":" pk-123\n"}`}, "arn").Get(ctx, deploy.SecretKeyPolygon)
 	if err != nil || got != "pk-123" {
 		t.Fatalf("from the secret: %q, %v", got, err)
 	}
-	got, err = NewKeys(env(map[string]string{PolygonAPIKey: "pk-env\r\n"}), nil, "").Get(ctx, PolygonAPIKey)
+	got, err = NewKeys(env(map[string]string{deploy.SecretKeyPolygon: "pk-env\r\n"}), nil, "").Get(ctx, deploy.SecretKeyPolygon)
 	if err != nil || got != "pk-env" {
 		t.Fatalf("from the environment: %q, %v", got, err)
 	}
-	got, err = NewKeys(env(map[string]string{PolygonAPIKey: "  "}), &fakeSM{value: `{"POLYGON_API_KEY":"pk-secret"}`}, "arn").Get(ctx, PolygonAPIKey)
+	got, err = NewKeys(env(map[string]string{deploy.SecretKeyPolygon: "  "}), &fakeSM{value: `{"POLYGON_API_KEY":"pk-secret"}`}, "arn").Get(ctx, deploy.SecretKeyPolygon)
 	if err != nil || got != "pk-secret" {
 		t.Fatalf("a blank environment value must not hide the secret: %q, %v", got, err)
 	}
-	if _, err := NewKeys(env(nil), &fakeSM{value: `{"POLYGON_API_KEY":" \n"}`}, "arn").Get(ctx, PolygonAPIKey); !errors.Is(err, ErrNotSet) {
+	if _, err := NewKeys(env(nil), &fakeSM{value: `{"POLYGON_API_KEY":" \n"}`}, "arn").Get(ctx, deploy.SecretKeyPolygon); !errors.Is(err, ErrNotSet) {
 		t.Fatalf("blank value in the secret: %v", err)
 	}
 }

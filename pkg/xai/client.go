@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/analysis"
+
 	"github.com/zsmseven/backend/pkg/deploy"
 
 	"github.com/zsmseven/backend/pkg/retry"
@@ -28,8 +30,8 @@ import (
 // Errors callers test with errors.Is.
 var (
 	// ErrTruncated: the answer stopped at the completion-token cap
-	// (finish_reason "length"); its content is not a complete answer.
-	ErrTruncated = errors.New("answer truncated at the completion token limit")
+	// (finish_reason "length"): the domain's analysis.ErrTruncated.
+	ErrTruncated = analysis.ErrTruncated
 	// ErrEmpty: the response carried no choice or no content.
 	ErrEmpty = errors.New("response has no answer content")
 	// ErrCreditsExhausted: a 429 saying credits or the spending limit are used up.
@@ -59,77 +61,6 @@ func (e *APIError) Error() string {
 		s += ": " + e.Message
 	}
 	return s
-}
-
-// Message is one chat message.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
-// Request is one structured-output completion.
-type Request struct {
-	Messages []Message
-	// SchemaName and Schema form response_format json_schema (strict).
-	SchemaName string
-	Schema     any
-}
-
-// Usage is the token accounting of a response.
-type Usage struct {
-	PromptTokens     int
-	CompletionTokens int
-	TotalTokens      int
-	// ReasoningTokens from usage.completion_tokens_details.reasoning_tokens
-	// or, in older responses, usage.reasoning_tokens.
-	ReasoningTokens int
-	// CostInUSDTicks is usage.cost_in_usd_ticks (1 USD = 1e10 ticks), nil if
-	// not reported.
-	CostInUSDTicks *int64
-}
-
-// CostUSD converts the reported cost to dollars.
-func (u Usage) CostUSD() (float64, bool) {
-	if u.CostInUSDTicks == nil {
-		return 0, false
-	}
-	return float64(*u.CostInUSDTicks) / 1e10, true
-}
-
-// Add sums two usages (a repair attempt adds to the first).
-func (u Usage) Add(o Usage) Usage {
-	r := Usage{
-		PromptTokens: u.PromptTokens + o.PromptTokens, CompletionTokens: u.CompletionTokens + o.CompletionTokens,
-		TotalTokens: u.TotalTokens + o.TotalTokens, ReasoningTokens: u.ReasoningTokens + o.ReasoningTokens,
-	}
-	if u.CostInUSDTicks != nil || o.CostInUSDTicks != nil {
-		var c int64
-		if u.CostInUSDTicks != nil {
-			c += *u.CostInUSDTicks
-		}
-		if o.CostInUSDTicks != nil {
-			c += *o.CostInUSDTicks
-		}
-		r.CostInUSDTicks = &c
-	}
-	return r
-}
-
-// Response is the outcome of Complete. It is filled as far as known even
-// when Complete returns an error (attempts, latency; usage when the server
-// answered, e.g. a truncated answer).
-type Response struct {
-	Content           string
-	FinishReason      string
-	ID                string
-	RequestedModel    string
-	Model             string
-	SystemFingerprint string
-	Usage             Usage
-	// Latency is the wall time of Complete, retries and waits included.
-	Latency time.Duration
-	// Attempts is the number of HTTP requests made.
-	Attempts int
 }
 
 // Options configure a Client.
@@ -203,10 +134,15 @@ func (c *Client) Model() string { return c.opts.Model }
 
 type wireRequest struct {
 	Model               string         `json:"model"`
-	Messages            []Message      `json:"messages"`
+	Messages            []wireMessage  `json:"messages"`
 	Temperature         float64        `json:"temperature"`
 	MaxCompletionTokens int            `json:"max_completion_tokens"`
 	ResponseFormat      responseFormat `json:"response_format"`
+}
+
+type wireMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
 }
 
 type responseFormat struct {
@@ -243,6 +179,9 @@ type wireResponse struct {
 	} `json:"usage"`
 }
 
+// usdTicks is xAI's unit of usage.cost_in_usd_ticks: 1 USD = 1e10 ticks.
+const usdTicks = 1e10
+
 // maxBody bounds a response body read into memory.
 const maxBody = 8 << 20
 
@@ -251,11 +190,15 @@ const maxBody = 8 << 20
 // bodies) are retried within the context's deadline minus Reserve;
 // 400/401/403/404/422 and exhausted credits are permanent (retry.IsPermanent).
 // A "length" finish reason returns the response with ErrTruncated.
-func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
+func (c *Client) Complete(ctx context.Context, req analysis.Request) (analysis.Completion, error) {
 	start := c.now()
-	resp := Response{RequestedModel: c.opts.Model}
+	var resp analysis.Completion
+	msgs := make([]wireMessage, len(req.Messages))
+	for i, m := range req.Messages {
+		msgs[i] = wireMessage{Role: m.Role, Content: m.Content}
+	}
 	body, err := json.Marshal(wireRequest{
-		Model: c.opts.Model, Messages: req.Messages, Temperature: 0, MaxCompletionTokens: c.opts.MaxCompletionTokens,
+		Model: c.opts.Model, Messages: msgs, Temperature: 0, MaxCompletionTokens: c.opts.MaxCompletionTokens,
 		ResponseFormat: responseFormat{Type: "json_schema", JSONSchema: jsonSchema{Name: req.SchemaName, Schema: req.Schema, Strict: true}},
 	})
 	if err != nil {
@@ -286,7 +229,7 @@ func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
 	return resp, nil
 }
 
-func (c *Client) fill(resp *Response, r *wireResponse) {
+func (c *Client) fill(resp *analysis.Completion, r *wireResponse) {
 	resp.ID, resp.Model, resp.SystemFingerprint = r.ID, r.Model, r.SystemFingerprint
 	if len(r.Choices) > 0 {
 		ch := r.Choices[0]
@@ -296,8 +239,12 @@ func (c *Client) fill(resp *Response, r *wireResponse) {
 		}
 	}
 	if u := r.Usage; u != nil {
-		resp.Usage = Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens,
-			ReasoningTokens: u.ReasoningTokens, CostInUSDTicks: u.CostInUSDTicks}
+		resp.Usage = analysis.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens,
+			ReasoningTokens: u.ReasoningTokens}
+		if u.CostInUSDTicks != nil {
+			usd := float64(*u.CostInUSDTicks) / usdTicks
+			resp.Usage.CostUSD = &usd
+		}
 		if d := u.CompletionTokensDetails; d != nil && d.ReasoningTokens > 0 {
 			resp.Usage.ReasoningTokens = d.ReasoningTokens
 		}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/analysis"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -35,9 +37,9 @@ func noSleep(waits *[]time.Duration) *retry.Policy {
 		}}
 }
 
-func request() xai.Request {
-	return xai.Request{
-		Messages:   []xai.Message{{Role: "system", Content: "instructions"}, {Role: "user", Content: "data"}},
+func request() analysis.Request {
+	return analysis.Request{
+		Messages:   []analysis.Message{{Role: "system", Content: "instructions"}, {Role: "user", Content: "data"}},
 		SchemaName: "portfolio_analysis",
 		Schema:     map[string]any{"type": "object"},
 	}
@@ -49,15 +51,16 @@ func TestCompleteRecordedSuccess(t *testing.T) {
 	resp, err := c.Complete(context.Background(), request())
 	require.NoError(t, err)
 
-	assert.Equal(t, "grok-4.3", resp.RequestedModel)
+	assert.Equal(t, "grok-4.3", c.Model())
 	assert.Equal(t, "grok-4.3", resp.Model)
 	assert.Equal(t, "fp_4b2c9e1d7a", resp.SystemFingerprint)
 	assert.Equal(t, "stop", resp.FinishReason)
 	assert.Contains(t, resp.Content, `"ticker":"AAPL"`)
-	assert.Equal(t, xai.Usage{PromptTokens: 1834, CompletionTokens: 412, TotalTokens: 2790, ReasoningTokens: 544, CostInUSDTicks: ptr(int64(37525000))}, resp.Usage)
-	usd, ok := resp.Usage.CostUSD()
-	assert.True(t, ok)
-	assert.InDelta(t, 0.0037525, usd, 1e-12)
+	// cost_in_usd_ticks 37525000 at 1e10 ticks a dollar.
+	require.NotNil(t, resp.Usage.CostUSD)
+	assert.InDelta(t, 0.0037525, *resp.Usage.CostUSD, 1e-12)
+	resp.Usage.CostUSD = nil
+	assert.Equal(t, analysis.Usage{PromptTokens: 1834, CompletionTokens: 412, TotalTokens: 2790, ReasoningTokens: 544}, resp.Usage)
 	assert.Equal(t, 1, resp.Attempts)
 
 	// The wire request: what xAI documents.
@@ -83,8 +86,8 @@ func TestCompleteLegacyReasoningTokens(t *testing.T) {
 	srv := fakexai.New(t, fakexai.Status(200, recorded(t, "chat_completion_legacy_usage.json")))
 	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Model: "grok-3"}).Complete(context.Background(), request())
 	require.NoError(t, err)
-	assert.Equal(t, xai.Usage{PromptTokens: 100, CompletionTokens: 20, TotalTokens: 150, ReasoningTokens: 30}, resp.Usage)
-	_, ok := resp.Usage.CostUSD()
+	assert.Equal(t, analysis.Usage{PromptTokens: 100, CompletionTokens: 20, TotalTokens: 150, ReasoningTokens: 30}, resp.Usage)
+	ok := resp.Usage.CostUSD != nil
 	assert.False(t, ok, "no cost reported")
 }
 
@@ -218,10 +221,10 @@ func TestCompleteGarbledBodyIsTransient(t *testing.T) {
 }
 
 func TestUsageAdd(t *testing.T) {
-	a := xai.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, ReasoningTokens: 4, CostInUSDTicks: ptr(int64(10))}
-	b := xai.Usage{PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, ReasoningTokens: 40}
-	assert.Equal(t, xai.Usage{PromptTokens: 11, CompletionTokens: 22, TotalTokens: 33, ReasoningTokens: 44, CostInUSDTicks: ptr(int64(10))}, a.Add(b))
-	assert.Nil(t, b.Add(b).CostInUSDTicks)
+	a := analysis.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, ReasoningTokens: 4, CostUSD: ptr(0.25)}
+	b := analysis.Usage{PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, ReasoningTokens: 40}
+	assert.Equal(t, analysis.Usage{PromptTokens: 11, CompletionTokens: 22, TotalTokens: 33, ReasoningTokens: 44, CostUSD: ptr(0.25)}, a.Add(b))
+	assert.Nil(t, b.Add(b).CostUSD)
 }
 
 func TestErrorsMentionNoBodyWhenNotJSON(t *testing.T) {

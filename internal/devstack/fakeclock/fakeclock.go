@@ -4,6 +4,7 @@
 package fakeclock
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -29,4 +30,11 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+// Sleep advances the clock by d instead of waiting, and returns ctx's error:
+// pass the method value as a Sleep func.
+func (c *Clock) Sleep(ctx context.Context, d time.Duration) error {
+	c.Advance(d)
+	return ctx.Err()
 }

@@ -1,4 +1,4 @@
-package functions_test
+package app_test
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -21,12 +23,13 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/app/processticker"
+	"github.com/zsmseven/backend/pkg/app/processtickers"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/functions"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/tickerdata"
 )
 
@@ -90,7 +93,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 
 	var out bytes.Buffer
 	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-nightly-1"})
-	collect, err := functions.ProcessTickers(ctx, mapLookup(map[string]string{
+	collect, err := processtickers.New(ctx, mapLookup(map[string]string{
 		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
 		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_QUEUE_URL": queueURL,
 	}), &out)
@@ -116,7 +119,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 
 	const key = "pk-test-0123456789"
 	poly := fakepolygon.New(t, fakepolygon.Options{Key: key})
-	process, err := functions.ProcessTicker(ctx, mapLookup(map[string]string{
+	process, err := processticker.New(ctx, mapLookup(map[string]string{
 		"STAGE": env.Stage, "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage), "POLYGON_BASE_URL": poly.URL,
 		"POLYGON_CALLS_PER_MINUTE": "0", "POLYGON_API_KEY": key, "LOG_LEVEL": "debug",
 	}), &out)
@@ -213,7 +216,7 @@ func TestProcessTickerStartUp(t *testing.T) {
 					env[k] = v
 				}
 			}
-			h, err := functions.ProcessTicker(context.Background(), mapLookup(env), &bytes.Buffer{})
+			h, err := processticker.New(context.Background(), mapLookup(env), &bytes.Buffer{})
 			if tt.want == "" {
 				if err != nil || h == nil {
 					t.Fatalf("start-up failed: %v", err)
@@ -231,7 +234,7 @@ func TestProcessTickerStartUp(t *testing.T) {
 }
 
 func TestProcessTickersStartUpNamesTheVariable(t *testing.T) {
-	_, err := functions.ProcessTickers(context.Background(), mapLookup(map[string]string{"STAGE": "local",
+	_, err := processtickers.New(context.Background(), mapLookup(map[string]string{"STAGE": "local",
 		"USER_PORTFOLIOS_TABLE": "a", "PORTFOLIO_POSITIONS_TABLE": "b"}), &bytes.Buffer{})
 	if err == nil || err.Error() != "configuration: TICKER_QUEUE_URL is required but not set" {
 		t.Fatalf("err = %v", err)
@@ -271,21 +274,16 @@ func TestProcessTickerRequeuesThroughSQS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rq, err := functions.NewRequeuer(ctx, cfg)
-	if err != nil || rq == nil {
-		t.Fatalf("requeuer %v, %v", rq, err)
-	}
+	sqsClient := sqs.NewFromConfig(aws.Config{Region: localsqs.Region, BaseEndpoint: aws.String(sqsSrv.Endpoint()),
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
 	var out bytes.Buffer
 	store := &memStore{}
-	h, err := functions.NewProcessTicker(functions.TickerDeps{Config: cfg, Store: store, Requeuer: rq, Keys: staticKeys(key), Out: &out,
-		PolygonOptions: func(o *polygon.Options) {
-			o.Retry.Sleep = func(context.Context, time.Duration) error { return nil }
-		}})
+	h, err := processticker.Build(processticker.Deps{Config: cfg, Store: store, Keys: staticKeys(key), Out: &out,
+		Requeuer: queue.NewRequeuer(sqsClient, cfg.TickerQueueURL, cfg.TickerDLQURL),
+		Retry:    &retry.Policy{Sleep: func(context.Context, time.Duration) error { return nil }}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sqsClient := sqs.NewFromConfig(aws.Config{Region: localsqs.Region, BaseEndpoint: aws.String(sqsSrv.Endpoint()),
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
 	pub := queue.NewPublisher(sqsClient, queueURL, queue.PublisherOptions{})
 	var msgs []queue.Message
 	for _, tk := range []string{"DOWN", "AAPL", "MSFT"} {
@@ -324,5 +322,89 @@ func TestProcessTickerRequeuesThroughSQS(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %s", want)
 		}
+	}
+}
+
+// memStore keeps the rows written.
+type memStore struct{ rows []tickerdata.Row }
+
+func (m *memStore) Put(_ context.Context, r tickerdata.Row) error {
+	m.rows = append(m.rows, r)
+	return nil
+}
+
+type staticKeys string
+
+func (k staticKeys) Get(context.Context, string) (string, error) { return string(k), nil }
+
+func msg(t *testing.T, ticker string) string {
+	t.Helper()
+	b, err := queue.New(ticker, "run-1", time.Now()).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The Polygon client's error classes, as the batch handler sees them through
+// the real client and a local Polygon: 401/403/no data are acknowledged and
+// counted, a 503 that outlasts the client's retries is handed back, a 429
+// followed by success is stored.
+func TestProcessTickerClassifiesPolygonErrors(t *testing.T) {
+	const key = "pk-live-classes"
+	poly := fakepolygon.New(t, fakepolygon.Options{Key: key})
+	poly.EnqueueFor("NOAUTH", fakepolygon.JSON(403, `{"status":"NOT_AUTHORIZED","request_id":"r1","message":"You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing"}`))
+	poly.EnqueueFor("NONE", fakepolygon.JSON(200, `{"ticker":"NONE","queryCount":0,"resultsCount":0,"adjusted":true,"status":"OK","request_id":"r2"}`))
+	unavailable := fakepolygon.JSON(503, `{"status":"ERROR","error":"service unavailable"}`)
+	poly.EnqueueFor("DOWN", unavailable, unavailable, unavailable, unavailable, unavailable, unavailable)
+	poly.EnqueueFor("SLOWED", fakepolygon.JSON(429, fakepolygon.BodyRateLimited))
+
+	var out bytes.Buffer
+	store := &memStore{}
+	h, err := processticker.Build(processticker.Deps{
+		Config: config.ProcessTicker{Stage: "test", PolygonBaseURL: poly.URL, PolygonHistoryDays: 400, RecordBudget: time.Second},
+		Store:  store, Keys: staticKeys(key), Out: &out,
+		Retry: &retry.Policy{Sleep: func(context.Context, time.Duration) error { return nil }}, // retry at once
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.SQSEvent
+	for _, tk := range []string{"AAPL", "NOAUTH", "NONE", "DOWN", "SLOWED"} {
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: "id-" + tk, Body: msg(t, tk), EventSourceARN: "arn:aws:sqs:us-east-1:0:q"})
+	}
+	resp, err := h(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, f := range resp.BatchItemFailures {
+		ids = append(ids, f.ItemIdentifier)
+	}
+	if !slices.Equal(ids, []string{"id-DOWN"}) {
+		t.Errorf("handed back %v, want [id-DOWN]", ids)
+	}
+	var stored []string
+	for _, r := range store.rows {
+		stored = append(stored, r.Ticker)
+	}
+	if !slices.Equal(stored, []string{"AAPL", "SLOWED"}) {
+		t.Errorf("stored %v, want [AAPL SLOWED]", stored)
+	}
+	var emf map[string]any
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, `"_aws"`) {
+			if err := json.Unmarshal([]byte(line), &emf); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, want := range map[string]float64{"TickersProcessed": 2, "PermanentFailures": 2, "TransientFailures": 1, "PolygonThrottled": 1} {
+		if emf[name] != want {
+			t.Errorf("metric %s = %v, want %v", name, emf[name], want)
+		}
+	}
+	if strings.Contains(out.String(), key) {
+		t.Error("the key appears in the output")
 	}
 }

@@ -1,0 +1,149 @@
+// Package processticker wires the processTicker function: the ticker queue's
+// batches (SQS) in; the market data (Polygon, paced), the API-key secret
+// (Secrets Manager) and the ticker-data table (DynamoDB) it talks to; the
+// ticker queue and its dead-letter queue (SQS) for the records it re-queues.
+package processticker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/zsmseven/backend/pkg/app"
+	"github.com/zsmseven/backend/pkg/config"
+	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/logging"
+	"github.com/zsmseven/backend/pkg/metrics"
+	"github.com/zsmseven/backend/pkg/pacing"
+	"github.com/zsmseven/backend/pkg/pipeline"
+	"github.com/zsmseven/backend/pkg/polygon"
+	"github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/secrets"
+	"github.com/zsmseven/backend/pkg/tickerdata"
+)
+
+// Handler is the function's Lambda handler.
+type Handler = func(context.Context, events.SQSEvent) (events.SQSEventResponse, error)
+
+// keyReadTimeout bounds the cold-start read of the Polygon key.
+const keyReadTimeout = 15 * time.Second
+
+// Source is the market-data source recorded in the rows of a deployed stage.
+const Source = "polygon"
+
+// New builds the handler as the Lambda's main does: FromEnv, then Build.
+func New(ctx context.Context, lookup config.Lookup, out io.Writer) (Handler, error) {
+	d, err := FromEnv(ctx, lookup, out)
+	if err != nil {
+		return nil, err
+	}
+	return Build(d)
+}
+
+// Deps are the handler's configuration, adapters and parameters.
+type Deps struct {
+	Config config.ProcessTicker
+	Store  pipeline.TickerStore
+	// Requeuer, when set, re-queues (or dead-letters) a FIFO record that
+	// failed transiently instead of handing it back (pipeline.ProcessTicker).
+	Requeuer pipeline.Requeuer
+	// Keys resolves the Polygon key (deploy.SecretKeyPolygon), cached.
+	Keys app.Keys
+	// Out receives JSON logs and EMF metrics.
+	Out io.Writer
+	// Source names the market data in the stored rows; "" is Source. The
+	// local stack's sample data says "sandbox".
+	Source string
+	// Retry is the Polygon client's retry policy; nil is polygon.DefaultRetry.
+	Retry *retry.Policy
+	// Observer, when set, hears what became of each record (the CLI's progress).
+	Observer pipeline.Observer
+}
+
+// FromEnv reads the configuration and builds the production adapters: the
+// key resolver (POLYGON_API_KEY, else the stage's secret, read here so that
+// a missing or unreadable key fails the cold start instead of every record),
+// the ticker-data store and, with TICKER_QUEUE_URL and TICKER_DLQ_URL, the
+// SQS requeuer. The AWS clients honour AWS_ENDPOINT_URL_* for local servers.
+func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
+	cfg, err := config.LoadProcessTicker(lookup)
+	if err != nil {
+		return Deps{}, err
+	}
+	awsCfg, err := app.AWSConfig(ctx)
+	if err != nil {
+		return Deps{}, err
+	}
+	var sm secrets.SecretsManagerAPI
+	if cfg.APIKeysSecretARN != "" {
+		sm = secretsmanager.NewFromConfig(awsCfg)
+	}
+	keys := secrets.NewKeys(lookup, sm, cfg.APIKeysSecretARN)
+	kctx, cancel := context.WithTimeout(ctx, keyReadTimeout)
+	defer cancel()
+	if _, err := keys.Get(kctx, deploy.SecretKeyPolygon); err != nil {
+		return Deps{}, fmt.Errorf("read the Polygon API key at start-up: %w", err)
+	}
+	d := Deps{
+		Config: cfg,
+		Store:  tickerdata.NewStore(dynamodb.NewFromConfig(awsCfg), cfg.TickerDataTable),
+		Keys:   keys,
+		Out:    out,
+	}
+	if cfg.TickerQueueURL != "" {
+		d.Requeuer = queue.NewRequeuer(sqs.NewFromConfig(awsCfg), cfg.TickerQueueURL, cfg.TickerDLQURL)
+	}
+	return d, nil
+}
+
+// Build returns the handler over d. The Polygon client, its pacer and the
+// metrics recorder live as long as the execution environment; the recorder
+// is flushed at the end of every invocation, and the pacer is drained at the
+// start of every invocation (see pacing.Limiter.Drain).
+func Build(d Deps) (Handler, error) {
+	cfg := d.Config
+	logger := logging.New(d.Out, cfg.LogLevel).With("function", "processTicker", "stage", cfg.Stage)
+	rec := metrics.New(d.Out, cfg.Stage)
+	pacer := pacing.New(cfg.PolygonCallsPerMinute, pacing.Options{Logger: logger})
+	opts := polygon.Options{
+		BaseURL: cfg.PolygonBaseURL,
+		APIKey: func(ctx context.Context) (string, error) {
+			key, err := d.Keys.Get(ctx, deploy.SecretKeyPolygon)
+			if errors.Is(err, secrets.ErrNotSet) {
+				return "", nil // the client refuses an empty key: ErrUnauthorized
+			}
+			return key, err
+		},
+		Pacer:   pacer,
+		Metrics: rec,
+		Logger:  logger,
+	}
+	if d.Retry != nil {
+		opts.Retry = *d.Retry
+	}
+	client, err := polygon.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	source := d.Source
+	if source == "" {
+		source = Source
+	}
+	uc := &pipeline.ProcessTicker{
+		Market: client, Store: d.Store, Source: source, Requeuer: d.Requeuer,
+		HistoryDays: cfg.PolygonHistoryDays, RecordBudget: cfg.RecordBudget,
+		Metrics: rec, Logger: logger, Observer: d.Observer,
+	}
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		pacer.Drain()
+		return uc.Handle(ctx, ev)
+	}, nil
+}

@@ -1,0 +1,71 @@
+// Package processtickers wires the processTickers function: the shared
+// portfolio tables (DynamoDB, read only) in, the ticker queue (SQS) out.
+package processtickers
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/zsmseven/backend/pkg/app"
+	"github.com/zsmseven/backend/pkg/config"
+	"github.com/zsmseven/backend/pkg/logging"
+	"github.com/zsmseven/backend/pkg/metrics"
+	"github.com/zsmseven/backend/pkg/pipeline"
+	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/queue"
+)
+
+// Handler is the function's Lambda handler.
+type Handler = func(context.Context, json.RawMessage) (pipeline.Summary, error)
+
+// New builds the handler as the Lambda's main does: configuration from
+// lookup (a problem fails here, in one line naming the variable) and the
+// production adapters (FromEnv), then Build.
+func New(ctx context.Context, lookup config.Lookup, out io.Writer) (Handler, error) {
+	d, err := FromEnv(ctx, lookup, out)
+	if err != nil {
+		return nil, err
+	}
+	return Build(d), nil
+}
+
+// Deps are the handler's configuration and adapters.
+type Deps struct {
+	Config    config.ProcessTickers
+	Source    pipeline.PortfolioSource
+	Publisher pipeline.Publisher
+	// Out receives JSON logs and EMF metrics.
+	Out io.Writer
+}
+
+// FromEnv reads the configuration and builds the production adapters: the
+// shared-table reader and the SQS publisher.
+func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
+	cfg, err := config.LoadProcessTickers(lookup)
+	if err != nil {
+		return Deps{}, err
+	}
+	awsCfg, err := app.AWSConfig(ctx)
+	if err != nil {
+		return Deps{}, err
+	}
+	return Deps{
+		Config:    cfg,
+		Source:    portfolios.NewReader(dynamodb.NewFromConfig(awsCfg), cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable),
+		Publisher: queue.NewPublisher(sqs.NewFromConfig(awsCfg), cfg.TickerQueueURL, queue.PublisherOptions{Groups: cfg.TickerMessageGroups}),
+		Out:       out,
+	}, nil
+}
+
+// Build returns the handler over d.
+func Build(d Deps) Handler {
+	logger := logging.New(d.Out, d.Config.LogLevel).With("function", "processTickers", "stage", d.Config.Stage)
+	return func(ctx context.Context, ev json.RawMessage) (pipeline.Summary, error) {
+		uc := &pipeline.ProcessTickers{Source: d.Source, Publisher: d.Publisher, Metrics: metrics.New(d.Out, d.Config.Stage), Logger: logger}
+		return uc.Handle(ctx, ev)
+	}
+}
