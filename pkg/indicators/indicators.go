@@ -16,6 +16,19 @@ const (
 	RSIPeriod = 14
 	// MAPeriod is the simple moving average length used for stored rows.
 	MAPeriod = 50
+	// LongMAPeriod is the length of the long simple moving average (MA200).
+	LongMAPeriod = 200
+	// RangeSessions is the 52-week window of the high and low, in sessions.
+	RangeSessions = 252
+	// Sessions1M, Sessions3M and Sessions12M are how many sessions back the
+	// 1-, 3- and 12-month returns compare the last close with.
+	Sessions1M, Sessions3M, Sessions12M = 21, 63, 252
+	// VolatilityReturns is how many daily log returns the volatility uses.
+	VolatilityReturns = 20
+	// SessionsPerYear annualizes a daily volatility: σ_year = σ_day × √252.
+	SessionsPerYear = 252
+	// ATRPeriod is the ATR look-back used for stored rows (Wilder's 14).
+	ATRPeriod = 14
 )
 
 // RSI returns the Relative Strength Index of closes over period, with Wilder
