@@ -234,6 +234,38 @@ func TestReturnPctTALibReference(t *testing.T) {
 	}
 }
 
+// Compute on TA-Lib's whole history. ATR is TA-Lib's last value. The other
+// numbers come from the data by inspection and hand arithmetic: the highest
+// high is 139.19 (bar 131), the lowest low 80.875 (bar 25); the last close
+// 107.87 against 103.42 twenty-one bars earlier (bar 230) is
+// 100 × (107.87/103.42 − 1) = +4.3028 %, against 117.75 at bar 188 it is
+// −8.3907 %; 252 bars are one too few for a 12-month return.
+func TestComputeTALibHistory(t *testing.T) {
+	bars, closes := talibHistory(t)
+	s, err := indicators.Compute(bars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ATR == nil || !within(*s.ATR, 3.26, "3.26", true) {
+		t.Errorf("ATR = %v, TA-Lib expects 3.26", s.ATR)
+	}
+	if s.High52W == nil || *s.High52W != 139.19 || s.Low52W == nil || *s.Low52W != 80.875 {
+		t.Errorf("52-week high %v low %v, want 139.19 and 80.875", s.High52W, s.Low52W)
+	}
+	if want := 100 * (107.87/103.42 - 1); s.Return1MPct == nil || math.Abs(*s.Return1MPct-want) > 1e-12 || math.Abs(want-4.3028) > 5e-5 {
+		t.Errorf("1M return %v, want %v", s.Return1MPct, want)
+	}
+	if want := 100 * (107.87/117.75 - 1); s.Return3MPct == nil || math.Abs(*s.Return3MPct-want) > 1e-12 || math.Abs(want+8.3907) > 5e-5 {
+		t.Errorf("3M return %v, want %v", s.Return3MPct, want)
+	}
+	if s.Return12MPct != nil {
+		t.Errorf("12M return %v from 252 bars, want nil (needs 253)", *s.Return12MPct)
+	}
+	if want, _ := indicators.SMA(closes, 200); s.MA200 == nil || *s.MA200 != want {
+		t.Errorf("MA200 %v, want %v", s.MA200, want)
+	}
+}
+
 // Hull, "Options, Futures, and Other Derivatives", Table 15.1 (global
 // edition numbering): 21 daily closes give 20 log returns with Σu = 0.09531
 // and Σu² = 0.00326, so s = √(0.00326/19 − 0.09531²/380) = 0.01216 per day,
@@ -256,5 +288,15 @@ func TestVolatilityHullReference(t *testing.T) {
 	}
 	if !within(got/100, 0.193, "0.193", false) {
 		t.Errorf("annual volatility = %.4f %%, Hull publishes 19.3 %%", got)
+	}
+	s, err := indicators.Compute(bars(closes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Volatility20DPct == nil || *s.Volatility20DPct != got {
+		t.Errorf("Compute: volatility %v, want %v", s.Volatility20DPct, got)
+	}
+	if s, _ := indicators.Compute(bars(closes[1:])); s.Volatility20DPct != nil {
+		t.Errorf("20 closes: volatility %v, want nil", *s.Volatility20DPct)
 	}
 }
