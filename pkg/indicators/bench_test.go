@@ -2,22 +2,20 @@ package indicators_test
 
 import (
 	"fmt"
-	"math"
 	"testing"
 
 	"github.com/zsmseven/backend/pkg/indicators"
 )
 
-// BenchmarkIndicators measures Compute (validation, RSI(14), MA50) on a year
-// of daily bars (250, what processTicker fetches) and on 5,000 bars (about
-// twenty years). Results are recorded in docs/benchmarks.md.
+// BenchmarkIndicators measures Compute (validation and every indicator of
+// Fields) on daily bars with a range around each close: 250 bars (a year;
+// the 52-week range and 12-month return are still absent), 300 bars (every
+// indicator present; processTicker's 400 calendar days are about 275
+// sessions) and 5,000 bars (about twenty years). Results are recorded in
+// docs/benchmarks.md.
 func BenchmarkIndicators(b *testing.B) {
-	for _, n := range []int{250, 5000} {
-		closes := make([]float64, n)
-		for i := range closes {
-			closes[i] = 100 + 10*math.Sin(float64(i)/7) + float64(i%5)
-		}
-		bs := bars(closes)
+	for _, n := range []int{250, 300, 5000} {
+		bs := wavyBars(n)
 		b.Run(fmt.Sprintf("bars=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
