@@ -27,18 +27,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	// Aliased: the test's queue name is called queue.
+
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
-	"github.com/zsmseven/backend/internal/devstack/localsqs"
-	"github.com/zsmseven/backend/pkg/analyses"
-	"github.com/zsmseven/backend/pkg/analyzer"
-	"github.com/zsmseven/backend/pkg/pipeline"
-
-	// Aliased: the test's queue name is called queue.
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/internal/devstack/rie"
+	"github.com/zsmseven/backend/pkg/analysisdb"
+	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/pipeline"
 	tickerqueue "github.com/zsmseven/backend/pkg/queue"
 )
 
@@ -296,7 +296,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		if len(res.Portfolios) != 1 || res.Portfolios[0].Status != analyzer.OutcomeOK || !slices.Equal(res.Done, []string{"ZSM Seven"}) {
 			t.Fatalf("result %+v, want ZSM Seven analyzed ok", res)
 		}
-		items, err := analyses.New(db.Client, deploy.PortfolioAnalyses.Name(stage)).Recent(ctx, "ZSM Seven", 5)
+		items, err := analysisdb.New(db.Client, deploy.PortfolioAnalyses.Name(stage)).Recent(ctx, "ZSM Seven", 5)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,7 +304,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 			t.Fatalf("%d stored analyses, want 1", len(items))
 		}
 		it := items[0]
-		if it.Status != analyses.StatusOK || it.Model != "grok-4.3" || len(it.Result.Tickers) != 7 || it.DataAsOf == "" {
+		if it.Status != analysisdb.StatusOK || it.Model != "grok-4.3" || len(it.Result.Tickers) != 7 || it.DataAsOf == "" {
 			t.Errorf("stored analysis status %q model %q tickers %d dataAsOf %q", it.Status, it.Model, len(it.Result.Tickers), it.DataAsOf)
 		}
 		// The same data again: the stored analysis is reused, xAI not called.

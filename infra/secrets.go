@@ -3,11 +3,11 @@ package main
 import (
 	"encoding/json"
 
-	"github.com/zsmseven/backend/pkg/deploy"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // newAPIKeysSecret creates the stage's secret WITHOUT real key values: the

@@ -16,13 +16,13 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/metrics"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/secrets"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // The expected values below are written out literally from the issue and the
@@ -639,7 +639,7 @@ func TestIAMLeastPrivilege(t *testing.T) {
 		dlq, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-dlq-"+stage+".fifo")
 		async, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-async-failures-"+stage)
 		secret, _ := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
-		// pkg/portfolios reads the shared tables with Scan only.
+		// pkg/portfoliodb reads the shared tables with Scan only.
 		sharedRead := "dynamodb:Scan"
 		asyncSend := "sqs:GetQueueAttributes sqs:GetQueueUrl sqs:SendMessage"
 		want := map[string]map[string]string{
@@ -711,9 +711,9 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 		}
 		return strings.Join(sortedUnique(out), " ")
 	}
-	shared := methods("dynamodb:", reflect.TypeFor[portfolios.DynamoDBAPI]())
+	shared := methods("dynamodb:", reflect.TypeFor[portfoliodb.DynamoDBAPI]())
 	if got := strings.Join(sortedUnique(sharedReadActions), " "); got != shared {
-		t.Errorf("shared-table grant %q, but portfolios.DynamoDBAPI uses %q", got, shared)
+		t.Errorf("shared-table grant %q, but portfoliodb.DynamoDBAPI uses %q", got, shared)
 	}
 	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
 		tickerData, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "ticker-data-"+stage)
@@ -744,8 +744,8 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 			got      []string
 			want     string
 		}{
-			{"ticker-data", tickerData, granted[tickerData], methods("dynamodb:", reflect.TypeFor[tickerdata.DynamoDBAPI]())},
-			{"portfolio-analyses", analysesTable, granted[analysesTable], methods("dynamodb:", reflect.TypeFor[analyses.DynamoDBAPI]())},
+			{"ticker-data", tickerData, granted[tickerData], methods("dynamodb:", reflect.TypeFor[tickerdb.DynamoDBAPI]())},
+			{"portfolio-analyses", analysesTable, granted[analysesTable], methods("dynamodb:", reflect.TypeFor[analysisdb.DynamoDBAPI]())},
 			{"api-keys secret", secret, granted[secret], methods("secretsmanager:", reflect.TypeFor[secrets.SecretsManagerAPI]())},
 			// processTickers' publisher and processTicker's requeuer share
 			// queue.SQSAPI; only the requeuer sends to the dead-letter queue.

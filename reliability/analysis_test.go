@@ -15,15 +15,15 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
-	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // injectedName is a portfolio whose name tries to give the model orders.
@@ -64,7 +64,7 @@ type analysisScenario struct {
 	status, reason string
 	calls          int
 	outcome        string
-	check          func(t *testing.T, srv *fakexai.Server, it analyses.Item)
+	check          func(t *testing.T, srv *fakexai.Server, it analysisdb.Item)
 }
 
 // TestFaultsAnalysis runs analyzePortfolio, wired as deployed
@@ -89,46 +89,46 @@ func TestFaultsAnalysis(t *testing.T) {
 	injectedValid := []string{"AAPL", "MSFT"}
 
 	scenarios := []analysisScenario{
-		{name: "xAI success", faults: "none", script: []fakexai.Reply{fakexai.Answer(good)}, status: analyses.StatusOK, calls: 1,
+		{name: "xAI success", faults: "none", script: []fakexai.Reply{fakexai.Answer(good)}, status: analysisdb.StatusOK, calls: 1,
 			outcome: "stored `ok` with the model's scores"},
 		{name: "xAI 400 bad key", faults: "400 `{code, error}` for the key", script: []fakexai.Reply{fakexai.BadKey()},
-			status: analyses.StatusFallback, reason: "HTTP 400", calls: 1, outcome: "not retried; rules analyst stored as `fallback` with the reason"},
+			status: analysisdb.StatusFallback, reason: "HTTP 400", calls: 1, outcome: "not retried; rules analyst stored as `fallback` with the reason"},
 		{name: "xAI 401", faults: "401 unauthenticated", script: []fakexai.Reply{fakexai.Unauthorized()},
-			status: analyses.StatusFallback, reason: "HTTP 401", calls: 1, outcome: "not retried; `fallback` with the reason"},
+			status: analysisdb.StatusFallback, reason: "HTTP 401", calls: 1, outcome: "not retried; `fallback` with the reason"},
 		{name: "xAI 404 unknown model", faults: "404 model does not exist", script: []fakexai.Reply{fakexai.UnknownModel("grok-4.3")},
-			status: analyses.StatusFallback, reason: "HTTP 404", calls: 1, outcome: "not retried; `fallback` with the reason"},
+			status: analysisdb.StatusFallback, reason: "HTTP 404", calls: 1, outcome: "not retried; `fallback` with the reason"},
 		{name: "xAI 422", faults: "422 invalid field", script: []fakexai.Reply{fakexai.Unprocessable()},
-			status: analyses.StatusFallback, reason: "HTTP 422", calls: 1, outcome: "not retried; `fallback` with the reason"},
+			status: analysisdb.StatusFallback, reason: "HTTP 422", calls: 1, outcome: "not retried; `fallback` with the reason"},
 		{name: "xAI 429 rate limit", faults: "429 rate limit (Retry-After 1), then OK", script: []fakexai.Reply{fakexai.RateLimited(1), fakexai.Answer(good)},
-			status: analyses.StatusOK, calls: 2, outcome: "retried; stored `ok`"},
+			status: analysisdb.StatusOK, calls: 2, outcome: "retried; stored `ok`"},
 		{name: "xAI 429 credits exhausted", faults: "429 credits / spending limit used up", script: []fakexai.Reply{fakexai.CreditsExhausted()},
-			status: analyses.StatusFallback, reason: "credits or spending limit exhausted", calls: 1, outcome: "not retried; `fallback` with the reason"},
+			status: analysisdb.StatusFallback, reason: "credits or spending limit exhausted", calls: 1, outcome: "not retried; `fallback` with the reason"},
 		{name: "xAI 500", faults: "500, then OK", script: []fakexai.Reply{fakexai.ServerError(), fakexai.Answer(good)},
-			status: analyses.StatusOK, calls: 2, outcome: "retried; stored `ok`"},
+			status: analysisdb.StatusOK, calls: 2, outcome: "retried; stored `ok`"},
 		{name: "xAI 500 echoing the key", faults: "500 whose error text contains the API key, every attempt",
 			script: []fakexai.Reply{fakexai.Status(500, `{"code":"Internal error","error":"upstream refused key `+xaiKey+`"}`)},
-			status: analyses.StatusFallback, reason: "HTTP 500", calls: 3, outcome: "3 attempts; `fallback`; the key is in no log line and not in the stored reason",
-			check: func(t *testing.T, srv *fakexai.Server, it analyses.Item) {
+			status: analysisdb.StatusFallback, reason: "HTTP 500", calls: 3, outcome: "3 attempts; `fallback`; the key is in no log line and not in the stored reason",
+			check: func(t *testing.T, srv *fakexai.Server, it analysisdb.Item) {
 				if strings.Contains(it.Reason, xaiKey) {
 					t.Error("the stored reason carries the key")
 				}
 			}},
 		{name: "xAI timeout", faults: "no answer within the 1 s attempt timeout, every attempt",
 			script: []fakexai.Reply{fakexai.Slow(fakexai.Answer(good), 5*time.Second)},
-			status: analyses.StatusFallback, reason: "deadline exceeded", calls: 3, outcome: "3 attempts; `fallback` with the reason"},
+			status: analysisdb.StatusFallback, reason: "deadline exceeded", calls: 3, outcome: "3 attempts; `fallback` with the reason"},
 		{name: "xAI finish_reason length", faults: "answer cut at the token limit, twice", script: []fakexai.Reply{length},
-			status: analyses.StatusFallback, reason: "completion token limit", calls: 2, outcome: "one repair request, then `fallback`"},
+			status: analysisdb.StatusFallback, reason: "completion token limit", calls: 2, outcome: "one repair request, then `fallback`"},
 		{name: "xAI invalid JSON", faults: "content that is not JSON, twice", script: []fakexai.Reply{fakexai.Answer("Buy everything! {")},
-			status: analyses.StatusFallback, reason: "JSON", calls: 2, outcome: "one repair request, then `fallback`"},
+			status: analysisdb.StatusFallback, reason: "JSON", calls: 2, outcome: "one repair request, then `fallback`"},
 		{name: "prompt injection: answer obeys injected orders", faults: "the answer scores 100 and adds a symbol outside the portfolio",
 			script: []fakexai.Reply{fakexai.Answer(answer(map[string]int{"AAPL": 100, "MSFT": 100, "EVIL": 100}))},
-			status: analyses.StatusFallback, reason: "EVIL", calls: 2, outcome: "rejected by validation; `fallback` stored, nothing of the answer",
-			check: func(t *testing.T, srv *fakexai.Server, it analyses.Item) { noAnswerStored(t, it, sample) }},
+			status: analysisdb.StatusFallback, reason: "EVIL", calls: 2, outcome: "rejected by validation; `fallback` stored, nothing of the answer",
+			check: func(t *testing.T, srv *fakexai.Server, it analysisdb.Item) { noAnswerStored(t, it, sample) }},
 		{name: "prompt injection: portfolio name and symbols", faults: "portfolio named `" + injectedName + "`, a symbol with a newline and an instruction; the answer obeys",
 			portfolio: injectedName, script: []fakexai.Reply{fakexai.Answer(follows)},
-			status: analyses.StatusFallback, reason: "EVIL", calls: 2,
+			status: analysisdb.StatusFallback, reason: "EVIL", calls: 2,
 			outcome: "name and symbols only in the data block, the bad symbol excluded; the obeying answer rejected; `fallback` stored",
-			check: func(t *testing.T, srv *fakexai.Server, it analyses.Item) {
+			check: func(t *testing.T, srv *fakexai.Server, it analysisdb.Item) {
 				noAnswerStored(t, it, injectedValid)
 				if len(it.Excluded) == 0 {
 					t.Error("the invalid symbol is not reported as excluded")
@@ -155,7 +155,7 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 	}
 	srv := fakexai.New(t, sc.script...)
 	srv.RequireKey = xaiKey
-	repo := analyses.New(w.db, deploy.PortfolioAnalyses.Name(w.stage))
+	repo := analysisdb.New(w.db, deploy.PortfolioAnalyses.Name(w.stage))
 	before := countAnalyses(t, w.db, w.stage, name)
 
 	env := map[string]string{deploy.SecretKeyXAI: xaiKey}
@@ -165,8 +165,8 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 			TickerDataTable: deploy.TickerData.Name(w.stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(w.stage),
 			DefaultPortfolio: devstack.SamplePortfolio, XAIAPIURL: srv.URL, XAIModel: "grok-4.3", XAIMaxCompletionTokens: 8000,
 			PortfolioBudget: time.Second},
-		Portfolios: portfolios.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
-		TickerData: tickerdata.NewStore(w.db, deploy.TickerData.Name(w.stage)),
+		Portfolios: portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
+		TickerData: tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)),
 		Store:      repo,
 		Keys:       secrets.NewKeys(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, ""),
 		Out:        w.logs,
@@ -203,7 +203,7 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 		t.Fatalf("read back: %v (%d items)", err, len(items))
 	}
 	it := items[0]
-	if it.Status != sc.status || !strings.Contains(it.Reason, sc.reason) || (sc.status == analyses.StatusOK) != (it.Reason == "") {
+	if it.Status != sc.status || !strings.Contains(it.Reason, sc.reason) || (sc.status == analysisdb.StatusOK) != (it.Reason == "") {
 		t.Errorf("stored status %q reason %q; want %q containing %q", it.Status, it.Reason, sc.status, sc.reason)
 	}
 	if len(res.Portfolios) != 1 || res.Portfolios[0].Status != sc.status {
@@ -235,7 +235,7 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 
 // noAnswerStored checks that the stored result is the rules analyst's over
 // exactly the portfolio's valid symbols, not the model's answer.
-func noAnswerStored(t *testing.T, it analyses.Item, symbols []string) {
+func noAnswerStored(t *testing.T, it analysisdb.Item, symbols []string) {
 	t.Helper()
 	var got []string
 	all100 := true

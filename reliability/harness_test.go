@@ -27,10 +27,10 @@ import (
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // world is one scenario's service: its own tables, queue, Polygon server and
@@ -98,7 +98,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	sqsClient := sqs.New(sqs.Options{Region: localsqs.Region, BaseEndpoint: aws.String(w.sqs.Endpoint()),
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
 	w.producer = &pipeline.ProcessTickers{
-		Source:    portfolios.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
+		Source:    portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
 		Publisher: queue.NewPublisher(sqsClient, queueURL, queue.PublisherOptions{Groups: 1}),
 		Metrics:   metrics.New(w.logs, w.stage),
 		Logger:    w.log.With("function", "processTickers"),
@@ -128,7 +128,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 		t.Fatal(err)
 	}
 	w.consumer = &pipeline.ProcessTicker{
-		Market: w.client, Store: tickerdata.NewStore(w.db, deploy.TickerData.Name(w.stage)), Source: "polygon",
+		Market: w.client, Store: tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)), Source: "polygon",
 		RecordBudget: o.recordBudget, Reserve: o.reserve,
 		// As deployed: a transient failure is re-queued to the tail (or,
 		// after 5 attempts, dead-lettered) instead of handed back.
@@ -328,7 +328,7 @@ func (w *world) rows(ticker string) int {
 		w.t.Fatalf("query rows of %s: %v", ticker, err)
 	}
 	for _, it := range out.Items {
-		asOf, _ := it[tickerdata.AttrAsOf].(*types.AttributeValueMemberS)
+		asOf, _ := it[tickerdb.AttrAsOf].(*types.AttributeValueMemberS)
 		ts, _ := it[deploy.AttrTimestamp].(*types.AttributeValueMemberS)
 		if asOf == nil || ts == nil {
 			w.t.Fatalf("%s: row without asOf or timestamp: %v", ticker, it)
@@ -382,6 +382,6 @@ func synthetic(req fakepolygon.Request) fakepolygon.Response {
 	return fakepolygon.JSON(200, string(fakepolygon.Body(req.Ticker, bars, "")))
 }
 
-func newStore(db *dynamodb.Client, stage string) *tickerdata.Store {
-	return tickerdata.NewStore(db, deploy.TickerData.Name(stage))
+func newStore(db *dynamodb.Client, stage string) *tickerdb.Store {
+	return tickerdb.NewStore(db, deploy.TickerData.Name(stage))
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 const runSynopsis = "zsm run [--memory | --data DIR] [--logs DIR] [--portfolio NAME] [--force]"
@@ -364,7 +364,7 @@ func describeRecord(rec pipeline.Record) string {
 	}
 }
 
-func describeRow(row *tickerdata.Row) string {
+func describeRow(row *tickerdb.Row) string {
 	if row == nil {
 		return "no row"
 	}

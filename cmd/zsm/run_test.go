@@ -19,9 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/pipeline"
-	"github.com/zsmseven/backend/pkg/tickerdata"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -31,6 +28,9 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
+	"github.com/zsmseven/backend/pkg/pipeline"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // noKeys is a host environment without POLYGON_API_KEY or XAI_API_KEY,
@@ -200,6 +200,17 @@ func TestStatusAndInvokeAfterRun(t *testing.T) {
 	for _, tk := range rep.Tickers {
 		if tk.Price == nil || tk.RSI == nil || tk.MA50 == nil || tk.AsOf == "" || tk.Source != "sandbox" || tk.Fresh == nil {
 			t.Errorf("ticker %+v lacks a field", tk)
+		}
+	}
+	// Every stored indicator reaches the JSON under its row name: with 400
+	// days of sample history (about 275 sessions) each one has a value.
+	var raw struct{ Tickers []map[string]any }
+	if err := json.Unmarshal([]byte(stdout), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range indicators.Fields {
+		if v, ok := raw.Tickers[0][f.Name].(float64); !ok || v == 0 {
+			t.Errorf("status --json: %s of %v is %v, want a number", f.Name, raw.Tickers[0]["ticker"], raw.Tickers[0][f.Name])
 		}
 	}
 	a := rep.Analysis
@@ -490,14 +501,14 @@ func TestHelpFlagLines(t *testing.T) {
 // text: each outcome reads as what became of the ticker.
 func TestDescribeRecord(t *testing.T) {
 	rsi, ma := 64.0, 202.316
-	row := &tickerdata.Row{Ticker: "AAPL", Price: 218.2345, RSI: &rsi, MA50: &ma, AsOf: "2026-11-27"}
+	row := &tickerdb.Row{Ticker: "AAPL", Snapshot: indicators.Snapshot{Price: 218.2345, RSI: &rsi, MA50: &ma, AsOf: "2026-11-27"}}
 	down := errors.New("daily bars DOWN: polygon HTTP 503")
 	tests := []struct {
 		rec  pipeline.Record
 		want string
 	}{
 		{pipeline.Record{Ticker: "AAPL", Outcome: pipeline.Stored, Row: row}, "ticker refreshed (price=218.23 rsi=64.00 ma50=202.32 asOf=2026-11-27)"},
-		{pipeline.Record{Ticker: "NEW", Outcome: pipeline.Stored, Row: &tickerdata.Row{Price: 10, AsOf: "2026-11-27"}}, "ticker refreshed (price=10.00 rsi=- ma50=- asOf=2026-11-27)"},
+		{pipeline.Record{Ticker: "NEW", Outcome: pipeline.Stored, Row: &tickerdb.Row{Snapshot: indicators.Snapshot{Price: 10, AsOf: "2026-11-27"}}}, "ticker refreshed (price=10.00 rsi=- ma50=- asOf=2026-11-27)"},
 		{pipeline.Record{Ticker: "DOWN", Outcome: pipeline.Requeued, Attempt: 2, Err: down},
 			"transient error: message re-queued at the tail of the queue attempt=3 (daily bars DOWN: polygon HTTP 503) [warn]"},
 		{pipeline.Record{Ticker: "DOWN", Outcome: pipeline.DeadLettered, Attempt: 4, Err: down},

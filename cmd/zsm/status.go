@@ -16,32 +16,34 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
-	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/portfolios"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 const statusSynopsis = "zsm status [--json] [--portfolio NAME] [--data DIR | --stage dev|prod]"
 
 const statusDescription = `Shows the latest ticker-data row of every symbol held in the portfolio tables
-(price, RSI(14), MA50, trading date) and the latest analysis of a portfolio
+(price, RSI(14), MA50 and every other stored indicator, trading date) and the latest analysis of a portfolio
 (model or fallback, data date, per-ticker score and signal), each marked fresh
 or stale against the last NYSE trading day.
 
 By default it reads the local store that ` + "`zsm run`" + ` keeps under .local/dynalite
 (a run with --memory leaves nothing to read). With --stage it reads a deployed
 stage's tables with the default AWS credential chain (AWS_PROFILE, SSO, ...).
---json prints {"tickers":[{"ticker","price","rsi","ma50","asOf",...}],
+--json prints {"tickers":[{"ticker","price","rsi","ma50","ma200","high52w","low52w",
+"return1mPct","return3mPct","return12mPct","volatility20dPct","atr","asOf",...}],
 "analysis":{"portfolio","model","status","dataAsOf","tickers":[{"ticker","score","signal"}],...}}.`
 
-// tickerStatus is one ticker's latest row.
+// tickerStatus is one ticker's latest row. Its JSON carries every indicator
+// of the row under its stored name (indicators.Fields: "rsi", "ma50",
+// "ma200", ...), null when the row has none.
 type tickerStatus struct {
-	Ticker string   `json:"ticker"`
-	Price  float64  `json:"price"`
-	RSI    *float64 `json:"rsi"`
-	MA50   *float64 `json:"ma50"`
+	Ticker string  `json:"ticker"`
+	Price  float64 `json:"price"`
 	// VsMA50Pct is the price's distance from MA50 in percent (nil without MA50).
 	VsMA50Pct *float64 `json:"vsMa50Pct"`
 	AsOf      string   `json:"asOf"`
@@ -50,6 +52,29 @@ type tickerStatus struct {
 	Source    string   `json:"source"`
 	Bars      int      `json:"bars"`
 	Fresh     bool     `json:"fresh"`
+	// Snapshot holds the indicators (not encoded as such: see MarshalJSON).
+	Snapshot indicators.Snapshot `json:"-"`
+}
+
+// MarshalJSON adds each indicator of the snapshot to the fixed fields.
+func (t tickerStatus) MarshalJSON() ([]byte, error) {
+	type fixed tickerStatus // without the method
+	b, err := json.Marshal(fixed(t))
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for _, f := range indicators.Fields {
+		v, err := json.Marshal(f.Get(t.Snapshot))
+		if err != nil {
+			return nil, err
+		}
+		m[f.Name] = v
+	}
+	return json.Marshal(m)
 }
 
 // scoreStatus is one ticker of the analysis.
@@ -97,12 +122,12 @@ type statusReport struct {
 func gatherStatus(ctx context.Context, db *dynamodb.Client, stage, portfolio, store string, now time.Time) (statusReport, error) {
 	rep := statusReport{Stage: stage, Store: store, LastTradingDay: marketdata.LastTradingDay(now), Portfolio: portfolio,
 		Tickers: []tickerStatus{}, Missing: []string{}}
-	scan, err := portfolios.NewReader(db, deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage)).ScanSymbols(ctx)
+	scan, err := portfoliodb.NewReader(db, deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage)).ScanSymbols(ctx)
 	if err != nil {
 		return rep, err
 	}
 	rep.Invalid = len(scan.Invalid)
-	rows := tickerdata.NewStore(db, deploy.TickerData.Name(stage))
+	rows := tickerdb.NewStore(db, deploy.TickerData.Name(stage))
 	for _, sym := range scan.Symbols {
 		r, ok, err := rows.Latest(ctx, sym)
 		if err != nil {
@@ -112,7 +137,7 @@ func gatherStatus(ctx context.Context, db *dynamodb.Client, stage, portfolio, st
 			rep.Missing = append(rep.Missing, sym)
 			continue
 		}
-		ts := tickerStatus{Ticker: r.Ticker, Price: r.Price, RSI: r.RSI, MA50: r.MA50, AsOf: r.AsOf,
+		ts := tickerStatus{Ticker: r.Ticker, Price: r.Price, AsOf: r.AsOf, Snapshot: r.Snapshot,
 			Timestamp: r.Timestamp.UTC().Format(time.RFC3339), FetchedAt: r.FetchedAt.UTC().Format(time.RFC3339),
 			Source: r.Source, Bars: r.Bars, Fresh: r.AsOf == rep.LastTradingDay}
 		if r.MA50 != nil && *r.MA50 > 0 {
@@ -121,7 +146,7 @@ func gatherStatus(ctx context.Context, db *dynamodb.Client, stage, portfolio, st
 		}
 		rep.Tickers = append(rep.Tickers, ts)
 	}
-	recent, err := analyses.New(db, deploy.PortfolioAnalyses.Name(stage)).Recent(ctx, portfolio, 1)
+	recent, err := analysisdb.New(db, deploy.PortfolioAnalyses.Name(stage)).Recent(ctx, portfolio, 1)
 	if err != nil {
 		return rep, err
 	}
@@ -159,12 +184,13 @@ func printTable(w io.Writer, rep statusReport) {
 		if !t.Fresh {
 			asOf += " (stale)"
 		}
-		fmt.Fprintf(w, row, t.Ticker, fmt.Sprintf("%.2f", t.Price), num(t.RSI, "%.1f"), num(t.MA50, "%.2f"),
+		fmt.Fprintf(w, row, t.Ticker, fmt.Sprintf("%.2f", t.Price), num(t.Snapshot.RSI, "%.1f"), num(t.Snapshot.MA50, "%.2f"),
 			num(t.VsMA50Pct, "%+.1f%%"), score, signal, asOf)
 	}
 	for _, m := range rep.Missing {
 		fmt.Fprintf(w, row, m, "-", "-", "-", "-", "-", "-", "no data")
 	}
+	printIndicators(w, rep.Tickers)
 	for _, t := range rep.Tickers {
 		if t.Source == fakepolygon.SampleSource {
 			fmt.Fprintf(w, "\n%s.\n", fakepolygon.SampleLabel)
@@ -186,7 +212,7 @@ func printTable(w io.Writer, rep statusReport) {
 	}
 	fmt.Fprintf(w, "Analysis of %q at %s, data as of %s (%s)\n", a.Portfolio, a.Timestamp, a.DataAsOf, fresh)
 	switch a.Status {
-	case analyses.StatusFallback:
+	case analysisdb.StatusFallback:
 		fmt.Fprintf(w, "  by: %s — the rules analyst (fallback: %s)\n", a.Model, a.Reason)
 	default:
 		fmt.Fprintf(w, "  by: model %s\n", a.Model)
@@ -198,6 +224,42 @@ func printTable(w io.Writer, rep statusReport) {
 		fmt.Fprintf(w, "  old data for: %s\n", strings.Join(a.Stale, ", "))
 	}
 	fmt.Fprintf(w, "  summary: %s\n", strings.TrimSpace(a.Summary))
+}
+
+// printIndicators is a second table with every indicator of every row, one
+// column per indicators.Fields entry: an indicator added there shows here.
+func printIndicators(w io.Writer, rows []tickerStatus) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-7s", "TICKER")
+	for _, f := range indicators.Fields {
+		fmt.Fprintf(w, " %*s", colWidth(f), f.Label)
+	}
+	fmt.Fprintln(w)
+	for _, t := range rows {
+		fmt.Fprintf(w, "%-7s", t.Ticker)
+		for _, f := range indicators.Fields {
+			fmt.Fprintf(w, " %*s", colWidth(f), formatIndicator(f, f.Get(t.Snapshot)))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func colWidth(f indicators.Field) int { return max(len(f.Label), 8) }
+
+// formatIndicator writes v in its unit: prices with two decimals, percents
+// signed with one, an index with one; "-" when absent.
+func formatIndicator(f indicators.Field, v *float64) string {
+	switch f.Unit {
+	case indicators.UnitPercent:
+		return num(v, "%+.1f%%")
+	case indicators.UnitIndex:
+		return num(v, "%.1f")
+	default:
+		return num(v, "%.2f")
+	}
 }
 
 func num(v *float64, format string) string {

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
-	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
 )
@@ -22,11 +22,11 @@ func TestStatusAnalysisWithMissingDataIsNotFresh(t *testing.T) {
 	client, stage := env.Client, env.Stage
 	now := time.Now()
 	ltd := marketdata.LastTradingDay(now)
-	repo := analyses.New(client, deploy.PortfolioAnalyses.Name(stage))
-	if err := repo.Put(ctx, analyses.Item{
+	repo := analysisdb.New(client, deploy.PortfolioAnalyses.Name(stage))
+	if err := repo.Put(ctx, analysisdb.Item{
 		Portfolio: "P", Timestamp: now.UTC(), Analysis: "a", Model: analysis.RulesName, DataAsOf: ltd,
 		Result:  analysis.Result{Summary: "s", Tickers: []analysis.TickerScore{{Ticker: "AAPL", Score: 50, Signal: "hold", Rationale: "r"}}},
-		Missing: []string{"MSFT"}, Stale: []string{"TSLA"}, PromptVersion: analysis.PromptVersion, Status: analyses.StatusFallback, Reason: "x",
+		Missing: []string{"MSFT"}, Stale: []string{"TSLA"}, PromptVersion: analysis.PromptVersion, Status: analysisdb.StatusFallback, Reason: "x",
 	}); err != nil {
 		t.Fatal(err)
 	}

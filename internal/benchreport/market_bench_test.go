@@ -6,18 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/pacing"
-
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -34,7 +33,7 @@ func consumer(b *testing.B, srv *fakepolygon.Server, callsPerMinute int) *pipeli
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &pipeline.ProcessTicker{Market: client, Store: tickerdata.NewStore(env.Client, deploy.TickerData.Name(env.Stage)), Source: "polygon"}
+	return &pipeline.ProcessTicker{Market: client, Store: tickerdb.NewStore(env.Client, deploy.TickerData.Name(env.Stage)), Source: "polygon"}
 }
 
 // batches are the SQS events for n tickers, ten records each, as the FIFO

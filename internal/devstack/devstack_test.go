@@ -14,7 +14,7 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -39,7 +39,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 	defer s.Stop()
 
 	// The sample portfolio reads back through the shared-table reader.
-	r := portfolios.NewReader(s.DB, deploy.UserPortfolios.Name(s.Stage), deploy.PortfolioPositions.Name(s.Stage))
+	r := portfoliodb.NewReader(s.DB, deploy.UserPortfolios.Name(s.Stage), deploy.PortfolioPositions.Name(s.Stage))
 	_, pos, invalid, err := r.Holdings(ctx, devstack.SamplePortfolio)
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 )
 
 // The sample portfolio that local runs seed into the shared tables.
@@ -30,7 +30,7 @@ var SampleSymbols = []string{"AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "T
 // name exists. It reports whether it wrote anything.
 func SeedSamplePortfolio(ctx context.Context, db *dynamodb.Client, stage string) (bool, error) {
 	pfTable, posTable := deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage)
-	existing, err := portfolios.NewReader(db, pfTable, posTable).List(ctx)
+	existing, err := portfoliodb.NewReader(db, pfTable, posTable).List(ctx)
 	if err != nil {
 		return false, fmt.Errorf("seed: %w", err)
 	}

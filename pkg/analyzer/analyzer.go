@@ -10,40 +10,40 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/metrics"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/symbol"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // ErrUnknownPortfolio is returned (wrapped) when no portfolio has the
 // requested name: the shared-table reader's sentinel, which the Portfolios
 // port wraps for that case.
-var ErrUnknownPortfolio = portfolios.ErrUnknownPortfolio
+var ErrUnknownPortfolio = portfoliodb.ErrUnknownPortfolio
 
 // ErrNoPositions means the portfolio has no valid position to analyze.
 var ErrNoPositions = errors.New("portfolio has no valid positions")
 
 // Portfolios reads the shared portfolio tables.
 type Portfolios interface {
-	List(ctx context.Context) ([]portfolios.Portfolio, error)
+	List(ctx context.Context) ([]portfoliodb.Portfolio, error)
 	// Holdings returns an error wrapping ErrUnknownPortfolio when no
 	// portfolio has that name.
-	Holdings(ctx context.Context, name string) (portfolios.Portfolio, []portfolios.Position, []portfolios.Invalid, error)
+	Holdings(ctx context.Context, name string) (portfoliodb.Portfolio, []portfoliodb.Position, []portfoliodb.Invalid, error)
 }
 
 // TickerData reads the newest ticker-data row of a symbol.
 type TickerData interface {
-	Latest(ctx context.Context, ticker string) (tickerdata.Row, bool, error)
+	Latest(ctx context.Context, ticker string) (tickerdb.Row, bool, error)
 }
 
 // Store keeps analyses.
 type Store interface {
-	Put(ctx context.Context, it analyses.Item) error
-	Recent(ctx context.Context, portfolio string, limit int) ([]analyses.Item, error)
+	Put(ctx context.Context, it analysisdb.Item) error
+	Recent(ctx context.Context, portfolio string, limit int) ([]analysisdb.Item, error)
 }
 
 // LLM is the analysis model (xai.Client, wired in pkg/app/analyzeportfolio),
@@ -58,9 +58,9 @@ type LLM interface {
 }
 
 var (
-	_ Portfolios = (*portfolios.Reader)(nil)
-	_ TickerData = (*tickerdata.Store)(nil)
-	_ Store      = (*analyses.Repository)(nil)
+	_ Portfolios = (*portfoliodb.Reader)(nil)
+	_ TickerData = (*tickerdb.Store)(nil)
+	_ Store      = (*analysisdb.Repository)(nil)
 )
 
 // Options configure a Service.
@@ -215,7 +215,7 @@ func (s *Service) one(ctx context.Context, name string, force bool) (Outcome, er
 			return fail(err)
 		}
 		if prev != nil {
-			out.Status, out.Timestamp, out.Model, out.Reason = OutcomeReused, analyses.FormatTime(prev.Timestamp), prev.Model, "an analysis of the same data, prompt version and model is stored"
+			out.Status, out.Timestamp, out.Model, out.Reason = OutcomeReused, analysisdb.FormatTime(prev.Timestamp), prev.Model, "an analysis of the same data, prompt version and model is stored"
 			s.o.Logger.InfoContext(ctx, "analysis reused", "portfolio", name, "timestamp", out.Timestamp, "dataAsOf", dataAsOf)
 			return out, nil
 		}
@@ -223,17 +223,17 @@ func (s *Service) one(ctx context.Context, name string, force bool) (Outcome, er
 
 	v := s.consult(ctx, prompt, in)
 	missing, stale := in.Flagged()
-	item := analyses.Item{
+	item := analysisdb.Item{
 		Portfolio: name, Timestamp: now, Analysis: v.result.Analysis, Model: v.model, DataAsOf: dataAsOf,
 		Result: v.result, Missing: missing, Stale: stale, Excluded: excludedList(in.Excluded),
 		PromptVersion: prompt.Version, PromptSHA256: prompt.TemplateSHA256, InputHash: prompt.InputHash,
 		RequestedModel: requested, SystemFingerprint: v.fingerprint,
-		Usage:     analyses.Usage{PromptTokens: v.usage.PromptTokens, CompletionTokens: v.usage.CompletionTokens, TotalTokens: v.usage.TotalTokens, ReasoningTokens: v.usage.ReasoningTokens},
-		LatencyMs: v.latency.Milliseconds(), Attempts: v.attempts, Status: analyses.StatusOK, Reason: v.reason,
+		Usage:     analysisdb.Usage{PromptTokens: v.usage.PromptTokens, CompletionTokens: v.usage.CompletionTokens, TotalTokens: v.usage.TotalTokens, ReasoningTokens: v.usage.ReasoningTokens},
+		LatencyMs: v.latency.Milliseconds(), Attempts: v.attempts, Status: analysisdb.StatusOK, Reason: v.reason,
 	}
 	item.CostUSD = v.usage.CostUSD
 	if v.reason != "" {
-		item.Status, item.Model = analyses.StatusFallback, analysis.RulesName
+		item.Status, item.Model = analysisdb.StatusFallback, analysis.RulesName
 	}
 	s.o.Metrics.Add(metrics.LLMPromptTokens, float64(v.usage.PromptTokens))
 	s.o.Metrics.Add(metrics.LLMCompletionTokens, float64(v.usage.CompletionTokens))
@@ -244,7 +244,7 @@ func (s *Service) one(ctx context.Context, name string, force bool) (Outcome, er
 		return fail(fmt.Errorf("store analysis of %q: %w", name, err))
 	}
 	s.o.Metrics.Add(metrics.AnalysesStored, 1)
-	out.Status, out.Timestamp, out.Model, out.Reason = item.Status, analyses.FormatTime(now), item.Model, item.Reason
+	out.Status, out.Timestamp, out.Model, out.Reason = item.Status, analysisdb.FormatTime(now), item.Model, item.Reason
 	attrs := []any{"portfolio", name, "status", item.Status, "model", item.Model, "requestedModel", requested, "dataAsOf", dataAsOf,
 		"tickers", len(in.Positions), "missing", len(missing), "stale", len(stale), "excluded", len(in.Excluded),
 		"attempts", v.attempts, "latencyMs", item.LatencyMs, "promptTokens", v.usage.PromptTokens, "completionTokens", v.usage.CompletionTokens}
@@ -273,10 +273,10 @@ func excludedList(ex []analysis.Excluded) []string {
 // (status ok) is reused — a fallback caused by an outage gets another try —
 // except when the rules analyst was requested, whose result is the same
 // every time.
-func (s *Service) reusable(ctx context.Context, name, dataAsOf, requested, inputHash string) (*analyses.Item, error) {
+func (s *Service) reusable(ctx context.Context, name, dataAsOf, requested, inputHash string) (*analysisdb.Item, error) {
 	items, err := s.o.Store.Recent(ctx, name, s.o.RecentLimit)
 	switch {
-	case errors.Is(err, analyses.ErrUnreadable):
+	case errors.Is(err, analysisdb.ErrUnreadable):
 		// An item that cannot be read cannot be reused either; it must not
 		// block every later analysis of the portfolio.
 		s.o.Logger.WarnContext(ctx, "stored analysis not readable, ignored for reuse", "portfolio", name, "error", err)
@@ -285,7 +285,7 @@ func (s *Service) reusable(ctx context.Context, name, dataAsOf, requested, input
 	}
 	for i, it := range items {
 		if it.DataAsOf == dataAsOf && it.PromptVersion == analysis.PromptVersion && it.RequestedModel == requested && it.InputHash == inputHash &&
-			(it.Status == analyses.StatusOK || requested == analysis.RulesName) {
+			(it.Status == analysisdb.StatusOK || requested == analysis.RulesName) {
 			return &items[i], nil
 		}
 	}
@@ -369,10 +369,10 @@ func sum(a, b *float64) *float64 {
 
 // latest queries the newest row of each symbol, at most Parallel at a time.
 // The first error cancels the rest.
-func (s *Service) latest(ctx context.Context, symbols []string) ([]*tickerdata.Row, error) {
+func (s *Service) latest(ctx context.Context, symbols []string) ([]*tickerdb.Row, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rows := make([]*tickerdata.Row, len(symbols))
+	rows := make([]*tickerdb.Row, len(symbols))
 	sem := make(chan struct{}, s.o.Parallel)
 	var (
 		wg       sync.WaitGroup

@@ -10,39 +10,39 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analyzer"
-	"github.com/zsmseven/backend/pkg/portfolios"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 type holding struct {
-	positions []portfolios.Position
-	invalid   []portfolios.Invalid
+	positions []portfoliodb.Position
+	invalid   []portfoliodb.Invalid
 }
 
 // fakePortfolios serves holdings from a map, like the shared-table reader.
 type fakePortfolios map[string]holding
 
-func (f fakePortfolios) List(context.Context) ([]portfolios.Portfolio, error) {
-	var out []portfolios.Portfolio
+func (f fakePortfolios) List(context.Context) ([]portfoliodb.Portfolio, error) {
+	var out []portfoliodb.Portfolio
 	for name := range f {
-		out = append(out, portfolios.Portfolio{ID: "id-" + name, Name: name})
+		out = append(out, portfoliodb.Portfolio{ID: "id-" + name, Name: name})
 	}
 	return out, nil
 }
 
-func (f fakePortfolios) Holdings(_ context.Context, name string) (portfolios.Portfolio, []portfolios.Position, []portfolios.Invalid, error) {
+func (f fakePortfolios) Holdings(_ context.Context, name string) (portfoliodb.Portfolio, []portfoliodb.Position, []portfoliodb.Invalid, error) {
 	h, ok := f[name]
 	if !ok {
-		return portfolios.Portfolio{}, nil, nil, fmt.Errorf("holdings of %q: %w", name, analyzer.ErrUnknownPortfolio)
+		return portfoliodb.Portfolio{}, nil, nil, fmt.Errorf("holdings of %q: %w", name, analyzer.ErrUnknownPortfolio)
 	}
-	return portfolios.Portfolio{ID: "id-" + name, Name: name}, h.positions, h.invalid, nil
+	return portfoliodb.Portfolio{ID: "id-" + name, Name: name}, h.positions, h.invalid, nil
 }
 
 // fakeTickers serves rows from a map and records the peak concurrency.
 type fakeTickers struct {
-	rows     map[string]tickerdata.Row
+	rows     map[string]tickerdb.Row
 	err      error
 	delay    time.Duration
 	calls    atomic.Int64
@@ -50,7 +50,7 @@ type fakeTickers struct {
 	peak     atomic.Int64
 }
 
-func (f *fakeTickers) Latest(ctx context.Context, t string) (tickerdata.Row, bool, error) {
+func (f *fakeTickers) Latest(ctx context.Context, t string) (tickerdb.Row, bool, error) {
 	f.calls.Add(1)
 	n := f.inFlight.Add(1)
 	defer f.inFlight.Add(-1)
@@ -64,11 +64,11 @@ func (f *fakeTickers) Latest(ctx context.Context, t string) (tickerdata.Row, boo
 		select {
 		case <-time.After(f.delay):
 		case <-ctx.Done():
-			return tickerdata.Row{}, false, ctx.Err()
+			return tickerdb.Row{}, false, ctx.Err()
 		}
 	}
 	if f.err != nil {
-		return tickerdata.Row{}, false, f.err
+		return tickerdb.Row{}, false, f.err
 	}
 	r, ok := f.rows[t]
 	return r, ok, nil
@@ -77,12 +77,12 @@ func (f *fakeTickers) Latest(ctx context.Context, t string) (tickerdata.Row, boo
 // memStore is an in-memory analyses store with the repository's semantics.
 type memStore struct {
 	mu     sync.Mutex
-	items  []analyses.Item
+	items  []analysisdb.Item
 	onPut  func()
 	putErr error
 }
 
-func (m *memStore) Put(_ context.Context, it analyses.Item) error {
+func (m *memStore) Put(_ context.Context, it analysisdb.Item) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.putErr != nil {
@@ -90,7 +90,7 @@ func (m *memStore) Put(_ context.Context, it analyses.Item) error {
 	}
 	for _, x := range m.items {
 		if x.Portfolio == it.Portfolio && x.Timestamp.Equal(it.Timestamp) {
-			return analyses.ErrExists
+			return analysisdb.ErrExists
 		}
 	}
 	m.items = append(m.items, it)
@@ -100,23 +100,23 @@ func (m *memStore) Put(_ context.Context, it analyses.Item) error {
 	return nil
 }
 
-func (m *memStore) Recent(_ context.Context, p string, limit int) ([]analyses.Item, error) {
+func (m *memStore) Recent(_ context.Context, p string, limit int) ([]analysisdb.Item, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []analyses.Item
+	var out []analysisdb.Item
 	for _, x := range m.items {
 		if x.Portfolio == p {
 			out = append(out, x)
 		}
 	}
-	slices.SortFunc(out, func(a, b analyses.Item) int { return b.Timestamp.Compare(a.Timestamp) })
+	slices.SortFunc(out, func(a, b analysisdb.Item) int { return b.Timestamp.Compare(a.Timestamp) })
 	if len(out) > limit {
 		out = out[:limit]
 	}
 	return out, nil
 }
 
-func (m *memStore) all() []analyses.Item {
+func (m *memStore) all() []analysisdb.Item {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.items)

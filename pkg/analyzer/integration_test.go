@@ -18,8 +18,9 @@ import (
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -54,11 +55,11 @@ func TestIntegrationDynalite(t *testing.T) {
 	lastT, err := time.Parse(time.DateOnly, last)
 	require.NoError(t, err)
 	old := marketdata.LastTradingDay(lastT.AddDate(0, 0, -7))
-	store := tickerdata.NewStore(c, deploy.TickerData.Name(env.Stage))
-	for _, r := range []tickerdata.Row{
-		{Ticker: "AAPL", AsOf: old, Price: 250, RSI: f(50), MA50: f(250), Bars: 250, Source: "polygon"},
-		{Ticker: "AAPL", AsOf: last, Price: 278.85, RSI: f(25), MA50: f(265.5), Bars: 250, Source: "polygon"},
-		{Ticker: "MSFT", AsOf: old, Price: 480, RSI: f(75), MA50: f(500), Bars: 250, Source: "polygon"},
+	store := tickerdb.NewStore(c, deploy.TickerData.Name(env.Stage))
+	for _, r := range []tickerdb.Row{
+		{Ticker: "AAPL", Snapshot: indicators.Snapshot{AsOf: old, Price: 250, RSI: f(50), MA50: f(250), Bars: 250}, Source: "polygon"},
+		{Ticker: "AAPL", Snapshot: indicators.Snapshot{AsOf: last, Price: 278.85, RSI: f(25), MA50: f(265.5), Bars: 250}, Source: "polygon"},
+		{Ticker: "MSFT", Snapshot: indicators.Snapshot{AsOf: old, Price: 480, RSI: f(75), MA50: f(500), Bars: 250}, Source: "polygon"},
 	} {
 		r.Timestamp, err = marketdata.CloseInstant(r.AsOf)
 		require.NoError(t, err)

@@ -30,7 +30,7 @@ import (
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -137,7 +137,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Errorf("%d Polygon calls for 4 tickers", poly.Calls())
 	}
 
-	store := tickerdata.NewStore(env.Client, deploy.TickerData.Name(env.Stage))
+	store := tickerdb.NewStore(env.Client, deploy.TickerData.Name(env.Stage))
 	// The newest complete bar: the local Polygon serves every weekday, and
 	// processTicker asks up to the last trading day whose close has passed.
 	asOf := marketdata.LastTradingDay(time.Now())
@@ -326,9 +326,9 @@ func TestProcessTickerRequeuesThroughSQS(t *testing.T) {
 }
 
 // memStore keeps the rows written.
-type memStore struct{ rows []tickerdata.Row }
+type memStore struct{ rows []tickerdb.Row }
 
-func (m *memStore) Put(_ context.Context, r tickerdata.Row) error {
+func (m *memStore) Put(_ context.Context, r tickerdb.Row) error {
 	m.rows = append(m.rows, r)
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/pkg/deploy"
-
 	"github.com/zsmseven/backend/pkg/logging"
 )
 

@@ -131,7 +131,7 @@ func TestFieldsRoundTrip(t *testing.T) {
 		}
 		row[f.Name] = *v
 	}
-	back := indicators.Snapshot{Ticker: s.Ticker, Price: s.Price, AsOf: s.AsOf, Bars: s.Bars}
+	back := indicators.Snapshot{Price: s.Price, AsOf: s.AsOf, Bars: s.Bars}
 	for _, f := range indicators.Fields {
 		if v, ok := row[f.Name]; ok {
 			f.Set(&back, v)

@@ -117,9 +117,6 @@ func simpleMean[T any](xs []T, n int, closeOf func(T) float64) (float64, bool) {
 // short for it (absent, never zero). Each one is listed in Fields, which is
 // how stores and printers reach them; a test fails if one is missing there.
 type Snapshot struct {
-	// Ticker is the symbol; Compute leaves it empty (bars carry no symbol)
-	// and the caller fills it in.
-	Ticker string
 	// Price is the last close.
 	Price float64
 	// RSI is RSI(14); nil when there are fewer than 15 closes.

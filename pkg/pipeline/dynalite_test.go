@@ -13,7 +13,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/pipeline"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { dynalitetest.Main(m) }
 func TestReprocessingSameTradingDayLeavesOneItem(t *testing.T) {
 	env := dynalitetest.New(t, deploy.TickerData)
 	table := deploy.TickerData.Name(env.Stage)
-	store := tickerdata.NewStore(env.Client, table)
+	store := tickerdb.NewStore(env.Client, table)
 	clock := fakeclock.New(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC))
 	p := &pipeline.ProcessTicker{Market: &fakeMarket{}, Store: store, Source: "polygon", Now: clock.Now}
 	ctx := context.Background()

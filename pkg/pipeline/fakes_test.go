@@ -11,7 +11,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // fakeMarket answers DailyBars from a script per ticker; unknown tickers get
@@ -54,12 +54,12 @@ func (m *fakeMarket) tickers() []string {
 // fakeStore keeps rows by ticker and timestamp, like the table's key.
 type fakeStore struct {
 	mu   sync.Mutex
-	rows map[string]tickerdata.Row
+	rows map[string]tickerdb.Row
 	fail map[string]error
 	puts int
 }
 
-func (s *fakeStore) Put(_ context.Context, r tickerdata.Row) error {
+func (s *fakeStore) Put(_ context.Context, r tickerdb.Row) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.puts++
@@ -67,7 +67,7 @@ func (s *fakeStore) Put(_ context.Context, r tickerdata.Row) error {
 		return err
 	}
 	if s.rows == nil {
-		s.rows = map[string]tickerdata.Row{}
+		s.rows = map[string]tickerdb.Row{}
 	}
 	s.rows[r.Ticker+"|"+r.Timestamp.Format(time.RFC3339)] = r
 	return nil

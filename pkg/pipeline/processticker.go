@@ -9,16 +9,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/deploy"
-
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // MarketData returns the daily bars of a ticker between two New York dates
@@ -28,12 +27,12 @@ type MarketData interface {
 	DailyBars(ctx context.Context, ticker, from, to string) ([]marketdata.Bar, error)
 }
 
-// TickerStore writes one row per ticker and trading day (tickerdata.Store).
+// TickerStore writes one row per ticker and trading day (tickerdb.Store).
 type TickerStore interface {
-	Put(ctx context.Context, r tickerdata.Row) error
+	Put(ctx context.Context, r tickerdb.Row) error
 }
 
-var _ TickerStore = (*tickerdata.Store)(nil)
+var _ TickerStore = (*tickerdb.Store)(nil)
 
 // Requeuer re-sends a message of a FIFO source instead of handing it back
 // (queue.Requeuer): Requeue to the tail of the ticker queue, DeadLetter to its
@@ -134,7 +133,7 @@ type Record struct {
 	Attempt int
 	Outcome Outcome
 	// Row is the row written (Stored only).
-	Row *tickerdata.Row
+	Row *tickerdb.Row
 	// Err is why the record was not stored (nil for Stored).
 	Err error
 }
@@ -310,7 +309,7 @@ func (p *ProcessTicker) requeue(ctx context.Context, rec events.SQSMessage, msg 
 }
 
 // refresh fetches, computes and stores one ticker. Errors are classified.
-func (p *ProcessTicker) refresh(ctx context.Context, ticker string) (tickerdata.Row, error) {
+func (p *ProcessTicker) refresh(ctx context.Context, ticker string) (tickerdb.Row, error) {
 	now := p.now()
 	// The range ends on the last trading day whose close has passed: during
 	// a session (or on a holiday) "today" would bring a partial bar, Stored
@@ -318,7 +317,7 @@ func (p *ProcessTicker) refresh(ctx context.Context, ticker string) (tickerdata.
 	to := marketdata.LastTradingDay(now)
 	end, err := time.Parse(marketdata.DateLayout, to)
 	if err != nil {
-		return tickerdata.Row{}, retry.Permanent(fmt.Errorf("last trading day %q: %w", to, err))
+		return tickerdb.Row{}, retry.Permanent(fmt.Errorf("last trading day %q: %w", to, err))
 	}
 	from := end.AddDate(0, 0, -p.historyDays()).Format(marketdata.DateLayout)
 	bars, err := p.Market.DailyBars(ctx, ticker, from, to)
@@ -326,19 +325,18 @@ func (p *ProcessTicker) refresh(ctx context.Context, ticker string) (tickerdata.
 		if ctx.Err() != nil && !retry.IsPermanent(err) {
 			err = errors.Join(err, ctx.Err())
 		}
-		return tickerdata.Row{}, fmt.Errorf("daily bars %s %s..%s: %w", ticker, from, to, err)
+		return tickerdb.Row{}, fmt.Errorf("daily bars %s %s..%s: %w", ticker, from, to, err)
 	}
 	snap, err := indicators.Compute(bars)
 	if err != nil {
 		// The same request would return the same series: not worth a retry.
-		return tickerdata.Row{}, retry.Permanent(fmt.Errorf("indicators of %s: %w", ticker, err))
+		return tickerdb.Row{}, retry.Permanent(fmt.Errorf("indicators of %s: %w", ticker, err))
 	}
 	ts, err := marketdata.CloseInstant(snap.AsOf)
 	if err != nil {
-		return tickerdata.Row{}, retry.Permanent(fmt.Errorf("close of %s: %w", ticker, err))
+		return tickerdb.Row{}, retry.Permanent(fmt.Errorf("close of %s: %w", ticker, err))
 	}
-	row := tickerdata.Row{Ticker: ticker, Timestamp: ts, AsOf: snap.AsOf, Price: snap.Price, RSI: snap.RSI, MA50: snap.MA50,
-		Bars: snap.Bars, FetchedAt: now.UTC(), Source: p.Source}
+	row := tickerdb.Row{Ticker: ticker, Timestamp: ts, Snapshot: snap, FetchedAt: now.UTC(), Source: p.Source}
 	if err := p.Store.Put(ctx, row); err != nil {
 		return row, err
 	}

@@ -22,15 +22,15 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/zsmseven/backend/pkg/metrics"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/symbol"
 )
 
 // PortfolioSource yields every symbol held in the shared tables
-// (portfolios.Reader).
+// (portfoliodb.Reader).
 type PortfolioSource interface {
-	ScanSymbols(ctx context.Context) (portfolios.ScanResult, error)
+	ScanSymbols(ctx context.Context) (portfoliodb.ScanResult, error)
 }
 
 // Publisher queues ticker messages (queue.Publisher).
@@ -39,7 +39,7 @@ type Publisher interface {
 }
 
 var (
-	_ PortfolioSource = (*portfolios.Reader)(nil)
+	_ PortfolioSource = (*portfoliodb.Reader)(nil)
 	_ Publisher       = (*queue.Publisher)(nil)
 )
 

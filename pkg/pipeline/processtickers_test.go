@@ -16,17 +16,17 @@ import (
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pipeline"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 )
 
 type fakeSource struct {
-	res   portfolios.ScanResult
+	res   portfoliodb.ScanResult
 	err   error
 	calls int
 }
 
-func (f *fakeSource) ScanSymbols(context.Context) (portfolios.ScanResult, error) {
+func (f *fakeSource) ScanSymbols(context.Context) (portfoliodb.ScanResult, error) {
 	f.calls++
 	return f.res, f.err
 }
@@ -59,8 +59,8 @@ func (f *fakePublisher) tickers() []string {
 	return out
 }
 
-var scanned = portfolios.ScanResult{ItemsScanned: 2604, Pages: 4, Symbols: []string{"AAPL", "BRK.B", "NVDA"},
-	Invalid: []portfolios.Invalid{
+var scanned = portfoliodb.ScanResult{ItemsScanned: 2604, Pages: 4, Symbols: []string{"AAPL", "BRK.B", "NVDA"},
+	Invalid: []portfoliodb.Invalid{
 		{Table: "portfolio-positions-dev", Key: `portfolioId="p1" positionId="x"`, Value: "bad$\n1", Reason: `invalid ticker symbol "bad$\n1"`},
 		{Table: "user-portfolios-dev", Key: `userId="u1" portfolioId="p1"`, Value: "", Reason: "tickers[3] is a N, not a string"},
 	}}

@@ -18,12 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/pacing"
-
 	"github.com/zsmseven/backend/pkg/deploy"
-
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
+	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/symbol"
 )

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/pacing"
-
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/polygon"
 )
 

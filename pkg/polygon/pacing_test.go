@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/pacing"
-
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/retry"
 )

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zsmseven/backend/pkg/deploy"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 type fakeSM struct {

@@ -21,9 +21,7 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/pkg/analysis"
-
 	"github.com/zsmseven/backend/pkg/deploy"
-
 	"github.com/zsmseven/backend/pkg/retry"
 )
 

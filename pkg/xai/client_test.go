@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/analysis"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/xai"
 )

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/zsmseven/backend/pkg/analyses"
+	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app"
 	"github.com/zsmseven/backend/pkg/config"
@@ -22,10 +22,10 @@ import (
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 	"github.com/zsmseven/backend/pkg/xai"
 )
 
@@ -80,9 +80,9 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 	}
 	return Deps{
 		Config:     cfg,
-		Portfolios: portfolios.NewReader(ddb, cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable),
-		TickerData: tickerdata.NewStore(ddb, cfg.TickerDataTable),
-		Store:      analyses.New(ddb, cfg.PortfolioAnalysesTable),
+		Portfolios: portfoliodb.NewReader(ddb, cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable),
+		TickerData: tickerdb.NewStore(ddb, cfg.TickerDataTable),
+		Store:      analysisdb.New(ddb, cfg.PortfolioAnalysesTable),
 		Keys:       secrets.NewKeys(lookup, sm, cfg.APIKeysSecretARN),
 		Out:        out,
 	}, nil

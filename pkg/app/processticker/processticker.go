@@ -27,7 +27,7 @@ import (
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // Handler is the function's Lambda handler.
@@ -94,7 +94,7 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 	}
 	d := Deps{
 		Config: cfg,
-		Store:  tickerdata.NewStore(dynamodb.NewFromConfig(awsCfg), cfg.TickerDataTable),
+		Store:  tickerdb.NewStore(dynamodb.NewFromConfig(awsCfg), cfg.TickerDataTable),
 		Keys:   keys,
 		Out:    out,
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pipeline"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 )
 
@@ -55,7 +55,7 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 	}
 	return Deps{
 		Config:    cfg,
-		Source:    portfolios.NewReader(dynamodb.NewFromConfig(awsCfg), cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable),
+		Source:    portfoliodb.NewReader(dynamodb.NewFromConfig(awsCfg), cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable),
 		Publisher: queue.NewPublisher(sqs.NewFromConfig(awsCfg), cfg.TickerQueueURL, queue.PublisherOptions{Groups: cfg.TickerMessageGroups}),
 		Out:       out,
 	}, nil

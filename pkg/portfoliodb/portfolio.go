@@ -1,4 +1,4 @@
-// Package portfolios reads the shared tables owned by portfolio-api,
+// Package portfoliodb reads the shared tables owned by portfolio-api,
 // user-portfolios-{stage} and portfolio-positions-{stage}. It never writes
 // them. Their schema is not ours, so the reader is tolerant, and its one
 // assumption about their shape is written down here:
@@ -11,7 +11,7 @@
 //
 // Every symbol goes through package symbol; items that do not fit are
 // reported with their key, never silently dropped.
-package portfolios
+package portfoliodb
 
 // Portfolio is one item of user-portfolios.
 type Portfolio struct {

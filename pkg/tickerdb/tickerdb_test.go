@@ -1,4 +1,4 @@
-package tickerdata_test
+package tickerdb_test
 
 import (
 	"context"
@@ -12,8 +12,9 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/tickerdata"
+	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -31,11 +32,11 @@ func closeAt(t *testing.T, date string) time.Time {
 
 func ptr(f float64) *float64 { return &f }
 
-func newStore(t *testing.T) (*tickerdata.Store, *dynamodb.Client, string) {
+func newStore(t *testing.T) (*tickerdb.Store, *dynamodb.Client, string) {
 	t.Helper()
 	env := dynalitetest.New(t, deploy.TickerData)
 	name := deploy.TickerData.Name(env.Stage)
-	return tickerdata.NewStore(env.Client, name), env.Client, name
+	return tickerdb.NewStore(env.Client, name), env.Client, name
 }
 
 func countItems(t *testing.T, c *dynamodb.Client, table, ticker string) int {
@@ -55,8 +56,7 @@ func countItems(t *testing.T, c *dynamodb.Client, table, ticker string) int {
 func TestPutSameTradingDayOverwrites(t *testing.T) {
 	s, c, table := newStore(t)
 	ctx := context.Background()
-	row := tickerdata.Row{Ticker: "AAPL", Timestamp: closeAt(t, "2026-11-27"), AsOf: "2026-11-27", Price: 230.5, RSI: ptr(55.1), MA50: ptr(225),
-		Bars: 251, FetchedAt: time.Date(2026, 11, 28, 2, 31, 0, 0, time.UTC), Source: "polygon"}
+	row := tickerdb.Row{Ticker: "AAPL", Timestamp: closeAt(t, "2026-11-27"), Snapshot: indicators.Snapshot{AsOf: "2026-11-27", Price: 230.5, RSI: ptr(55.1), MA50: ptr(225), Bars: 251}, FetchedAt: time.Date(2026, 11, 28, 2, 31, 0, 0, time.UTC), Source: "polygon"}
 	if err := s.Put(ctx, row); err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +100,11 @@ func TestLatestReturnsNewestTradingDay(t *testing.T) {
 	ctx := context.Background()
 	// Written out of order; includes a month and year boundary.
 	for i, d := range []string{"2026-11-25", "2027-01-04", "2026-12-31", "2026-11-27"} {
-		if err := s.Put(ctx, tickerdata.Row{Ticker: "MSFT", Timestamp: closeAt(t, d), AsOf: d, Price: float64(400 + i), Bars: 300}); err != nil {
+		if err := s.Put(ctx, tickerdb.Row{Ticker: "MSFT", Timestamp: closeAt(t, d), Snapshot: indicators.Snapshot{AsOf: d, Price: float64(400 + i), Bars: 300}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Put(ctx, tickerdata.Row{Ticker: "MSFT.B", Timestamp: closeAt(t, "2027-02-01"), AsOf: "2027-02-01", Price: 1}); err != nil {
+	if err := s.Put(ctx, tickerdb.Row{Ticker: "MSFT.B", Timestamp: closeAt(t, "2027-02-01"), Snapshot: indicators.Snapshot{AsOf: "2027-02-01", Price: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	got, ok, err := s.Latest(ctx, "MSFT")
@@ -121,14 +121,14 @@ func TestLatestReturnsNewestTradingDay(t *testing.T) {
 
 func TestPutRejectsRowsThatCannotBeStored(t *testing.T) {
 	s, _, _ := newStore(t)
-	ok := tickerdata.Row{Ticker: "AAPL", Timestamp: closeAt(t, "2026-11-27"), AsOf: "2026-11-27", Price: 1}
-	tests := map[string]func(r *tickerdata.Row){
-		"lower-case ticker": func(r *tickerdata.Row) { r.Ticker = "aapl" },
-		"empty ticker":      func(r *tickerdata.Row) { r.Ticker = "" },
-		"zero timestamp":    func(r *tickerdata.Row) { r.Timestamp = time.Time{} },
-		"bad asOf":          func(r *tickerdata.Row) { r.AsOf = "27/11/2026" },
-		"NaN price":         func(r *tickerdata.Row) { r.Price = math.NaN() },
-		"infinite RSI":      func(r *tickerdata.Row) { r.RSI = ptr(math.Inf(1)) },
+	ok := tickerdb.Row{Ticker: "AAPL", Timestamp: closeAt(t, "2026-11-27"), Snapshot: indicators.Snapshot{AsOf: "2026-11-27", Price: 1}}
+	tests := map[string]func(r *tickerdb.Row){
+		"lower-case ticker": func(r *tickerdb.Row) { r.Ticker = "aapl" },
+		"empty ticker":      func(r *tickerdb.Row) { r.Ticker = "" },
+		"zero timestamp":    func(r *tickerdb.Row) { r.Timestamp = time.Time{} },
+		"bad asOf":          func(r *tickerdb.Row) { r.AsOf = "27/11/2026" },
+		"NaN price":         func(r *tickerdb.Row) { r.Price = math.NaN() },
+		"infinite RSI":      func(r *tickerdb.Row) { r.RSI = ptr(math.Inf(1)) },
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {

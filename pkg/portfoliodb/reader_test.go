@@ -1,4 +1,4 @@
-package portfolios_test
+package portfoliodb_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/portfolios"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -136,7 +136,7 @@ func load(t *testing.T, c *dynamodb.Client, table string, items []item) {
 	}
 }
 
-func setup(t *testing.T, positions int) (*portfolios.Reader, fixture, string) {
+func setup(t *testing.T, positions int) (*portfoliodb.Reader, fixture, string) {
 	t.Helper()
 	env := dynalitetest.New(t, deploy.UserPortfolios, deploy.PortfolioPositions)
 	f := buildFixture(positions)
@@ -145,7 +145,7 @@ func setup(t *testing.T, positions int) (*portfolios.Reader, fixture, string) {
 	load(t, env.Client, pt, f.portfolios)
 	load(t, env.Client, pos, f.positions)
 	t.Logf("loaded %d portfolios and %d positions in %s", len(f.portfolios), len(f.positions), time.Since(start).Round(time.Millisecond))
-	return portfolios.NewReader(env.Client, pt, pos), f, pos
+	return portfoliodb.NewReader(env.Client, pt, pos), f, pos
 }
 
 func TestScanSymbolsAcrossPages(t *testing.T) {
@@ -266,7 +266,7 @@ func TestHoldingsAndList(t *testing.T) {
 	}
 
 	_, _, _, err = r.Holdings(ctx, "No Such Portfolio")
-	if !errors.Is(err, portfolios.ErrUnknownPortfolio) {
+	if !errors.Is(err, portfoliodb.ErrUnknownPortfolio) {
 		t.Errorf("unknown portfolio: err = %v", err)
 	}
 
@@ -288,7 +288,7 @@ func TestHoldingsAndList(t *testing.T) {
 
 func TestScanErrorNamesTheTable(t *testing.T) {
 	env := dynalitetest.New(t, deploy.UserPortfolios)
-	r := portfolios.NewReader(env.Client, deploy.UserPortfolios.Name(env.Stage), "missing-table")
+	r := portfoliodb.NewReader(env.Client, deploy.UserPortfolios.Name(env.Stage), "missing-table")
 	_, err := r.ScanSymbols(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "scan missing-table") {
 		t.Fatalf("err = %v", err)

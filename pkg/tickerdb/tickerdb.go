@@ -1,4 +1,4 @@
-package tickerdata
+package tickerdb
 
 import (
 	"context"
@@ -13,16 +13,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/symbol"
 )
 
 // Attribute names of a ticker-data item besides the keys (deploy.AttrTicker,
-// deploy.AttrTimestamp). architecture.md documents them.
+// deploy.AttrTimestamp) and the indicators, which are stored under their
+// indicators.Fields names ("rsi", "ma50", ...). architecture.md documents
+// them.
 const (
 	AttrPrice     = "price"
-	AttrRSI       = "rsi"
-	AttrMA50      = "ma50"
 	AttrAsOf      = "asOf"
 	AttrBars      = "bars"
 	AttrFetchedAt = "fetchedAt"
@@ -106,11 +107,10 @@ func marshal(r Row) (map[string]types.AttributeValue, error) {
 	if err := putNumber(item, AttrPrice, &r.Price); err != nil {
 		return nil, err
 	}
-	if err := putNumber(item, AttrRSI, r.RSI); err != nil {
-		return nil, err
-	}
-	if err := putNumber(item, AttrMA50, r.MA50); err != nil {
-		return nil, err
+	for _, f := range indicators.Fields {
+		if err := putNumber(item, f.Name, f.Get(r.Snapshot)); err != nil {
+			return nil, err
+		}
 	}
 	if !r.FetchedAt.IsZero() {
 		item[AttrFetchedAt] = &types.AttributeValueMemberS{Value: r.FetchedAt.UTC().Format(time.RFC3339Nano)}
@@ -170,11 +170,14 @@ func unmarshal(item map[string]types.AttributeValue) (Row, error) {
 		return Row{}, errors.New("no price")
 	}
 	r.Price = *price
-	if r.RSI, err = num(AttrRSI); err != nil {
-		return Row{}, err
-	}
-	if r.MA50, err = num(AttrMA50); err != nil {
-		return Row{}, err
+	for _, f := range indicators.Fields {
+		v, err := num(f.Name)
+		if err != nil {
+			return Row{}, err
+		}
+		if v != nil {
+			f.Set(&r.Snapshot, *v)
+		}
 	}
 	bars, err := num(AttrBars)
 	if err != nil {

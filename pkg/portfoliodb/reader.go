@@ -1,4 +1,4 @@
-package portfolios
+package portfoliodb
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package analyses_test
+package analysisdb_test
 
 import (
 	"context"
@@ -12,17 +12,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
-	"github.com/zsmseven/backend/pkg/analyses"
 	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
 
-func sample(ts time.Time) analyses.Item {
+func sample(ts time.Time) analysisdb.Item {
 	cost := 0.0037525
-	return analyses.Item{
+	return analysisdb.Item{
 		Portfolio: "ZSM Seven", Timestamp: ts, Analysis: "Long text.", Model: "grok-4.3-0309", DataAsOf: "2026-11-27",
 		Result: analysis.Result{Summary: "Short.", Analysis: "Long text.", Tickers: []analysis.TickerScore{
 			{Ticker: "AAPL", Score: 62, Signal: "buy", Rationale: "RSI 41."},
@@ -30,18 +30,18 @@ func sample(ts time.Time) analyses.Item {
 		}},
 		Missing: []string{"MSFT"}, Stale: []string{}, Excluded: []string{`"AA PL": bad`},
 		PromptVersion: analysis.PromptVersion, PromptSHA256: "ab", InputHash: "cd", RequestedModel: "grok-4.3", SystemFingerprint: "fp_1",
-		Usage:   analyses.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, ReasoningTokens: 4},
-		CostUSD: &cost, LatencyMs: 1234, Attempts: 2, Status: analyses.StatusOK,
+		Usage:   analysisdb.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, ReasoningTokens: 4},
+		CostUSD: &cost, LatencyMs: 1234, Attempts: 2, Status: analysisdb.StatusOK,
 	}
 }
 
 func TestRoundTripAndRecent(t *testing.T) {
 	env := dynalitetest.New(t, deploy.PortfolioAnalyses)
-	repo := analyses.New(env.Client, deploy.PortfolioAnalyses.Name(env.Stage))
+	repo := analysisdb.New(env.Client, deploy.PortfolioAnalyses.Name(env.Stage))
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
 	a, b := sample(t0), sample(t0.Add(time.Hour))
-	b.Status, b.Reason, b.Model, b.CostUSD, b.SystemFingerprint = analyses.StatusFallback, "xai: HTTP 500", analysis.RulesName, nil, ""
+	b.Status, b.Reason, b.Model, b.CostUSD, b.SystemFingerprint = analysisdb.StatusFallback, "xai: HTTP 500", analysis.RulesName, nil, ""
 	require.NoError(t, repo.Put(ctx, a))
 	require.NoError(t, repo.Put(ctx, b))
 
@@ -52,7 +52,7 @@ func TestRoundTripAndRecent(t *testing.T) {
 	assert.Equal(t, a, got[1])
 
 	err = repo.Put(ctx, a)
-	assert.ErrorIs(t, err, analyses.ErrExists)
+	assert.ErrorIs(t, err, analysisdb.ErrExists)
 	assert.True(t, retry.IsPermanent(err))
 
 	one, err := repo.Recent(ctx, "ZSM Seven", 1)
@@ -68,7 +68,7 @@ func TestStoredShape(t *testing.T) {
 	env := dynalitetest.New(t, deploy.PortfolioAnalyses)
 	table := deploy.PortfolioAnalyses.Name(env.Stage)
 	ts := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
-	require.NoError(t, analyses.New(env.Client, table).Put(context.Background(), sample(ts)))
+	require.NoError(t, analysisdb.New(env.Client, table).Put(context.Background(), sample(ts)))
 	out, err := env.Client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
 		"portfolio": &types.AttributeValueMemberS{Value: "ZSM Seven"}, "timestamp": &types.AttributeValueMemberS{Value: "2026-11-28T06:00:00.000Z"}}})
 	require.NoError(t, err)
@@ -98,7 +98,7 @@ func TestStoredShape(t *testing.T) {
 }
 
 func TestPutRejectsBadItems(t *testing.T) {
-	repo := analyses.New(nil, "unused")
+	repo := analysisdb.New(nil, "unused")
 	it := sample(time.Now())
 	it.Status = "maybe"
 	assert.True(t, retry.IsPermanent(repo.Put(context.Background(), it)))
@@ -111,7 +111,7 @@ func TestPutRejectsBadItems(t *testing.T) {
 func TestRecentSkipsUnreadable(t *testing.T) {
 	env := dynalitetest.New(t, deploy.PortfolioAnalyses)
 	table := deploy.PortfolioAnalyses.Name(env.Stage)
-	repo := analyses.New(env.Client, table)
+	repo := analysisdb.New(env.Client, table)
 	ctx := context.Background()
 	good := sample(time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC))
 	require.NoError(t, repo.Put(ctx, good))
@@ -121,8 +121,8 @@ func TestRecentSkipsUnreadable(t *testing.T) {
 	require.NoError(t, err)
 
 	got, err := repo.Recent(ctx, "ZSM Seven", 10)
-	require.ErrorIs(t, err, analyses.ErrUnreadable)
+	require.ErrorIs(t, err, analysisdb.ErrUnreadable)
 	assert.Contains(t, err.Error(), "2026-11-29T06:00:00.000Z")
 	assert.Contains(t, err.Error(), "parsed_data")
-	assert.Equal(t, []analyses.Item{good}, got)
+	assert.Equal(t, []analysisdb.Item{good}, got)
 }

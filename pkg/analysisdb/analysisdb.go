@@ -1,9 +1,9 @@
-// Package analyses is the repository of portfolio-analyses-{stage}: one item
+// Package analysisdb is the repository of portfolio-analyses-{stage}: one item
 // per analysis run of a portfolio, keyed by the portfolio name and the run's
 // RFC 3339 UTC instant. The item holds the human-readable analysis, the
 // validated structured result (parsed_data, a DynamoDB map) and the audit
 // fields that say how it was produced. docs/analysis.md documents them.
-package analyses
+package analysisdb
 
 import (
 	"context"
