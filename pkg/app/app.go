@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/zsmseven/backend/pkg/config"
 )
 
 // AWSConfig loads the SDK's default configuration: the execution role on
@@ -23,6 +25,17 @@ func AWSConfig(ctx context.Context) (aws.Config, error) {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// Load reads a function's configuration with load (config.LoadProcessTicker,
+// ...) and the SDK's configuration: the first two steps of every FromEnv.
+func Load[C any](ctx context.Context, lookup config.Lookup, load func(config.Lookup) (C, error)) (C, aws.Config, error) {
+	cfg, err := load(lookup)
+	if err != nil {
+		return cfg, aws.Config{}, err
+	}
+	awsCfg, err := AWSConfig(ctx)
+	return cfg, awsCfg, err
 }
 
 // Keys resolves an API key by its name in the secret (deploy.SecretKeyPolygon,

@@ -65,11 +65,7 @@ type Deps struct {
 // resolver (XAI_API_KEY, else the stage's secret). The AWS clients honour
 // AWS_ENDPOINT_URL_DYNAMODB / _SECRETS_MANAGER for local servers.
 func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
-	cfg, err := config.LoadAnalyzePortfolio(lookup)
-	if err != nil {
-		return Deps{}, err
-	}
-	awsCfg, err := app.AWSConfig(ctx)
+	cfg, awsCfg, err := app.Load(ctx, lookup, config.LoadAnalyzePortfolio)
 	if err != nil {
 		return Deps{}, err
 	}

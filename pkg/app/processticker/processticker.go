@@ -74,11 +74,7 @@ type Deps struct {
 // the ticker-data store and, with TICKER_QUEUE_URL and TICKER_DLQ_URL, the
 // SQS requeuer. The AWS clients honour AWS_ENDPOINT_URL_* for local servers.
 func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
-	cfg, err := config.LoadProcessTicker(lookup)
-	if err != nil {
-		return Deps{}, err
-	}
-	awsCfg, err := app.AWSConfig(ctx)
+	cfg, awsCfg, err := app.Load(ctx, lookup, config.LoadProcessTicker)
 	if err != nil {
 		return Deps{}, err
 	}

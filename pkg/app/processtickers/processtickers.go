@@ -45,11 +45,7 @@ type Deps struct {
 // FromEnv reads the configuration and builds the production adapters: the
 // shared-table reader and the SQS publisher.
 func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
-	cfg, err := config.LoadProcessTickers(lookup)
-	if err != nil {
-		return Deps{}, err
-	}
-	awsCfg, err := app.AWSConfig(ctx)
+	cfg, awsCfg, err := app.Load(ctx, lookup, config.LoadProcessTickers)
 	if err != nil {
 		return Deps{}, err
 	}
