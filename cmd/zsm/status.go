@@ -250,11 +250,11 @@ func printIndicators(w io.Writer, rows []tickerStatus) {
 func colWidth(f indicators.Field) int { return max(len(f.Label), 8) }
 
 // formatIndicator writes v in its unit: prices with two decimals, percents
-// signed with one, an index with one; "-" when absent.
+// and an index with one; "-" when absent.
 func formatIndicator(f indicators.Field, v *float64) string {
 	switch f.Unit {
 	case indicators.UnitPercent:
-		return num(v, "%+.1f%%")
+		return num(v, "%.1f%%")
 	case indicators.UnitIndex:
 		return num(v, "%.1f")
 	default:
