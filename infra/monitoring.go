@@ -4,6 +4,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
@@ -36,6 +37,7 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 		DisplayName: jsii.String("ZSM Seven backend alarms (" + stage + ")"),
 		EnforceSSL:  jsii.Bool(true),
 	})
+	allowAlarmsToPublish(topic, stage)
 	if cfg.AlarmEmail != "" {
 		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.AlarmEmail), nil))
 	}
@@ -55,7 +57,7 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 			a.periods = 1
 		}
 		alarm := awscloudwatch.NewAlarm(scope, jsii.String(a.id), &awscloudwatch.AlarmProps{
-			AlarmName:          jsii.String("zsm-" + stage + "-" + a.name),
+			AlarmName:          jsii.String(alarmNamePrefix(stage) + a.name),
 			AlarmDescription:   jsii.String(a.description),
 			Metric:             a.metric,
 			Threshold:          jsii.Number(a.threshold),
@@ -135,6 +137,39 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 	})
 
 	return &monitoring{topic: topic, dashboard: newDashboard(scope, stage, fns, q, custom)}
+}
+
+// alarmNamePrefix starts the name of every alarm of a stage; the topic policy
+// lets exactly the alarms with that prefix publish.
+func alarmNamePrefix(stage string) string { return "zsm-" + stage + "-" }
+
+// allowAlarmsToPublish adds the statement that lets CloudWatch deliver the
+// stage's alarms. A topic policy replaces SNS's default one, whose Allow is
+// what lets CloudWatch publish; EnforceSSL alone leaves only its Deny of plain
+// HTTP, and every alarm action then fails with "... is not authorized to
+// perform: SNS:Publish ... because no resource-based policy allows ...".
+// The Allow names the service and is limited, against the confused deputy, to
+// this account (aws:SourceAccount) and to the stage's alarms (aws:SourceArn,
+// arn:...:cloudwatch:<region>:<account>:alarm:zsm-<stage>-*). The TLS Deny
+// still applies to it: an explicit Deny wins over any Allow.
+func allowAlarmsToPublish(topic awssns.Topic, stage string) {
+	alarms := awscdk.Stack_Of(topic).FormatArn(&awscdk.ArnComponents{
+		Service:      jsii.String("cloudwatch"),
+		Resource:     jsii.String("alarm"),
+		ResourceName: jsii.String(alarmNamePrefix(stage) + "*"),
+		ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+	})
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowCloudWatchAlarmsOfThisStage"),
+		Effect:     awsiam.Effect_ALLOW,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  jsii.Strings(*topic.TopicArn()),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"aws:SourceAccount": awscdk.Aws_ACCOUNT_ID()},
+			"ArnLike":      map[string]any{"aws:SourceArn": alarms},
+		},
+	}))
 }
 
 // newDashboard lays out the pipeline from left to right: queue, functions,

@@ -906,3 +906,82 @@ func TestContextOverrides(t *testing.T) {
 		})
 	})
 }
+
+// The alarm topic's policy replaces SNS's default one, so it must itself let
+// CloudWatch publish: a policy with only the TLS Deny makes every alarm action
+// fail ("not authorized to perform: SNS:Publish ... because no resource-based
+// policy allows"). The Allow is limited to this account and this stage's
+// alarms, and every alarm of the stack falls under it.
+func TestAlarmTopicLetsTheStagesAlarmsPublish(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		topicID, _ := one(t, s, "AWS::SNS::Topic", "TopicName", "zsm-alarms-"+stage)
+		var policies []map[string]any
+		for _, r := range resources(s, "AWS::SNS::TopicPolicy") {
+			if strings.Contains(compact(props(r)["Topics"]), `"`+topicID+`"`) {
+				policies = append(policies, props(r))
+			}
+		}
+		if len(policies) != 1 {
+			t.Fatalf("%d policies on the alarm topic, want 1 (a second one would replace the first)", len(policies))
+		}
+		sts := list(policies[0]["PolicyDocument"].(map[string]any)["Statement"])
+		if len(sts) != 2 {
+			t.Fatalf("topic policy has %d statements, want the TLS Deny and the CloudWatch Allow: %s", len(sts), compact(sts))
+		}
+		var deny, allow map[string]any
+		for _, st := range sts {
+			st := st.(map[string]any)
+			switch st["Effect"] {
+			case "Deny":
+				deny = st
+			case "Allow":
+				allow = st
+			}
+		}
+		if deny == nil || compact(deny["Condition"]) != `{"Bool":{"aws:SecureTransport":"false"}}` ||
+			compact(deny["Principal"]) != `"*"` || deny["Action"] != "sns:Publish" || ref(deny["Resource"]) != topicID {
+			t.Errorf("TLS deny %s", compact(deny))
+		}
+		if allow == nil {
+			t.Fatal("no Allow statement: CloudWatch cannot publish any alarm")
+		}
+		if compact(allow["Principal"]) != `{"Service":"cloudwatch.amazonaws.com"}` || allow["Action"] != "sns:Publish" || ref(allow["Resource"]) != topicID {
+			t.Errorf("allow statement %s, want sns:Publish by cloudwatch.amazonaws.com on the topic", compact(allow))
+		}
+		cond, _ := allow["Condition"].(map[string]any)
+		if len(cond) != 2 {
+			t.Errorf("allow conditions %s, want StringEquals aws:SourceAccount and ArnLike aws:SourceArn", compact(cond))
+		}
+		eq, _ := cond["StringEquals"].(map[string]any)
+		if len(eq) != 1 || compact(eq["aws:SourceAccount"]) != `{"Ref":"AWS::AccountId"}` {
+			t.Errorf("aws:SourceAccount condition %s, want this account", compact(eq))
+		}
+		like, _ := cond["ArnLike"].(map[string]any)
+		if len(like) != 1 {
+			t.Fatalf("ArnLike condition %s, want aws:SourceArn only", compact(like))
+		}
+		pattern := resolve(t, like["aws:SourceArn"])
+		if pattern != "arn:aws:cloudwatch:us-east-1:111122223333:alarm:zsm-"+stage+"-*" {
+			t.Errorf("aws:SourceArn %q, want the stage's alarms", pattern)
+		}
+		alarms := resources(s, "AWS::CloudWatch::Alarm")
+		if len(alarms) == 0 {
+			t.Fatal("no alarms")
+		}
+		for id, r := range alarms {
+			arn := "arn:aws:cloudwatch:us-east-1:111122223333:alarm:" + props(r)["AlarmName"].(string)
+			if !arnLike(pattern, arn) {
+				t.Errorf("alarm %s (%s) is not allowed to publish by %q", id, arn, pattern)
+			}
+		}
+		other := map[string]string{"dev": "prod", "prod": "dev"}[stage]
+		for _, arn := range []string{
+			"arn:aws:cloudwatch:us-east-1:111122223333:alarm:zsm-" + other + "-processTicker-errors",
+			"arn:aws:cloudwatch:us-east-1:111122223333:alarm:someone-else",
+		} {
+			if arnLike(pattern, arn) {
+				t.Errorf("%q lets %s publish", pattern, arn)
+			}
+		}
+	})
+}

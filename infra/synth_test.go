@@ -339,3 +339,59 @@ func containsAll(haystack string, needles ...string) bool {
 	}
 	return true
 }
+
+// Values the tests give CloudFormation's pseudo parameters when they render
+// an intrinsic to a concrete string (resolve).
+var pseudo = map[string]string{
+	"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "111122223333", "AWS::URLSuffix": "amazonaws.com",
+}
+
+// resolve renders a template value made of strings, pseudo-parameter Refs and
+// Fn::Join to the string CloudFormation would produce; other intrinsics
+// (references to resources) render as "<ref:LogicalId>".
+func resolve(t *testing.T, v any) string {
+	t.Helper()
+	switch v := v.(type) {
+	case string:
+		return v
+	case map[string]any:
+		if r, ok := v["Ref"].(string); ok {
+			if p, ok := pseudo[r]; ok {
+				return p
+			}
+			return "<ref:" + r + ">"
+		}
+		if j, ok := v["Fn::Join"].([]any); ok && len(j) == 2 {
+			sep, _ := j[0].(string)
+			var parts []string
+			for _, p := range list(j[1]) {
+				parts = append(parts, resolve(t, p))
+			}
+			return strings.Join(parts, sep)
+		}
+		if id := ref(v); id != "" {
+			return "<ref:" + id + ">"
+		}
+	}
+	t.Fatalf("cannot resolve %s", compact(v))
+	return ""
+}
+
+// arnLike reports whether s matches an IAM ArnLike/StringLike pattern: "*"
+// matches any run of characters, "?" any one character.
+func arnLike(pattern, s string) bool {
+	var re strings.Builder
+	re.WriteString("^")
+	for _, r := range pattern {
+		switch r {
+		case '*':
+			re.WriteString(".*")
+		case '?':
+			re.WriteString(".")
+		default:
+			re.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	re.WriteString("$")
+	return regexp.MustCompile(re.String()).MatchString(s)
+}
