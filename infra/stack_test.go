@@ -170,12 +170,14 @@ func TestOwnedTables(t *testing.T) {
 			if p["GlobalSecondaryIndexes"] != nil || p["LocalSecondaryIndexes"] != nil {
 				t.Errorf("%s has secondary indexes; the IAM grants assume none", id)
 			}
-			wantPolicy, wantProtection := "Delete", false
+			// prod: retained on delete and replace, but not when the create
+			// that made it rolls back (RetainExceptOnCreate).
+			wantPolicy, wantReplace, wantProtection := "Delete", "Delete", false
 			if stage == "prod" {
-				wantPolicy, wantProtection = "Retain", true
+				wantPolicy, wantReplace, wantProtection = "RetainExceptOnCreate", "Retain", true
 			}
-			if r["DeletionPolicy"] != wantPolicy || r["UpdateReplacePolicy"] != wantPolicy {
-				t.Errorf("%s deletion policy %v/%v, want %s", id, r["DeletionPolicy"], r["UpdateReplacePolicy"], wantPolicy)
+			if r["DeletionPolicy"] != wantPolicy || r["UpdateReplacePolicy"] != wantReplace {
+				t.Errorf("%s deletion/update-replace policy %v/%v, want %s/%s", id, r["DeletionPolicy"], r["UpdateReplacePolicy"], wantPolicy, wantReplace)
 			}
 			if got, _ := p["DeletionProtectionEnabled"].(bool); got != wantProtection {
 				t.Errorf("%s deletion protection %v, want %v", id, p["DeletionProtectionEnabled"], wantProtection)
@@ -251,12 +253,13 @@ func TestFunctions(t *testing.T) {
 			if ref(lc["LogGroup"]) != lgID {
 				t.Errorf("%s logs to %v, want its own log group %s", id, lc["LogGroup"], lgID)
 			}
-			wantDays, wantPolicy := 30.0, "Delete"
+			wantDays, wantPolicy, wantReplace := 30.0, "Delete", "Delete"
 			if stage == "prod" {
-				wantDays, wantPolicy = 90, "Retain"
+				wantDays, wantPolicy, wantReplace = 90, "RetainExceptOnCreate", "Retain"
 			}
-			if props(lg)["RetentionInDays"] != wantDays || lg["DeletionPolicy"] != wantPolicy {
-				t.Errorf("log group %s retention %v deletion %v, want %v days, %s", lgID, props(lg)["RetentionInDays"], lg["DeletionPolicy"], wantDays, wantPolicy)
+			if props(lg)["RetentionInDays"] != wantDays || lg["DeletionPolicy"] != wantPolicy || lg["UpdateReplacePolicy"] != wantReplace {
+				t.Errorf("log group %s retention %v deletion %v/%v, want %v days, %s/%s", lgID, props(lg)["RetentionInDays"],
+					lg["DeletionPolicy"], lg["UpdateReplacePolicy"], wantDays, wantPolicy, wantReplace)
 			}
 			// Its own role, without managed policies.
 			roleID := ref(p["Role"])
@@ -379,12 +382,12 @@ func TestSecret(t *testing.T) {
 		if gk := gen["GenerateStringKey"]; gk == "POLYGON_API_KEY" || gk == "XAI_API_KEY" {
 			t.Errorf("%s generates a random value into %v", id, gk)
 		}
-		want := "Delete"
+		want, wantReplace := "Delete", "Delete"
 		if stage == "prod" {
-			want = "Retain"
+			want, wantReplace = "RetainExceptOnCreate", "Retain"
 		}
-		if r["DeletionPolicy"] != want {
-			t.Errorf("%s deletion policy %v, want %s", id, r["DeletionPolicy"], want)
+		if r["DeletionPolicy"] != want || r["UpdateReplacePolicy"] != wantReplace {
+			t.Errorf("%s deletion/update-replace policy %v/%v, want %s/%s", id, r["DeletionPolicy"], r["UpdateReplacePolicy"], want, wantReplace)
 		}
 		// Read only by the two functions that need a key.
 		readers := map[string]bool{}
@@ -981,6 +984,60 @@ func TestAlarmTopicLetsTheStagesAlarmsPublish(t *testing.T) {
 		} {
 			if arnLike(pattern, arn) {
 				t.Errorf("%q lets %s publish", pattern, arn)
+			}
+		}
+	})
+}
+
+// namedProperties are the properties that give a resource a fixed physical
+// name: a second resource of that name cannot be created while one exists.
+var namedProperties = []string{"TableName", "LogGroupName", "QueueName", "FunctionName", "TopicName", "AlarmName",
+	"DashboardName", "Name", "RoleName", "ScheduleGroupName"}
+
+// A failed first deploy must not block the next one. CloudFormation keeps a
+// Retain resource even when the create that made it rolls back; with a fixed
+// name, every later deploy then fails with "already exists". So no resource
+// with a fixed name is plainly Retain: what must survive (prod data, the
+// secret, prod logs) is RetainExceptOnCreate, everything else is deleted.
+func TestAFailedFirstCreateLeavesNoNamedResourceBehind(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		kept := map[string]bool{}
+		for id, r := range s.doc["Resources"].(map[string]any) {
+			r := r.(map[string]any)
+			named := ""
+			for _, k := range namedProperties {
+				if v, ok := props(r)[k].(string); ok {
+					named = v
+				}
+			}
+			if named == "" {
+				continue
+			}
+			switch dp, _ := r["DeletionPolicy"].(string); dp {
+			case "", "Delete":
+			case "RetainExceptOnCreate":
+				kept[r["Type"].(string)] = true
+				if r["UpdateReplacePolicy"] != "Retain" {
+					t.Errorf("%s (%s) is retained on delete but not on replacement: %v", id, named, r["UpdateReplacePolicy"])
+				}
+			default:
+				t.Errorf("%s (%s) has DeletionPolicy %s: a rolled-back first create would leave it behind and block the next deploy", id, named, dp)
+			}
+		}
+		want := map[string]bool{}
+		if stage == "prod" {
+			want = map[string]bool{"AWS::DynamoDB::Table": true, "AWS::SecretsManager::Secret": true, "AWS::Logs::LogGroup": true}
+		}
+		if compact(kept) != compact(want) {
+			t.Errorf("types retained on delete: %v, want %v", sortedKeys(kept), sortedKeys(want))
+		}
+		// Nor can a function re-create its log group outside the stack
+		// (Lambda creates /aws/lambda/<name> when it may and the group is
+		// missing, e.g. while a stack is being deleted): no role may create
+		// log groups.
+		for _, st := range statements(t, s) {
+			if slices.Contains(st.actions, "logs:CreateLogGroup") {
+				t.Errorf("policy %s allows logs:CreateLogGroup", st.policy)
 			}
 		}
 	})

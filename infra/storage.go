@@ -24,11 +24,18 @@ type storage struct {
 // isProd reports whether the stage keeps its data when the stack goes away.
 func isProd(stage string) bool { return stage == tables.StageProd }
 
-// removalPolicy is RETAIN for prod data and DESTROY for dev, so a dev stack can
-// be torn down completely while prod data survives a mistaken deletion.
+// removalPolicy keeps prod data and destroys dev's, so a dev stack can be torn
+// down completely while prod data survives a mistaken deletion or replacement.
+//
+// Prod uses RETAIN_ON_UPDATE_OR_DELETE (DeletionPolicy RetainExceptOnCreate,
+// UpdateReplacePolicy Retain), not RETAIN: CloudFormation keeps a Retain
+// resource even when the create that made it rolls back, and because every
+// resource here has a fixed name, each later deploy would then fail with
+// "already exists". RetainExceptOnCreate deletes what a failed first create
+// made (it is new and empty) and retains it on every later delete or replace.
 func removalPolicy(stage string) awscdk.RemovalPolicy {
 	if isProd(stage) {
-		return awscdk.RemovalPolicy_RETAIN
+		return awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE
 	}
 	return awscdk.RemovalPolicy_DESTROY
 }
