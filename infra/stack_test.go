@@ -542,18 +542,95 @@ func TestSchedules(t *testing.T) {
 				t.Errorf("%s input %q, want %q", id, in, c.input)
 			}
 		}
-		// Scheduler's role may only invoke the two scheduled functions and
-		// dead-letter to its queue.
-		noPanic(t, func() {
-			s.template.HasResourceProperties(jsii.String("AWS::IAM::Role"), map[string]any{
-				"AssumeRolePolicyDocument": assertions.Match_ObjectLike(&map[string]any{
-					"Statement": []any{assertions.Match_ObjectLike(&map[string]any{
-						"Principal": map[string]any{"Service": "scheduler.amazonaws.com"},
-						"Condition": map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": map[string]any{"Ref": "AWS::AccountId"}}},
-					})},
-				}),
-			})
-		})
+	})
+}
+
+// The Scheduler's role: assumable by EventBridge Scheduler only for this
+// account's schedule group of this stage (Scheduler names the group, not the
+// schedule, as aws:SourceArn), allowed to invoke exactly the two scheduled
+// functions by the unqualified ARNs the targets call — no "<arn>:*", so no
+// IAM5 suppression — and to dead-letter into its queue.
+func TestSchedulerRole(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		groupID, _ := one(t, s, "AWS::Scheduler::ScheduleGroup", "Name", "zsm-seven-"+stage)
+		if n := len(resources(s, "AWS::Scheduler::ScheduleGroup")); n != 1 {
+			t.Errorf("%d schedule groups, want 1", n)
+		}
+		var roleIDs []string
+		for id, r := range resources(s, "AWS::Scheduler::Schedule") {
+			p := props(r)
+			if p["GroupName"] != "zsm-seven-"+stage {
+				t.Errorf("schedule %s is in group %v, want zsm-seven-%s", id, p["GroupName"], stage)
+			}
+			if !slices.Contains(list(r["DependsOn"]), any(groupID)) {
+				t.Errorf("schedule %s does not depend on its group: %v", id, r["DependsOn"])
+			}
+			roleIDs = append(roleIDs, ref(p["Target"].(map[string]any)["RoleArn"]))
+		}
+		if len(roleIDs) != 2 || roleIDs[0] != roleIDs[1] || roleIDs[0] == "" {
+			t.Fatalf("schedule roles %v, want one role for both", roleIDs)
+		}
+		roleID := roleIDs[0]
+		role := resources(s, "AWS::IAM::Role")[roleID]
+		trust := list(props(role)["AssumeRolePolicyDocument"].(map[string]any)["Statement"])
+		want := `[{"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:SourceAccount":{"Ref":"AWS::AccountId"},` +
+			`"aws:SourceArn":{"Fn::GetAtt":["` + groupID + `","Arn"]}}},"Effect":"Allow","Principal":{"Service":"scheduler.amazonaws.com"}}]`
+		if compact(trust) != want {
+			t.Errorf("scheduler role trust\n got %s\nwant %s", compact(trust), want)
+		}
+		if props(role)["ManagedPolicyArns"] != nil {
+			t.Errorf("scheduler role has managed policies %v", props(role)["ManagedPolicyArns"])
+		}
+		processTickers, _ := fn(t, s, "processTickers", stage)
+		analyzePortfolio, _ := fn(t, s, "analyzePortfolio", stage)
+		dlq, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-schedule-dlq-"+stage)
+		got := map[string][]string{}
+		for _, st := range statements(t, s) {
+			if !slices.Contains(st.roles, roleID) {
+				continue
+			}
+			for _, a := range st.actions {
+				got[a] = append(got[a], st.resources...)
+			}
+		}
+		for a := range got {
+			slices.Sort(got[a])
+		}
+		arn := func(id string) string { return `{"Fn::GetAtt":["` + id + `","Arn"]}` }
+		wantInvoke := []string{arn(processTickers), arn(analyzePortfolio)}
+		slices.Sort(wantInvoke)
+		wantGot := map[string][]string{"lambda:InvokeFunction": wantInvoke, "sqs:SendMessage": {arn(dlq)}}
+		if compact(got) != compact(wantGot) {
+			t.Errorf("scheduler role may\n %s\nwant\n %s", compact(got), compact(wantGot))
+		}
+	})
+}
+
+// cdk-nag suppressions are few, each on one resource, each with a reason, and
+// exactly the ones docs/infrastructure.md lists.
+func TestNagSuppressionsAreTheDocumentedOnes(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		secret, _ := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
+		scheduleDLQ, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-schedule-dlq-"+stage)
+		async, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-async-failures-"+stage)
+		want := []string{secret + " AwsSolutions-SMG4", scheduleDLQ + " AwsSolutions-SQS3", async + " AwsSolutions-SQS3"}
+		slices.Sort(want)
+		var got []string
+		for id, r := range s.doc["Resources"].(map[string]any) {
+			meta, _ := r.(map[string]any)["Metadata"].(map[string]any)
+			nag, _ := meta["cdk_nag"].(map[string]any)
+			for _, rule := range list(nag["rules_to_suppress"]) {
+				rule := rule.(map[string]any)
+				got = append(got, id+" "+rule["id"].(string))
+				if reason, _ := rule["reason"].(string); len(reason) < 60 {
+					t.Errorf("%s suppresses %s with too short a reason: %q", id, rule["id"], reason)
+				}
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("cdk-nag suppressions %v, want %v", got, want)
+		}
 	})
 }
 
