@@ -1119,3 +1119,46 @@ func TestAFailedFirstCreateLeavesNoNamedResourceBehind(t *testing.T) {
 		}
 	})
 }
+
+// Each dead-letter queue admits only its own source (RedriveAllowPolicy
+// byQueue with that queue's ARN); the two failure queues, which receive from
+// the Scheduler and from Lambda, admit no queue at all (denyAll).
+func TestDeadLetterQueuesAdmitOnlyTheirSource(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		queues := resources(s, "AWS::SQS::Queue")
+		sources := map[string]string{} // DLQ id -> source queue name
+		for _, q := range queues {
+			rp, _ := props(q)["RedrivePolicy"].(map[string]any)
+			if rp == nil {
+				continue
+			}
+			sources[ref(rp["deadLetterTargetArn"])] = props(q)["QueueName"].(string)
+		}
+		if len(sources) == 0 {
+			t.Fatal("no queue has a dead-letter queue")
+		}
+		failure := map[string]bool{"zsm-schedule-dlq-" + stage: true, "zsm-async-failures-" + stage: true}
+		for id, q := range queues {
+			p := props(q)
+			name := p["QueueName"].(string)
+			rap, _ := p["RedriveAllowPolicy"].(map[string]any)
+			switch {
+			case sources[id] != "":
+				want := "arn:aws:sqs:us-east-1:111122223333:" + sources[id]
+				arns := list(rap["sourceQueueArns"])
+				if rap["redrivePermission"] != "byQueue" || len(arns) != 1 || resolve(t, arns[0]) != want {
+					t.Errorf("DLQ %s redrive allow policy %s, want byQueue [%s]", name, compact(rap), want)
+				}
+				if (p["FifoQueue"] == true) != strings.HasSuffix(sources[id], ".fifo") {
+					t.Errorf("DLQ %s FIFO %v does not match its source %s", name, p["FifoQueue"], sources[id])
+				}
+			case failure[name]:
+				if compact(rap) != `{"redrivePermission":"denyAll"}` {
+					t.Errorf("failure queue %s redrive allow policy %s, want denyAll", name, compact(rap))
+				}
+			case rap != nil:
+				t.Errorf("queue %s is no dead-letter queue but has a redrive allow policy %s", name, compact(rap))
+			}
+		}
+	})
+}
