@@ -288,6 +288,13 @@ func TestFunctions(t *testing.T) {
 				t.Errorf("%s STAGE=%v LOG_LEVEL=%v", id, env["STAGE"], env["LOG_LEVEL"])
 			}
 			checkEnvValues(t, s, stage, id, env)
+			// Recursive loop detection on, explicitly: processTicker sends to
+			// the queue that triggers it (bounded re-queue, 5 attempts, far
+			// below the 16 hops Lambda allows); a loop that is not bounded must
+			// be stopped, and the message then reaches the DLQ and its alarm.
+			if p["RecursiveLoop"] != "Terminate" {
+				t.Errorf("%s RecursiveLoop %v, want Terminate set explicitly", id, p["RecursiveLoop"])
+			}
 		}
 	})
 }
