@@ -20,6 +20,10 @@ func apiKeysSecretName(stage string) string { return "zsm-seven/" + stage + "/ap
 // `aws secretsmanager put-secret-value` (README) or the deploy workflow does.
 // CloudFormation only requires some generated field; it holds random
 // characters and is never read.
+//
+// The GenerateSecretString block is frozen (TestSecretGenerateBlockIsFrozen):
+// CloudFormation regenerates the secret's value whenever it changes, which
+// would overwrite the keys operators put with the empty template.
 func newAPIKeysSecret(scope constructs.Construct, stage string) awssecretsmanager.Secret {
 	template, err := json.Marshal(map[string]string{secrets.PolygonAPIKey: "", secrets.XAIAPIKey: ""})
 	if err != nil {

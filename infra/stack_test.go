@@ -1169,3 +1169,21 @@ func TestDeadLetterQueuesAdmitOnlyTheirSource(t *testing.T) {
 		}
 	})
 }
+
+// The secret's generate block is frozen. CloudFormation regenerates a secret's
+// value whenever GenerateSecretString changes: the next deploy would replace
+// the keys operators put with the template's empty ones (and a new random
+// "unused"), and processTicker and analyzePortfolio would run without keys
+// from their next cold start. Change this block only together with a step that
+// puts the keys back (runbook: Change the API keys), and update this test in
+// the same change.
+func TestSecretGenerateBlockIsFrozen(t *testing.T) {
+	const frozen = `{"ExcludePunctuation":true,"GenerateStringKey":"unused","PasswordLength":8,` +
+		`"SecretStringTemplate":"{\"POLYGON_API_KEY\":\"\",\"XAI_API_KEY\":\"\"}"}`
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		_, r := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
+		if got := compact(props(r)["GenerateSecretString"]); got != frozen {
+			t.Errorf("GenerateSecretString changed: a deploy would regenerate the secret and blank the API keys operators set.\n got %s\nwant %s", got, frozen)
+		}
+	})
+}
