@@ -14,6 +14,9 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/zsmseven/backend/pkg/analyses"
@@ -917,28 +920,30 @@ func TestMonitoring(t *testing.T) {
 				t.Errorf("%s alarm: %v %v missing=%v, want > 0", what, p["ComparisonOperator"], p["Threshold"], p["TreatMissingData"])
 			}
 		}
+		// Dead-letter queues: an alarm when one grew, which clears at the next
+		// period while old messages wait, so a new failure notifies again. No
+		// alarm on "visible > 0": it would stay red until the DLQ is drained.
 		for _, q := range []string{"ticker-processing-dlq-" + stage + ".fifo", "zsm-schedule-dlq-" + stage, "zsm-async-failures-" + stage} {
 			qID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", q)
-			// The dimension value is the queue name attribute.
-			var p map[string]any
-			for _, r := range alarms {
-				pp := props(r)
-				if pp["MetricName"] == "ApproximateNumberOfMessagesVisible" && strings.Contains(compact(pp["Dimensions"]), `"`+qID+`"`) {
-					p = pp
-				}
-			}
-			if p == nil {
-				t.Errorf("no depth alarm on %s", q)
-				continue
-			}
-			above0(p, q)
+			dlqGrewAlarm(t, alarms, qID, q)
 		}
+		for id, r := range alarms {
+			if props(r)["MetricName"] == "ApproximateNumberOfMessagesVisible" {
+				t.Errorf("alarm %s is on the plain visible count: it stays in ALARM while a DLQ is undrained and hides new failures", id)
+			}
+		}
+		// The ticker queue: its oldest message older than 3 hours means the
+		// consumer is not consuming (a disabled event source would otherwise
+		// show only in the 74 h freshness alarm).
+		qID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-queue-"+stage+".fifo")
+		oldestMessageAlarm(t, alarms, qID, "ticker queue")
 		for _, w := range wantFunctions {
 			fnID, _ := fn(t, s, w.name, stage)
 			above0(find("AWS/Lambda", "Errors", map[string]string{"FunctionName": fnID}), w.name+" errors")
 		}
 		stageDim := map[string]string{metrics.DimensionStage: stage}
 		above0(find(metrics.Namespace, metrics.PolygonThrottled, stageDim), "Polygon 429")
+		above0(find(metrics.Namespace, metrics.PolygonKeyRefused, stageDim), "Polygon key refused")
 		above0(find(metrics.Namespace, metrics.AnalysisFallback, stageDim), "analysis fallback")
 		for _, m := range []string{metrics.TickersProcessed, metrics.AnalysesStored} {
 			p := find(metrics.Namespace, m, stageDim)
@@ -952,17 +957,26 @@ func TestMonitoring(t *testing.T) {
 				t.Errorf("stale %s window %v s", m, window)
 			}
 		}
-		if n := len(alarms); n != 10 {
-			t.Errorf("%d alarms, want 10 (3 DLQ, 3 errors, 429, fallback, 2 stale)", n)
+		if n := len(alarms); n != 12 {
+			t.Errorf("%d alarms, want 12 (oldest ticker message, 3 DLQs grew, 3 errors, 429, key refused, fallback, 2 stale)", n)
 		}
 
 		_, d := one(t, s, "AWS::CloudWatch::Dashboard", "DashboardName", "zsm-seven-"+stage)
 		body := compact(props(d)["DashboardBody"])
 		for _, m := range []string{"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Invocations", "Errors", "Duration",
-			metrics.PolygonCalls, metrics.PolygonThrottled, metrics.LLMPromptTokens, metrics.LLMCompletionTokens, metrics.LLMCostUSD,
-			metrics.TickersProcessed, metrics.AnalysesStored} {
+			metrics.PolygonCalls, metrics.PolygonThrottled, metrics.PolygonKeyRefused, metrics.LLMPromptTokens, metrics.LLMCompletionTokens,
+			metrics.LLMCostUSD, metrics.TickersProcessed, metrics.AnalysesStored} {
 			if !strings.Contains(body, `\"`+m+`\"`) {
 				t.Errorf("dashboard does not show %s", m)
+			}
+		}
+		// Every alarm is on the dashboard's alarm status widget.
+		if !strings.Contains(body, `\"type\":\"alarm\"`) {
+			t.Error("dashboard has no alarm status widget")
+		}
+		for id := range alarms {
+			if !strings.Contains(body, `{"Fn::GetAtt":["`+id+`","Arn"]}`) {
+				t.Errorf("alarm %s is not on the dashboard", id)
 			}
 		}
 	})
@@ -1185,5 +1199,123 @@ func TestSecretGenerateBlockIsFrozen(t *testing.T) {
 		if got := compact(props(r)["GenerateSecretString"]); got != frozen {
 			t.Errorf("GenerateSecretString changed: a deploy would regenerate the secret and blank the API keys operators set.\n got %s\nwant %s", got, frozen)
 		}
+	})
+}
+
+// dlqGrewAlarm checks the one alarm on a dead-letter queue: metric math
+// DIFF(FILL(visible, 0)) over the Maximum of ApproximateNumberOfMessagesVisible
+// in 5 minutes, above 0 in one period, missing data not breaching.
+func dlqGrewAlarm(t *testing.T, alarms map[string]map[string]any, queueID, what string) {
+	t.Helper()
+	var found []map[string]any
+	for _, r := range alarms {
+		if strings.Contains(compact(props(r)["Metrics"]), `{"Fn::GetAtt":["`+queueID+`","QueueName"]}`) {
+			found = append(found, props(r))
+		}
+	}
+	if len(found) != 1 {
+		t.Errorf("%d alarms on %s, want 1 (DLQ grew)", len(found), what)
+		return
+	}
+	p := found[0]
+	if p["ComparisonOperator"] != "GreaterThanThreshold" || p["Threshold"] != 0.0 || p["TreatMissingData"] != "notBreaching" ||
+		p["EvaluationPeriods"] != 1.0 || p["DatapointsToAlarm"] != 1.0 {
+		t.Errorf("%s DLQ-grew alarm %s %v, %v of %v, missing %v", what, p["ComparisonOperator"], p["Threshold"],
+			p["DatapointsToAlarm"], p["EvaluationPeriods"], p["TreatMissingData"])
+	}
+	var expr, stat map[string]any
+	for _, m := range list(p["Metrics"]) {
+		m := m.(map[string]any)
+		if m["Expression"] != nil {
+			expr = m
+		} else {
+			stat = m
+		}
+	}
+	if len(list(p["Metrics"])) != 2 || expr == nil || stat == nil {
+		t.Fatalf("%s DLQ-grew metrics %s, want one expression over one metric", what, compact(p["Metrics"]))
+	}
+	if expr["Expression"] != "DIFF(FILL("+stat["Id"].(string)+", 0))" || expr["ReturnData"] != true || stat["ReturnData"] != false {
+		t.Errorf("%s DLQ-grew expression %s", what, compact(expr))
+	}
+	ms := stat["MetricStat"].(map[string]any)
+	m := ms["Metric"].(map[string]any)
+	if m["Namespace"] != "AWS/SQS" || m["MetricName"] != "ApproximateNumberOfMessagesVisible" || ms["Stat"] != "Maximum" || ms["Period"] != 300.0 ||
+		compact(m["Dimensions"]) != `[{"Name":"QueueName","Value":{"Fn::GetAtt":["`+queueID+`","QueueName"]}}]` {
+		t.Errorf("%s DLQ-grew metric %s", what, compact(ms))
+	}
+}
+
+// oldestMessageAlarm checks the alarm on a work queue's oldest message: the
+// Maximum of ApproximateAgeOfOldestMessage over 5 minutes above 3 hours.
+func oldestMessageAlarm(t *testing.T, alarms map[string]map[string]any, queueID, what string) {
+	t.Helper()
+	var found []map[string]any
+	for _, r := range alarms {
+		p := props(r)
+		if p["MetricName"] == "ApproximateAgeOfOldestMessage" &&
+			compact(p["Dimensions"]) == `[{"Name":"QueueName","Value":{"Fn::GetAtt":["`+queueID+`","QueueName"]}}]` {
+			found = append(found, p)
+		}
+	}
+	if len(found) != 1 {
+		t.Errorf("%d oldest-message alarms on %s, want 1", len(found), what)
+		return
+	}
+	p := found[0]
+	if p["Namespace"] != "AWS/SQS" || p["Statistic"] != "Maximum" || p["Period"] != 300.0 || p["Threshold"] != 3*3600.0 ||
+		p["ComparisonOperator"] != "GreaterThanThreshold" || p["TreatMissingData"] != "notBreaching" || p["EvaluationPeriods"] != 1.0 {
+		t.Errorf("%s oldest-message alarm %s", what, compact(p))
+	}
+}
+
+// The analysis queue (a standard queue with its own DLQ, consumed by
+// analyzePortfolio) is still to come; it gets its dead-letter queue and both
+// queue alarms from the same two helpers, with one call each.
+func TestQueueHelpersServeAStandardQueue(t *testing.T) {
+	noPanic(t, func() {
+		app := awscdk.NewApp(nil)
+		stack := awscdk.NewStack(app, jsii.String("QueueHelpers"), nil)
+		dlq := newDeadLetterQueue(stack, "AnalysisDLQ", "zsm-analysis-dlq-dev", "zsm-analysis-queue-dev")
+		q := awssqs.NewQueue(stack, jsii.String("AnalysisQueue"), &awssqs.QueueProps{
+			QueueName:       jsii.String("zsm-analysis-queue-dev"),
+			DeadLetterQueue: &awssqs.DeadLetterQueue{Queue: dlq, MaxReceiveCount: jsii.Number(5)},
+		})
+		topic := awssns.NewTopic(stack, jsii.String("Topic"), nil)
+		a := &alarmSet{scope: stack, stage: "dev", action: awscloudwatchactions.NewSnsAction(topic)}
+		a.queueAlarms("AnalysisQueue", "analysis", q, dlq)
+
+		raw, err := json.Marshal(assertions.Template_FromStack(stack, nil).ToJSON())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
+		s := &synthesized{doc: doc}
+		qID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-analysis-queue-dev")
+		dID, d := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-analysis-dlq-dev")
+		if props(d)["FifoQueue"] != nil {
+			t.Errorf("the DLQ of a standard queue is FIFO: %s", compact(props(d)))
+		}
+		rap := props(d)["RedriveAllowPolicy"].(map[string]any)
+		if rap["redrivePermission"] != "byQueue" || resolve(t, list(rap["sourceQueueArns"])[0]) != "arn:aws:sqs:us-east-1:111122223333:zsm-analysis-queue-dev" {
+			t.Errorf("analysis DLQ redrive allow policy %s", compact(rap))
+		}
+		alarms := resources(s, "AWS::CloudWatch::Alarm")
+		if len(alarms) != 2 {
+			t.Fatalf("%d alarms from one queueAlarms call, want 2", len(alarms))
+		}
+		names := []string{}
+		for _, r := range alarms {
+			names = append(names, props(r)["AlarmName"].(string))
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, []string{"zsm-dev-analysis-dlq-grew", "zsm-dev-analysis-queue-oldest-message"}) {
+			t.Errorf("alarm names %v", names)
+		}
+		dlqGrewAlarm(t, alarms, dID, "analysis DLQ")
+		oldestMessageAlarm(t, alarms, qID, "analysis queue")
 	})
 }
