@@ -234,6 +234,8 @@ func TestFunctions(t *testing.T) {
 			t.Fatalf("%d functions, want 3", n)
 		}
 		roles := map[string]string{}
+		assets := functionAssets(t, s)
+		dirOf := map[string]string{"processTickers": "processtickers", "processTicker": "processticker", "analyzePortfolio": "analyzeportfolio"}
 		for _, w := range wantFunctions {
 			id, p := fn(t, s, w.name, stage)
 			if p["Runtime"] != "provided.al2023" || p["Handler"] != "bootstrap" || compact(p["Architectures"]) != `["arm64"]` {
@@ -242,10 +244,18 @@ func TestFunctions(t *testing.T) {
 			if p["MemorySize"] != w.memory || p["Timeout"] != w.timeout {
 				t.Errorf("%s memory %v timeout %v, want %v and %v", id, p["MemorySize"], p["Timeout"], w.memory, w.timeout)
 			}
-			// Code is an asset of that function's directory.
+			// Code is the asset holding this function's own bootstrap.
 			meta, _ := resources(s, "AWS::Lambda::Function")[id]["Metadata"].(map[string]any)
-			if meta["aws:asset:property"] != "Code" || !strings.HasPrefix(meta["aws:asset:path"].(string), "asset.") {
-				t.Errorf("%s code is not a file asset: %v", id, meta)
+			hash := assets[dirOf[w.name]]
+			if hash == "" {
+				t.Fatalf("no asset holds the bootstrap of %s", w.name)
+			}
+			if meta["aws:asset:property"] != "Code" || meta["aws:asset:path"] != "asset."+hash {
+				t.Errorf("%s code asset %v, want asset.%s (the asset of lambdas/%s)", id, meta, hash, dirOf[w.name])
+			}
+			code, _ := p["Code"].(map[string]any)
+			if code["S3Key"] != hash+".zip" || !strings.Contains(compact(code["S3Bucket"]), "cdk-hnb659fds-assets-") {
+				t.Errorf("%s code %s, want s3://<assets bucket>/%s.zip (the bootstrap of lambdas/%s)", id, compact(code), hash, dirOf[w.name])
 			}
 			// Logging: JSON to its own log group with retention.
 			lc, _ := p["LoggingConfig"].(map[string]any)
