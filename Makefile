@@ -75,6 +75,19 @@ CDK_DEPLOY_FLAGS ?= --require-approval broadening
 deploy: build node_modules/.installed ## deploy the stack (STAGE=dev|prod; needs AWS credentials)
 	$(CDK) deploy -c stage=$(STAGE) $(CDK_DEPLOY_FLAGS)
 
+# ---- taking over the tables of the old Serverless stack (docs/migration.md) ----
+STACK = ZsmSevenBackend-$(STAGE)
+
+.PHONY: import-plan
+import-plan: build node_modules/.installed ## offline: synthesize the import template into cdk.out/ and print the resource mapping (STAGE=dev|prod)
+	$(CDK) synth -c stage=$(STAGE) -c importTables=true --quiet --output cdk.out
+	@echo "cdk import will create $(STACK) with only these tables (Retain; name, keys, on-demand billing), skipping every other resource:"
+	@cat cdk.out/$(STACK).import-mapping.json
+
+.PHONY: import
+import: import-plan ## import the existing tables into a new stack with cdk import (STAGE=dev|prod; needs AWS credentials; then make deploy)
+	$(CDK) import --app cdk.out --resource-mapping cdk.out/$(STACK).import-mapping.json $(STACK)
+
 .PHONY: logs
 logs: ## follow a deployed function's logs (FN=processTickers|processTicker|analyzePortfolio, or the lambdas/ dir name; STAGE=dev|prod)
 	@case "$(FN)" in \

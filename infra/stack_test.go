@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -106,6 +107,11 @@ func TestStageFromContext(t *testing.T) {
 		{name: "fractional rate", ctx: map[string]any{"polygonCallsPerMinute": float64(2.5)}, wantErr: "context polygonCallsPerMinute"},
 		{name: "empty portfolio", ctx: map[string]any{"analysisPortfolio": " "}, wantErr: "context analysisPortfolio"},
 		{name: "bad email", ctx: map[string]any{"alarmEmail": "ops.example.com"}, wantErr: "context alarmEmail"},
+		{name: "import from the CLI", ctx: map[string]any{"stage": "prod", "importTables": "true"},
+			want: Config{Stage: "prod", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AssetsDir: "dist", ImportTables: true}},
+		{name: "import off", ctx: map[string]any{"importTables": false},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AssetsDir: "dist"}},
+		{name: "bad import flag", ctx: map[string]any{"importTables": "yes please"}, wantErr: "context importTables"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -1328,4 +1334,146 @@ func TestQueueHelpersServeAStandardQueue(t *testing.T) {
 		dlqGrewAlarm(t, alarms, dID, "analysis DLQ")
 		oldestMessageAlarm(t, alarms, qID, "analysis queue")
 	})
+}
+
+// The resource mapping `make import` hands to `cdk import` names exactly the
+// template's tables: their logical ids and their names (which carry the row
+// contract's keys, TestOwnedTables). It is written into the cloud assembly
+// beside the template in the CLI's format.
+func TestImportMappingMatchesTheTemplate(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		var m map[string]map[string]string
+		noPanic(t, func() { m = importMapping(s.stack, stage) })
+		want := map[string]map[string]string{}
+		for id, r := range resources(s, "AWS::DynamoDB::Table") {
+			want[id] = map[string]string{"TableName": props(r)["TableName"].(string)}
+			if r["DeletionPolicy"] == nil {
+				t.Errorf("table %s has no DeletionPolicy; CloudFormation imports only resources with one", id)
+			}
+		}
+		if compact(m) != compact(want) {
+			t.Errorf("import mapping %s, want the template's tables %s", compact(m), compact(want))
+		}
+		names := []string{}
+		for _, v := range m {
+			names = append(names, v["TableName"])
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, []string{"portfolio-analyses-" + stage, "ticker-data-" + stage}) {
+			t.Errorf("mapping names %v", names)
+		}
+
+		dir := t.TempDir()
+		path, err := writeImportMapping(dir, s.stack, stage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if path != filepath.Join(dir, "ZsmSevenBackend-"+stage+".import-mapping.json") {
+			t.Errorf("mapping written to %s", path)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var file map[string]map[string]string
+		if err := json.Unmarshal(data, &file); err != nil || compact(file) != compact(want) {
+			t.Errorf("mapping file %s: %v", data, err)
+		}
+	})
+}
+
+// With importTables=true (make import) the two tables are what an import can
+// vouch for: Retain, and only name, keys and on-demand billing, so the deploy
+// after the import applies the rest (PITR, the KMS key, deletion protection,
+// tags) as a real change instead of leaving them as silent drift. The logical
+// ids, the mapping and every other resource are the same as in the normal
+// template, so the import and the deploy after it describe one stack.
+func TestImportTemplate(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, normal *synthesized) {
+		imp := synthWith(t, stage, map[string]any{ctxImportTables: "true"})
+		normalTables := resources(normal, "AWS::DynamoDB::Table")
+		for id, r := range resources(imp, "AWS::DynamoDB::Table") {
+			n, ok := normalTables[id]
+			if !ok {
+				t.Fatalf("import table %s is not in the normal template", id)
+			}
+			if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
+				t.Errorf("import table %s policies %v/%v, want Retain/Retain", id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
+			}
+			if got := sortedKeys(props(r)); !slices.Equal(got, []string{"AttributeDefinitions", "BillingMode", "KeySchema", "TableName"}) {
+				t.Errorf("import table %s has properties %v, want only name, keys and billing", id, got)
+			}
+			for _, k := range []string{"AttributeDefinitions", "BillingMode", "KeySchema", "TableName"} {
+				if compact(props(r)[k]) != compact(props(n)[k]) {
+					t.Errorf("import table %s %s %s differs from the deployed template's %s", id, k, compact(props(r)[k]), compact(props(n)[k]))
+				}
+			}
+		}
+		if len(resources(imp, "AWS::DynamoDB::Table")) != len(normalTables) {
+			t.Errorf("import template has %d tables, want %d", len(resources(imp, "AWS::DynamoDB::Table")), len(normalTables))
+		}
+		for id, r := range normal.doc["Resources"].(map[string]any) {
+			if r.(map[string]any)["Type"] == "AWS::DynamoDB::Table" {
+				continue
+			}
+			if compact(imp.doc["Resources"].(map[string]any)[id]) != compact(r) {
+				t.Errorf("resource %s differs between the import and the normal template", id)
+			}
+		}
+		if compact(importMapping(imp.stack, stage)) != compact(importMapping(normal.stack, stage)) {
+			t.Error("the import mapping differs between the import and the normal template")
+		}
+	})
+}
+
+// The app itself (what `cdk synth`/`make import-plan` run) writes the mapping
+// into the cloud assembly next to the template, and the two agree: every
+// mapped logical id is a table of that template with that name and a Retain
+// policy. This runs the built app as the CDK CLI does (CDK_OUTDIR,
+// CDK_CONTEXT_JSON), so it costs one more synthesis.
+func TestAppWritesTheImportMappingIntoTheAssembly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the app: one more synthesis")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "infra-app")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build the app: %v\n%s", err, out)
+	}
+	ctx := cdkContext(t)
+	ctx[ctxStage], ctx[ctxAssetsDir], ctx[ctxImportTables] = "prod", assetsDir, "true"
+	ctxJSON, _ := json.Marshal(ctx)
+	outdir := filepath.Join(dir, "cdk.out")
+	cmd := exec.Command(bin)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CDK_OUTDIR="+outdir, "CDK_CONTEXT_JSON="+string(ctxJSON))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("run the app: %v\n%s", err, out)
+	}
+	var mapping map[string]map[string]string
+	data, err := os.ReadFile(filepath.Join(outdir, "ZsmSevenBackend-prod.import-mapping.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &mapping); err != nil {
+		t.Fatal(err)
+	}
+	var tmpl map[string]any
+	data, err = os.ReadFile(filepath.Join(outdir, "ZsmSevenBackend-prod.template.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	res := tmpl["Resources"].(map[string]any)
+	if len(mapping) != 2 {
+		t.Errorf("mapping %v, want the two owned tables", mapping)
+	}
+	for id, m := range mapping {
+		r, _ := res[id].(map[string]any)
+		if r == nil || r["Type"] != "AWS::DynamoDB::Table" || props(r)["TableName"] != m["TableName"] || r["DeletionPolicy"] != "Retain" {
+			t.Errorf("mapped %s -> %v, template has %s", id, m, compact(r))
+		}
+	}
 }

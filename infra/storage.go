@@ -40,10 +40,25 @@ func removalPolicy(stage string) awscdk.RemovalPolicy {
 	return awscdk.RemovalPolicy_DESTROY
 }
 
-func newStorage(scope constructs.Construct, stage string) *storage {
+// ownedTables are the tables this stack creates, by construct id. The
+// template and the import mapping (importMapping) are both built from this
+// list, so the mapping names exactly the template's tables.
+var ownedTables = []struct {
+	id   string
+	spec tables.Spec
+}{
+	{"TickerData", tables.TickerData},
+	{"PortfolioAnalyses", tables.PortfolioAnalyses},
+}
+
+func newStorage(scope constructs.Construct, stage string, importing bool) *storage {
+	owned := map[string]awsdynamodb.Table{}
+	for _, t := range ownedTables {
+		owned[t.id] = newOwnedTable(scope, t.id, t.spec, stage, importing)
+	}
 	return &storage{
-		tickerData: newOwnedTable(scope, "TickerData", tables.TickerData, stage),
-		analyses:   newOwnedTable(scope, "PortfolioAnalyses", tables.PortfolioAnalyses, stage),
+		tickerData: owned["TickerData"],
+		analyses:   owned["PortfolioAnalyses"],
 		userPortfolios: awsdynamodb.Table_FromTableName(scope, jsii.String("UserPortfolios"),
 			jsii.String(tables.UserPortfolios.Name(stage))),
 		portfolioPositions: awsdynamodb.Table_FromTableName(scope, jsii.String("PortfolioPositions"),
@@ -54,7 +69,18 @@ func newStorage(scope constructs.Construct, stage string) *storage {
 // newOwnedTable creates a table from its spec: on-demand billing, point-in-time
 // recovery, encryption at rest with the AWS managed key, and per-stage
 // retention.
-func newOwnedTable(scope constructs.Construct, id string, spec tables.Spec, stage string) awsdynamodb.Table {
+//
+// importing renders it for `cdk import` of a table that already exists (the
+// old Serverless stack's, docs/migration.md): DeletionPolicy Retain, the
+// plain contract of an import (whatever happens to the import, the table
+// stays), and only the properties the existing table must already have — its
+// name, its keys and on-demand billing. CloudFormation does not compare an
+// imported resource with the template; a property the template claimed but the
+// table lacked (point-in-time recovery, the KMS key, deletion protection,
+// tags) would then never be applied, because the next deploy would see no
+// change. Left out of the import, they are a change the next `make deploy`
+// applies.
+func newOwnedTable(scope constructs.Construct, id string, spec tables.Spec, stage string, importing bool) awsdynamodb.Table {
 	if spec.Shared {
 		panic(fmt.Sprintf("table %s is shared: import it, do not create it", spec.Base))
 	}
@@ -69,11 +95,25 @@ func newOwnedTable(scope constructs.Construct, id string, spec tables.Spec, stag
 		DeletionProtection: jsii.Bool(isProd(stage)),
 		RemovalPolicy:      removalPolicy(stage),
 	}
+	if importing {
+		props.RemovalPolicy = awscdk.RemovalPolicy_RETAIN
+	}
 	if spec.SortKey != nil {
 		props.SortKey = attribute(*spec.SortKey)
 	}
-	return awsdynamodb.NewTable(scope, jsii.String(id), props)
+	table := awsdynamodb.NewTable(scope, jsii.String(id), props)
+	if importing {
+		cfn := table.Node().DefaultChild().(awsdynamodb.CfnTable)
+		for _, p := range importOmitted {
+			cfn.AddPropertyDeletionOverride(jsii.String(p))
+		}
+	}
+	return table
 }
+
+// importOmitted are the table properties left out of the import template (see
+// newOwnedTable); the deploy after the import sets them.
+var importOmitted = []string{"PointInTimeRecoverySpecification", "SSESpecification", "DeletionProtectionEnabled", "Tags"}
 
 func attribute(k tables.Key) *awsdynamodb.Attribute {
 	t := awsdynamodb.AttributeType_STRING
