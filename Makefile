@@ -81,7 +81,7 @@ STACK = ZsmSevenBackend-$(STAGE)
 .PHONY: import-plan
 import-plan: build node_modules/.installed ## offline: synthesize the import template into cdk.out/ and print the resource mapping (STAGE=dev|prod)
 	$(CDK) synth -c stage=$(STAGE) -c importTables=true --quiet --output cdk.out
-	@echo "cdk import will create $(STACK) with only these tables (Retain; name, keys, on-demand billing), skipping every other resource:"
+	@echo "cdk import will create $(STACK) with only these tables (Retain; name, keys, on-demand billing, managed KMS key), skipping every other resource:"
 	@cat cdk.out/$(STACK).import-mapping.json
 
 .PHONY: import

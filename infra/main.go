@@ -51,8 +51,8 @@ type Config struct {
 	// AlarmEmail, when set, is subscribed to the alarm topic.
 	AlarmEmail string
 	// ImportTables renders the owned tables for `cdk import` (make import,
-	// docs/migration.md): Retain, and only the properties an existing table
-	// certainly has, so the deploy after the import sets the rest.
+	// docs/migration.md): Retain, and only the properties the existing table
+	// is checked to have, so the deploy after the import sets the rest.
 	ImportTables bool
 }
 

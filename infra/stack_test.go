@@ -1383,9 +1383,10 @@ func TestImportMappingMatchesTheTemplate(t *testing.T) {
 }
 
 // With importTables=true (make import) the two tables are what an import can
-// vouch for: Retain, and only name, keys and on-demand billing, so the deploy
-// after the import applies the rest (PITR, the KMS key, deletion protection,
-// tags) as a real change instead of leaving them as silent drift. The logical
+// vouch for: Retain, and only name, keys, on-demand billing and the managed
+// KMS key (the migration checks those first), so the deploy after the import
+// applies the rest (PITR, deletion protection, tags) as a real change instead
+// of leaving them as silent drift. The logical
 // ids, the mapping and every other resource are the same as in the normal
 // template, so the import and the deploy after it describe one stack.
 func TestImportTemplate(t *testing.T) {
@@ -1400,10 +1401,11 @@ func TestImportTemplate(t *testing.T) {
 			if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
 				t.Errorf("import table %s policies %v/%v, want Retain/Retain", id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
 			}
-			if got := sortedKeys(props(r)); !slices.Equal(got, []string{"AttributeDefinitions", "BillingMode", "KeySchema", "TableName"}) {
-				t.Errorf("import table %s has properties %v, want only name, keys and billing", id, got)
+			imported := []string{"AttributeDefinitions", "BillingMode", "KeySchema", "SSESpecification", "TableName"}
+			if got := sortedKeys(props(r)); !slices.Equal(got, imported) {
+				t.Errorf("import table %s has properties %v, want only %v", id, got, imported)
 			}
-			for _, k := range []string{"AttributeDefinitions", "BillingMode", "KeySchema", "TableName"} {
+			for _, k := range imported {
 				if compact(props(r)[k]) != compact(props(n)[k]) {
 					t.Errorf("import table %s %s %s differs from the deployed template's %s", id, k, compact(props(r)[k]), compact(props(n)[k]))
 				}

@@ -74,12 +74,16 @@ func newStorage(scope constructs.Construct, stage string, importing bool) *stora
 // old Serverless stack's, docs/migration.md): DeletionPolicy Retain, the
 // plain contract of an import (whatever happens to the import, the table
 // stays), and only the properties the existing table must already have — its
-// name, its keys and on-demand billing. CloudFormation does not compare an
-// imported resource with the template; a property the template claimed but the
-// table lacked (point-in-time recovery, the KMS key, deletion protection,
-// tags) would then never be applied, because the next deploy would see no
-// change. Left out of the import, they are a change the next `make deploy`
-// applies.
+// name, its keys, on-demand billing and the AWS managed KMS key (the
+// migration's checks make sure of the last two before the import).
+// CloudFormation does not compare an imported resource with the template; a
+// property the template claimed but the table lacked would never be applied,
+// because the next deploy would see no change. Point-in-time recovery,
+// deletion protection and tags are therefore left out of the import: they are
+// a change the next `make deploy` applies (and a rollback of that deploy can
+// undo). Encryption stays in: an update that adds it cannot be rolled back
+// cleanly (CloudFormation would have to remove the setting again), so the
+// table is switched to the managed key by hand before the import instead.
 func newOwnedTable(scope constructs.Construct, id string, spec tables.Spec, stage string, importing bool) awsdynamodb.Table {
 	if spec.Shared {
 		panic(fmt.Sprintf("table %s is shared: import it, do not create it", spec.Base))
@@ -113,7 +117,7 @@ func newOwnedTable(scope constructs.Construct, id string, spec tables.Spec, stag
 
 // importOmitted are the table properties left out of the import template (see
 // newOwnedTable); the deploy after the import sets them.
-var importOmitted = []string{"PointInTimeRecoverySpecification", "SSESpecification", "DeletionProtectionEnabled", "Tags"}
+var importOmitted = []string{"PointInTimeRecoverySpecification", "DeletionProtectionEnabled", "Tags"}
 
 func attribute(k tables.Key) *awsdynamodb.Attribute {
 	t := awsdynamodb.AttributeType_STRING
