@@ -111,7 +111,7 @@ func newFailureQueues(scope constructs.Construct, stage string) *failureQueues {
 			RedriveAllowPolicy: &awssqs.RedriveAllowPolicy{RedrivePermission: awssqs.RedrivePermission_DENY_ALL},
 		})
 		suppress(q, "AwsSolutions-SQS3",
-			"This queue is itself a dead-letter queue (of the Scheduler targets or of Lambda asynchronous invocations); cdk-nag only recognises DLQs referenced by another queue's RedrivePolicy. Its depth is alarmed.")
+			"This queue is itself a dead-letter queue (of the Scheduler targets or of Lambda asynchronous invocations); cdk-nag only recognises DLQs referenced by another queue's RedrivePolicy. A message arriving in it is alarmed (DLQ grew).")
 		return q
 	}
 	return &failureQueues{
