@@ -75,6 +75,47 @@ CDK_DEPLOY_FLAGS ?= --require-approval broadening
 deploy: build node_modules/.installed ## deploy the stack (STAGE=dev|prod; needs AWS credentials)
 	$(CDK) deploy -c stage=$(STAGE) $(CDK_DEPLOY_FLAGS)
 
+# ---- taking over the tables of the old Serverless stack (docs/migration.md) ----
+STACK = ZsmSevenBackend-$(STAGE)
+
+.PHONY: import-plan
+import-plan: build node_modules/.installed ## offline: synthesize the import template into cdk.out/ and print the resource mapping (STAGE=dev|prod)
+	$(CDK) synth -c stage=$(STAGE) -c importTables=true --quiet --output cdk.out
+	@echo "cdk import will create $(STACK) with only these tables (Retain; name, keys, on-demand billing, managed KMS key), skipping every other resource:"
+	@cat cdk.out/$(STACK).import-mapping.json
+
+.PHONY: import
+import: import-plan ## import the existing tables into a new stack with cdk import (STAGE=dev|prod; needs AWS credentials; then make deploy)
+	$(CDK) import --app cdk.out --resource-mapping cdk.out/$(STACK).import-mapping.json $(STACK)
+
+# ---- the pipeline: plan once, deploy exactly what was planned (deploy.yml) ----
+# `make assembly` synthesizes the stage into ASSEMBLY; `make plan` diffs that
+# assembly against the deployed stack with read-only credentials (the
+# bootstrap's lookup role); `make deploy-assembly` deploys that same assembly,
+# without rebuilding or resynthesizing. The optional alarm address comes from
+# the environment (ALARM_EMAIL) and reaches the CLI as one quoted argument: no
+# shell re-parses it.
+ASSEMBLY ?= cdk.out
+
+.PHONY: assembly
+assembly: build node_modules/.installed ## synthesize the stage's cloud assembly for plan and deploy (STAGE=dev|prod; ALARM_EMAIL from the environment)
+	@case "$(STAGE)" in dev|prod) ;; *) echo "STAGE must be dev or prod (got '$(STAGE)')" >&2; exit 2 ;; esac
+	set -- -c stage=$(STAGE); \
+	if [ -n "$${ALARM_EMAIL:-}" ]; then set -- "$$@" -c "alarmEmail=$$ALARM_EMAIL"; fi; \
+	$(CDK) synth "$$@" --quiet --output $(ASSEMBLY)
+
+.PHONY: plan
+plan: ## diff the assembly (make assembly) against the deployed stack, read-only; also into ASSEMBLY/plan-STAGE.txt (needs AWS credentials)
+	@test -x $(NODE_BIN)/cdk || { echo "the CDK CLI is not installed: make tools (or npm ci --ignore-scripts)" >&2; exit 2; }
+	@test -f $(ASSEMBLY)/$(STACK).template.json || { echo "no $(STACK) in $(ASSEMBLY): make assembly STAGE=$(STAGE) first" >&2; exit 2; }
+	$(CDK) diff --app $(ASSEMBLY) --method template --no-color $(STACK) 2>&1 | tee $(ASSEMBLY)/plan-$(STAGE).txt
+
+.PHONY: deploy-assembly
+deploy-assembly: ## deploy exactly the assembly make assembly wrote, no rebuild (STAGE=dev|prod; needs AWS credentials)
+	@test -x $(NODE_BIN)/cdk || { echo "the CDK CLI is not installed: make tools (or npm ci --ignore-scripts)" >&2; exit 2; }
+	@test -f $(ASSEMBLY)/$(STACK).template.json || { echo "no $(STACK) in $(ASSEMBLY): make assembly STAGE=$(STAGE) first" >&2; exit 2; }
+	$(CDK) deploy --app $(ASSEMBLY) $(CDK_DEPLOY_FLAGS) $(STACK)
+
 .PHONY: logs
 logs: ## follow a deployed function's logs (FN=processTickers|processTicker|analyzePortfolio, or the lambdas/ dir name; STAGE=dev|prod)
 	@case "$(FN)" in \

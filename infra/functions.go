@@ -66,6 +66,9 @@ type fnSpec struct {
 	env map[string]string
 	// async, when set, is where failed asynchronous invocations go.
 	async awslambda.IDestination
+	// recursiveLoop is Lambda's recursive loop detection setting, required
+	// for every function so that none depends on the service default.
+	recursiveLoop awslambda.RecursiveLoop
 }
 
 func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tickerQueue, keys awssecretsmanager.Secret, failures *failureQueues) *functions {
@@ -80,6 +83,8 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 			deploy.EnvTickerMessageGroups:     strconv.Itoa(deploy.DefaultTickerMessageGroups),
 		},
 		async: onFailure,
+		// It sends to the ticker queue, which triggers processTicker, not itself.
+		recursiveLoop: awslambda.RecursiveLoop_TERMINATE,
 	})
 	allowTable(processTickers.Role, store.userPortfolios, sharedReadActions...)
 	allowTable(processTickers.Role, store.portfolioPositions, sharedReadActions...)
@@ -99,6 +104,16 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 			deploy.EnvTickerQueueURL: *q.queue.QueueUrl(),
 			deploy.EnvTickerDLQURL:   *q.dlq.QueueUrl(),
 		},
+		// processTicker sends to the queue that triggers it: a record that
+		// failed transiently goes back to the tail with attempt+1. That loop is
+		// bounded by the attempt count (pipeline.DefaultMaxAttempts, 5: then the
+		// record goes to the DLQ), about a third of the 16 hops after which
+		// Lambda's detection stops a chain. TERMINATE is kept, explicitly, as
+		// the backstop for a loop that is not bounded (a bug that drops the
+		// count): Lambda then stops invoking with that message, SQS moves it
+		// to the DLQ after maxReceiveCount receives, and the DLQ alarm fires.
+		// ALLOW would let such a bug spend without limit.
+		recursiveLoop: awslambda.RecursiveLoop_TERMINATE,
 	})
 	allowTable(processTicker.Role, store.tickerData, "dynamodb:PutItem")
 	allow(processTicker.Role, []string{"secretsmanager:GetSecretValue"}, *keys.SecretArn())
@@ -124,6 +139,8 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 			deploy.EnvAPIKeysSecretARN:        *keys.SecretArn(),
 		},
 		async: onFailure,
+		// Invoked by its schedule; writes only to DynamoDB.
+		recursiveLoop: awslambda.RecursiveLoop_TERMINATE,
 	})
 	allowTable(analyzePortfolio.Role, store.userPortfolios, sharedReadActions...)
 	allowTable(analyzePortfolio.Role, store.portfolioPositions, sharedReadActions...)
@@ -138,6 +155,9 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 // own log group, which the role may write and nothing else until the caller
 // adds the function's data permissions.
 func newFunction(scope constructs.Construct, cfg Config, s fnSpec) *function {
+	if s.recursiveLoop == "" {
+		panic("function " + s.fn.Name + ": set recursiveLoop explicitly")
+	}
 	stage := cfg.Stage
 	id := upperFirst(s.fn.Name)
 	logGroup := awslogs.NewLogGroup(scope, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
@@ -174,6 +194,7 @@ func newFunction(scope constructs.Construct, cfg Config, s fnSpec) *function {
 		ApplicationLogLevelV2: awslambda.ApplicationLogLevel_INFO,
 		SystemLogLevelV2:      awslambda.SystemLogLevel_INFO,
 		Environment:           &env,
+		RecursiveLoop:         s.recursiveLoop,
 	}
 	if s.async != nil {
 		props.OnFailure = s.async

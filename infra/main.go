@@ -28,6 +28,7 @@ const (
 	ctxAnalysisPortfolio     = "analysisPortfolio"
 	ctxAssetsDir             = "assetsDir"
 	ctxAlarmEmail            = "alarmEmail"
+	ctxImportTables          = "importTables"
 )
 
 // Defaults used when cdk.json does not set a context key.
@@ -47,6 +48,10 @@ type Config struct {
 	AssetsDir string
 	// AlarmEmail, when set, is subscribed to the alarm topic.
 	AlarmEmail string
+	// ImportTables renders the owned tables for `cdk import` (make import,
+	// docs/migration.md): Retain, and only the properties the existing table
+	// is checked to have, so the deploy after the import sets the rest.
+	ImportTables bool
 }
 
 // ConfigFromContext reads and validates the app's context. Any problem is one
@@ -100,6 +105,13 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 		}
 		cfg.AlarmEmail = v
 	}
+	if v, ok := get(ctxImportTables); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("context %s: %q is not true or false", ctxImportTables, v)
+		}
+		cfg.ImportTables = b
+	}
 	return cfg, nil
 }
 
@@ -115,6 +127,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "infra:", err)
 		os.Exit(1)
 	}
-	NewStack(app, deploy.StackName(cfg.Stage), &StackProps{Config: cfg})
-	app.Synth(nil)
+	stack := NewStack(app, deploy.StackName(cfg.Stage), &StackProps{Config: cfg})
+	asm := app.Synth(nil)
+	// Beside the template: the resource mapping `make import` hands to
+	// `cdk import`, from the same table definitions as the template.
+	if _, err := writeImportMapping(*asm.Directory(), stack, cfg.Stage); err != nil {
+		fmt.Fprintln(os.Stderr, "infra:", err)
+		os.Exit(1)
+	}
 }

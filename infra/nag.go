@@ -18,16 +18,6 @@ func addNagChecks(scope constructs.IConstruct) {
 // children). appliesTo narrows it to the named findings where the rule reports
 // them (IAM4/IAM5); every suppression is listed in docs/infrastructure.md.
 func suppress(c constructs.IConstruct, rule, reason string, appliesTo ...string) {
-	addSuppression(c, false, rule, reason, appliesTo)
-}
-
-// suppressTree is suppress for a construct and its children, for findings on
-// resources a construct creates internally (a role's DefaultPolicy).
-func suppressTree(c constructs.IConstruct, rule, reason string, appliesTo ...string) {
-	addSuppression(c, true, rule, reason, appliesTo)
-}
-
-func addSuppression(c constructs.IConstruct, children bool, rule, reason string, appliesTo []string) {
 	s := &cdknag.NagPackSuppression{Id: jsii.String(rule), Reason: jsii.String(reason)}
 	if len(appliesTo) > 0 {
 		var list []any
@@ -36,11 +26,12 @@ func addSuppression(c constructs.IConstruct, children bool, rule, reason string,
 		}
 		s.AppliesTo = &list
 	}
-	cdknag.NagSuppressions_AddResourceSuppressions(c, &[]*cdknag.NagPackSuppression{s}, jsii.Bool(children))
+	cdknag.NagSuppressions_AddResourceSuppressions(c, &[]*cdknag.NagPackSuppression{s}, jsii.Bool(false))
 }
 
-// logicalID is the CloudFormation logical id of a construct's main resource,
-// as cdk-nag names it in findings ("<LogicalId.Arn>").
+// logicalID is the CloudFormation logical id of a construct's main resource
+// (as cdk-nag names it in findings, "<LogicalId.Arn>", and as `cdk import`
+// maps it).
 func logicalID(c constructs.IConstruct) string {
 	el, ok := c.Node().DefaultChild().(awscdk.CfnElement)
 	if !ok {

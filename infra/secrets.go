@@ -17,6 +17,10 @@ import (
 // `aws secretsmanager put-secret-value` (README) or the deploy workflow does.
 // CloudFormation only requires some generated field; it holds random
 // characters and is never read.
+//
+// The GenerateSecretString block is frozen (TestSecretGenerateBlockIsFrozen):
+// CloudFormation regenerates the secret's value whenever it changes, which
+// would overwrite the keys operators put with the empty template.
 func newAPIKeysSecret(scope constructs.Construct, stage string) awssecretsmanager.Secret {
 	template, err := json.Marshal(map[string]string{deploy.SecretKeyPolygon: "", deploy.SecretKeyXAI: ""})
 	if err != nil {

@@ -25,7 +25,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) awscdk.S
 	awscdk.Tags_Of(stack).Add(jsii.String("project"), jsii.String("zsm-seven-backend"), nil)
 	awscdk.Tags_Of(stack).Add(jsii.String("stage"), jsii.String(cfg.Stage), nil)
 
-	store := newStorage(stack, cfg.Stage)
+	store := newStorage(stack, cfg.Stage, cfg.ImportTables)
 	q := newTickerQueue(stack, cfg.Stage)
 	keys := newAPIKeysSecret(stack, cfg.Stage)
 	failures := newFailureQueues(stack, cfg.Stage)

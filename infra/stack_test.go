@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/zsmseven/backend/pkg/analysisdb"
@@ -103,6 +107,11 @@ func TestStageFromContext(t *testing.T) {
 		{name: "fractional rate", ctx: map[string]any{"polygonCallsPerMinute": float64(2.5)}, wantErr: "context polygonCallsPerMinute"},
 		{name: "empty portfolio", ctx: map[string]any{"analysisPortfolio": " "}, wantErr: "context analysisPortfolio"},
 		{name: "bad email", ctx: map[string]any{"alarmEmail": "ops.example.com"}, wantErr: "context alarmEmail"},
+		{name: "import from the CLI", ctx: map[string]any{"stage": "prod", "importTables": "true"},
+			want: Config{Stage: "prod", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AssetsDir: "dist", ImportTables: true}},
+		{name: "import off", ctx: map[string]any{"importTables": false},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AssetsDir: "dist"}},
+		{name: "bad import flag", ctx: map[string]any{"importTables": "yes please"}, wantErr: "context importTables"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -170,12 +179,14 @@ func TestOwnedTables(t *testing.T) {
 			if p["GlobalSecondaryIndexes"] != nil || p["LocalSecondaryIndexes"] != nil {
 				t.Errorf("%s has secondary indexes; the IAM grants assume none", id)
 			}
-			wantPolicy, wantProtection := "Delete", false
+			// prod: retained on delete and replace, but not when the create
+			// that made it rolls back (RetainExceptOnCreate).
+			wantPolicy, wantReplace, wantProtection := "Delete", "Delete", false
 			if stage == "prod" {
-				wantPolicy, wantProtection = "Retain", true
+				wantPolicy, wantReplace, wantProtection = "RetainExceptOnCreate", "Retain", true
 			}
-			if r["DeletionPolicy"] != wantPolicy || r["UpdateReplacePolicy"] != wantPolicy {
-				t.Errorf("%s deletion policy %v/%v, want %s", id, r["DeletionPolicy"], r["UpdateReplacePolicy"], wantPolicy)
+			if r["DeletionPolicy"] != wantPolicy || r["UpdateReplacePolicy"] != wantReplace {
+				t.Errorf("%s deletion/update-replace policy %v/%v, want %s/%s", id, r["DeletionPolicy"], r["UpdateReplacePolicy"], wantPolicy, wantReplace)
 			}
 			if got, _ := p["DeletionProtectionEnabled"].(bool); got != wantProtection {
 				t.Errorf("%s deletion protection %v, want %v", id, p["DeletionProtectionEnabled"], wantProtection)
@@ -229,6 +240,8 @@ func TestFunctions(t *testing.T) {
 			t.Fatalf("%d functions, want 3", n)
 		}
 		roles := map[string]string{}
+		assets := functionAssets(t, s)
+		dirOf := map[string]string{"processTickers": "processtickers", "processTicker": "processticker", "analyzePortfolio": "analyzeportfolio"}
 		for _, w := range wantFunctions {
 			id, p := fn(t, s, w.name, stage)
 			if p["Runtime"] != "provided.al2023" || p["Handler"] != "bootstrap" || compact(p["Architectures"]) != `["arm64"]` {
@@ -237,10 +250,18 @@ func TestFunctions(t *testing.T) {
 			if p["MemorySize"] != w.memory || p["Timeout"] != w.timeout {
 				t.Errorf("%s memory %v timeout %v, want %v and %v", id, p["MemorySize"], p["Timeout"], w.memory, w.timeout)
 			}
-			// Code is an asset of that function's directory.
+			// Code is the asset holding this function's own bootstrap.
 			meta, _ := resources(s, "AWS::Lambda::Function")[id]["Metadata"].(map[string]any)
-			if meta["aws:asset:property"] != "Code" || !strings.HasPrefix(meta["aws:asset:path"].(string), "asset.") {
-				t.Errorf("%s code is not a file asset: %v", id, meta)
+			hash := assets[dirOf[w.name]]
+			if hash == "" {
+				t.Fatalf("no asset holds the bootstrap of %s", w.name)
+			}
+			if meta["aws:asset:property"] != "Code" || meta["aws:asset:path"] != "asset."+hash {
+				t.Errorf("%s code asset %v, want asset.%s (the asset of lambdas/%s)", id, meta, hash, dirOf[w.name])
+			}
+			code, _ := p["Code"].(map[string]any)
+			if code["S3Key"] != hash+".zip" || !strings.Contains(compact(code["S3Bucket"]), "cdk-hnb659fds-assets-") {
+				t.Errorf("%s code %s, want s3://<assets bucket>/%s.zip (the bootstrap of lambdas/%s)", id, compact(code), hash, dirOf[w.name])
 			}
 			// Logging: JSON to its own log group with retention.
 			lc, _ := p["LoggingConfig"].(map[string]any)
@@ -251,12 +272,13 @@ func TestFunctions(t *testing.T) {
 			if ref(lc["LogGroup"]) != lgID {
 				t.Errorf("%s logs to %v, want its own log group %s", id, lc["LogGroup"], lgID)
 			}
-			wantDays, wantPolicy := 30.0, "Delete"
+			wantDays, wantPolicy, wantReplace := 30.0, "Delete", "Delete"
 			if stage == "prod" {
-				wantDays, wantPolicy = 90, "Retain"
+				wantDays, wantPolicy, wantReplace = 90, "RetainExceptOnCreate", "Retain"
 			}
-			if props(lg)["RetentionInDays"] != wantDays || lg["DeletionPolicy"] != wantPolicy {
-				t.Errorf("log group %s retention %v deletion %v, want %v days, %s", lgID, props(lg)["RetentionInDays"], lg["DeletionPolicy"], wantDays, wantPolicy)
+			if props(lg)["RetentionInDays"] != wantDays || lg["DeletionPolicy"] != wantPolicy || lg["UpdateReplacePolicy"] != wantReplace {
+				t.Errorf("log group %s retention %v deletion %v/%v, want %v days, %s/%s", lgID, props(lg)["RetentionInDays"],
+					lg["DeletionPolicy"], lg["UpdateReplacePolicy"], wantDays, wantPolicy, wantReplace)
 			}
 			// Its own role, without managed policies.
 			roleID := ref(p["Role"])
@@ -285,6 +307,13 @@ func TestFunctions(t *testing.T) {
 				t.Errorf("%s STAGE=%v LOG_LEVEL=%v", id, env["STAGE"], env["LOG_LEVEL"])
 			}
 			checkEnvValues(t, s, stage, id, env)
+			// Recursive loop detection on, explicitly: processTicker sends to
+			// the queue that triggers it (bounded re-queue, 5 attempts, far
+			// below the 16 hops Lambda allows); a loop that is not bounded must
+			// be stopped, and the message then reaches the DLQ and its alarm.
+			if p["RecursiveLoop"] != "Terminate" {
+				t.Errorf("%s RecursiveLoop %v, want Terminate set explicitly", id, p["RecursiveLoop"])
+			}
 		}
 	})
 }
@@ -379,12 +408,12 @@ func TestSecret(t *testing.T) {
 		if gk := gen["GenerateStringKey"]; gk == "POLYGON_API_KEY" || gk == "XAI_API_KEY" {
 			t.Errorf("%s generates a random value into %v", id, gk)
 		}
-		want := "Delete"
+		want, wantReplace := "Delete", "Delete"
 		if stage == "prod" {
-			want = "Retain"
+			want, wantReplace = "RetainExceptOnCreate", "Retain"
 		}
-		if r["DeletionPolicy"] != want {
-			t.Errorf("%s deletion policy %v, want %s", id, r["DeletionPolicy"], want)
+		if r["DeletionPolicy"] != want || r["UpdateReplacePolicy"] != wantReplace {
+			t.Errorf("%s deletion/update-replace policy %v/%v, want %s/%s", id, r["DeletionPolicy"], r["UpdateReplacePolicy"], want, wantReplace)
 		}
 		// Read only by the two functions that need a key.
 		readers := map[string]bool{}
@@ -539,18 +568,95 @@ func TestSchedules(t *testing.T) {
 				t.Errorf("%s input %q, want %q", id, in, c.input)
 			}
 		}
-		// Scheduler's role may only invoke the two scheduled functions and
-		// dead-letter to its queue.
-		noPanic(t, func() {
-			s.template.HasResourceProperties(jsii.String("AWS::IAM::Role"), map[string]any{
-				"AssumeRolePolicyDocument": assertions.Match_ObjectLike(&map[string]any{
-					"Statement": []any{assertions.Match_ObjectLike(&map[string]any{
-						"Principal": map[string]any{"Service": "scheduler.amazonaws.com"},
-						"Condition": map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": map[string]any{"Ref": "AWS::AccountId"}}},
-					})},
-				}),
-			})
-		})
+	})
+}
+
+// The Scheduler's role: assumable by EventBridge Scheduler only for this
+// account's schedule group of this stage (Scheduler names the group, not the
+// schedule, as aws:SourceArn), allowed to invoke exactly the two scheduled
+// functions by the unqualified ARNs the targets call — no "<arn>:*", so no
+// IAM5 suppression — and to dead-letter into its queue.
+func TestSchedulerRole(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		groupID, _ := one(t, s, "AWS::Scheduler::ScheduleGroup", "Name", "zsm-seven-"+stage)
+		if n := len(resources(s, "AWS::Scheduler::ScheduleGroup")); n != 1 {
+			t.Errorf("%d schedule groups, want 1", n)
+		}
+		var roleIDs []string
+		for id, r := range resources(s, "AWS::Scheduler::Schedule") {
+			p := props(r)
+			if p["GroupName"] != "zsm-seven-"+stage {
+				t.Errorf("schedule %s is in group %v, want zsm-seven-%s", id, p["GroupName"], stage)
+			}
+			if !slices.Contains(list(r["DependsOn"]), any(groupID)) {
+				t.Errorf("schedule %s does not depend on its group: %v", id, r["DependsOn"])
+			}
+			roleIDs = append(roleIDs, ref(p["Target"].(map[string]any)["RoleArn"]))
+		}
+		if len(roleIDs) != 2 || roleIDs[0] != roleIDs[1] || roleIDs[0] == "" {
+			t.Fatalf("schedule roles %v, want one role for both", roleIDs)
+		}
+		roleID := roleIDs[0]
+		role := resources(s, "AWS::IAM::Role")[roleID]
+		trust := list(props(role)["AssumeRolePolicyDocument"].(map[string]any)["Statement"])
+		want := `[{"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:SourceAccount":{"Ref":"AWS::AccountId"},` +
+			`"aws:SourceArn":{"Fn::GetAtt":["` + groupID + `","Arn"]}}},"Effect":"Allow","Principal":{"Service":"scheduler.amazonaws.com"}}]`
+		if compact(trust) != want {
+			t.Errorf("scheduler role trust\n got %s\nwant %s", compact(trust), want)
+		}
+		if props(role)["ManagedPolicyArns"] != nil {
+			t.Errorf("scheduler role has managed policies %v", props(role)["ManagedPolicyArns"])
+		}
+		processTickers, _ := fn(t, s, "processTickers", stage)
+		analyzePortfolio, _ := fn(t, s, "analyzePortfolio", stage)
+		dlq, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-schedule-dlq-"+stage)
+		got := map[string][]string{}
+		for _, st := range statements(t, s) {
+			if !slices.Contains(st.roles, roleID) {
+				continue
+			}
+			for _, a := range st.actions {
+				got[a] = append(got[a], st.resources...)
+			}
+		}
+		for a := range got {
+			slices.Sort(got[a])
+		}
+		arn := func(id string) string { return `{"Fn::GetAtt":["` + id + `","Arn"]}` }
+		wantInvoke := []string{arn(processTickers), arn(analyzePortfolio)}
+		slices.Sort(wantInvoke)
+		wantGot := map[string][]string{"lambda:InvokeFunction": wantInvoke, "sqs:SendMessage": {arn(dlq)}}
+		if compact(got) != compact(wantGot) {
+			t.Errorf("scheduler role may\n %s\nwant\n %s", compact(got), compact(wantGot))
+		}
+	})
+}
+
+// cdk-nag suppressions are few, each on one resource, each with a reason, and
+// exactly the ones docs/infrastructure.md lists.
+func TestNagSuppressionsAreTheDocumentedOnes(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		secret, _ := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
+		scheduleDLQ, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-schedule-dlq-"+stage)
+		async, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-async-failures-"+stage)
+		want := []string{secret + " AwsSolutions-SMG4", scheduleDLQ + " AwsSolutions-SQS3", async + " AwsSolutions-SQS3"}
+		slices.Sort(want)
+		var got []string
+		for id, r := range s.doc["Resources"].(map[string]any) {
+			meta, _ := r.(map[string]any)["Metadata"].(map[string]any)
+			nag, _ := meta["cdk_nag"].(map[string]any)
+			for _, rule := range list(nag["rules_to_suppress"]) {
+				rule := rule.(map[string]any)
+				got = append(got, id+" "+rule["id"].(string))
+				if reason, _ := rule["reason"].(string); len(reason) < 60 {
+					t.Errorf("%s suppresses %s with too short a reason: %q", id, rule["id"], reason)
+				}
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("cdk-nag suppressions %v, want %v", got, want)
+		}
 	})
 }
 
@@ -830,28 +936,30 @@ func TestMonitoring(t *testing.T) {
 				t.Errorf("%s alarm: %v %v missing=%v, want > 0", what, p["ComparisonOperator"], p["Threshold"], p["TreatMissingData"])
 			}
 		}
+		// Dead-letter queues: an alarm when one grew, which clears at the next
+		// period while old messages wait, so a new failure notifies again. No
+		// alarm on "visible > 0": it would stay red until the DLQ is drained.
 		for _, q := range []string{"ticker-processing-dlq-" + stage + ".fifo", "zsm-schedule-dlq-" + stage, "zsm-async-failures-" + stage} {
 			qID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", q)
-			// The dimension value is the queue name attribute.
-			var p map[string]any
-			for _, r := range alarms {
-				pp := props(r)
-				if pp["MetricName"] == "ApproximateNumberOfMessagesVisible" && strings.Contains(compact(pp["Dimensions"]), `"`+qID+`"`) {
-					p = pp
-				}
-			}
-			if p == nil {
-				t.Errorf("no depth alarm on %s", q)
-				continue
-			}
-			above0(p, q)
+			dlqGrewAlarm(t, alarms, qID, q)
 		}
+		for id, r := range alarms {
+			if props(r)["MetricName"] == "ApproximateNumberOfMessagesVisible" {
+				t.Errorf("alarm %s is on the plain visible count: it stays in ALARM while a DLQ is undrained and hides new failures", id)
+			}
+		}
+		// The ticker queue: its oldest message older than 3 hours means the
+		// consumer is not consuming (a disabled event source would otherwise
+		// show only in the 74 h freshness alarm).
+		qID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-queue-"+stage+".fifo")
+		oldestMessageAlarm(t, alarms, qID, "ticker queue")
 		for _, w := range wantFunctions {
 			fnID, _ := fn(t, s, w.name, stage)
 			above0(find("AWS/Lambda", "Errors", map[string]string{"FunctionName": fnID}), w.name+" errors")
 		}
 		stageDim := map[string]string{metrics.DimensionStage: stage}
 		above0(find(metrics.Namespace, metrics.PolygonThrottled, stageDim), "Polygon 429")
+		above0(find(metrics.Namespace, metrics.PolygonKeyRefused, stageDim), "Polygon key refused")
 		above0(find(metrics.Namespace, metrics.AnalysisFallback, stageDim), "analysis fallback")
 		for _, m := range []string{metrics.TickersProcessed, metrics.AnalysesStored} {
 			p := find(metrics.Namespace, m, stageDim)
@@ -865,17 +973,26 @@ func TestMonitoring(t *testing.T) {
 				t.Errorf("stale %s window %v s", m, window)
 			}
 		}
-		if n := len(alarms); n != 10 {
-			t.Errorf("%d alarms, want 10 (3 DLQ, 3 errors, 429, fallback, 2 stale)", n)
+		if n := len(alarms); n != 12 {
+			t.Errorf("%d alarms, want 12 (oldest ticker message, 3 DLQs grew, 3 errors, 429, key refused, fallback, 2 stale)", n)
 		}
 
 		_, d := one(t, s, "AWS::CloudWatch::Dashboard", "DashboardName", "zsm-seven-"+stage)
 		body := compact(props(d)["DashboardBody"])
 		for _, m := range []string{"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Invocations", "Errors", "Duration",
-			metrics.PolygonCalls, metrics.PolygonThrottled, metrics.LLMPromptTokens, metrics.LLMCompletionTokens, metrics.LLMCostUSD,
-			metrics.TickersProcessed, metrics.AnalysesStored} {
+			metrics.PolygonCalls, metrics.PolygonThrottled, metrics.PolygonKeyRefused, metrics.LLMPromptTokens, metrics.LLMCompletionTokens,
+			metrics.LLMCostUSD, metrics.TickersProcessed, metrics.AnalysesStored} {
 			if !strings.Contains(body, `\"`+m+`\"`) {
 				t.Errorf("dashboard does not show %s", m)
+			}
+		}
+		// Every alarm is on the dashboard's alarm status widget.
+		if !strings.Contains(body, `\"type\":\"alarm\"`) {
+			t.Error("dashboard has no alarm status widget")
+		}
+		for id := range alarms {
+			if !strings.Contains(body, `{"Fn::GetAtt":["`+id+`","Arn"]}`) {
+				t.Errorf("alarm %s is not on the dashboard", id)
 			}
 		}
 	})
@@ -905,4 +1022,460 @@ func TestContextOverrides(t *testing.T) {
 			"Protocol": "email", "Endpoint": "ops@example.com",
 		})
 	})
+}
+
+// The alarm topic's policy replaces SNS's default one, so it must itself let
+// CloudWatch publish: a policy with only the TLS Deny makes every alarm action
+// fail ("not authorized to perform: SNS:Publish ... because no resource-based
+// policy allows"). The Allow is limited to this account and this stage's
+// alarms, and every alarm of the stack falls under it.
+func TestAlarmTopicLetsTheStagesAlarmsPublish(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		topicID, _ := one(t, s, "AWS::SNS::Topic", "TopicName", "zsm-alarms-"+stage)
+		var policies []map[string]any
+		for _, r := range resources(s, "AWS::SNS::TopicPolicy") {
+			if strings.Contains(compact(props(r)["Topics"]), `"`+topicID+`"`) {
+				policies = append(policies, props(r))
+			}
+		}
+		if len(policies) != 1 {
+			t.Fatalf("%d policies on the alarm topic, want 1 (a second one would replace the first)", len(policies))
+		}
+		sts := list(policies[0]["PolicyDocument"].(map[string]any)["Statement"])
+		if len(sts) != 2 {
+			t.Fatalf("topic policy has %d statements, want the TLS Deny and the CloudWatch Allow: %s", len(sts), compact(sts))
+		}
+		var deny, allow map[string]any
+		for _, st := range sts {
+			st := st.(map[string]any)
+			switch st["Effect"] {
+			case "Deny":
+				deny = st
+			case "Allow":
+				allow = st
+			}
+		}
+		if deny == nil || compact(deny["Condition"]) != `{"Bool":{"aws:SecureTransport":"false"}}` ||
+			compact(deny["Principal"]) != `"*"` || deny["Action"] != "sns:Publish" || ref(deny["Resource"]) != topicID {
+			t.Errorf("TLS deny %s", compact(deny))
+		}
+		if allow == nil {
+			t.Fatal("no Allow statement: CloudWatch cannot publish any alarm")
+		}
+		if compact(allow["Principal"]) != `{"Service":"cloudwatch.amazonaws.com"}` || allow["Action"] != "sns:Publish" || ref(allow["Resource"]) != topicID {
+			t.Errorf("allow statement %s, want sns:Publish by cloudwatch.amazonaws.com on the topic", compact(allow))
+		}
+		cond, _ := allow["Condition"].(map[string]any)
+		if len(cond) != 2 {
+			t.Errorf("allow conditions %s, want StringEquals aws:SourceAccount and ArnLike aws:SourceArn", compact(cond))
+		}
+		eq, _ := cond["StringEquals"].(map[string]any)
+		if len(eq) != 1 || compact(eq["aws:SourceAccount"]) != `{"Ref":"AWS::AccountId"}` {
+			t.Errorf("aws:SourceAccount condition %s, want this account", compact(eq))
+		}
+		like, _ := cond["ArnLike"].(map[string]any)
+		if len(like) != 1 {
+			t.Fatalf("ArnLike condition %s, want aws:SourceArn only", compact(like))
+		}
+		pattern := resolve(t, like["aws:SourceArn"])
+		if pattern != "arn:aws:cloudwatch:us-east-1:111122223333:alarm:zsm-"+stage+"-*" {
+			t.Errorf("aws:SourceArn %q, want the stage's alarms", pattern)
+		}
+		alarms := resources(s, "AWS::CloudWatch::Alarm")
+		if len(alarms) == 0 {
+			t.Fatal("no alarms")
+		}
+		for id, r := range alarms {
+			arn := "arn:aws:cloudwatch:us-east-1:111122223333:alarm:" + props(r)["AlarmName"].(string)
+			if !arnLike(pattern, arn) {
+				t.Errorf("alarm %s (%s) is not allowed to publish by %q", id, arn, pattern)
+			}
+		}
+		other := map[string]string{"dev": "prod", "prod": "dev"}[stage]
+		for _, arn := range []string{
+			"arn:aws:cloudwatch:us-east-1:111122223333:alarm:zsm-" + other + "-processTicker-errors",
+			"arn:aws:cloudwatch:us-east-1:111122223333:alarm:someone-else",
+		} {
+			if arnLike(pattern, arn) {
+				t.Errorf("%q lets %s publish", pattern, arn)
+			}
+		}
+	})
+}
+
+// namedProperties are the properties that give a resource a fixed physical
+// name: a second resource of that name cannot be created while one exists.
+var namedProperties = []string{"TableName", "LogGroupName", "QueueName", "FunctionName", "TopicName", "AlarmName",
+	"DashboardName", "Name", "RoleName", "ScheduleGroupName"}
+
+// A failed first deploy must not block the next one. CloudFormation keeps a
+// Retain resource even when the create that made it rolls back; with a fixed
+// name, every later deploy then fails with "already exists". So no resource
+// with a fixed name is plainly Retain: what must survive (prod data, the
+// secret, prod logs) is RetainExceptOnCreate, everything else is deleted.
+func TestAFailedFirstCreateLeavesNoNamedResourceBehind(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		kept := map[string]bool{}
+		for id, r := range s.doc["Resources"].(map[string]any) {
+			r := r.(map[string]any)
+			named := ""
+			for _, k := range namedProperties {
+				if v, ok := props(r)[k].(string); ok {
+					named = v
+				}
+			}
+			if named == "" {
+				continue
+			}
+			switch dp, _ := r["DeletionPolicy"].(string); dp {
+			case "", "Delete":
+			case "RetainExceptOnCreate":
+				kept[r["Type"].(string)] = true
+				if r["UpdateReplacePolicy"] != "Retain" {
+					t.Errorf("%s (%s) is retained on delete but not on replacement: %v", id, named, r["UpdateReplacePolicy"])
+				}
+			default:
+				t.Errorf("%s (%s) has DeletionPolicy %s: a rolled-back first create would leave it behind and block the next deploy", id, named, dp)
+			}
+		}
+		want := map[string]bool{}
+		if stage == "prod" {
+			want = map[string]bool{"AWS::DynamoDB::Table": true, "AWS::SecretsManager::Secret": true, "AWS::Logs::LogGroup": true}
+		}
+		if compact(kept) != compact(want) {
+			t.Errorf("types retained on delete: %v, want %v", sortedKeys(kept), sortedKeys(want))
+		}
+		// Nor can a function re-create its log group outside the stack
+		// (Lambda creates /aws/lambda/<name> when it may and the group is
+		// missing, e.g. while a stack is being deleted): no role may create
+		// log groups.
+		for _, st := range statements(t, s) {
+			if slices.Contains(st.actions, "logs:CreateLogGroup") {
+				t.Errorf("policy %s allows logs:CreateLogGroup", st.policy)
+			}
+		}
+	})
+}
+
+// Each dead-letter queue admits only its own source (RedriveAllowPolicy
+// byQueue with that queue's ARN); the two failure queues, which receive from
+// the Scheduler and from Lambda, admit no queue at all (denyAll).
+func TestDeadLetterQueuesAdmitOnlyTheirSource(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		queues := resources(s, "AWS::SQS::Queue")
+		sources := map[string]string{} // DLQ id -> source queue name
+		for _, q := range queues {
+			rp, _ := props(q)["RedrivePolicy"].(map[string]any)
+			if rp == nil {
+				continue
+			}
+			sources[ref(rp["deadLetterTargetArn"])] = props(q)["QueueName"].(string)
+		}
+		if len(sources) == 0 {
+			t.Fatal("no queue has a dead-letter queue")
+		}
+		failure := map[string]bool{"zsm-schedule-dlq-" + stage: true, "zsm-async-failures-" + stage: true}
+		for id, q := range queues {
+			p := props(q)
+			name := p["QueueName"].(string)
+			rap, _ := p["RedriveAllowPolicy"].(map[string]any)
+			switch {
+			case sources[id] != "":
+				want := "arn:aws:sqs:us-east-1:111122223333:" + sources[id]
+				arns := list(rap["sourceQueueArns"])
+				if rap["redrivePermission"] != "byQueue" || len(arns) != 1 || resolve(t, arns[0]) != want {
+					t.Errorf("DLQ %s redrive allow policy %s, want byQueue [%s]", name, compact(rap), want)
+				}
+				if (p["FifoQueue"] == true) != strings.HasSuffix(sources[id], ".fifo") {
+					t.Errorf("DLQ %s FIFO %v does not match its source %s", name, p["FifoQueue"], sources[id])
+				}
+			case failure[name]:
+				if compact(rap) != `{"redrivePermission":"denyAll"}` {
+					t.Errorf("failure queue %s redrive allow policy %s, want denyAll", name, compact(rap))
+				}
+			case rap != nil:
+				t.Errorf("queue %s is no dead-letter queue but has a redrive allow policy %s", name, compact(rap))
+			}
+		}
+	})
+}
+
+// The secret's generate block is frozen. CloudFormation regenerates a secret's
+// value whenever GenerateSecretString changes: the next deploy would replace
+// the keys operators put with the template's empty ones (and a new random
+// "unused"), and processTicker and analyzePortfolio would run without keys
+// from their next cold start. Change this block only together with a step that
+// puts the keys back (runbook: Change the API keys), and update this test in
+// the same change.
+func TestSecretGenerateBlockIsFrozen(t *testing.T) {
+	const frozen = `{"ExcludePunctuation":true,"GenerateStringKey":"unused","PasswordLength":8,` +
+		`"SecretStringTemplate":"{\"POLYGON_API_KEY\":\"\",\"XAI_API_KEY\":\"\"}"}`
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		_, r := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
+		if got := compact(props(r)["GenerateSecretString"]); got != frozen {
+			t.Errorf("GenerateSecretString changed: a deploy would regenerate the secret and blank the API keys operators set.\n got %s\nwant %s", got, frozen)
+		}
+	})
+}
+
+// dlqGrewAlarm checks the one alarm on a dead-letter queue: metric math
+// DIFF(FILL(visible, 0)) over the Maximum of ApproximateNumberOfMessagesVisible
+// in 5 minutes, above 0 in one period, missing data not breaching.
+func dlqGrewAlarm(t *testing.T, alarms map[string]map[string]any, queueID, what string) {
+	t.Helper()
+	var found []map[string]any
+	for _, r := range alarms {
+		if strings.Contains(compact(props(r)["Metrics"]), `{"Fn::GetAtt":["`+queueID+`","QueueName"]}`) {
+			found = append(found, props(r))
+		}
+	}
+	if len(found) != 1 {
+		t.Errorf("%d alarms on %s, want 1 (DLQ grew)", len(found), what)
+		return
+	}
+	p := found[0]
+	if p["ComparisonOperator"] != "GreaterThanThreshold" || p["Threshold"] != 0.0 || p["TreatMissingData"] != "notBreaching" ||
+		p["EvaluationPeriods"] != 1.0 || p["DatapointsToAlarm"] != 1.0 {
+		t.Errorf("%s DLQ-grew alarm %s %v, %v of %v, missing %v", what, p["ComparisonOperator"], p["Threshold"],
+			p["DatapointsToAlarm"], p["EvaluationPeriods"], p["TreatMissingData"])
+	}
+	var expr, stat map[string]any
+	for _, m := range list(p["Metrics"]) {
+		m := m.(map[string]any)
+		if m["Expression"] != nil {
+			expr = m
+		} else {
+			stat = m
+		}
+	}
+	if len(list(p["Metrics"])) != 2 || expr == nil || stat == nil {
+		t.Fatalf("%s DLQ-grew metrics %s, want one expression over one metric", what, compact(p["Metrics"]))
+	}
+	if expr["Expression"] != "DIFF(FILL("+stat["Id"].(string)+", 0))" || expr["ReturnData"] != true || stat["ReturnData"] != false {
+		t.Errorf("%s DLQ-grew expression %s", what, compact(expr))
+	}
+	ms := stat["MetricStat"].(map[string]any)
+	m := ms["Metric"].(map[string]any)
+	if m["Namespace"] != "AWS/SQS" || m["MetricName"] != "ApproximateNumberOfMessagesVisible" || ms["Stat"] != "Maximum" || ms["Period"] != 300.0 ||
+		compact(m["Dimensions"]) != `[{"Name":"QueueName","Value":{"Fn::GetAtt":["`+queueID+`","QueueName"]}}]` {
+		t.Errorf("%s DLQ-grew metric %s", what, compact(ms))
+	}
+}
+
+// oldestMessageAlarm checks the alarm on a work queue's oldest message: the
+// Maximum of ApproximateAgeOfOldestMessage over 5 minutes above 3 hours.
+func oldestMessageAlarm(t *testing.T, alarms map[string]map[string]any, queueID, what string) {
+	t.Helper()
+	var found []map[string]any
+	for _, r := range alarms {
+		p := props(r)
+		if p["MetricName"] == "ApproximateAgeOfOldestMessage" &&
+			compact(p["Dimensions"]) == `[{"Name":"QueueName","Value":{"Fn::GetAtt":["`+queueID+`","QueueName"]}}]` {
+			found = append(found, p)
+		}
+	}
+	if len(found) != 1 {
+		t.Errorf("%d oldest-message alarms on %s, want 1", len(found), what)
+		return
+	}
+	p := found[0]
+	if p["Namespace"] != "AWS/SQS" || p["Statistic"] != "Maximum" || p["Period"] != 300.0 || p["Threshold"] != 3*3600.0 ||
+		p["ComparisonOperator"] != "GreaterThanThreshold" || p["TreatMissingData"] != "notBreaching" || p["EvaluationPeriods"] != 1.0 {
+		t.Errorf("%s oldest-message alarm %s", what, compact(p))
+	}
+}
+
+// The analysis queue (a standard queue with its own DLQ, consumed by
+// analyzePortfolio) is still to come; it gets its dead-letter queue and both
+// queue alarms from the same two helpers, with one call each.
+func TestQueueHelpersServeAStandardQueue(t *testing.T) {
+	noPanic(t, func() {
+		app := awscdk.NewApp(nil)
+		stack := awscdk.NewStack(app, jsii.String("QueueHelpers"), nil)
+		dlq := newDeadLetterQueue(stack, "AnalysisDLQ", "zsm-analysis-dlq-dev", "zsm-analysis-queue-dev")
+		q := awssqs.NewQueue(stack, jsii.String("AnalysisQueue"), &awssqs.QueueProps{
+			QueueName:       jsii.String("zsm-analysis-queue-dev"),
+			DeadLetterQueue: &awssqs.DeadLetterQueue{Queue: dlq, MaxReceiveCount: jsii.Number(5)},
+		})
+		topic := awssns.NewTopic(stack, jsii.String("Topic"), nil)
+		a := &alarmSet{scope: stack, stage: "dev", action: awscloudwatchactions.NewSnsAction(topic)}
+		a.queueAlarms("AnalysisQueue", "analysis", q, dlq)
+
+		raw, err := json.Marshal(assertions.Template_FromStack(stack, nil).ToJSON())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
+		s := &synthesized{doc: doc}
+		qID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-analysis-queue-dev")
+		dID, d := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-analysis-dlq-dev")
+		if props(d)["FifoQueue"] != nil {
+			t.Errorf("the DLQ of a standard queue is FIFO: %s", compact(props(d)))
+		}
+		rap := props(d)["RedriveAllowPolicy"].(map[string]any)
+		if rap["redrivePermission"] != "byQueue" || resolve(t, list(rap["sourceQueueArns"])[0]) != "arn:aws:sqs:us-east-1:111122223333:zsm-analysis-queue-dev" {
+			t.Errorf("analysis DLQ redrive allow policy %s", compact(rap))
+		}
+		alarms := resources(s, "AWS::CloudWatch::Alarm")
+		if len(alarms) != 2 {
+			t.Fatalf("%d alarms from one queueAlarms call, want 2", len(alarms))
+		}
+		names := []string{}
+		for _, r := range alarms {
+			names = append(names, props(r)["AlarmName"].(string))
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, []string{"zsm-dev-analysis-dlq-grew", "zsm-dev-analysis-queue-oldest-message"}) {
+			t.Errorf("alarm names %v", names)
+		}
+		dlqGrewAlarm(t, alarms, dID, "analysis DLQ")
+		oldestMessageAlarm(t, alarms, qID, "analysis queue")
+	})
+}
+
+// The resource mapping `make import` hands to `cdk import` names exactly the
+// template's tables: their logical ids and their names (which carry the row
+// contract's keys, TestOwnedTables). It is written into the cloud assembly
+// beside the template in the CLI's format.
+func TestImportMappingMatchesTheTemplate(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		var m map[string]map[string]string
+		noPanic(t, func() { m = importMapping(s.stack, stage) })
+		want := map[string]map[string]string{}
+		for id, r := range resources(s, "AWS::DynamoDB::Table") {
+			want[id] = map[string]string{"TableName": props(r)["TableName"].(string)}
+			if r["DeletionPolicy"] == nil {
+				t.Errorf("table %s has no DeletionPolicy; CloudFormation imports only resources with one", id)
+			}
+		}
+		if compact(m) != compact(want) {
+			t.Errorf("import mapping %s, want the template's tables %s", compact(m), compact(want))
+		}
+		names := []string{}
+		for _, v := range m {
+			names = append(names, v["TableName"])
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, []string{"portfolio-analyses-" + stage, "ticker-data-" + stage}) {
+			t.Errorf("mapping names %v", names)
+		}
+
+		dir := t.TempDir()
+		path, err := writeImportMapping(dir, s.stack, stage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if path != filepath.Join(dir, "ZsmSevenBackend-"+stage+".import-mapping.json") {
+			t.Errorf("mapping written to %s", path)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var file map[string]map[string]string
+		if err := json.Unmarshal(data, &file); err != nil || compact(file) != compact(want) {
+			t.Errorf("mapping file %s: %v", data, err)
+		}
+	})
+}
+
+// With importTables=true (make import) the two tables are what an import can
+// vouch for: Retain, and only name, keys, on-demand billing and the managed
+// KMS key (the migration checks those first), so the deploy after the import
+// applies the rest (PITR, deletion protection, tags) as a real change instead
+// of leaving them as silent drift. The logical
+// ids, the mapping and every other resource are the same as in the normal
+// template, so the import and the deploy after it describe one stack.
+func TestImportTemplate(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, normal *synthesized) {
+		imp := synthWith(t, stage, map[string]any{ctxImportTables: "true"})
+		normalTables := resources(normal, "AWS::DynamoDB::Table")
+		for id, r := range resources(imp, "AWS::DynamoDB::Table") {
+			n, ok := normalTables[id]
+			if !ok {
+				t.Fatalf("import table %s is not in the normal template", id)
+			}
+			if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
+				t.Errorf("import table %s policies %v/%v, want Retain/Retain", id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
+			}
+			imported := []string{"AttributeDefinitions", "BillingMode", "KeySchema", "SSESpecification", "TableName"}
+			if got := sortedKeys(props(r)); !slices.Equal(got, imported) {
+				t.Errorf("import table %s has properties %v, want only %v", id, got, imported)
+			}
+			for _, k := range imported {
+				if compact(props(r)[k]) != compact(props(n)[k]) {
+					t.Errorf("import table %s %s %s differs from the deployed template's %s", id, k, compact(props(r)[k]), compact(props(n)[k]))
+				}
+			}
+		}
+		if len(resources(imp, "AWS::DynamoDB::Table")) != len(normalTables) {
+			t.Errorf("import template has %d tables, want %d", len(resources(imp, "AWS::DynamoDB::Table")), len(normalTables))
+		}
+		for id, r := range normal.doc["Resources"].(map[string]any) {
+			if r.(map[string]any)["Type"] == "AWS::DynamoDB::Table" {
+				continue
+			}
+			if compact(imp.doc["Resources"].(map[string]any)[id]) != compact(r) {
+				t.Errorf("resource %s differs between the import and the normal template", id)
+			}
+		}
+		if compact(importMapping(imp.stack, stage)) != compact(importMapping(normal.stack, stage)) {
+			t.Error("the import mapping differs between the import and the normal template")
+		}
+	})
+}
+
+// The app itself (what `cdk synth`/`make import-plan` run) writes the mapping
+// into the cloud assembly next to the template, and the two agree: every
+// mapped logical id is a table of that template with that name and a Retain
+// policy. This runs the built app as the CDK CLI does (CDK_OUTDIR,
+// CDK_CONTEXT_JSON), so it costs one more synthesis.
+func TestAppWritesTheImportMappingIntoTheAssembly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the app: one more synthesis")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "infra-app")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build the app: %v\n%s", err, out)
+	}
+	ctx := cdkContext(t)
+	ctx[ctxStage], ctx[ctxAssetsDir], ctx[ctxImportTables] = "prod", assetsDir, "true"
+	ctxJSON, _ := json.Marshal(ctx)
+	outdir := filepath.Join(dir, "cdk.out")
+	cmd := exec.Command(bin)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CDK_OUTDIR="+outdir, "CDK_CONTEXT_JSON="+string(ctxJSON))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("run the app: %v\n%s", err, out)
+	}
+	var mapping map[string]map[string]string
+	data, err := os.ReadFile(filepath.Join(outdir, "ZsmSevenBackend-prod.import-mapping.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &mapping); err != nil {
+		t.Fatal(err)
+	}
+	var tmpl map[string]any
+	data, err = os.ReadFile(filepath.Join(outdir, "ZsmSevenBackend-prod.template.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	res := tmpl["Resources"].(map[string]any)
+	if len(mapping) != 2 {
+		t.Errorf("mapping %v, want the two owned tables", mapping)
+	}
+	for id, m := range mapping {
+		r, _ := res[id].(map[string]any)
+		if r == nil || r["Type"] != "AWS::DynamoDB::Table" || props(r)["TableName"] != m["TableName"] || r["DeletionPolicy"] != "Retain" {
+			t.Errorf("mapped %s -> %v, template has %s", id, m, compact(r))
+		}
+	}
 }

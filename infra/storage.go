@@ -24,19 +24,41 @@ type storage struct {
 // isProd reports whether the stage keeps its data when the stack goes away.
 func isProd(stage string) bool { return stage == deploy.StageProd }
 
-// removalPolicy is RETAIN for prod data and DESTROY for dev, so a dev stack can
-// be torn down completely while prod data survives a mistaken deletion.
+// removalPolicy keeps prod data and destroys dev's, so a dev stack can be torn
+// down completely while prod data survives a mistaken deletion or replacement.
+//
+// Prod uses RETAIN_ON_UPDATE_OR_DELETE (DeletionPolicy RetainExceptOnCreate,
+// UpdateReplacePolicy Retain), not RETAIN: CloudFormation keeps a Retain
+// resource even when the create that made it rolls back, and because every
+// resource here has a fixed name, each later deploy would then fail with
+// "already exists". RetainExceptOnCreate deletes what a failed first create
+// made (it is new and empty) and retains it on every later delete or replace.
 func removalPolicy(stage string) awscdk.RemovalPolicy {
 	if isProd(stage) {
-		return awscdk.RemovalPolicy_RETAIN
+		return awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE
 	}
 	return awscdk.RemovalPolicy_DESTROY
 }
 
-func newStorage(scope constructs.Construct, stage string) *storage {
+// ownedTables are the tables this stack creates, by construct id. The
+// template and the import mapping (importMapping) are both built from this
+// list, so the mapping names exactly the template's tables.
+var ownedTables = []struct {
+	id   string
+	spec deploy.Table
+}{
+	{"TickerData", deploy.TickerData},
+	{"PortfolioAnalyses", deploy.PortfolioAnalyses},
+}
+
+func newStorage(scope constructs.Construct, stage string, importing bool) *storage {
+	owned := map[string]awsdynamodb.Table{}
+	for _, t := range ownedTables {
+		owned[t.id] = newOwnedTable(scope, t.id, t.spec, stage, importing)
+	}
 	return &storage{
-		tickerData: newOwnedTable(scope, "TickerData", deploy.TickerData, stage),
-		analyses:   newOwnedTable(scope, "PortfolioAnalyses", deploy.PortfolioAnalyses, stage),
+		tickerData: owned["TickerData"],
+		analyses:   owned["PortfolioAnalyses"],
 		userPortfolios: awsdynamodb.Table_FromTableName(scope, jsii.String("UserPortfolios"),
 			jsii.String(deploy.UserPortfolios.Name(stage))),
 		portfolioPositions: awsdynamodb.Table_FromTableName(scope, jsii.String("PortfolioPositions"),
@@ -47,7 +69,22 @@ func newStorage(scope constructs.Construct, stage string) *storage {
 // newOwnedTable creates a table from its spec: on-demand billing, point-in-time
 // recovery, encryption at rest with the AWS managed key, and per-stage
 // retention.
-func newOwnedTable(scope constructs.Construct, id string, spec deploy.Table, stage string) awsdynamodb.Table {
+//
+// importing renders it for `cdk import` of a table that already exists (the
+// old Serverless stack's, docs/migration.md): DeletionPolicy Retain, the
+// plain contract of an import (whatever happens to the import, the table
+// stays), and only the properties the existing table must already have — its
+// name, its keys, on-demand billing and the AWS managed KMS key (the
+// migration's checks make sure of the last two before the import).
+// CloudFormation does not compare an imported resource with the template; a
+// property the template claimed but the table lacked would never be applied,
+// because the next deploy would see no change. Point-in-time recovery,
+// deletion protection and tags are therefore left out of the import: they are
+// a change the next `make deploy` applies (and a rollback of that deploy can
+// undo). Encryption stays in: an update that adds it cannot be rolled back
+// cleanly (CloudFormation would have to remove the setting again), so the
+// table is switched to the managed key by hand before the import instead.
+func newOwnedTable(scope constructs.Construct, id string, spec deploy.Table, stage string, importing bool) awsdynamodb.Table {
 	if spec.Shared {
 		panic(fmt.Sprintf("table %s is shared: import it, do not create it", spec.Base))
 	}
@@ -62,11 +99,25 @@ func newOwnedTable(scope constructs.Construct, id string, spec deploy.Table, sta
 		DeletionProtection: jsii.Bool(isProd(stage)),
 		RemovalPolicy:      removalPolicy(stage),
 	}
+	if importing {
+		props.RemovalPolicy = awscdk.RemovalPolicy_RETAIN
+	}
 	if spec.SortKey != nil {
 		props.SortKey = attribute(*spec.SortKey)
 	}
-	return awsdynamodb.NewTable(scope, jsii.String(id), props)
+	table := awsdynamodb.NewTable(scope, jsii.String(id), props)
+	if importing {
+		cfn := table.Node().DefaultChild().(awsdynamodb.CfnTable)
+		for _, p := range importOmitted {
+			cfn.AddPropertyDeletionOverride(jsii.String(p))
+		}
+	}
+	return table
 }
+
+// importOmitted are the table properties left out of the import template (see
+// newOwnedTable); the deploy after the import sets them.
+var importOmitted = []string{"PointInTimeRecoverySpecification", "DeletionProtectionEnabled", "Tags"}
 
 func attribute(k deploy.Key) *awsdynamodb.Attribute {
 	t := awsdynamodb.AttributeType_STRING
@@ -83,7 +134,7 @@ func attribute(k deploy.Key) *awsdynamodb.Attribute {
 // Table actions granted in this stack. They are listed here, not spread across
 // grant helpers, so a reviewer sees every DynamoDB permission in one place.
 // sharedReadActions never include a write: the shared tables belong to
-// portfolio-api. Only Scan: pkg/portfoliodb reads them with paginated scans
+// portfolio-api. Only Scan: pkg/portfolios reads them with paginated scans
 // and nothing else (no Query, no GetItem), so nothing more is granted.
 var (
 	sharedReadActions = []string{"dynamodb:Scan"}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -100,6 +102,8 @@ type synthesized struct {
 	template assertions.Template
 	// doc is the template as plain JSON values.
 	doc map[string]any
+	// outdir is the cloud assembly the test app wrote (assets staged there).
+	outdir string
 }
 
 var (
@@ -162,7 +166,7 @@ func synthWith(t *testing.T, stage string, overrides map[string]any) *synthesize
 		if err := json.Unmarshal(raw, &doc); err != nil {
 			t.Fatalf("unmarshal template: %v", err)
 		}
-		s = &synthesized{stack: stack, template: tmpl, doc: doc}
+		s = &synthesized{stack: stack, template: tmpl, doc: doc, outdir: outdir}
 	}()
 	synthCache[key] = s
 	return s
@@ -191,18 +195,95 @@ func forEachStage(t *testing.T, f func(t *testing.T, stage string, s *synthesize
 }
 
 // assetHash matches the content hashes of assets, which change with every
-// build of a bootstrap and so are masked in the golden templates.
+// build of a bootstrap.
 var assetHash = regexp.MustCompile(`[0-9a-f]{64}`)
 
 // goldenJSON is the template as stored in testdata/: indented, keys sorted,
-// asset hashes masked.
+// and each asset hash replaced by the name of the function directory whose
+// bootstrap that asset holds ("<asset:processticker>"), so the golden file
+// still says which code each function runs (two functions' code swapped is a
+// diff) while a rebuild of a bootstrap is not. A 64-hex string that is no
+// function's asset fails the test instead of being masked.
 func goldenJSON(t *testing.T, s *synthesized) []byte {
 	t.Helper()
 	out, err := json.MarshalIndent(s.doc, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(assetHash.ReplaceAll(out, []byte("<asset-hash>")), '\n')
+	names := map[string]string{}
+	for dir, hash := range functionAssets(t, s) {
+		names[hash] = dir
+	}
+	out = assetHash.ReplaceAllFunc(out, func(h []byte) []byte {
+		dir, ok := names[string(h)]
+		if !ok {
+			t.Errorf("template holds the hash %s, which is no function's asset", h)
+			return h
+		}
+		return []byte("<asset:" + dir + ">")
+	})
+	return append(out, '\n')
+}
+
+// functionAssets maps each function directory (deploy.Functions) to the hash of
+// the asset that holds its bootstrap: the asset's staged copy in the cloud
+// assembly, as the assets manifest names it, has exactly the bytes of the
+// bootstrap built for that directory. Two directories with the same asset
+// would make the mapping ambiguous and fail.
+func functionAssets(t *testing.T, s *synthesized) map[string]string {
+	t.Helper()
+	manifest := filepath.Join(s.outdir, *s.stack.ArtifactId()+".assets.json")
+	data, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatalf("assets manifest: %v", err)
+	}
+	var m struct {
+		Files map[string]struct {
+			Source struct {
+				Path      string `json:"path"`
+				Packaging string `json:"packaging"`
+			} `json:"source"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("assets manifest %s: %v", manifest, err)
+	}
+	byContent := map[string]string{} // sha256 of a built bootstrap -> dir
+	for _, f := range deploy.Functions {
+		dir := f.Dir
+		sum := fileSum(t, filepath.Join(assetsDir, dir, "bootstrap"))
+		if prev, dup := byContent[sum]; dup {
+			t.Fatalf("functions %s and %s have the same bootstrap", prev, dir)
+		}
+		byContent[sum] = dir
+	}
+	out := map[string]string{}
+	for hash, f := range m.Files {
+		if f.Source.Packaging != "zip" {
+			continue // the template itself
+		}
+		sum := fileSum(t, filepath.Join(s.outdir, f.Source.Path, "bootstrap"))
+		dir, ok := byContent[sum]
+		if !ok {
+			t.Errorf("asset %s (%s) holds no function's bootstrap", hash, f.Source.Path)
+			continue
+		}
+		if prev, dup := out[dir]; dup {
+			t.Errorf("assets %s and %s both hold %s's bootstrap", prev, hash, dir)
+		}
+		out[dir] = hash
+	}
+	return out
+}
+
+func fileSum(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // resources returns the template's resources of one type by logical id.
@@ -339,4 +420,60 @@ func containsAll(haystack string, needles ...string) bool {
 		}
 	}
 	return true
+}
+
+// Values the tests give CloudFormation's pseudo parameters when they render
+// an intrinsic to a concrete string (resolve).
+var pseudo = map[string]string{
+	"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "111122223333", "AWS::URLSuffix": "amazonaws.com",
+}
+
+// resolve renders a template value made of strings, pseudo-parameter Refs and
+// Fn::Join to the string CloudFormation would produce; other intrinsics
+// (references to resources) render as "<ref:LogicalId>".
+func resolve(t *testing.T, v any) string {
+	t.Helper()
+	switch v := v.(type) {
+	case string:
+		return v
+	case map[string]any:
+		if r, ok := v["Ref"].(string); ok {
+			if p, ok := pseudo[r]; ok {
+				return p
+			}
+			return "<ref:" + r + ">"
+		}
+		if j, ok := v["Fn::Join"].([]any); ok && len(j) == 2 {
+			sep, _ := j[0].(string)
+			var parts []string
+			for _, p := range list(j[1]) {
+				parts = append(parts, resolve(t, p))
+			}
+			return strings.Join(parts, sep)
+		}
+		if id := ref(v); id != "" {
+			return "<ref:" + id + ">"
+		}
+	}
+	t.Fatalf("cannot resolve %s", compact(v))
+	return ""
+}
+
+// arnLike reports whether s matches an IAM ArnLike/StringLike pattern: "*"
+// matches any run of characters, "?" any one character.
+func arnLike(pattern, s string) bool {
+	var re strings.Builder
+	re.WriteString("^")
+	for _, r := range pattern {
+		switch r {
+		case '*':
+			re.WriteString(".*")
+		case '?':
+			re.WriteString(".")
+		default:
+			re.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	re.WriteString("$")
+	return regexp.MustCompile(re.String()).MatchString(s)
 }

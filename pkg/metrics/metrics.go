@@ -31,6 +31,7 @@ const (
 	TickersDeadLettered = "TickersDeadLettered" // processTicker: records sent to the DLQ by processTicker after their last attempt
 	PolygonCalls        = "PolygonCalls"        // HTTP requests made to Polygon
 	PolygonThrottled    = "PolygonThrottled"    // Polygon 429 answers
+	PolygonKeyRefused   = "PolygonKeyRefused"   // processTicker: runs stopped because Polygon refused the key (400/401) or the plan (403)
 	AnalysesStored      = "AnalysesStored"      // analyzePortfolio: analysis items written
 	AnalysisFallback    = "AnalysisFallback"    // analyzePortfolio: analyses produced by the rules analyst
 	LLMPromptTokens     = "LLMPromptTokens"     // xAI usage.prompt_tokens
