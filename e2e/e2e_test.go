@@ -159,6 +159,8 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 	queueURL := sq.CreateQueue(queue)
 	dlq := "ticker-processing-dlq-" + stage + ".fifo"
 	dlqURL := sq.CreateQueue(dlq)
+	analysisQueue := deploy.AnalysisQueueName(stage)
+	analysisQueueURL := sq.CreateQueue(analysisQueue)
 
 	// Polygon: synthetic bars for every ticker, 503 for the flaky one while
 	// failing is set.
@@ -180,6 +182,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		"AWS_ENDPOINT_URL_DYNAMODB=" + db.Endpoint, "AWS_ENDPOINT_URL_SQS=" + sq.Endpoint(),
 		"USER_PORTFOLIOS_TABLE=" + deploy.UserPortfolios.Name(stage), "PORTFOLIO_POSITIONS_TABLE=" + deploy.PortfolioPositions.Name(stage),
 		"TICKER_DATA_TABLE=" + deploy.TickerData.Name(stage), "PORTFOLIO_ANALYSES_TABLE=" + deploy.PortfolioAnalyses.Name(stage),
+		"ANALYSIS_RESERVATIONS_TABLE=" + deploy.AnalysisReservations.Name(stage),
 	}}
 	// All three start before the first invocation, as in a deployment.
 	h.start("processtickers", "TICKER_QUEUE_URL="+queueURL, "TICKER_MESSAGE_GROUPS=1")
@@ -290,7 +293,8 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		content := analysisAnswer(devstack.SampleSymbols)
 		xs := fakexai.New(t, fakexai.Answer(content))
 		xs.RequireKey = xaiKey
-		h.start("analyzeportfolio", "XAI_API_URL="+xs.URL, "XAI_API_KEY="+xaiKey, "XAI_MODEL=grok-4.3", "DEFAULT_PORTFOLIO=ZSM Seven")
+		h.start("analyzeportfolio", "XAI_API_URL="+xs.URL, "XAI_API_KEY="+xaiKey, "XAI_MODEL=grok-4.3", "DEFAULT_PORTFOLIO=ZSM Seven",
+			"ANALYSIS_QUEUE_URL="+analysisQueueURL)
 		var res analyzer.Result
 		h.invoke("analyzeportfolio", map[string]any{"portfolio_name": "ZSM Seven"}, &res)
 		if len(res.Portfolios) != 1 || res.Portfolios[0].Status != analyzer.OutcomeOK || !slices.Equal(res.Done, []string{"ZSM Seven"}) {
@@ -313,6 +317,31 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		h.invoke("analyzeportfolio", map[string]any{"portfolio_name": "ZSM Seven"}, &again)
 		if len(again.Portfolios) != 1 || again.Portfolios[0].Status != analyzer.OutcomeReused || xs.Calls() != calls {
 			t.Errorf("second run %+v with %d xAI calls, want reused and no call", again, xs.Calls()-calls)
+		}
+
+		// "*" fans out: one message per portfolio on the analysis queue,
+		// nothing analyzed in that invocation.
+		var fan analyzer.Result
+		h.invoke("analyzeportfolio", map[string]any{"portfolio_name": "*"}, &fan)
+		if !slices.Equal(fan.Queued, []string{"ZSM Seven"}) || fan.RunID == "" || xs.Calls() != calls {
+			t.Fatalf("fan-out %+v", fan)
+		}
+		batch, err := sq.Receive(analysisQueue, 1)
+		if err != nil || len(batch.Records) != 1 {
+			t.Fatalf("analysis queue: %v %+v", err, batch)
+		}
+		// The queue's event goes to the same bootstrap: analyzed (reused:
+		// the same data), acknowledged, nothing sent back to the queue.
+		var resp events.SQSEventResponse
+		h.invoke("analyzeportfolio", batch, &resp)
+		if len(resp.BatchItemFailures) != 0 || xs.Calls() != calls {
+			t.Errorf("queue batch answered %+v with %d calls", resp, xs.Calls()-calls)
+		}
+		if _, err := sq.Settle(analysisQueue, batch, resp, nil); err != nil {
+			t.Fatal(err)
+		}
+		if c := sq.Counts(analysisQueue); c != (localsqs.Counts{}) {
+			t.Errorf("analysis queue after the batch %+v, want empty: the consumer never re-sends", c)
 		}
 	})
 

@@ -21,6 +21,7 @@ import (
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
+	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tickerdb"
@@ -163,16 +164,16 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 		Config: config.AnalyzePortfolio{Stage: w.stage, LogLevel: slog.LevelDebug,
 			UserPortfoliosTable: deploy.UserPortfolios.Name(w.stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(w.stage),
 			TickerDataTable: deploy.TickerData.Name(w.stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(w.stage),
-			DefaultPortfolio: devstack.SamplePortfolio, XAIAPIURL: srv.URL, XAIModel: "grok-4.3", XAIMaxCompletionTokens: 8000,
-			PortfolioBudget: time.Second},
-		Portfolios: portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
-		TickerData: tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)),
-		Store:      repo,
-		Keys:       secrets.NewKeys(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, ""),
-		Out:        w.logs,
+			DefaultPortfolio: devstack.SamplePortfolio, XAIAPIURL: srv.URL, XAIModel: "grok-4.3", XAIMaxCompletionTokens: 16000,
+			XAIReasoningEffort: "low", XAIAttemptTimeout: time.Second}, // a loaded CI machine still answers within it
+		Portfolios:   portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
+		TickerData:   tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)),
+		Store:        repo,
+		Reservations: reservationdb.New(w.db, deploy.AnalysisReservations.Name(w.stage)),
+		Keys:         secrets.NewKeys(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, ""),
+		Out:          w.logs,
 		XAIRetry: &retry.Policy{Attempts: 3, Base: time.Millisecond, Cap: 5 * time.Millisecond, MaxRetryAfter: time.Millisecond,
 			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }},
-		XAIAttemptTimeout: time.Second, // a loaded CI machine still answers within it
 	})
 
 	var res analyzer.Result
@@ -183,7 +184,7 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 				p = true
 			}
 		}()
-		res, err = h(ctx, analyzer.Event{PortfolioName: name, Force: true})
+		res, err = h.Run(ctx, analyzer.Event{PortfolioName: name, Force: true})
 		return false
 	}()
 	if panicked {

@@ -81,7 +81,7 @@ func run(ctx context.Context, out string, rounds int) error {
 		return err
 	}
 	step("analysis prompt sizes")
-	if r.Prompts, err = measurePrompts(7, 20, 50, 200); err != nil {
+	if r.Prompts, err = measurePrompts(7, 20, 50, 200, 500); err != nil {
 		return err
 	}
 	step("wall time: make synth STAGE=dev, STAGE=prod, make test")

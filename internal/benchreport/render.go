@@ -60,13 +60,16 @@ func render(r report) string {
 
 	p("## Analysis request size")
 	p("")
-	p("The prompt builder's request for a portfolio of N positions with every figure present (`analysis.BuildPrompt`): system and user messages plus the response schema sent in `response_format`. "+
-		"Input tokens are estimated as bytes ÷ 4; the API reports the exact count (`usage.prompt_tokens`), which each stored analysis keeps. At most %d positions are analyzed at once.", analysisMax)
+	p("The prompt builder's requests for a portfolio of N positions with every figure present (`analysis.BuildPrompt`): system and user messages plus the response schema sent in `response_format`, "+
+		"summed over the calls — one call up to %d positions, else one per batch of at most %d plus the portfolio-level call. "+
+		"Input tokens are estimated as bytes ÷ 4; the API reports the exact count (`usage.prompt_tokens`), which each stored analysis keeps. "+
+		"The completion cap is each call's, scaled with its positions (250 tokens each, 2,500 for the portfolio part, within `XAI_MAX_COMPLETION_TOKENS`); it bounds the visible answer, not a reasoning model's reasoning. At most %d positions.",
+		analysis.BatchSize, analysis.BatchSize, analysisMax)
 	p("")
-	p("| positions | messages | schema | total | ≈ input tokens |")
-	p("| ---: | ---: | ---: | ---: | ---: |")
+	p("| positions | calls | messages | schemas | total | ≈ input tokens | completion caps |")
+	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, ps := range r.Prompts {
-		p("| %d | %d B | %d B | %d B | %d |", ps.Positions, ps.MessageBytes, ps.SchemaBytes, ps.MessageBytes+ps.SchemaBytes, ps.Tokens())
+		p("| %d | %d | %d B | %d B | %d B | %d | %d |", ps.Positions, ps.Calls, ps.MessageBytes, ps.SchemaBytes, ps.MessageBytes+ps.SchemaBytes, ps.Tokens(), ps.CapTokens)
 	}
 	p("")
 
