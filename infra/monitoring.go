@@ -29,7 +29,7 @@ type monitoring struct {
 	dashboard awscloudwatch.Dashboard
 }
 
-func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *tickerQueue, failures *failureQueues) *monitoring {
+func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *tickerQueue, aq *analysisQueue, failures *failureQueues) *monitoring {
 	stage := cfg.Stage
 	topic := awssns.NewTopic(scope, jsii.String("AlarmTopic"), &awssns.TopicProps{
 		TopicName:   jsii.String("zsm-alarms-" + stage),
@@ -118,6 +118,7 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 		metric:      custom(metrics.AnalysisFallback, "Sum", five),
 		threshold:   0, op: gt0, missing: notBreaching,
 	})
+	analysisAlarms(scope, stage, action, aq)
 	hour := awscdk.Duration_Hours(jsii.Number(1))
 	lt1 := awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD
 	breaching := awscloudwatch.TreatMissingData_BREACHING
@@ -134,12 +135,12 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 		threshold:   1, op: lt1, periods: staleWindowHours, missing: breaching,
 	})
 
-	return &monitoring{topic: topic, dashboard: newDashboard(scope, stage, fns, q, custom)}
+	return &monitoring{topic: topic, dashboard: newDashboard(scope, stage, fns, q, aq, custom)}
 }
 
 // newDashboard lays out the pipeline from left to right: queue, functions,
 // market data, analysis.
-func newDashboard(scope constructs.Construct, stage string, fns *functions, q *tickerQueue,
+func newDashboard(scope constructs.Construct, stage string, fns *functions, q *tickerQueue, aq *analysisQueue,
 	custom func(name, statistic string, period awscdk.Duration) awscloudwatch.Metric) awscloudwatch.Dashboard {
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	opts := func(stat string) *awscloudwatch.MetricOptions {
@@ -192,13 +193,31 @@ func newDashboard(scope constructs.Construct, stage string, fns *functions, q *t
 				}, nil),
 				graph("LLM tokens and cost", []awscloudwatch.IMetric{
 					custom(metrics.LLMPromptTokens, "Sum", five),
+					custom(metrics.LLMCachedTokens, "Sum", five),
 					custom(metrics.LLMCompletionTokens, "Sum", five),
+					custom(metrics.LLMReasoningTokens, "Sum", five),
 				}, []awscloudwatch.IMetric{
 					custom(metrics.LLMCostUSD, "Sum", five),
 				}),
 				graph("Analyses", []awscloudwatch.IMetric{
+					custom(metrics.AnalysesQueued, "Sum", five),
+					custom(metrics.AnalysesAnalyzed, "Sum", five),
 					custom(metrics.AnalysesStored, "Sum", five),
 					custom(metrics.AnalysisFallback, "Sum", five),
+					custom(metrics.AnalysisFailed, "Sum", five),
+					custom(metrics.AnalysisSkipped, "Sum", five),
+				}, []awscloudwatch.IMetric{
+					custom(metrics.LLMCalls, "Sum", five),
+				}),
+			},
+			{
+				graph("Analysis queue depth", []awscloudwatch.IMetric{
+					aq.queue.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
+					aq.queue.MetricApproximateNumberOfMessagesNotVisible(opts("Maximum")),
+					aq.dlq.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
+				}, nil),
+				graph("Analysis queue age of oldest message (s)", []awscloudwatch.IMetric{
+					aq.queue.MetricApproximateAgeOfOldestMessage(opts("Maximum")),
 				}, nil),
 			},
 		},

@@ -16,6 +16,8 @@ import (
 type storage struct {
 	tickerData awsdynamodb.Table
 	analyses   awsdynamodb.Table
+	// reservations holds analyzePortfolio's pay-once reservations (TTL).
+	reservations awsdynamodb.Table
 	// Shared tables of portfolio-api: imported by name, read-only here.
 	userPortfolios     awsdynamodb.ITable
 	portfolioPositions awsdynamodb.ITable
@@ -35,8 +37,9 @@ func removalPolicy(stage string) awscdk.RemovalPolicy {
 
 func newStorage(scope constructs.Construct, stage string) *storage {
 	return &storage{
-		tickerData: newOwnedTable(scope, "TickerData", deploy.TickerData, stage),
-		analyses:   newOwnedTable(scope, "PortfolioAnalyses", deploy.PortfolioAnalyses, stage),
+		tickerData:   newOwnedTable(scope, "TickerData", deploy.TickerData, stage),
+		analyses:     newOwnedTable(scope, "PortfolioAnalyses", deploy.PortfolioAnalyses, stage),
+		reservations: newOwnedTable(scope, "AnalysisReservations", deploy.AnalysisReservations, stage),
 		userPortfolios: awsdynamodb.Table_FromTableName(scope, jsii.String("UserPortfolios"),
 			jsii.String(deploy.UserPortfolios.Name(stage))),
 		portfolioPositions: awsdynamodb.Table_FromTableName(scope, jsii.String("PortfolioPositions"),
@@ -65,6 +68,9 @@ func newOwnedTable(scope constructs.Construct, id string, spec deploy.Table, sta
 	if spec.SortKey != nil {
 		props.SortKey = attribute(*spec.SortKey)
 	}
+	if spec.TTLAttribute != "" {
+		props.TimeToLiveAttribute = jsii.String(spec.TTLAttribute)
+	}
 	return awsdynamodb.NewTable(scope, jsii.String(id), props)
 }
 
@@ -87,6 +93,9 @@ func attribute(k deploy.Key) *awsdynamodb.Attribute {
 // and nothing else (no Query, no GetItem), so nothing more is granted.
 var (
 	sharedReadActions = []string{"dynamodb:Scan"}
+	// reservationActions are pkg/reservationdb's calls: the conditional
+	// put, the consistent read of a holder, the owner's conditional delete.
+	reservationActions = []string{"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"}
 )
 
 // allowTable grants actions on exactly one table ARN (no index ARNs: the
