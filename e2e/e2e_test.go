@@ -35,6 +35,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/internal/devstack/rie"
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/deploy"
@@ -413,21 +414,39 @@ func tickersOf(rows []map[string]types.AttributeValue) []string {
 }
 
 // analysisAnswer is a model answer in the structured-output shape for the
-// given tickers.
+// given tickers: the signal of each score's band and an action that fits.
 func analysisAnswer(symbols []string) string {
 	type ticker struct {
-		Ticker    string `json:"ticker"`
-		Score     int    `json:"score"`
-		Signal    string `json:"signal"`
-		Rationale string `json:"rationale"`
+		Ticker     string `json:"ticker"`
+		Score      int    `json:"score"`
+		Signal     string `json:"signal"`
+		Rationale  string `json:"rationale"`
+		Confidence string `json:"confidence"`
+		KeyRisk    string `json:"key_risk"`
+		Action     string `json:"action"`
+	}
+	type top struct {
+		Ticker string `json:"ticker"`
+		Action string `json:"action"`
+		Reason string `json:"reason"`
 	}
 	ans := struct {
-		Summary  string   `json:"summary"`
-		Analysis string   `json:"analysis"`
-		Tickers  []ticker `json:"tickers"`
-	}{Summary: "Balanced large-cap technology portfolio.", Analysis: "Momentum is mixed across the seven holdings."}
+		Tickers            []ticker `json:"tickers"`
+		Summary            string   `json:"summary"`
+		OverallRisk        string   `json:"overall_risk"`
+		ConcentrationFlags []string `json:"concentration_flags"`
+		TopActions         []top    `json:"top_actions"`
+		Analysis           string   `json:"analysis"`
+	}{Summary: "Balanced large-cap technology portfolio.", OverallRisk: "medium", ConcentrationFlags: []string{},
+		Analysis: "Momentum is mixed across the seven holdings."}
 	for i, s := range symbols {
-		ans.Tickers = append(ans.Tickers, ticker{Ticker: s, Score: 40 + 5*i, Signal: "hold", Rationale: s + " trades near its 50-day average."})
+		score := 40 + 5*i
+		sig := analysis.SignalFor(score)
+		ans.Tickers = append(ans.Tickers, ticker{Ticker: s, Score: score, Signal: sig, Rationale: s + " trades near its 50-day average.",
+			Confidence: "medium", KeyRisk: "market risk", Action: analysis.ActionsFor(sig)[0]})
+		if len(ans.TopActions) < 3 {
+			ans.TopActions = append(ans.TopActions, top{Ticker: s, Action: analysis.ActionsFor(sig)[0], Reason: "Largest move."})
+		}
 	}
 	b, _ := json.Marshal(ans)
 	return string(b)
