@@ -1012,3 +1012,17 @@ func TestContextOverrides(t *testing.T) {
 		})
 	})
 }
+
+// analysisPortfolio "*" makes the schedule fan out every night; an event
+// that names no portfolio still means the contract's default.
+func TestScheduleCanFanOut(t *testing.T) {
+	s := synthWith(t, "dev", map[string]any{ctxAnalysisPortfolio: "*"})
+	_, r := one(t, s, "AWS::Scheduler::Schedule", "ScheduleExpression", "cron(0 1 ? * TUE-SAT *)")
+	if in := props(r)["Target"].(map[string]any)["Input"]; in != `{"portfolio_name":"*"}` {
+		t.Errorf("analysis input %v", in)
+	}
+	_, p := fn(t, s, "analyzePortfolio", "dev")
+	if v := p["Environment"].(map[string]any)["Variables"].(map[string]any)["DEFAULT_PORTFOLIO"]; v != "ZSM Seven" {
+		t.Errorf("DEFAULT_PORTFOLIO=%v, want the contract's default", v)
+	}
+}

@@ -34,7 +34,7 @@ import (
 const runSynopsis = "zsm run [--memory | --data DIR] [--logs DIR] [--portfolio NAME|'*'] [--force]"
 
 const runDescription = `Runs the nightly pipeline locally, with no AWS account and no keys: starts
-dynalite (local DynamoDB) with the service's four tables, seeds the sample
+dynalite (local DynamoDB) with the service's tables, seeds the sample
 portfolio "ZSM Seven" into the shared tables when absent, then runs the same
 handlers the Lambdas run: processTickers (queues one message per ticker on a
 local SQS queue) → processTicker (fed SQS batches of up to 10, failed
@@ -284,6 +284,8 @@ type analysisRun struct {
 	outcomes []analyzer.Outcome
 	// dead are the portfolios whose message reached the dead-letter list.
 	dead []string
+	// draining is set while the queue is consumed.
+	draining bool
 }
 
 // analyzePortfolio invokes analyzePortfolio as the Scheduler does; for "*"
@@ -299,12 +301,14 @@ func (r *localRun) analyzePortfolio(ctx context.Context) (analysisRun, error) {
 	var a analysisRun
 	var mu sync.Mutex
 	if fan {
+		// The queue consumer's outcomes, one line each (the fan-out's own
+		// are in its result).
 		d.Observer = func(o analyzer.Outcome) {
-			if o.Status == analyzer.OutcomeQueued {
-				return
-			}
 			mu.Lock()
 			defer mu.Unlock()
+			if !a.draining {
+				return
+			}
 			a.outcomes = append(a.outcomes, o)
 			r.say("  [%d] %s", len(a.outcomes), describeOutcome(o))
 		}
@@ -345,7 +349,7 @@ func (r *localRun) analyzeQueue(ctx context.Context, fn *analyzeportfolio.Functi
 		time.Duration(deploy.AnalysisVisibilityFactor)*deploy.AnalyzePortfolio.Timeout)
 	r.say("                  later in the night), and after %d receives it moves to the dead-letter list at once", deploy.AnalysisMaxReceiveCount)
 	mu.Lock()
-	a.outcomes = nil
+	a.draining = true
 	mu.Unlock()
 	totals, err := r.stack.SQS.DrainConcurrent(ctx, name, 1, deploy.DefaultAnalysisConcurrency, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		ictx, cancel := invocationContext(ctx, deploy.AnalyzePortfolio)
@@ -392,8 +396,11 @@ func describeOutcome(o analyzer.Outcome) string {
 		b.WriteString(o.Status)
 	}
 	fmt.Fprintf(&b, ", model %s, data as of %s", o.Model, o.DataAsOf)
-	if o.Calls > 0 {
-		fmt.Fprintf(&b, ", %d model call%s", o.Calls, map[bool]string{true: "", false: "s"}[o.Calls == 1])
+	switch {
+	case o.Calls == 1:
+		b.WriteString(", 1 model call")
+	case o.Calls > 1:
+		fmt.Fprintf(&b, ", %d model calls", o.Calls)
 	}
 	return b.String()
 }

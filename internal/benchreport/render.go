@@ -152,7 +152,7 @@ func renderNight(p func(string, ...any), r report) {
 	p("| second night: xAI calls / analyses reused | %.0f / %.0f |", m["second-calls"], m["second-reused"])
 	p("")
 	p("The measured time exceeds the ideal by the local DynamoDB work, which the second night shows on its own (it pays nothing and waits for no model). " +
-		"Deployed, DynamoDB answers in milliseconds and serves the invocations in parallel, so a night of 1,000 portfolios at 30 s an answer takes about the ideal: " +
+		"Deployed, DynamoDB answers in milliseconds and serves the invocations in parallel, so a night of 1,000 portfolios at 30 s an answer should take close to the ideal (not measurable here): " +
 		"50 minutes at the default concurrency of 10, 100 minutes at 60 s an answer — well within the hours between 01:00 and the market's open. " +
 		"Raise `analysisConcurrency` (CDK context) for more portfolios or slower answers, within xAI's rate limits (docs/decisions/0003-analysis-fan-out.md).")
 	p("")
