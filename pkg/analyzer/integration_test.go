@@ -71,16 +71,7 @@ func TestIntegrationDynalite(t *testing.T) {
 
 	srv := fakexai.New(t, fakexai.Completion{Content: good, Model: "grok-4.3-0309", SystemFingerprint: "fp_int",
 		PromptTokens: 1834, CompletionTokens: 412, ReasoningTokens: 544, CostInUSDTicks: 37525000}.Reply())
-	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.Endpoint)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	vars := map[string]string{
-		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
-		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage),
-		"PORTFOLIO_ANALYSES_TABLE": deploy.PortfolioAnalyses.Name(env.Stage), "XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key,
-		"ANALYSIS_RESERVATIONS_TABLE": deploy.AnalysisReservations.Name(env.Stage), "ANALYSIS_QUEUE_URL": unusedQueue,
-	}
+	vars := localEnv(t, env, map[string]string{"XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key})
 	var out bytes.Buffer
 	h, err := analyzeportfolio.New(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
 	require.NoError(t, err)
@@ -160,16 +151,7 @@ func TestIntegrationNoKey(t *testing.T) {
 	ctx := context.Background()
 	put(t, env.Client, deploy.UserPortfolios.Name(env.Stage), map[string]types.AttributeValue{
 		"userId": sv("u1"), "portfolioId": sv("p1"), "name": sv("ZSM Seven"), "tickers": &types.AttributeValueMemberSS{Value: []string{"AAPL"}}})
-	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.Endpoint)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	vars := map[string]string{
-		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
-		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage),
-		"PORTFOLIO_ANALYSES_TABLE":    deploy.PortfolioAnalyses.Name(env.Stage),
-		"ANALYSIS_RESERVATIONS_TABLE": deploy.AnalysisReservations.Name(env.Stage), "ANALYSIS_QUEUE_URL": unusedQueue,
-	}
+	vars := localEnv(t, env, nil)
 	var out bytes.Buffer
 	h, err := analyzeportfolio.New(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
 	require.NoError(t, err)
@@ -187,6 +169,26 @@ func TestIntegrationNoKey(t *testing.T) {
 
 // unusedQueue is an analysis queue URL for tests that do not fan out.
 const unusedQueue = "http://127.0.0.1:1/000000000000/portfolio-analysis-queue-test"
+
+// localEnv points the AWS SDK at the test's dynalite and returns the
+// function's environment for its stage, plus extra.
+func localEnv(t *testing.T, env *dynalitetest.Env, extra map[string]string) map[string]string {
+	t.Helper()
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.Endpoint)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	vars := map[string]string{
+		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
+		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage),
+		"PORTFOLIO_ANALYSES_TABLE": deploy.PortfolioAnalyses.Name(env.Stage), "ANALYSIS_RESERVATIONS_TABLE": deploy.AnalysisReservations.Name(env.Stage),
+		"ANALYSIS_QUEUE_URL": unusedQueue,
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	return vars
+}
 
 // Two runs of the same analysis at once — a retried schedule and a manual
 // run, or a message delivered twice — against dynalite, the deployed wiring
@@ -208,16 +210,7 @@ func TestTwoConcurrentRunsPayOnce(t *testing.T) {
 		require.NoError(t, store.Put(ctx, r))
 	}
 	srv := fakexai.New(t, fakexai.Slow(fakexai.Answer(good), 500*time.Millisecond))
-	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.Endpoint)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	vars := map[string]string{
-		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
-		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage),
-		"PORTFOLIO_ANALYSES_TABLE": deploy.PortfolioAnalyses.Name(env.Stage), "XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key,
-		"ANALYSIS_RESERVATIONS_TABLE": deploy.AnalysisReservations.Name(env.Stage), "ANALYSIS_QUEUE_URL": unusedQueue,
-	}
+	vars := localEnv(t, env, map[string]string{"XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key})
 	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 	var results [2]analyzer.Result
 	var errs [2]error
