@@ -35,6 +35,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/internal/devstack/rie"
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/deploy"
@@ -159,6 +160,8 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 	queueURL := sq.CreateQueue(queue)
 	dlq := "ticker-processing-dlq-" + stage + ".fifo"
 	dlqURL := sq.CreateQueue(dlq)
+	analysisQueue := deploy.AnalysisQueueName(stage)
+	analysisQueueURL := sq.CreateQueue(analysisQueue)
 
 	// Polygon: synthetic bars for every ticker, 503 for the flaky one while
 	// failing is set.
@@ -180,6 +183,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		"AWS_ENDPOINT_URL_DYNAMODB=" + db.Endpoint, "AWS_ENDPOINT_URL_SQS=" + sq.Endpoint(),
 		"USER_PORTFOLIOS_TABLE=" + deploy.UserPortfolios.Name(stage), "PORTFOLIO_POSITIONS_TABLE=" + deploy.PortfolioPositions.Name(stage),
 		"TICKER_DATA_TABLE=" + deploy.TickerData.Name(stage), "PORTFOLIO_ANALYSES_TABLE=" + deploy.PortfolioAnalyses.Name(stage),
+		"ANALYSIS_RESERVATIONS_TABLE=" + deploy.AnalysisReservations.Name(stage),
 	}}
 	// All three start before the first invocation, as in a deployment.
 	h.start("processtickers", "TICKER_QUEUE_URL="+queueURL, "TICKER_MESSAGE_GROUPS=1")
@@ -290,7 +294,8 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		content := analysisAnswer(devstack.SampleSymbols)
 		xs := fakexai.New(t, fakexai.Answer(content))
 		xs.RequireKey = xaiKey
-		h.start("analyzeportfolio", "XAI_API_URL="+xs.URL, "XAI_API_KEY="+xaiKey, "XAI_MODEL=grok-4.3", "DEFAULT_PORTFOLIO=ZSM Seven")
+		h.start("analyzeportfolio", "XAI_API_URL="+xs.URL, "XAI_API_KEY="+xaiKey, "XAI_MODEL=grok-4.3", "DEFAULT_PORTFOLIO=ZSM Seven",
+			"ANALYSIS_QUEUE_URL="+analysisQueueURL)
 		var res analyzer.Result
 		h.invoke("analyzeportfolio", map[string]any{"portfolio_name": "ZSM Seven"}, &res)
 		if len(res.Portfolios) != 1 || res.Portfolios[0].Status != analyzer.OutcomeOK || !slices.Equal(res.Done, []string{"ZSM Seven"}) {
@@ -313,6 +318,31 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		h.invoke("analyzeportfolio", map[string]any{"portfolio_name": "ZSM Seven"}, &again)
 		if len(again.Portfolios) != 1 || again.Portfolios[0].Status != analyzer.OutcomeReused || xs.Calls() != calls {
 			t.Errorf("second run %+v with %d xAI calls, want reused and no call", again, xs.Calls()-calls)
+		}
+
+		// "*" fans out: one message per portfolio on the analysis queue,
+		// nothing analyzed in that invocation.
+		var fan analyzer.Result
+		h.invoke("analyzeportfolio", map[string]any{"portfolio_name": "*"}, &fan)
+		if !slices.Equal(fan.Queued, []string{"ZSM Seven"}) || fan.RunID == "" || xs.Calls() != calls {
+			t.Fatalf("fan-out %+v", fan)
+		}
+		batch, err := sq.Receive(analysisQueue, 1)
+		if err != nil || len(batch.Records) != 1 {
+			t.Fatalf("analysis queue: %v %+v", err, batch)
+		}
+		// The queue's event goes to the same bootstrap: analyzed (reused:
+		// the same data), acknowledged, nothing sent back to the queue.
+		var resp events.SQSEventResponse
+		h.invoke("analyzeportfolio", batch, &resp)
+		if len(resp.BatchItemFailures) != 0 || xs.Calls() != calls {
+			t.Errorf("queue batch answered %+v with %d calls", resp, xs.Calls()-calls)
+		}
+		if _, err := sq.Settle(analysisQueue, batch, resp, nil); err != nil {
+			t.Fatal(err)
+		}
+		if c := sq.Counts(analysisQueue); c != (localsqs.Counts{}) {
+			t.Errorf("analysis queue after the batch %+v, want empty: the consumer never re-sends", c)
 		}
 	})
 
@@ -384,21 +414,39 @@ func tickersOf(rows []map[string]types.AttributeValue) []string {
 }
 
 // analysisAnswer is a model answer in the structured-output shape for the
-// given tickers.
+// given tickers: the signal of each score's band and an action that fits.
 func analysisAnswer(symbols []string) string {
 	type ticker struct {
-		Ticker    string `json:"ticker"`
-		Score     int    `json:"score"`
-		Signal    string `json:"signal"`
-		Rationale string `json:"rationale"`
+		Ticker     string `json:"ticker"`
+		Score      int    `json:"score"`
+		Signal     string `json:"signal"`
+		Rationale  string `json:"rationale"`
+		Confidence string `json:"confidence"`
+		KeyRisk    string `json:"key_risk"`
+		Action     string `json:"action"`
+	}
+	type top struct {
+		Ticker string `json:"ticker"`
+		Action string `json:"action"`
+		Reason string `json:"reason"`
 	}
 	ans := struct {
-		Summary  string   `json:"summary"`
-		Analysis string   `json:"analysis"`
-		Tickers  []ticker `json:"tickers"`
-	}{Summary: "Balanced large-cap technology portfolio.", Analysis: "Momentum is mixed across the seven holdings."}
+		Tickers            []ticker `json:"tickers"`
+		Summary            string   `json:"summary"`
+		OverallRisk        string   `json:"overall_risk"`
+		ConcentrationFlags []string `json:"concentration_flags"`
+		TopActions         []top    `json:"top_actions"`
+		Analysis           string   `json:"analysis"`
+	}{Summary: "Balanced large-cap technology portfolio.", OverallRisk: "medium", ConcentrationFlags: []string{},
+		Analysis: "Momentum is mixed across the seven holdings."}
 	for i, s := range symbols {
-		ans.Tickers = append(ans.Tickers, ticker{Ticker: s, Score: 40 + 5*i, Signal: "hold", Rationale: s + " trades near its 50-day average."})
+		score := 40 + 5*i
+		sig := analysis.SignalFor(score)
+		ans.Tickers = append(ans.Tickers, ticker{Ticker: s, Score: score, Signal: sig, Rationale: s + " trades near its 50-day average.",
+			Confidence: "medium", KeyRisk: "market risk", Action: analysis.ActionsFor(sig)[0]})
+		if len(ans.TopActions) < 3 {
+			ans.TopActions = append(ans.TopActions, top{Ticker: s, Action: analysis.ActionsFor(sig)[0], Reason: "Largest move."})
+		}
 	}
 	b, _ := json.Marshal(ans)
 	return string(b)

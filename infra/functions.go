@@ -71,7 +71,7 @@ type fnSpec struct {
 	recursiveLoop awslambda.RecursiveLoop
 }
 
-func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tickerQueue, keys awssecretsmanager.Secret, failures *failureQueues) *functions {
+func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tickerQueue, aq *analysisQueue, keys awssecretsmanager.Secret, failures *failureQueues) *functions {
 	onFailure := awslambdadestinations.NewSqsDestination(failures.asyncInvocations)
 
 	processTickers := newFunction(scope, cfg, fnSpec{
@@ -125,28 +125,43 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 		MaxConcurrency:          jsii.Number(tickerEventSourceMaxConcurrency),
 	}))
 
+	// The schedule may fan out ("*"); the default portfolio of an event
+	// that names none is then the contract's default.
+	defaultPortfolio := cfg.AnalysisPortfolio
+	if defaultPortfolio == "*" {
+		defaultPortfolio = deploy.DefaultPortfolio
+	}
 	analyzePortfolio := newFunction(scope, cfg, fnSpec{
 		fn: deploy.AnalyzePortfolio,
 		env: map[string]string{
-			deploy.EnvUserPortfoliosTable:     *store.userPortfolios.TableName(),
-			deploy.EnvPortfolioPositionsTable: *store.portfolioPositions.TableName(),
-			deploy.EnvTickerDataTable:         *store.tickerData.TableName(),
-			deploy.EnvPortfolioAnalysesTable:  *store.analyses.TableName(),
-			deploy.EnvDefaultPortfolio:        cfg.AnalysisPortfolio,
-			deploy.EnvXAIAPIURL:               deploy.DefaultXAIAPIURL,
-			deploy.EnvXAIModel:                deploy.DefaultXAIModel,
-			deploy.EnvXAIMaxCompletionTokens:  strconv.Itoa(deploy.DefaultXAIMaxCompletionTokens),
-			deploy.EnvAPIKeysSecretARN:        *keys.SecretArn(),
+			deploy.EnvUserPortfoliosTable:       *store.userPortfolios.TableName(),
+			deploy.EnvPortfolioPositionsTable:   *store.portfolioPositions.TableName(),
+			deploy.EnvTickerDataTable:           *store.tickerData.TableName(),
+			deploy.EnvPortfolioAnalysesTable:    *store.analyses.TableName(),
+			deploy.EnvAnalysisReservationsTable: *store.reservations.TableName(),
+			deploy.EnvAnalysisQueueURL:          *aq.queue.QueueUrl(),
+			deploy.EnvDefaultPortfolio:          defaultPortfolio,
+			deploy.EnvXAIAPIURL:                 deploy.DefaultXAIAPIURL,
+			deploy.EnvXAIModel:                  deploy.DefaultXAIModel,
+			deploy.EnvXAIMaxCompletionTokens:    strconv.Itoa(deploy.DefaultXAIMaxCompletionTokens),
+			deploy.EnvXAIReasoningEffort:        deploy.DefaultXAIReasoningEffort,
+			deploy.EnvXAIAttemptTimeout:         deploy.DefaultXAIAttemptTimeout.String(),
+			deploy.EnvAPIKeysSecretARN:          *keys.SecretArn(),
 		},
 		async: onFailure,
-		// Invoked by its schedule; writes only to DynamoDB.
+		// Invoked by its schedule, which fans out onto the analysis queue, and
+		// by that queue, whose invocations never send to it: a chain that
+		// came back to the queue would be a loop, and Lambda stops it.
 		recursiveLoop: awslambda.RecursiveLoop_TERMINATE,
 	})
 	allowTable(analyzePortfolio.Role, store.userPortfolios, sharedReadActions...)
 	allowTable(analyzePortfolio.Role, store.portfolioPositions, sharedReadActions...)
 	allowTable(analyzePortfolio.Role, store.tickerData, "dynamodb:Query")
 	allowTable(analyzePortfolio.Role, store.analyses, "dynamodb:Query", "dynamodb:PutItem")
+	allowTable(analyzePortfolio.Role, store.reservations, reservationActions...)
 	allow(analyzePortfolio.Role, []string{"secretsmanager:GetSecretValue"}, *keys.SecretArn())
+	// Consumer of the analysis queue, and its fan-out's sender.
+	aq.attach(analyzePortfolio, cfg.AnalysisConcurrency)
 
 	return &functions{processTickers: processTickers, processTicker: processTicker, analyzePortfolio: analyzePortfolio}
 }

@@ -26,6 +26,7 @@ const (
 	ctxStage                 = "stage"
 	ctxPolygonCallsPerMinute = "polygonCallsPerMinute"
 	ctxAnalysisPortfolio     = "analysisPortfolio"
+	ctxAnalysisConcurrency   = "analysisConcurrency"
 	ctxAssetsDir             = "assetsDir"
 	ctxAlarmEmail            = "alarmEmail"
 	ctxImportTables          = "importTables"
@@ -42,8 +43,12 @@ type Config struct {
 	Stage string
 	// PolygonCallsPerMinute is the Polygon plan's rate (0 = unlimited).
 	PolygonCallsPerMinute int
-	// AnalysisPortfolio is the portfolio the nightly analysis is run for.
+	// AnalysisPortfolio is the portfolio the nightly analysis is run for;
+	// "*" fans out to every portfolio.
 	AnalysisPortfolio string
+	// AnalysisConcurrency is the analysis queue's MaxConcurrency: portfolios
+	// analyzed at once (2–1000, Lambda's bounds).
+	AnalysisConcurrency int
 	// AssetsDir holds <fn>/bootstrap for each function (built by `make build`).
 	AssetsDir string
 	// AlarmEmail, when set, is subscribed to the alarm topic.
@@ -75,6 +80,7 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 		Stage:                 deploy.StageDev,
 		PolygonCallsPerMinute: deploy.DefaultPolygonCallsPerMinute,
 		AnalysisPortfolio:     deploy.DefaultPortfolio,
+		AnalysisConcurrency:   deploy.DefaultAnalysisConcurrency,
 		AssetsDir:             defaultAssetsDir,
 	}
 	if v, ok := get(ctxStage); ok {
@@ -95,6 +101,13 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 			return Config{}, fmt.Errorf("context %s: must be a portfolio name of 1 to 256 characters", ctxAnalysisPortfolio)
 		}
 		cfg.AnalysisPortfolio = v
+	}
+	if v, ok := get(ctxAnalysisConcurrency); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 || n > 1000 {
+			return Config{}, fmt.Errorf("context %s: %q is not an integer from 2 to 1000 (the SQS event source's MaxConcurrency)", ctxAnalysisConcurrency, v)
+		}
+		cfg.AnalysisConcurrency = n
 	}
 	if v, ok := get(ctxAssetsDir); ok && v != "" {
 		cfg.AssetsDir = v

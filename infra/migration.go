@@ -22,6 +22,9 @@ import (
 func importMapping(stack awscdk.Stack, stage string) map[string]map[string]string {
 	out := map[string]map[string]string{}
 	for _, t := range ownedTables {
+		if !t.imported {
+			continue
+		}
 		table, ok := stack.Node().TryFindChild(&t.id).(awsdynamodb.Table)
 		if !ok {
 			panic("import mapping: no table " + t.id + " in " + *stack.StackName())

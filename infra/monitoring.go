@@ -139,7 +139,7 @@ func queueName(q awssqs.IQueue) string {
 	return *q.QueueName()
 }
 
-func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *tickerQueue, failures *failureQueues) *monitoring {
+func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *tickerQueue, aq *analysisQueue, failures *failureQueues) *monitoring {
 	stage := cfg.Stage
 	topic := awssns.NewTopic(scope, jsii.String("AlarmTopic"), &awssns.TopicProps{
 		TopicName:   jsii.String("zsm-alarms-" + stage),
@@ -153,8 +153,9 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 	a := &alarmSet{scope: scope, stage: stage, action: awscloudwatchactions.NewSnsAction(topic)}
 	gt0 := awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD
 
-	// The work queue: consumed, and nothing new dead-lettered.
+	// The work queues: consumed, and nothing new dead-lettered.
 	a.queueAlarms("TickerQueue", "ticker", q.queue, q.dlq)
+	a.queueAlarms("AnalysisQueue", "analysis", aq.queue, aq.dlq)
 	// The failure queues of the scheduled jobs: anything new is a missed run.
 	a.dlqGrew("ScheduleDLQGrewAlarm", "schedule-dlq-grew", failures.schedules,
 		"schedule invocations EventBridge Scheduler could not deliver")
@@ -198,6 +199,13 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 		metric:      custom(metrics.AnalysisFallback, "Sum", five),
 		threshold:   0, op: gt0,
 	})
+	a.add(alarmSpec{
+		id: "AnalysisFailedAlarm", name: "analysis-failed",
+		description: "Portfolio analyses ended without a result (handed back to the analysis queue for a retry, a poison message, or a fan-out message not queued); " +
+			"the analyzePortfolio log line \"analysis failed\" names the portfolio and the error.",
+		metric:    custom(metrics.AnalysisFailed, "Sum", five),
+		threshold: 0, op: gt0,
+	})
 	hour := awscdk.Duration_Hours(jsii.Number(1))
 	lt1 := awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD
 	breaching := awscloudwatch.TreatMissingData_BREACHING
@@ -214,7 +222,7 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 		threshold:   1, op: lt1, periods: staleWindowHours, missing: breaching,
 	})
 
-	return &monitoring{topic: topic, alarms: a, dashboard: newDashboard(scope, stage, fns, q, a.all, custom)}
+	return &monitoring{topic: topic, alarms: a, dashboard: newDashboard(scope, stage, fns, q, aq, a.all, custom)}
 }
 
 // alarmNamePrefix starts the name of every alarm of a stage; the topic policy
@@ -252,7 +260,7 @@ func allowAlarmsToPublish(topic awssns.Topic, stage string) {
 
 // newDashboard lays out the pipeline from left to right: queue, functions,
 // market data, analysis, and below it the state of every alarm.
-func newDashboard(scope constructs.Construct, stage string, fns *functions, q *tickerQueue, alarms []awscloudwatch.Alarm,
+func newDashboard(scope constructs.Construct, stage string, fns *functions, q *tickerQueue, aq *analysisQueue, alarms []awscloudwatch.Alarm,
 	custom func(name, statistic string, period awscdk.Duration) awscloudwatch.Metric) awscloudwatch.Dashboard {
 	opts := func(stat string) *awscloudwatch.MetricOptions {
 		return &awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String(stat)}
@@ -314,14 +322,34 @@ func newDashboard(scope constructs.Construct, stage string, fns *functions, q *t
 				}, nil),
 				graph("LLM tokens and cost", []awscloudwatch.IMetric{
 					custom(metrics.LLMPromptTokens, "Sum", five),
+					custom(metrics.LLMCachedTokens, "Sum", five),
 					custom(metrics.LLMCompletionTokens, "Sum", five),
+					custom(metrics.LLMReasoningTokens, "Sum", five),
 				}, []awscloudwatch.IMetric{
 					custom(metrics.LLMCostUSD, "Sum", five),
 				}),
 				graph("Analyses", []awscloudwatch.IMetric{
+					custom(metrics.AnalysesQueued, "Sum", five),
+					custom(metrics.AnalysesAnalyzed, "Sum", five),
 					custom(metrics.AnalysesStored, "Sum", five),
 					custom(metrics.AnalysisFallback, "Sum", five),
+					custom(metrics.AnalysisFailed, "Sum", five),
+					custom(metrics.AnalysisSkipped, "Sum", five),
+				}, []awscloudwatch.IMetric{
+					custom(metrics.LLMCalls, "Sum", five),
+				}),
+			},
+			{
+				graph("Analysis queue depth", []awscloudwatch.IMetric{
+					aq.queue.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
+					aq.queue.MetricApproximateNumberOfMessagesNotVisible(opts("Maximum")),
+					aq.dlq.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
 				}, nil),
+				graph("Analysis queue age of oldest message (s)", []awscloudwatch.IMetric{
+					aq.queue.MetricApproximateAgeOfOldestMessage(opts("Maximum")),
+				}, nil, &awscloudwatch.HorizontalAnnotation{
+					Value: jsii.Number(oldestMessageAlarmHours * 3600), Label: jsii.String("alarm: 3 h"),
+				}),
 			},
 			{
 				awscloudwatch.NewAlarmStatusWidget(&awscloudwatch.AlarmStatusWidgetProps{

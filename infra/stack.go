@@ -27,11 +27,12 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) awscdk.S
 
 	store := newStorage(stack, cfg.Stage, cfg.ImportTables)
 	q := newTickerQueue(stack, cfg.Stage)
+	aq := newAnalysisQueue(stack, cfg.Stage)
 	keys := newAPIKeysSecret(stack, cfg.Stage)
 	failures := newFailureQueues(stack, cfg.Stage)
-	fns := newFunctions(stack, cfg, store, q, keys, failures)
+	fns := newFunctions(stack, cfg, store, q, aq, keys, failures)
 	newSchedules(stack, cfg, fns, failures)
-	newMonitoring(stack, cfg, fns, q, failures)
+	newMonitoring(stack, cfg, fns, q, aq, failures)
 
 	addNagChecks(stack)
 	return stack

@@ -21,10 +21,12 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/zsmseven/backend/pkg/analysisdb"
+	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
@@ -95,11 +97,16 @@ func TestStageFromContext(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", ctx: map[string]any{},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AssetsDir: "dist"}},
-		{name: "prod from CLI strings", ctx: map[string]any{"stage": "prod", "polygonCallsPerMinute": "0", "analysisPortfolio": "Growth", "alarmEmail": "ops@example.com"},
-			want: Config{Stage: "prod", PolygonCallsPerMinute: 0, AnalysisPortfolio: "Growth", AssetsDir: "dist", AlarmEmail: "ops@example.com"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AnalysisConcurrency: 10, AssetsDir: "dist"}},
+		{name: "prod from CLI strings", ctx: map[string]any{"stage": "prod", "polygonCallsPerMinute": "0", "analysisPortfolio": "Growth", "alarmEmail": "ops@example.com",
+			"analysisConcurrency": "25"},
+			want: Config{Stage: "prod", PolygonCallsPerMinute: 0, AnalysisPortfolio: "Growth", AnalysisConcurrency: 25, AssetsDir: "dist", AlarmEmail: "ops@example.com"}},
 		{name: "number from cdk.json", ctx: map[string]any{"polygonCallsPerMinute": float64(100)},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 100, AnalysisPortfolio: "ZSM Seven", AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 100, AnalysisPortfolio: "ZSM Seven", AnalysisConcurrency: 10, AssetsDir: "dist"}},
+		{name: "every portfolio", ctx: map[string]any{"analysisPortfolio": "*"},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist"}},
+		{name: "concurrency below Lambda's minimum", ctx: map[string]any{"analysisConcurrency": "1"}, wantErr: "context analysisConcurrency"},
+		{name: "concurrency not a number", ctx: map[string]any{"analysisConcurrency": "lots"}, wantErr: "context analysisConcurrency"},
 		{name: "unknown stage", ctx: map[string]any{"stage": "staging"}, wantErr: `context stage: stage "staging" is not valid`},
 		{name: "local stage is not deployable", ctx: map[string]any{"stage": "local"}, wantErr: `context stage`},
 		{name: "empty stage", ctx: map[string]any{"stage": ""}, wantErr: `context stage`},
@@ -108,9 +115,9 @@ func TestStageFromContext(t *testing.T) {
 		{name: "empty portfolio", ctx: map[string]any{"analysisPortfolio": " "}, wantErr: "context analysisPortfolio"},
 		{name: "bad email", ctx: map[string]any{"alarmEmail": "ops.example.com"}, wantErr: "context alarmEmail"},
 		{name: "import from the CLI", ctx: map[string]any{"stage": "prod", "importTables": "true"},
-			want: Config{Stage: "prod", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AssetsDir: "dist", ImportTables: true}},
+			want: Config{Stage: "prod", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AnalysisConcurrency: 10, AssetsDir: "dist", ImportTables: true}},
 		{name: "import off", ctx: map[string]any{"importTables": false},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AnalysisConcurrency: 10, AssetsDir: "dist"}},
 		{name: "bad import flag", ctx: map[string]any{"importTables": "yes please"}, wantErr: "context importTables"},
 	}
 	for _, c := range cases {
@@ -149,10 +156,10 @@ func TestStackIsEnvironmentAgnostic(t *testing.T) {
 
 func TestOwnedTables(t *testing.T) {
 	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
-		if n := len(resources(s, "AWS::DynamoDB::Table")); n != 2 {
-			t.Fatalf("%d tables, want 2 (the shared tables are imported, not created)", n)
+		if n := len(resources(s, "AWS::DynamoDB::Table")); n != 3 {
+			t.Fatalf("%d tables, want 3 (the shared tables are imported, not created)", n)
 		}
-		for _, spec := range []deploy.Table{deploy.TickerData, deploy.PortfolioAnalyses} {
+		for _, spec := range []deploy.Table{deploy.TickerData, deploy.PortfolioAnalyses, deploy.AnalysisReservations} {
 			id, r := one(t, s, "AWS::DynamoDB::Table", "TableName", spec.Name(stage))
 			p := props(r)
 			wantKeys := []any{map[string]any{"AttributeName": spec.PartitionKey.Name, "KeyType": "HASH"}}
@@ -175,6 +182,13 @@ func TestOwnedTables(t *testing.T) {
 			}
 			if sse, _ := p["SSESpecification"].(map[string]any); sse["SSEEnabled"] != true || sse["KMSMasterKeyId"] != nil {
 				t.Errorf("%s encryption %v, want the AWS managed key", id, p["SSESpecification"])
+			}
+			wantTTL := "null"
+			if spec.TTLAttribute != "" {
+				wantTTL = `{"AttributeName":"` + spec.TTLAttribute + `","Enabled":true}`
+			}
+			if got := compact(p["TimeToLiveSpecification"]); got != wantTTL {
+				t.Errorf("%s TTL %s, want %s", id, got, wantTTL)
 			}
 			if p["GlobalSecondaryIndexes"] != nil || p["LocalSecondaryIndexes"] != nil {
 				t.Errorf("%s has secondary indexes; the IAM grants assume none", id)
@@ -224,7 +238,8 @@ var wantFunctions = []wantFunction{
 			"TICKER_QUEUE_URL", "TICKER_DLQ_URL"}},
 	{name: "analyzePortfolio", memory: 256, timeout: 300, secret: true, schedule: true,
 		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_DATA_TABLE", "PORTFOLIO_ANALYSES_TABLE",
-			"DEFAULT_PORTFOLIO", "XAI_API_URL", "XAI_MODEL", "XAI_MAX_COMPLETION_TOKENS", "API_KEYS_SECRET_ARN"}},
+			"ANALYSIS_RESERVATIONS_TABLE", "ANALYSIS_QUEUE_URL", "DEFAULT_PORTFOLIO", "XAI_API_URL", "XAI_MODEL", "XAI_MAX_COMPLETION_TOKENS",
+			"XAI_REASONING_EFFORT", "XAI_ATTEMPT_TIMEOUT", "API_KEYS_SECRET_ARN"}},
 }
 
 // fn finds a function by its deployed name.
@@ -327,6 +342,7 @@ func checkEnvValues(t *testing.T, s *synthesized, stage, fnID string, env map[st
 	}
 	queueID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-queue-"+stage+".fifo")
 	dlqID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-dlq-"+stage+".fifo")
+	analysisQueueID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "portfolio-analysis-queue-"+stage)
 	secretID, _ := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
 	for k, v := range env {
 		ok := true
@@ -339,6 +355,14 @@ func checkEnvValues(t *testing.T, s *synthesized, stage, fnID string, env map[st
 			ok = ref(v) == tableID("ticker-data-"+stage)
 		case "PORTFOLIO_ANALYSES_TABLE":
 			ok = ref(v) == tableID("portfolio-analyses-"+stage)
+		case "ANALYSIS_RESERVATIONS_TABLE":
+			ok = ref(v) == tableID("analysis-reservations-"+stage)
+		case "ANALYSIS_QUEUE_URL":
+			ok = ref(v) == analysisQueueID
+		case "XAI_REASONING_EFFORT":
+			ok = v == "low"
+		case "XAI_ATTEMPT_TIMEOUT":
+			ok = v == "2m0s"
 		case "TICKER_QUEUE_URL":
 			ok = ref(v) == queueID
 		case "TICKER_DLQ_URL":
@@ -358,7 +382,7 @@ func checkEnvValues(t *testing.T, s *synthesized, stage, fnID string, env map[st
 		case "XAI_MODEL":
 			ok = v == "grok-4.3"
 		case "XAI_MAX_COMPLETION_TOKENS":
-			ok = v == "8000"
+			ok = v == "16000"
 		case "DEFAULT_PORTFOLIO":
 			ok = v == "ZSM Seven"
 		}
@@ -481,8 +505,8 @@ func TestTickerQueue(t *testing.T) {
 			compact(esm["ScalingConfig"]) != `{"MaximumConcurrency":2}` {
 			t.Errorf("event source %s", compact(esm))
 		}
-		if n := len(resources(s, "AWS::Lambda::EventSourceMapping")); n != 1 {
-			t.Errorf("%d event source mappings, want 1", n)
+		if n := len(resources(s, "AWS::Lambda::EventSourceMapping")); n != 2 {
+			t.Errorf("%d event source mappings, want 2 (ticker queue, analysis queue)", n)
 		}
 		timeout := consumer["Timeout"].(float64)
 		if vis := props(q)["VisibilityTimeout"].(float64); vis < 6*timeout {
@@ -502,11 +526,54 @@ func TestTickerQueue(t *testing.T) {
 	})
 }
 
+// The analysis queue: standard, its DLQ after 5 receives, visibility at
+// least 6 × analyzePortfolio's timeout, consumed by analyzePortfolio one
+// message per invocation with partial batch responses and the configured
+// maximum concurrency (docs/decisions/0003-analysis-fan-out.md).
+func TestAnalysisQueue(t *testing.T) {
+	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
+		qID, q := one(t, s, "AWS::SQS::Queue", "QueueName", "portfolio-analysis-queue-"+stage)
+		dID, d := one(t, s, "AWS::SQS::Queue", "QueueName", "portfolio-analysis-dlq-"+stage)
+		for id, p := range map[string]map[string]any{qID: props(q), dID: props(d)} {
+			if p["FifoQueue"] != nil {
+				t.Errorf("%s is FIFO, want a standard queue", id)
+			}
+		}
+		rp, _ := props(q)["RedrivePolicy"].(map[string]any)
+		if ref(rp["deadLetterTargetArn"]) != dID {
+			t.Errorf("redrive target %v, want %s", rp["deadLetterTargetArn"], dID)
+		}
+		if n, _ := rp["maxReceiveCount"].(float64); n < 5 {
+			t.Errorf("maxReceiveCount %v, want at least 5", rp["maxReceiveCount"])
+		}
+		consumerID, consumer := fn(t, s, "analyzePortfolio", stage)
+		if vis, timeout := props(q)["VisibilityTimeout"].(float64), consumer["Timeout"].(float64); vis < 6*timeout {
+			t.Errorf("visibility timeout %v s < 6 x consumer timeout %v s", vis, timeout)
+		}
+		var esm map[string]any
+		for _, r := range resources(s, "AWS::Lambda::EventSourceMapping") {
+			if ref(props(r)["EventSourceArn"]) == qID {
+				esm = props(r)
+			}
+		}
+		if esm == nil {
+			t.Fatal("no event source mapping reads the analysis queue")
+		}
+		if ref(esm["FunctionName"]) != consumerID {
+			t.Errorf("analysis queue is consumed by %v, want analyzePortfolio %s", esm["FunctionName"], consumerID)
+		}
+		if esm["BatchSize"] != 1.0 || compact(esm["FunctionResponseTypes"]) != `["ReportBatchItemFailures"]` ||
+			compact(esm["ScalingConfig"]) != `{"MaximumConcurrency":10}` {
+			t.Errorf("event source %s, want batch 1, partial batch responses, at most 10 at once", compact(esm))
+		}
+	})
+}
+
 func TestEveryQueueIsEncryptedAndEnforcesSSL(t *testing.T) {
 	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
 		queues := resources(s, "AWS::SQS::Queue")
-		if len(queues) != 4 {
-			t.Errorf("%d queues, want 4 (ticker queue, its DLQ, schedule DLQ, async failures)", len(queues))
+		if len(queues) != 6 {
+			t.Errorf("%d queues, want 6 (ticker queue and DLQ, analysis queue and DLQ, schedule DLQ, async failures)", len(queues))
 		}
 		ssl := map[string]bool{}
 		for _, r := range resources(s, "AWS::SQS::QueuePolicy") {
@@ -741,6 +808,8 @@ func TestIAMLeastPrivilege(t *testing.T) {
 		// Each function's exact permissions (besides writing its own logs).
 		tickerData, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "ticker-data-"+stage)
 		analyses, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "portfolio-analyses-"+stage)
+		reservations, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "analysis-reservations-"+stage)
+		analysisQueue, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "portfolio-analysis-queue-"+stage)
 		queue, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-queue-"+stage+".fifo")
 		dlq, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-dlq-"+stage+".fifo")
 		async, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-async-failures-"+stage)
@@ -763,7 +832,10 @@ func TestIAMLeastPrivilege(t *testing.T) {
 			"analyzePortfolio": {
 				"user-portfolios-" + stage: sharedRead, "portfolio-positions-" + stage: sharedRead,
 				tickerData: "dynamodb:Query", analyses: "dynamodb:PutItem dynamodb:Query",
-				secret: "secretsmanager:GetSecretValue", async: asyncSend,
+				reservations: "dynamodb:DeleteItem dynamodb:GetItem dynamodb:PutItem",
+				// Consumed through the event source; the fan-out sends to it.
+				analysisQueue: "sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:GetQueueUrl sqs:ReceiveMessage sqs:SendMessage",
+				secret:        "secretsmanager:GetSecretValue", async: asyncSend,
 			},
 		}
 		for _, w := range wantFunctions {
@@ -824,6 +896,9 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
 		tickerData, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "ticker-data-"+stage)
 		analysesTable, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "portfolio-analyses-"+stage)
+		reservationsTable, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "analysis-reservations-"+stage)
+		analysisQueue, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "portfolio-analysis-queue-"+stage)
+		analysisDLQ, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "portfolio-analysis-dlq-"+stage)
 		secret, _ := one(t, s, "AWS::SecretsManager::Secret", "Name", "zsm-seven/"+stage+"/api-keys")
 		tickerQueue, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-queue-"+stage+".fifo")
 		tickerDLQ, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "ticker-processing-dlq-"+stage+".fifo")
@@ -852,6 +927,11 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 		}{
 			{"ticker-data", tickerData, granted[tickerData], methods("dynamodb:", reflect.TypeFor[tickerdb.DynamoDBAPI]())},
 			{"portfolio-analyses", analysesTable, granted[analysesTable], methods("dynamodb:", reflect.TypeFor[analysisdb.DynamoDBAPI]())},
+			{"analysis-reservations", reservationsTable, granted[reservationsTable], methods("dynamodb:", reflect.TypeFor[reservationdb.DynamoDBAPI]())},
+			// analyzePortfolio's fan-out sends with analysisqueue.SQSAPI;
+			// nothing sends to the analysis DLQ (SQS moves messages there).
+			{"analysis queue (send)", analysisQueue, sqsSend(granted[analysisQueue]), methods("sqs:", reflect.TypeFor[analysisqueue.SQSAPI]())},
+			{"analysis dead-letter queue", analysisDLQ, granted[analysisDLQ], ""},
 			{"api-keys secret", secret, granted[secret], methods("secretsmanager:", reflect.TypeFor[secrets.SecretsManagerAPI]())},
 			// processTickers' publisher and processTicker's requeuer share
 			// queue.SQSAPI; only the requeuer sends to the dead-letter queue.
@@ -973,15 +1053,36 @@ func TestMonitoring(t *testing.T) {
 				t.Errorf("stale %s window %v s", m, window)
 			}
 		}
-		if n := len(alarms); n != 12 {
-			t.Errorf("%d alarms, want 12 (oldest ticker message, 3 DLQs grew, 3 errors, 429, key refused, fallback, 2 stale)", n)
+		// The analysis queue: oldest message, DLQ grew, failures.
+		aqID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "portfolio-analysis-queue-"+stage)
+		adlqID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "portfolio-analysis-dlq-"+stage)
+		p := find("AWS/SQS", "ApproximateAgeOfOldestMessage", map[string]string{"QueueName": aqID})
+		if p["ComparisonOperator"] != "GreaterThanThreshold" || p["Threshold"] != 3.0*3600 {
+			t.Errorf("analysis queue oldest-message alarm %s", compact(p))
+		}
+		grew := 0
+		for _, r := range alarms {
+			pp := props(r)
+			m := compact(pp["Metrics"])
+			if containsAll(m, `"Expression":"DIFF(FILL(visible, 0))"`, `"MetricName":"ApproximateNumberOfMessagesVisible"`, `"`+adlqID+`"`) &&
+				pp["ComparisonOperator"] == "GreaterThanThreshold" && pp["Threshold"] == 0.0 {
+				grew++
+			}
+		}
+		if grew != 1 {
+			t.Errorf("%d DLQ-grew alarms on the analysis DLQ, want 1", grew)
+		}
+		above0(find(metrics.Namespace, metrics.AnalysisFailed, stageDim), "analysis failed")
+		if n := len(alarms); n != 15 {
+			t.Errorf("%d alarms, want 15 (oldest ticker message, 3 DLQs grew, 3 errors, 429, key refused, fallback, 2 stale, 3 analysis queue)", n)
 		}
 
 		_, d := one(t, s, "AWS::CloudWatch::Dashboard", "DashboardName", "zsm-seven-"+stage)
 		body := compact(props(d)["DashboardBody"])
 		for _, m := range []string{"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Invocations", "Errors", "Duration",
-			metrics.PolygonCalls, metrics.PolygonThrottled, metrics.PolygonKeyRefused, metrics.LLMPromptTokens, metrics.LLMCompletionTokens,
-			metrics.LLMCostUSD, metrics.TickersProcessed, metrics.AnalysesStored} {
+			metrics.PolygonCalls, metrics.PolygonThrottled, metrics.PolygonKeyRefused, metrics.LLMPromptTokens, metrics.LLMCompletionTokens, metrics.LLMCostUSD,
+			metrics.LLMReasoningTokens, metrics.LLMCachedTokens, metrics.TickersProcessed, metrics.AnalysesStored, metrics.AnalysesAnalyzed,
+			metrics.AnalysisFailed, metrics.AnalysesQueued} {
 			if !strings.Contains(body, `\"`+m+`\"`) {
 				t.Errorf("dashboard does not show %s", m)
 			}
@@ -1002,8 +1103,13 @@ func TestMonitoring(t *testing.T) {
 // set: the analysis portfolio, the Polygon rate and the alarm email.
 func TestContextOverrides(t *testing.T) {
 	s := synthWith(t, "dev", map[string]any{
-		ctxAnalysisPortfolio: "Growth Fund", ctxPolygonCallsPerMinute: "100", ctxAlarmEmail: "ops@example.com",
+		ctxAnalysisPortfolio: "Growth Fund", ctxPolygonCallsPerMinute: "100", ctxAlarmEmail: "ops@example.com", ctxAnalysisConcurrency: "25",
 	})
+	for _, r := range resources(s, "AWS::Lambda::EventSourceMapping") {
+		if p := props(r); p["BatchSize"] == 1.0 && compact(p["ScalingConfig"]) != `{"MaximumConcurrency":25}` {
+			t.Errorf("analysis event source %s, want MaximumConcurrency 25", compact(p["ScalingConfig"]))
+		}
+	}
 	_, r := one(t, s, "AWS::Scheduler::Schedule", "ScheduleExpression", "cron(0 1 ? * TUE-SAT *)")
 	if in := props(r)["Target"].(map[string]any)["Input"]; in != `{"portfolio_name":"Growth Fund"}` {
 		t.Errorf("analysis input %v", in)
@@ -1337,15 +1443,21 @@ func TestQueueHelpersServeAStandardQueue(t *testing.T) {
 }
 
 // The resource mapping `make import` hands to `cdk import` names exactly the
-// template's tables: their logical ids and their names (which carry the row
-// contract's keys, TestOwnedTables). It is written into the cloud assembly
-// beside the template in the CLI's format.
+// template's tables that the old Serverless stack owns (ticker-data and
+// portfolio-analyses; the tables new with this service are created by the
+// deploy after the import): their logical ids and their names (which carry
+// the row contract's keys, TestOwnedTables). It is written into the cloud
+// assembly beside the template in the CLI's format.
 func TestImportMappingMatchesTheTemplate(t *testing.T) {
 	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
 		var m map[string]map[string]string
 		noPanic(t, func() { m = importMapping(s.stack, stage) })
 		want := map[string]map[string]string{}
+		old := []string{deploy.TickerData.Name(stage), deploy.PortfolioAnalyses.Name(stage)}
 		for id, r := range resources(s, "AWS::DynamoDB::Table") {
+			if !slices.Contains(old, props(r)["TableName"].(string)) {
+				continue
+			}
 			want[id] = map[string]string{"TableName": props(r)["TableName"].(string)}
 			if r["DeletionPolicy"] == nil {
 				t.Errorf("table %s has no DeletionPolicy; CloudFormation imports only resources with one", id)
@@ -1393,10 +1505,19 @@ func TestImportTemplate(t *testing.T) {
 	forEachStage(t, func(t *testing.T, stage string, normal *synthesized) {
 		imp := synthWith(t, stage, map[string]any{ctxImportTables: "true"})
 		normalTables := resources(normal, "AWS::DynamoDB::Table")
+		mapping := importMapping(imp.stack, stage)
 		for id, r := range resources(imp, "AWS::DynamoDB::Table") {
 			n, ok := normalTables[id]
 			if !ok {
 				t.Fatalf("import table %s is not in the normal template", id)
+			}
+			if _, imported := mapping[id]; !imported {
+				// New with this service: rendered as always, created by the
+				// deploy after the import.
+				if compact(r) != compact(n) {
+					t.Errorf("table %s is not imported but differs from the normal template", id)
+				}
+				continue
 			}
 			if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
 				t.Errorf("import table %s policies %v/%v, want Retain/Retain", id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
@@ -1477,5 +1598,19 @@ func TestAppWritesTheImportMappingIntoTheAssembly(t *testing.T) {
 		if r == nil || r["Type"] != "AWS::DynamoDB::Table" || props(r)["TableName"] != m["TableName"] || r["DeletionPolicy"] != "Retain" {
 			t.Errorf("mapped %s -> %v, template has %s", id, m, compact(r))
 		}
+	}
+}
+
+// analysisPortfolio "*" makes the schedule fan out every night; an event
+// that names no portfolio still means the contract's default.
+func TestScheduleCanFanOut(t *testing.T) {
+	s := synthWith(t, "dev", map[string]any{ctxAnalysisPortfolio: "*"})
+	_, r := one(t, s, "AWS::Scheduler::Schedule", "ScheduleExpression", "cron(0 1 ? * TUE-SAT *)")
+	if in := props(r)["Target"].(map[string]any)["Input"]; in != `{"portfolio_name":"*"}` {
+		t.Errorf("analysis input %v", in)
+	}
+	_, p := fn(t, s, "analyzePortfolio", "dev")
+	if v := p["Environment"].(map[string]any)["Variables"].(map[string]any)["DEFAULT_PORTFOLIO"]; v != "ZSM Seven" {
+		t.Errorf("DEFAULT_PORTFOLIO=%v, want the contract's default", v)
 	}
 }

@@ -16,6 +16,8 @@ import (
 type storage struct {
 	tickerData awsdynamodb.Table
 	analyses   awsdynamodb.Table
+	// reservations holds analyzePortfolio's pay-once reservations (TTL).
+	reservations awsdynamodb.Table
 	// Shared tables of portfolio-api: imported by name, read-only here.
 	userPortfolios     awsdynamodb.ITable
 	portfolioPositions awsdynamodb.ITable
@@ -42,23 +44,29 @@ func removalPolicy(stage string) awscdk.RemovalPolicy {
 
 // ownedTables are the tables this stack creates, by construct id. The
 // template and the import mapping (importMapping) are both built from this
-// list, so the mapping names exactly the template's tables.
+// list, so the mapping names exactly the template's imported tables.
+// imported marks the tables the old Serverless stack already owns
+// (docs/migration.md); the others are new with this service and are created
+// by the deploy that follows the import.
 var ownedTables = []struct {
-	id   string
-	spec deploy.Table
+	id       string
+	spec     deploy.Table
+	imported bool
 }{
-	{"TickerData", deploy.TickerData},
-	{"PortfolioAnalyses", deploy.PortfolioAnalyses},
+	{"TickerData", deploy.TickerData, true},
+	{"PortfolioAnalyses", deploy.PortfolioAnalyses, true},
+	{"AnalysisReservations", deploy.AnalysisReservations, false},
 }
 
 func newStorage(scope constructs.Construct, stage string, importing bool) *storage {
 	owned := map[string]awsdynamodb.Table{}
 	for _, t := range ownedTables {
-		owned[t.id] = newOwnedTable(scope, t.id, t.spec, stage, importing)
+		owned[t.id] = newOwnedTable(scope, t.id, t.spec, stage, importing && t.imported)
 	}
 	return &storage{
-		tickerData: owned["TickerData"],
-		analyses:   owned["PortfolioAnalyses"],
+		tickerData:   owned["TickerData"],
+		analyses:     owned["PortfolioAnalyses"],
+		reservations: owned["AnalysisReservations"],
 		userPortfolios: awsdynamodb.Table_FromTableName(scope, jsii.String("UserPortfolios"),
 			jsii.String(deploy.UserPortfolios.Name(stage))),
 		portfolioPositions: awsdynamodb.Table_FromTableName(scope, jsii.String("PortfolioPositions"),
@@ -105,6 +113,9 @@ func newOwnedTable(scope constructs.Construct, id string, spec deploy.Table, sta
 	if spec.SortKey != nil {
 		props.SortKey = attribute(*spec.SortKey)
 	}
+	if spec.TTLAttribute != "" {
+		props.TimeToLiveAttribute = jsii.String(spec.TTLAttribute)
+	}
 	table := awsdynamodb.NewTable(scope, jsii.String(id), props)
 	if importing {
 		cfn := table.Node().DefaultChild().(awsdynamodb.CfnTable)
@@ -138,6 +149,9 @@ func attribute(k deploy.Key) *awsdynamodb.Attribute {
 // and nothing else (no Query, no GetItem), so nothing more is granted.
 var (
 	sharedReadActions = []string{"dynamodb:Scan"}
+	// reservationActions are pkg/reservationdb's calls: the conditional
+	// put, the consistent read of a holder, the owner's conditional delete.
+	reservationActions = []string{"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"}
 )
 
 // allowTable grants actions on exactly one table ARN (no index ARNs: the

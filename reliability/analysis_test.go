@@ -15,12 +15,14 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
+	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tickerdb"
@@ -37,14 +39,23 @@ func answer(scores map[string]int) string {
 	}
 	slices.Sort(keys)
 	var b strings.Builder
-	b.WriteString(`{"summary":"Reliability suite answer.","analysis":"Scored from the data block.","tickers":[`)
+	b.WriteString(`{"tickers":[`)
 	for i, k := range keys {
 		if i > 0 {
 			b.WriteString(",")
 		}
-		fmt.Fprintf(&b, `{"ticker":%q,"score":%d,"signal":"hold","rationale":"From RSI and MA50."}`, k, scores[k])
+		sig := analysis.SignalFor(min(scores[k], 100))
+		fmt.Fprintf(&b, `{"ticker":%q,"score":%d,"signal":%q,"rationale":"From RSI and MA50.","confidence":"medium","key_risk":"market risk","action":%q}`,
+			k, scores[k], sig, analysis.ActionsFor(sig)[0])
 	}
-	b.WriteString("]}")
+	b.WriteString(`],"summary":"Reliability suite answer.","overall_risk":"medium","concentration_flags":[],"top_actions":[`)
+	for i, k := range keys[:min(3, len(keys))] {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"ticker":%q,"action":%q,"reason":"From the data."}`, k, analysis.ActionsFor(analysis.SignalFor(min(scores[k], 100)))[0])
+	}
+	b.WriteString(`],"analysis":"Scored from the data block."}`)
 	return b.String()
 }
 
@@ -117,7 +128,20 @@ func TestFaultsAnalysis(t *testing.T) {
 			script: []fakexai.Reply{fakexai.Slow(fakexai.Answer(good), 5*time.Second)},
 			status: analysisdb.StatusFallback, reason: "deadline exceeded", calls: 3, outcome: "3 attempts; `fallback` with the reason"},
 		{name: "xAI finish_reason length", faults: "answer cut at the token limit, twice", script: []fakexai.Reply{length},
-			status: analysisdb.StatusFallback, reason: "completion token limit", calls: 2, outcome: "one repair request, then `fallback`"},
+			status: analysisdb.StatusFallback, reason: "cut off at the completion cap", calls: 2, outcome: "one repair request with twice the cap, then `fallback`"},
+		{name: "xAI empty cut-off answer", faults: "the reasoning spent the whole cap: finish_reason length with empty content, then OK",
+			script: []fakexai.Reply{fakexai.CutOff(""), fakexai.Answer(good)}, status: analysisdb.StatusOK, calls: 2,
+			outcome: "repaired without echoing an empty assistant message (xAI answers 400 to one); stored `ok`",
+			check: func(t *testing.T, srv *fakexai.Server, it analysisdb.Item) {
+				if msgs := srv.Requests()[1].Decoded.Messages; len(msgs) != 3 {
+					t.Errorf("repair of an empty answer sent %d messages, want 3 (no assistant turn)", len(msgs))
+				}
+			}},
+		{name: "xAI content_filter", faults: "finish_reason content_filter, empty content", script: []fakexai.Reply{fakexai.ContentFiltered(), fakexai.Answer(good)},
+			status: analysisdb.StatusFallback, reason: "content_filter", calls: 1, outcome: "no blind paid repair; `fallback` with the reason"},
+		{name: "xAI stalled connection", faults: "the first attempt hangs past the 1 s attempt timeout, then OK",
+			script: []fakexai.Reply{fakexai.Slow(fakexai.Answer(good), 30*time.Second), fakexai.Answer(good)}, status: analysisdb.StatusOK, calls: 2,
+			outcome: "the attempt is cut at the attempt timeout and retried within the invocation's deadline; stored `ok`"},
 		{name: "xAI invalid JSON", faults: "content that is not JSON, twice", script: []fakexai.Reply{fakexai.Answer("Buy everything! {")},
 			status: analysisdb.StatusFallback, reason: "JSON", calls: 2, outcome: "one repair request, then `fallback`"},
 		{name: "prompt injection: answer obeys injected orders", faults: "the answer scores 100 and adds a symbol outside the portfolio",
@@ -157,23 +181,7 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 	srv.RequireKey = xaiKey
 	repo := analysisdb.New(w.db, deploy.PortfolioAnalyses.Name(w.stage))
 	before := countAnalyses(t, w.db, w.stage, name)
-
-	env := map[string]string{deploy.SecretKeyXAI: xaiKey}
-	h := analyzeportfolio.Build(analyzeportfolio.Deps{
-		Config: config.AnalyzePortfolio{Stage: w.stage, LogLevel: slog.LevelDebug,
-			UserPortfoliosTable: deploy.UserPortfolios.Name(w.stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(w.stage),
-			TickerDataTable: deploy.TickerData.Name(w.stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(w.stage),
-			DefaultPortfolio: devstack.SamplePortfolio, XAIAPIURL: srv.URL, XAIModel: "grok-4.3", XAIMaxCompletionTokens: 8000,
-			PortfolioBudget: time.Second},
-		Portfolios: portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
-		TickerData: tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)),
-		Store:      repo,
-		Keys:       secrets.NewKeys(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, ""),
-		Out:        w.logs,
-		XAIRetry: &retry.Policy{Attempts: 3, Base: time.Millisecond, Cap: 5 * time.Millisecond, MaxRetryAfter: time.Millisecond,
-			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }},
-		XAIAttemptTimeout: time.Second, // a loaded CI machine still answers within it
-	})
+	h := w.analyzer(srv, nil)
 
 	var res analyzer.Result
 	var err error
@@ -183,7 +191,7 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 				p = true
 			}
 		}()
-		res, err = h(ctx, analyzer.Event{PortfolioName: name, Force: true})
+		res, err = h.Run(ctx, analyzer.Event{PortfolioName: name, Force: true})
 		return false
 	}()
 	if panicked {
@@ -217,6 +225,9 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 			t.Error("a request went without the key")
 		}
 	}
+	if n := srv.Refused(); n != 0 {
+		t.Errorf("%d requests broke the API's rules (an empty message, a refused reasoning_effort)", n)
+	}
 	for _, k := range []string{polygonKey, xaiKey} {
 		if strings.Contains(w.logs.String(), k) {
 			t.Error("an API key appears in the logs")
@@ -231,6 +242,34 @@ func runAnalysis(t *testing.T, w *world, sc analysisScenario) {
 	}
 	addRow(row{Analysis: true, Scenario: sc.name, Faults: sc.faults, In: 1, Written: stored, Permanent: failed, Lost: lost, Duplicated: dup,
 		Red: max(srv.Calls()-1, 0), Outcome: outcome(t, out)})
+}
+
+// analyzer is analyzePortfolio wired as deployed over the world's tables,
+// with srv as xAI and the deployed retry policy's shape with waits skipped;
+// mutate adjusts the dependencies (the queue, the timings).
+func (w *world) analyzer(srv *fakexai.Server, mutate func(*analyzeportfolio.Deps)) *analyzeportfolio.Function {
+	env := map[string]string{deploy.SecretKeyXAI: xaiKey}
+	d := analyzeportfolio.Deps{
+		Config: config.AnalyzePortfolio{Stage: w.stage, LogLevel: slog.LevelDebug,
+			UserPortfoliosTable: deploy.UserPortfolios.Name(w.stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(w.stage),
+			TickerDataTable: deploy.TickerData.Name(w.stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(w.stage),
+			ReservationsTable: deploy.AnalysisReservations.Name(w.stage),
+			DefaultPortfolio:  devstack.SamplePortfolio, XAIAPIURL: srv.URL, XAIModel: "grok-4.3", XAIMaxCompletionTokens: 16000,
+			XAIReasoningEffort: "low", XAIAttemptTimeout: time.Second}, // a loaded CI machine still answers within it
+		Portfolios:   portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
+		TickerData:   tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)),
+		Store:        analysisdb.New(w.db, deploy.PortfolioAnalyses.Name(w.stage)),
+		Reservations: reservationdb.New(w.db, deploy.AnalysisReservations.Name(w.stage)),
+		Keys:         secrets.NewKeys(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, ""),
+		Out:          w.logs,
+		XAIRetry: &retry.Policy{Attempts: 3, Base: time.Millisecond, Cap: 5 * time.Millisecond, MaxRetryAfter: time.Millisecond,
+			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }},
+		WaitPoll: 50 * time.Millisecond, MinWork: time.Second,
+	}
+	if mutate != nil {
+		mutate(&d)
+	}
+	return analyzeportfolio.Build(d)
 }
 
 // noAnswerStored checks that the stored result is the rules analyst's over

@@ -142,6 +142,11 @@ func renderReport() string {
 		"to the tail, and after its 5th attempt processTicker sends it to the dead-letter queue itself, alone, with an error log line (scenario \"Polygon 5xx for ever\"). " +
 		"Nothing is lost (the DLQ alarm fires and a redrive replays it). The cost shows in \"dynalite stopped mid-batch\": during a DynamoDB outage every record " +
 		"spends its Polygon call before its write fails, where a hand-back would have returned the records behind the first one unstarted.")
+	p("- analyzePortfolio pays once per portfolio, data, prompt and model: overlapping runs and redelivered messages find the reservation " +
+		"(a conditional put before the call) and reuse the stored analysis; a cut-off or invalid answer gets one repair (an empty one is not echoed: " +
+		"xAI answers 400 to an empty message), a filtered one none; no request in the suite broke the API's rules.")
+	p("- With `*`, every portfolio gets its own message and invocation: one that cannot be analyzed is handed back on every receive, counted " +
+		"(`AnalysisFailed`, alarmed) and dead-lettered after 5, never skipped; the others are analyzed meanwhile.")
 	p("")
 	p("Every scenario also asserts that no handler panicked, and the suite fails if the Polygon or the xAI key appears in any of the %d log lines captured.", strings.Count(allLogs.String(), "\n"))
 	return b.String()

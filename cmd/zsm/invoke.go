@@ -42,8 +42,13 @@ exit — use ` + "`zsm run`" + ` for the whole pipeline.
 The function's JSON logs go to stderr; the response to stdout. The invocation
 gets the deployed function's timeout as its deadline.
 
+analyzePortfolio takes {"portfolio_name":"NAME"} (analyzed in this invocation),
+{"portfolio_name":"*"} or {"portfolio_names":[...]} (fanned out: one message per
+portfolio on the analysis queue), or an SQS event of that queue.
+
 examples:
   zsm invoke analyzePortfolio --event '{"portfolio_name":"ZSM Seven"}'
+  zsm invoke analyzePortfolio --event '{"portfolio_name":"*"}' --stage dev
   zsm invoke processTicker --event @event.json --stage dev`
 
 // runInvoke implements `zsm invoke`.
@@ -161,7 +166,10 @@ func invokeHandler(ctx context.Context, fn deploy.Function, lookup config.Lookup
 			h, err = processticker.New(ctx, lookup, logs)
 		}
 	case deploy.AnalyzePortfolio:
-		h, err = analyzeportfolio.New(ctx, lookup, logs)
+		var f *analyzeportfolio.Function
+		if f, err = analyzeportfolio.New(ctx, lookup, logs); err == nil {
+			h = f.Invoke
+		}
 	default:
 		return nil, fmt.Errorf("no constructor for %s", fn.Name)
 	}
@@ -198,11 +206,12 @@ func readEvent(v string, stdin io.Reader) ([]byte, error) {
 // stage, built from the naming conventions shared with infra/.
 func stageEnv(ctx context.Context, stage string, fn deploy.Function) (map[string]string, error) {
 	env := map[string]string{
-		deploy.EnvStage:                   stage,
-		deploy.EnvUserPortfoliosTable:     deploy.UserPortfolios.Name(stage),
-		deploy.EnvPortfolioPositionsTable: deploy.PortfolioPositions.Name(stage),
-		deploy.EnvTickerDataTable:         deploy.TickerData.Name(stage),
-		deploy.EnvPortfolioAnalysesTable:  deploy.PortfolioAnalyses.Name(stage),
+		deploy.EnvStage:                     stage,
+		deploy.EnvUserPortfoliosTable:       deploy.UserPortfolios.Name(stage),
+		deploy.EnvPortfolioPositionsTable:   deploy.PortfolioPositions.Name(stage),
+		deploy.EnvTickerDataTable:           deploy.TickerData.Name(stage),
+		deploy.EnvPortfolioAnalysesTable:    deploy.PortfolioAnalyses.Name(stage),
+		deploy.EnvAnalysisReservationsTable: deploy.AnalysisReservations.Name(stage),
 		// GetSecretValue takes the name as well as the ARN.
 		deploy.EnvAPIKeysSecretARN: deploy.SecretName(stage),
 	}
@@ -213,6 +222,9 @@ func stageEnv(ctx context.Context, stage string, fn deploy.Function) (map[string
 		queues = map[string]string{deploy.EnvTickerQueueURL: deploy.TickerQueueName(stage)}
 	case deploy.ProcessTicker:
 		queues = map[string]string{deploy.EnvTickerQueueURL: deploy.TickerQueueName(stage), deploy.EnvTickerDLQURL: deploy.TickerDLQName(stage)}
+	case deploy.AnalyzePortfolio:
+		// Its fan-out sends to the analysis queue.
+		queues = map[string]string{deploy.EnvAnalysisQueueURL: deploy.AnalysisQueueName(stage)}
 	}
 	if len(queues) > 0 {
 		cfg, err := awsconfig.LoadDefaultConfig(ctx)

@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -18,6 +20,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/app/processticker"
@@ -28,10 +31,10 @@ import (
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
-const runSynopsis = "zsm run [--memory | --data DIR] [--logs DIR] [--portfolio NAME] [--force]"
+const runSynopsis = "zsm run [--memory | --data DIR] [--logs DIR] [--portfolio NAME|'*'] [--force]"
 
 const runDescription = `Runs the nightly pipeline locally, with no AWS account and no keys: starts
-dynalite (local DynamoDB) with the service's four tables, seeds the sample
+dynalite (local DynamoDB) with the service's tables, seeds the sample
 portfolio "ZSM Seven" into the shared tables when absent, then runs the same
 handlers the Lambdas run: processTickers (queues one message per ticker on a
 local SQS queue) → processTicker (fed SQS batches of up to 10, failed
@@ -42,7 +45,10 @@ Market data: with POLYGON_API_KEY set it calls Polygon (POLYGON_BASE_URL,
 POLYGON_CALLS_PER_MINUTE, default 5 per minute: about 12 s per ticker);
 without, a built-in sandbox serves deterministic SAMPLE prices.
 Analysis: with XAI_API_KEY set it calls xAI (XAI_API_URL, XAI_MODEL); without,
-the rules analyst scores the portfolio.
+the rules analyst scores the portfolio. --portfolio '*' analyzes every portfolio
+the way the stack does: analyzePortfolio's fan-out queues one message per
+portfolio on a local analysis queue, which is consumed with the deployed
+concurrency, one portfolio per invocation, each with the deployed timeout.
 
 Data is kept under .local/dynalite between runs (zsm status reads it); a second
 run overwrites the same trading day's rows and reuses a stored analysis of the
@@ -63,7 +69,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	memory := fs.Bool("memory", false, "hold DynamoDB data in memory (nothing kept, nothing for zsm status to read)")
 	data := fs.String("data", devstack.DefaultDataDir, "keep DynamoDB data under this directory")
 	logDir := fs.String("logs", devstack.DefaultLogDir, "write the functions' JSON logs to a file in this directory")
-	portfolio := fs.String("portfolio", devstack.SamplePortfolio, "portfolio to analyze")
+	portfolio := fs.String("portfolio", devstack.SamplePortfolio, "portfolio to analyze; '*' for every portfolio, through the analysis queue")
 	force := fs.Bool("force", false, "analyze again even if an analysis of the same data is stored")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -104,11 +110,11 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	if err := r.processTicker(ctx, queued); err != nil {
 		return err
 	}
-	res, err := r.analyzePortfolio(ctx)
+	a, err := r.analyzePortfolio(ctx)
 	if err != nil {
 		return err
 	}
-	return r.report(ctx, res, stdout)
+	return r.report(ctx, a, stdout)
 }
 
 // localRun is one `zsm run`: the local stack, the log file the functions
@@ -149,6 +155,9 @@ func startLocalRun(ctx context.Context, o runOptions, host func(string) (string,
 	r.say("tables     %s, %s, %s, %s (stage %s)", env[deploy.EnvTickerDataTable], env[deploy.EnvPortfolioAnalysesTable],
 		env[deploy.EnvUserPortfoliosTable], env[deploy.EnvPortfolioPositionsTable], r.stack.Stage)
 	r.say("queue      %s (local SQS)", r.stack.QueueURL)
+	if o.portfolio == analyzer.AllPortfolios {
+		r.say("queue      %s (local SQS, the analysis fan-out)", r.stack.AnalysisQueueURL)
+	}
 	r.sayMarketData()
 	if _, ok := env[deploy.EnvXAIAPIKey]; ok {
 		model := env[deploy.EnvXAIModel]
@@ -266,35 +275,140 @@ func (r *localRun) processTicker(ctx context.Context, total int) error {
 	return nil
 }
 
-// analyzePortfolio invokes analyzePortfolio as the Scheduler does.
-func (r *localRun) analyzePortfolio(ctx context.Context) (analyzer.Result, error) {
+// analysisRun is what the analysis step did.
+type analysisRun struct {
+	// result is the scheduled invocation's answer: one portfolio, or the
+	// fan-out's queued list.
+	result analyzer.Result
+	// outcomes are the queue consumer's, one per invocation (fan-out only).
+	outcomes []analyzer.Outcome
+	// dead are the portfolios whose message reached the dead-letter list.
+	dead []string
+	// draining is set while the queue is consumed.
+	draining bool
+}
+
+// analyzePortfolio invokes analyzePortfolio as the Scheduler does; for "*"
+// its fan-out queues one message per portfolio and the analysis queue is
+// then consumed as deployed (analyzeQueue).
+func (r *localRun) analyzePortfolio(ctx context.Context) (analysisRun, error) {
 	t2 := time.Now()
-	h, err := analyzeportfolio.New(ctx, r.stack.Lookup, r.logs)
+	d, err := analyzeportfolio.FromEnv(ctx, r.stack.Lookup, r.logs)
 	if err != nil {
-		return analyzer.Result{}, fmt.Errorf("analyzePortfolio: %w", err)
+		return analysisRun{}, fmt.Errorf("analyzePortfolio: %w", err)
 	}
+	fan := r.o.portfolio == analyzer.AllPortfolios
+	var a analysisRun
+	var mu sync.Mutex
+	if fan {
+		// The queue consumer's outcomes, one line each (the fan-out's own
+		// are in its result).
+		d.Observer = func(o analyzer.Outcome) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !a.draining {
+				return
+			}
+			a.outcomes = append(a.outcomes, o)
+			r.say("  [%d] %s", len(a.outcomes), describeOutcome(o))
+		}
+	}
+	fn := analyzeportfolio.Build(d)
 	ictx, cancel := invocationContext(ctx, deploy.AnalyzePortfolio)
-	res, err := h(ictx, analyzer.Event{PortfolioName: r.o.portfolio, Force: r.o.force})
+	a.result, err = fn.Run(ictx, analyzer.Event{PortfolioName: r.o.portfolio, Force: r.o.force})
 	cancel()
 	if err != nil {
-		return res, fmt.Errorf("analyzePortfolio: %w (logs: %s)", err, r.logPath)
+		return a, fmt.Errorf("analyzePortfolio: %w (logs: %s)", err, r.logPath)
 	}
-	for _, p := range res.Portfolios {
-		note := p.Status
-		if p.Status == analyzer.OutcomeReused {
-			note = "reused the stored analysis of the same data"
+	if !fan {
+		for _, p := range a.result.Portfolios {
+			r.say("analyzePortfolio  %s in %s", describeOutcome(p), since(t2))
 		}
-		r.say("analyzePortfolio  %q: %s, model %s, data as of %s in %s", p.Portfolio, note, p.Model, p.DataAsOf, since(t2))
-		if p.Error != "" {
-			r.say("                  error: %s", p.Error)
+		return a, nil
+	}
+	return a, r.analyzeQueue(ctx, fn, &a, &mu, t2)
+}
+
+// analyzeQueue consumes the analysis queue as the deployed event source
+// does: batches of one, at most deploy.DefaultAnalysisConcurrency
+// invocations at once, each with analyzePortfolio's timeout as its
+// deadline. The waits that are SQS's on AWS are shortened here, and the
+// output says so.
+func (r *localRun) analyzeQueue(ctx context.Context, fn *analyzeportfolio.Function, a *analysisRun, mu *sync.Mutex, t2 time.Time) error {
+	name := devstack.AnalysisQueueName
+	queued := len(a.result.Queued)
+	r.say("analyzePortfolio  fan-out: %d portfolios queued on %s, never analyzed first, then oldest analysis first (run %s)", queued, name, a.result.RunID)
+	for _, p := range a.result.Portfolios {
+		if p.Status == analyzer.OutcomeSkipped {
+			r.say("                  skipped %q: %s", p.Portfolio, p.Reason)
 		}
 	}
-	return res, nil
+	r.say("                  consumed as deployed: one portfolio per invocation, at most %d at once, each with a %s deadline",
+		deploy.DefaultAnalysisConcurrency, deploy.AnalyzePortfolio.Timeout)
+	r.say("                  shortened locally: a portfolio handed back is received again at once (deployed: after the %s visibility timeout,",
+		time.Duration(deploy.AnalysisVisibilityFactor)*deploy.AnalyzePortfolio.Timeout)
+	r.say("                  later in the night), and after %d receives it moves to the dead-letter list at once", deploy.AnalysisMaxReceiveCount)
+	mu.Lock()
+	a.draining = true
+	mu.Unlock()
+	totals, err := r.stack.SQS.DrainConcurrent(ctx, name, 1, deploy.DefaultAnalysisConcurrency, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		ictx, cancel := invocationContext(ctx, deploy.AnalyzePortfolio)
+		defer cancel()
+		return fn.Consume(ictx, ev)
+	})
+	if err != nil {
+		return fmt.Errorf("analyzePortfolio: %w", err)
+	}
+	for _, b := range r.stack.SQS.DeadLetters(name) {
+		if m, err := analysisqueue.Decode([]byte(b)); err == nil {
+			a.dead = append(a.dead, m.Portfolio)
+		} else {
+			a.dead = append(a.dead, strconv.Quote(b))
+		}
+	}
+	count := map[string]int{}
+	for _, o := range a.outcomes {
+		count[o.Status]++
+	}
+	r.say("analyzePortfolio  %d invocations, at most %d at once: %d ok, %d fallback, %d reused, %d skipped, %d handed back (retried), %d dead-lettered in %s",
+		totals.Batches, totals.Peak, count[analyzer.OutcomeOK], count[analyzer.OutcomeFallback], count[analyzer.OutcomeReused],
+		count[analyzer.OutcomeSkipped], totals.Requeued+totals.DeadLettered, totals.DeadLettered, since(t2))
+	if len(a.dead) > 0 {
+		r.say("                  dead-letter queue: %s", strings.Join(a.dead, ", "))
+	}
+	return nil
+}
+
+// describeOutcome says in words what became of one portfolio.
+func describeOutcome(o analyzer.Outcome) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q: ", o.Portfolio)
+	switch o.Status {
+	case analyzer.OutcomeReused:
+		b.WriteString("reused the stored analysis of the same data")
+	case analyzer.OutcomeFailed:
+		b.WriteString("failed: " + o.Error)
+		return b.String()
+	case analyzer.OutcomeSkipped:
+		b.WriteString("skipped: " + o.Reason)
+		return b.String()
+	default:
+		b.WriteString(o.Status)
+	}
+	fmt.Fprintf(&b, ", model %s, data as of %s", o.Model, o.DataAsOf)
+	switch {
+	case o.Calls == 1:
+		b.WriteString(", 1 model call")
+	case o.Calls > 1:
+		fmt.Fprintf(&b, ", %d model calls", o.Calls)
+	}
+	return b.String()
 }
 
 // report prints the result table on stdout and fails the run when a
-// portfolio failed, a ticker has no data, or no analysis was stored.
-func (r *localRun) report(ctx context.Context, res analyzer.Result, stdout io.Writer) error {
+// portfolio failed or was dead-lettered, a ticker has no data, or no
+// analysis was stored.
+func (r *localRun) report(ctx context.Context, a analysisRun, stdout io.Writer) error {
 	rep, err := gatherStatus(ctx, r.stack.DB, r.stack.Stage, r.o.portfolio, r.where, time.Now())
 	if err != nil {
 		return err
@@ -306,12 +420,30 @@ func (r *localRun) report(ctx context.Context, res analyzer.Result, stdout io.Wr
 	fmt.Fprintf(stdout, "  data: DynamoDB (dynalite), %s; tables %s and %s\n", r.where, env[deploy.EnvTickerDataTable], env[deploy.EnvPortfolioAnalysesTable])
 	fmt.Fprintf(stdout, "  logs: %s\n", r.logPath)
 	fmt.Fprintf(stdout, "  done in %s\n", since(r.started))
+	// A portfolio failed if its last outcome is a failure: one handed back
+	// and then analyzed on a later receive did not.
+	last := map[string]string{}
+	var order []string
+	for _, o := range append(slices.Clone(a.result.Portfolios), a.outcomes...) {
+		if _, seen := last[o.Portfolio]; !seen {
+			order = append(order, o.Portfolio)
+		}
+		last[o.Portfolio] = o.Status
+	}
+	var failed []string
+	for _, p := range order {
+		if last[p] == analyzer.OutcomeFailed && !slices.Contains(a.dead, p) {
+			failed = append(failed, p)
+		}
+	}
 	switch {
-	case len(res.Failed) > 0:
-		return fmt.Errorf("analysis of %s failed (logs: %s)", strings.Join(res.Failed, ", "), r.logPath)
+	case len(a.dead) > 0:
+		return fmt.Errorf("analysis of %s failed on every receive: dead-lettered (logs: %s)", strings.Join(a.dead, ", "), r.logPath)
+	case len(failed) > 0:
+		return fmt.Errorf("analysis of %s failed (logs: %s)", strings.Join(failed, ", "), r.logPath)
 	case len(rep.Missing) > 0:
 		return fmt.Errorf("no ticker data for %s (logs: %s)", strings.Join(rep.Missing, ", "), r.logPath)
-	case rep.Analysis == nil:
+	case r.o.portfolio != analyzer.AllPortfolios && rep.Analysis == nil:
 		return fmt.Errorf("no analysis of %q stored (logs: %s)", r.o.portfolio, r.logPath)
 	}
 	return nil

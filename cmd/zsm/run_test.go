@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/dynalite"
@@ -359,9 +360,15 @@ func TestRunWithKeysCallsTheConfiguredAPIs(t *testing.T) {
 	poly := fakepolygon.New(t, fakepolygon.Options{Key: "polygon-key"})
 	var tickers []map[string]any
 	for _, s := range devstack.SampleSymbols {
-		tickers = append(tickers, map[string]any{"ticker": s, "score": 70, "signal": "buy", "rationale": s + " holds above its average."})
+		tickers = append(tickers, map[string]any{"ticker": s, "score": 70, "signal": "buy", "rationale": s + " holds above its average.",
+			"confidence": "high", "key_risk": "valuation", "action": "add"})
 	}
-	answer, _ := json.Marshal(map[string]any{"summary": "Constructive.", "analysis": "All seven trend up.", "tickers": tickers})
+	var tops []map[string]any
+	for _, s := range devstack.SampleSymbols[:3] {
+		tops = append(tops, map[string]any{"ticker": s, "action": "add", "reason": "Uptrend."})
+	}
+	answer, _ := json.Marshal(map[string]any{"tickers": tickers, "summary": "Constructive.", "overall_risk": "medium",
+		"concentration_flags": []string{}, "top_actions": tops, "analysis": "All seven trend up."})
 	xs := fakexai.New(t, fakexai.Answer(string(answer)))
 	xs.RequireKey = "xai-key"
 	host := map[string]string{
@@ -579,5 +586,134 @@ func TestInvokeInterrupted(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), `"itemIdentifier": "m1"`) {
 		t.Errorf("stdout %s: want the record handed back", stdout.String())
+	}
+}
+
+// seedPortfolios writes n portfolios P00… of three sample symbols each, an
+// empty one and one whose name the analysis refuses, into the shared tables
+// of the local store under dir, in portfolio-api's documented shape.
+func seedPortfolios(t *testing.T, dir string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := devstack.Start(ctx, devstack.Options{DataDir: dir, NoQueue: true, NoMarketData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Stop()
+	put := func(table string, item map[string]types.AttributeValue) {
+		if _, err := st.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	pf, pos := deploy.UserPortfolios.Name(st.Stage), deploy.PortfolioPositions.Name(st.Stage)
+	for i := range n {
+		id := fmt.Sprintf("p%02d", i)
+		for j := range 3 {
+			sym := devstack.SampleSymbols[(i+j)%len(devstack.SampleSymbols)]
+			put(pos, map[string]types.AttributeValue{"portfolioId": s(id), "positionId": s(sym), "ticker": s(sym),
+				"quantity": &types.AttributeValueMemberN{Value: strconv.Itoa(1 + i + j)}, "costBasis": &types.AttributeValueMemberN{Value: strconv.Itoa(100 * (1 + j))}})
+		}
+		put(pf, map[string]types.AttributeValue{"userId": s("u" + id), "portfolioId": s(id), "name": s(fmt.Sprintf("P%02d", i))})
+	}
+	put(pf, map[string]types.AttributeValue{"userId": s("u-empty"), "portfolioId": s("empty"), "name": s("Empty")})
+	put(pf, map[string]types.AttributeValue{"userId": s("u-bad"), "portfolioId": s("bad"), "name": s("Bad\nName")})
+}
+
+// `zsm run --portfolio '*'` analyzes every portfolio through the analysis
+// queue, as deployed, and `zsm status --portfolio '*'` shows each one's
+// latest analysis; a second run pays nothing and stores nothing new.
+func TestRunAllPortfoliosThroughTheQueue(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "dynalite")
+	seedPortfolios(t, data, 30)
+	o := runOptions{dataDir: data, logDir: filepath.Join(dir, "logs"), portfolio: "*"}
+	out, errOut := runOnce(t, o)
+	for _, want := range []string{
+		"fan-out: 32 portfolios queued on portfolio-analysis-queue-local, never analyzed first",
+		`skipped "Bad\nName"`,
+		"consumed as deployed: one portfolio per invocation, at most 10 at once, each with a 5m0s deadline",
+		"shortened locally: a portfolio handed back is received again at once (deployed: after the 30m0s visibility timeout",
+		"32 invocations", "31 fallback, 0 reused, 1 skipped, 0 handed back (retried), 0 dead-lettered",
+		`"Empty": skipped: portfolio "Empty": portfolio has no valid positions`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("progress lacks %q:\n%s", want, errOut)
+		}
+	}
+	if m := regexp.MustCompile(`invocations, at most (\d+) at once: `).FindStringSubmatch(errOut); m == nil {
+		t.Errorf("peak concurrency not reported:\n%s", errOut)
+	} else if n, _ := strconv.Atoi(m[1]); n < 1 || n > 10 {
+		t.Errorf("peak concurrency %d, want 1..10", n)
+	}
+	for _, want := range []string{"PORTFOLIO", "P00", "P29", "ZSM Seven", "33 portfolios: 0 ok, 31 fallback, 2 never analyzed."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("result lacks %q:\n%s", want, out)
+		}
+	}
+
+	code, stdout, stderr := indicRun(t, "", "status", "--json", "--portfolio", "*", "--data", data)
+	if code != 0 {
+		t.Fatalf("status exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		Analyses []struct {
+			Portfolio, Model, Status, DataAsOf string
+			Tickers                            []struct {
+				Ticker, Signal, Action, Confidence string
+				Score                              *int
+			}
+			TopActions []struct{ Ticker, Action string }
+		}
+		Analysis json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, stdout)
+	}
+	if len(rep.Analyses) != 33 || rep.Analysis != nil {
+		t.Fatalf("%d analyses, want one per portfolio (33); analysis %s", len(rep.Analyses), rep.Analysis)
+	}
+	none := 0
+	for _, a := range rep.Analyses {
+		if a.Status == "none" {
+			none++
+			continue
+		}
+		if a.Status != "fallback" || a.Model != "rules-v2" || a.DataAsOf == "" || len(a.TopActions) != 3 {
+			t.Errorf("analysis %+v", a)
+		}
+		want := 3
+		if a.Portfolio == "ZSM Seven" {
+			want = 7
+		}
+		if len(a.Tickers) != want {
+			t.Errorf("%s: %d tickers, want %d", a.Portfolio, len(a.Tickers), want)
+		}
+		for _, tk := range a.Tickers {
+			if tk.Score == nil || tk.Signal == "" || tk.Action == "" || tk.Confidence == "" {
+				t.Errorf("%s ticker %+v", a.Portfolio, tk)
+			}
+		}
+	}
+	if none != 2 {
+		t.Errorf("%d portfolios never analyzed, want 2 (Empty, Bad\\nName)", none)
+	}
+	code, stdout, _ = indicRun(t, "", "status", "--portfolio", "*", "--data", data)
+	if code != 0 || !strings.Contains(stdout, "P07") || !strings.Contains(stdout, "AVG SCORE") {
+		t.Errorf("status table: exit %d\n%s", code, stdout)
+	}
+
+	_, errOut = runOnce(t, o)
+	if !strings.Contains(errOut, "0 ok, 0 fallback, 31 reused") {
+		t.Errorf("second run did not reuse every analysis:\n%s", errOut)
+	}
+	st, err := devstack.Start(context.Background(), devstack.Options{DataDir: data, NoQueue: true, NoMarketData: true, NoSeed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Stop()
+	cnt, err := st.DB.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(deploy.PortfolioAnalyses.Name(st.Stage)), Select: "COUNT"})
+	if err != nil || cnt.Count != 31 {
+		t.Errorf("%v analyses stored after two runs (%v), want 31", cnt.Count, err)
 	}
 }

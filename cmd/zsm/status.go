@@ -8,7 +8,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -17,6 +19,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/analysisdb"
+	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
@@ -24,7 +27,7 @@ import (
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
-const statusSynopsis = "zsm status [--json] [--portfolio NAME] [--data DIR | --stage dev|prod]"
+const statusSynopsis = "zsm status [--json] [--portfolio NAME|'*'] [--data DIR | --stage dev|prod]"
 
 const statusDescription = `Shows the latest ticker-data row of every symbol held in the portfolio tables
 (price, RSI(14), MA50 and every other stored indicator, trading date) and the latest analysis of a portfolio
@@ -36,7 +39,12 @@ By default it reads the local store that ` + "`zsm run`" + ` keeps under .local/
 stage's tables with the default AWS credential chain (AWS_PROFILE, SSO, ...).
 --json prints {"tickers":[{"ticker","price","rsi","ma50","ma200","high52w","low52w",
 "return1mPct","return3mPct","return12mPct","volatility20dPct","atr","asOf",...}],
-"analysis":{"portfolio","model","status","dataAsOf","tickers":[{"ticker","score","signal"}],...}}.`
+"analysis":{"portfolio","model","status","dataAsOf","tickers":[{"ticker","score","signal",
+"confidence","action","keyRisk",...}],...}}.
+
+--portfolio '*' shows every portfolio's latest analysis instead: a table of them, and
+with --json {"analyses":[{"portfolio","model","status","dataAsOf","tickers":[...],...}]}
+(a portfolio never analyzed has status "none").`
 
 // tickerStatus is one ticker's latest row. Its JSON carries every indicator
 // of the row under its stored name (indicators.Fields: "rsi", "ma50",
@@ -79,29 +87,46 @@ func (t tickerStatus) MarshalJSON() ([]byte, error) {
 
 // scoreStatus is one ticker of the analysis.
 type scoreStatus struct {
-	Ticker    string `json:"ticker"`
-	Score     int    `json:"score"`
-	Signal    string `json:"signal"`
-	Rationale string `json:"rationale"`
+	Ticker     string `json:"ticker"`
+	Score      int    `json:"score"`
+	Signal     string `json:"signal"`
+	Confidence string `json:"confidence"`
+	Action     string `json:"action"`
+	KeyRisk    string `json:"keyRisk"`
+	Rationale  string `json:"rationale"`
 }
 
-// analysisStatus is the latest stored analysis of the portfolio.
+// topAction is one of the portfolio's top actions.
+type topAction struct {
+	Ticker string `json:"ticker"`
+	Action string `json:"action"`
+	Reason string `json:"reason"`
+}
+
+// noAnalysis is the status of a portfolio without a stored analysis.
+const noAnalysis = "none"
+
+// analysisStatus is the latest stored analysis of a portfolio.
 type analysisStatus struct {
 	Portfolio string `json:"portfolio"`
 	Timestamp string `json:"timestamp"`
 	Model     string `json:"model"`
-	Status    string `json:"status"`
-	Reason    string `json:"reason,omitempty"`
-	DataAsOf  string `json:"dataAsOf"`
+	// Status is ok, fallback, or noAnalysis.
+	Status   string `json:"status"`
+	Reason   string `json:"reason,omitempty"`
+	DataAsOf string `json:"dataAsOf"`
 	// Fresh: the data is of the last trading day and no symbol of the
 	// portfolio was missing or stale when it was analyzed.
 	Fresh bool `json:"fresh"`
 	// Missing and Stale are the symbols the analysis had no data, or only
 	// old data, for.
-	Missing []string      `json:"missing"`
-	Stale   []string      `json:"stale"`
-	Summary string        `json:"summary"`
-	Tickers []scoreStatus `json:"tickers"`
+	Missing            []string      `json:"missing"`
+	Stale              []string      `json:"stale"`
+	Summary            string        `json:"summary"`
+	OverallRisk        string        `json:"overallRisk"`
+	ConcentrationFlags []string      `json:"concentrationFlags"`
+	TopActions         []topAction   `json:"topActions"`
+	Tickers            []scoreStatus `json:"tickers"`
 }
 
 // statusReport is what `zsm status --json` prints and `zsm run` renders.
@@ -112,10 +137,13 @@ type statusReport struct {
 	Portfolio      string `json:"portfolio"`
 	// Tickers are the latest rows of every symbol in the portfolio tables;
 	// Missing the symbols without any row.
-	Tickers  []tickerStatus  `json:"tickers"`
-	Missing  []string        `json:"missing"`
-	Invalid  int             `json:"invalidSymbols"`
-	Analysis *analysisStatus `json:"analysis"`
+	Tickers []tickerStatus `json:"tickers"`
+	Missing []string       `json:"missing"`
+	Invalid int            `json:"invalidSymbols"`
+	// Analysis is the portfolio's latest analysis (null when none); with
+	// the portfolio "*", Analyses holds every portfolio's instead.
+	Analysis *analysisStatus  `json:"analysis,omitempty"`
+	Analyses []analysisStatus `json:"analyses,omitempty"`
 }
 
 // gatherStatus reads the latest rows and analysis from a stage's tables.
@@ -146,23 +174,77 @@ func gatherStatus(ctx context.Context, db *dynamodb.Client, stage, portfolio, st
 		}
 		rep.Tickers = append(rep.Tickers, ts)
 	}
-	recent, err := analysisdb.New(db, deploy.PortfolioAnalyses.Name(stage)).Recent(ctx, portfolio, 1)
+	repo := analysisdb.New(db, deploy.PortfolioAnalyses.Name(stage))
+	if portfolio == analyzer.AllPortfolios {
+		rep.Analyses, err = latestAnalyses(ctx, db, repo, stage, rep.LastTradingDay)
+		return rep, err
+	}
+	a, err := latestAnalysis(ctx, repo, portfolio, rep.LastTradingDay)
 	if err != nil {
 		return rep, err
 	}
-	if len(recent) > 0 {
-		it := recent[0]
-		a := &analysisStatus{Portfolio: it.Portfolio, Timestamp: it.Timestamp.UTC().Format(time.RFC3339), Model: it.Model,
-			Status: it.Status, Reason: it.Reason, DataAsOf: it.DataAsOf,
-			Fresh:   it.DataAsOf == rep.LastTradingDay && len(it.Missing) == 0 && len(it.Stale) == 0,
-			Missing: append([]string{}, it.Missing...), Stale: append([]string{}, it.Stale...),
-			Summary: it.Result.Summary, Tickers: []scoreStatus{}}
-		for _, t := range it.Result.Tickers {
-			a.Tickers = append(a.Tickers, scoreStatus{Ticker: t.Ticker, Score: t.Score, Signal: t.Signal, Rationale: t.Rationale})
-		}
-		rep.Analysis = a
+	if a.Status != noAnalysis {
+		rep.Analysis = &a
 	}
 	return rep, nil
+}
+
+// latestAnalysis is a portfolio's newest stored analysis, or one of status
+// noAnalysis.
+func latestAnalysis(ctx context.Context, repo *analysisdb.Repository, portfolio, lastTradingDay string) (analysisStatus, error) {
+	a := analysisStatus{Portfolio: portfolio, Status: noAnalysis, Missing: []string{}, Stale: []string{}, ConcentrationFlags: []string{},
+		TopActions: []topAction{}, Tickers: []scoreStatus{}}
+	recent, err := repo.Recent(ctx, portfolio, 1)
+	if err != nil {
+		return a, err
+	}
+	if len(recent) == 0 {
+		return a, nil
+	}
+	it := recent[0]
+	a.Timestamp, a.Model, a.Status, a.Reason, a.DataAsOf = it.Timestamp.UTC().Format(time.RFC3339), it.Model, it.Status, it.Reason, it.DataAsOf
+	a.Fresh = it.DataAsOf == lastTradingDay && len(it.Missing) == 0 && len(it.Stale) == 0
+	a.Missing, a.Stale = append(a.Missing, it.Missing...), append(a.Stale, it.Stale...)
+	a.Summary, a.OverallRisk = it.Result.Summary, it.Result.OverallRisk
+	a.ConcentrationFlags = append(a.ConcentrationFlags, it.Result.ConcentrationFlags...)
+	for _, t := range it.Result.TopActions {
+		a.TopActions = append(a.TopActions, topAction{Ticker: t.Ticker, Action: t.Action, Reason: t.Reason})
+	}
+	for _, t := range it.Result.Tickers {
+		a.Tickers = append(a.Tickers, scoreStatus{Ticker: t.Ticker, Score: t.Score, Signal: t.Signal, Confidence: t.Confidence,
+			Action: t.Action, KeyRisk: t.KeyRisk, Rationale: t.Rationale})
+	}
+	return a, nil
+}
+
+// latestAnalyses is every portfolio's latest analysis, in name order, read
+// eight at a time.
+func latestAnalyses(ctx context.Context, db *dynamodb.Client, repo *analysisdb.Repository, stage, lastTradingDay string) ([]analysisStatus, error) {
+	all, err := portfoliodb.NewReader(db, deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage)).List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, p := range all {
+		if !slices.Contains(names, p.Name) {
+			names = append(names, p.Name)
+		}
+	}
+	out := make([]analysisStatus, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i], errs[i] = latestAnalysis(ctx, repo, n, lastTradingDay)
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // printTable renders the report for people.
@@ -198,6 +280,10 @@ func printTable(w io.Writer, rep statusReport) {
 		}
 	}
 	fmt.Fprintln(w)
+	if rep.Portfolio == analyzer.AllPortfolios {
+		printAnalyses(w, rep)
+		return
+	}
 	if rep.Analysis == nil {
 		fmt.Fprintf(w, "Analysis of %q: none stored yet.\n", rep.Portfolio)
 		return
@@ -224,6 +310,55 @@ func printTable(w io.Writer, rep statusReport) {
 		fmt.Fprintf(w, "  old data for: %s\n", strings.Join(a.Stale, ", "))
 	}
 	fmt.Fprintf(w, "  summary: %s\n", strings.TrimSpace(a.Summary))
+	if a.OverallRisk != "" {
+		fmt.Fprintf(w, "  overall risk: %s\n", a.OverallRisk)
+	}
+	for _, f := range a.ConcentrationFlags {
+		fmt.Fprintf(w, "  concentration: %s\n", f)
+	}
+	for i, t := range a.TopActions {
+		fmt.Fprintf(w, "  top action %d: %s %s — %s\n", i+1, t.Action, t.Ticker, t.Reason)
+	}
+}
+
+// printAnalyses is the table of every portfolio's latest analysis.
+func printAnalyses(w io.Writer, rep statusReport) {
+	const row = "%-24s %-9s %-16s %-10s %-5s %7s %9s %-6s %s\n"
+	fmt.Fprintf(w, row, "PORTFOLIO", "STATUS", "MODEL", "DATA AS OF", "FRESH", "TICKERS", "AVG SCORE", "RISK", "TOP ACTION")
+	counts := map[string]int{}
+	for _, a := range rep.Analyses {
+		counts[a.Status]++
+		fresh, avg, top := "-", "-", "-"
+		if a.Status != noAnalysis {
+			fresh = "no"
+			if a.Fresh {
+				fresh = "yes"
+			}
+		}
+		if len(a.Tickers) > 0 {
+			sum := 0
+			for _, t := range a.Tickers {
+				sum += t.Score
+			}
+			avg = fmt.Sprintf("%.1f", float64(sum)/float64(len(a.Tickers)))
+		}
+		if len(a.TopActions) > 0 {
+			top = a.TopActions[0].Action + " " + a.TopActions[0].Ticker
+		}
+		name := a.Portfolio
+		if len([]rune(name)) > 24 {
+			name = string([]rune(name)[:23]) + "…"
+		}
+		fmt.Fprintf(w, row, name, a.Status, orDash(a.Model), orDash(a.DataAsOf), fresh, fmt.Sprint(len(a.Tickers)), avg, orDash(a.OverallRisk), top)
+	}
+	fmt.Fprintf(w, "\n%d portfolios: %d ok, %d fallback, %d never analyzed.\n", len(rep.Analyses), counts[analysisdb.StatusOK], counts[analysisdb.StatusFallback], counts[noAnalysis])
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // printIndicators is a second table with every indicator of every row, one
@@ -273,7 +408,7 @@ func num(v *float64, format string) string {
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCmdFlags("status", statusSynopsis, statusDescription, stdout)
 	asJSON := fs.Bool("json", false, "print JSON for machines")
-	portfolio := fs.String("portfolio", devstack.SamplePortfolio, "the portfolio whose latest analysis to show")
+	portfolio := fs.String("portfolio", devstack.SamplePortfolio, "the portfolio whose latest analysis to show; '*' for every portfolio's")
 	data := fs.String("data", devstack.DefaultDataDir, "the local store that zsm run keeps")
 	stage := fs.String("stage", "", "read a deployed stage (dev or prod) instead of the local store")
 	if err := fs.parse(args); err != nil {

@@ -1,7 +1,8 @@
 // Command benchreport is `make bench`: it measures, in one run on this
 // machine, everything docs/benchmarks.md reports side by side — indicator
 // computation, market-data calls per ticker, pacing efficiency against a
-// rate-limited local Polygon, cold start of each bootstrap under the Lambda
+// rate-limited local Polygon, a night of 1,000 portfolio analyses through the
+// analysis queue against the local xAI server, cold start of each bootstrap under the Lambda
 // Runtime Interface Emulator beside a hello-world Lambda, bootstrap sizes,
 // and the wall time of `make synth` (both stages) and `make test` — then
 // writes the report and prints it.
@@ -45,6 +46,7 @@ type report struct {
 	Date      time.Time
 	Indicator []goBench
 	Market    []goBench // BenchmarkCallsPerTicker, BenchmarkPacing
+	Night     []goBench // BenchmarkAnalysisNight
 	Cold      []coldStart
 	ColdNote  string
 	Sizes     []size
@@ -72,6 +74,10 @@ func run(ctx context.Context, out string, rounds int) error {
 	if r.Market, err = runGoBench(ctx, "./internal/benchreport", "^Benchmark(CallsPerTicker|Pacing)$", "1x"); err != nil {
 		return err
 	}
+	step("analysis: 1,000 portfolios in one night against the local xAI server (./internal/benchreport BenchmarkAnalysisNight, about 2-3 minutes)")
+	if r.Night, err = runGoBench(ctx, "./internal/benchreport", "^BenchmarkAnalysisNight$", "1x"); err != nil {
+		return err
+	}
 	step(fmt.Sprintf("cold start: %d rounds per bootstrap under the emulator", rounds))
 	if r.Cold, r.ColdNote, err = measureColdStarts(ctx, rounds); err != nil {
 		return err
@@ -81,7 +87,7 @@ func run(ctx context.Context, out string, rounds int) error {
 		return err
 	}
 	step("analysis prompt sizes")
-	if r.Prompts, err = measurePrompts(7, 20, 50, 200); err != nil {
+	if r.Prompts, err = measurePrompts(7, 20, 50, 200, 500); err != nil {
 		return err
 	}
 	step("wall time: make synth STAGE=dev, STAGE=prod, make test")

@@ -1,7 +1,8 @@
 // Package devstack assembles the service's local stack for `zsm run`, `zsm
 // status`, `zsm invoke` and the end-to-end tests, with no AWS account and no
-// keys: dynalite for DynamoDB (the four tables from package tables, the sample
-// portfolio seeded into the shared ones), localsqs for the ticker queue, the
+// keys: dynalite for DynamoDB (the tables of package deploy, the sample
+// portfolio seeded into the shared ones), localsqs for the ticker and
+// analysis queues, the
 // sandbox market-data server when no Polygon key is set, and the environment
 // the functions read — the same variables the stack sets on AWS.
 package devstack
@@ -35,6 +36,11 @@ const DefaultLogDir = ".local/logs"
 var (
 	QueueName = deploy.TickerQueueName(deploy.LocalStage)
 	DLQName   = deploy.TickerDLQName(deploy.LocalStage)
+	// AnalysisQueueName is the standard queue of the analysis fan-out; a
+	// message received AnalysisMaxReceiveCount times moves to its
+	// dead-letter list (localsqs.DeadLetters), the local stand-in for
+	// portfolio-analysis-dlq-local.
+	AnalysisQueueName = deploy.AnalysisQueueName(deploy.LocalStage)
 )
 
 // Options configure Start.
@@ -62,9 +68,11 @@ type Stack struct {
 	// Dynalite is the DynamoDB server; DB a client for it.
 	Dynalite *dynalite.Server
 	DB       *dynamodb.Client
-	// SQS is the local queue server (nil with NoQueue); QueueURL the ticker queue's URL.
-	SQS      *localsqs.Server
-	QueueURL string
+	// SQS is the local queue server (nil with NoQueue); QueueURL the ticker
+	// queue's URL, AnalysisQueueURL the analysis queue's.
+	SQS              *localsqs.Server
+	QueueURL         string
+	AnalysisQueueURL string
 	// Sandbox serves labelled sample market data (the local Polygon with its
 	// synthetic series); nil when POLYGON_API_KEY is set. SandboxKey is the
 	// key it accepts.
@@ -129,6 +137,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 		s.QueueURL = s.SQS.CreateQueue(QueueName)
 		s.SQS.CreateQueue(DLQName)
+		s.AnalysisQueueURL = s.SQS.CreateQueue(AnalysisQueueName)
 	}
 	polygonKey, _ := host(deploy.EnvPolygonAPIKey)
 	if polygonKey == "" && !opts.NoMarketData {
@@ -192,16 +201,18 @@ func (s *Stack) Stop() {
 var passThrough = []string{
 	deploy.EnvLogLevel, deploy.EnvPolygonBaseURL, deploy.EnvPolygonCallsPerMinute, deploy.EnvPolygonHistoryDays, deploy.EnvPolygonAPIKey,
 	deploy.EnvXAIAPIKey, deploy.EnvXAIAPIURL, deploy.EnvXAIModel, deploy.EnvXAIMaxCompletionTokens, deploy.EnvDefaultPortfolio,
+	deploy.EnvXAIReasoningEffort, deploy.EnvXAIAttemptTimeout,
 }
 
 func (s *Stack) buildEnv(host config.Lookup) map[string]string {
 	env := map[string]string{
-		deploy.EnvStage:                   s.Stage,
-		deploy.EnvUserPortfoliosTable:     deploy.UserPortfolios.Name(s.Stage),
-		deploy.EnvPortfolioPositionsTable: deploy.PortfolioPositions.Name(s.Stage),
-		deploy.EnvTickerDataTable:         deploy.TickerData.Name(s.Stage),
-		deploy.EnvPortfolioAnalysesTable:  deploy.PortfolioAnalyses.Name(s.Stage),
-		deploy.EnvDefaultPortfolio:        SamplePortfolio,
+		deploy.EnvStage:                     s.Stage,
+		deploy.EnvUserPortfoliosTable:       deploy.UserPortfolios.Name(s.Stage),
+		deploy.EnvPortfolioPositionsTable:   deploy.PortfolioPositions.Name(s.Stage),
+		deploy.EnvTickerDataTable:           deploy.TickerData.Name(s.Stage),
+		deploy.EnvPortfolioAnalysesTable:    deploy.PortfolioAnalyses.Name(s.Stage),
+		deploy.EnvAnalysisReservationsTable: deploy.AnalysisReservations.Name(s.Stage),
+		deploy.EnvDefaultPortfolio:          SamplePortfolio,
 		// The AWS SDK's own variables: local endpoints and dummy credentials
 		// (dynalite checks that requests are signed, not by whom).
 		"AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
@@ -217,6 +228,7 @@ func (s *Stack) buildEnv(host config.Lookup) map[string]string {
 		// queue's tail, or dead-letters it itself after its last attempt.
 		env[deploy.EnvTickerDLQURL] = s.SQS.QueueURL(DLQName)
 		env[deploy.EnvTickerMessageGroups] = strconv.Itoa(deploy.DefaultTickerMessageGroups)
+		env[deploy.EnvAnalysisQueueURL] = s.AnalysisQueueURL
 	}
 	for _, k := range passThrough {
 		if v, ok := host(k); ok && v != "" {

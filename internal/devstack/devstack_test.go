@@ -66,6 +66,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 		"TICKER_QUEUE_URL": s.SQS.QueueURL(devstack.QueueName), "TICKER_DLQ_URL": s.SQS.QueueURL(devstack.DLQName), "AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
 		"AWS_ENDPOINT_URL_SQS": s.SQS.Endpoint(), "POLYGON_BASE_URL": s.Sandbox.URL, "POLYGON_API_KEY": s.SandboxKey,
 		"POLYGON_CALLS_PER_MINUTE": "0", "XAI_MODEL": "grok-x", "DEFAULT_PORTFOLIO": "ZSM Seven",
+		"ANALYSIS_QUEUE_URL": s.SQS.QueueURL("portfolio-analysis-queue-local"), "ANALYSIS_RESERVATIONS_TABLE": "analysis-reservations-local",
 	}
 	for k, v := range want {
 		if got, _ := s.Lookup(k); got != v {

@@ -26,9 +26,14 @@ const (
 // MaxPortfolioNameLen caps a portfolio name (in characters).
 const MaxPortfolioNameLen = 100
 
-// MaxPositions caps the number of symbols of one analysis: beyond it the
-// prompt and the answer stop fitting comfortably in the completion budget.
-const MaxPositions = 200
+// MaxPositions caps the number of symbols of one analysis. Portfolios of
+// more than BatchSize positions are analyzed in ticker batches plus one
+// portfolio-level call (BuildPrompt), so that every answer fits its
+// completion cap.
+const MaxPositions = 500
+
+// BatchSize is the most positions one model call rates.
+const BatchSize = 50
 
 // ErrInvalidName is wrapped by every rejected portfolio name.
 var ErrInvalidName = errors.New("invalid portfolio name")
@@ -58,17 +63,26 @@ func ValidatePortfolioName(name string) (string, error) {
 // Position is one holding with the market data gathered for it. Symbol is a
 // normalized symbol (package symbol); the pointers are nil when unknown.
 type Position struct {
-	Symbol    string
-	Quantity  *float64
+	Symbol   string
+	Quantity *float64
+	// CostBasis is the position's total cost (all lots), not a per-share
+	// price: the average cost is CostBasis ÷ Quantity.
 	CostBasis *float64
-	// Price, RSI and MA50 come from the newest ticker-data row.
-	Price *float64
-	RSI   *float64
-	MA50  *float64
+	// The market numbers come from the newest ticker-data row (package
+	// indicators defines them): the last close, RSI(14), the 50- and
+	// 200-day means, the 52-week high and low, the 1-, 3- and 12-month
+	// returns and the 20-day annualized volatility in percent, and ATR(14).
+	Price, RSI, MA50, MA200                *float64
+	High52W, Low52W                        *float64
+	Return1MPct, Return3MPct, Return12MPct *float64
+	Volatility20DPct, ATR                  *float64
 	// AsOf is the trading date of that row, "" when missing.
 	AsOf string
 	// Status is DataOK, DataStale or DataMissing.
 	Status string
+	// StaleSessions is how many trading sessions AsOf lies before the last
+	// trading day (0 unless Status is DataStale).
+	StaleSessions int
 }
 
 // Excluded is a symbol that failed validation and was left out of the

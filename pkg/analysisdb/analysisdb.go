@@ -46,6 +46,7 @@ const (
 	AttrCostUSD           = "costUsd"
 	AttrLatencyMs         = "latencyMs"
 	AttrAttempts          = "attempts"
+	AttrCalls             = "calls"
 	AttrStatus            = "status"
 	AttrReason            = "reason"
 	AttrExcluded          = "excludedSymbols"
@@ -53,7 +54,7 @@ const (
 
 // Usage is the token usage of the run (all model calls summed).
 type Usage struct {
-	PromptTokens, CompletionTokens, TotalTokens, ReasoningTokens int
+	PromptTokens, CachedPromptTokens, CompletionTokens, TotalTokens, ReasoningTokens int
 }
 
 // Item is one stored analysis.
@@ -69,7 +70,8 @@ type Item struct {
 	Model string
 	// DataAsOf is the trading date of the market data used.
 	DataAsOf string
-	// Result is the validated structured result (parsed_data.summary, .tickers).
+	// Result is the validated structured result (parsed_data: summary,
+	// overall_risk, concentration_flags, top_actions, tickers).
 	Result analysis.Result
 	// Missing and Stale are symbols without data or with old data
 	// (parsed_data.missing, parsed_data.stale).
@@ -88,8 +90,11 @@ type Item struct {
 	LatencyMs int64
 	// Attempts is the number of HTTP requests made to the model.
 	Attempts int
-	Status   string
-	Reason   string
+	// Calls is the number of model calls (requests answered, repairs and
+	// batches included): what was paid for.
+	Calls  int
+	Status string
+	Reason string
 }
 
 // DynamoDBAPI is the part of the DynamoDB client the repository uses.
@@ -209,9 +214,21 @@ func marshal(it Item) (map[string]types.AttributeValue, error) {
 	}
 	tickers := make([]types.AttributeValue, len(it.Result.Tickers))
 	for i, t := range it.Result.Tickers {
-		tickers[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+		m := map[string]types.AttributeValue{
 			"ticker": s(t.Ticker), "score": ni(int64(t.Score)), "signal": s(t.Signal), "rationale": s(t.Rationale),
-		}}
+			"confidence": s(t.Confidence), "key_risk": s(t.KeyRisk), "action": s(t.Action),
+		}
+		if t.RawScore != nil {
+			m["raw_score"] = ni(int64(*t.RawScore))
+		}
+		if t.Source != "" {
+			m["source"] = s(t.Source)
+		}
+		tickers[i] = &types.AttributeValueMemberM{Value: m}
+	}
+	tops := make([]types.AttributeValue, len(it.Result.TopActions))
+	for i, a := range it.Result.TopActions {
+		tops[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"ticker": s(a.Ticker), "action": s(a.Action), "reason": s(a.Reason)}}
 	}
 	item := map[string]types.AttributeValue{
 		deploy.AttrPortfolio: s(it.Portfolio),
@@ -220,21 +237,26 @@ func marshal(it Item) (map[string]types.AttributeValue, error) {
 		AttrModel:            s(it.Model),
 		AttrDataAsOf:         s(it.DataAsOf),
 		AttrParsedData: &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
-			"summary": s(it.Result.Summary),
-			"tickers": &types.AttributeValueMemberL{Value: tickers},
-			"missing": list(orEmpty(it.Missing)),
-			"stale":   list(orEmpty(it.Stale)),
+			"summary":             s(it.Result.Summary),
+			"overall_risk":        s(it.Result.OverallRisk),
+			"concentration_flags": list(orEmpty(it.Result.ConcentrationFlags)),
+			"top_actions":         &types.AttributeValueMemberL{Value: tops},
+			"tickers":             &types.AttributeValueMemberL{Value: tickers},
+			"missing":             list(orEmpty(it.Missing)),
+			"stale":               list(orEmpty(it.Stale)),
 		}},
 		AttrPromptVersion:  s(it.PromptVersion),
 		AttrPromptSHA256:   s(it.PromptSHA256),
 		AttrInputHash:      s(it.InputHash),
 		AttrRequestedModel: s(it.RequestedModel),
 		AttrUsage: &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
-			"promptTokens": ni(int64(it.Usage.PromptTokens)), "completionTokens": ni(int64(it.Usage.CompletionTokens)),
-			"totalTokens": ni(int64(it.Usage.TotalTokens)), "reasoningTokens": ni(int64(it.Usage.ReasoningTokens)),
+			"promptTokens": ni(int64(it.Usage.PromptTokens)), "cachedPromptTokens": ni(int64(it.Usage.CachedPromptTokens)),
+			"completionTokens": ni(int64(it.Usage.CompletionTokens)),
+			"totalTokens":      ni(int64(it.Usage.TotalTokens)), "reasoningTokens": ni(int64(it.Usage.ReasoningTokens)),
 		}},
 		AttrLatencyMs: ni(it.LatencyMs),
 		AttrAttempts:  ni(int64(it.Attempts)),
+		AttrCalls:     ni(int64(it.Calls)),
 		AttrStatus:    s(it.Status),
 		AttrExcluded:  list(orEmpty(it.Excluded)),
 	}
@@ -337,7 +359,7 @@ func unmarshal(m map[string]types.AttributeValue) (Item, error) {
 		Portfolio: r.str(deploy.AttrPortfolio), Analysis: r.str(AttrAnalysis), Model: r.str(AttrModel), DataAsOf: r.str(AttrDataAsOf),
 		PromptVersion: r.str(AttrPromptVersion), PromptSHA256: r.str(AttrPromptSHA256), InputHash: r.str(AttrInputHash),
 		RequestedModel: r.str(AttrRequestedModel), SystemFingerprint: r.str(AttrSystemFingerprint),
-		LatencyMs: int64(r.int(AttrLatencyMs)), Attempts: r.int(AttrAttempts), Status: r.str(AttrStatus), Reason: r.str(AttrReason),
+		LatencyMs: int64(r.int(AttrLatencyMs)), Attempts: r.int(AttrAttempts), Calls: r.int(AttrCalls), Status: r.str(AttrStatus), Reason: r.str(AttrReason),
 		Excluded: r.strs(AttrExcluded),
 	}
 	ts, err := time.Parse(time.RFC3339, r.str(deploy.AttrTimestamp))
@@ -349,9 +371,28 @@ func unmarshal(m map[string]types.AttributeValue) (Item, error) {
 		it.CostUSD = &c
 	}
 	u := r.sub(AttrUsage)
-	it.Usage = Usage{PromptTokens: u.int("promptTokens"), CompletionTokens: u.int("completionTokens"), TotalTokens: u.int("totalTokens"), ReasoningTokens: u.int("reasoningTokens")}
+	it.Usage = Usage{PromptTokens: u.int("promptTokens"), CachedPromptTokens: u.int("cachedPromptTokens"), CompletionTokens: u.int("completionTokens"),
+		TotalTokens: u.int("totalTokens"), ReasoningTokens: u.int("reasoningTokens")}
 	pd := r.sub(AttrParsedData)
+	// Items of earlier prompt versions lack the fields added since: they
+	// read as empty.
 	it.Result.Summary = pd.str("summary")
+	it.Result.OverallRisk = pd.str("overall_risk")
+	it.Result.ConcentrationFlags = pd.strs("concentration_flags")
+	if l, ok := pd.m["top_actions"].(*types.AttributeValueMemberL); ok {
+		for _, e := range l.Value {
+			em, ok := e.(*types.AttributeValueMemberM)
+			if !ok {
+				pd.fail("top_actions", "entry is not a map")
+				break
+			}
+			tr := &reader{m: em.Value}
+			it.Result.TopActions = append(it.Result.TopActions, analysis.TopAction{Ticker: tr.str("ticker"), Action: tr.str("action"), Reason: tr.str("reason")})
+			if tr.err != nil && pd.err == nil {
+				pd.err = tr.err
+			}
+		}
+	}
 	it.Result.Analysis = it.Analysis
 	it.Missing, it.Stale = pd.strs("missing"), pd.strs("stale")
 	if l, ok := pd.m["tickers"].(*types.AttributeValueMemberL); ok {
@@ -362,7 +403,13 @@ func unmarshal(m map[string]types.AttributeValue) (Item, error) {
 				break
 			}
 			tr := &reader{m: em.Value}
-			it.Result.Tickers = append(it.Result.Tickers, analysis.TickerScore{Ticker: tr.str("ticker"), Score: tr.int("score"), Signal: tr.str("signal"), Rationale: tr.str("rationale")})
+			ts := analysis.TickerScore{Ticker: tr.str("ticker"), Score: tr.int("score"), Signal: tr.str("signal"), Rationale: tr.str("rationale"),
+				Confidence: tr.str("confidence"), KeyRisk: tr.str("key_risk"), Action: tr.str("action"), Source: tr.str("source")}
+			if raw, ok := tr.num("raw_score"); ok {
+				v := int(raw)
+				ts.RawScore = &v
+			}
+			it.Result.Tickers = append(it.Result.Tickers, ts)
 			if tr.err != nil && pd.err == nil {
 				pd.err = tr.err
 			}

@@ -24,16 +24,21 @@ func sample(ts time.Time) analysisdb.Item {
 	cost := 0.0037525
 	return analysisdb.Item{
 		Portfolio: "ZSM Seven", Timestamp: ts, Analysis: "Long text.", Model: "grok-4.3-0309", DataAsOf: "2026-11-27",
-		Result: analysis.Result{Summary: "Short.", Analysis: "Long text.", Tickers: []analysis.TickerScore{
-			{Ticker: "AAPL", Score: 62, Signal: "buy", Rationale: "RSI 41."},
-			{Ticker: "MSFT", Score: 50, Signal: "hold", Rationale: "No data."},
-		}},
+		Result: analysis.Result{Summary: "Short.", Analysis: "Long text.", OverallRisk: "medium",
+			ConcentrationFlags: []string{"AAPL is 70% of the weighted value"},
+			TopActions:         []analysis.TopAction{{Ticker: "AAPL", Action: "add", Reason: "Uptrend."}, {Ticker: "MSFT", Action: "hold", Reason: "No data."}},
+			Tickers: []analysis.TickerScore{
+				{Ticker: "AAPL", Score: 62, Signal: "buy", Rationale: "RSI 41.", Confidence: "high", KeyRisk: "valuation", Action: "add", Source: "model"},
+				{Ticker: "MSFT", Score: 50, Signal: "hold", Rationale: "No data.", Confidence: "low", KeyRisk: "no data", Action: "hold", RawScore: ptr(80), Source: "model"},
+			}},
 		Missing: []string{"MSFT"}, Stale: []string{}, Excluded: []string{`"AA PL": bad`},
 		PromptVersion: analysis.PromptVersion, PromptSHA256: "ab", InputHash: "cd", RequestedModel: "grok-4.3", SystemFingerprint: "fp_1",
-		Usage:   analysisdb.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, ReasoningTokens: 4},
-		CostUSD: &cost, LatencyMs: 1234, Attempts: 2, Status: analysisdb.StatusOK,
+		Usage:   analysisdb.Usage{PromptTokens: 1, CachedPromptTokens: 5, CompletionTokens: 2, TotalTokens: 3, ReasoningTokens: 4},
+		CostUSD: &cost, LatencyMs: 1234, Attempts: 2, Calls: 1, Status: analysisdb.StatusOK,
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestRoundTripAndRecent(t *testing.T) {
 	env := dynalitetest.New(t, deploy.PortfolioAnalyses)
@@ -87,14 +92,20 @@ func TestStoredShape(t *testing.T) {
 	}
 	assert.Equal(t, map[string]string{"portfolio": "S", "timestamp": "S", "analysis": "S", "model": "S", "dataAsOf": "S", "parsed_data": "M",
 		"promptVersion": "S", "promptSha256": "S", "inputHash": "S", "requestedModel": "S", "systemFingerprint": "S", "usage": "M",
-		"costUsd": "N", "latencyMs": "N", "attempts": "N", "status": "S", "excludedSymbols": "L"}, kinds)
+		"costUsd": "N", "latencyMs": "N", "attempts": "N", "calls": "N", "status": "S", "excludedSymbols": "L"}, kinds)
 	pd := out.Item["parsed_data"].(*types.AttributeValueMemberM).Value
 	first := pd["tickers"].(*types.AttributeValueMemberL).Value[0].(*types.AttributeValueMemberM).Value
 	assert.Equal(t, &types.AttributeValueMemberN{Value: "62"}, first["score"])
 	assert.Equal(t, &types.AttributeValueMemberS{Value: "AAPL"}, first["ticker"])
-	assert.Contains(t, pd, "summary")
-	assert.Contains(t, pd, "missing")
-	assert.Contains(t, pd, "stale")
+	assert.Equal(t, &types.AttributeValueMemberS{Value: "add"}, first["action"])
+	assert.Equal(t, &types.AttributeValueMemberS{Value: "high"}, first["confidence"])
+	assert.Equal(t, &types.AttributeValueMemberS{Value: "valuation"}, first["key_risk"])
+	assert.NotContains(t, first, "raw_score", "only an adjusted score keeps its raw value")
+	second := pd["tickers"].(*types.AttributeValueMemberL).Value[1].(*types.AttributeValueMemberM).Value
+	assert.Equal(t, &types.AttributeValueMemberN{Value: "80"}, second["raw_score"])
+	for _, k := range []string{"summary", "overall_risk", "concentration_flags", "top_actions", "missing", "stale"} {
+		assert.Contains(t, pd, k)
+	}
 }
 
 func TestPutRejectsBadItems(t *testing.T) {
@@ -104,6 +115,25 @@ func TestPutRejectsBadItems(t *testing.T) {
 	assert.True(t, retry.IsPermanent(repo.Put(context.Background(), it)))
 	it = sample(time.Time{})
 	assert.Error(t, repo.Put(context.Background(), it))
+}
+
+// An item written by an earlier prompt version (no confidence, action, key
+// risk or portfolio fields) still reads, with those fields empty.
+func TestReadsEarlierItems(t *testing.T) {
+	env := dynalitetest.New(t, deploy.PortfolioAnalyses)
+	table := deploy.PortfolioAnalyses.Name(env.Stage)
+	sv := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	_, err := env.Client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+		"portfolio": sv("ZSM Seven"), "timestamp": sv("2026-11-28T06:00:00.000Z"), "status": sv("ok"), "model": sv("grok-4.3"),
+		"parsed_data": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"summary": sv("s"),
+			"tickers": &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+				"ticker": sv("AAPL"), "score": &types.AttributeValueMemberN{Value: "62"}, "signal": sv("buy"), "rationale": sv("r")}}}}}}}})
+	require.NoError(t, err)
+	got, err := analysisdb.New(env.Client, table).Recent(context.Background(), "ZSM Seven", 1)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, []analysis.TickerScore{{Ticker: "AAPL", Score: 62, Signal: "buy", Rationale: "r"}}, got[0].Result.Tickers)
+	assert.Empty(t, got[0].Result.TopActions)
 }
 
 // An item that cannot be decoded is named in an ErrUnreadable error and the

@@ -2,18 +2,29 @@ package analyzer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
+	"github.com/zsmseven/backend/pkg/analysisqueue"
+	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
+	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/symbol"
 	"github.com/zsmseven/backend/pkg/tickerdb"
@@ -26,6 +37,11 @@ var ErrUnknownPortfolio = portfoliodb.ErrUnknownPortfolio
 
 // ErrNoPositions means the portfolio has no valid position to analyze.
 var ErrNoPositions = errors.New("portfolio has no valid positions")
+
+// ErrBusy means another run holds the reservation of the same analysis and
+// did not finish within this invocation's time: the message is handed back
+// (it will find the stored result).
+var ErrBusy = errors.New("another run is analyzing the same portfolio and data")
 
 // Portfolios reads the shared portfolio tables.
 type Portfolios interface {
@@ -46,11 +62,23 @@ type Store interface {
 	Recent(ctx context.Context, portfolio string, limit int) ([]analysisdb.Item, error)
 }
 
+// Reservations hold the pay-once reservations (reservationdb.Store).
+type Reservations interface {
+	Reserve(ctx context.Context, r reservationdb.Reservation) (reservationdb.Reservation, bool, error)
+	Complete(ctx context.Context, r reservationdb.Reservation) error
+	Release(ctx context.Context, key, owner string) error
+}
+
+// Queue is the analysis queue the fan-out sends to (analysisqueue.Sender).
+type Queue interface {
+	Send(ctx context.Context, msgs []analysisqueue.Message) (int, []analysisqueue.Failure, error)
+}
+
 // LLM is the analysis model (xai.Client, wired in pkg/app/analyzeportfolio),
-// in the domain's words. Complete
-// returns an error wrapping analysis.ErrTruncated for an answer cut off at
-// the completion-token cap, and a classified error (package retry) when the
-// call fails.
+// in the domain's words. Complete returns an error wrapping
+// analysis.ErrTruncated for an answer cut off at the completion-token cap,
+// one wrapping analysis.ErrUnfinished for another finish reason (a content
+// filter), and a classified error (package retry) when the call fails.
 type LLM interface {
 	// Model is the requested model name.
 	Model() string
@@ -58,35 +86,63 @@ type LLM interface {
 }
 
 var (
-	_ Portfolios = (*portfoliodb.Reader)(nil)
-	_ TickerData = (*tickerdb.Store)(nil)
-	_ Store      = (*analysisdb.Repository)(nil)
+	_ Portfolios   = (*portfoliodb.Reader)(nil)
+	_ TickerData   = (*tickerdb.Store)(nil)
+	_ Store        = (*analysisdb.Repository)(nil)
+	_ Reservations = (*reservationdb.Store)(nil)
+	_ Queue        = (*analysisqueue.Sender)(nil)
 )
 
 // Options configure a Service.
 type Options struct {
-	Portfolios Portfolios
-	TickerData TickerData
-	Store      Store
+	Portfolios   Portfolios
+	TickerData   TickerData
+	Store        Store
+	Reservations Reservations
+	// Queue is the analysis queue of the fan-out; nil refuses to fan out.
+	Queue Queue
 	// LLM is nil when no API key is configured: every analysis then comes
 	// from the rules analyst with NoLLMReason.
 	LLM         LLM
 	NoLLMReason string
+	// MaxCompletionTokens is the ceiling of each call's completion cap
+	// (deploy.DefaultXAIMaxCompletionTokens if 0).
+	MaxCompletionTokens int
+	// ReasoningEffort is sent with every call ("" sends none).
+	ReasoningEffort string
 	// DefaultPortfolio is analyzed when the event names none.
 	DefaultPortfolio string
 	// LastTradingDay is marketdata.LastTradingDay (injected to keep tests
 	// independent of the calendar).
 	LastTradingDay func(now time.Time) string
-	// Parallel bounds the concurrent ticker-data queries (default 8).
+	// Sessions counts the NYSE sessions after from up to and including to
+	// (default: from the marketdata calendar).
+	Sessions func(from, to string) int
+	// Parallel bounds the concurrent ticker-data queries (default 8) and the
+	// fan-out's latest-analysis queries.
 	Parallel int
-	// PortfolioBudget is the least remaining invocation time needed to start
-	// another portfolio when analyzing all of them (default 90 s).
-	PortfolioBudget time.Duration
+	// BatchParallel bounds the model calls in flight for one portfolio
+	// analyzed in batches (default 4).
+	BatchParallel int
 	// RecentLimit is how many stored analyses are compared for reuse (default 10).
 	RecentLimit int
-	Now         func() time.Time
-	Logger      *slog.Logger
-	Metrics     *metrics.Recorder
+	// Lease is how long a reservation is held when the context has no
+	// deadline (default analyzePortfolio's timeout); with one, the lease is
+	// the deadline.
+	Lease time.Duration
+	// WaitPoll is how often a run waiting for another run's reservation
+	// looks again (default 2 s); MinWork the least time left to wait or
+	// start a record of the queue at all (default 60 s).
+	WaitPoll, MinWork time.Duration
+	// Now and Sleep are the clock (tests replace them).
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	// RunID names a fan-out; nil uses the Lambda request id (random without
+	// one).
+	RunID    func(ctx context.Context) string
+	Logger   *slog.Logger
+	Metrics  *metrics.Recorder
+	Observer func(Outcome)
 }
 
 // Service runs analyses.
@@ -97,14 +153,35 @@ func New(o Options) *Service {
 	if o.Parallel <= 0 {
 		o.Parallel = 8
 	}
-	if o.PortfolioBudget <= 0 {
-		o.PortfolioBudget = 90 * time.Second
+	if o.BatchParallel <= 0 {
+		o.BatchParallel = 4
 	}
 	if o.RecentLimit <= 0 {
 		o.RecentLimit = 10
 	}
+	if o.MaxCompletionTokens <= 0 {
+		o.MaxCompletionTokens = deploy.DefaultXAIMaxCompletionTokens
+	}
+	if o.Lease <= 0 {
+		o.Lease = deploy.AnalyzePortfolio.Timeout
+	}
+	if o.WaitPoll <= 0 {
+		o.WaitPoll = 2 * time.Second
+	}
+	if o.MinWork <= 0 {
+		o.MinWork = 60 * time.Second
+	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleep
+	}
+	if o.RunID == nil {
+		o.RunID = RunID
+	}
+	if o.Sessions == nil {
+		o.Sessions = Sessions
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -115,80 +192,187 @@ func New(o Options) *Service {
 	return &Service{o: o}
 }
 
-// Handle runs one invocation. For one portfolio, a failure is returned as
-// the error (nothing is stored). For "*", each portfolio is analyzed in turn
-// while at least PortfolioBudget of the invocation remains; the others are
-// skipped, as are portfolios without valid positions or with an invalid name
-// (reported with the reason); the error names the portfolios that failed.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RunID is the Lambda request id when ctx carries one — a retried
+// asynchronous invocation keeps it — and 32 random hex digits otherwise.
+func RunID(ctx context.Context) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+		return lc.AwsRequestID
+	}
+	return randomHex(16)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Sessions counts the NYSE trading sessions after from up to and including
+// to (YYYY-MM-DD; at most two years apart, 0 if to is not after from).
+func Sessions(from, to string) int {
+	f, err1 := time.Parse(time.DateOnly, from)
+	t, err2 := time.Parse(time.DateOnly, to)
+	if err1 != nil || err2 != nil || !t.After(f) {
+		return 0
+	}
+	n := 0
+	for d := f.AddDate(0, 0, 1); !d.After(t) && d.Sub(f) < 2*366*24*time.Hour; d = d.AddDate(0, 0, 1) {
+		if marketdata.IsTradingDay(d.Format(time.DateOnly)) {
+			n++
+		}
+	}
+	return n
+}
+
+// Invoke is the Lambda handler's body: an SQS event (its records from the
+// analysis queue) goes to HandleQueue, anything else is an Event for
+// Handle. The queue path never sends to the queue: it analyzes the one
+// portfolio each message names, so the function cannot loop on itself.
+func (s *Service) Invoke(ctx context.Context, raw json.RawMessage) (any, error) {
+	if isQueueEvent(raw) {
+		var ev events.SQSEvent
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return nil, fmt.Errorf("analyzePortfolio: SQS event: %w", err)
+		}
+		for _, r := range ev.Records {
+			if r.EventSource != "aws:sqs" {
+				return nil, fmt.Errorf("analyzePortfolio: record %s has eventSource %q, not aws:sqs", r.MessageId, r.EventSource)
+			}
+		}
+		return s.HandleQueue(ctx, ev)
+	}
+	ev, err := DecodeEvent(raw)
+	if err != nil {
+		return nil, err
+	}
+	return s.Handle(ctx, ev)
+}
+
+// Handle runs a scheduled or manual invocation. One portfolio (the named
+// one, or the default) is analyzed here and a failure is returned as the
+// error (nothing is stored). "*" or a list fans out (fanOut).
 func (s *Service) Handle(ctx context.Context, ev Event) (Result, error) {
+	if err := ev.check(); err != nil {
+		return newResult(), err
+	}
+	if len(ev.PortfolioNames) > 0 {
+		return s.fanOut(ctx, ev.PortfolioNames, ev.Force)
+	}
 	name := strings.TrimSpace(ev.PortfolioName)
+	if name == AllPortfolios {
+		return s.fanOut(ctx, nil, ev.Force)
+	}
 	if name == "" {
 		name = s.o.DefaultPortfolio
 	}
-	res := Result{Portfolios: []Outcome{}, Done: []string{}, Skipped: []string{}, Failed: []string{}} // lists, never null, in the JSON answer
-	if name != AllPortfolios {
-		o, err := s.one(ctx, name, ev.Force)
-		res.add(o)
-		if err != nil {
-			return res, err
-		}
-		return res, nil
-	}
-	all, err := s.o.Portfolios.List(ctx)
+	res := newResult()
+	o, err := s.one(ctx, name, ev.Force, "")
 	if err != nil {
-		return res, fmt.Errorf("list portfolios: %w", err)
+		o.Status, o.Error = OutcomeFailed, err.Error()
 	}
-	names := make([]string, 0, len(all))
-	for _, p := range all {
-		if !slices.Contains(names, p.Name) {
-			names = append(names, p.Name)
+	s.settle(ctx, o)
+	res.add(o)
+	return res, err
+}
+
+// HandleQueue analyzes the portfolio of each record (the queue's batch size
+// is 1: one portfolio per invocation and deadline). A record is
+// acknowledged when its portfolio has a current analysis (stored or
+// reused) or nothing to analyze (skipped, counted, logged), and for a
+// poison message (counted as failed, logged); any other failure hands it
+// back in BatchItemFailures, to be received again after the visibility
+// timeout and dead-lettered after deploy.AnalysisMaxReceiveCount receives.
+func (s *Service) HandleQueue(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	for _, rec := range ev.Records {
+		handBack := func() {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
 		}
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if dl, ok := ctx.Deadline(); ok && dl.Sub(s.o.Now()) < s.o.PortfolioBudget {
-			res.add(Outcome{Portfolio: n, Status: OutcomeSkipped, Reason: fmt.Sprintf("less than %s of the invocation left", s.o.PortfolioBudget)})
+		receives, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+		m, err := analysisqueue.Decode([]byte(rec.Body))
+		if err != nil {
+			s.o.Metrics.Add(metrics.AnalysisFailed, 1)
+			s.o.Logger.ErrorContext(ctx, "poison analysis message acknowledged", "messageId", rec.MessageId, "error", err.Error())
+			s.observe(Outcome{Portfolio: "?", Status: OutcomeFailed, Error: err.Error()})
 			continue
 		}
-		o, err := s.one(ctx, n, ev.Force)
-		// A portfolio with nothing to analyze, or a name this service will
-		// not put into a prompt, is portfolio-api's data, not a failure of
-		// the run: failing on it would fail (and alarm on) every night.
-		if errors.Is(err, ErrNoPositions) || errors.Is(err, analysis.ErrInvalidName) {
-			o = Outcome{Portfolio: o.Portfolio, Status: OutcomeSkipped, Reason: err.Error()}
+		if dl, ok := ctx.Deadline(); ok && dl.Sub(s.o.Now()) < s.o.MinWork {
+			s.o.Logger.WarnContext(ctx, "no time left to start: message handed back", "portfolio", m.Portfolio, "messageId", rec.MessageId)
+			handBack()
+			continue
 		}
-		res.add(o)
+		o, err := s.one(ctx, m.Portfolio, m.Force, m.RunID)
+		switch {
+		case err == nil:
+		case isNothingToAnalyze(err):
+			o.Status, o.Reason = OutcomeSkipped, err.Error()
+		default:
+			o.Status, o.Error = OutcomeFailed, err.Error()
+			handBack()
+			attrs := []any{"portfolio", m.Portfolio, "messageId", rec.MessageId, "receiveCount", receives, "error", err.Error()}
+			if receives >= deploy.AnalysisMaxReceiveCount {
+				s.o.Logger.ErrorContext(ctx, "analysis failed on its last receive: the message goes to the dead-letter queue", attrs...)
+			} else {
+				s.o.Logger.ErrorContext(ctx, "analysis failed: message handed back to the queue", attrs...)
+			}
+		}
+		s.settle(ctx, o)
 	}
-	if len(res.Skipped) > 0 {
-		s.o.Logger.WarnContext(ctx, "portfolios skipped", "skipped", res.Skipped)
-	}
-	if len(res.Failed) > 0 {
-		return res, fmt.Errorf("analysis failed for %d of %d portfolios: %s", len(res.Failed), len(names), strings.Join(quoteAll(res.Failed), ", "))
-	}
-	return res, nil
+	return resp, nil
 }
 
-func quoteAll(v []string) []string {
-	out := make([]string, len(v))
-	for i, s := range v {
-		out[i] = fmt.Sprintf("%q", s)
-	}
-	return out
+// isNothingToAnalyze tells portfolio-api's data (an empty or unknown
+// portfolio, a name this service will not put into a prompt) from a
+// failure: retrying cannot help, so a queued message for it is acknowledged.
+func isNothingToAnalyze(err error) bool {
+	return errors.Is(err, ErrNoPositions) || errors.Is(err, ErrUnknownPortfolio) || errors.Is(err, analysis.ErrInvalidName)
 }
 
-// one analyzes one portfolio; the Outcome is filled even on error. name is
-// used exactly as given (only checked): it must match the shared table's
-// name to be found, and the analysis is stored under it.
-func (s *Service) one(ctx context.Context, name string, force bool) (Outcome, error) {
-	if _, err := analysis.ValidatePortfolioName(name); err != nil {
-		return Outcome{Portfolio: name, Status: OutcomeFailed, Error: err.Error()}, err
+// settle counts an outcome and tells the observer.
+func (s *Service) settle(ctx context.Context, o Outcome) {
+	switch o.Status {
+	case OutcomeOK, OutcomeFallback, OutcomeReused:
+		s.o.Metrics.Add(metrics.AnalysesAnalyzed, 1)
+	case OutcomeFailed:
+		s.o.Metrics.Add(metrics.AnalysisFailed, 1)
+	case OutcomeSkipped:
+		s.o.Metrics.Add(metrics.AnalysisSkipped, 1)
+		s.o.Logger.WarnContext(ctx, "portfolio skipped: nothing to analyze", "portfolio", o.Portfolio, "reason", o.Reason)
 	}
+	s.observe(o)
+}
+
+func (s *Service) observe(o Outcome) {
+	if s.o.Observer != nil {
+		s.o.Observer(o)
+	}
+}
+
+// one analyzes one portfolio; the Outcome is filled as far as known even on
+// error. name is used exactly as given (only checked): it must match the
+// shared table's name to be found, and the analysis is stored under it.
+// runID keys a forced run's reservation (a redelivered forced message pays
+// once); "" makes a forced run's reservation its own.
+func (s *Service) one(ctx context.Context, name string, force bool, runID string) (Outcome, error) {
 	out := Outcome{Portfolio: name}
+	if _, err := analysis.ValidatePortfolioName(name); err != nil {
+		return out, err
+	}
 	fail := func(err error) (Outcome, error) {
-		out.Status, out.Error = OutcomeFailed, err.Error()
 		level := slog.LevelError
-		if errors.Is(err, ErrNoPositions) {
-			level = slog.LevelWarn // an empty portfolio is skipped in "*" mode
+		if isNothingToAnalyze(err) {
+			level = slog.LevelWarn
 		}
 		s.o.Logger.Log(ctx, level, "analysis failed", "portfolio", name, "error", err)
 		return out, err
@@ -206,58 +390,127 @@ func (s *Service) one(ctx context.Context, name string, force bool) (Outcome, er
 	if s.o.LLM != nil {
 		requested = s.o.LLM.Model()
 	}
-	dataAsOf := in.DataAsOf()
-	out.DataAsOf = dataAsOf
+	out.DataAsOf = in.DataAsOf()
 
 	if !force {
-		prev, err := s.reusable(ctx, name, dataAsOf, requested, prompt.InputHash)
+		prev, err := s.reusable(ctx, name, out.DataAsOf, requested, prompt.InputHash)
 		if err != nil {
 			return fail(err)
 		}
 		if prev != nil {
-			out.Status, out.Timestamp, out.Model, out.Reason = OutcomeReused, analysisdb.FormatTime(prev.Timestamp), prev.Model, "an analysis of the same data, prompt version and model is stored"
-			s.o.Logger.InfoContext(ctx, "analysis reused", "portfolio", name, "timestamp", out.Timestamp, "dataAsOf", dataAsOf)
-			return out, nil
+			return s.reused(ctx, out, *prev), nil
+		}
+	}
+	parts := []string{name, out.DataAsOf, prompt.Version, prompt.TemplateSHA256, requested, prompt.InputHash}
+	if force {
+		if runID == "" {
+			runID = randomHex(16)
+		}
+		parts = append(parts, "force", runID)
+	}
+	res, err := s.reserve(ctx, reservationdb.KeyOf(parts...), name, out.DataAsOf, now)
+	if err != nil {
+		return fail(err)
+	}
+	if !res.won {
+		it, err := s.find(ctx, name, res.held.Analysis)
+		if err != nil {
+			return fail(err)
+		}
+		out.Reason = "another run analyzed the same data, prompt and model"
+		out.Status, out.Timestamp, out.Model = OutcomeReused, res.held.Analysis, it.Model
+		s.o.Logger.InfoContext(ctx, "analysis reused", "portfolio", name, "timestamp", out.Timestamp, "dataAsOf", out.DataAsOf, "via", "reservation")
+		return out, nil
+	}
+	r := res.held
+	if !force {
+		// The reservation's previous owner may have stored the analysis and
+		// died before marking it done.
+		prev, err := s.reusable(ctx, name, out.DataAsOf, requested, prompt.InputHash)
+		if err != nil {
+			s.release(ctx, r)
+			return fail(err)
+		}
+		if prev != nil {
+			r.Analysis, r.Status = analysisdb.FormatTime(prev.Timestamp), prev.Status
+			s.complete(ctx, r)
+			return s.reused(ctx, out, *prev), nil
 		}
 	}
 
 	v := s.consult(ctx, prompt, in)
 	missing, stale := in.Flagged()
 	item := analysisdb.Item{
-		Portfolio: name, Timestamp: now, Analysis: v.result.Analysis, Model: v.model, DataAsOf: dataAsOf,
+		Portfolio: name, Timestamp: now, Analysis: v.result.Analysis, Model: v.model, DataAsOf: out.DataAsOf,
 		Result: v.result, Missing: missing, Stale: stale, Excluded: excludedList(in.Excluded),
 		PromptVersion: prompt.Version, PromptSHA256: prompt.TemplateSHA256, InputHash: prompt.InputHash,
 		RequestedModel: requested, SystemFingerprint: v.fingerprint,
-		Usage:     analysisdb.Usage{PromptTokens: v.usage.PromptTokens, CompletionTokens: v.usage.CompletionTokens, TotalTokens: v.usage.TotalTokens, ReasoningTokens: v.usage.ReasoningTokens},
-		LatencyMs: v.latency.Milliseconds(), Attempts: v.attempts, Status: analysisdb.StatusOK, Reason: v.reason,
+		Usage: analysisdb.Usage{PromptTokens: v.usage.PromptTokens, CachedPromptTokens: v.usage.CachedPromptTokens,
+			CompletionTokens: v.usage.CompletionTokens, TotalTokens: v.usage.TotalTokens, ReasoningTokens: v.usage.ReasoningTokens},
+		CostUSD: v.usage.CostUSD, LatencyMs: v.latency.Milliseconds(), Attempts: v.attempts, Calls: v.calls,
+		Status: analysisdb.StatusOK, Reason: v.reason(),
 	}
-	item.CostUSD = v.usage.CostUSD
-	if v.reason != "" {
-		item.Status, item.Model = analysisdb.StatusFallback, analysis.RulesName
+	if item.Reason != "" {
+		item.Status = analysisdb.StatusFallback
 	}
+	s.o.Metrics.Add(metrics.LLMCalls, float64(v.calls))
 	s.o.Metrics.Add(metrics.LLMPromptTokens, float64(v.usage.PromptTokens))
+	s.o.Metrics.Add(metrics.LLMCachedTokens, float64(v.usage.CachedPromptTokens))
 	s.o.Metrics.Add(metrics.LLMCompletionTokens, float64(v.usage.CompletionTokens))
+	s.o.Metrics.Add(metrics.LLMReasoningTokens, float64(v.usage.ReasoningTokens))
 	if item.CostUSD != nil {
 		s.o.Metrics.AddValue(metrics.LLMCostUSD, *item.CostUSD, "None")
 	}
 	if err := s.o.Store.Put(ctx, item); err != nil {
+		s.release(ctx, r)
 		return fail(fmt.Errorf("store analysis of %q: %w", name, err))
 	}
 	s.o.Metrics.Add(metrics.AnalysesStored, 1)
-	out.Status, out.Timestamp, out.Model, out.Reason = item.Status, analysisdb.FormatTime(now), item.Model, item.Reason
-	attrs := []any{"portfolio", name, "status", item.Status, "model", item.Model, "requestedModel", requested, "dataAsOf", dataAsOf,
-		"tickers", len(in.Positions), "missing", len(missing), "stale", len(stale), "excluded", len(in.Excluded),
-		"attempts", v.attempts, "latencyMs", item.LatencyMs, "promptTokens", v.usage.PromptTokens, "completionTokens", v.usage.CompletionTokens}
+	// A fallback forced by an outage is worth another try by a later run;
+	// any other result is final for this key.
+	if v.outage {
+		s.release(ctx, r)
+	} else {
+		r.Analysis, r.Status = analysisdb.FormatTime(now), item.Status
+		s.complete(ctx, r)
+	}
+	out.Status, out.Timestamp, out.Model, out.Reason, out.Calls = item.Status, analysisdb.FormatTime(now), item.Model, item.Reason, v.calls
+	attrs := []any{"portfolio", name, "status", item.Status, "model", item.Model, "requestedModel", requested, "dataAsOf", out.DataAsOf,
+		"tickers", len(in.Positions), "missing", len(missing), "stale", len(stale), "excluded", len(in.Excluded), "calls", v.calls,
+		"attempts", v.attempts, "latencyMs", item.LatencyMs, "promptTokens", v.usage.PromptTokens, "cachedPromptTokens", v.usage.CachedPromptTokens,
+		"completionTokens", v.usage.CompletionTokens, "reasoningTokens", v.usage.ReasoningTokens}
 	if item.CostUSD != nil {
 		attrs = append(attrs, "costUsd", *item.CostUSD)
 	}
-	if v.reason != "" {
+	if item.Reason != "" {
 		s.o.Metrics.Add(metrics.AnalysisFallback, 1)
-		s.o.Logger.WarnContext(ctx, "analysis stored from the rules analyst", append(attrs, "reason", v.reason)...)
+		s.o.Logger.WarnContext(ctx, "analysis stored from the rules analyst", append(attrs, "reason", item.Reason)...)
 	} else {
 		s.o.Logger.InfoContext(ctx, "analysis stored", attrs...)
 	}
 	return out, nil
+}
+
+func (s *Service) reused(ctx context.Context, out Outcome, prev analysisdb.Item) Outcome {
+	out.Status, out.Timestamp, out.Model, out.Reason = OutcomeReused, analysisdb.FormatTime(prev.Timestamp), prev.Model, "an analysis of the same data, prompt version and model is stored"
+	s.o.Logger.InfoContext(ctx, "analysis reused", "portfolio", out.Portfolio, "timestamp", out.Timestamp, "dataAsOf", out.DataAsOf)
+	return out
+}
+
+// find reads the stored analysis a done reservation names.
+func (s *Service) find(ctx context.Context, name, timestamp string) (analysisdb.Item, error) {
+	items, err := s.o.Store.Recent(ctx, name, s.o.RecentLimit)
+	if err != nil && !errors.Is(err, analysisdb.ErrUnreadable) {
+		return analysisdb.Item{}, fmt.Errorf("read the analysis of %q another run stored: %w", name, err)
+	}
+	for _, it := range items {
+		if analysisdb.FormatTime(it.Timestamp) == timestamp {
+			return it, nil
+		}
+	}
+	// Not among the newest: it exists (the reservation says so), only its
+	// details are not shown.
+	return analysisdb.Item{}, nil
 }
 
 func excludedList(ex []analysis.Excluded) []string {
@@ -306,7 +559,8 @@ func (s *Service) gather(ctx context.Context, name string, now time.Time) (analy
 		in.Excluded = append(in.Excluded, analysis.Excluded{Value: iv.Value, Reason: fmt.Sprintf("%s %s: %s", iv.Table, iv.Key, iv.Reason)})
 	}
 	// One position per symbol: lots of the same symbol are summed (a
-	// quantity or cost is only known when every lot has it).
+	// quantity or cost is only known when every lot has it). A cost basis
+	// is a lot's total cost, so the sum is the position's total cost.
 	bySymbol := map[string]*analysis.Position{}
 	var order []string
 	for _, pos := range positions {
@@ -334,7 +588,7 @@ func (s *Service) gather(ctx context.Context, name string, now time.Time) (analy
 	}
 	slices.Sort(order)
 	if len(order) > analysis.MaxPositions {
-		return in, fmt.Errorf("portfolio %q has %d symbols; at most %d can be analyzed", name, len(order), analysis.MaxPositions)
+		return in, retry.Permanent(fmt.Errorf("portfolio %q has %d symbols; at most %d can be analyzed", name, len(order), analysis.MaxPositions))
 	}
 	rows, err := s.latest(ctx, order)
 	if err != nil {
@@ -347,11 +601,17 @@ func (s *Service) gather(ctx context.Context, name string, now time.Time) (analy
 		case r == nil:
 			pos.Status = analysis.DataMissing
 		default:
-			price, rsi, ma := r.Price, r.RSI, r.MA50
-			pos.Price, pos.RSI, pos.MA50, pos.AsOf = &price, rsi, ma, r.AsOf
+			snap := r.Snapshot
+			price := snap.Price
+			pos.Price, pos.RSI, pos.MA50, pos.MA200 = &price, snap.RSI, snap.MA50, snap.MA200
+			pos.High52W, pos.Low52W = snap.High52W, snap.Low52W
+			pos.Return1MPct, pos.Return3MPct, pos.Return12MPct = snap.Return1MPct, snap.Return3MPct, snap.Return12MPct
+			pos.Volatility20DPct, pos.ATR = snap.Volatility20DPct, snap.ATR
+			pos.AsOf = r.AsOf
 			pos.Status = analysis.DataOK
 			if r.AsOf < in.LastTradingDay {
 				pos.Status = analysis.DataStale
+				pos.StaleSessions = max(s.o.Sessions(r.AsOf, in.LastTradingDay), 1)
 			}
 		}
 		in.Positions = append(in.Positions, pos)
@@ -410,97 +670,4 @@ func (s *Service) latest(ctx context.Context, symbols []string) ([]*tickerdb.Row
 		return nil, fmt.Errorf("read latest ticker data: %w", err)
 	}
 	return rows, nil
-}
-
-// verdict is what the model (or the rules analyst) produced, with the audit.
-type verdict struct {
-	result      analysis.Result
-	model       string
-	fingerprint string
-	usage       analysis.Usage
-	attempts    int
-	latency     time.Duration
-	// reason is why the rules analyst was used; "" when the model's answer
-	// was accepted.
-	reason string
-}
-
-const truncatedProblem = "the answer was cut off at the completion token limit (finish_reason \"length\"): keep the analysis shorter"
-
-// consult asks the model, with one repair attempt, and falls back to the
-// rules analyst when there is no model, the API fails, or the answer does
-// not validate.
-func (s *Service) consult(ctx context.Context, p analysis.Prompt, in analysis.Input) verdict {
-	v := verdict{}
-	fallback := func(reason string) verdict {
-		v.result, v.reason = analysis.Rules(in), reason
-		return v
-	}
-	if s.o.LLM == nil {
-		return fallback(s.o.NoLLMReason)
-	}
-	ask := func(msgs []analysis.Message) (analysis.Completion, error) {
-		resp, err := s.o.LLM.Complete(ctx, analysis.Request{SchemaName: analysis.SchemaName, Schema: p.Schema, Messages: msgs})
-		v.usage = v.usage.Add(resp.Usage)
-		v.attempts += resp.Attempts
-		v.latency += resp.Latency
-		if resp.Model != "" {
-			v.model = resp.Model
-		}
-		if resp.SystemFingerprint != "" {
-			v.fingerprint = resp.SystemFingerprint
-		}
-		return resp, err
-	}
-	// check returns what is wrong with an answer (nil when it is valid).
-	check := func(resp analysis.Completion, err error) (analysis.Result, []string, error) {
-		if errors.Is(err, analysis.ErrTruncated) {
-			return analysis.Result{}, []string{truncatedProblem}, nil
-		}
-		if err != nil {
-			return analysis.Result{}, nil, err
-		}
-		res, perr := analysis.Parse([]byte(resp.Content), p.Symbols)
-		var inv *analysis.InvalidAnswerError
-		if errors.As(perr, &inv) {
-			return analysis.Result{}, inv.Problems, nil
-		}
-		return res, nil, perr
-	}
-
-	resp, err := ask(p.Messages)
-	res, problems, err := check(resp, err)
-	if err != nil {
-		return fallback(apiReason("xAI request failed", err))
-	}
-	if problems == nil {
-		v.result = res
-		return v
-	}
-	s.o.Logger.WarnContext(ctx, "model answer rejected, asking for a repair", "portfolio", in.Portfolio, "problems", len(problems), "first", problems[0])
-	resp2, err := ask(analysis.RepairMessages(p, resp.Content, problems))
-	res, problems2, err := check(resp2, err)
-	if err != nil {
-		return fallback(apiReason("xAI repair request failed", err))
-	}
-	if problems2 != nil {
-		return fallback(capText("answer invalid after repair: "+strings.Join(problems2, "; "), 1000))
-	}
-	v.result = res
-	return v
-}
-
-func apiReason(prefix string, err error) string {
-	kind := "transient, retries exhausted"
-	if retry.IsPermanent(err) {
-		kind = "permanent"
-	}
-	return capText(fmt.Sprintf("%s (%s): %v", prefix, kind, err), 1000)
-}
-
-func capText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }

@@ -35,6 +35,8 @@ type world struct {
 	ports   fakePortfolios
 	tickers *fakeTickers
 	store   *memStore
+	res     *memReservations
+	queue   *fakeQueue
 	clock   *fakeclock.Clock
 	metrics *metrics.Recorder
 	emf     *bytes.Buffer
@@ -43,6 +45,7 @@ type world struct {
 
 func newWorld() *world {
 	emf := &bytes.Buffer{}
+	clock := fakeclock.New(time.Now().UTC().Truncate(time.Second))
 	return &world{
 		ports: fakePortfolios{"ZSM Seven": {
 			positions: []portfoliodb.Position{
@@ -59,7 +62,9 @@ func newWorld() *world {
 			"MSFT": {Ticker: "MSFT", Snapshot: indicators.Snapshot{AsOf: "2026-11-20", Price: 480, RSI: f(75), MA50: f(500), Bars: 250}},
 		}},
 		store:   &memStore{},
-		clock:   fakeclock.New(time.Now().UTC().Truncate(time.Second)),
+		res:     newReservations(clock.Now),
+		queue:   &fakeQueue{},
+		clock:   clock,
 		metrics: metrics.New(emf, "test"),
 		emf:     emf,
 		logs:    &bytes.Buffer{},
@@ -68,13 +73,19 @@ func newWorld() *world {
 
 var symbols = []string{"AAPL", "MSFT", "NVDA"}
 
-func (w *world) service(llm analyzer.LLM) *analyzer.Service {
-	return analyzer.New(analyzer.Options{
-		Portfolios: w.ports, TickerData: w.tickers, Store: w.store, LLM: llm,
+func (w *world) options(llm analyzer.LLM) analyzer.Options {
+	o := analyzer.Options{
+		Portfolios: w.ports, TickerData: w.tickers, Store: w.store, Reservations: w.res, Queue: w.queue,
 		DefaultPortfolio: "ZSM Seven", LastTradingDay: func(time.Time) string { return lastDay },
-		Now: w.clock.Now, Metrics: w.metrics, Logger: jsonLogger(w.logs),
-	})
+		Now: w.clock.Now, Sleep: w.clock.Sleep, Metrics: w.metrics, Logger: jsonLogger(w.logs), ReasoningEffort: "low",
+	}
+	if llm != nil {
+		o.LLM = llm
+	}
+	return o
 }
+
+func (w *world) service(llm analyzer.LLM) *analyzer.Service { return analyzer.New(w.options(llm)) }
 
 func fastRetry() *retry.Policy {
 	return &retry.Policy{Attempts: 3, Base: time.Millisecond, Cap: time.Millisecond, Sleep: func(context.Context, time.Duration) error { return nil }}
@@ -86,11 +97,12 @@ func client(srv *fakexai.Server) *xai.Client {
 
 var good = answerJSON(map[string]int{"AAPL": 70, "MSFT": 35, "NVDA": 50})
 
-// The acceptance table of issue 4: each xAI behaviour, what is stored and
-// how many calls were made.
+// The acceptance table: each xAI behaviour, what is stored and how many
+// calls were made.
 func TestContract(t *testing.T) {
 	slowGood := fakexai.Slow(fakexai.Answer(good), 5*time.Second)
-	length := fakexai.Completion{Content: `{"summary":"cut`, FinishReason: "length", PromptTokens: 10, CompletionTokens: 8000}.Reply()
+	length := fakexai.Completion{Content: `{"tickers":[{"ticker":"AAPL","score":`, FinishReason: "length", PromptTokens: 10, CompletionTokens: 3550}.Reply()
+	mismatch := strings.Replace(good, `"score":70,"signal":"buy"`, `"score":95,"signal":"strong_sell"`, 1)
 	cases := []struct {
 		name   string
 		script []fakexai.Reply
@@ -110,12 +122,18 @@ func TestContract(t *testing.T) {
 		{"timeout", []fakexai.Reply{slowGood}, analysisdb.StatusFallback, "deadline exceeded", 3},
 		{"timeout then success", []fakexai.Reply{slowGood, fakexai.Answer(good)}, analysisdb.StatusOK, "", 2},
 		{"finish_reason length, repaired", []fakexai.Reply{length, fakexai.Answer(good)}, analysisdb.StatusOK, "", 2},
-		{"finish_reason length twice", []fakexai.Reply{length}, analysisdb.StatusFallback, "cut off at the completion token limit", 2},
+		{"finish_reason length twice", []fakexai.Reply{length}, analysisdb.StatusFallback, "repaired answer was cut off", 2},
+		// A reasoning model can use the whole budget before writing: the
+		// repair must not echo an empty assistant message (xAI: 400).
+		{"empty cut-off answer, repaired", []fakexai.Reply{fakexai.CutOff(""), fakexai.Answer(good)}, analysisdb.StatusOK, "", 2},
+		{"content_filter not repaired", []fakexai.Reply{fakexai.ContentFiltered(), fakexai.Answer(good)}, analysisdb.StatusFallback, `finish_reason "content_filter"`, 1},
 		{"content not JSON", []fakexai.Reply{fakexai.Answer("AAPL looks great!")}, analysisdb.StatusFallback, "not one JSON object", 2},
 		{"content not JSON, repaired", []fakexai.Reply{fakexai.Answer("AAPL looks great!"), fakexai.Answer(good)}, analysisdb.StatusOK, "", 2},
-		{"symbol outside the portfolio", []fakexai.Reply{fakexai.Answer(answerJSON(map[string]int{"AAPL": 1, "MSFT": 1, "NVDA": 1, "TSLA": 1}))}, analysisdb.StatusFallback, `("TSLA"): ticker is not one of the portfolio's symbols`, 2},
+		{"symbol outside the portfolio", []fakexai.Reply{fakexai.Answer(answerJSON(map[string]int{"AAPL": 1, "MSFT": 1, "NVDA": 1, "TSLA": 1}))}, analysisdb.StatusFallback, `("TSLA"): ticker is not one of`, 2},
 		{"symbol missing", []fakexai.Reply{fakexai.Answer(answerJSON(map[string]int{"AAPL": 1, "MSFT": 1}))}, analysisdb.StatusFallback, "ticker NVDA is missing", 2},
 		{"score 150", []fakexai.Reply{fakexai.Answer(answerJSON(map[string]int{"AAPL": 150, "MSFT": 1, "NVDA": 1}))}, analysisdb.StatusFallback, `got "150"`, 2},
+		{"signal off its score, repaired", []fakexai.Reply{fakexai.Answer(mismatch), fakexai.Answer(good)}, analysisdb.StatusOK, "", 2},
+		{"signal off its score twice", []fakexai.Reply{fakexai.Answer(mismatch)}, analysisdb.StatusFallback, "signal strong_sell does not match score 95", 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,6 +142,7 @@ func TestContract(t *testing.T) {
 			res, err := w.service(client(srv)).Handle(context.Background(), analyzer.Event{})
 			require.NoError(t, err)
 			assert.Equal(t, tc.calls, srv.Calls(), "calls made")
+			assert.Zero(t, srv.Refused(), "no request broke the API's rules")
 			items := w.store.all()
 			require.Len(t, items, 1)
 			it := items[0]
@@ -135,31 +154,66 @@ func TestContract(t *testing.T) {
 			require.Len(t, it.Result.Tickers, 3)
 			for i, ts := range it.Result.Tickers {
 				assert.Equal(t, symbols[i], ts.Ticker)
+				assert.Equal(t, analysis.SignalFor(ts.Score), ts.Signal, "signal from the score's band")
 			}
 			snap := w.metrics.Snapshot()
 			assert.Equal(t, 1.0, snap[metrics.AnalysesStored])
+			assert.Equal(t, 1.0, snap[metrics.AnalysesAnalyzed])
 			if tc.status == analysisdb.StatusOK {
 				assert.Empty(t, it.Reason)
 				assert.Equal(t, "grok-4.3", it.Model)
 				assert.Equal(t, "fp_fakexai", it.SystemFingerprint)
 				assert.Zero(t, snap[metrics.AnalysisFallback])
 				assert.Equal(t, 70, it.Result.Tickers[0].Score, "the model's score")
+				assert.Equal(t, analysis.SourceModel, it.Result.Tickers[0].Source)
 			} else {
 				assert.Contains(t, it.Reason, tc.reason)
 				assert.NotContains(t, it.Reason, fakexai.Key)
 				assert.Equal(t, analysis.RulesName, it.Model)
 				assert.Equal(t, 1.0, snap[metrics.AnalysisFallback])
-				// Rules analyst: AAPL RSI 25 → +15, 5.03% above MA50 → +10.06 → 75.
+				// Rules analyst: AAPL 5.03 % above MA50 → t 0.503 (+12.57), RSI 25 →
+				// m 1 weighted 12.51 → 75.08 → 75.
 				assert.Equal(t, 75, it.Result.Tickers[0].Score)
+				assert.Equal(t, analysis.SourceRules, it.Result.Tickers[0].Source)
+			}
+			for _, r := range srv.Requests() {
+				for _, m := range r.Decoded.Messages {
+					assert.NotEmpty(t, m.Content, "never an empty message")
+				}
 			}
 		})
 	}
 }
 
+// A cut-off answer is asked again with twice the cap, the empty one
+// without an assistant turn; one cut at the ceiling is not repaired.
+func TestTruncationRepairRaisesTheCap(t *testing.T) {
+	w := newWorld()
+	srv := fakexai.New(t, fakexai.CutOff(""), fakexai.Answer(good))
+	_, err := w.service(client(srv)).Handle(context.Background(), analyzer.Event{})
+	require.NoError(t, err)
+	reqs := srv.Requests()
+	require.Len(t, reqs, 2)
+	// 3 positions: 300 + 2500 + 3 × 250 = 3550, then 7100.
+	assert.Equal(t, 3550, reqs[0].Decoded.MaxCompletionTokens)
+	assert.Equal(t, 7100, reqs[1].Decoded.MaxCompletionTokens)
+	require.Len(t, reqs[1].Decoded.Messages, 3, "system, user, the repair request: no empty assistant turn")
+	assert.Contains(t, reqs[1].Decoded.Messages[2].Content, "the previous answer was empty")
+
+	w = newWorld()
+	srv = fakexai.New(t, fakexai.CutOff(""), fakexai.Answer(good))
+	o := w.options(client(srv))
+	o.MaxCompletionTokens = 3000
+	_, err = analyzer.New(o).Handle(context.Background(), analyzer.Event{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, srv.Calls(), "cut at the ceiling: a repair would be cut again")
+	assert.Contains(t, w.store.all()[0].Reason, "cut off at the completion cap of 3000 tokens, the ceiling")
+}
+
 func TestSuccessRecordsEverything(t *testing.T) {
 	w := newWorld()
 	srv := fakexai.New(t, fakexai.Completion{Content: good, Model: "grok-4.3-0309", SystemFingerprint: "fp_abc",
-		PromptTokens: 1834, CompletionTokens: 412, ReasoningTokens: 544, CostInUSDTicks: 37525000}.Reply())
+		PromptTokens: 1834, CompletionTokens: 412, ReasoningTokens: 544, CachedTokens: 640, CostInUSDTicks: 37525000}.Reply())
 	_, err := w.service(client(srv)).Handle(context.Background(), analyzer.Event{PortfolioName: "ZSM Seven"})
 	require.NoError(t, err)
 	it := w.store.all()[0]
@@ -168,9 +222,10 @@ func TestSuccessRecordsEverything(t *testing.T) {
 	assert.Equal(t, "grok-4.3-0309", it.Model, "the model the API reported")
 	assert.Equal(t, "grok-4.3", it.RequestedModel)
 	assert.Equal(t, "fp_abc", it.SystemFingerprint)
-	assert.Equal(t, analysisdb.Usage{PromptTokens: 1834, CompletionTokens: 412, TotalTokens: 2790, ReasoningTokens: 544}, it.Usage)
+	assert.Equal(t, analysisdb.Usage{PromptTokens: 1834, CachedPromptTokens: 640, CompletionTokens: 412, TotalTokens: 2790, ReasoningTokens: 544}, it.Usage)
 	require.NotNil(t, it.CostUSD)
 	assert.InDelta(t, 0.0037525, *it.CostUSD, 1e-12)
+	assert.Equal(t, 1, it.Calls)
 	assert.Equal(t, lastDay, it.DataAsOf)
 	assert.Equal(t, []string{"NVDA"}, it.Missing)
 	assert.Equal(t, []string{"MSFT"}, it.Stale)
@@ -180,14 +235,35 @@ func TestSuccessRecordsEverything(t *testing.T) {
 	assert.Len(t, it.InputHash, 64)
 	assert.Equal(t, "Full text.", it.Analysis)
 	assert.Equal(t, "Two of three holdings look fine.", it.Result.Summary)
+	assert.Equal(t, "medium", it.Result.OverallRisk)
+	require.Len(t, it.Result.TopActions, 3)
+
+	// Data quality holds by construction: MSFT's data is 4 sessions old
+	// (11-23, 24, 25, 27; the 26th is Thanksgiving): the model's 35 is
+	// pulled to 50 − 15 × 0.40 = 44; NVDA has none: 50, low, hold.
+	msft, nvda := it.Result.Tickers[1], it.Result.Tickers[2]
+	assert.Equal(t, 44, msft.Score)
+	require.NotNil(t, msft.RawScore)
+	assert.Equal(t, 35, *msft.RawScore)
+	assert.Equal(t, analysis.Hold, msft.Signal)
+	assert.Equal(t, "trim", msft.Action, "the model's trim still fits the hold band")
+	assert.Equal(t, "low", msft.Confidence, "4 sessions old: low")
+	assert.Equal(t, 50, nvda.Score)
+	assert.Equal(t, "low", nvda.Confidence)
 
 	snap := w.metrics.Snapshot()
 	assert.Equal(t, 1834.0, snap[metrics.LLMPromptTokens])
+	assert.Equal(t, 640.0, snap[metrics.LLMCachedTokens])
 	assert.Equal(t, 412.0, snap[metrics.LLMCompletionTokens])
+	assert.Equal(t, 544.0, snap[metrics.LLMReasoningTokens])
+	assert.Equal(t, 1.0, snap[metrics.LLMCalls])
 	assert.InDelta(t, 0.0037525, snap[metrics.LLMCostUSD], 1e-12)
 
 	// What the model was sent.
 	req := srv.Requests()[0].Decoded
+	require.NotNil(t, req.ReasoningEffort)
+	assert.Equal(t, "low", *req.ReasoningEffort)
+	assert.Equal(t, 3550, req.MaxCompletionTokens, "scaled with 3 positions")
 	var schema struct {
 		Properties struct {
 			Tickers struct {
@@ -202,8 +278,8 @@ func TestSuccessRecordsEverything(t *testing.T) {
 	require.NoError(t, json.Unmarshal(req.ResponseFormat.JSONSchema.Schema, &schema))
 	assert.Equal(t, symbols, schema.Properties.Tickers.Items.Properties.Ticker.Enum, "ticker enum = exactly the portfolio's valid symbols")
 	user := req.Messages[1].Content
-	assert.Contains(t, user, "\"symbol\": \"MSFT\",\n      \"quantity\": 10,", "the two MSFT lots (msft and MSFT) are merged and summed")
-	assert.Contains(t, user, "\"symbol\": \"AAPL\",\n      \"quantity\": 10,\n      \"cost_basis\": 1500,")
+	assert.Contains(t, user, `{"symbol":"MSFT","data_status":"stale","data_as_of":"2026-11-20","stale_sessions":4,"quantity":10,`, "the two MSFT lots (msft and MSFT) are merged and summed")
+	assert.Contains(t, user, `{"symbol":"AAPL","data_status":"ok","data_as_of":"2026-11-27","quantity":10,"cost_basis_total":1500,"avg_cost":150,`)
 	assert.NotContains(t, user, "Ignore previous instructions", "an invalid symbol never reaches the model")
 	assert.NotContains(t, user, `\u003cb\u003e`, "nor does the reader's rejected value")
 	assert.NotContains(t, w.logs.String(), fakexai.Key)
@@ -226,6 +302,7 @@ func TestRepairConversation(t *testing.T) {
 	it := w.store.all()[0]
 	assert.Equal(t, analysisdb.StatusOK, it.Status)
 	assert.Equal(t, 2400, it.Usage.PromptTokens, "usage of both calls")
+	assert.Equal(t, 2, it.Calls)
 	require.NotNil(t, it.CostUSD)
 	assert.InDelta(t, 2*0.00012345, *it.CostUSD, 1e-12)
 }
@@ -241,14 +318,19 @@ func TestNoKeyUsesRules(t *testing.T) {
 	assert.Equal(t, analysis.RulesName, it.RequestedModel)
 	assert.Zero(t, it.Attempts)
 	assert.Equal(t, analyzer.OutcomeFallback, res.Portfolios[0].Status)
-	// AAPL: RSI 25 → +15; (278.85−265.5)/265.5 = 5.028% → +10.06; 75.06 → 75 strong_buy.
-	// MSFT: RSI 75 → −15; (480−500)/500 = −4% → −8; 27 → sell.
+	// AAPL: 5.028 % above MA50 → t 0.5028 (+12.57); RSI 25 → m 1 weighted
+	// 12.514 → 75.08 → 75 strong_buy, add.
+	// MSFT: 4 % below → t −0.4 (−10); RSI 75 → m −1 weighted 8 (−8) → 32
+	// sell; 4 sessions stale → 50 − 18 × 0.40 = 42.8 → 43 hold, trim kept.
 	// NVDA: no data → 50 hold.
-	assert.Equal(t, []analysis.TickerScore{
-		{Ticker: "AAPL", Score: 75, Signal: analysis.StrongBuy, Rationale: it.Result.Tickers[0].Rationale},
-		{Ticker: "MSFT", Score: 27, Signal: analysis.Sell, Rationale: it.Result.Tickers[1].Rationale},
-		{Ticker: "NVDA", Score: 50, Signal: analysis.Hold, Rationale: "No market data available; neutral score."},
-	}, it.Result.Tickers)
+	got := it.Result.Tickers
+	assert.Equal(t, []int{75, 43, 50}, []int{got[0].Score, got[1].Score, got[2].Score})
+	assert.Equal(t, []string{analysis.StrongBuy, analysis.Hold, analysis.Hold}, []string{got[0].Signal, got[1].Signal, got[2].Signal})
+	assert.Equal(t, []string{"add", "trim", "hold"}, []string{got[0].Action, got[1].Action, got[2].Action})
+	require.NotNil(t, got[1].RawScore)
+	assert.Equal(t, 32, *got[1].RawScore)
+	assert.Equal(t, "No market data available; neutral score.", got[2].Rationale)
+	assert.Contains(t, got[0].Rationale, "Rule: pullback in an uptrend")
 	assert.Equal(t, 1.0, w.metrics.Snapshot()[metrics.AnalysisFallback])
 
 	// The rules result of the same data is reused: it would be identical.
@@ -290,17 +372,34 @@ func TestIdempotency(t *testing.T) {
 	assert.Equal(t, 3, srv.Calls())
 }
 
+// An outage's fallback releases the reservation: the next run asks again.
 func TestFallbackIsRetriedNextRun(t *testing.T) {
 	w := newWorld()
 	srv := fakexai.New(t, fakexai.ServerError(), fakexai.ServerError(), fakexai.ServerError(), fakexai.Answer(good))
 	svc := w.service(client(srv))
 	_, err := svc.Handle(context.Background(), analyzer.Event{})
 	require.NoError(t, err)
+	assert.Empty(t, w.res.all(), "released")
 	w.clock.Advance(time.Hour)
 	res, err := svc.Handle(context.Background(), analyzer.Event{})
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status, "a fallback caused by an outage is not reused")
 	assert.Equal(t, 4, srv.Calls())
+}
+
+// A fallback for an answer that failed validation twice is final for its
+// key: the same data and prompt would pay for the same mistakes.
+func TestInvalidAnswerFallbackIsNotPaidAgain(t *testing.T) {
+	w := newWorld()
+	srv := fakexai.New(t, fakexai.Answer("not json"))
+	svc := w.service(client(srv))
+	_, err := svc.Handle(context.Background(), analyzer.Event{})
+	require.NoError(t, err)
+	w.clock.Advance(time.Hour)
+	res, err := svc.Handle(context.Background(), analyzer.Event{})
+	require.NoError(t, err)
+	assert.Equal(t, analyzer.OutcomeReused, res.Portfolios[0].Status)
+	assert.Equal(t, 2, srv.Calls(), "the call and its repair, once")
 }
 
 func TestUnknownPortfolio(t *testing.T) {
@@ -312,6 +411,7 @@ func TestUnknownPortfolio(t *testing.T) {
 	assert.Equal(t, []string{"Nope"}, res.Failed)
 	assert.Empty(t, w.store.all())
 	assert.Zero(t, srv.Calls())
+	assert.Equal(t, 1.0, w.metrics.Snapshot()[metrics.AnalysisFailed])
 }
 
 func TestInjectionName(t *testing.T) {
@@ -328,7 +428,7 @@ func TestInjectionName(t *testing.T) {
 		user := r.Decoded.Messages[1].Content
 		start := strings.Index(user, "<portfolio_data>")
 		assert.NotContains(t, user[:start], name)
-		assert.Contains(t, user[start:], `"portfolio_name": "`+name+`"`)
+		assert.Contains(t, user[start:], `"portfolio_name":"`+name+`"`)
 	}
 	it := w.store.all()[0]
 	assert.Equal(t, analysisdb.StatusFallback, it.Status, "the injected answer is rejected by validation")
@@ -369,6 +469,7 @@ func TestStoreErrorFails(t *testing.T) {
 	require.ErrorIs(t, err, errBoom)
 	assert.Equal(t, []string{"ZSM Seven"}, res.Failed)
 	assert.Zero(t, w.metrics.Snapshot()[metrics.AnalysesStored])
+	assert.Empty(t, w.res.all(), "the reservation is released: a retry may store it")
 }
 
 func TestBoundedParallelism(t *testing.T) {
@@ -386,66 +487,28 @@ func TestBoundedParallelism(t *testing.T) {
 	assert.Greater(t, w.tickers.peak.Load(), int64(1), "queries run in parallel")
 }
 
-func TestAllPortfolios(t *testing.T) {
-	w := newWorld()
-	w.ports["Alpha"] = w.ports["ZSM Seven"]
-	w.ports["Empty"] = holding{}
-	w.ports["Bad\nName"] = w.ports["ZSM Seven"]
-	res, err := w.service(nil).Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
-	require.NoError(t, err, "portfolio-api's odd rows are skipped, not failures of the run")
-	assert.Equal(t, []string{"Alpha", "ZSM Seven"}, res.Done)
-	assert.Equal(t, []string{"Bad\nName", "Empty"}, res.Skipped)
-	assert.Empty(t, res.Failed)
-	for _, o := range res.Portfolios {
-		if o.Status == analyzer.OutcomeSkipped {
-			assert.NotEmpty(t, o.Reason, "a skip says why: %q", o.Portfolio)
-		}
-	}
-	assert.Len(t, w.store.all(), 2)
-}
-
-func TestAllPortfoliosReportsFailures(t *testing.T) {
-	w := newWorld()
-	w.ports["Alpha"] = w.ports["ZSM Seven"]
-	w.tickers.err = errBoom
-	res, err := w.service(nil).Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
-	require.Error(t, err, "a failed portfolio fails the invocation")
-	assert.Contains(t, err.Error(), `analysis failed for 2 of 2 portfolios: "Alpha", "ZSM Seven"`)
-	assert.Equal(t, []string{"Alpha", "ZSM Seven"}, res.Failed)
-	assert.Empty(t, w.store.all())
-}
-
-func TestAllPortfoliosTimeBudget(t *testing.T) {
-	w := newWorld()
-	w.ports["Alpha"] = w.ports["ZSM Seven"]
-	w.ports["Beta"] = w.ports["ZSM Seven"]
-	// Each stored analysis takes 30 s of the (fake) clock; 100 s are left and
-	// a portfolio needs 90 s: only the first one starts.
-	w.store.onPut = func() { w.clock.Advance(30 * time.Second) }
-	ctx, cancel := context.WithDeadline(context.Background(), w.clock.Now().Add(100*time.Second))
-	defer cancel()
-	res, err := w.service(nil).Handle(ctx, analyzer.Event{PortfolioName: "*"})
-	require.NoError(t, err)
-	assert.Equal(t, []string{"Alpha"}, res.Done)
-	assert.Equal(t, []string{"Beta", "ZSM Seven"}, res.Skipped)
-	assert.Contains(t, res.Portfolios[1].Reason, "less than 1m30s")
-}
-
 func TestEventDecoding(t *testing.T) {
 	ev, err := analyzer.DecodeEvent([]byte(`{"portfolio_name":"ZSM Seven","force":true,"scheduler":"x","time":"2026-11-28T06:00:00Z"}`))
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.Event{PortfolioName: "ZSM Seven", Force: true}, ev)
+	ev, err = analyzer.DecodeEvent([]byte(`{"portfolio_names":["A","B"]}`))
+	require.NoError(t, err)
+	assert.Equal(t, analyzer.Event{PortfolioNames: []string{"A", "B"}}, ev)
 	ev, err = analyzer.DecodeEvent(nil)
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.Event{}, ev)
 	ev, err = analyzer.DecodeEvent([]byte(`null`))
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.Event{}, ev)
-	for _, bad := range []string{`{"portfolio_name":`, `{"portfolio_name":7}`, `{"force":"yes"}`, `[]`} {
+	for _, bad := range []string{`{"portfolio_name":`, `{"portfolio_name":7}`, `{"force":"yes"}`, `[]`, `{"portfolio_names":"A"}`} {
 		_, err := analyzer.DecodeEvent([]byte(bad))
 		require.Error(t, err, bad)
 		assert.Contains(t, err.Error(), "analyzePortfolio event is not", bad)
 	}
+	_, err = analyzer.DecodeEvent([]byte(`{"portfolio_name":"A","portfolio_names":["B"]}`))
+	assert.ErrorContains(t, err, "not both")
+	_, err = analyzer.DecodeEvent([]byte(`{"portfolio_names":[]}`))
+	assert.ErrorContains(t, err, "is empty")
 }
 
 // The model call gives up Reserve before the invocation deadline, so the
@@ -456,7 +519,9 @@ func TestDeadlineLeavesTimeForFallback(t *testing.T) {
 	llm := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: fastRetry(), Reserve: 1900 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	res, err := w.service(llm).Handle(ctx, analyzer.Event{})
+	o := w.options(llm)
+	o.Now = time.Now // the deadline is on the real clock
+	res, err := analyzer.New(o).Handle(ctx, analyzer.Event{})
 	require.NoError(t, err)
 	assert.NoError(t, ctx.Err(), "stored before the invocation deadline")
 	assert.Equal(t, analyzer.OutcomeFallback, res.Portfolios[0].Status)
@@ -471,27 +536,12 @@ func (failingRecent) Recent(context.Context, string, int) ([]analysisdb.Item, er
 
 func TestRecentErrorFails(t *testing.T) {
 	w := newWorld()
-	svc := analyzer.New(analyzer.Options{Portfolios: w.ports, TickerData: w.tickers, Store: failingRecent{w.store},
-		DefaultPortfolio: "ZSM Seven", LastTradingDay: func(time.Time) string { return lastDay }, Now: w.clock.Now})
-	_, err := svc.Handle(context.Background(), analyzer.Event{})
+	o := w.options(nil)
+	o.Store = failingRecent{w.store}
+	_, err := analyzer.New(o).Handle(context.Background(), analyzer.Event{})
 	require.ErrorIs(t, err, errBoom)
 	assert.Contains(t, err.Error(), "look for a stored analysis")
 	assert.Empty(t, w.store.all())
-}
-
-// A shared-table name with surrounding spaces is looked up and stored as it
-// is: trimming it would make Holdings miss it ("unknown portfolio") and
-// fail every "*" run.
-func TestAllPortfoliosNameWithSpaces(t *testing.T) {
-	w := newWorld()
-	w.ports["Alpha "] = w.ports["ZSM Seven"]
-	delete(w.ports, "ZSM Seven")
-	res, err := w.service(nil).Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
-	require.NoError(t, err)
-	assert.Equal(t, []string{"Alpha "}, res.Done)
-	items := w.store.all()
-	require.Len(t, items, 1)
-	assert.Equal(t, "Alpha ", items[0].Portfolio, "stored under the shared table's name")
 }
 
 // unreadableRecent is a store whose newest item could not be decoded: Recent
@@ -507,8 +557,9 @@ func (u unreadableRecent) Recent(ctx context.Context, p string, limit int) ([]an
 // ones are still reused.
 func TestUnreadableStoredItemDoesNotBlock(t *testing.T) {
 	w := newWorld()
-	svc := analyzer.New(analyzer.Options{Portfolios: w.ports, TickerData: w.tickers, Store: unreadableRecent{w.store},
-		DefaultPortfolio: "ZSM Seven", LastTradingDay: func(time.Time) string { return lastDay }, Now: w.clock.Now, Logger: jsonLogger(w.logs)})
+	o := w.options(nil)
+	o.Store = unreadableRecent{w.store}
+	svc := analyzer.New(o)
 	res, err := svc.Handle(context.Background(), analyzer.Event{})
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.OutcomeFallback, res.Portfolios[0].Status)
@@ -530,5 +581,6 @@ func TestResultListsAreNeverNull(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"skipped":[]`)
 	assert.Contains(t, string(b), `"failed":[]`)
+	assert.Contains(t, string(b), `"queued":[]`)
 	assert.NotContains(t, string(b), "null")
 }

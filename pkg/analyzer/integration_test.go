@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/deploy"
@@ -69,20 +71,12 @@ func TestIntegrationDynalite(t *testing.T) {
 
 	srv := fakexai.New(t, fakexai.Completion{Content: good, Model: "grok-4.3-0309", SystemFingerprint: "fp_int",
 		PromptTokens: 1834, CompletionTokens: 412, ReasoningTokens: 544, CostInUSDTicks: 37525000}.Reply())
-	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.Endpoint)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	vars := map[string]string{
-		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
-		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage),
-		"PORTFOLIO_ANALYSES_TABLE": deploy.PortfolioAnalyses.Name(env.Stage), "XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key,
-	}
+	vars := localEnv(t, env, map[string]string{"XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key})
 	var out bytes.Buffer
 	h, err := analyzeportfolio.New(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
 	require.NoError(t, err)
 
-	res, err := h(ctx, analyzer.Event{})
+	res, err := h.Run(ctx, analyzer.Event{})
 	require.NoError(t, err)
 	require.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status, out.String())
 	assert.Equal(t, 1, srv.Calls())
@@ -93,7 +87,7 @@ func TestIntegrationDynalite(t *testing.T) {
 	want := map[string]string{
 		"portfolio": "S", "timestamp": "S", "analysis": "S", "model": "S", "dataAsOf": "S", "parsed_data": "M",
 		"promptVersion": "S", "promptSha256": "S", "inputHash": "S", "requestedModel": "S", "systemFingerprint": "S",
-		"usage": "M", "costUsd": "N", "latencyMs": "N", "attempts": "N", "status": "S", "excludedSymbols": "L",
+		"usage": "M", "costUsd": "N", "latencyMs": "N", "attempts": "N", "calls": "N", "status": "S", "excludedSymbols": "L",
 	}
 	for name, kind := range want {
 		require.Contains(t, it, name)
@@ -112,7 +106,8 @@ func TestIntegrationDynalite(t *testing.T) {
 	tickers := pd["tickers"].(*types.AttributeValueMemberL).Value
 	require.Len(t, tickers, 3)
 	first := tickers[0].(*types.AttributeValueMemberM).Value
-	assert.Equal(t, map[string]types.AttributeValue{"ticker": sv("AAPL"), "score": nv("70"), "signal": sv("hold"), "rationale": sv("Because of the data.")}, first)
+	assert.Equal(t, map[string]types.AttributeValue{"ticker": sv("AAPL"), "score": nv("70"), "signal": sv("buy"), "rationale": sv("Because of the data."),
+		"confidence": sv("medium"), "key_risk": sv("market risk"), "action": sv("add"), "source": sv("model")}, first)
 	usage := it["usage"].(*types.AttributeValueMemberM).Value
 	assert.Equal(t, nv("1834"), usage["promptTokens"])
 	assert.Equal(t, nv("544"), usage["reasoningTokens"])
@@ -120,7 +115,7 @@ func TestIntegrationDynalite(t *testing.T) {
 
 	// The request the model got carries the fresh AAPL row, not the old one.
 	user := srv.Requests()[0].Decoded.Messages[1].Content
-	assert.Contains(t, user, `"price": 278.85`)
+	assert.Contains(t, user, `"price":278.85`)
 	assert.NotContains(t, user, "BAD")
 
 	// Logs and metrics went to out; the key did not.
@@ -129,7 +124,7 @@ func TestIntegrationDynalite(t *testing.T) {
 	assert.NotContains(t, out.String(), fakexai.Key)
 
 	// Second run: reused, no call, no new item.
-	res, err = h(ctx, analyzer.Event{PortfolioName: "ZSM Seven"})
+	res, err = h.Run(ctx, analyzer.Event{PortfolioName: "ZSM Seven"})
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.OutcomeReused, res.Portfolios[0].Status)
 	assert.Equal(t, it["timestamp"], sv(res.Portfolios[0].Timestamp))
@@ -137,14 +132,14 @@ func TestIntegrationDynalite(t *testing.T) {
 	assert.Len(t, queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage)), 1)
 
 	// Force: a new item.
-	res, err = h(ctx, analyzer.Event{Force: true})
+	res, err = h.Run(ctx, analyzer.Event{Force: true})
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status)
 	assert.Equal(t, 2, srv.Calls())
 	assert.Len(t, queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage)), 2)
 
 	// Unknown portfolio: a clear error, nothing stored.
-	_, err = h(ctx, analyzer.Event{PortfolioName: "Nobody"})
+	_, err = h.Run(ctx, analyzer.Event{PortfolioName: "Nobody"})
 	require.ErrorIs(t, err, analyzer.ErrUnknownPortfolio)
 	assert.Len(t, queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage)), 2)
 }
@@ -156,6 +151,29 @@ func TestIntegrationNoKey(t *testing.T) {
 	ctx := context.Background()
 	put(t, env.Client, deploy.UserPortfolios.Name(env.Stage), map[string]types.AttributeValue{
 		"userId": sv("u1"), "portfolioId": sv("p1"), "name": sv("ZSM Seven"), "tickers": &types.AttributeValueMemberSS{Value: []string{"AAPL"}}})
+	vars := localEnv(t, env, nil)
+	var out bytes.Buffer
+	h, err := analyzeportfolio.New(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
+	require.NoError(t, err)
+	res, err := h.Run(ctx, analyzer.Event{})
+	require.NoError(t, err)
+	assert.Equal(t, analyzer.OutcomeFallback, res.Portfolios[0].Status)
+	assert.Contains(t, res.Portfolios[0].Reason, "xAI API key not configured")
+	items := queryAll(t, env.Client, deploy.PortfolioAnalyses.Name(env.Stage))
+	require.Len(t, items, 1)
+	assert.Equal(t, sv(analysis.RulesName), items[0]["model"])
+	assert.Equal(t, sv("fallback"), items[0]["status"])
+	assert.NotContains(t, items[0], "costUsd")
+	assert.True(t, strings.Contains(out.String(), `"AnalysisFallback":1`))
+}
+
+// unusedQueue is an analysis queue URL for tests that do not fan out.
+const unusedQueue = "http://127.0.0.1:1/000000000000/portfolio-analysis-queue-test"
+
+// localEnv points the AWS SDK at the test's dynalite and returns the
+// function's environment for its stage, plus extra.
+func localEnv(t *testing.T, env *dynalitetest.Env, extra map[string]string) map[string]string {
+	t.Helper()
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.Endpoint)
 	t.Setenv("AWS_REGION", "us-east-1")
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
@@ -163,21 +181,65 @@ func TestIntegrationNoKey(t *testing.T) {
 	vars := map[string]string{
 		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
 		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage),
-		"PORTFOLIO_ANALYSES_TABLE": deploy.PortfolioAnalyses.Name(env.Stage),
+		"PORTFOLIO_ANALYSES_TABLE": deploy.PortfolioAnalyses.Name(env.Stage), "ANALYSIS_RESERVATIONS_TABLE": deploy.AnalysisReservations.Name(env.Stage),
+		"ANALYSIS_QUEUE_URL": unusedQueue,
 	}
-	var out bytes.Buffer
-	h, err := analyzeportfolio.New(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
-	require.NoError(t, err)
-	res, err := h(ctx, analyzer.Event{})
-	require.NoError(t, err)
-	assert.Equal(t, analyzer.OutcomeFallback, res.Portfolios[0].Status)
-	assert.Contains(t, res.Portfolios[0].Reason, "xAI API key not configured")
-	items := queryAll(t, env.Client, deploy.PortfolioAnalyses.Name(env.Stage))
-	require.Len(t, items, 1)
-	assert.Equal(t, sv("rules-v1"), items[0]["model"])
-	assert.Equal(t, sv("fallback"), items[0]["status"])
-	assert.NotContains(t, items[0], "costUsd")
-	assert.True(t, strings.Contains(out.String(), `"AnalysisFallback":1`))
+	for k, v := range extra {
+		vars[k] = v
+	}
+	return vars
+}
+
+// Two runs of the same analysis at once — a retried schedule and a manual
+// run, or a message delivered twice — against dynalite, the deployed wiring
+// and a model that takes a while to answer: exactly one paid call, one
+// stored analysis; the other run waits for it and reuses it.
+func TestTwoConcurrentRunsPayOnce(t *testing.T) {
+	env := dynalitetest.New(t)
+	ctx := context.Background()
+	c := env.Client
+	put(t, c, deploy.UserPortfolios.Name(env.Stage), map[string]types.AttributeValue{
+		"userId": sv("u1"), "portfolioId": sv("p1"), "name": sv("ZSM Seven"), "tickers": &types.AttributeValueMemberSS{Value: []string{"AAPL", "MSFT", "NVDA"}}})
+	last := marketdata.LastTradingDay(time.Now())
+	store := tickerdb.NewStore(c, deploy.TickerData.Name(env.Stage))
+	for _, sym := range []string{"AAPL", "MSFT", "NVDA"} {
+		r := tickerdb.Row{Ticker: sym, Snapshot: indicators.Snapshot{AsOf: last, Price: 100, RSI: f(50), MA50: f(100), Bars: 250}, Source: "polygon"}
+		var err error
+		r.Timestamp, err = marketdata.CloseInstant(last)
+		require.NoError(t, err)
+		require.NoError(t, store.Put(ctx, r))
+	}
+	srv := fakexai.New(t, fakexai.Slow(fakexai.Answer(good), 500*time.Millisecond))
+	vars := localEnv(t, env, map[string]string{"XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key})
+	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	var results [2]analyzer.Result
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range 2 {
+		// Two functions, as two execution environments would be.
+		d, err := analyzeportfolio.FromEnv(ctx, lookup, &bytes.Buffer{})
+		require.NoError(t, err)
+		d.WaitPoll, d.MinWork = 50*time.Millisecond, time.Second
+		fn := analyzeportfolio.Build(d)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			results[i], errs[i] = fn.Run(ictx, analyzer.Event{PortfolioName: "ZSM Seven"})
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	assert.Equal(t, 1, srv.Calls(), "exactly one paid call")
+	assert.Len(t, queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage)), 1, "one stored analysis")
+	statuses := []string{results[0].Portfolios[0].Status, results[1].Portfolios[0].Status}
+	assert.ElementsMatch(t, []string{analyzer.OutcomeOK, analyzer.OutcomeReused}, statuses)
+	assert.Equal(t, results[0].Portfolios[0].Timestamp, results[1].Portfolios[0].Timestamp, "both name the same analysis")
+	res := queryAll(t, c, deploy.AnalysisReservations.Name(env.Stage))
+	require.Len(t, res, 1)
+	assert.Equal(t, sv("done"), res[0]["state"])
 }
 
 func TestStartupConfigError(t *testing.T) {

@@ -19,7 +19,7 @@ func TestBootstrapsLinkOnlyWhatTheyCall(t *testing.T) {
 	clients := map[string][]string{
 		deploy.ProcessTickers.Dir:   {"dynamodb", "sqs"},
 		deploy.ProcessTicker.Dir:    {"dynamodb", "secretsmanager", "sqs"},
-		deploy.AnalyzePortfolio.Dir: {"dynamodb", "secretsmanager"},
+		deploy.AnalyzePortfolio.Dir: {"dynamodb", "secretsmanager", "sqs"},
 	}
 	// The SDK's own credential chain (config) links these; no function
 	// calls them.

@@ -15,6 +15,8 @@ func analyzeEnv(over map[string]string) config.Lookup {
 	m := map[string]string{
 		"STAGE": "dev", "USER_PORTFOLIOS_TABLE": "user-portfolios-dev", "PORTFOLIO_POSITIONS_TABLE": "portfolio-positions-dev",
 		"TICKER_DATA_TABLE": "ticker-data-dev", "PORTFOLIO_ANALYSES_TABLE": "portfolio-analyses-dev",
+		"ANALYSIS_RESERVATIONS_TABLE": "analysis-reservations-dev",
+		"ANALYSIS_QUEUE_URL":          "https://sqs.us-east-1.amazonaws.com/123456789012/portfolio-analysis-queue-dev",
 	}
 	for k, v := range over {
 		m[k] = v
@@ -27,9 +29,10 @@ func TestLoadAnalyzePortfolioDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, config.AnalyzePortfolio{
 		Stage: "dev", LogLevel: slog.LevelInfo, UserPortfoliosTable: "user-portfolios-dev", PortfolioPositionsTable: "portfolio-positions-dev",
-		TickerDataTable: "ticker-data-dev", PortfolioAnalysesTable: "portfolio-analyses-dev", DefaultPortfolio: "ZSM Seven",
-		XAIAPIURL: "https://api.x.ai/v1/chat/completions", XAIModel: "grok-4.3", XAIMaxCompletionTokens: 8000,
-		XAIReserve: 15 * time.Second, PortfolioBudget: 90 * time.Second,
+		TickerDataTable: "ticker-data-dev", PortfolioAnalysesTable: "portfolio-analyses-dev", ReservationsTable: "analysis-reservations-dev",
+		AnalysisQueueURL: "https://sqs.us-east-1.amazonaws.com/123456789012/portfolio-analysis-queue-dev", DefaultPortfolio: "ZSM Seven",
+		XAIAPIURL: "https://api.x.ai/v1/chat/completions", XAIModel: "grok-4.3", XAIMaxCompletionTokens: 16000,
+		XAIReasoningEffort: "low", XAIAttemptTimeout: 120 * time.Second, XAIReserve: 15 * time.Second,
 	}, c)
 }
 
@@ -43,6 +46,14 @@ func TestLoadAnalyzePortfolioOverrides(t *testing.T) {
 	assert.Equal(t, "Other", c.DefaultPortfolio)
 	assert.Equal(t, slog.LevelDebug, c.LogLevel)
 	assert.Equal(t, "arn:aws:secretsmanager:x", c.APIKeysSecretARN)
+
+	c, err = config.LoadAnalyzePortfolio(analyzeEnv(map[string]string{"XAI_REASONING_EFFORT": "omit", "XAI_ATTEMPT_TIMEOUT": "45s"}))
+	require.NoError(t, err)
+	assert.Empty(t, c.XAIReasoningEffort, "omit sends no reasoning_effort")
+	assert.Equal(t, 45*time.Second, c.XAIAttemptTimeout)
+	c, err = config.LoadAnalyzePortfolio(analyzeEnv(map[string]string{"XAI_REASONING_EFFORT": "none"}))
+	require.NoError(t, err)
+	assert.Equal(t, "none", c.XAIReasoningEffort, "none is a level xAI accepts (no reasoning)")
 }
 
 func TestLoadAnalyzePortfolioErrors(t *testing.T) {
@@ -50,10 +61,16 @@ func TestLoadAnalyzePortfolioErrors(t *testing.T) {
 		over map[string]string
 		want string
 	}{
-		"missing table": {map[string]string{"TICKER_DATA_TABLE": ""}, "TICKER_DATA_TABLE is required"},
-		"bad url":       {map[string]string{"XAI_API_URL": "api.x.ai"}, "XAI_API_URL must be an absolute"},
-		"bad tokens":    {map[string]string{"XAI_MAX_COMPLETION_TOKENS": "lots"}, "XAI_MAX_COMPLETION_TOKENS must be an integer"},
-		"bad level":     {map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		"missing table":   {map[string]string{"TICKER_DATA_TABLE": ""}, "TICKER_DATA_TABLE is required"},
+		"bad url":         {map[string]string{"XAI_API_URL": "api.x.ai"}, "XAI_API_URL must be an absolute"},
+		"bad tokens":      {map[string]string{"XAI_MAX_COMPLETION_TOKENS": "lots"}, "XAI_MAX_COMPLETION_TOKENS must be an integer"},
+		"bad level":       {map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		"no queue":        {map[string]string{"ANALYSIS_QUEUE_URL": ""}, "ANALYSIS_QUEUE_URL is required"},
+		"bad queue":       {map[string]string{"ANALYSIS_QUEUE_URL": "sqs/queue"}, "ANALYSIS_QUEUE_URL must be an absolute"},
+		"no reservations": {map[string]string{"ANALYSIS_RESERVATIONS_TABLE": ""}, "ANALYSIS_RESERVATIONS_TABLE is required"},
+		"bad effort":      {map[string]string{"XAI_REASONING_EFFORT": "max"}, "XAI_REASONING_EFFORT must be one of low, medium, high, none, omit"},
+		"bad attempt":     {map[string]string{"XAI_ATTEMPT_TIMEOUT": "100ms"}, "XAI_ATTEMPT_TIMEOUT must be between"},
+		"star default":    {map[string]string{"DEFAULT_PORTFOLIO": "*"}, "DEFAULT_PORTFOLIO must name one portfolio"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -61,6 +61,7 @@ func TestEveryLoaderReportsABadLogLevelTheSameWay(t *testing.T) {
 		"STAGE": "dev", "LOG_LEVEL": "loud", "USER_PORTFOLIOS_TABLE": "u", "PORTFOLIO_POSITIONS_TABLE": "p",
 		"TICKER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q.fifo", "TICKER_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/1/dlq.fifo", "TICKER_DATA_TABLE": "t",
 		"PORTFOLIO_ANALYSES_TABLE": "a", "POLYGON_API_KEY": "k",
+		"ANALYSIS_RESERVATIONS_TABLE": "r", "ANALYSIS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/portfolio-analysis-queue-dev",
 	}
 	loaders := map[string]func(Lookup) error{
 		"processTickers":   func(l Lookup) error { _, err := LoadProcessTickers(l); return err },

@@ -37,6 +37,14 @@ func TickerQueueName(stage string) string { return "ticker-processing-queue-" + 
 // TickerDLQName is the ticker queue's dead-letter queue of a stage.
 func TickerDLQName(stage string) string { return "ticker-processing-dlq-" + stage + ".fifo" }
 
+// AnalysisQueueName is the standard queue of analysis messages of a stage:
+// one message per portfolio, sent by analyzePortfolio's fan-out and consumed
+// by analyzePortfolio itself (docs/decisions/0003-analysis-fan-out.md).
+func AnalysisQueueName(stage string) string { return "portfolio-analysis-queue-" + stage }
+
+// AnalysisDLQName is the analysis queue's dead-letter queue of a stage.
+func AnalysisDLQName(stage string) string { return "portfolio-analysis-dlq-" + stage }
+
 // SecretName is the stage's Secrets Manager secret holding the API keys, a
 // JSON object with the keys SecretKeyPolygon and SecretKeyXAI.
 func SecretName(stage string) string { return "zsm-seven/" + stage + "/api-keys" }

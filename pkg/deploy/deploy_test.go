@@ -72,4 +72,15 @@ func TestQueueNames(t *testing.T) {
 	if got := TickerDLQName("dev"); got != "ticker-processing-dlq-dev.fifo" {
 		t.Errorf("DLQ %q", got)
 	}
+	// The analysis queue is a standard queue: no .fifo suffix.
+	if got := AnalysisQueueName("prod"); got != "portfolio-analysis-queue-prod" {
+		t.Errorf("analysis queue %q", got)
+	}
+	if got := AnalysisDLQName("dev"); got != "portfolio-analysis-dlq-dev" {
+		t.Errorf("analysis DLQ %q", got)
+	}
+	// AWS: visibility at least 6 × the consumer's timeout, maxReceiveCount at least 5.
+	if AnalysisVisibilityFactor < 6 || AnalysisMaxReceiveCount < 5 || DefaultAnalysisConcurrency < 2 || DefaultAnalysisConcurrency > 1000 {
+		t.Errorf("analysis queue sizing %d %d %d", AnalysisVisibilityFactor, AnalysisMaxReceiveCount, DefaultAnalysisConcurrency)
+	}
 }

@@ -13,6 +13,9 @@ const (
 	EnvPortfolioPositionsTable = "PORTFOLIO_POSITIONS_TABLE"
 	EnvTickerDataTable         = "TICKER_DATA_TABLE"
 	EnvPortfolioAnalysesTable  = "PORTFOLIO_ANALYSES_TABLE"
+	// EnvAnalysisReservationsTable names the table of pay-once reservations
+	// (AnalysisReservations).
+	EnvAnalysisReservationsTable = "ANALYSIS_RESERVATIONS_TABLE"
 
 	EnvTickerQueueURL      = "TICKER_QUEUE_URL"
 	EnvTickerDLQURL        = "TICKER_DLQ_URL"
@@ -27,8 +30,12 @@ const (
 	EnvXAIModel               = "XAI_MODEL"
 	EnvXAIMaxCompletionTokens = "XAI_MAX_COMPLETION_TOKENS"
 	EnvXAIReserve             = "XAI_RESERVE"
+	EnvXAIReasoningEffort     = "XAI_REASONING_EFFORT"
+	EnvXAIAttemptTimeout      = "XAI_ATTEMPT_TIMEOUT"
 	EnvDefaultPortfolio       = "DEFAULT_PORTFOLIO"
-	EnvPortfolioBudget        = "ANALYSIS_PORTFOLIO_BUDGET"
+	// EnvAnalysisQueueURL is the analysis queue analyzePortfolio's fan-out
+	// sends to (AnalysisQueueName).
+	EnvAnalysisQueueURL = "ANALYSIS_QUEUE_URL"
 
 	// EnvAPIKeysSecretARN names the stage's secret (SecretName) by ARN.
 	EnvAPIKeysSecretARN = "API_KEYS_SECRET_ARN"
@@ -55,11 +62,35 @@ const (
 	// enough for the indicators to converge.
 	DefaultPolygonHistoryDays = 400
 
-	DefaultXAIAPIURL              = "https://api.x.ai/v1/chat/completions"
-	DefaultXAIModel               = "grok-4.3"
-	DefaultXAIMaxCompletionTokens = 8000
+	DefaultXAIAPIURL = "https://api.x.ai/v1/chat/completions"
+	DefaultXAIModel  = "grok-4.3"
+	// DefaultXAIMaxCompletionTokens is the ceiling of the completion cap;
+	// each call asks for less, scaled with its number of positions
+	// (docs/analysis.md). It bounds the visible answer only: a reasoning
+	// model's reasoning is bounded by the reasoning effort.
+	DefaultXAIMaxCompletionTokens = 16000
 	DefaultXAIReserve             = 15 * time.Second
-	DefaultPortfolioBudget        = 90 * time.Second
+	// DefaultXAIReasoningEffort bounds a reasoning model's thinking; "omit"
+	// sends no reasoning_effort (models that reject it never get it).
+	DefaultXAIReasoningEffort = "low"
+	// DefaultXAIAttemptTimeout bounds one HTTP attempt: reasoning answers
+	// take 20-60 s at low effort, so 120 s is generous, and a stalled
+	// connection still leaves 165 s of the 300 s invocation (after the 15 s
+	// reserve) for a retry.
+	DefaultXAIAttemptTimeout = 120 * time.Second
+
+	// DefaultAnalysisConcurrency is the analysis queue's event-source
+	// MaxConcurrency: portfolios analyzed at once. Sized to xAI's rate
+	// limits and the night: 10 concurrent answers of 20-60 s are 10-30
+	// requests a minute, and 1,000 portfolios at 30 s take 1,000 × 30 s / 10
+	// = 50 minutes (docs/decisions/0003-analysis-fan-out.md).
+	DefaultAnalysisConcurrency = 10
+	// AnalysisMaxReceiveCount is the analysis queue's redrive
+	// maxReceiveCount: receives before a message moves to the DLQ.
+	AnalysisMaxReceiveCount = 5
+	// AnalysisVisibilityFactor: the analysis queue hides a received message
+	// for this many times analyzePortfolio's timeout (AWS's guidance).
+	AnalysisVisibilityFactor = 6
 
 	// DefaultPortfolio is the portfolio analyzed when an event names none, and
 	// the one the analysis schedule names.

@@ -23,6 +23,9 @@ type Table struct {
 	PartitionKey Key
 	// SortKey is the RANGE key; nil for a table without one.
 	SortKey *Key
+	// TTLAttribute, when set, is a Number attribute holding an epoch-seconds
+	// expiry time: DynamoDB deletes the item some time after it (TTL).
+	TTLAttribute string
 	// Shared tables belong to another service (portfolio-api): this stack
 	// imports them by name and never creates or writes them. Local runs and
 	// tests create them with the documented shape.
@@ -55,6 +58,24 @@ var PortfolioAnalyses = Table{
 	SortKey:      &Key{Name: AttrTimestamp, Type: String},
 }
 
+// Attribute names of the analysis-reservations table.
+const (
+	AttrReservationKey = "key"       // HASH: hex SHA-256 of what an analysis is of
+	AttrExpiresAt      = "expiresAt" // TTL: epoch seconds
+)
+
+// AnalysisReservations holds one item per analysis key (portfolio, data
+// date, prompt version and SHA-256, model, input hash), written with a
+// conditional put before the model is paid, so that overlapping runs and
+// redelivered messages pay once. Items expire (TTL) a week after their data
+// date is of interest. A table of its own, so that no query of
+// portfolio-analyses can ever return a reservation.
+var AnalysisReservations = Table{
+	Base:         "analysis-reservations",
+	PartitionKey: Key{Name: AttrReservationKey, Type: String},
+	TTLAttribute: AttrExpiresAt,
+}
+
 // UserPortfolios is owned by portfolio-api. Its real key schema is not ours;
 // the reader only scans it. The keys below are the documented shape that local
 // runs and tests create: items carry "name" and may carry a "tickers" or
@@ -77,4 +98,4 @@ var PortfolioPositions = Table{
 }
 
 // Tables lists every table of the service, owned and shared.
-var Tables = []Table{TickerData, PortfolioAnalyses, UserPortfolios, PortfolioPositions}
+var Tables = []Table{TickerData, PortfolioAnalyses, AnalysisReservations, UserPortfolios, PortfolioPositions}

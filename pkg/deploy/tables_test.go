@@ -6,10 +6,11 @@ func TestTableNamesFollowTheContract(t *testing.T) {
 	// architecture.md: ticker-data-{stage}, portfolio-analyses-{stage},
 	// user-portfolios-{stage}, portfolio-positions-{stage}.
 	want := map[string]string{
-		TickerData.Name("dev"):          "ticker-data-dev",
-		PortfolioAnalyses.Name("prod"):  "portfolio-analyses-prod",
-		UserPortfolios.Name("dev"):      "user-portfolios-dev",
-		PortfolioPositions.Name("prod"): "portfolio-positions-prod",
+		TickerData.Name("dev"):           "ticker-data-dev",
+		PortfolioAnalyses.Name("prod"):   "portfolio-analyses-prod",
+		UserPortfolios.Name("dev"):       "user-portfolios-dev",
+		PortfolioPositions.Name("prod"):  "portfolio-positions-prod",
+		AnalysisReservations.Name("dev"): "analysis-reservations-dev",
 	}
 	for got, w := range want {
 		if got != w {
@@ -20,7 +21,10 @@ func TestTableNamesFollowTheContract(t *testing.T) {
 		PortfolioAnalyses.PartitionKey.Name != "portfolio" || PortfolioAnalyses.SortKey.Name != "timestamp" {
 		t.Error("owned tables' keys differ from the data contract")
 	}
-	if TickerData.Shared || PortfolioAnalyses.Shared || !UserPortfolios.Shared || !PortfolioPositions.Shared {
+	if AnalysisReservations.PartitionKey.Name != "key" || AnalysisReservations.SortKey != nil || AnalysisReservations.TTLAttribute != "expiresAt" {
+		t.Error("reservations table keys or TTL differ from the contract")
+	}
+	if TickerData.Shared || PortfolioAnalyses.Shared || AnalysisReservations.Shared || !UserPortfolios.Shared || !PortfolioPositions.Shared {
 		t.Error("ownership flags wrong")
 	}
 }

@@ -33,9 +33,16 @@ const (
 	PolygonThrottled    = "PolygonThrottled"    // Polygon 429 answers
 	PolygonKeyRefused   = "PolygonKeyRefused"   // processTicker: runs stopped because Polygon refused the key (400/401) or the plan (403)
 	AnalysesStored      = "AnalysesStored"      // analyzePortfolio: analysis items written
-	AnalysisFallback    = "AnalysisFallback"    // analyzePortfolio: analyses produced by the rules analyst
+	AnalysesAnalyzed    = "AnalysesAnalyzed"    // analyzePortfolio: portfolios with a current analysis after their run (stored by the model or the rules analyst, or reused)
+	AnalysisFallback    = "AnalysisFallback"    // analyzePortfolio: analyses produced (wholly or partly) by the rules analyst
+	AnalysisFailed      = "AnalysisFailed"      // analyzePortfolio: portfolio runs that ended without an analysis (handed back to the queue, or failed), and poison messages
+	AnalysisSkipped     = "AnalysisSkipped"     // analyzePortfolio: portfolios with nothing to analyze (no valid position, unknown, invalid name)
+	AnalysesQueued      = "AnalysesQueued"      // analyzePortfolio fan-out: messages accepted by the analysis queue
+	LLMCalls            = "LLMCalls"            // xAI calls answered (batches and repairs included)
 	LLMPromptTokens     = "LLMPromptTokens"     // xAI usage.prompt_tokens
+	LLMCachedTokens     = "LLMCachedTokens"     // xAI usage.prompt_tokens_details.cached_tokens
 	LLMCompletionTokens = "LLMCompletionTokens" // xAI usage.completion_tokens
+	LLMReasoningTokens  = "LLMReasoningTokens"  // xAI usage.completion_tokens_details.reasoning_tokens (billed as output)
 	LLMCostUSD          = "LLMCostUSD"          // xAI usage.cost_in_usd_ticks / 1e10 (unit None)
 )
 

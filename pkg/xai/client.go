@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/zsmseven/backend/pkg/analysis"
@@ -39,6 +40,9 @@ var (
 	// ErrTooLarge: the response body is over the read cap; asking again
 	// would pay for the same oversized answer.
 	ErrTooLarge = errors.New("xAI response body too large")
+	// ErrEmptyMessage: a request message has empty content, which xAI
+	// refuses with 400 ("An empty message was provided"); it is not sent.
+	ErrEmptyMessage = errors.New("a message with empty content would be refused by xAI")
 )
 
 // APIError is a non-2xx answer.
@@ -69,7 +73,10 @@ type Options struct {
 	APIKey string
 	// Model is the requested model; deploy.DefaultXAIModel if empty.
 	Model string
-	// MaxCompletionTokens caps the answer (reasoning included); 8000 if 0.
+	// MaxCompletionTokens is the ceiling of a request's completion cap
+	// (deploy.DefaultXAIMaxCompletionTokens if 0): a request asks for its
+	// own cap within it. It bounds the visible answer; a reasoning model's
+	// reasoning is bounded by the reasoning effort.
 	MaxCompletionTokens int
 	// HTTPClient; a client without its own timeout if nil (deadlines come
 	// from the context).
@@ -96,6 +103,9 @@ type Client struct {
 	http  *http.Client
 	retry retry.Policy
 	now   func() time.Time
+	// noEffort is set once the API refused reasoning_effort for the model:
+	// later requests of this client leave it out.
+	noEffort atomic.Bool
 }
 
 // New returns a client. It does not contact the API.
@@ -107,7 +117,7 @@ func New(o Options) *Client {
 		o.Model = deploy.DefaultXAIModel
 	}
 	if o.MaxCompletionTokens <= 0 {
-		o.MaxCompletionTokens = 8000
+		o.MaxCompletionTokens = deploy.DefaultXAIMaxCompletionTokens
 	}
 	if o.DefaultTimeout <= 0 {
 		o.DefaultTimeout = 5 * time.Minute
@@ -130,11 +140,29 @@ func New(o Options) *Client {
 // Model is the requested model.
 func (c *Client) Model() string { return c.opts.Model }
 
+// AcceptsReasoningEffort reports whether the model takes reasoning_effort.
+// xAI's Grok 4 family before 4.3 (grok-4, grok-4-0709, grok-4-fast-*,
+// grok-4-1-fast-*, grok-4.20-*), grok-code-fast and the non-mini Grok 3 and
+// Grok 2 models answer 400 to it ("Model does not support parameter
+// reasoningEffort"); grok-4.3 and grok-3-mini take low/medium/high (and
+// grok-4.3 "none"). A model this list does not know is sent the effort, and
+// if the API refuses it the client drops it for good (Complete).
+func AcceptsReasoningEffort(model string) bool {
+	m := strings.ToLower(model)
+	switch {
+	case m == "grok-4", strings.HasPrefix(m, "grok-4-"), strings.HasPrefix(m, "grok-4.20"), strings.HasPrefix(m, "grok-code"),
+		strings.HasPrefix(m, "grok-2"), strings.HasPrefix(m, "grok-3") && !strings.HasPrefix(m, "grok-3-mini"):
+		return false
+	}
+	return true
+}
+
 type wireRequest struct {
 	Model               string         `json:"model"`
 	Messages            []wireMessage  `json:"messages"`
 	Temperature         float64        `json:"temperature"`
 	MaxCompletionTokens int            `json:"max_completion_tokens"`
+	ReasoningEffort     string         `json:"reasoning_effort,omitempty"`
 	ResponseFormat      responseFormat `json:"response_format"`
 }
 
@@ -149,9 +177,9 @@ type responseFormat struct {
 }
 
 type jsonSchema struct {
-	Name   string `json:"name"`
-	Schema any    `json:"schema"`
-	Strict bool   `json:"strict"`
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema"`
+	Strict bool            `json:"strict"`
 }
 
 type wireResponse struct {
@@ -166,11 +194,14 @@ type wireResponse struct {
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *struct {
-		PromptTokens            int    `json:"prompt_tokens"`
-		CompletionTokens        int    `json:"completion_tokens"`
-		TotalTokens             int    `json:"total_tokens"`
-		ReasoningTokens         int    `json:"reasoning_tokens"`
-		CostInUSDTicks          *int64 `json:"cost_in_usd_ticks"`
+		PromptTokens        int    `json:"prompt_tokens"`
+		CompletionTokens    int    `json:"completion_tokens"`
+		TotalTokens         int    `json:"total_tokens"`
+		ReasoningTokens     int    `json:"reasoning_tokens"`
+		CostInUSDTicks      *int64 `json:"cost_in_usd_ticks"`
+		PromptTokensDetails *struct {
+			CachedTokens int `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
 		CompletionTokensDetails *struct {
 			ReasoningTokens int `json:"reasoning_tokens"`
 		} `json:"completion_tokens_details"`
@@ -185,20 +216,38 @@ const maxBody = 8 << 20
 
 // Complete sends the request and returns the answer. Transient failures
 // (429 other than exhausted credits, 5xx, timeouts, resets, truncated
-// bodies) are retried within the context's deadline minus Reserve;
-// 400/401/403/404/422 and exhausted credits are permanent (retry.IsPermanent).
-// A "length" finish reason returns the response with ErrTruncated.
+// bodies) are retried within the context's deadline minus Reserve, each
+// attempt within AttemptTimeout; 400/401/403/404/422 and exhausted credits
+// are permanent (retry.IsPermanent). A message with empty content is never
+// sent (ErrEmptyMessage). The completion cap is the request's, within the
+// client's ceiling; reasoning_effort is sent when the request has one and
+// the model takes it — a 400 refusing it is answered by asking once more
+// without it, and the client leaves it out from then on. A "length" finish
+// reason returns the response with analysis.ErrTruncated (its content may
+// be empty), any other but "stop" with an *analysis.UnfinishedError: both
+// permanent, as the same request gives the same end.
 func (c *Client) Complete(ctx context.Context, req analysis.Request) (analysis.Completion, error) {
 	start := c.now()
 	var resp analysis.Completion
 	msgs := make([]wireMessage, len(req.Messages))
 	for i, m := range req.Messages {
+		if m.Content == "" {
+			return resp, retry.Permanent(fmt.Errorf("%w: message %d (%s)", ErrEmptyMessage, i, m.Role))
+		}
 		msgs[i] = wireMessage{Role: m.Role, Content: m.Content}
 	}
-	body, err := json.Marshal(wireRequest{
-		Model: c.opts.Model, Messages: msgs, Temperature: 0, MaxCompletionTokens: c.opts.MaxCompletionTokens,
+	limit := c.opts.MaxCompletionTokens
+	if req.MaxCompletionTokens > 0 {
+		limit = min(limit, req.MaxCompletionTokens)
+	}
+	wr := wireRequest{
+		Model: c.opts.Model, Messages: msgs, Temperature: 0, MaxCompletionTokens: limit,
 		ResponseFormat: responseFormat{Type: "json_schema", JSONSchema: jsonSchema{Name: req.SchemaName, Schema: req.Schema, Strict: true}},
-	})
+	}
+	if req.ReasoningEffort != "" && AcceptsReasoningEffort(c.opts.Model) && !c.noEffort.Load() {
+		wr.ReasoningEffort = req.ReasoningEffort
+	}
+	body, err := json.Marshal(wr)
 	if err != nil {
 		return resp, retry.Permanent(fmt.Errorf("encode xAI request: %w", err))
 	}
@@ -216,15 +265,45 @@ func (c *Client) Complete(ctx context.Context, req analysis.Request) (analysis.C
 		}
 		return err
 	})
+	if wr.ReasoningEffort != "" && refusesEffort(err) {
+		// Refused before any work: not billed. Once more without it.
+		c.noEffort.Store(true)
+		wr.ReasoningEffort = ""
+		if body, err = json.Marshal(wr); err == nil {
+			var more int
+			more, err = c.retry.Do(ctx, func(ctx context.Context, _ int) error {
+				r, err := c.once(ctx, body)
+				if r != nil {
+					c.fill(&resp, r)
+				}
+				return err
+			})
+			attempts += more
+		}
+	}
 	resp.Attempts = attempts
 	resp.Latency = c.now().Sub(start)
 	if err != nil {
 		return resp, err
 	}
-	if resp.FinishReason == "length" {
+	switch resp.FinishReason {
+	case "stop", "":
+		return resp, nil
+	case "length":
 		return resp, retry.Permanent(ErrTruncated)
+	default:
+		return resp, retry.Permanent(&analysis.UnfinishedError{FinishReason: resp.FinishReason})
 	}
-	return resp, nil
+}
+
+// refusesEffort reports whether err is a 400 refusing reasoning_effort.
+func refusesEffort(err error) bool {
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest {
+		return false
+	}
+	m := strings.ToLower(apiErr.Message)
+	return strings.Contains(m, "reasoning") && strings.Contains(m, "effort")
 }
 
 func (c *Client) fill(resp *analysis.Completion, r *wireResponse) {
@@ -239,6 +318,9 @@ func (c *Client) fill(resp *analysis.Completion, r *wireResponse) {
 	if u := r.Usage; u != nil {
 		resp.Usage = analysis.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens,
 			ReasoningTokens: u.ReasoningTokens}
+		if d := u.PromptTokensDetails; d != nil {
+			resp.Usage.CachedPromptTokens = d.CachedTokens
+		}
 		if u.CostInUSDTicks != nil {
 			usd := float64(*u.CostInUSDTicks) / usdTicks
 			resp.Usage.CostUSD = &usd
@@ -296,7 +378,12 @@ func (c *Client) once(ctx context.Context, body []byte) (*wireResponse, error) {
 	if len(wr.Choices) == 0 {
 		return &wr, retry.Permanent(ErrEmpty)
 	}
-	if m := wr.Choices[0].Message; m.Content == nil || (*m.Content == "" && wr.Choices[0].FinishReason != "length") {
+	// A cut-off or filtered answer may carry no content: its finish reason
+	// says why (Complete).
+	if fr := wr.Choices[0].FinishReason; fr != "stop" && fr != "" {
+		return &wr, nil
+	}
+	if m := wr.Choices[0].Message; m.Content == nil || *m.Content == "" {
 		if m.Refusal != nil && *m.Refusal != "" {
 			return &wr, retry.Permanent(fmt.Errorf("%w: model refused: %s", ErrEmpty, c.clip(*m.Refusal)))
 		}

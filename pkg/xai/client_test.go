@@ -40,7 +40,7 @@ func request() analysis.Request {
 	return analysis.Request{
 		Messages:   []analysis.Message{{Role: "system", Content: "instructions"}, {Role: "user", Content: "data"}},
 		SchemaName: "portfolio_analysis",
-		Schema:     map[string]any{"type": "object"},
+		Schema:     json.RawMessage(`{"type":"object"}`),
 	}
 }
 
@@ -59,7 +59,7 @@ func TestCompleteRecordedSuccess(t *testing.T) {
 	require.NotNil(t, resp.Usage.CostUSD)
 	assert.InDelta(t, 0.0037525, *resp.Usage.CostUSD, 1e-12)
 	resp.Usage.CostUSD = nil
-	assert.Equal(t, analysis.Usage{PromptTokens: 1834, CompletionTokens: 412, TotalTokens: 2790, ReasoningTokens: 544}, resp.Usage)
+	assert.Equal(t, analysis.Usage{PromptTokens: 1834, CachedPromptTokens: 640, CompletionTokens: 412, TotalTokens: 2790, ReasoningTokens: 544}, resp.Usage)
 	assert.Equal(t, 1, resp.Attempts)
 
 	// The wire request: what xAI documents.
@@ -70,7 +70,8 @@ func TestCompleteRecordedSuccess(t *testing.T) {
 	assert.Equal(t, "grok-4.3", req.Decoded.Model)
 	require.NotNil(t, req.Decoded.Temperature)
 	assert.Equal(t, 0.0, *req.Decoded.Temperature)
-	assert.Equal(t, 1234, req.Decoded.MaxCompletionTokens)
+	assert.Equal(t, 1234, req.Decoded.MaxCompletionTokens, "the ceiling when the request asks for no cap")
+	assert.Nil(t, req.Decoded.ReasoningEffort, "none asked for")
 	assert.Equal(t, "json_schema", req.Decoded.ResponseFormat.Type)
 	assert.Equal(t, "portfolio_analysis", req.Decoded.ResponseFormat.JSONSchema.Name)
 	assert.True(t, req.Decoded.ResponseFormat.JSONSchema.Strict)
@@ -161,6 +162,94 @@ func TestCompleteTruncated(t *testing.T) {
 	assert.Equal(t, "length", resp.FinishReason)
 	assert.Equal(t, 8000, resp.Usage.CompletionTokens, "usage is recorded even for a cut answer")
 	assert.Equal(t, 7800, resp.Usage.ReasoningTokens)
+}
+
+// A reasoning model can spend the whole budget before its first visible
+// character: an empty cut-off answer is ErrTruncated, not ErrEmpty.
+func TestCompleteEmptyCutOff(t *testing.T) {
+	srv := fakexai.New(t, fakexai.CutOff(""))
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key}).Complete(context.Background(), request())
+	require.ErrorIs(t, err, xai.ErrTruncated)
+	assert.NotErrorIs(t, err, xai.ErrEmpty)
+	assert.Empty(t, resp.Content)
+	assert.Equal(t, 2500, resp.Usage.ReasoningTokens)
+}
+
+// content_filter is not an answer and not retried: asking again pays for
+// the same refusal.
+func TestCompleteContentFilter(t *testing.T) {
+	srv := fakexai.New(t, fakexai.ContentFiltered(), fakexai.Answer(`{}`))
+	var waits []time.Duration
+	resp, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: noSleep(&waits)}).Complete(context.Background(), request())
+	require.ErrorIs(t, err, analysis.ErrUnfinished)
+	var un *analysis.UnfinishedError
+	require.ErrorAs(t, err, &un)
+	assert.Equal(t, "content_filter", un.FinishReason)
+	assert.True(t, retry.IsPermanent(err))
+	assert.Equal(t, 1, srv.Calls())
+	assert.Equal(t, "content_filter", resp.FinishReason)
+}
+
+// The request's own cap is sent, within the client's ceiling, and the
+// reasoning effort with it.
+func TestCompleteCapAndReasoningEffort(t *testing.T) {
+	srv := fakexai.New(t, fakexai.Answer(`{}`))
+	c := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, MaxCompletionTokens: 16000})
+	req := request()
+	req.MaxCompletionTokens, req.ReasoningEffort = 4050, "low"
+	_, err := c.Complete(context.Background(), req)
+	require.NoError(t, err)
+	req.MaxCompletionTokens = 90000
+	_, err = c.Complete(context.Background(), req)
+	require.NoError(t, err)
+	reqs := srv.Requests()
+	assert.Equal(t, 4050, reqs[0].Decoded.MaxCompletionTokens)
+	assert.Equal(t, 16000, reqs[1].Decoded.MaxCompletionTokens, "never above the ceiling")
+	require.NotNil(t, reqs[0].Decoded.ReasoningEffort)
+	assert.Equal(t, "low", *reqs[0].Decoded.ReasoningEffort)
+}
+
+// A model known to refuse reasoning_effort never gets it; one the client
+// does not know costs one refused request per client, then never again.
+func TestCompleteReasoningEffortRefused(t *testing.T) {
+	for _, m := range []string{"grok-4", "grok-4-0709", "grok-4-fast-reasoning", "grok-4-1-fast-non-reasoning", "grok-4.20-0309-reasoning", "grok-code-fast-1", "grok-3"} {
+		assert.False(t, xai.AcceptsReasoningEffort(m), m)
+	}
+	for _, m := range []string{"grok-4.3", "grok-3-mini", "grok-3-mini-fast"} {
+		assert.True(t, xai.AcceptsReasoningEffort(m), m)
+	}
+	req := request()
+	req.ReasoningEffort = "low"
+
+	srv := fakexai.New(t, fakexai.Answer(`{}`))
+	srv.NoReasoningEffort = []string{"grok-4-0709"}
+	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Model: "grok-4-0709"}).Complete(context.Background(), req)
+	require.NoError(t, err)
+	assert.Zero(t, srv.Refused())
+	assert.Nil(t, srv.Requests()[0].Decoded.ReasoningEffort)
+
+	srv = fakexai.New(t, fakexai.Answer(`{}`))
+	srv.NoReasoningEffort = []string{"grok-9"}
+	c := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Model: "grok-9"})
+	resp, err := c.Complete(context.Background(), req)
+	require.NoError(t, err)
+	assert.Equal(t, 2, resp.Attempts)
+	assert.Equal(t, 1, srv.Refused())
+	_, err = c.Complete(context.Background(), req)
+	require.NoError(t, err)
+	assert.Equal(t, 1, srv.Refused(), "not sent again")
+	assert.Equal(t, 3, srv.Calls())
+}
+
+// A message with empty content would be refused (400): it is not sent.
+func TestCompleteNeverSendsAnEmptyMessage(t *testing.T) {
+	srv := fakexai.New(t, fakexai.Answer(`{}`))
+	req := request()
+	req.Messages = append(req.Messages, analysis.Message{Role: "assistant", Content: ""})
+	_, err := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key}).Complete(context.Background(), req)
+	require.ErrorIs(t, err, xai.ErrEmptyMessage)
+	assert.True(t, retry.IsPermanent(err))
+	assert.Zero(t, srv.Calls())
 }
 
 func TestCompleteAttemptTimeoutThenSuccess(t *testing.T) {

@@ -3,6 +3,14 @@
 // scripted Reply (status, headers, body, delay); when the script runs out
 // the last Reply repeats. Every request is recorded.
 //
+// It refuses what xAI refuses, whatever the script says: a message with
+// empty content (400 "An empty message was provided", EmptyMessageBody) and
+// reasoning_effort for a model listed in NoReasoningEffort (400, as the Grok
+// 4 models before 4.3 answer). Generated replies (Generate) answer any
+// analysis request validly, as a model would, with usage in xAI's shape:
+// reasoning tokens in usage.completion_tokens_details, outside the
+// completion cap, and cached prompt tokens in usage.prompt_tokens_details.
+//
 //	srv := fakexai.New(t, fakexai.Status(500, `{"error":"boom"}`), fakexai.Answer(`{"summary":...}`))
 //	client := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key})
 //	...
@@ -16,6 +24,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +46,8 @@ type Reply struct {
 	// Hang answers with headers and half a body, then closes the
 	// connection (a reset mid-body).
 	Hang bool
+	// Generate, when set, builds the body from the request (see Generate).
+	Generate *Generator
 }
 
 // Request is one recorded request.
@@ -55,6 +66,7 @@ type ChatRequest struct {
 	Messages            []Message `json:"messages"`
 	Temperature         *float64  `json:"temperature"`
 	MaxCompletionTokens int       `json:"max_completion_tokens"`
+	ReasoningEffort     *string   `json:"reasoning_effort"`
 	ResponseFormat      struct {
 		Type       string `json:"type"`
 		JSONSchema struct {
@@ -78,11 +90,17 @@ type Server struct {
 	// RequireKey, when set, answers 400 with xAI's bad-key body unless the
 	// request carries "Bearer "+RequireKey. Set it before the first request.
 	RequireKey string
+	// NoReasoningEffort lists models that refuse reasoning_effort with 400.
+	// Set it before the first request.
+	NoReasoningEffort []string
 
 	srv      *httptest.Server
 	mu       sync.Mutex
 	script   []Reply
 	requests []Request
+	inFlight int
+	peak     int
+	refused  int
 }
 
 // New starts a server with the given script; it is closed when the test ends.
@@ -118,6 +136,22 @@ func (s *Server) Calls() int {
 	return len(s.requests)
 }
 
+// Peak is the most requests the server was answering at once.
+func (s *Server) Peak() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+// Refused counts the requests answered 400 for breaking the API's rules (an
+// empty message, reasoning_effort for a model without it), whatever the
+// script said.
+func (s *Server) Refused() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
+}
+
 // Requests returns a copy of the recorded requests.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -143,11 +177,28 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(body, &rec.Decoded)
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
-	reply := s.next()
-	if s.RequireKey != "" && rec.Authorization != "Bearer "+s.RequireKey {
+	s.inFlight++
+	s.peak = max(s.peak, s.inFlight)
+	var reply Reply
+	switch refusal := s.refusal(rec.Decoded); {
+	case s.RequireKey != "" && rec.Authorization != "Bearer "+s.RequireKey:
 		reply = BadKey()
+	case refusal != nil:
+		// xAI checks these before any work; the script is not consumed.
+		reply = *refusal
+		s.refused++
+	default:
+		reply = s.next()
 	}
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	if reply.Generate != nil {
+		reply = reply.Generate.reply(rec.Decoded, reply)
+	}
 
 	if reply.Delay > 0 {
 		t := time.NewTimer(reply.Delay)
@@ -181,6 +232,26 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, reply.Body)
 }
 
+// refusal is xAI's 400 for a request that breaks its rules, or nil.
+func (s *Server) refusal(req ChatRequest) *Reply {
+	for _, m := range req.Messages {
+		if m.Content == "" {
+			r := Status(400, EmptyMessageBody)
+			return &r
+		}
+	}
+	if req.ReasoningEffort != nil && slices.Contains(s.NoReasoningEffort, req.Model) {
+		b, _ := json.Marshal(map[string]string{"code": "Client specified an invalid argument",
+			"error": fmt.Sprintf("Model %s does not support parameter reasoningEffort.", req.Model)})
+		r := Status(400, string(b))
+		return &r
+	}
+	return nil
+}
+
+// EmptyMessageBody is xAI's 400 body for a message with empty content.
+const EmptyMessageBody = `{"code":"Client specified an invalid argument","error":"An empty message was provided. Every message needs at least one non-empty content element."}`
+
 // Status is a reply with any status and body.
 func Status(code int, body string) Reply { return Reply{Status: code, Body: body} }
 
@@ -198,6 +269,8 @@ type Completion struct {
 	ReasoningTopLevel bool
 	// CostInUSDTicks is usage.cost_in_usd_ticks; omitted when 0.
 	CostInUSDTicks int64
+	// CachedTokens is usage.prompt_tokens_details.cached_tokens.
+	CachedTokens int
 }
 
 // Reply renders c as a 200 reply.
@@ -214,7 +287,7 @@ func (c Completion) Reply() Reply {
 	usage := map[string]any{
 		"prompt_tokens": c.PromptTokens, "completion_tokens": c.CompletionTokens,
 		"total_tokens":          c.PromptTokens + c.CompletionTokens + c.ReasoningTokens,
-		"prompt_tokens_details": map[string]any{"text_tokens": c.PromptTokens, "audio_tokens": 0, "image_tokens": 0, "cached_tokens": 0},
+		"prompt_tokens_details": map[string]any{"text_tokens": c.PromptTokens, "audio_tokens": 0, "image_tokens": 0, "cached_tokens": c.CachedTokens},
 		"num_sources_used":      0,
 	}
 	if c.ReasoningTopLevel {
@@ -284,3 +357,16 @@ func ServerError() Reply {
 
 // Slow delays r by d.
 func Slow(r Reply, d time.Duration) Reply { r.Delay = d; return r }
+
+// ContentFiltered is a 200 whose answer the content filter withheld:
+// finish_reason "content_filter" and empty content.
+func ContentFiltered() Reply {
+	return Completion{Content: "", FinishReason: "content_filter", PromptTokens: 1200, CompletionTokens: 0, ReasoningTokens: 90}.Reply()
+}
+
+// CutOff is a 200 cut at the completion cap (finish_reason "length") with
+// the given partial content, possibly empty: a reasoning model can spend
+// the whole answer budget before writing a character.
+func CutOff(content string) Reply {
+	return Completion{Content: content, FinishReason: "length", PromptTokens: 1200, CompletionTokens: 8000, ReasoningTokens: 2500}.Reply()
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/pkg/analysis"
 )
 
 func post(t *testing.T, url, auth, body string) (int, string, http.Header) {
@@ -78,4 +79,75 @@ func TestEmptyScript(t *testing.T) {
 	code, body, _ := post(t, srv.URL, "", `{}`)
 	assert.Equal(t, 500, code)
 	assert.Contains(t, body, "no reply scripted")
+}
+
+// xAI refuses a message with empty content, whatever the script says, and
+// the script is not consumed.
+func TestEmptyMessageRefused(t *testing.T) {
+	srv := fakexai.New(t, fakexai.Answer(`{"a":1}`))
+	code, body, _ := post(t, srv.URL, "Bearer k", `{"model":"grok-4.3","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":""}]}`)
+	assert.Equal(t, 400, code)
+	assert.JSONEq(t, fakexai.EmptyMessageBody, body)
+	assert.Equal(t, 1, srv.Refused())
+	code, _, _ = post(t, srv.URL, "Bearer k", `{"model":"grok-4.3","messages":[{"role":"user","content":"hi"}]}`)
+	assert.Equal(t, 200, code, "the scripted answer is still there")
+}
+
+func TestReasoningEffortRefusedForModelsWithoutIt(t *testing.T) {
+	srv := fakexai.New(t, fakexai.Answer(`{"a":1}`))
+	srv.NoReasoningEffort = []string{"grok-4-0709"}
+	code, body, _ := post(t, srv.URL, "Bearer k", `{"model":"grok-4-0709","reasoning_effort":"low","messages":[{"role":"user","content":"hi"}]}`)
+	assert.Equal(t, 400, code)
+	assert.Contains(t, body, "does not support parameter reasoningEffort")
+	code, _, _ = post(t, srv.URL, "Bearer k", `{"model":"grok-4-0709","messages":[{"role":"user","content":"hi"}]}`)
+	assert.Equal(t, 200, code)
+	code, _, _ = post(t, srv.URL, "Bearer k", `{"model":"grok-4.3","reasoning_effort":"low","messages":[{"role":"user","content":"hi"}]}`)
+	assert.Equal(t, 200, code)
+}
+
+// The generator answers a real analysis request validly; reasoning tokens
+// are reported outside the completion cap, and a cap too small cuts the
+// answer with finish_reason "length".
+func TestGeneratedAnswers(t *testing.T) {
+	in := analysis.Input{Portfolio: "P", LastTradingDay: "2026-11-27"}
+	for _, s := range []string{"AAA", "BBB", "CCC", "DDD"} {
+		price := 10.0
+		in.Positions = append(in.Positions, analysis.Position{Symbol: s, Price: &price, AsOf: "2026-11-27", Status: analysis.DataOK})
+	}
+	in.Positions[3] = analysis.Position{Symbol: "DDD", Status: analysis.DataMissing}
+	p, err := analysis.BuildPrompt(in)
+	require.NoError(t, err)
+	c := p.Calls[0]
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+	req := map[string]any{"model": "grok-4.3", "messages": c.Messages, "max_completion_tokens": c.MaxCompletionTokens, "reasoning_effort": "low",
+		"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": c.SchemaName, "schema": c.Schema, "strict": true}}}
+	b, _ := json.Marshal(req)
+	code, body, _ := post(t, srv.URL, "Bearer k", string(b))
+	require.Equal(t, 200, code)
+	var resp struct {
+		Choices []struct {
+			Message      struct{ Content string }
+			FinishReason string `json:"finish_reason"`
+		}
+		Usage struct {
+			CompletionTokens        int `json:"completion_tokens"`
+			CompletionTokensDetails struct {
+				ReasoningTokens int `json:"reasoning_tokens"`
+			} `json:"completion_tokens_details"`
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &resp))
+	assert.Equal(t, "stop", resp.Choices[0].FinishReason)
+	res, err := analysis.ParseCall(c, []byte(resp.Choices[0].Message.Content))
+	require.NoError(t, err)
+	assert.Equal(t, 50, res.Tickers[3].Score, "missing data: neutral")
+	assert.Equal(t, 300, resp.Usage.CompletionTokensDetails.ReasoningTokens, "low effort")
+
+	req["max_completion_tokens"] = 50
+	b, _ = json.Marshal(req)
+	_, body, _ = post(t, srv.URL, "Bearer k", string(b))
+	require.NoError(t, json.Unmarshal([]byte(body), &resp))
+	assert.Equal(t, "length", resp.Choices[0].FinishReason)
+	assert.Equal(t, 50, resp.Usage.CompletionTokens)
+	assert.Equal(t, 300, resp.Usage.CompletionTokensDetails.ReasoningTokens, "reasoning is not bounded by the cap")
 }

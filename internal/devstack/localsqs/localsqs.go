@@ -389,6 +389,8 @@ type Handler func(context.Context, events.SQSEvent) (events.SQSEventResponse, er
 type Totals struct {
 	Batches int
 	Outcome
+	// Peak is the most handler invocations that ran at once.
+	Peak int
 }
 
 // Drain feeds the queue to h in batches of up to batchSize until nothing is
@@ -419,6 +421,79 @@ func (s *Server) Drain(ctx context.Context, name string, batchSize int, h Handle
 		t.Requeued += o.Requeued
 		t.DeadLettered += o.DeadLettered
 	}
+}
+
+// DrainConcurrent plays an event source mapping with a maximum concurrency:
+// up to workers invocations of h at once, each fed a batch of up to
+// batchSize as soon as one is visible, until nothing is visible or in
+// flight (or ctx ends). As in Drain, every failure raises a receive count,
+// so it always ends; the visibility timeout is not simulated, so a record
+// handed back is received again at once.
+func (s *Server) DrainConcurrent(ctx context.Context, name string, batchSize, workers int, h Handler) (Totals, error) {
+	var (
+		mu       sync.Mutex
+		t        Totals
+		firstErr error
+		inFlight int
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	for range max(workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if err := ctx.Err(); err != nil {
+					fail(err)
+					return
+				}
+				mu.Lock()
+				stop := firstErr != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				ev, err := s.Receive(name, batchSize)
+				if err != nil {
+					fail(err)
+					return
+				}
+				if len(ev.Records) == 0 {
+					if c := s.Counts(name); c.Visible == 0 && c.InFlight == 0 {
+						return
+					}
+					// Another worker holds a batch that may come back.
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				inFlight++
+				t.Peak = max(t.Peak, inFlight)
+				mu.Unlock()
+				resp, herr := h(ctx, ev)
+				o, err := s.Settle(name, ev, resp, herr)
+				mu.Lock()
+				inFlight--
+				t.Batches++
+				t.Deleted += o.Deleted
+				t.Requeued += o.Requeued
+				t.DeadLettered += o.DeadLettered
+				mu.Unlock()
+				if err != nil {
+					fail(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return t, firstErr
 }
 
 func newID() string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -351,5 +352,49 @@ func TestDrainStopsOnCancel(t *testing.T) {
 	}
 	if c := s.Counts(fifoName); c.Visible != 1 {
 		t.Errorf("counts %+v, want one left", c)
+	}
+}
+
+// DrainConcurrent runs up to the given number of handlers at once, settles
+// each batch, retries failures and dead-letters a record that keeps failing.
+func TestDrainConcurrent(t *testing.T) {
+	s, err := localsqs.Start("127.0.0.1:0", localsqs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	url := s.CreateQueue("work")
+	c := sqs.New(sqs.Options{Region: localsqs.Region, BaseEndpoint: aws.String(s.Endpoint()), Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")})
+	for i := range 40 {
+		if _, err := c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(fmt.Sprintf("m%d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	calls := map[string]int{}
+	tot, err := s.DrainConcurrent(context.Background(), "work", 1, 5, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		var resp events.SQSEventResponse
+		for _, r := range ev.Records {
+			calls[r.Body]++
+			if r.Body == "m7" || (r.Body == "m8" && calls[r.Body] == 1) {
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+			}
+		}
+		return resp, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot.Deleted != 39 || tot.DeadLettered != 1 || tot.Requeued != 5 || tot.Peak != 5 {
+		t.Errorf("totals %+v: want 39 deleted, m7 dead-lettered after 5 receives (4 requeues) plus m8's one, peak 5", tot)
+	}
+	if calls["m7"] != localsqs.DefaultMaxReceiveCount || calls["m8"] != 2 {
+		t.Errorf("m7 received %d times, m8 %d", calls["m7"], calls["m8"])
+	}
+	if c := s.Counts("work"); c.Visible != 0 || c.InFlight != 0 || c.Dead != 1 {
+		t.Errorf("counts %+v", c)
 	}
 }

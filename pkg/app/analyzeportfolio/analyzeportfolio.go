@@ -1,20 +1,27 @@
 // Package analyzeportfolio wires the analyzePortfolio function: the shared
 // portfolio tables and the ticker-data table (DynamoDB) in, the analysis
 // model (xAI, its key from Secrets Manager) or the rules analyst, the
-// portfolio-analyses table (DynamoDB) out.
+// portfolio-analyses and analysis-reservations tables (DynamoDB) out, and
+// the analysis queue (SQS), to which its fan-out sends and from which it
+// is invoked.
 package analyzeportfolio
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zsmseven/backend/pkg/analysisdb"
+	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app"
 	"github.com/zsmseven/backend/pkg/config"
@@ -23,19 +30,17 @@ import (
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
+	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 	"github.com/zsmseven/backend/pkg/xai"
 )
 
-// Handler is the function's Lambda handler.
-type Handler = func(context.Context, analyzer.Event) (analyzer.Result, error)
-
 var _ analyzer.LLM = (*xai.Client)(nil)
 
-// New builds the handler as the Lambda's main does: FromEnv, then Build.
-func New(ctx context.Context, lookup config.Lookup, out io.Writer) (Handler, error) {
+// New builds the function as the Lambda's main does: FromEnv, then Build.
+func New(ctx context.Context, lookup config.Lookup, out io.Writer) (*Function, error) {
 	d, err := FromEnv(ctx, lookup, out)
 	if err != nil {
 		return nil, err
@@ -43,27 +48,34 @@ func New(ctx context.Context, lookup config.Lookup, out io.Writer) (Handler, err
 	return Build(d), nil
 }
 
-// Deps are the handler's configuration, adapters and parameters.
+// Deps are the function's configuration, adapters and parameters.
 type Deps struct {
-	Config     config.AnalyzePortfolio
-	Portfolios analyzer.Portfolios
-	TickerData analyzer.TickerData
-	Store      analyzer.Store
+	Config       config.AnalyzePortfolio
+	Portfolios   analyzer.Portfolios
+	TickerData   analyzer.TickerData
+	Store        analyzer.Store
+	Reservations analyzer.Reservations
+	Queue        analyzer.Queue
 	// Keys resolves the xAI key (deploy.SecretKeyXAI).
 	Keys app.Keys
 	// Out receives JSON logs and EMF metrics.
 	Out io.Writer
 	// XAIRetry is the xAI client's retry policy; nil is its default.
 	XAIRetry *retry.Policy
-	// XAIAttemptTimeout bounds one HTTP attempt; 0 is only the deadline.
-	XAIAttemptTimeout time.Duration
+	// Observer receives every portfolio's outcome (the CLI's progress).
+	Observer func(analyzer.Outcome)
+	// WaitPoll and MinWork tune the wait for another run's reservation and
+	// the least time to start a queued portfolio (zero: the analyzer's
+	// defaults, 2 s and 60 s); local runs on a scaled clock scale them.
+	WaitPoll, MinWork time.Duration
 }
 
 // FromEnv reads the configuration (a problem fails here, in one line naming
 // the variable) and builds the production adapters: the shared-table
-// reader, the ticker-data store, the analyses repository and the key
-// resolver (XAI_API_KEY, else the stage's secret). The AWS clients honour
-// AWS_ENDPOINT_URL_DYNAMODB / _SECRETS_MANAGER for local servers.
+// reader, the ticker-data store, the analyses and reservations
+// repositories, the analysis-queue sender and the key resolver
+// (XAI_API_KEY, else the stage's secret). The AWS clients honour
+// AWS_ENDPOINT_URL_DYNAMODB / _SQS / _SECRETS_MANAGER for local servers.
 func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
 	cfg, awsCfg, err := app.Load(ctx, lookup, config.LoadAnalyzePortfolio)
 	if err != nil {
@@ -75,57 +87,119 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 		sm = secretsmanager.NewFromConfig(awsCfg)
 	}
 	return Deps{
-		Config:     cfg,
-		Portfolios: portfoliodb.NewReader(ddb, cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable),
-		TickerData: tickerdb.NewStore(ddb, cfg.TickerDataTable),
-		Store:      analysisdb.New(ddb, cfg.PortfolioAnalysesTable),
-		Keys:       secrets.NewKeys(lookup, sm, cfg.APIKeysSecretARN),
-		Out:        out,
+		Config:       cfg,
+		Portfolios:   portfoliodb.NewReader(ddb, cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable),
+		TickerData:   tickerdb.NewStore(ddb, cfg.TickerDataTable),
+		Store:        analysisdb.New(ddb, cfg.PortfolioAnalysesTable),
+		Reservations: reservationdb.New(ddb, cfg.ReservationsTable),
+		Queue:        analysisqueue.NewSender(sqs.NewFromConfig(awsCfg), cfg.AnalysisQueueURL),
+		Keys:         secrets.NewKeys(lookup, sm, cfg.APIKeysSecretARN),
+		Out:          out,
 	}, nil
 }
 
-// Build returns the handler over d. The xAI key is resolved on each
+// Function is analyzePortfolio: Invoke is its Lambda handler; Run and
+// Consume are the two triggers typed, for callers in Go.
+type Function struct {
+	d      Deps
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	llm    *xai.Client
+	llmKey string
+}
+
+// Build returns the function over d. The xAI key is resolved on each
 // invocation (cached once read), so a secret that cannot be read yields a
 // rules-analyst result that says why rather than a function that cannot
-// start.
-func Build(d Deps) Handler {
-	cfg := d.Config
-	logger := logging.New(d.Out, cfg.LogLevel).With("function", "analyzePortfolio", "stage", cfg.Stage)
-	return func(ctx context.Context, ev analyzer.Event) (analyzer.Result, error) {
-		rec := metrics.New(d.Out, cfg.Stage)
-		defer func() {
-			if err := rec.Flush(); err != nil {
-				logger.ErrorContext(ctx, "flush metrics", "error", err)
-			}
-		}()
-		opts := analyzer.Options{
-			Portfolios: d.Portfolios, TickerData: d.TickerData, Store: d.Store,
-			DefaultPortfolio: cfg.DefaultPortfolio, LastTradingDay: marketdata.LastTradingDay,
-			PortfolioBudget: cfg.PortfolioBudget, Logger: logger, Metrics: rec,
-		}
-		key, err := d.Keys.Get(ctx, deploy.SecretKeyXAI)
-		switch {
-		case err == nil:
-			opts.LLM = xai.New(xai.Options{
-				URL: cfg.XAIAPIURL, APIKey: key, Model: cfg.XAIModel, MaxCompletionTokens: cfg.XAIMaxCompletionTokens,
-				Reserve: cfg.XAIReserve, Retry: d.XAIRetry, AttemptTimeout: d.XAIAttemptTimeout,
-			})
-		case errors.Is(err, secrets.ErrNotSet):
-			opts.NoLLMReason = "xAI API key not configured (no XAI_API_KEY and none in the secret)"
-		default:
-			// The error names the secret, never its content.
-			opts.NoLLMReason = "xAI API key unavailable: " + err.Error()
-			logger.ErrorContext(ctx, "read xAI API key", "error", err)
-		}
-		model := "none (rules analyst)"
-		if opts.LLM != nil {
-			model = opts.LLM.Model()
-		}
-		logger.InfoContext(ctx, "analyze", "portfolio", ev.PortfolioName, "force", ev.Force, "model", model)
-		res, err := analyzer.New(opts).Handle(ctx, ev)
-		if err != nil {
-			logger.ErrorContext(ctx, "analyzePortfolio failed", "error", err, slog.Any("done", res.Done), slog.Any("failed", res.Failed))
-		}
-		return res, err
+// start; the client is kept while the key stays the same, with what it
+// learnt about the model (a refused reasoning_effort).
+func Build(d Deps) *Function {
+	return &Function{d: d, logger: logging.New(d.Out, d.Config.LogLevel).With("function", "analyzePortfolio", "stage", d.Config.Stage)}
+}
+
+// Invoke handles any event: an SQS event of the analysis queue is consumed,
+// one portfolio per message; any other is a scheduled or manual Event.
+func (f *Function) Invoke(ctx context.Context, raw json.RawMessage) (any, error) {
+	svc, done := f.service(ctx)
+	defer done()
+	res, err := svc.Invoke(ctx, raw)
+	f.logResult(ctx, res, err)
+	return res, err
+}
+
+// Run handles a scheduled or manual event.
+func (f *Function) Run(ctx context.Context, ev analyzer.Event) (analyzer.Result, error) {
+	svc, done := f.service(ctx)
+	defer done()
+	f.logger.InfoContext(ctx, "analyze", "portfolio", ev.PortfolioName, "portfolios", len(ev.PortfolioNames), "force", ev.Force)
+	res, err := svc.Handle(ctx, ev)
+	f.logResult(ctx, res, err)
+	return res, err
+}
+
+// Consume handles a batch of the analysis queue.
+func (f *Function) Consume(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	svc, done := f.service(ctx)
+	defer done()
+	return svc.HandleQueue(ctx, ev)
+}
+
+func (f *Function) logResult(ctx context.Context, res any, err error) {
+	if err == nil {
+		return
 	}
+	attrs := []any{"error", err}
+	if r, ok := res.(analyzer.Result); ok {
+		attrs = append(attrs, slog.Any("done", r.Done), slog.Any("failed", r.Failed))
+	}
+	f.logger.ErrorContext(ctx, "analyzePortfolio failed", attrs...)
+}
+
+// service builds the use case for one invocation, with its own metrics
+// recorder; done flushes the metrics.
+func (f *Function) service(ctx context.Context) (*analyzer.Service, func()) {
+	cfg := f.d.Config
+	rec := metrics.New(f.d.Out, cfg.Stage)
+	opts := analyzer.Options{
+		Portfolios: f.d.Portfolios, TickerData: f.d.TickerData, Store: f.d.Store, Reservations: f.d.Reservations, Queue: f.d.Queue,
+		DefaultPortfolio: cfg.DefaultPortfolio, LastTradingDay: marketdata.LastTradingDay,
+		MaxCompletionTokens: cfg.XAIMaxCompletionTokens, ReasoningEffort: cfg.XAIReasoningEffort,
+		WaitPoll: f.d.WaitPoll, MinWork: f.d.MinWork,
+		Logger: f.logger, Metrics: rec, Observer: f.d.Observer,
+	}
+	if llm, reason := f.model(ctx); llm != nil {
+		opts.LLM = llm
+	} else {
+		opts.NoLLMReason = reason
+	}
+	return analyzer.New(opts), func() {
+		if err := rec.Flush(); err != nil {
+			f.logger.ErrorContext(ctx, "flush metrics", "error", err)
+		}
+	}
+}
+
+// model returns the xAI client for the current key, or why there is none.
+func (f *Function) model(ctx context.Context) (*xai.Client, string) {
+	cfg := f.d.Config
+	key, err := f.d.Keys.Get(ctx, deploy.SecretKeyXAI)
+	switch {
+	case errors.Is(err, secrets.ErrNotSet):
+		return nil, "xAI API key not configured (no XAI_API_KEY and none in the secret)"
+	case err != nil:
+		// The error names the secret, never its content.
+		f.logger.ErrorContext(ctx, "read xAI API key", "error", err)
+		return nil, "xAI API key unavailable: " + err.Error()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.llm == nil || f.llmKey != key {
+		f.llm = xai.New(xai.Options{
+			URL: cfg.XAIAPIURL, APIKey: key, Model: cfg.XAIModel, MaxCompletionTokens: cfg.XAIMaxCompletionTokens,
+			Reserve: cfg.XAIReserve, Retry: f.d.XAIRetry, AttemptTimeout: cfg.XAIAttemptTimeout,
+		})
+		f.llmKey = key
+	}
+	return f.llm, ""
 }
