@@ -27,6 +27,10 @@ type Table struct {
 	// imports them by name and never creates or writes them. Local runs and
 	// tests create them with the documented shape.
 	Shared bool
+	// TTLAttribute, when set, names the Number attribute (Unix seconds) after
+	// which DynamoDB deletes an item. The local stack does not expire items
+	// (dynalite has no TTL); the stack enables it.
+	TTLAttribute string
 }
 
 // Name returns the physical table name for a stage, e.g. "ticker-data-dev".
@@ -37,6 +41,8 @@ const (
 	AttrTicker    = "ticker"    // HASH: upper-case symbol
 	AttrTimestamp = "timestamp" // RANGE: RFC 3339 UTC instant
 	AttrPortfolio = "portfolio" // HASH of portfolio-analyses
+	AttrDate      = "date"      // RANGE of daily-bars: YYYY-MM-DD, or a ~-prefixed record of the ticker
+	AttrExpiresAt = "expiresAt" // TTL of daily-bars: Unix seconds
 )
 
 // TickerData holds one item per ticker and trading day: the sort key is the
@@ -46,6 +52,18 @@ var TickerData = Table{
 	Base:         "ticker-data",
 	PartitionKey: Key{Name: AttrTicker, Type: String},
 	SortKey:      &Key{Name: AttrTimestamp, Type: String},
+}
+
+// DailyBars holds the stored daily history: one item per ticker and trading
+// day (the sort key is the New York date, YYYY-MM-DD), expiring about two
+// years after its date, plus a few records per ticker and per market day
+// whose sort keys start with "~" (they sort after every date): see
+// pkg/bardb and docs/decisions/0002-stored-daily-history.md.
+var DailyBars = Table{
+	Base:         "daily-bars",
+	PartitionKey: Key{Name: AttrTicker, Type: String},
+	SortKey:      &Key{Name: AttrDate, Type: String},
+	TTLAttribute: AttrExpiresAt,
 }
 
 // PortfolioAnalyses holds one item per analysis run of a portfolio.
@@ -77,4 +95,4 @@ var PortfolioPositions = Table{
 }
 
 // Tables lists every table of the service, owned and shared.
-var Tables = []Table{TickerData, PortfolioAnalyses, UserPortfolios, PortfolioPositions}
+var Tables = []Table{TickerData, DailyBars, PortfolioAnalyses, UserPortfolios, PortfolioPositions}
