@@ -220,7 +220,9 @@ type fakeDays struct {
 	known bool
 }
 
-func (f *fakeDays) Day(context.Context, string) (bardb.DayState, bool, error) { return f.state, f.known, nil }
+func (f *fakeDays) Day(context.Context, string) (bardb.DayState, bool, error) {
+	return f.state, f.known, nil
+}
 
 type fakeRows map[string]bool
 

@@ -28,7 +28,7 @@ type Grouped struct {
 // wire, so a row without a close or a time is skipped, not read as zero.
 type GroupedRow struct {
 	// T is the ticker ("T", capital), as Polygon spells it.
-	T *string `json:"T"`
+	T *string  `json:"T"`
 	O *float64 `json:"o"`
 	H *float64 `json:"h"`
 	L *float64 `json:"l"`
