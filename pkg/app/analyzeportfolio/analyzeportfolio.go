@@ -57,6 +57,9 @@ type Deps struct {
 	XAIRetry *retry.Policy
 	// XAIAttemptTimeout bounds one HTTP attempt; 0 is only the deadline.
 	XAIAttemptTimeout time.Duration
+	// Now is the analyzer's clock (which trading day is current); nil is
+	// time.Now (`zsm run --date` analyzes as at 01:00 the morning after).
+	Now func() time.Time
 }
 
 // FromEnv reads the configuration (a problem fails here, in one line naming
@@ -101,7 +104,7 @@ func Build(d Deps) Handler {
 		opts := analyzer.Options{
 			Portfolios: d.Portfolios, TickerData: d.TickerData, Store: d.Store,
 			DefaultPortfolio: cfg.DefaultPortfolio, LastTradingDay: marketdata.LastTradingDay,
-			PortfolioBudget: cfg.PortfolioBudget, Logger: logger, Metrics: rec,
+			PortfolioBudget: cfg.PortfolioBudget, Logger: logger, Metrics: rec, Now: d.Now,
 		}
 		key, err := d.Keys.Get(ctx, deploy.SecretKeyXAI)
 		switch {
