@@ -123,7 +123,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	poly := fakepolygon.New(t, fakepolygon.Options{Key: key})
 	process, err := processticker.New(ctx, mapLookup(map[string]string{
 		"STAGE": env.Stage, "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage), "POLYGON_BASE_URL": poly.URL,
-		"DAILY_BARS_TABLE": deploy.DailyBars.Name(env.Stage),
+		"DAILY_BARS_TABLE":         deploy.DailyBars.Name(env.Stage),
 		"POLYGON_CALLS_PER_MINUTE": "0", "POLYGON_API_KEY": key, "LOG_LEVEL": "debug",
 	}), &out)
 	if err != nil {
@@ -426,8 +426,9 @@ func TestProcessTickerClassifiesPolygonErrors(t *testing.T) {
 
 // The key is rotated in the secret while processTicker is warm: the first
 // call is refused (401), the wiring re-reads the secret once (secrets.Keys
-// Refresh), the client sends the new key, and the batch goes on. A key still
-// refused after the re-read stops the run with everything handed back.
+// Refresh), the client sends the new key, and the batch goes on. (A key
+// still refused after the re-read stops the run: pkg/pipeline's
+// TestRefusedKeyStopsTheRunAndLosesNothing.)
 func TestProcessTickerReReadsARotatedKey(t *testing.T) {
 	var reads atomic.Int32
 	secret := func() string {
