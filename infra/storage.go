@@ -15,6 +15,7 @@ import (
 // storage holds the tables the stack owns and the shared ones it imports.
 type storage struct {
 	tickerData awsdynamodb.Table
+	dailyBars  awsdynamodb.Table
 	analyses   awsdynamodb.Table
 	// Shared tables of portfolio-api: imported by name, read-only here.
 	userPortfolios     awsdynamodb.ITable
@@ -36,6 +37,7 @@ func removalPolicy(stage string) awscdk.RemovalPolicy {
 func newStorage(scope constructs.Construct, stage string) *storage {
 	return &storage{
 		tickerData: newOwnedTable(scope, "TickerData", deploy.TickerData, stage),
+		dailyBars:  newOwnedTable(scope, "DailyBars", deploy.DailyBars, stage),
 		analyses:   newOwnedTable(scope, "PortfolioAnalyses", deploy.PortfolioAnalyses, stage),
 		userPortfolios: awsdynamodb.Table_FromTableName(scope, jsii.String("UserPortfolios"),
 			jsii.String(deploy.UserPortfolios.Name(stage))),
@@ -45,8 +47,8 @@ func newStorage(scope constructs.Construct, stage string) *storage {
 }
 
 // newOwnedTable creates a table from its spec: on-demand billing, point-in-time
-// recovery, encryption at rest with the AWS managed key, and per-stage
-// retention.
+// recovery, encryption at rest with the AWS managed key, per-stage
+// retention, and the spec's TTL attribute when it has one.
 func newOwnedTable(scope constructs.Construct, id string, spec deploy.Table, stage string) awsdynamodb.Table {
 	if spec.Shared {
 		panic(fmt.Sprintf("table %s is shared: import it, do not create it", spec.Base))
@@ -64,6 +66,9 @@ func newOwnedTable(scope constructs.Construct, id string, spec deploy.Table, sta
 	}
 	if spec.SortKey != nil {
 		props.SortKey = attribute(*spec.SortKey)
+	}
+	if spec.TTLAttribute != "" {
+		props.TimeToLiveAttribute = jsii.String(spec.TTLAttribute)
 	}
 	return awsdynamodb.NewTable(scope, jsii.String(id), props)
 }
@@ -87,6 +92,10 @@ func attribute(k deploy.Key) *awsdynamodb.Attribute {
 // and nothing else (no Query, no GetItem), so nothing more is granted.
 var (
 	sharedReadActions = []string{"dynamodb:Scan"}
+	// dailyBarsActions are pkg/bardb's calls: processTicker reads and
+	// writes the stored history (Query, GetItem; PutItem, BatchWriteItem);
+	// processTickers' catch-up run reads the day's state (GetItem).
+	dailyBarsActions = []string{"dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
 )
 
 // allowTable grants actions on exactly one table ARN (no index ARNs: the
