@@ -202,6 +202,7 @@ func stageEnv(ctx context.Context, stage string, fn deploy.Function) (map[string
 		deploy.EnvUserPortfoliosTable:     deploy.UserPortfolios.Name(stage),
 		deploy.EnvPortfolioPositionsTable: deploy.PortfolioPositions.Name(stage),
 		deploy.EnvTickerDataTable:         deploy.TickerData.Name(stage),
+		deploy.EnvDailyBarsTable:          deploy.DailyBars.Name(stage),
 		deploy.EnvPortfolioAnalysesTable:  deploy.PortfolioAnalyses.Name(stage),
 		// GetSecretValue takes the name as well as the ARN.
 		deploy.EnvAPIKeysSecretARN: deploy.SecretName(stage),
