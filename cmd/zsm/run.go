@@ -316,7 +316,7 @@ func startLocalRun(ctx context.Context, o runOptions, host func(string) (string,
 	}
 	env := r.stack.Env
 	r.say("dynalite   %s, data %s", r.stack.Dynalite.Endpoint, r.where)
-	r.say("tables     %s, %s, %s, %s (stage %s)", env[deploy.EnvTickerDataTable], env[deploy.EnvPortfolioAnalysesTable],
+	r.say("tables     %s, %s, %s, %s, %s (stage %s)", env[deploy.EnvTickerDataTable], env[deploy.EnvDailyBarsTable], env[deploy.EnvPortfolioAnalysesTable],
 		env[deploy.EnvUserPortfoliosTable], env[deploy.EnvPortfolioPositionsTable], r.stack.Stage)
 	r.say("queue      %s (local SQS)", r.stack.QueueURL)
 	if o.date != "" {
