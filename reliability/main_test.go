@@ -43,10 +43,10 @@ var allLogs logSink
 // row is one line of the report.
 type row struct {
 	// Analysis marks an analyzePortfolio scenario (else the ticker pipeline).
-	Analysis                                                              bool
-	Scenario, Faults                                                      string
+	Analysis                                                               bool
+	Scenario, Faults                                                       string
 	In, Days, Written, Permanent, Stale, HandedBack, Lost, Duplicated, Red int
-	Outcome                                                               string
+	Outcome                                                                string
 }
 
 var (

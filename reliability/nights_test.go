@@ -54,7 +54,7 @@ func nightScenarios() []pipelineScenario {
 		{name: "grouped daily not published, then the catch-up", faults: "Polygon publishes a day 6 h after the close: at 21:30 the grouped answer has resultsCount 0",
 			opts: worldOptions{clock: clock, polygon: fakepolygon.Options{PublishDelay: 6 * time.Hour, Universe: tickers}},
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.hold(tickers...) // the catch-up run scans the shared tables
+				w.hold(tickers...)             // the catch-up run scans the shared tables
 				mark = warm(t, w, 2*time.Hour) // the first night's catch-up time: published
 			},
 			then: func(t *testing.T, w *world) (drained, int) {
