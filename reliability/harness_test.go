@@ -201,15 +201,6 @@ func nightOf(d string) time.Time {
 	return c.Add(5*time.Hour + 30*time.Minute)
 }
 
-// night runs a whole night of date (the world's clock set to its 21:30):
-// processTickers, then processTicker until the queue is empty.
-func (w *world) night(date string, tickers ...string) {
-	w.t.Helper()
-	w.clock.Set(nightOf(date))
-	w.publish(tickers...)
-	w.drain(drainOptions{})
-}
-
 // hold writes one position per ticker into the shared tables (the catch-up
 // run scans them).
 func (w *world) hold(tickers ...string) {
