@@ -20,7 +20,9 @@ func renderNights(p func(string, ...any), r report) {
 		"against `fakepolygon` rate-limited at 5 calls in any sliding minute (a 429 beyond). The pacing and the server share a fake clock, so the market-data time is the time the calls take " +
 		"at 5 calls per minute, measured without waiting it. A cold night finds nothing stored (2026-11-23); the warm night follows it (2026-11-24, or when a cold night that overran is done). " +
 		"**stored** is the design of decision 0002 (one grouped-daily and one splits call, a per-ticker call only to fill a ticker's history); **per-ticker** is the design it replaces (every ticker its own call every night, nothing stored). " +
-		"Every night of every run stored one row per ticker, checked by the benchmark.")
+		"Every night of every run stored one row per ticker, checked by the benchmark. The per-ticker rows include its redelivery check (a `GetItem`, 0.5 RCU a ticker), which the design before issue 11 did not make.")
+	p("")
+	p("Measured %s on %s, %d cores (%s).", r.Date.Format("2006-01-02 15:04 MST"), r.Machine.CPU, r.Machine.Cores, r.Machine.Go)
 	p("")
 	p("| held tickers | night | design | market-data calls | market-data time at 5 calls/min | most calls in a minute | 429 answers | DynamoDB WCU | DynamoDB RCU |")
 	p("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
