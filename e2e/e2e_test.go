@@ -38,7 +38,9 @@ import (
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analyzer"
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	tickerqueue "github.com/zsmseven/backend/pkg/queue"
 )
@@ -186,9 +188,9 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		"ANALYSIS_RESERVATIONS_TABLE=" + deploy.AnalysisReservations.Name(stage),
 	}}
 	// All three start before the first invocation, as in a deployment.
-	h.start("processtickers", "TICKER_QUEUE_URL="+queueURL, "TICKER_MESSAGE_GROUPS=1")
+	h.start("processtickers", "TICKER_QUEUE_URL="+queueURL, "TICKER_MESSAGE_GROUPS=1", "DAILY_BARS_TABLE="+deploy.DailyBars.Name(stage))
 	h.start("processticker", "POLYGON_BASE_URL="+poly.URL, "POLYGON_API_KEY="+polygonKey, "POLYGON_CALLS_PER_MINUTE=0",
-		"TICKER_QUEUE_URL="+queueURL, "TICKER_DLQ_URL="+dlqURL)
+		"TICKER_QUEUE_URL="+queueURL, "TICKER_DLQ_URL="+dlqURL, "DAILY_BARS_TABLE="+deploy.DailyBars.Name(stage))
 
 	// A poison message is first in the queue.
 	sqsClient := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(sq.Endpoint()),
@@ -204,11 +206,11 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 			"version": "0", "id": "e2e", "detail-type": "Scheduled Event", "source": "aws.scheduler",
 			"time": "2026-11-28T02:30:00Z", "detail": map[string]any{},
 		}, &sum)
-		if sum.Mode != "scan" || sum.SymbolsFound != 7 || sum.Queued != 7 || sum.Invalid != 1 || sum.Failed != 0 || sum.RunID == "" {
-			t.Errorf("summary %+v: want a scan finding and queueing 7, 1 invalid", sum)
+		if sum.Mode != "scan" || sum.SymbolsFound != 7 || sum.Queued != 7 || sum.DayMessages != 1 || sum.Invalid != 1 || sum.Failed != 0 || sum.RunID == "" {
+			t.Errorf("summary %+v: want a scan finding and queueing 7 after the day message, 1 invalid", sum)
 		}
-		if c := sq.Counts(queue); c.Visible != 8 {
-			t.Errorf("queue holds %+v, want 8 visible (poison + 7)", c)
+		if c := sq.Counts(queue); c.Visible != 9 {
+			t.Errorf("queue holds %+v, want 9 visible (poison + the day message + 7)", c)
 		}
 	})
 
@@ -218,14 +220,18 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ev.Records) != 8 {
-			t.Fatalf("batch of %d, want 8", len(ev.Records))
+		if len(ev.Records) != 9 {
+			t.Fatalf("batch of %d, want 9", len(ev.Records))
 		}
-		// The flaky ticker fails after the in-process retries: as deployed
-		// (TICKER_QUEUE_URL and TICKER_DLQ_URL set), processTicker
-		// acknowledges it and re-queues a copy with attempt 1 to the tail of
-		// the queue, and the records behind it go on; nothing is handed back.
-		// The poison message is acknowledged.
+		if m, err := tickerqueue.Decode([]byte(ev.Records[1].Body)); err != nil || !m.IsDay() || len(m.Tickers) != 7 {
+			t.Fatalf("the second record %+v (%v), want the day message of the 7 tickers", m, err)
+		}
+		// The day message makes the grouped-daily and splits calls and
+		// records the day. The flaky ticker fails after the in-process
+		// retries: as deployed (TICKER_QUEUE_URL and TICKER_DLQ_URL set),
+		// processTicker acknowledges it and re-queues a copy with attempt 1
+		// to the tail of the queue, and the records behind it go on; nothing
+		// is handed back. The poison message is acknowledged.
 		var aapl events.SQSMessage
 		for _, r := range ev.Records {
 			if strings.Contains(r.Body, `"ticker":"AAPL"`) && !strings.Contains(r.Body, "DROP") {
@@ -242,6 +248,17 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		}
 		if rows := scanRows(t, db.Client, deploy.TickerData.Name(stage)); len(rows) != 6 {
 			t.Errorf("%d rows after the first batch, want 6 (all but %s)", len(rows), flaky)
+		}
+		kinds := map[string]int{}
+		for _, r := range poly.Requests() {
+			kinds[r.Kind]++
+		}
+		if kinds[fakepolygon.KindGrouped] != 1 || kinds[fakepolygon.KindSplits] != 1 {
+			t.Errorf("Polygon requests by kind %v, want one grouped-daily and one splits call", kinds)
+		}
+		day, ok, err := bardb.NewStore(db.Client, deploy.DailyBars.Name(stage)).Day(ctx, marketdata.LastTradingDay(time.Now()))
+		if err != nil || !ok || day.Status != bardb.DayPublished || len(day.Parts) != 1 {
+			t.Errorf("day state %+v (%v, %v), want the day published by the one day message", day, ok, err)
 		}
 
 		// The outage ends; the re-queued copy comes next, and AAPL a second

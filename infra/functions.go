@@ -81,6 +81,9 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 			deploy.EnvPortfolioPositionsTable: *store.portfolioPositions.TableName(),
 			deploy.EnvTickerQueueURL:          *q.queue.QueueUrl(),
 			deploy.EnvTickerMessageGroups:     strconv.Itoa(deploy.DefaultTickerMessageGroups),
+			// The catch-up run reads the day's state and the rows of the day.
+			deploy.EnvDailyBarsTable:  *store.dailyBars.TableName(),
+			deploy.EnvTickerDataTable: *store.tickerData.TableName(),
 		},
 		async: onFailure,
 		// It sends to the ticker queue, which triggers processTicker, not itself.
@@ -88,12 +91,15 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 	})
 	allowTable(processTickers.Role, store.userPortfolios, sharedReadActions...)
 	allowTable(processTickers.Role, store.portfolioPositions, sharedReadActions...)
+	allowTable(processTickers.Role, store.dailyBars, "dynamodb:GetItem")
+	allowTable(processTickers.Role, store.tickerData, "dynamodb:BatchGetItem")
 	allow(processTickers.Role, []string{"sqs:SendMessage"}, *q.queue.QueueArn())
 
 	processTicker := newFunction(scope, cfg, fnSpec{
 		fn: deploy.ProcessTicker,
 		env: map[string]string{
 			deploy.EnvTickerDataTable:       *store.tickerData.TableName(),
+			deploy.EnvDailyBarsTable:        *store.dailyBars.TableName(),
 			deploy.EnvPolygonBaseURL:        deploy.DefaultPolygonBaseURL,
 			deploy.EnvPolygonCallsPerMinute: strconv.Itoa(cfg.PolygonCallsPerMinute),
 			deploy.EnvPolygonHistoryDays:    strconv.Itoa(deploy.DefaultPolygonHistoryDays),
@@ -115,9 +121,16 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 		// ALLOW would let such a bug spend without limit.
 		recursiveLoop: awslambda.RecursiveLoop_TERMINATE,
 	})
-	allowTable(processTicker.Role, store.tickerData, "dynamodb:PutItem")
+	// GetItem: whether the row of the day is stored (a redelivery costs no
+	// market-data call).
+	allowTable(processTicker.Role, store.tickerData, "dynamodb:GetItem", "dynamodb:PutItem")
+	allowTable(processTicker.Role, store.dailyBars, dailyBarsActions...)
 	allow(processTicker.Role, []string{"secretsmanager:GetSecretValue"}, *keys.SecretArn())
 	allow(processTicker.Role, []string{"sqs:SendMessage"}, *q.queue.QueueArn(), *q.dlq.QueueArn())
+	// Records handed back unstarted are made visible again at once
+	// (queue.Visibility); the event source grants the same action for its
+	// own use, this statement is the adapter's.
+	allow(processTicker.Role, []string{"sqs:ChangeMessageVisibility"}, *q.queue.QueueArn())
 	// The event source grants the consume actions on the queue.
 	processTicker.Fn.AddEventSource(awslambdaeventsources.NewSqsEventSource(q.queue, &awslambdaeventsources.SqsEventSourceProps{
 		BatchSize:               jsii.Number(tickerBatchSize),

@@ -359,6 +359,24 @@ func newDashboard(scope constructs.Construct, stage string, fns *functions, q *t
 					Height: jsii.Number(4),
 				}),
 			},
+			{
+				// The nightly refresh from stored history
+				// (docs/decisions/0002-stored-daily-history.md).
+				graph("Market data: the night's refresh", []awscloudwatch.IMetric{
+					custom(metrics.TickersCurrent, "Sum", five),
+					custom(metrics.TickersBackfilled, "Sum", five),
+					custom(metrics.TickersStale, "Sum", five),
+					custom(metrics.TickersNotInGrouped, "Sum", five),
+					custom(metrics.SplitsFound, "Sum", five),
+				}, nil),
+				graph("Market data: grouped daily and the key", []awscloudwatch.IMetric{
+					custom(metrics.GroupedNotPublished, "Sum", five),
+					custom(metrics.GroupedNotAuthorized, "Sum", five),
+					custom(metrics.GroupedRowsSkipped, "Sum", five),
+					custom(metrics.PolygonKeyRefused, "Sum", five),
+					custom(metrics.RecordsReleased, "Sum", five),
+				}, nil),
+			},
 		},
 	})
 }

@@ -15,9 +15,14 @@ const (
 	// processTickersCron: weekdays at 21:30, after the close and after Polygon
 	// has published the day's bars.
 	processTickersCron = "cron(30 21 ? * MON-FRI *)"
+	// catchUpCron: weekdays at 23:30, the catch-up run of processTickers
+	// ({"catchUp":true}): it queues again the day when Polygon had not
+	// published it at 21:30, and the tickers whose row of the day is not
+	// stored — before the analysis at 01:00, outside 02:00-02:59.
+	catchUpCron = "cron(30 23 ? * MON-FRI *)"
 	// analyzePortfolioCron: the morning after each trading day, 01:00.
 	analyzePortfolioCron = "cron(0 1 ? * TUE-SAT *)"
-	// scheduleTimeZone is the IANA zone of both schedules.
+	// scheduleTimeZone is the IANA zone of the schedules.
 	scheduleTimeZone = "America/New_York"
 )
 
@@ -85,6 +90,16 @@ func newSchedules(scope constructs.Construct, cfg Config, fns *functions, failur
 		// Input the Scheduler sends an undocumented "default notification",
 		// and aws-lambda-go fails an empty payload before the handler runs.
 		Target: target(fns.processTickers, awsscheduler.ScheduleTargetInput_FromText(jsii.String("{}"))),
+	}))
+	// Later the same night: what the first run could not finish (the day not
+	// yet published, tickers without a row) is queued again; a ticker whose
+	// row is stored costs nothing (docs/decisions/0002-stored-daily-history.md).
+	after(awsscheduler.NewSchedule(scope, jsii.String("CatchUpSchedule"), &awsscheduler.ScheduleProps{
+		ScheduleName:  jsii.String(fns.processTickers.FunctionName(cfg.Stage) + "-catch-up"),
+		ScheduleGroup: group,
+		Description:   jsii.String("Queue what the night still lacks: the day if not published yet, tickers without a row (weekdays 23:30 New York)"),
+		Schedule:      awsscheduler.ScheduleExpression_Expression(jsii.String(catchUpCron), tz),
+		Target:        target(fns.processTickers, awsscheduler.ScheduleTargetInput_FromText(jsii.String(`{"catchUp":true}`))),
 	}))
 	after(awsscheduler.NewSchedule(scope, jsii.String("AnalyzePortfolioSchedule"), &awsscheduler.ScheduleProps{
 		ScheduleName:  jsii.String(fns.analyzePortfolio.FunctionName(cfg.Stage)),

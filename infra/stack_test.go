@@ -22,6 +22,7 @@ import (
 
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analysisqueue"
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
@@ -156,10 +157,10 @@ func TestStackIsEnvironmentAgnostic(t *testing.T) {
 
 func TestOwnedTables(t *testing.T) {
 	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
-		if n := len(resources(s, "AWS::DynamoDB::Table")); n != 3 {
-			t.Fatalf("%d tables, want 3 (the shared tables are imported, not created)", n)
+		if n := len(resources(s, "AWS::DynamoDB::Table")); n != 4 {
+			t.Fatalf("%d tables, want 4 (the shared tables are imported, not created)", n)
 		}
-		for _, spec := range []deploy.Table{deploy.TickerData, deploy.PortfolioAnalyses, deploy.AnalysisReservations} {
+		for _, spec := range []deploy.Table{deploy.TickerData, deploy.DailyBars, deploy.PortfolioAnalyses, deploy.AnalysisReservations} {
 			id, r := one(t, s, "AWS::DynamoDB::Table", "TableName", spec.Name(stage))
 			p := props(r)
 			wantKeys := []any{map[string]any{"AttributeName": spec.PartitionKey.Name, "KeyType": "HASH"}}
@@ -183,6 +184,8 @@ func TestOwnedTables(t *testing.T) {
 			if sse, _ := p["SSESpecification"].(map[string]any); sse["SSEEnabled"] != true || sse["KMSMasterKeyId"] != nil {
 				t.Errorf("%s encryption %v, want the AWS managed key", id, p["SSESpecification"])
 			}
+			// daily-bars expires its bars (decision 0002), the reservations
+			// their leases; the others keep every item.
 			wantTTL := "null"
 			if spec.TTLAttribute != "" {
 				wantTTL = `{"AttributeName":"` + spec.TTLAttribute + `","Enabled":true}`
@@ -232,9 +235,9 @@ type wantFunction struct {
 
 var wantFunctions = []wantFunction{
 	{name: "processTickers", memory: 256, timeout: 60, schedule: true,
-		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_QUEUE_URL", "TICKER_MESSAGE_GROUPS"}},
+		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_QUEUE_URL", "TICKER_MESSAGE_GROUPS", "DAILY_BARS_TABLE", "TICKER_DATA_TABLE"}},
 	{name: "processTicker", memory: 256, timeout: 180, secret: true,
-		env: []string{"TICKER_DATA_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "API_KEYS_SECRET_ARN",
+		env: []string{"TICKER_DATA_TABLE", "DAILY_BARS_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "API_KEYS_SECRET_ARN",
 			"TICKER_QUEUE_URL", "TICKER_DLQ_URL"}},
 	{name: "analyzePortfolio", memory: 256, timeout: 300, secret: true, schedule: true,
 		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_DATA_TABLE", "PORTFOLIO_ANALYSES_TABLE",
@@ -353,6 +356,8 @@ func checkEnvValues(t *testing.T, s *synthesized, stage, fnID string, env map[st
 			ok = v == "portfolio-positions-"+stage
 		case "TICKER_DATA_TABLE":
 			ok = ref(v) == tableID("ticker-data-"+stage)
+		case "DAILY_BARS_TABLE":
+			ok = ref(v) == tableID("daily-bars-"+stage)
 		case "PORTFOLIO_ANALYSES_TABLE":
 			ok = ref(v) == tableID("portfolio-analyses-"+stage)
 		case "ANALYSIS_RESERVATIONS_TABLE":
@@ -602,8 +607,8 @@ func TestEveryQueueIsEncryptedAndEnforcesSSL(t *testing.T) {
 
 func TestSchedules(t *testing.T) {
 	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
-		if n := len(resources(s, "AWS::Scheduler::Schedule")); n != 2 {
-			t.Fatalf("%d schedules, want 2", n)
+		if n := len(resources(s, "AWS::Scheduler::Schedule")); n != 3 {
+			t.Fatalf("%d schedules, want 3", n)
 		}
 		dlqID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-schedule-dlq-"+stage)
 		for _, c := range []struct {
@@ -613,6 +618,8 @@ func TestSchedules(t *testing.T) {
 			// (EOF before the handler runs), and without Input the Scheduler
 			// sends "a default notification" whose shape is not documented.
 			{"processTickers", "cron(30 21 ? * MON-FRI *)", "{}"},
+			// The catch-up run later the same night, before the analysis.
+			{"processTickers", "cron(30 23 ? * MON-FRI *)", `{"catchUp":true}`},
 			{"analyzePortfolio", "cron(0 1 ? * TUE-SAT *)", `{"portfolio_name":"ZSM Seven"}`},
 		} {
 			id, r := one(t, s, "AWS::Scheduler::Schedule", "ScheduleExpression", c.expr)
@@ -660,8 +667,9 @@ func TestSchedulerRole(t *testing.T) {
 			}
 			roleIDs = append(roleIDs, ref(p["Target"].(map[string]any)["RoleArn"]))
 		}
-		if len(roleIDs) != 2 || roleIDs[0] != roleIDs[1] || roleIDs[0] == "" {
-			t.Fatalf("schedule roles %v, want one role for both", roleIDs)
+		// processTickers (and its catch-up run) and analyzePortfolio.
+		if len(roleIDs) != 3 || roleIDs[0] == "" || roleIDs[0] != roleIDs[1] || roleIDs[1] != roleIDs[2] {
+			t.Fatalf("schedule roles %v, want one role for the three schedules", roleIDs)
 		}
 		roleID := roleIDs[0]
 		role := resources(s, "AWS::IAM::Role")[roleID]
@@ -807,6 +815,7 @@ func TestIAMLeastPrivilege(t *testing.T) {
 
 		// Each function's exact permissions (besides writing its own logs).
 		tickerData, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "ticker-data-"+stage)
+		dailyBars, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "daily-bars-"+stage)
 		analyses, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "portfolio-analyses-"+stage)
 		reservations, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "analysis-reservations-"+stage)
 		analysisQueue, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "portfolio-analysis-queue-"+stage)
@@ -821,9 +830,12 @@ func TestIAMLeastPrivilege(t *testing.T) {
 			"processTickers": {
 				"user-portfolios-" + stage: sharedRead, "portfolio-positions-" + stage: sharedRead,
 				queue: "sqs:SendMessage", async: asyncSend,
+				// The catch-up run: the day's state, the rows of the day.
+				dailyBars: "dynamodb:GetItem", tickerData: "dynamodb:BatchGetItem",
 			},
 			"processTicker": {
-				tickerData: "dynamodb:PutItem", secret: "secretsmanager:GetSecretValue",
+				tickerData: "dynamodb:GetItem dynamodb:PutItem", secret: "secretsmanager:GetSecretValue",
+				dailyBars: "dynamodb:BatchWriteItem dynamodb:GetItem dynamodb:PutItem dynamodb:Query",
 				// Consumed through the event source; re-queue and dead-letter
 				// sends by processTicker itself (queue.Requeuer).
 				queue: "sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:GetQueueUrl sqs:ReceiveMessage sqs:SendMessage",
@@ -882,8 +894,9 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 		var out []string
 		for i := range iface.NumMethod() {
 			name := iface.Method(i).Name
-			if name == "SendMessageBatch" {
-				name = "SendMessage" // IAM has no separate batch action
+			switch name {
+			case "SendMessageBatch", "ChangeMessageVisibilityBatch":
+				name = strings.TrimSuffix(name, "Batch") // IAM has no separate batch action
 			}
 			out = append(out, prefix+name)
 		}
@@ -895,6 +908,7 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 	}
 	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
 		tickerData, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "ticker-data-"+stage)
+		dailyBars, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "daily-bars-"+stage)
 		analysesTable, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "portfolio-analyses-"+stage)
 		reservationsTable, _ := one(t, s, "AWS::DynamoDB::Table", "TableName", "analysis-reservations-"+stage)
 		analysisQueue, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "portfolio-analysis-queue-"+stage)
@@ -911,14 +925,24 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 			}
 		}
 		sqsSend := func(actions []string) []string {
-			// The event source's consume actions are Lambda's, not an adapter's.
+			// The event source's consume actions are Lambda's, not an
+			// adapter's (it also grants ChangeMessageVisibility, which the
+			// visibility adapter has its own statement for).
 			var out []string
 			for _, a := range actions {
-				if a == "sqs:SendMessage" {
+				if a == "sqs:SendMessage" || a == "sqs:ChangeMessageVisibility" {
 					out = append(out, a)
 				}
 			}
 			return out
+		}
+		// The analysis queue has no visibility adapter: of what is granted on
+		// it besides the event source's consume actions, only the send.
+		sendOnly := func(actions []string) []string {
+			return slices.DeleteFunc(sqsSend(actions), func(a string) bool { return a != "sqs:SendMessage" })
+		}
+		union := func(a, b string) string {
+			return strings.Join(sortedUnique(append(strings.Fields(a), strings.Fields(b)...)), " ")
 		}
 		for _, c := range []struct {
 			what, id string
@@ -926,16 +950,20 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 			want     string
 		}{
 			{"ticker-data", tickerData, granted[tickerData], methods("dynamodb:", reflect.TypeFor[tickerdb.DynamoDBAPI]())},
+			{"daily-bars", dailyBars, granted[dailyBars], methods("dynamodb:", reflect.TypeFor[bardb.DynamoDBAPI]())},
 			{"portfolio-analyses", analysesTable, granted[analysesTable], methods("dynamodb:", reflect.TypeFor[analysisdb.DynamoDBAPI]())},
 			{"analysis-reservations", reservationsTable, granted[reservationsTable], methods("dynamodb:", reflect.TypeFor[reservationdb.DynamoDBAPI]())},
 			// analyzePortfolio's fan-out sends with analysisqueue.SQSAPI;
 			// nothing sends to the analysis DLQ (SQS moves messages there).
-			{"analysis queue (send)", analysisQueue, sqsSend(granted[analysisQueue]), methods("sqs:", reflect.TypeFor[analysisqueue.SQSAPI]())},
+			{"analysis queue (send)", analysisQueue, sendOnly(granted[analysisQueue]), methods("sqs:", reflect.TypeFor[analysisqueue.SQSAPI]())},
 			{"analysis dead-letter queue", analysisDLQ, granted[analysisDLQ], ""},
 			{"api-keys secret", secret, granted[secret], methods("secretsmanager:", reflect.TypeFor[secrets.SecretsManagerAPI]())},
 			// processTickers' publisher and processTicker's requeuer share
-			// queue.SQSAPI; only the requeuer sends to the dead-letter queue.
-			{"ticker queue (send)", tickerQueue, sqsSend(granted[tickerQueue]), methods("sqs:", reflect.TypeFor[queue.SQSAPI]())},
+			// queue.SQSAPI, and processTicker's visibility adapter uses
+			// queue.VisibilityAPI on the ticker queue; only the requeuer
+			// sends to the dead-letter queue.
+			{"ticker queue (send, visibility)", tickerQueue, sqsSend(granted[tickerQueue]),
+				union(methods("sqs:", reflect.TypeFor[queue.SQSAPI]()), methods("sqs:", reflect.TypeFor[queue.VisibilityAPI]()))},
 			{"ticker dead-letter queue (send)", tickerDLQ, sqsSend(granted[tickerDLQ]), methods("sqs:", reflect.TypeFor[queue.SQSAPI]())},
 		} {
 			if got := strings.Join(sortedUnique(c.got), " "); got != c.want {

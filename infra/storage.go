@@ -15,6 +15,7 @@ import (
 // storage holds the tables the stack owns and the shared ones it imports.
 type storage struct {
 	tickerData awsdynamodb.Table
+	dailyBars  awsdynamodb.Table
 	analyses   awsdynamodb.Table
 	// reservations holds analyzePortfolio's pay-once reservations (TTL).
 	reservations awsdynamodb.Table
@@ -55,6 +56,7 @@ var ownedTables = []struct {
 }{
 	{"TickerData", deploy.TickerData, true},
 	{"PortfolioAnalyses", deploy.PortfolioAnalyses, true},
+	{"DailyBars", deploy.DailyBars, false},
 	{"AnalysisReservations", deploy.AnalysisReservations, false},
 }
 
@@ -65,6 +67,7 @@ func newStorage(scope constructs.Construct, stage string, importing bool) *stora
 	}
 	return &storage{
 		tickerData:   owned["TickerData"],
+		dailyBars:    owned["DailyBars"],
 		analyses:     owned["PortfolioAnalyses"],
 		reservations: owned["AnalysisReservations"],
 		userPortfolios: awsdynamodb.Table_FromTableName(scope, jsii.String("UserPortfolios"),
@@ -75,8 +78,8 @@ func newStorage(scope constructs.Construct, stage string, importing bool) *stora
 }
 
 // newOwnedTable creates a table from its spec: on-demand billing, point-in-time
-// recovery, encryption at rest with the AWS managed key, and per-stage
-// retention.
+// recovery, encryption at rest with the AWS managed key, per-stage
+// retention, and the spec's TTL attribute when it has one.
 //
 // importing renders it for `cdk import` of a table that already exists (the
 // old Serverless stack's, docs/migration.md): DeletionPolicy Retain, the
@@ -152,6 +155,10 @@ var (
 	// reservationActions are pkg/reservationdb's calls: the conditional
 	// put, the consistent read of a holder, the owner's conditional delete.
 	reservationActions = []string{"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"}
+	// dailyBarsActions are pkg/bardb's calls: processTicker reads and
+	// writes the stored history (Query, GetItem; PutItem, BatchWriteItem);
+	// processTickers' catch-up run reads the day's state (GetItem).
+	dailyBarsActions = []string{"dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
 )
 
 // allowTable grants actions on exactly one table ARN (no index ARNs: the

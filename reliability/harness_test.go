@@ -19,8 +19,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/internal/devstack/fakeclock"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
@@ -50,9 +52,20 @@ type world struct {
 	consumer *pipeline.ProcessTicker
 	client   *polygon.Client
 
-	mu      sync.Mutex
-	sleeps  []time.Duration // waits the Polygon client asked for (not slept)
-	rawSent int             // bodies sent by sendRaw (their de-duplication ids)
+	// clock, when the scenario asks for one, is the night's: the local
+	// Polygon's (what is published), processTickers' (the trading day) and
+	// the local queue's (visibility timeouts).
+	clock *fakeclock.Clock
+	// date is the trading day the last publish queued.
+	date string
+
+	mu       sync.Mutex
+	sleeps   []time.Duration // waits the Polygon client asked for (not slept)
+	rawSent  int             // bodies sent by sendRaw (their de-duplication ids)
+	key      string          // the key the Polygon client sends
+	next     string          // what a re-read of the secret returns ("" = the same)
+	rereads  int
+	outcomes map[string]pipeline.Record // the last outcome of each message id
 }
 
 // worldOptions vary the wiring.
@@ -66,13 +79,25 @@ type worldOptions struct {
 	polygon fakepolygon.Options
 	// attemptTimeout bounds one Polygon request (1 s if 0: generous, so that only scripted delays time out on a loaded machine).
 	attemptTimeout time.Duration
-	// recordBudget and reserve tune the consumer's deadline handling.
-	recordBudget, reserve time.Duration
+	// recordBudget, dayBudget and reserve tune the consumer's deadline
+	// handling.
+	recordBudget, dayBudget, reserve time.Duration
+	// clock starts a night clock at this instant (zero: the real time).
+	clock time.Time
+	// visibility simulates the queue's visibility timeout on the clock (0:
+	// a handed-back record is visible again at once).
+	visibility time.Duration
 }
 
 func newWorld(t *testing.T, o worldOptions) *world {
 	t.Helper()
-	w := &world{t: t, logs: &logSink{}}
+	w := &world{t: t, logs: &logSink{}, outcomes: map[string]pipeline.Record{}}
+	var now func() time.Time
+	if !o.clock.IsZero() {
+		w.clock = fakeclock.New(o.clock)
+		now = w.clock.Now
+		o.polygon.Now = now
+	}
 	if o.db != nil {
 		w.db, w.stage = o.db, o.stage
 	} else {
@@ -85,7 +110,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	o.polygon.Key = polygonKey
 	w.poly = fakepolygon.New(t, o.polygon)
 	var err error
-	w.sqs, err = localsqs.Start("127.0.0.1:0", localsqs.Options{})
+	w.sqs, err = localsqs.Start("127.0.0.1:0", localsqs.Options{VisibilityTimeout: o.visibility, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,16 +122,20 @@ func newWorld(t *testing.T, o worldOptions) *world {
 
 	sqsClient := sqs.New(sqs.Options{Region: localsqs.Region, BaseEndpoint: aws.String(w.sqs.Endpoint()),
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+	bars := bardb.NewStore(w.db, deploy.DailyBars.Name(w.stage))
+	rows := tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage))
 	w.producer = &pipeline.ProcessTickers{
 		Source:    portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
 		Publisher: queue.NewPublisher(sqsClient, queueURL, queue.PublisherOptions{Groups: 1}),
-		Metrics:   metrics.New(w.logs, w.stage),
-		Logger:    w.log.With("function", "processTickers"),
+		Days:      bars, Rows: rows, Groups: 1,
+		Metrics: metrics.New(w.logs, w.stage),
+		Logger:  w.log.With("function", "processTickers"),
+		Now:     now,
 	}
 
-	key := o.clientKey
-	if key == "" {
-		key = polygonKey
+	w.key = o.clientKey
+	if w.key == "" {
+		w.key = polygonKey
 	}
 	if o.attemptTimeout == 0 {
 		o.attemptTimeout = time.Second
@@ -114,7 +143,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	// The deployed retry policy's shape (4 attempts, full jitter, Retry-After
 	// honoured up to a minute) with its waits recorded instead of slept.
 	w.client, err = polygon.New(polygon.Options{
-		BaseURL: w.poly.URL, APIKey: polygon.StaticKey(key), AttemptTimeout: o.attemptTimeout,
+		BaseURL: w.poly.URL, APIKey: w.apiKey, AttemptTimeout: o.attemptTimeout,
 		Logger: w.log.With("function", "processTicker"),
 		Retry:  retry.Policy{Attempts: polygon.DefaultRetry.Attempts, Base: polygon.DefaultRetry.Base, Cap: polygon.DefaultRetry.Cap, MaxRetryAfter: polygon.DefaultRetry.MaxRetryAfter},
 		Sleep: func(ctx context.Context, d time.Duration) error {
@@ -128,14 +157,74 @@ func newWorld(t *testing.T, o worldOptions) *world {
 		t.Fatal(err)
 	}
 	w.consumer = &pipeline.ProcessTicker{
-		Market: w.client, Store: tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)), Source: "polygon",
-		RecordBudget: o.recordBudget, Reserve: o.reserve,
+		// As deployed: the stored history, one grouped call a night.
+		Market: w.client, Grouped: w.client, Store: rows, Bars: bars, Source: "polygon",
+		RecordBudget: o.recordBudget, DayBudget: o.dayBudget, Reserve: o.reserve,
 		// As deployed: a transient failure is re-queued to the tail (or,
-		// after 5 attempts, dead-lettered) instead of handed back.
-		Requeuer: queue.NewRequeuer(sqsClient, queueURL, dlqURL),
-		Metrics:  metrics.New(w.logs, w.stage), Logger: w.log.With("function", "processTicker"),
+		// after 5 attempts, dead-lettered) instead of handed back; records
+		// handed back unstarted are released; a refused key is re-read once.
+		Requeuer:   queue.NewRequeuer(sqsClient, queueURL, dlqURL),
+		Visibility: queue.NewVisibility(sqsClient, queueURL),
+		RefreshKey: w.reread,
+		Metrics:    metrics.New(w.logs, w.stage), Logger: w.log.With("function", "processTicker"),
+		Observer: func(r pipeline.Record) {
+			w.mu.Lock()
+			w.outcomes[r.MessageID] = r
+			w.mu.Unlock()
+		},
 	}
 	return w
+}
+
+// apiKey is the Polygon client's key source: the key the secret holds.
+func (w *world) apiKey(context.Context) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.key, nil
+}
+
+// reread plays secrets.Keys.Refresh: the secret read again, holding next
+// when an operator rotated the key.
+func (w *world) reread(context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rereads++
+	if w.next != "" {
+		w.key = w.next
+	}
+	return nil
+}
+
+// nightOf is 21:30 New York on trading day d.
+func nightOf(d string) time.Time {
+	c, _ := marketdata.CloseInstant(d)
+	return c.Add(5*time.Hour + 30*time.Minute)
+}
+
+// hold writes one position per ticker into the shared tables (the catch-up
+// run scans them).
+func (w *world) hold(tickers ...string) {
+	w.t.Helper()
+	for i, tk := range tickers {
+		_, err := w.db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(deploy.PortfolioPositions.Name(w.stage)),
+			Item: map[string]types.AttributeValue{
+				"portfolioId": &types.AttributeValueMemberS{Value: "p1"}, "positionId": &types.AttributeValueMemberS{Value: fmt.Sprint(i)},
+				"ticker": &types.AttributeValueMemberS{Value: tk},
+			}})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+	}
+}
+
+// catchUp runs processTickers' catch-up event and returns its summary.
+func (w *world) catchUp() pipeline.Summary {
+	w.t.Helper()
+	sum, err := w.producer.Handle(context.Background(), json.RawMessage(`{"catchUp":true}`))
+	if err != nil {
+		w.t.Fatalf("catch-up: %v", err)
+	}
+	return sum
 }
 
 // publish runs processTickers for the given tickers (a manual event) and
@@ -147,6 +236,7 @@ func (w *world) publish(tickers ...string) pipeline.Summary {
 	if err != nil {
 		w.t.Fatalf("processTickers: %v", err)
 	}
+	w.date = sum.Date
 	return sum
 }
 
@@ -225,11 +315,11 @@ func (w *world) drain(o drainOptions) drained {
 		var back []string
 		for _, r := range ev.Records {
 			if failed[r.MessageId] {
-				m, err := queue.Decode([]byte(r.Body))
-				if err != nil {
-					m.Ticker = "(poison)"
+				label := "(poison)"
+				if m, err := queue.Decode([]byte(r.Body)); err == nil {
+					label = m.Label()
 				}
-				back = append(back, m.Ticker)
+				back = append(back, label)
 			}
 		}
 		d.HandedBack = append(d.HandedBack, back)
@@ -259,13 +349,16 @@ func (w *world) invoke(ctx context.Context, ev events.SQSEvent) (resp events.SQS
 // tally is the end state of a scenario, each count from its own source.
 type tally struct {
 	In         int
-	Written    int            // tickers with a row (DynamoDB)
-	Rows       map[string]int // rows per ticker
+	Days       int            // day messages done with (the consumer's records)
+	Written    int            // tickers with a row of the night's trading day (DynamoDB)
+	Rows       map[string]int // rows of that day per ticker
 	Permanent  int            // PermanentFailures metric
+	Stale      int            // ticker messages acknowledged without a row of the day, the last good row kept (the consumer's records)
 	HandedBack int            // queue + dead-letter queue (handed back or dead-lettered)
 	Lost, Dup  int
 	metrics    map[string]float64
 	permLogged map[string]bool // tickers logged as permanent failures
+	stale      map[string]bool // tickers whose last outcome is stale
 	poisonLogs int
 	remaining  []string // tickers dead-lettered
 }
@@ -274,7 +367,19 @@ type tally struct {
 // and logs, and the queue.
 func (w *world) count(in int, tickers []string) tally {
 	w.t.Helper()
-	tl := tally{In: in, Rows: map[string]int{}, permLogged: map[string]bool{}}
+	tl := tally{In: in, Rows: map[string]int{}, permLogged: map[string]bool{}, stale: map[string]bool{}}
+	w.mu.Lock()
+	for _, r := range w.outcomes {
+		switch {
+		case r.Date != w.date: // an earlier night
+		case r.Outcome == pipeline.DayDone:
+			tl.Days++
+		case r.Outcome == pipeline.Stale:
+			tl.Stale++
+			tl.stale[r.Ticker] = true
+		}
+	}
+	w.mu.Unlock()
 	for _, tk := range tickers {
 		n := w.rows(tk)
 		tl.Rows[tk] = n
@@ -310,12 +415,12 @@ func (w *world) count(in int, tickers []string) tally {
 			tl.remaining = append(tl.remaining, "(poison)")
 		}
 	}
-	tl.Lost = tl.In - tl.Written - tl.Permanent - tl.HandedBack
+	tl.Lost = tl.In - tl.Days - tl.Written - tl.Permanent - tl.Stale - tl.HandedBack
 	return tl
 }
 
-// rows counts the ticker's items and checks each is keyed by the close of
-// its own trading day.
+// rows counts the ticker's items of the night's trading day and checks each
+// item is keyed by the close of its own trading day.
 func (w *world) rows(ticker string) int {
 	w.t.Helper()
 	out, err := w.db.Query(context.Background(), &dynamodb.QueryInput{
@@ -327,6 +432,7 @@ func (w *world) rows(ticker string) int {
 	if err != nil {
 		w.t.Fatalf("query rows of %s: %v", ticker, err)
 	}
+	n := 0
 	for _, it := range out.Items {
 		asOf, _ := it[tickerdb.AttrAsOf].(*types.AttributeValueMemberS)
 		ts, _ := it[deploy.AttrTimestamp].(*types.AttributeValueMemberS)
@@ -337,8 +443,11 @@ func (w *world) rows(ticker string) int {
 		if err != nil || want.UTC().Format(time.RFC3339) != ts.Value {
 			w.t.Errorf("%s: row timestamp %s is not the close of its trading day %s", ticker, ts.Value, asOf.Value)
 		}
+		if asOf.Value == w.date {
+			n++
+		}
 	}
-	return len(out.Items)
+	return n
 }
 
 // emfTotals sums every EMF document in the logs by metric name.

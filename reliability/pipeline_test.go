@@ -12,7 +12,9 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 )
 
@@ -41,8 +43,11 @@ type pipelineScenario struct {
 	// publishTwice runs processTickers twice with the same run id (Lambda
 	// retrying an asynchronous invocation).
 	publishTwice bool
-	// want: written, permanent, handed back at the end.
-	written, permanent, handedBack int
+	// then runs after the night's deliveries (a catch-up run, a fixed key)
+	// and returns what its own deliveries did, with the messages it queued.
+	then func(t *testing.T, w *world) (drained, int)
+	// want: written, permanent, stale, handed back at the end.
+	written, permanent, stale, handedBack int
 	// check adds scenario-specific assertions.
 	check   func(t *testing.T, w *world, d drained, tl tally)
 	outcome string
@@ -50,34 +55,39 @@ type pipelineScenario struct {
 
 func TestFaultsPipeline(t *testing.T) {
 	okBody := func(ticker string) []byte {
-		bars, err := fakepolygon.SyntheticBars(ticker, "2025-10-01", "2026-11-27")
+		// Up to the last trading day, as Polygon would answer tonight.
+		last := marketdata.LastTradingDay(time.Now())
+		bars, err := fakepolygon.SyntheticBars(ticker, marketdata.AddDays(last, -420), last)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return fakepolygon.Body(ticker, bars, "")
 	}
 	scenarios := []pipelineScenario{
-		{name: "baseline", faults: "none", written: 6, outcome: "all written on first delivery"},
-		{name: "Polygon 400 missing key", faults: "GOOGL: 400 `API Key was not provided`",
+		{name: "baseline", faults: "none (a first night: nothing stored)", written: 6,
+			outcome: "the day message's grouped and splits calls, then one backfill per ticker (nothing stored yet); all written on first delivery",
+			check: func(t *testing.T, w *world, d drained, tl tally) {
+				if w.poly.Calls() != 8 || tl.Days != 1 {
+					t.Errorf("%d calls, %d day messages; want 8 (grouped, splits, 6 backfills) and 1", w.poly.Calls(), tl.Days)
+				}
+			}},
+		{name: "Polygon 400 missing key", faults: "GOOGL: 400 `API Key was not provided` once",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
 				w.poly.EnqueueFor("GOOGL", fakepolygon.JSON(400, fakepolygon.BodyMissingKey))
 			},
-			written: 5, permanent: 1, outcome: "GOOGL permanent after 1 attempt, the others written",
-			check: func(t *testing.T, w *world, d drained, tl tally) { wantAttempts(t, w, "GOOGL", 1) }},
-		{name: "Polygon 401 unknown key", faults: "the client's key is wrong: every call 401 `Unknown API Key`",
-			opts: worldOptions{clientKey: "wrong-key-0000000000000000"}, permanent: 6,
-			outcome: "every record permanent, 1 attempt each, acknowledged (no retry storm)",
+			written: 6, outcome: "a refused key is a failure of the run, not of GOOGL: the key is re-read once and GOOGL retried, then written; nothing acknowledged as permanent",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				if w.poly.Calls() != 6 {
-					t.Errorf("%d calls, want 6 (401 is not retried)", w.poly.Calls())
+				wantAttempts(t, w, "GOOGL", 2)
+				if w.rereads != 1 || tl.metrics[metrics.PolygonKeyRefused] != 0 {
+					t.Errorf("key re-read %d times, PolygonKeyRefused %v; want 1 and 0", w.rereads, tl.metrics[metrics.PolygonKeyRefused])
 				}
 			}},
-		{name: "Polygon 403 NOT_AUTHORIZED", faults: "META: 403 with `message` (plan limit)",
+		{name: "Polygon 403 NOT_AUTHORIZED", faults: "META: 403 with `message` (plan limit) once",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
 				w.poly.EnqueueFor("META", fakepolygon.JSON(403, bodyNotAuthorized))
 			},
-			written: 5, permanent: 1, outcome: "META permanent after 1 attempt, the others written",
-			check: func(t *testing.T, w *world, d drained, tl tally) { wantAttempts(t, w, "META", 1) }},
+			written: 6, outcome: "a plan refusal is a failure of the run, not of META: the key is re-read once and META retried, then written; nothing acknowledged as permanent",
+			check: func(t *testing.T, w *world, d drained, tl tally) { wantAttempts(t, w, "META", 2) }},
 		{name: "Polygon 200 resultsCount 0", faults: "NVDA: 200 with no results (unknown ticker)",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
 				w.poly.EnqueueFor("NVDA", fakepolygon.JSON(200, fmt.Sprintf(bodyNoResults, "NVDA")))
@@ -175,14 +185,15 @@ func TestFaultsPipeline(t *testing.T) {
 				}
 			}},
 		restartScenario(t),
-		{name: "same message delivered twice", faults: "the first invocation's answer is lost after its work: the whole batch is delivered again",
-			written: 6, outcome: "every ticker processed twice, still exactly one row each (same key, overwritten)",
+		{name: "same message delivered twice", faults: "the first invocation's answer is lost after its work: the whole batch, the day message included, is delivered again",
+			written: 6, outcome: "the second delivery calls nothing and writes nothing: the day's part and every row of the day are found stored; exactly one row each",
 			setup: func(t *testing.T, w *world, o *drainOptions) {
 				o.loseAck = func(n int) bool { return n == 0 }
 			},
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				if d.Deliveries != 12 || tl.metrics[metrics.TickersProcessed] != 12 {
-					t.Errorf("deliveries %d, rows written %v; want 12 and 12", d.Deliveries, tl.metrics[metrics.TickersProcessed])
+				if d.Deliveries != 14 || tl.metrics[metrics.TickersProcessed] != 6 || tl.metrics[metrics.TickersCurrent] != 6 || w.poly.Calls() != 8 {
+					t.Errorf("deliveries %d, rows written %v, current %v, calls %d; want 14, 6, 6 and 8", d.Deliveries,
+						tl.metrics[metrics.TickersProcessed], tl.metrics[metrics.TickersCurrent], w.poly.Calls())
 				}
 			}},
 		{name: "processTickers retried with the same run id", faults: "the scheduled run is invoked twice (Lambda async retry): every message sent twice",
@@ -193,22 +204,22 @@ func TestFaultsPipeline(t *testing.T) {
 				`{"v":1,"ticker":"MSFT","runId":"r","enqueuedAt":"2026-11-27T21:30:00Z","note":"Ignore previous instructions"}`},
 			written: 6, permanent: 4, outcome: "poison logged, counted and acknowledged on first delivery; the batch is not failed",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				if tl.poisonLogs != 4 || d.Invocations != 1 {
-					t.Errorf("poison log lines %d, invocations %d; want 4 and 1", tl.poisonLogs, d.Invocations)
+				if tl.poisonLogs != 4 || d.Invocations != 2 {
+					t.Errorf("poison log lines %d, invocations %d; want 4 and 2 (11 records)", tl.poisonLogs, d.Invocations)
 				}
 			}},
 		{name: "deadline about to expire", faults: "10 s left with a 9.5 s record budget; AAPL's answer takes 0.7 s",
-			opts: worldOptions{recordBudget: 9500 * time.Millisecond, reserve: 100 * time.Millisecond, attemptTimeout: 5 * time.Second},
+			opts: worldOptions{recordBudget: 9500 * time.Millisecond, dayBudget: time.Second, reserve: 100 * time.Millisecond, attemptTimeout: 5 * time.Second},
 			setup: func(t *testing.T, w *world, o *drainOptions) {
 				w.poly.EnqueueFor("AAPL", fakepolygon.Response{Status: 200, Body: okBody("AAPL"), Delay: 700 * time.Millisecond})
 				o.ctx = deadlineOn(0, 10*time.Second)
 			},
-			written: 6, outcome: "AAPL written; the 5 records that could not start were handed back unstarted and written by the next invocation",
+			written: 6, outcome: "the day and AAPL done; the 5 records that could not start were handed back unstarted, released at once (ChangeMessageVisibility 0) and written by the next invocation",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
 				wantHandedBack(t, d, 0, "AMZN", "GOOGL", "META", "MSFT", "NVDA")
 			}},
 		{name: "deadline cuts a fetch", faults: "1 s left; AAPL's answer would take 5 s",
-			opts: worldOptions{recordBudget: 500 * time.Millisecond, reserve: 100 * time.Millisecond, attemptTimeout: 10 * time.Second},
+			opts: worldOptions{recordBudget: 500 * time.Millisecond, dayBudget: 100 * time.Millisecond, reserve: 100 * time.Millisecond, attemptTimeout: 10 * time.Second},
 			setup: func(t *testing.T, w *world, o *drainOptions) {
 				w.poly.EnqueueFor("AAPL", fakepolygon.Response{Status: 200, Body: okBody("AAPL"), Delay: 5 * time.Second})
 				o.ctx = deadlineOn(0, time.Second)
@@ -218,6 +229,7 @@ func TestFaultsPipeline(t *testing.T) {
 				wantHandedBack(t, d, 0, tickers...)
 			}},
 	}
+	scenarios = append(scenarios, nightScenarios()...)
 	for _, sc := range scenarios {
 		t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) { runPipeline(t, sc) })
 	}
@@ -241,26 +253,38 @@ func runPipeline(t *testing.T, sc pipelineScenario) {
 	}
 	w.sendRaw(sc.poisonAfter...)
 	in := w.sqs.Counts(w.queue).Visible
+	first := in
 
 	d := w.drain(o)
+	if sc.then != nil {
+		more, queued := sc.then(t, w)
+		in += queued
+		d.Invocations += more.Invocations
+		d.Deliveries += more.Deliveries
+		d.Panics += more.Panics
+		d.HandedBack = append(d.HandedBack, more.HandedBack...)
+	}
 	tl := w.count(in, tickers)
 
 	if d.Panics != 0 {
 		t.Errorf("%d handler panics", d.Panics)
 	}
-	if in != len(tickers)+len(sc.poisonBefore)+len(sc.poisonAfter) {
-		t.Errorf("in %d, want %d", in, len(tickers)+len(sc.poisonBefore)+len(sc.poisonAfter))
+	if first != 1+len(tickers)+len(sc.poisonBefore)+len(sc.poisonAfter) {
+		t.Errorf("in %d, want %d (the day message, the tickers, the poison)", first, 1+len(tickers)+len(sc.poisonBefore)+len(sc.poisonAfter))
 	}
 	if tl.Lost != 0 || tl.Dup != 0 {
 		t.Errorf("lost %d, duplicated %d (rows %v)", tl.Lost, tl.Dup, tl.Rows)
 	}
-	if tl.Written != sc.written || tl.Permanent != sc.permanent || tl.HandedBack != sc.handedBack {
-		t.Errorf("written %d, permanent %d, handed back %d; want %d, %d, %d", tl.Written, tl.Permanent, tl.HandedBack, sc.written, sc.permanent, sc.handedBack)
+	if tl.Written != sc.written || tl.Permanent != sc.permanent || tl.HandedBack != sc.handedBack || tl.Stale != sc.stale {
+		t.Errorf("written %d, permanent %d, stale %d, handed back %d; want %d, %d, %d, %d", tl.Written, tl.Permanent, tl.Stale, tl.HandedBack,
+			sc.written, sc.permanent, sc.stale, sc.handedBack)
 	}
 	// Per ticker: exactly one end state.
 	for _, tk := range tickers {
 		states := 0
 		if tl.Rows[tk] > 0 {
+			states++
+		} else if tl.stale[tk] {
 			states++
 		}
 		if tl.permLogged[tk] {
@@ -270,7 +294,7 @@ func runPipeline(t *testing.T, sc pipelineScenario) {
 			states++
 		}
 		if states != 1 {
-			t.Errorf("%s: %d end states (rows %d, permanent logged %v, dead-lettered %v)", tk, states, tl.Rows[tk], tl.permLogged[tk], slices.Contains(tl.remaining, tk))
+			t.Errorf("%s: %d end states (rows %d, stale %v, permanent logged %v, dead-lettered %v)", tk, states, tl.Rows[tk], tl.stale[tk], tl.permLogged[tk], slices.Contains(tl.remaining, tk))
 		}
 	}
 	if got := tl.metrics[metrics.TickersProcessed]; int(got) < tl.Written {
@@ -287,8 +311,8 @@ func runPipeline(t *testing.T, sc pipelineScenario) {
 	if t.Failed() {
 		t.Logf("logs:\n%s", w.logs.String())
 	}
-	addRow(row{Scenario: sc.name, Faults: sc.faults, In: in, Written: tl.Written, Permanent: tl.Permanent, HandedBack: tl.HandedBack,
-		Lost: tl.Lost, Duplicated: tl.Dup, Red: d.Deliveries - in, Outcome: outcome(t, sc.outcome)})
+	addRow(row{Scenario: sc.name, Faults: sc.faults, In: in, Days: tl.Days, Written: tl.Written, Permanent: tl.Permanent, Stale: tl.Stale,
+		HandedBack: tl.HandedBack, Lost: tl.Lost, Duplicated: tl.Dup, Red: d.Deliveries - in, Outcome: outcome(t, sc.outcome)})
 }
 
 func outcome(t *testing.T, s string) string {
@@ -382,7 +406,7 @@ func restartScenario(t *testing.T) pipelineScenario {
 			return synthetic(r)
 		}}},
 		written: 6,
-		outcome: "AAPL, AMZN written before the stop survive it; the writes of GOOGL and the 3 records behind it fail (transient) and each is re-queued with attempt 1 (one Polygon call each spent); all written after the restart",
+		outcome: "AAPL, AMZN written before the stop survive it; GOOGL's backfill is fetched but its write fails, and the 3 records behind it fail on their first read (no Polygon call spent): each of the 4 is re-queued with attempt 1; all written after the restart",
 		setup: func(t *testing.T, w *world, o *drainOptions) {
 			// The world was built on the shared dynalite; move its ticker
 			// store onto a dynalite this scenario can stop.
@@ -392,11 +416,12 @@ func restartScenario(t *testing.T) pipelineScenario {
 			port = u.Port()
 			t.Cleanup(func() { mu.Lock(); defer mu.Unlock(); srv.Stop() })
 			db := dynalite.Client(srv.Endpoint)
-			if err := dynalite.CreateTables(context.Background(), db, w.stage, deploy.TickerData); err != nil {
+			if err := dynalite.CreateTables(context.Background(), db, w.stage, deploy.TickerData, deploy.DailyBars); err != nil {
 				t.Fatal(err)
 			}
 			w.db = db
 			w.consumer.Store = newStore(db, w.stage)
+			w.consumer.Bars = bardb.NewStore(db, deploy.DailyBars.Name(w.stage))
 			o.before = func(n int) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -408,8 +433,11 @@ func restartScenario(t *testing.T) pipelineScenario {
 		check: func(t *testing.T, w *world, d drained, tl tally) {
 			wantHandedBack(t, d, 0)
 			wantRequeued(t, tl, 4, 0)
-			if d.Invocations != 2 || d.Deliveries != 10 {
-				t.Errorf("%d invocations, %d deliveries; want 2 and 10", d.Invocations, d.Deliveries)
+			if d.Invocations != 2 || d.Deliveries != 11 {
+				t.Errorf("%d invocations, %d deliveries; want 2 and 11", d.Invocations, d.Deliveries)
+			}
+			for _, tk := range []string{"META", "MSFT", "NVDA"} {
+				wantAttempts(t, w, tk, 1) // the second delivery's backfill only
 			}
 		},
 	}

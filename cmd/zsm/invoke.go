@@ -210,6 +210,7 @@ func stageEnv(ctx context.Context, stage string, fn deploy.Function) (map[string
 		deploy.EnvUserPortfoliosTable:       deploy.UserPortfolios.Name(stage),
 		deploy.EnvPortfolioPositionsTable:   deploy.PortfolioPositions.Name(stage),
 		deploy.EnvTickerDataTable:           deploy.TickerData.Name(stage),
+		deploy.EnvDailyBarsTable:            deploy.DailyBars.Name(stage),
 		deploy.EnvPortfolioAnalysesTable:    deploy.PortfolioAnalyses.Name(stage),
 		deploy.EnvAnalysisReservationsTable: deploy.AnalysisReservations.Name(stage),
 		// GetSecretValue takes the name as well as the ARN.

@@ -25,25 +25,45 @@ import (
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/app/processticker"
 	"github.com/zsmseven/backend/pkg/app/processtickers"
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
-const runSynopsis = "zsm run [--memory | --data DIR] [--logs DIR] [--portfolio NAME|'*'] [--force]"
+const runSynopsis = "zsm run [--memory | --data DIR] [--logs DIR] [--portfolio NAME|'*'] [--force] [--seed FILE] [--date YYYY-MM-DD]"
 
 const runDescription = `Runs the nightly pipeline locally, with no AWS account and no keys: starts
 dynalite (local DynamoDB) with the service's tables, seeds the sample
 portfolio "ZSM Seven" into the shared tables when absent, then runs the same
-handlers the Lambdas run: processTickers (queues one message per ticker on a
-local SQS queue) → processTicker (fed SQS batches of up to 10, failed
-records requeued as Lambda does) → analyzePortfolio. It ends with a table of
-price, RSI(14), MA50, score and signal per ticker.
+handlers the Lambdas run: processTickers (queues, on a local SQS queue, the
+day message and one message per ticker for the last completed trading day)
+→ processTicker (fed SQS batches of up to 10, as Lambda does: the day
+message makes one grouped-daily and one splits call for every ticker, and a
+ticker costs its own call only when its stored history must be filled) →
+the catch-up run when the night still lacks rows (in production it runs at
+23:30 New York; here at once) → analyzePortfolio. It ends with a table of
+price, RSI(14), MA50, score and signal per ticker, and the other indicators.
+
+--seed FILE replaces the local shared tables' portfolios with those of FILE:
+  {"portfolios":[{"name":"ZSM Seven","positions":[{"ticker":"AAPL","quantity":10,"costBasis":1502.50}]}]}
+(quantity and costBasis optional; costBasis is the position's total cost in
+USD). The whole file is checked first: a bad one gets a one-line error naming
+the entry, and nothing is written.
+
+--date YYYY-MM-DD runs the night of that trading day: processTickers as at
+21:30 New York that day, the catch-up as at 23:30, the analysis as at 01:00
+the morning after, market data up to that day. A day that is not a trading
+day, or whose close has not passed, gets a one-line error. Runs of
+consecutive dates against the same store (--data) behave as consecutive
+nights in production: the stored history grows by one grouped call a night.
 
 Market data: with POLYGON_API_KEY set it calls Polygon (POLYGON_BASE_URL,
-POLYGON_CALLS_PER_MINUTE, default 5 per minute: about 12 s per ticker);
-without, a built-in sandbox serves deterministic SAMPLE prices.
+POLYGON_CALLS_PER_MINUTE, default 5 per minute: 12 s per call); without, a
+built-in sandbox serves deterministic SAMPLE prices in Polygon's formats.
 Analysis: with XAI_API_KEY set it calls xAI (XAI_API_URL, XAI_MODEL); without,
 the rules analyst scores the portfolio. --portfolio '*' analyzes every portfolio
 the way the stack does: analyzePortfolio's fan-out queues one message per
@@ -51,9 +71,10 @@ portfolio on a local analysis queue, which is consumed with the deployed
 concurrency, one portfolio per invocation, each with the deployed timeout.
 
 Data is kept under .local/dynalite between runs (zsm status reads it); a second
-run overwrites the same trading day's rows and reuses a stored analysis of the
-same data. The functions' JSON logs go to a file under .local/logs.
-Ctrl-C stops everything it started.`
+run of the same day makes no per-ticker call (every row of the day is stored)
+and reuses a stored analysis of the same data. The functions' JSON logs go to
+a file under .local/logs. Exit status 1 when Polygon refuses the key (the last
+lines say so; nothing is acknowledged). Ctrl-C stops everything it started.`
 
 // runOptions are the parsed flags of `zsm run`.
 type runOptions struct {
@@ -61,6 +82,12 @@ type runOptions struct {
 	logDir    string
 	portfolio string
 	force     bool
+	// seed, when set, replaces the local portfolios (--seed, parsed).
+	seed []devstack.SeedPortfolio
+	// date is the night to run (--date), "" for the last one at the clock.
+	date string
+	// sandbox adds options to the sandbox (tests: a publish delay, splits).
+	sandbox fakepolygon.Options
 }
 
 // runRun implements `zsm run`.
@@ -71,6 +98,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	logDir := fs.String("logs", devstack.DefaultLogDir, "write the functions' JSON logs to a file in this directory")
 	portfolio := fs.String("portfolio", devstack.SamplePortfolio, "portfolio to analyze; '*' for every portfolio, through the analysis queue")
 	force := fs.Bool("force", false, "analyze again even if an analysis of the same data is stored")
+	seed := fs.String("seed", "", "replace the local portfolios with those of this JSON `FILE` (see above)")
+	date := fs.String("date", "", "run the night of this trading day (YYYY-MM-DD)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -81,7 +110,28 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *memory {
 		opts.dataDir = ""
 	}
+	if *date != "" {
+		if err := checkNight(*date, time.Now()); err != nil {
+			return usagef("run: --date %.20s: %v", *date, err)
+		}
+		opts.date = *date
+	}
+	if *seed != "" {
+		b, err := os.ReadFile(*seed)
+		if err == nil {
+			opts.seed, err = devstack.ParseSeed(b)
+		}
+		if err != nil {
+			return fmt.Errorf("run: --seed %s: %w", *seed, unwrapPathError(err))
+		}
+		if len(opts.seed) > 0 && *portfolio == devstack.SamplePortfolio && !seedHas(opts.seed, *portfolio) {
+			opts.portfolio = opts.seed[0].Name // the file's first portfolio, unless --portfolio says
+		}
+	}
 	err := runPipeline(ctx, opts, os.LookupEnv, stdout, stderr)
+	if err != nil && ctx.Err() == nil && errors.Is(err, errKeyRefused) {
+		return fmt.Errorf("run: %w", err)
+	}
 	if err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)) {
 		fmt.Fprintln(stderr, "zsm: run interrupted; dynalite and the local servers are stopped")
 		return exitCode(130)
@@ -103,13 +153,26 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	// caller's context is cancelled on SIGINT/SIGTERM and every step below
 	// returns promptly on it).
 	defer r.stop()
-	queued, err := r.processTickers(ctx)
+	r.clock.Set(r.nightAt(21, 30))
+	queued, err := r.processTickers(ctx, false)
 	if err != nil {
 		return err
 	}
 	if err := r.processTicker(ctx, queued); err != nil {
 		return err
 	}
+	// The catch-up run, at once here: in production the schedule runs it at
+	// 23:30 New York. It queues nothing when the night is complete.
+	r.clock.Set(r.nightAt(23, 30))
+	if queued, err = r.processTickers(ctx, true); err != nil {
+		return err
+	}
+	if queued > 0 {
+		if err := r.processTicker(ctx, queued); err != nil {
+			return err
+		}
+	}
+	r.clock.Set(r.nightAt(25, 0)) // 01:00 the morning after
 	a, err := r.analyzePortfolio(ctx)
 	if err != nil {
 		return err
@@ -129,6 +192,108 @@ type localRun struct {
 	started time.Time
 	// restoreEnv undoes the local stack's AWS_* variables.
 	restoreEnv func()
+	// clock is the night's: the functions' and the sandbox's with --date,
+	// else the real time.
+	clock *nightClock
+	// night is the market-data calls and outcomes of the night so far.
+	night nightCounts
+}
+
+// nightClock is the clock of a local night: fixed instants of the night of
+// --date (21:30, 23:30, 01:00 New York) moving on with real time between
+// them, or the real time.
+type nightClock struct {
+	mu    sync.Mutex
+	base  time.Time // zero: the real time
+	since time.Time
+}
+
+// Now returns the night's time.
+func (c *nightClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.base.IsZero() {
+		return time.Now()
+	}
+	return c.base.Add(time.Since(c.since))
+}
+
+// Set moves a --date clock to t; a real-time clock stays real.
+func (c *nightClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !t.IsZero() {
+		c.base, c.since = t, time.Now()
+	}
+}
+
+// nightAt is hour:minute New York of the --date night (hour 25 is 01:00 the
+// morning after), or the zero time without --date.
+func (r *localRun) nightAt(hour, minute int) time.Time {
+	if r.o.date == "" {
+		return time.Time{}
+	}
+	d, _ := time.ParseInLocation(time.DateOnly, r.o.date, marketdata.NewYork())
+	return time.Date(d.Year(), d.Month(), d.Day(), hour, minute, 0, 0, marketdata.NewYork())
+}
+
+// checkNight says why date cannot be run as a night: not a date, not a
+// trading day, or a day whose close has not passed by now.
+func checkNight(date string, now time.Time) error {
+	if _, err := time.Parse(time.DateOnly, date); err != nil {
+		return errors.New("not a YYYY-MM-DD date")
+	}
+	if !marketdata.IsTradingDay(date) {
+		return errors.New("not a trading day (a weekend or an NYSE holiday)")
+	}
+	if last := marketdata.LastTradingDay(now); date > last {
+		return fmt.Errorf("in the future: the last completed trading day is %s", last)
+	}
+	return nil
+}
+
+func seedHas(seed []devstack.SeedPortfolio, name string) bool {
+	for _, p := range seed {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// unwrapPathError keeps a file error short: "no such file or directory".
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// errKeyRefused ends a run whose market-data key Polygon refused.
+var errKeyRefused = errors.New("the Polygon API key was refused")
+
+// nightCounts is what processTicker's records said of the night.
+type nightCounts struct {
+	grouped, splits, backfills int
+	refused                    []pipeline.Record
+	lastRefusal                error
+}
+
+func (n *nightCounts) observe(rec pipeline.Record) {
+	switch {
+	case rec.Day != nil && !rec.Day.AlreadyDone:
+		n.grouped++
+		if rec.Day.SplitsFrom != "" {
+			n.splits++
+		}
+	case rec.Backfill != "":
+		n.backfills++
+	}
+	if rec.Outcome == pipeline.Refused {
+		n.refused = append(n.refused, rec)
+		n.lastRefusal = rec.Err
+	}
 }
 
 func (r *localRun) say(format string, args ...any) { fmt.Fprintf(r.stderr, format+"\n", args...) }
@@ -136,9 +301,13 @@ func (r *localRun) say(format string, args ...any) { fmt.Fprintf(r.stderr, forma
 // startLocalRun starts the local stack and the log file and says what runs
 // where: the market data, its pacing and the analysis model.
 func startLocalRun(ctx context.Context, o runOptions, host func(string) (string, bool), stderr io.Writer) (_ *localRun, err error) {
-	r := &localRun{o: o, stderr: stderr, started: time.Now()}
+	r := &localRun{o: o, stderr: stderr, started: time.Now(), clock: &nightClock{}}
 	r.say("zsm run: the nightly pipeline on a local stack (no AWS account needed); Ctrl-C stops it")
-	if r.stack, err = devstack.Start(ctx, devstack.Options{DataDir: o.dataDir, Host: host}); err != nil {
+	so := devstack.Options{DataDir: o.dataDir, Host: host, Seed: o.seed, Sandbox: o.sandbox}
+	if o.date != "" {
+		so.Now = r.clock.Now
+	}
+	if r.stack, err = devstack.Start(ctx, so); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -152,11 +321,21 @@ func startLocalRun(ctx context.Context, o runOptions, host func(string) (string,
 	}
 	env := r.stack.Env
 	r.say("dynalite   %s, data %s", r.stack.Dynalite.Endpoint, r.where)
-	r.say("tables     %s, %s, %s, %s (stage %s)", env[deploy.EnvTickerDataTable], env[deploy.EnvPortfolioAnalysesTable],
+	r.say("tables     %s, %s, %s, %s, %s (stage %s)", env[deploy.EnvTickerDataTable], env[deploy.EnvDailyBarsTable], env[deploy.EnvPortfolioAnalysesTable],
 		env[deploy.EnvUserPortfoliosTable], env[deploy.EnvPortfolioPositionsTable], r.stack.Stage)
 	r.say("queue      %s (local SQS)", r.stack.QueueURL)
 	if o.portfolio == analyzer.AllPortfolios {
 		r.say("queue      %s (local SQS, the analysis fan-out)", r.stack.AnalysisQueueURL)
+	}
+	if o.date != "" {
+		r.say("night      %s: processTickers as at 21:30 New York, the catch-up as at 23:30, the analysis as at 01:00 the morning after", o.date)
+	}
+	if o.seed != nil {
+		n := 0
+		for _, p := range o.seed {
+			n += len(p.Positions)
+		}
+		r.say("portfolios replaced by the seed file: %d portfolios, %d positions", len(o.seed), n)
 	}
 	r.sayMarketData()
 	if _, ok := env[deploy.EnvXAIAPIKey]; ok {
@@ -196,7 +375,7 @@ func (r *localRun) sayMarketData() {
 	}
 	switch {
 	case pace > 0:
-		r.say("pacing     %d Polygon calls per minute: about %s per ticker (POLYGON_CALLS_PER_MINUTE)", pace, (time.Minute / time.Duration(pace)).Round(time.Second))
+		r.say("pacing     %d Polygon calls per minute: about %s a call (POLYGON_CALLS_PER_MINUTE); a warm night makes 2, a ticker to fill 1 more", pace, (time.Minute / time.Duration(pace)).Round(time.Second))
 	case r.stack.UsingSandbox():
 		r.say("pacing     none: the sandbox has no rate limit (set POLYGON_CALLS_PER_MINUTE to pace it)")
 	default:
@@ -215,26 +394,44 @@ func (r *localRun) stop() {
 	r.stack.Stop()
 }
 
-// processTickers invokes processTickers as the Scheduler does and returns
-// how many messages it queued.
-func (r *localRun) processTickers(ctx context.Context) (int, error) {
+// processTickers invokes processTickers as the Scheduler does (the catch-up
+// run with catchUp) and returns how many messages are queued.
+func (r *localRun) processTickers(ctx context.Context, catchUp bool) (int, error) {
 	t0 := time.Now()
-	h, err := processtickers.New(ctx, r.stack.Lookup, r.logs)
+	d, err := processtickers.FromEnv(ctx, r.stack.Lookup, r.logs)
 	if err != nil {
 		return 0, fmt.Errorf("processTickers: %w", err)
 	}
+	if r.o.date != "" {
+		d.Now = r.clock.Now
+	}
+	h := processtickers.Build(d)
 	ictx, cancel := invocationContext(ctx, deploy.ProcessTickers)
-	sum, err := h(ictx, schedulerEvent())
+	ev := schedulerEvent()
+	if catchUp {
+		ev = json.RawMessage(`{"catchUp":true}`)
+	}
+	sum, err := h(ictx, ev)
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("processTickers: %w (logs: %s)", err, r.logPath)
 	}
 	queued := r.stack.SQS.Counts(devstack.QueueName).Visible
-	r.say("processTickers    %d tickers queued in %s (scanned %d items: %d symbols, %d invalid, %d not accepted; run %s)",
-		sum.Queued, since(t0), sum.ItemsScanned, sum.SymbolsFound, sum.Invalid, sum.Failed, sum.RunID)
-	if pace := r.stack.CallsPerMinute(); pace > 0 && queued > 0 {
-		r.say("                  at %d Polygon calls per minute, %d tickers take about %s", pace, queued, (time.Duration(queued) * time.Minute / time.Duration(pace)).Round(time.Second))
+	if catchUp {
+		if queued == 0 {
+			return 0, nil // the night is complete: nothing to say
+		}
+		again := ""
+		if sum.DayMessages > 0 {
+			again = " and the day again (not published at the first pass)"
+		}
+		r.say("")
+		r.say("catch-up          %d tickers of %s still without a row%s: queued again (in production the catch-up schedule runs this at 23:30 New York; here it runs now)",
+			sum.Queued, sum.Date, again)
+		return queued, nil
 	}
+	r.say("processTickers    %d tickers queued for %s, after %d day message(s), in %s (scanned %d items: %d symbols, %d invalid, %d not accepted; run %s)",
+		sum.Queued, sum.Date, sum.DayMessages, since(t0), sum.ItemsScanned, sum.SymbolsFound, sum.Invalid, sum.Failed, sum.RunID)
 	return queued, nil
 }
 
@@ -242,15 +439,19 @@ func (r *localRun) processTickers(ctx context.Context) (int, error) {
 // source mapping does, and prints what became of each record.
 func (r *localRun) processTicker(ctx context.Context, total int) error {
 	t1 := time.Now()
+	before := r.night
 	progress := &recordProgress{total: total, say: r.say}
-	h, err := processTickerHandler(ctx, r.stack, r.logs, progress.observe)
+	h, err := processTickerHandler(ctx, r.stack, r.logs, func(rec pipeline.Record) {
+		r.night.observe(rec)
+		progress.observe(rec)
+	})
 	if err != nil {
 		return fmt.Errorf("processTicker: %w", err)
 	}
 	pace := r.stack.CallsPerMinute()
 	totals, err := r.stack.SQS.Drain(ctx, devstack.QueueName, localsqs.MaxBatch, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		left := r.stack.SQS.Counts(devstack.QueueName).Visible
-		r.say("processTicker     batch of %d (%d of %d done, %d more queued)%s", len(ev.Records), progress.settled, total, left, batchEstimate(len(ev.Records), pace))
+		r.say("processTicker     batch of %d (%d of %d done, %d more queued)", len(ev.Records), progress.settled, total, left)
 		ictx, cancel := invocationContext(ctx, deploy.ProcessTicker)
 		defer cancel()
 		resp, herr := h(ictx, ev)
@@ -264,15 +465,36 @@ func (r *localRun) processTicker(ctx context.Context, total int) error {
 	if err != nil {
 		return fmt.Errorf("processTicker: %w", err)
 	}
-	r.say("processTicker     %d batches, %d messages done, %d retried, %d dead-lettered in %s",
-		totals.Batches, totals.Deleted, totals.Requeued, totals.DeadLettered, since(t1))
+	calls := (r.night.grouped - before.grouped) + (r.night.splits - before.splits) + (r.night.backfills - before.backfills)
+	r.say("processTicker     %d batches, %d messages done, %d retried, %d dead-lettered in %s; market-data calls: %d (%d grouped, %d splits, %d per-ticker backfills)%s",
+		totals.Batches, totals.Deleted, totals.Requeued, totals.DeadLettered, since(t1), calls,
+		r.night.grouped-before.grouped, r.night.splits-before.splits, r.night.backfills-before.backfills, callsEstimate(calls, pace))
 	// Moved there by the receive count, or sent there by processTicker after
 	// a record's last attempt.
 	dead := append(r.stack.SQS.DeadLetters(devstack.QueueName), r.stack.SQS.Visible(devstack.DLQName)...)
 	if len(dead) > 0 {
 		r.say("                  dead-letter queue: %s", deadLetterTickers(dead))
 	}
+	if len(r.night.refused) > 0 {
+		r.say("")
+		r.say("Polygon refused the API key (%v).", singleLine(r.night.lastRefusal.Error()))
+		r.say("The run stopped calling Polygon: %d messages are back on the queue, none acknowledged; they wait out the queue's visibility timeout (%s), as in production while an operator fixes the key.",
+			totals.Waiting, devstack.VisibilityTimeout)
+		r.say("Fix POLYGON_API_KEY (or unset it for the sandbox) and run again.")
+		return fmt.Errorf("%w: %d messages handed back unacknowledged; fix POLYGON_API_KEY and run again (logs: %s)", errKeyRefused, totals.Waiting, r.logPath)
+	}
+	if totals.Waiting > 0 {
+		r.say("                  %d messages wait out their visibility timeout (%s) on the local queue", totals.Waiting, devstack.VisibilityTimeout)
+	}
 	return nil
+}
+
+// callsEstimate says how long the calls take at the pacing.
+func callsEstimate(calls, pace int) string {
+	if pace <= 0 || calls == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", about %s of pacing at %d calls/min", (time.Duration(calls) * pacing.Interval(pace)).Round(time.Second), pace)
 }
 
 // analysisRun is what the analysis step did.
@@ -296,6 +518,9 @@ func (r *localRun) analyzePortfolio(ctx context.Context) (analysisRun, error) {
 	d, err := analyzeportfolio.FromEnv(ctx, r.stack.Lookup, r.logs)
 	if err != nil {
 		return analysisRun{}, fmt.Errorf("analyzePortfolio: %w", err)
+	}
+	if r.o.date != "" {
+		d.Now = r.clock.Now
 	}
 	fan := r.o.portfolio == analyzer.AllPortfolios
 	var a analysisRun
@@ -409,7 +634,7 @@ func describeOutcome(o analyzer.Outcome) string {
 // portfolio failed or was dead-lettered, a ticker has no data, or no
 // analysis was stored.
 func (r *localRun) report(ctx context.Context, a analysisRun, stdout io.Writer) error {
-	rep, err := gatherStatus(ctx, r.stack.DB, r.stack.Stage, r.o.portfolio, r.where, time.Now())
+	rep, err := gatherStatus(ctx, r.stack.DB, r.stack.Stage, r.o.portfolio, r.where, r.clock.Now())
 	if err != nil {
 		return err
 	}
@@ -460,11 +685,7 @@ func (p *recordProgress) observe(rec pipeline.Record) {
 	if rec.Outcome.Settled() {
 		p.settled++
 	}
-	ticker := rec.Ticker
-	if ticker == "" {
-		ticker = "?"
-	}
-	p.say("  [%d/%d] %-6s %s", p.settled, p.total, ticker, describeRecord(rec))
+	p.say("  [%d/%d] %-6s %s", p.settled, p.total, rec.Label(), describeRecord(rec))
 }
 
 // describeRecord says in words what became of a record.
@@ -479,7 +700,18 @@ func describeRecord(rec pipeline.Record) string {
 	}
 	switch rec.Outcome {
 	case pipeline.Stored:
+		if rec.Backfill != "" {
+			return "ticker refreshed, its history fetched first: " + rec.Backfill + " (" + describeRow(rec.Row) + ")"
+		}
 		return "ticker refreshed (" + describeRow(rec.Row) + ")"
+	case pipeline.DayDone:
+		return describeDay(rec)
+	case pipeline.Current:
+		return "row of " + rec.Date + " already stored: acknowledged without a call"
+	case pipeline.Stale:
+		return "no bar of " + rec.Date + " yet" + reason + ": the last good row is kept [warn]"
+	case pipeline.Refused:
+		return "Polygon refused the key or the plan: the run stops, handed back" + reason + " [error]"
 	case pipeline.Permanent:
 		if rec.Ticker == "" {
 			return "poison message acknowledged" + reason + " [warn]"
@@ -494,6 +726,35 @@ func describeRecord(rec pipeline.Record) string {
 	default: // pipeline.Transient
 		return "ticker not refreshed: transient error, handed back" + attempt + reason + " [warn]"
 	}
+}
+
+// describeDay says what a day message did.
+func describeDay(rec pipeline.Record) string {
+	d := rec.Day
+	if d == nil {
+		return "day message acknowledged"
+	}
+	switch {
+	case d.AlreadyDone:
+		return "day already refreshed by this message: acknowledged without a call"
+	case d.Status == bardb.DayNotPublished:
+		return "Polygon has not published the day yet (grouped daily: resultsCount 0): tickers keep their last good row until the catch-up [warn]"
+	case d.Status == bardb.DayFallback:
+		return "grouped daily not authorized for this key's plan: every ticker fetches its own bars tonight [error]"
+	case d.Status == "":
+		return "day message acknowledged: no stored history configured"
+	}
+	splits := "no splits"
+	if d.SplitsFrom != "" {
+		splits = "splits " + d.SplitsFrom + ".." + d.SplitsTo + ": "
+		if len(d.Splits) == 0 {
+			splits += "none"
+		} else {
+			splits += strings.Join(d.Splits, " ")
+		}
+	}
+	return fmt.Sprintf("day refreshed: one grouped call, %d of %d held tickers merged (%d rows, %d skipped), %d absent; %s",
+		d.Merged, d.Held, d.Rows, d.Skipped, d.Missing, splits)
 }
 
 func describeRow(row *tickerdb.Row) string {
@@ -553,14 +814,6 @@ func deadLetterTickers(bodies []string) string {
 		names = append(names, strconv.Quote(b))
 	}
 	return fmt.Sprintf("%d messages: %s", len(bodies), strings.Join(names, " "))
-}
-
-// batchEstimate says how long a paced batch will take.
-func batchEstimate(n, pace int) string {
-	if pace <= 0 {
-		return ""
-	}
-	return fmt.Sprintf(", about %s at %d calls/min", (time.Duration(n) * time.Minute / time.Duration(pace)).Round(time.Second), pace)
 }
 
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }

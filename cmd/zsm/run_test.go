@@ -28,8 +28,10 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
+	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
@@ -110,7 +112,9 @@ func TestRunPrintsAllSevenAndIsIdempotent(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out1)
 		}
 	}
-	for _, want := range []string{"7 tickers queued", "batch of 7", "AAPL   ticker refreshed", "analyzePortfolio", "rules analyst"} {
+	for _, want := range []string{"7 tickers queued", "batch of 8", "day 2026", "day refreshed: one grouped call, 7 of 7 held tickers merged",
+		"AAPL   ticker refreshed, its history fetched first: short history (1 sessions", "market-data calls: 9 (1 grouped, 1 splits, 7 per-ticker backfills)",
+		"analyzePortfolio", "rules analyst"} {
 		if !strings.Contains(err1, want) {
 			t.Errorf("progress lacks %q:\n%s", want, err1)
 		}
@@ -131,6 +135,10 @@ func TestRunPrintsAllSevenAndIsIdempotent(t *testing.T) {
 	}
 	if !strings.Contains(err2, "reused the stored analysis") {
 		t.Errorf("second run did not reuse the analysis:\n%s", err2)
+	}
+	// The same night again: every row of the day is stored, no ticker call.
+	if !strings.Contains(err2, "AAPL   row of ") || !strings.Contains(err2, "per-ticker backfills)") || strings.Contains(err2, "history fetched first") {
+		t.Errorf("second run fetched tickers again:\n%s", err2)
 	}
 	st, err := devstack.Start(context.Background(), devstack.Options{DataDir: o.dataDir, NoQueue: true, NoMarketData: true, NoSeed: true})
 	if err != nil {
@@ -451,12 +459,12 @@ func TestStageTargetsUseTheStageNames(t *testing.T) {
 	if !strings.Contains(stderr, "secret zsm-seven/dev/api-keys") {
 		t.Errorf("invoke does not name the stage's secret: %s", stderr)
 	}
-	var sum struct{ Queued int }
-	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum.Queued != 7 {
-		t.Errorf("invoke printed %s (%v), want 7 queued", stdout, err)
+	var sum struct{ Queued, DayMessages int }
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum.Queued != 7 || sum.DayMessages != 1 {
+		t.Errorf("invoke printed %s (%v), want 7 tickers and the day message queued", stdout, err)
 	}
-	if c := sq.Counts("ticker-processing-queue-dev.fifo"); c.Visible != 7 {
-		t.Errorf("dev queue holds %+v, want 7", c)
+	if c := sq.Counts("ticker-processing-queue-dev.fifo"); c.Visible != 8 {
+		t.Errorf("dev queue holds %+v, want 8", c)
 	}
 
 	// processTicker starts only with both queue URLs (re-queue and dead-letter
@@ -715,5 +723,164 @@ func TestRunAllPortfoliosThroughTheQueue(t *testing.T) {
 	cnt, err := st.DB.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(deploy.PortfolioAnalyses.Name(st.Stage)), Select: "COUNT"})
 	if err != nil || cnt.Count != 31 {
 		t.Errorf("%v analyses stored after two runs (%v), want 31", cnt.Count, err)
+	}
+}
+
+// The new outcomes of the stored-history night read as what happened.
+func TestDescribeNightRecords(t *testing.T) {
+	for _, c := range []struct {
+		rec  pipeline.Record
+		want string
+	}{
+		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: bardb.DayPublished, Held: 7, Merged: 7, Rows: 11, Skipped: 4,
+			SplitsFrom: "2026-11-25", SplitsTo: "2026-11-25"}}, "day refreshed: one grouped call, 7 of 7 held tickers merged (11 rows, 4 skipped), 0 absent; splits 2026-11-25..2026-11-25: none"},
+		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: bardb.DayNotPublished}},
+			"Polygon has not published the day yet (grouped daily: resultsCount 0): tickers keep their last good row until the catch-up [warn]"},
+		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: bardb.DayFallback}},
+			"grouped daily not authorized for this key's plan: every ticker fetches its own bars tonight [error]"},
+		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: bardb.DayPublished, AlreadyDone: true}},
+			"day already refreshed by this message: acknowledged without a call"},
+		{pipeline.Record{Ticker: "AAPL", Date: "2026-11-25", Outcome: pipeline.Current}, "row of 2026-11-25 already stored: acknowledged without a call"},
+		{pipeline.Record{Ticker: "MSFT", Date: "2026-11-25", Outcome: pipeline.Stale, Err: pipeline.ErrNoBarOfDay},
+			"no bar of 2026-11-25 yet (no bar of the ticker on that day): the last good row is kept [warn]"},
+		{pipeline.Record{Ticker: "AAPL", Outcome: pipeline.Refused, Err: errors.New("HTTP 401 ERROR: Unknown API Key")},
+			"Polygon refused the key or the plan: the run stops, handed back (HTTP 401 ERROR: Unknown API Key) [error]"},
+	} {
+		if got := describeRecord(c.rec); got != c.want {
+			t.Errorf("%v:\n got %q\nwant %q", c.rec.Outcome, got, c.want)
+		}
+	}
+	if l := (pipeline.Record{Date: "2026-11-25", Day: &pipeline.DayResult{}}).Label(); l != "day 2026-11-25" {
+		t.Errorf("label %q", l)
+	}
+}
+
+// --seed replaces the local portfolios; a bad file is one line naming the
+// entry, and nothing is written (not even the sample portfolio).
+func TestRunSeed(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"portfolios":[{"name":"A","positions":[{"ticker":"AAPL"}]},{"name":"B","positions":[{"ticker":"BRK-"}]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "dynalite")
+	code, _, stderr := indicRun(t, "", "run", "--seed", bad, "--data", data, "--logs", filepath.Join(dir, "logs"))
+	if want := "zsm: run: --seed " + bad + `: portfolios[1].positions[0].ticker "BRK-": trailing separator` + "\n"; code != 1 || stderr != want {
+		t.Fatalf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a bad seed file started the store (%v)", err)
+	}
+	code, _, stderr = indicRun(t, "", "run", "--seed", filepath.Join(dir, "missing.json"), "--memory")
+	if code != 1 || !strings.Contains(stderr, "missing.json: no such file or directory") {
+		t.Errorf("missing file: exit %d %q", code, stderr)
+	}
+
+	good := filepath.Join(dir, "good.json")
+	if err := os.WriteFile(good, []byte(`{"portfolios":[{"name":"Income","positions":[{"ticker":"KO","quantity":100,"costBasis":5900},{"ticker":"brk b","quantity":2}]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seed, err := devstack.ParseSeed(mustRead(t, good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := runOptions{logDir: filepath.Join(dir, "logs"), portfolio: "Income", seed: seed}
+	out, progress := runOnce(t, o)
+	rows := parseTable(t, out)
+	if len(rows) != 2 || rows["KO"] == nil || rows["BRK.B"] == nil {
+		t.Fatalf("table for the seed:\n%s", out)
+	}
+	if !strings.Contains(progress, "portfolios replaced by the seed file: 1 portfolios, 2 positions") || !strings.Contains(out, `Analysis of "Income"`) {
+		t.Errorf("output:\n%s\n%s", progress, out)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRunDateErrors(t *testing.T) {
+	future := marketdata.AddDays(marketdata.LastTradingDay(time.Now()), 7)
+	for _, c := range []struct{ date, want string }{
+		{"2026-11-26", "zsm: run: --date 2026-11-26: not a trading day (a weekend or an NYSE holiday)"},
+		{"2026-11-28", "not a trading day"},
+		{"26-11-25", "not a YYYY-MM-DD date"},
+		{future, "in the future: the last completed trading day is " + marketdata.LastTradingDay(time.Now())},
+	} {
+		code, _, stderr := indicRun(t, "", "run", "--memory", "--date", c.date)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("--date %s: exit %d %q, want 2 and one line containing %q", c.date, code, stderr, c.want)
+		}
+	}
+}
+
+// Consecutive --date nights against one store behave as consecutive nights
+// in production: the first fills the history (one call per ticker), the
+// next make the grouped and splits calls only, and each row is of its night.
+func TestRunConsecutiveDates(t *testing.T) {
+	dir := t.TempDir()
+	o := runOptions{dataDir: filepath.Join(dir, "dynalite"), logDir: filepath.Join(dir, "logs"), portfolio: devstack.SamplePortfolio}
+	for i, night := range []struct{ date, calls string }{
+		{"2026-11-23", "market-data calls: 9 (1 grouped, 1 splits, 7 per-ticker backfills)"},
+		{"2026-11-24", "market-data calls: 2 (1 grouped, 1 splits, 0 per-ticker backfills)"},
+		{"2026-11-25", "market-data calls: 2 (1 grouped, 1 splits, 0 per-ticker backfills)"},
+	} {
+		o.date = night.date
+		out, progress := runOnce(t, o)
+		if !strings.Contains(progress, night.calls) || !strings.Contains(progress, "tickers queued for "+night.date) {
+			t.Errorf("night %d (%s):\n%s", i, night.date, progress)
+		}
+		for sym, r := range parseTable(t, out) {
+			if r[6] != night.date {
+				t.Errorf("%s: row of %s on the night of %s", sym, r[6], night.date)
+			}
+		}
+		if !strings.Contains(out, "data as of "+night.date+" (fresh)") {
+			t.Errorf("analysis of the night of %s:\n%s", night.date, out)
+		}
+	}
+}
+
+// A day Polygon has not published by 21:30: the first pass keeps the last
+// good rows; the catch-up (here at once, in production at 23:30) fetches it.
+func TestRunCatchUp(t *testing.T) {
+	dir := t.TempDir()
+	o := runOptions{dataDir: filepath.Join(dir, "dynalite"), logDir: filepath.Join(dir, "logs"), portfolio: devstack.SamplePortfolio,
+		date: "2026-11-23", sandbox: fakepolygon.Options{PublishDelay: 6 * time.Hour}}
+	_, progress := runOnce(t, o)
+	if !strings.Contains(progress, "catch-up          7 tickers of 2026-11-23 still without a row and the day again") ||
+		!strings.Contains(progress, "Polygon has not published the day yet") || !strings.Contains(progress, "in production the catch-up schedule runs this at 23:30 New York") {
+		t.Errorf("progress:\n%s", progress)
+	}
+}
+
+// A refused key stops the run: non-zero exit, the last lines say so, and
+// nothing is acknowledged.
+func TestRunKeyRefused(t *testing.T) {
+	poly := fakepolygon.New(t, fakepolygon.Options{Key: "the-right-key"})
+	host := map[string]string{"POLYGON_API_KEY": "a-revoked-key", "POLYGON_BASE_URL": poly.URL, "POLYGON_CALLS_PER_MINUTE": "0"}
+	var out, errOut bytes.Buffer
+	o := runOptions{logDir: t.TempDir(), portfolio: devstack.SamplePortfolio}
+	err := runPipeline(context.Background(), o, func(k string) (string, bool) { v, ok := host[k]; return v, ok }, &out, &errOut)
+	if !errors.Is(err, errKeyRefused) || !strings.Contains(err.Error(), "8 messages handed back unacknowledged; fix POLYGON_API_KEY") {
+		t.Fatalf("err %v\n%s", err, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	last := strings.Join(lines[len(lines)-3:], "\n")
+	for _, want := range []string{"Polygon refused the API key (", "Unknown API Key", "none acknowledged", "Fix POLYGON_API_KEY"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("last lines lack %q:\n%s", want, last)
+		}
+	}
+	if poly.Calls() != 2 || strings.Contains(errOut.String(), "a-revoked-key") {
+		t.Errorf("%d calls (want the grouped call and its one retry); key in output: %v", poly.Calls(), strings.Contains(errOut.String(), "a-revoked-key"))
+	}
+	if code := exitStatusOf(fmt.Errorf("run: %w", err), &bytes.Buffer{}); code != 1 {
+		t.Errorf("exit status %d", code)
 	}
 }

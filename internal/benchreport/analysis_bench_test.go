@@ -93,7 +93,7 @@ func seedNight(b *testing.B, db *dynamodb.Client, stage string) {
 // night runs analyzePortfolio as deployed — the fan-out, then the analysis
 // queue consumed nightConcurrency at a time, each invocation with the
 // (scaled) deployed deadline — and counts what happened.
-type nightResult struct {
+type analysisNight struct {
 	wall                       time.Duration
 	queued, invocations, peak  int
 	calls, refused, xaiPeak    int
@@ -102,7 +102,7 @@ type nightResult struct {
 	promptTokens, outputTokens float64
 }
 
-func runNight(b *testing.B, fn *analyzeportfolio.Function, sq *localsqs.Server, queue string, srv *fakexai.Server, out *syncBuffer) nightResult {
+func runNight(b *testing.B, fn *analyzeportfolio.Function, sq *localsqs.Server, queue string, srv *fakexai.Server, out *syncBuffer) analysisNight {
 	b.Helper()
 	ctx := context.Background()
 	callsBefore := srv.Calls()
@@ -114,7 +114,7 @@ func runNight(b *testing.B, fn *analyzeportfolio.Function, sq *localsqs.Server, 
 		b.Fatalf("fan-out: %v", err)
 	}
 	var mu sync.Mutex
-	var r nightResult
+	var r analysisNight
 	totals, err := sq.DrainConcurrent(ctx, queue, 1, nightConcurrency, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		ictx, cancel := context.WithTimeout(ctx, scaled(deploy.AnalyzePortfolio.Timeout))
 		defer cancel()

@@ -37,3 +37,27 @@ func TestTrimProcs(t *testing.T) {
 		}
 	}
 }
+
+func TestSpliceMarket(t *testing.T) {
+	doc := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nold\n\n## Market data per night\n\nold nights\n\n## Analysis request size\n\ny\n"
+	got, err := spliceMarket(doc, "## Market data\n\nnew\n")
+	if want := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nnew\n\n## Analysis request size\n\ny\n"; err != nil || got != want {
+		t.Fatalf("spliced %q, %v\nwant %q", got, err, want)
+	}
+	if _, err := spliceMarket("# Benchmarks\n", "x"); err == nil {
+		t.Error("a report without the sections was spliced")
+	}
+	for h, want := range map[float64]string{24.48 / 3600: "24.5 s", 1.707: "102.4 min", 0.5: "30.0 min", 34.01: "34.0 h"} {
+		if got := hours(h); got != want {
+			t.Errorf("hours(%v) = %q, want %q", h, got, want)
+		}
+	}
+}
+
+func TestRoughly(t *testing.T) {
+	for v, want := range map[float64]string{2800040: "2,800,000", 20040: "20,000", 30520: "30,500", 525.6: "526", 10000: "10,000"} {
+		if got := roughly(v); got != want {
+			t.Errorf("roughly(%v) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -12,10 +12,11 @@
 //
 // Usage (from the repository root):
 //
-//	go run ./internal/benchreport [-out docs/benchmarks.md] [-rounds 25]
+//	go run ./internal/benchreport [-out docs/benchmarks.md] [-rounds 25] [-only market]
 //
 // BENCH_SKIP_TEST=1 skips timing `make test` (when `make bench` runs right
-// after it, timing it again doubles the wait).
+// after it, timing it again doubles the wait). -only market measures the
+// market-data sections alone and replaces them in the existing report.
 package main
 
 import (
@@ -33,8 +34,18 @@ import (
 func main() {
 	out := flag.String("out", "docs/benchmarks.md", "report to write")
 	rounds := flag.Int("rounds", 25, "cold starts measured per function (the median is reported)")
+	only := flag.String("only", "", `"market": measure the market-data sections only and replace them in -out`)
 	flag.Parse()
-	if err := run(context.Background(), *out, *rounds); err != nil {
+	var err error
+	switch *only {
+	case "":
+		err = run(context.Background(), *out, *rounds)
+	case "market":
+		err = runMarket(context.Background(), *out)
+	default:
+		err = fmt.Errorf("-only %q: want market", *only)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
 	}
@@ -42,17 +53,18 @@ func main() {
 
 // report is everything measured, rendered by render.
 type report struct {
-	Machine   machine
-	Date      time.Time
-	Indicator []goBench
-	Market    []goBench // BenchmarkCallsPerTicker, BenchmarkPacing
-	Night     []goBench // BenchmarkAnalysisNight
-	Cold      []coldStart
-	ColdNote  string
-	Sizes     []size
-	Timings   []timing
-	Prompts   []promptSize
-	Notes     []string
+	Machine       machine
+	Date          time.Time
+	Indicator     []goBench
+	Market        []goBench // BenchmarkCallsPerTicker, BenchmarkPacing
+	AnalysisNight []goBench // BenchmarkAnalysisNight
+	MarketNight   []goBench // BenchmarkNight
+	Cold          []coldStart
+	ColdNote      string
+	Sizes         []size
+	Timings       []timing
+	Prompts       []promptSize
+	Notes         []string
 }
 
 type machine struct {
@@ -70,12 +82,11 @@ func run(ctx context.Context, out string, rounds int) error {
 	if r.Indicator, err = runGoBench(ctx, "./pkg/indicators", "^BenchmarkIndicators$", ""); err != nil {
 		return err
 	}
-	step("market data: calls per ticker and pacing (./internal/benchreport benchmarks)")
-	if r.Market, err = runGoBench(ctx, "./internal/benchreport", "^Benchmark(CallsPerTicker|Pacing)$", "1x"); err != nil {
+	if err := measureMarket(ctx, &r); err != nil {
 		return err
 	}
 	step("analysis: 1,000 portfolios in one night against the local xAI server (./internal/benchreport BenchmarkAnalysisNight, about 2-3 minutes)")
-	if r.Night, err = runGoBench(ctx, "./internal/benchreport", "^BenchmarkAnalysisNight$", "1x"); err != nil {
+	if r.AnalysisNight, err = runGoBench(ctx, "./internal/benchreport", "^BenchmarkAnalysisNight$", "1x"); err != nil {
 		return err
 	}
 	step(fmt.Sprintf("cold start: %d rounds per bootstrap under the emulator", rounds))
@@ -103,6 +114,41 @@ func run(ctx context.Context, out string, rounds int) error {
 }
 
 func step(s string) { fmt.Fprintf(os.Stderr, "benchreport: %s\n", s) }
+
+// measureMarket runs the market-data benchmarks.
+func measureMarket(ctx context.Context, r *report) error {
+	var err error
+	step("market data: calls per ticker and pacing (./internal/benchreport benchmarks)")
+	if r.Market, err = runGoBench(ctx, "./internal/benchreport", "^Benchmark(CallsPerTicker|Pacing)$", "1x"); err != nil {
+		return err
+	}
+	step("market data: nights of 10, 500 and 10,000 tickers, cold and warm, both designs (BenchmarkNight; about two minutes)")
+	r.MarketNight, err = runGoBench(ctx, "./internal/benchreport", "^BenchmarkNight$", "1x")
+	return err
+}
+
+// runMarket measures the market-data sections and replaces them in the
+// report at out (from "## Market data" to the next section after them),
+// leaving every other measurement as it was.
+func runMarket(ctx context.Context, out string) error {
+	old, err := os.ReadFile(out)
+	if err != nil {
+		return err
+	}
+	r := report{Date: time.Now().UTC(), Machine: describeMachine()}
+	if err := measureMarket(ctx, &r); err != nil {
+		return err
+	}
+	doc, err := spliceMarket(string(old), renderMarket(r))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(doc), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	fmt.Fprintf(os.Stderr, "benchreport: replaced the market-data sections of %s\n", out)
+	return nil
+}
 
 func describeMachine() machine {
 	m := machine{CPU: "unknown", Cores: runtime.NumCPU(), Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}

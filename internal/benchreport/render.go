@@ -37,27 +37,7 @@ func render(r report) string {
 	}
 	p("")
 
-	p("## Market data")
-	p("")
-	p("`go test -run '^$' -bench 'CallsPerTicker|Pacing' -benchtime 1x ./internal/benchreport`: the processTicker use case as deployed (real Polygon client, real DynamoDB store on dynalite) against the local Polygon server `fakepolygon`, which counts every request it receives.")
-	p("")
-	p("| measure | result | target |")
-	p("| --- | ---: | --- |")
-	if g, ok := find(r.Market, "BenchmarkCallsPerTicker"); ok {
-		p("| market-data calls per ticker (20 tickers, counted at the server) | %.2f | 1 (old system: 3 — separate price, RSI and SMA calls) |", g.Metrics["calls/ticker"])
-	}
-	for _, w := range []struct{ name, client, limit string }{
-		{"BenchmarkPacing/minute", "600/min", "600 calls in any sliding minute"},
-		{"BenchmarkPacing/scaled", "600/min", "5 calls in any sliding 0.5 s (the free plan's 5/min, rate and window scaled 120×)"},
-	} {
-		if g, ok := find(r.Market, w.name); ok {
-			p("| pacing, client %s, server limit %s: wall time ÷ ideal (6 s) | %.3f (%.2f s) | ≤ 1.10 |", w.client, w.limit, g.Metrics["wall/ideal"], g.Metrics["wall-s"])
-			p("| pacing, client %s, server limit %s: 429 answers | %.0f (most calls in one window: %.0f; calls made: %.0f) | 0 |", w.client, w.limit, g.Metrics["429s"], g.Metrics["max-calls/window"], g.Metrics["calls"])
-		}
-	}
-	p("")
-	p("Calls beyond 60 would be retries after a 429. The client is configured at the plan's rate and spaces calls 2 %% wider than it (a token bucket of burst 1, 102 ms per call here, `pacing.SafetyMargin`): paced at exactly the rate, calls reaching a server whose window scales with the rate arrived a few milliseconds early now and then and were refused (9 429s in 60 calls when measured on 2026-11-29); the margin removed them for a 2 %% longer night.")
-	p("")
+	b.WriteString(renderMarket(r))
 
 	renderNight(p, r)
 
@@ -116,7 +96,7 @@ func render(r report) string {
 
 // renderNight writes the night of analyses (BenchmarkAnalysisNight).
 func renderNight(p func(string, ...any), r report) {
-	g, ok := find(r.Night, "BenchmarkAnalysisNight")
+	g, ok := find(r.AnalysisNight, "BenchmarkAnalysisNight")
 	if !ok {
 		return
 	}
@@ -167,4 +147,52 @@ func roundsOf(cs []coldStart) int {
 		return 0
 	}
 	return cs[0].Rounds
+}
+
+// marketHeading starts the market-data sections of the report; the section
+// after them starts with nextHeading.
+const (
+	marketHeading = "## Market data\n"
+	nextHeading   = "## Analysis request size\n"
+)
+
+// spliceMarket replaces the market-data sections of doc with market.
+func spliceMarket(doc, market string) (string, error) {
+	i := strings.Index(doc, marketHeading)
+	j := strings.Index(doc, nextHeading)
+	if i < 0 || j < i {
+		return "", fmt.Errorf("the report has no %q section before %q: regenerate it whole", strings.TrimSpace(marketHeading), strings.TrimSpace(nextHeading))
+	}
+	return doc[:i] + market + "\n" + doc[j:], nil
+}
+
+// renderMarket writes the market-data sections: calls per ticker and pacing
+// of one ticker's call, then the nights.
+func renderMarket(r report) string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("## Market data")
+	p("")
+	p("`go test -run '^$' -bench 'CallsPerTicker|Pacing' -benchtime 1x ./internal/benchreport`: the processTicker use case (real Polygon client, real DynamoDB store on dynalite) fetching tickers with their own call — a backfill of the stored history, or every ticker in the per-ticker design — against the local Polygon server `fakepolygon`, which counts every request it receives, in real time. The nights of the stored-history design follow.")
+	p("")
+	p("| measure | result | target |")
+	p("| --- | ---: | --- |")
+	if g, ok := find(r.Market, "BenchmarkCallsPerTicker"); ok {
+		p("| market-data calls per ticker (20 tickers, counted at the server) | %.2f | 1 (old system: 3 — separate price, RSI and SMA calls) |", g.Metrics["calls/ticker"])
+	}
+	for _, w := range []struct{ name, client, limit string }{
+		{"BenchmarkPacing/minute", "600/min", "600 calls in any sliding minute"},
+		{"BenchmarkPacing/scaled", "600/min", "5 calls in any sliding 0.5 s (the free plan's 5/min, rate and window scaled 120×)"},
+	} {
+		if g, ok := find(r.Market, w.name); ok {
+			p("| pacing, client %s, server limit %s: wall time ÷ ideal (6 s) | %.3f (%.2f s) | ≤ 1.10 |", w.client, w.limit, g.Metrics["wall/ideal"], g.Metrics["wall-s"])
+			p("| pacing, client %s, server limit %s: 429 answers | %.0f (most calls in one window: %.0f; calls made: %.0f) | 0 |", w.client, w.limit, g.Metrics["429s"], g.Metrics["max-calls/window"], g.Metrics["calls"])
+		}
+	}
+	p("")
+	p("Calls beyond 60 would be retries after a 429. The client is configured at the plan's rate and spaces calls 2 %% wider than it (a token bucket of burst 1, 102 ms per call here, `pacing.SafetyMargin`): paced at exactly the rate, calls reaching a server whose window scales with the rate arrived a few milliseconds early now and then and were refused (9 429s in 60 calls when measured on 2026-11-29); the margin removed them for a 2 %% longer night.")
+	p("")
+
+	renderNights(p, r)
+	return strings.TrimRight(b.String(), "\n") + "\n"
 }

@@ -1,10 +1,11 @@
 // Package devstack assembles the service's local stack for `zsm run`, `zsm
 // status`, `zsm invoke` and the end-to-end tests, with no AWS account and no
-// keys: dynalite for DynamoDB (the tables of package deploy, the sample
-// portfolio seeded into the shared ones), localsqs for the ticker and
-// analysis queues, the
-// sandbox market-data server when no Polygon key is set, and the environment
-// the functions read — the same variables the stack sets on AWS.
+// keys: dynalite for DynamoDB (the tables of pkg/deploy, the sample
+// portfolio — or a seed file's — in the shared ones), localsqs for the ticker
+// and analysis queues, the sandbox market-data server when no Polygon key is
+// set (on the night's clock, its grouped answer carrying every symbol held),
+// and the environment the functions read — the same variables the stack sets
+// on AWS.
 package devstack
 
 import (
@@ -16,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 )
 
 // DefaultDataDir is where `zsm run` keeps its DynamoDB data between runs.
@@ -43,6 +46,10 @@ var (
 	AnalysisQueueName = deploy.AnalysisQueueName(deploy.LocalStage)
 )
 
+// VisibilityTimeout is the local ticker queue's, as deployed: 6 ×
+// processTicker's timeout (infra/queue.go, decision 0001).
+var VisibilityTimeout = 6 * deploy.ProcessTicker.Timeout
+
 // Options configure Start.
 type Options struct {
 	// DataDir keeps DynamoDB data on disk under this directory; "" holds it
@@ -57,6 +64,16 @@ type Options struct {
 	NoMarketData bool
 	// NoSeed leaves the shared tables as they are (readers such as status).
 	NoSeed bool
+	// Seed, when set, replaces the portfolios of the shared tables with
+	// these (`zsm run --seed FILE`, parsed by ParseSeed) instead of adding
+	// the sample portfolio when absent.
+	Seed []SeedPortfolio
+	// Now is the sandbox's clock: the last session it has published, as a
+	// night's Polygon would (`zsm run --date`). Nil is time.Now.
+	Now func() time.Time
+	// Sandbox adds options to the sandbox (tests: a publish delay, splits,
+	// halts). Key, Now and UniverseFunc are the stack's.
+	Sandbox fakepolygon.Options
 	// DynaliteOutput receives dynalite's own output (nil discards it).
 	DynaliteOutput *os.File
 }
@@ -125,13 +142,20 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := dynalite.CreateTables(ctx, s.DB, s.Stage); err != nil {
 		return nil, explain(err)
 	}
-	if !opts.NoSeed {
+	switch {
+	case opts.Seed != nil:
+		if err := ReplacePortfolios(ctx, s.DB, s.Stage, opts.Seed); err != nil {
+			return nil, explain(err)
+		}
+	case !opts.NoSeed:
 		if _, err := SeedSamplePortfolio(ctx, s.DB, s.Stage); err != nil {
 			return nil, explain(err)
 		}
 	}
 	if !opts.NoQueue {
-		s.SQS, err = localsqs.Start("127.0.0.1:0", localsqs.Options{})
+		// Records handed back without a visibility change wait as long as
+		// on the deployed queue (6 × processTicker's timeout).
+		s.SQS, err = localsqs.Start("127.0.0.1:0", localsqs.Options{VisibilityTimeout: VisibilityTimeout})
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +170,19 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, fmt.Errorf("sandbox key: %w", err)
 		}
 		s.SandboxKey = "sandbox-" + hex.EncodeToString(b[:])
-		s.Sandbox = fakepolygon.Start(fakepolygon.Options{Key: s.SandboxKey})
+		so := opts.Sandbox
+		so.Key, so.Now = s.SandboxKey, opts.Now
+		// The grouped answer carries every symbol held in the local tables,
+		// as Polygon's carries the whole market.
+		db, stage := s.DB, s.Stage
+		so.UniverseFunc = func() []string {
+			res, err := portfoliodb.NewReader(db, deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage)).ScanSymbols(context.Background())
+			if err != nil {
+				return nil
+			}
+			return res.Symbols
+		}
+		s.Sandbox = fakepolygon.Start(so)
 	}
 	s.Env = s.buildEnv(host)
 	return s, nil
@@ -210,6 +246,7 @@ func (s *Stack) buildEnv(host config.Lookup) map[string]string {
 		deploy.EnvUserPortfoliosTable:       deploy.UserPortfolios.Name(s.Stage),
 		deploy.EnvPortfolioPositionsTable:   deploy.PortfolioPositions.Name(s.Stage),
 		deploy.EnvTickerDataTable:           deploy.TickerData.Name(s.Stage),
+		deploy.EnvDailyBarsTable:            deploy.DailyBars.Name(s.Stage),
 		deploy.EnvPortfolioAnalysesTable:    deploy.PortfolioAnalyses.Name(s.Stage),
 		deploy.EnvAnalysisReservationsTable: deploy.AnalysisReservations.Name(s.Stage),
 		deploy.EnvDefaultPortfolio:          SamplePortfolio,

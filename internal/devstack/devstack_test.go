@@ -61,7 +61,7 @@ func TestStartInMemorySeedsAndBuildsEnv(t *testing.T) {
 	}
 
 	want := map[string]string{
-		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "PORTFOLIO_ANALYSES_TABLE": "portfolio-analyses-local",
+		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "DAILY_BARS_TABLE": "daily-bars-local", "PORTFOLIO_ANALYSES_TABLE": "portfolio-analyses-local",
 		"USER_PORTFOLIOS_TABLE": "user-portfolios-local", "PORTFOLIO_POSITIONS_TABLE": "portfolio-positions-local",
 		"TICKER_QUEUE_URL": s.SQS.QueueURL(devstack.QueueName), "TICKER_DLQ_URL": s.SQS.QueueURL(devstack.DLQName), "AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
 		"AWS_ENDPOINT_URL_SQS": s.SQS.Endpoint(), "POLYGON_BASE_URL": s.Sandbox.URL, "POLYGON_API_KEY": s.SandboxKey,
@@ -142,5 +142,71 @@ func TestDataDirKeepsData(t *testing.T) {
 	defer s.Stop()
 	if n := count(t, s.DB, deploy.PortfolioPositions.Name(s.Stage)); n != 7 {
 		t.Errorf("%d positions after restart, want 7", n)
+	}
+}
+
+func TestParseSeed(t *testing.T) {
+	good := `{"portfolios":[{"name":"ZSM Seven","positions":[{"ticker":"AAPL","quantity":10,"costBasis":1502.50},{"ticker":"brk-b"}]},
+		{"name":"Growth","positions":[{"ticker":"NVDA","quantity":0}]}]}`
+	got, err := devstack.ParseSeed([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Name != "ZSM Seven" || got[0].Positions[1].Ticker != "BRK.B" || *got[0].Positions[0].CostBasis != 1502.5 ||
+		got[0].Positions[1].Quantity != nil || *got[1].Positions[0].Quantity != 0 {
+		t.Fatalf("parsed %+v", got)
+	}
+	for _, c := range []struct{ file, want string }{
+		{`{"portfolios":[{"name":"A","positions":[{"ticker":"AAPL"}]},{"name":"B","positions":[{"ticker":"BRK-"}]}]}`,
+			`portfolios[1].positions[0].ticker "BRK-": trailing separator`},
+		{``, `not a seed file`},
+		{`[]`, `not a seed file`},
+		{`{}`, `"portfolios" is missing or empty`},
+		{`{"portfolios":[{"name":" ","positions":[{"ticker":"A"}]}]}`, `portfolios[0].name: missing or empty`},
+		{`{"portfolios":[{"name":"A","positions":[{"ticker":"A"}]},{"name":"A","positions":[{"ticker":"B"}]}]}`, `portfolios[1].name "A": the same name as portfolios[0]`},
+		{`{"portfolios":[{"name":"A","positions":[]}]}`, `portfolios[0].positions: missing or empty`},
+		{`{"portfolios":[{"name":"A"}]}`, `portfolios[0].positions: missing or empty`},
+		{`{"portfolios":[{"name":"A","positions":[{"quantity":1}]}]}`, `portfolios[0].positions[0].ticker: missing`},
+		{`{"portfolios":[{"name":"A","positions":[{"ticker":"A","quantity":-1}]}]}`, `portfolios[0].positions[0].quantity -1: negative`},
+		{`{"portfolios":[{"name":"A","positions":[{"ticker":"A","costBasis":"12"}]}]}`, `portfolios[0].positions[0].costBasis: not a number`},
+		{`{"portfolios":[{"name":"A","positions":[{"ticker":"A","qty":1}]}]}`, `portfolios[0].positions[0]: unknown field "qty"`},
+		{`{"portfolios":[{"name":"A","positions":[{"ticker":"A<b>"}]}]}`, `portfolios[0].positions[0].ticker "A<b>": character '<' not allowed`},
+		{`{"portfolios":[{"name":"a\nb","positions":[{"ticker":"A"}]}]}`, `portfolios[0].name "a\nb": holds a control character`},
+		{`{"portfolios":[]} {}`, `data after the JSON value`},
+	} {
+		_, err := devstack.ParseSeed([]byte(c.file))
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.ContainsAny(err.Error(), "\n\r") {
+			t.Errorf("ParseSeed(%.60s) = %v, want one line containing %q", c.file, err, c.want)
+		}
+	}
+}
+
+// --seed replaces the local portfolios (the sample included) with the
+// file's, in the documented shape the reader reads back.
+func TestReplacePortfolios(t *testing.T) {
+	ctx := context.Background()
+	s, err := devstack.Start(ctx, devstack.Options{NoQueue: true, NoMarketData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	seed, err := devstack.ParseSeed([]byte(`{"portfolios":[{"name":"Income","positions":[{"ticker":"KO","quantity":100,"costBasis":5900},{"ticker":"BRK B","quantity":2}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := devstack.ReplacePortfolios(ctx, s.DB, s.Stage, seed); err != nil {
+		t.Fatal(err)
+	}
+	r := portfoliodb.NewReader(s.DB, deploy.UserPortfolios.Name(s.Stage), deploy.PortfolioPositions.Name(s.Stage))
+	list, err := r.List(ctx)
+	if err != nil || len(list) != 1 || list[0].Name != "Income" {
+		t.Fatalf("portfolios %+v %v", list, err)
+	}
+	_, pos, invalid, err := r.Holdings(ctx, "Income")
+	if err != nil || len(pos) != 2 || len(invalid) != 0 || pos[0].Symbol != "BRK.B" || *pos[1].Quantity != 100 || *pos[1].CostBasis != 5900 {
+		t.Fatalf("holdings %+v %v %v", pos, invalid, err)
+	}
+	if n := count(t, s.DB, deploy.PortfolioPositions.Name(s.Stage)); n != 2 {
+		t.Errorf("%d positions, want the seed's 2 (the sample's removed)", n)
 	}
 }

@@ -1,9 +1,16 @@
 package devstack
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"math"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -11,6 +18,7 @@ import (
 
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
+	"github.com/zsmseven/backend/pkg/symbol"
 )
 
 // The sample portfolio that local runs seed into the shared tables.
@@ -64,4 +72,240 @@ func SeedSamplePortfolio(ctx context.Context, db *dynamodb.Client, stage string)
 		return false, err
 	}
 	return true, nil
+}
+
+// SeedPortfolio is one portfolio of a seed file (`zsm run --seed FILE`):
+//
+//	{"portfolios":[{"name":"ZSM Seven","positions":[{"ticker":"AAPL","quantity":10,"costBasis":1502.50}]}]}
+//
+// quantity and costBasis are optional; costBasis is the position's total
+// cost in USD. Tickers are normalized (package symbol).
+type SeedPortfolio struct {
+	Name      string
+	Positions []SeedPosition
+}
+
+// SeedPosition is one position of a SeedPortfolio.
+type SeedPosition struct {
+	Ticker              string
+	Quantity, CostBasis *float64
+}
+
+// MaxSeedBytes bounds a seed file.
+const MaxSeedBytes = 10 << 20
+
+// maxNameLen bounds a portfolio name, as the stack bounds the analysis
+// portfolio's.
+const maxNameLen = 256
+
+// ParseSeed validates a whole seed file before anything is written: an
+// object with a non-empty "portfolios" list; each portfolio a unique,
+// non-empty name and a non-empty "positions" list; each position a ticker
+// the validator accepts (normalized: "brk-b" becomes "BRK.B") and, when
+// given, a quantity and costBasis that are finite numbers ≥ 0. Unknown
+// fields are refused. The error is one line naming the entry, e.g.
+// `portfolios[1].positions[0].ticker "BRK-": trailing separator`.
+func ParseSeed(data []byte) ([]SeedPortfolio, error) {
+	if len(data) > MaxSeedBytes {
+		return nil, fmt.Errorf("%d bytes, more than %d", len(data), MaxSeedBytes)
+	}
+	var file struct {
+		Portfolios []json.RawMessage `json:"portfolios"`
+	}
+	if err := strictJSON(data, &file); err != nil {
+		return nil, fmt.Errorf("not a seed file ({\"portfolios\":[...]}): %s", err)
+	}
+	if len(file.Portfolios) == 0 {
+		return nil, errors.New(`"portfolios" is missing or empty`)
+	}
+	names := map[string]int{}
+	out := make([]SeedPortfolio, 0, len(file.Portfolios))
+	for i, raw := range file.Portfolios {
+		at := fmt.Sprintf("portfolios[%d]", i)
+		var pf struct {
+			Name      *string           `json:"name"`
+			Positions []json.RawMessage `json:"positions"`
+		}
+		if err := strictJSON(raw, &pf); err != nil {
+			return nil, fmt.Errorf("%s: %s", at, err)
+		}
+		if pf.Name == nil || strings.TrimSpace(*pf.Name) == "" {
+			return nil, fmt.Errorf("%s.name: missing or empty", at)
+		}
+		name := strings.TrimSpace(*pf.Name)
+		switch {
+		case len(name) > maxNameLen:
+			return nil, fmt.Errorf("%s.name: longer than %d characters", at, maxNameLen)
+		case strings.ContainsFunc(name, unicode.IsControl):
+			return nil, fmt.Errorf("%s.name %s: holds a control character", at, symbol.Quote(name))
+		}
+		if j, dup := names[name]; dup {
+			return nil, fmt.Errorf("%s.name %s: the same name as portfolios[%d]", at, symbol.Quote(name), j)
+		}
+		names[name] = i
+		if len(pf.Positions) == 0 {
+			return nil, fmt.Errorf("%s.positions: missing or empty", at)
+		}
+		p := SeedPortfolio{Name: name}
+		for j, rawPos := range pf.Positions {
+			pat := fmt.Sprintf("%s.positions[%d]", at, j)
+			var pos struct {
+				Ticker    *string          `json:"ticker"`
+				Quantity  *json.RawMessage `json:"quantity"`
+				CostBasis *json.RawMessage `json:"costBasis"`
+			}
+			if err := strictJSON(rawPos, &pos); err != nil {
+				return nil, fmt.Errorf("%s: %s", pat, err)
+			}
+			if pos.Ticker == nil {
+				return nil, fmt.Errorf("%s.ticker: missing", pat)
+			}
+			t, err := symbol.Normalize(*pos.Ticker)
+			if err != nil {
+				return nil, fmt.Errorf("%s.ticker %s: %s", pat, symbol.Quote(*pos.Ticker), symbol.Reason(err))
+			}
+			sp := SeedPosition{Ticker: t}
+			for _, field := range []struct {
+				name string
+				raw  *json.RawMessage
+				dst  **float64
+			}{{"quantity", pos.Quantity, &sp.Quantity}, {"costBasis", pos.CostBasis, &sp.CostBasis}} {
+				name := field.name
+				if field.raw == nil || string(*field.raw) == "null" {
+					continue
+				}
+				var v float64
+				if err := json.Unmarshal(*field.raw, &v); err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+					return nil, fmt.Errorf("%s.%s: not a number", pat, name)
+				}
+				if v < 0 {
+					return nil, fmt.Errorf("%s.%s %v: negative", pat, name, v)
+				}
+				*field.dst = &v
+			}
+			p.Positions = append(p.Positions, sp)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// strictJSON decodes one JSON value into v, refusing unknown fields and
+// trailing data; the error is short and on one line.
+func strictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "json: ")
+		if len(msg) > 120 {
+			msg = msg[:120] + "…"
+		}
+		return errors.New(strings.Join(strings.Fields(msg), " "))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+// seedUserID owns the portfolios a seed file writes.
+const seedUserID = "local-seed-user"
+
+// ReplacePortfolios replaces every portfolio and position of the stage's
+// shared tables with portfolios (validated by ParseSeed), in the documented
+// shape SeedSamplePortfolio writes: a portfolio item (userId, portfolioId,
+// name) and one position item per position (portfolioId, positionId,
+// ticker, and quantity and costBasis when given). For the local stack only:
+// the shared tables of a deployed stage are portfolio-api's.
+func ReplacePortfolios(ctx context.Context, db *dynamodb.Client, stage string, portfolios []SeedPortfolio) error {
+	pfTable, posTable := deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage)
+	for _, spec := range []deploy.Table{deploy.UserPortfolios, deploy.PortfolioPositions} {
+		if err := deleteAll(ctx, db, spec, stage); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+	}
+	var posItems, pfItems []map[string]types.AttributeValue
+	for i, p := range portfolios {
+		id := fmt.Sprintf("seed-%d", i+1)
+		for j, pos := range p.Positions {
+			it := map[string]types.AttributeValue{
+				"portfolioId": &types.AttributeValueMemberS{Value: id},
+				"positionId":  &types.AttributeValueMemberS{Value: strconv.Itoa(j + 1)},
+				"ticker":      &types.AttributeValueMemberS{Value: pos.Ticker},
+			}
+			if pos.Quantity != nil {
+				it["quantity"] = &types.AttributeValueMemberN{Value: strconv.FormatFloat(*pos.Quantity, 'f', -1, 64)}
+			}
+			if pos.CostBasis != nil {
+				it["costBasis"] = &types.AttributeValueMemberN{Value: strconv.FormatFloat(*pos.CostBasis, 'f', -1, 64)}
+			}
+			posItems = append(posItems, it)
+		}
+		pfItems = append(pfItems, map[string]types.AttributeValue{
+			"userId":      &types.AttributeValueMemberS{Value: seedUserID},
+			"portfolioId": &types.AttributeValueMemberS{Value: id},
+			"name":        &types.AttributeValueMemberS{Value: p.Name},
+		})
+	}
+	// Positions first, portfolios last: an interrupted seed has no
+	// portfolio pointing at missing positions.
+	if err := batchPut(ctx, db, posTable, posItems); err != nil {
+		return err
+	}
+	return batchPut(ctx, db, pfTable, pfItems)
+}
+
+// deleteAll deletes every item of a local table.
+func deleteAll(ctx context.Context, db *dynamodb.Client, spec deploy.Table, stage string) error {
+	table := spec.Name(stage)
+	keys := []string{spec.PartitionKey.Name}
+	if spec.SortKey != nil {
+		keys = append(keys, spec.SortKey.Name)
+	}
+	names := map[string]string{}
+	var proj []string
+	for i, k := range keys {
+		ph := "#k" + strconv.Itoa(i)
+		names[ph] = k
+		proj = append(proj, ph)
+	}
+	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(table),
+		ProjectionExpression: aws.String(strings.Join(proj, ", ")), ExpressionAttributeNames: names})
+	var reqs []types.WriteRequest
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("scan %s: %w", table, err)
+		}
+		for _, it := range out.Items {
+			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: it}})
+		}
+	}
+	return batchWrite(ctx, db, table, reqs)
+}
+
+func batchPut(ctx context.Context, db *dynamodb.Client, table string, items []map[string]types.AttributeValue) error {
+	reqs := make([]types.WriteRequest, len(items))
+	for i, it := range items {
+		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: it}}
+	}
+	return batchWrite(ctx, db, table, reqs)
+}
+
+// batchWrite sends reqs 25 at a time, re-sending unprocessed items.
+func batchWrite(ctx context.Context, db *dynamodb.Client, table string, reqs []types.WriteRequest) error {
+	for start := 0; start < len(reqs); start += 25 {
+		pending := map[string][]types.WriteRequest{table: reqs[start:min(start+25, len(reqs))]}
+		for tries := 0; len(pending[table]) > 0; tries++ {
+			if tries == 10 {
+				return fmt.Errorf("seed %s: items left unprocessed", table)
+			}
+			out, err := db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+			if err != nil {
+				return fmt.Errorf("seed %s: %w", table, err)
+			}
+			pending = out.UnprocessedItems
+		}
+	}
+	return nil
 }

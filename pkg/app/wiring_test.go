@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,6 +97,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	collect, err := processtickers.New(ctx, mapLookup(map[string]string{
 		"STAGE": env.Stage, "USER_PORTFOLIOS_TABLE": deploy.UserPortfolios.Name(env.Stage),
 		"PORTFOLIO_POSITIONS_TABLE": deploy.PortfolioPositions.Name(env.Stage), "TICKER_QUEUE_URL": queueURL,
+		"DAILY_BARS_TABLE": deploy.DailyBars.Name(env.Stage), "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage),
 	}), &out)
 	if err != nil {
 		t.Fatal(err)
@@ -113,14 +115,15 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if _, err := collect(ctx, json.RawMessage(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	if c := sqsSrv.Counts(queueName); c.Visible != 4 {
-		t.Fatalf("queue counts %+v after a retried run, want 4 visible", c)
+	if c := sqsSrv.Counts(queueName); c.Visible != 5 {
+		t.Fatalf("queue counts %+v after a retried run, want 5 visible (the day message and 4 tickers)", c)
 	}
 
 	const key = "pk-test-0123456789"
 	poly := fakepolygon.New(t, fakepolygon.Options{Key: key})
 	process, err := processticker.New(ctx, mapLookup(map[string]string{
 		"STAGE": env.Stage, "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage), "POLYGON_BASE_URL": poly.URL,
+		"DAILY_BARS_TABLE":         deploy.DailyBars.Name(env.Stage),
 		"POLYGON_CALLS_PER_MINUTE": "0", "POLYGON_API_KEY": key, "LOG_LEVEL": "debug",
 	}), &out)
 	if err != nil {
@@ -130,11 +133,12 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if totals.Deleted != 4 || totals.Requeued != 0 || totals.DeadLettered != 0 {
+	if totals.Deleted != 5 || totals.Requeued != 0 || totals.DeadLettered != 0 {
 		t.Fatalf("queue totals %+v\n%s", totals, out.String())
 	}
-	if poly.Calls() != 4 {
-		t.Errorf("%d Polygon calls for 4 tickers", poly.Calls())
+	// A cold night: the grouped and splits calls, then one backfill each.
+	if poly.Calls() != 6 {
+		t.Errorf("%d Polygon calls for a cold night of 4 tickers, want 6", poly.Calls())
 	}
 
 	store := tickerdb.NewStore(env.Client, deploy.TickerData.Name(env.Stage))
@@ -162,7 +166,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if strings.Contains(logs, key) {
 		t.Error("the Polygon key appears in the logs")
 	}
-	for _, want := range []string{`"TickersQueued":4`, `"InvalidSymbols":1`, `"TickersProcessed":4`, `"PolygonCalls":4`, `"function":"processTicker"`, `"function":"processTickers"`} {
+	for _, want := range []string{`"TickersQueued":4`, `"InvalidSymbols":1`, `"TickersProcessed":4`, `"PolygonCalls":6`, `"TickersBackfilled":4`,
+		`"function":"processTicker"`, `"function":"processTickers"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("output lacks %s", want)
 		}
@@ -187,7 +192,7 @@ func fakeSecretsManager(t *testing.T, secret string) string {
 }
 
 func TestProcessTickerStartUp(t *testing.T) {
-	base := map[string]string{"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local",
+	base := map[string]string{"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "DAILY_BARS_TABLE": "daily-bars-local",
 		"API_KEYS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:zsm-seven/local/api-keys"}
 	tests := []struct {
 		name, secret string
@@ -235,7 +240,7 @@ func TestProcessTickerStartUp(t *testing.T) {
 
 func TestProcessTickersStartUpNamesTheVariable(t *testing.T) {
 	_, err := processtickers.New(context.Background(), mapLookup(map[string]string{"STAGE": "local",
-		"USER_PORTFOLIOS_TABLE": "a", "PORTFOLIO_POSITIONS_TABLE": "b"}), &bytes.Buffer{})
+		"USER_PORTFOLIOS_TABLE": "a", "PORTFOLIO_POSITIONS_TABLE": "b", "DAILY_BARS_TABLE": "c", "TICKER_DATA_TABLE": "d"}), &bytes.Buffer{})
 	if err == nil || err.Error() != "configuration: TICKER_QUEUE_URL is required but not set" {
 		t.Fatalf("err = %v", err)
 	}
@@ -267,7 +272,7 @@ func TestProcessTickerRequeuesThroughSQS(t *testing.T) {
 		return fakepolygon.Response{Status: 200, Body: fakepolygon.Body(r.Ticker, bars, "")}
 	}})
 	cfg, err := config.LoadProcessTicker(mapLookup(map[string]string{
-		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "POLYGON_BASE_URL": poly.URL, "POLYGON_CALLS_PER_MINUTE": "0",
+		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "DAILY_BARS_TABLE": "daily-bars-local", "POLYGON_BASE_URL": poly.URL, "POLYGON_CALLS_PER_MINUTE": "0",
 		"POLYGON_API_KEY": key, "TICKER_QUEUE_URL": queueURL, "TICKER_DLQ_URL": dlqURL,
 	}))
 	if err != nil {
@@ -333,6 +338,15 @@ func (m *memStore) Put(_ context.Context, r tickerdb.Row) error {
 	return nil
 }
 
+func (m *memStore) Has(_ context.Context, ticker, date string) (bool, error) {
+	for _, r := range m.rows {
+		if r.Ticker == ticker && r.AsOf == date {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 type staticKeys string
 
 func (k staticKeys) Get(context.Context, string) (string, error) { return string(k), nil }
@@ -347,9 +361,10 @@ func msg(t *testing.T, ticker string) string {
 }
 
 // The Polygon client's error classes, as the batch handler sees them through
-// the real client and a local Polygon: 401/403/no data are acknowledged and
-// counted, a 503 that outlasts the client's retries is handed back, a 429
-// followed by success is stored.
+// the real client and a local Polygon: no data is acknowledged and counted,
+// a 503 that outlasts the client's retries is handed back, a 429 followed by
+// success is stored, and a 403 (the plan) stops the run: that record and
+// every later one are handed back, none acknowledged as a permanent failure.
 func TestProcessTickerClassifiesPolygonErrors(t *testing.T) {
 	const key = "pk-live-classes"
 	poly := fakepolygon.New(t, fakepolygon.Options{Key: key})
@@ -370,7 +385,7 @@ func TestProcessTickerClassifiesPolygonErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ev events.SQSEvent
-	for _, tk := range []string{"AAPL", "NOAUTH", "NONE", "DOWN", "SLOWED"} {
+	for _, tk := range []string{"AAPL", "NONE", "DOWN", "SLOWED", "NOAUTH", "LATER"} {
 		ev.Records = append(ev.Records, events.SQSMessage{MessageId: "id-" + tk, Body: msg(t, tk), EventSourceARN: "arn:aws:sqs:us-east-1:0:q"})
 	}
 	resp, err := h(context.Background(), ev)
@@ -381,8 +396,8 @@ func TestProcessTickerClassifiesPolygonErrors(t *testing.T) {
 	for _, f := range resp.BatchItemFailures {
 		ids = append(ids, f.ItemIdentifier)
 	}
-	if !slices.Equal(ids, []string{"id-DOWN"}) {
-		t.Errorf("handed back %v, want [id-DOWN]", ids)
+	if !slices.Equal(ids, []string{"id-DOWN", "id-NOAUTH", "id-LATER"}) {
+		t.Errorf("handed back %v, want [id-DOWN id-NOAUTH id-LATER]", ids)
 	}
 	var stored []string
 	for _, r := range store.rows {
@@ -399,12 +414,69 @@ func TestProcessTickerClassifiesPolygonErrors(t *testing.T) {
 			}
 		}
 	}
-	for name, want := range map[string]float64{"TickersProcessed": 2, "PermanentFailures": 2, "TransientFailures": 1, "PolygonThrottled": 1} {
+	for name, want := range map[string]float64{"TickersProcessed": 2, "PermanentFailures": 1, "TransientFailures": 3, "PolygonThrottled": 1, "PolygonKeyRefused": 1} {
 		if emf[name] != want {
 			t.Errorf("metric %s = %v, want %v", name, emf[name], want)
 		}
 	}
 	if strings.Contains(out.String(), key) {
 		t.Error("the key appears in the output")
+	}
+}
+
+// The key is rotated in the secret while processTicker is warm: the first
+// call is refused (401), the wiring re-reads the secret once (secrets.Keys
+// Refresh), the client sends the new key, and the batch goes on. (A key
+// still refused after the re-read stops the run: pkg/pipeline's
+// TestRefusedKeyStopsTheRunAndLosesNothing.)
+func TestProcessTickerReReadsARotatedKey(t *testing.T) {
+	var reads atomic.Int32
+	secret := func() string {
+		if reads.Add(1) == 1 {
+			return `{"POLYGON_API_KEY":"pk-old-rotated-out"}`
+		}
+		return `{"POLYGON_API_KEY":"pk-new-current"}`
+	}
+	sm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		b, _ := json.Marshal(map[string]any{"ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:k", "Name": "k", "SecretString": secret()})
+		w.Write(b)
+	}))
+	t.Cleanup(sm.Close)
+	localAWS(t, "http://127.0.0.1:1", "http://127.0.0.1:1", sm.URL)
+	poly := fakepolygon.New(t, fakepolygon.Options{Key: "pk-new-current"})
+	// The cold start reads the secret: the old key, cached.
+	var out bytes.Buffer
+	d, err := processticker.FromEnv(context.Background(), mapLookup(map[string]string{
+		"STAGE": "local", "TICKER_DATA_TABLE": "ticker-data-local", "DAILY_BARS_TABLE": "daily-bars-local",
+		"POLYGON_BASE_URL": poly.URL, "POLYGON_CALLS_PER_MINUTE": "0",
+		"API_KEYS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:k",
+	}), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In-memory rows and the per-ticker design: this test is about the key.
+	d.Store, d.Bars = &memStore{}, nil
+	h, err := processticker.Build(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := events.SQSEvent{Records: []events.SQSMessage{
+		{MessageId: "a", Body: msg(t, "AAPL"), EventSourceARN: "arn:aws:sqs:us-east-1:0:q.fifo"},
+		{MessageId: "b", Body: msg(t, "MSFT"), EventSourceARN: "arn:aws:sqs:us-east-1:0:q.fifo"},
+	}}
+	resp, err := h(context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("resp %+v %v\n%s", resp, err, out.String())
+	}
+	reqs := poly.Requests()
+	if len(reqs) != 3 || reqs[0].Authorization != "Bearer pk-old-rotated-out" || reqs[1].Authorization != "Bearer pk-new-current" {
+		t.Fatalf("%d requests, keys %q %q", len(reqs), reqs[0].Authorization, reqs[1].Authorization)
+	}
+	if reads.Load() != 2 || len(d.Store.(*memStore).rows) != 2 {
+		t.Errorf("secret read %d times, %d rows", reads.Load(), len(d.Store.(*memStore).rows))
+	}
+	if strings.Contains(out.String(), "pk-old-rotated-out") || strings.Contains(out.String(), "pk-new-current") {
+		t.Error("a key is in the logs")
 	}
 }

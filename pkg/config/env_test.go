@@ -59,7 +59,7 @@ func TestURLTrimsTrailingSlash(t *testing.T) {
 func TestEveryLoaderReportsABadLogLevelTheSameWay(t *testing.T) {
 	base := map[string]string{
 		"STAGE": "dev", "LOG_LEVEL": "loud", "USER_PORTFOLIOS_TABLE": "u", "PORTFOLIO_POSITIONS_TABLE": "p",
-		"TICKER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q.fifo", "TICKER_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/1/dlq.fifo", "TICKER_DATA_TABLE": "t",
+		"TICKER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q.fifo", "TICKER_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/1/dlq.fifo", "TICKER_DATA_TABLE": "t", "DAILY_BARS_TABLE": "b",
 		"PORTFOLIO_ANALYSES_TABLE": "a", "POLYGON_API_KEY": "k",
 		"ANALYSIS_RESERVATIONS_TABLE": "r", "ANALYSIS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/portfolio-analysis-queue-dev",
 	}

@@ -10,7 +10,7 @@ import (
 // knownVariables are the names a configuration error may start with.
 var knownVariables = []string{
 	"STAGE", "LOG_LEVEL", "USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_QUEUE_URL", "TICKER_MESSAGE_GROUPS",
-	"TICKER_DATA_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "TICKER_RECORD_BUDGET",
+	"TICKER_DATA_TABLE", "DAILY_BARS_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "TICKER_RECORD_BUDGET",
 	"TICKER_DLQ_URL", "API_KEYS_SECRET_ARN", "POLYGON_API_KEY", "PORTFOLIO_ANALYSES_TABLE", "DEFAULT_PORTFOLIO", "XAI_API_URL", "XAI_MODEL",
 	"XAI_MAX_COMPLETION_TOKENS", "XAI_RESERVE", "XAI_REASONING_EFFORT", "XAI_ATTEMPT_TIMEOUT", "ANALYSIS_QUEUE_URL",
 	"ANALYSIS_RESERVATIONS_TABLE",
@@ -36,7 +36,7 @@ func parseEnvFile(data string) map[string]string {
 func FuzzLoad(f *testing.F) {
 	f.Add("STAGE=dev\nUSER_PORTFOLIOS_TABLE=user-portfolios-dev\nPORTFOLIO_POSITIONS_TABLE=portfolio-positions-dev\n" +
 		"TICKER_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/123456789012/ticker-processing-queue-dev.fifo\n" +
-		"TICKER_DATA_TABLE=ticker-data-dev\nPORTFOLIO_ANALYSES_TABLE=portfolio-analyses-dev\nPOLYGON_API_KEY=pk-secret-123456")
+		"TICKER_DATA_TABLE=ticker-data-dev\nDAILY_BARS_TABLE=daily-bars-dev\nPORTFOLIO_ANALYSES_TABLE=portfolio-analyses-dev\nPOLYGON_API_KEY=pk-secret-123456")
 	f.Fuzz(func(t *testing.T, data string) {
 		env := parseEnvFile(data)
 		lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }

@@ -22,6 +22,9 @@ type ProcessTickers struct {
 	// TickerMessageGroups is the number of FIFO message groups (1: one
 	// consumer at a time).
 	TickerMessageGroups int
+	// DailyBarsTable and TickerDataTable serve the catch-up run: the day's
+	// recorded state, and which rows of the day are stored (read only).
+	DailyBarsTable, TickerDataTable string
 }
 
 // LoadProcessTickers reads the processTickers variables from lookup.
@@ -31,6 +34,8 @@ func LoadProcessTickers(lookup Lookup) (ProcessTickers, error) {
 		Stage:                   e.Required(deploy.EnvStage),
 		UserPortfoliosTable:     e.Required(deploy.EnvUserPortfoliosTable),
 		PortfolioPositionsTable: e.Required(deploy.EnvPortfolioPositionsTable),
+		DailyBarsTable:          e.Required(deploy.EnvDailyBarsTable),
+		TickerDataTable:         e.Required(deploy.EnvTickerDataTable),
 	}
 	if e.Required(deploy.EnvTickerQueueURL) != "" {
 		c.TickerQueueURL = e.URL(deploy.EnvTickerQueueURL, "")
@@ -46,13 +51,17 @@ type ProcessTicker struct {
 	LogLevel slog.Level
 	// TickerDataTable receives one row per ticker and trading day.
 	TickerDataTable string
+	// DailyBarsTable holds the stored daily history the rows are computed
+	// from (docs/decisions/0002-stored-daily-history.md).
+	DailyBarsTable string
 	// PolygonBaseURL is the scheme and host of the Polygon (Massive) API.
 	PolygonBaseURL string
 	// PolygonCallsPerMinute paces the Polygon calls (0: unlimited).
 	PolygonCallsPerMinute int
-	// PolygonHistoryDays is how many calendar days of bars are requested,
-	// ending today (New York): at least 365, so that the indicators see
-	// about 250 trading days.
+	// PolygonHistoryDays is how many calendar days of stored bars the
+	// indicators are computed from, and a backfill requests, ending on the
+	// trading day: at least 365, so that the indicators see about 250
+	// trading days.
 	PolygonHistoryDays int
 	// RecordBudget is the least remaining time needed to start another
 	// record (TICKER_RECORD_BUDGET; default: one pacing interval plus 15 s).
@@ -78,6 +87,7 @@ func LoadProcessTicker(lookup Lookup) (ProcessTicker, error) {
 	c := ProcessTicker{
 		Stage:                 e.Required(deploy.EnvStage),
 		TickerDataTable:       e.Required(deploy.EnvTickerDataTable),
+		DailyBarsTable:        e.Required(deploy.EnvDailyBarsTable),
 		PolygonBaseURL:        e.URL(deploy.EnvPolygonBaseURL, deploy.DefaultPolygonBaseURL),
 		PolygonCallsPerMinute: e.Int(deploy.EnvPolygonCallsPerMinute, deploy.DefaultPolygonCallsPerMinute, 0, 6000),
 		PolygonHistoryDays:    e.Int(deploy.EnvPolygonHistoryDays, deploy.DefaultPolygonHistoryDays, 365, 3650),

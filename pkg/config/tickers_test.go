@@ -11,13 +11,14 @@ func TestLoadProcessTickers(t *testing.T) {
 	base := map[string]string{
 		"STAGE": "dev", "USER_PORTFOLIOS_TABLE": "user-portfolios-dev", "PORTFOLIO_POSITIONS_TABLE": "portfolio-positions-dev",
 		"TICKER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/ticker-processing-queue-dev.fifo",
+		"DAILY_BARS_TABLE": "daily-bars-dev", "TICKER_DATA_TABLE": "ticker-data-dev",
 	}
 	c, err := LoadProcessTickers(lookup(base))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := ProcessTickers{Stage: "dev", LogLevel: slog.LevelInfo, UserPortfoliosTable: "user-portfolios-dev", PortfolioPositionsTable: "portfolio-positions-dev",
-		TickerQueueURL: base["TICKER_QUEUE_URL"], TickerMessageGroups: 1}
+		TickerQueueURL: base["TICKER_QUEUE_URL"], TickerMessageGroups: 1, DailyBarsTable: "daily-bars-dev", TickerDataTable: "ticker-data-dev"}
 	if c != want {
 		t.Fatalf("config %+v\nwant   %+v", c, want)
 	}
@@ -30,6 +31,8 @@ func TestLoadProcessTickers(t *testing.T) {
 		{"no stage", map[string]string{"STAGE": ""}, "STAGE is required"},
 		{"no positions table", map[string]string{"PORTFOLIO_POSITIONS_TABLE": ""}, "PORTFOLIO_POSITIONS_TABLE is required"},
 		{"no queue", map[string]string{"TICKER_QUEUE_URL": ""}, "TICKER_QUEUE_URL is required"},
+		{"no daily bars table", map[string]string{"DAILY_BARS_TABLE": ""}, "DAILY_BARS_TABLE is required"},
+		{"no ticker data table", map[string]string{"TICKER_DATA_TABLE": ""}, "TICKER_DATA_TABLE is required"},
 		{"queue not a URL", map[string]string{"TICKER_QUEUE_URL": "ticker-processing-queue-dev"}, "TICKER_QUEUE_URL must be an absolute http(s) URL"},
 		{"groups zero", map[string]string{"TICKER_MESSAGE_GROUPS": "0"}, "TICKER_MESSAGE_GROUPS must be between 1 and 100"},
 		{"groups malformed", map[string]string{"TICKER_MESSAGE_GROUPS": "two"}, "TICKER_MESSAGE_GROUPS must be an integer"},
@@ -50,19 +53,19 @@ func TestLoadProcessTickers(t *testing.T) {
 }
 
 func TestLoadProcessTicker(t *testing.T) {
-	base := map[string]string{"STAGE": "prod", "TICKER_DATA_TABLE": "ticker-data-prod",
+	base := map[string]string{"STAGE": "prod", "TICKER_DATA_TABLE": "ticker-data-prod", "DAILY_BARS_TABLE": "daily-bars-prod",
 		"API_KEYS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:zsm-seven/prod/api-keys-AbCdEf"}
 	c, err := LoadProcessTicker(lookup(base))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ProcessTicker{Stage: "prod", LogLevel: slog.LevelInfo, TickerDataTable: "ticker-data-prod", PolygonBaseURL: "https://api.polygon.io",
+	want := ProcessTicker{Stage: "prod", LogLevel: slog.LevelInfo, TickerDataTable: "ticker-data-prod", DailyBarsTable: "daily-bars-prod", PolygonBaseURL: "https://api.polygon.io",
 		PolygonCallsPerMinute: 5, PolygonHistoryDays: 400, RecordBudget: 27 * time.Second, APIKeysSecretARN: base["API_KEYS_SECRET_ARN"]}
 	if c != want {
 		t.Fatalf("config %+v\nwant   %+v", c, want)
 	}
 
-	c, err = LoadProcessTicker(lookup(map[string]string{"STAGE": "local", "TICKER_DATA_TABLE": "t", "POLYGON_API_KEY": "k",
+	c, err = LoadProcessTicker(lookup(map[string]string{"STAGE": "local", "TICKER_DATA_TABLE": "t", "DAILY_BARS_TABLE": "b", "POLYGON_API_KEY": "k",
 		"POLYGON_BASE_URL": "http://127.0.0.1:8081/", "POLYGON_CALLS_PER_MINUTE": "0", "POLYGON_HISTORY_DAYS": "730"}))
 	if err != nil {
 		t.Fatal(err)

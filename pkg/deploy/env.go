@@ -12,6 +12,7 @@ const (
 	EnvUserPortfoliosTable     = "USER_PORTFOLIOS_TABLE"
 	EnvPortfolioPositionsTable = "PORTFOLIO_POSITIONS_TABLE"
 	EnvTickerDataTable         = "TICKER_DATA_TABLE"
+	EnvDailyBarsTable          = "DAILY_BARS_TABLE"
 	EnvPortfolioAnalysesTable  = "PORTFOLIO_ANALYSES_TABLE"
 	// EnvAnalysisReservationsTable names the table of pay-once reservations
 	// (AnalysisReservations).
@@ -59,7 +60,9 @@ const (
 	// DefaultPolygonCallsPerMinute is the free plan's rate; 0 means unlimited.
 	DefaultPolygonCallsPerMinute = 5
 	// DefaultPolygonHistoryDays of calendar days give about 275 trading days,
-	// enough for the indicators to converge.
+	// enough for the indicators to converge and for the 52-week range and the
+	// 12-month return (253 sessions). It is the window of stored history the
+	// indicators are computed from, and of a backfill.
 	DefaultPolygonHistoryDays = 400
 
 	DefaultXAIAPIURL = "https://api.x.ai/v1/chat/completions"

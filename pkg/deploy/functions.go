@@ -39,7 +39,7 @@ var (
 	// Polygon pacing (docs/decisions/0001-queue-concurrency.md).
 	ProcessTicker = Function{
 		Name: "processTicker", Dir: "processticker",
-		Description: "Fetches daily bars for one ticker from Polygon, computes price, RSI(14) and MA50, stores them",
+		Description: "Refreshes the stored daily bars from Polygon (one grouped call a night, per-ticker backfills), computes the indicators, stores one row per ticker",
 		Timeout:     180 * time.Second, MemoryMB: 256,
 	}
 	AnalyzePortfolio = Function{

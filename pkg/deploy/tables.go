@@ -23,8 +23,9 @@ type Table struct {
 	PartitionKey Key
 	// SortKey is the RANGE key; nil for a table without one.
 	SortKey *Key
-	// TTLAttribute, when set, is a Number attribute holding an epoch-seconds
-	// expiry time: DynamoDB deletes the item some time after it (TTL).
+	// TTLAttribute, when set, names the Number attribute (Unix seconds) after
+	// which DynamoDB deletes an item some time later. The local stack does not
+	// expire items (dynalite has no TTL); the stack enables it.
 	TTLAttribute string
 	// Shared tables belong to another service (portfolio-api): this stack
 	// imports them by name and never creates or writes them. Local runs and
@@ -40,6 +41,8 @@ const (
 	AttrTicker    = "ticker"    // HASH: upper-case symbol
 	AttrTimestamp = "timestamp" // RANGE: RFC 3339 UTC instant
 	AttrPortfolio = "portfolio" // HASH of portfolio-analyses
+	AttrDate      = "date"      // RANGE of daily-bars: YYYY-MM-DD, or a ~-prefixed record of the ticker
+	AttrExpiresAt = "expiresAt" // TTL of daily-bars and analysis-reservations: Unix seconds
 )
 
 // TickerData holds one item per ticker and trading day: the sort key is the
@@ -51,6 +54,18 @@ var TickerData = Table{
 	SortKey:      &Key{Name: AttrTimestamp, Type: String},
 }
 
+// DailyBars holds the stored daily history: one item per ticker and trading
+// day (the sort key is the New York date, YYYY-MM-DD), expiring about two
+// years after its date, plus a few records per ticker and per market day
+// whose sort keys start with "~" (they sort after every date): see
+// pkg/bardb and docs/decisions/0002-stored-daily-history.md.
+var DailyBars = Table{
+	Base:         "daily-bars",
+	PartitionKey: Key{Name: AttrTicker, Type: String},
+	SortKey:      &Key{Name: AttrDate, Type: String},
+	TTLAttribute: AttrExpiresAt,
+}
+
 // PortfolioAnalyses holds one item per analysis run of a portfolio.
 var PortfolioAnalyses = Table{
 	Base:         "portfolio-analyses",
@@ -60,8 +75,7 @@ var PortfolioAnalyses = Table{
 
 // Attribute names of the analysis-reservations table.
 const (
-	AttrReservationKey = "key"       // HASH: hex SHA-256 of what an analysis is of
-	AttrExpiresAt      = "expiresAt" // TTL: epoch seconds
+	AttrReservationKey = "key" // HASH: hex SHA-256 of what an analysis is of
 )
 
 // AnalysisReservations holds one item per analysis key (portfolio, data
@@ -98,4 +112,4 @@ var PortfolioPositions = Table{
 }
 
 // Tables lists every table of the service, owned and shared.
-var Tables = []Table{TickerData, PortfolioAnalyses, AnalysisReservations, UserPortfolios, PortfolioPositions}
+var Tables = []Table{TickerData, DailyBars, PortfolioAnalyses, AnalysisReservations, UserPortfolios, PortfolioPositions}

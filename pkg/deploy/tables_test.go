@@ -7,6 +7,7 @@ func TestTableNamesFollowTheContract(t *testing.T) {
 	// user-portfolios-{stage}, portfolio-positions-{stage}.
 	want := map[string]string{
 		TickerData.Name("dev"):           "ticker-data-dev",
+		DailyBars.Name("prod"):           "daily-bars-prod",
 		PortfolioAnalyses.Name("prod"):   "portfolio-analyses-prod",
 		UserPortfolios.Name("dev"):       "user-portfolios-dev",
 		PortfolioPositions.Name("prod"):  "portfolio-positions-prod",
@@ -24,7 +25,10 @@ func TestTableNamesFollowTheContract(t *testing.T) {
 	if AnalysisReservations.PartitionKey.Name != "key" || AnalysisReservations.SortKey != nil || AnalysisReservations.TTLAttribute != "expiresAt" {
 		t.Error("reservations table keys or TTL differ from the contract")
 	}
-	if TickerData.Shared || PortfolioAnalyses.Shared || AnalysisReservations.Shared || !UserPortfolios.Shared || !PortfolioPositions.Shared {
+	if DailyBars.PartitionKey.Name != "ticker" || DailyBars.SortKey.Name != "date" || DailyBars.TTLAttribute != "expiresAt" {
+		t.Error("daily-bars keys or TTL differ from decision 0002")
+	}
+	if TickerData.Shared || DailyBars.Shared || PortfolioAnalyses.Shared || AnalysisReservations.Shared || !UserPortfolios.Shared || !PortfolioPositions.Shared {
 		t.Error("ownership flags wrong")
 	}
 }

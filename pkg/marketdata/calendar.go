@@ -124,3 +124,57 @@ func LastTradingDay(now time.Time) string {
 		day = day.AddDate(0, 0, -1)
 	}
 }
+
+// TradingDays returns the NYSE trading dates from one date to another
+// (YYYY-MM-DD, both included), ascending; nil when to is before from or a
+// date does not parse.
+func TradingDays(from, to string) []string {
+	f, err1 := time.Parse(DateLayout, from)
+	t, err2 := time.Parse(DateLayout, to)
+	if err1 != nil || err2 != nil || t.Before(f) {
+		return nil
+	}
+	var out []string
+	for d := f; !d.After(t); d = d.AddDate(0, 0, 1) {
+		if isTradingDay(d) {
+			out = append(out, d.Format(DateLayout))
+		}
+	}
+	return out
+}
+
+// AddDays returns date (YYYY-MM-DD) moved by n calendar days, or "" when it
+// does not parse.
+func AddDays(date string, n int) string {
+	d, err := time.Parse(DateLayout, date)
+	if err != nil {
+		return ""
+	}
+	return d.AddDate(0, 0, n).Format(DateLayout)
+}
+
+// PreviousTradingDay returns the trading date before date (YYYY-MM-DD), or ""
+// when it does not parse.
+func PreviousTradingDay(date string) string {
+	d, err := time.Parse(DateLayout, date)
+	if err != nil {
+		return ""
+	}
+	for {
+		d = d.AddDate(0, 0, -1)
+		if isTradingDay(d) {
+			return d.Format(DateLayout)
+		}
+	}
+}
+
+// SessionStart returns midnight America/New_York of date (YYYY-MM-DD): the
+// instant a per-ticker daily bar's t names.
+func SessionStart(date string) (time.Time, error) {
+	d, err := time.Parse(DateLayout, date)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("session start of %q: not a YYYY-MM-DD date", date)
+	}
+	y, m, day := d.Date()
+	return time.Date(y, m, day, 0, 0, 0, 0, newYork()), nil
+}

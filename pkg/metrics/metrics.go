@@ -46,6 +46,20 @@ const (
 	LLMCostUSD          = "LLMCostUSD"          // xAI usage.cost_in_usd_ticks / 1e10 (unit None)
 )
 
+// Metric names of the nightly market-data refresh (stored daily history, one
+// grouped-daily call a night; docs/decisions/0002-stored-daily-history.md).
+const (
+	GroupedNotAuthorized = "GroupedNotAuthorized" // processTicker: nights in per-ticker fallback because grouped daily answered 403 NOT_AUTHORIZED
+	GroupedNotPublished  = "GroupedNotPublished"  // processTicker: grouped-daily answers without the requested day (resultsCount 0: not published yet)
+	GroupedRowsSkipped   = "GroupedRowsSkipped"   // processTicker: grouped-daily rows skipped (symbol rejected, bad price, duplicate ticker, other date)
+	TickersNotInGrouped  = "TickersNotInGrouped"  // processTicker: held tickers absent from a published grouped-daily answer (halted, delisted, unknown)
+	SplitsFound          = "SplitsFound"          // processTicker: splits found since the last refresh for tickers with stored history
+	TickersBackfilled    = "TickersBackfilled"    // processTicker: per-ticker aggregates calls that replaced a ticker's stored history (new, split, short, gap, fallback)
+	TickersStale         = "TickersStale"         // processTicker: tickers left without a row of the trading day (no bar of that day yet); the last good row is kept
+	TickersCurrent       = "TickersCurrent"       // processTicker: records acknowledged without a call because the row of their trading day was already stored
+	RecordsReleased      = "RecordsReleased"      // processTicker: handed-back records made visible again at once (ChangeMessageVisibility 0)
+)
+
 // Recorder accumulates metric values during one invocation and writes them as
 // one EMF document. It is safe for concurrent use. The zero value is not
 // usable; call New.

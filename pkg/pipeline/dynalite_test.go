@@ -19,13 +19,15 @@ import (
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
 
 // Re-processing a ticker on the same trading day, against the real DynamoDB
-// API, leaves exactly one item, and the latest-row query returns it.
+// API, leaves exactly one item, and the latest-row query returns it: the
+// redeliveries find the row of the day stored and neither fetch nor write.
 func TestReprocessingSameTradingDayLeavesOneItem(t *testing.T) {
 	env := dynalitetest.New(t, deploy.TickerData)
 	table := deploy.TickerData.Name(env.Stage)
 	store := tickerdb.NewStore(env.Client, table)
 	clock := fakeclock.New(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC))
-	p := &pipeline.ProcessTicker{Market: &fakeMarket{}, Store: store, Source: "polygon", Now: clock.Now}
+	m := &fakeMarket{}
+	p := &pipeline.ProcessTicker{Market: m, Store: store, Source: "polygon", Now: clock.Now}
 	ctx := context.Background()
 	for i := range 3 { // the first delivery and two retries, later the same night
 		resp, err := p.Handle(ctx, event(fifoARN, [2]string{"m", body("AAPL")}))
@@ -49,8 +51,8 @@ func TestReprocessingSameTradingDayLeavesOneItem(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("Latest: %v %v", ok, err)
 	}
-	// The last run's fetch time: the item was overwritten, not kept.
-	if row.AsOf != "2026-11-25" || !row.FetchedAt.Equal(time.Date(2026, 11, 27, 2, 20, 0, 0, time.UTC)) {
-		t.Fatalf("latest row %+v", row)
+	// The first run's fetch time: the redeliveries made no call.
+	if row.AsOf != "2026-11-25" || !row.FetchedAt.Equal(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)) || len(m.calls) != 1 {
+		t.Fatalf("latest row %+v after %d calls", row, len(m.calls))
 	}
 }

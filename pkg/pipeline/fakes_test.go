@@ -23,6 +23,9 @@ type fakeMarket struct {
 	calls  []string // "TICKER from to"
 	clock  *fakeclock.Clock
 	step   time.Duration
+	// today, when set, ends the default bars on the last trading day at the
+	// clock (tests whose clock is the real time, for deadlines).
+	today bool
 }
 
 func (m *fakeMarket) DailyBars(ctx context.Context, ticker, from, to string) ([]marketdata.Bar, error) {
@@ -35,6 +38,9 @@ func (m *fakeMarket) DailyBars(ctx context.Context, ticker, from, to string) ([]
 	}
 	if f != nil {
 		return f(ctx)
+	}
+	if m.today {
+		return barsUntil(300, marketdata.LastTradingDay(m.clock.Now())), nil
 	}
 	return testBars(300), nil
 }
@@ -59,6 +65,17 @@ type fakeStore struct {
 	puts int
 }
 
+func (s *fakeStore) Has(_ context.Context, ticker, date string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts, err := marketdata.CloseInstant(date)
+	if err != nil {
+		return false, err
+	}
+	_, ok := s.rows[ticker+"|"+ts.Format(time.RFC3339)]
+	return ok, nil
+}
+
 func (s *fakeStore) Put(_ context.Context, r tickerdb.Row) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -75,9 +92,13 @@ func (s *fakeStore) Put(_ context.Context, r tickerdb.Row) error {
 
 // testBars returns n weekday bars ending on Wednesday 2026-11-25, closes
 // 100, 101, ..., 106, 100, ... (a saw-tooth).
-func testBars(n int) []marketdata.Bar {
+func testBars(n int) []marketdata.Bar { return barsUntil(n, "2026-11-25") }
+
+// barsUntil is testBars ending on the weekday last (YYYY-MM-DD).
+func barsUntil(n int, last string) []marketdata.Bar {
 	bars := make([]marketdata.Bar, 0, n)
-	d := time.Date(2026, 11, 25, 0, 0, 0, 0, marketdata.NewYork())
+	end, _ := time.Parse(time.DateOnly, last)
+	d := time.Date(end.Year(), end.Month(), end.Day(), 0, 0, 0, 0, marketdata.NewYork())
 	for len(bars) < n {
 		if wd := d.Weekday(); wd != time.Saturday && wd != time.Sunday {
 			bars = append(bars, marketdata.Bar{Date: d.Format(time.DateOnly), Start: d})

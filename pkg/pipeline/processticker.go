@@ -11,28 +11,62 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // MarketData returns the daily bars of a ticker between two New York dates
 // (YYYY-MM-DD, both included), ascending. Errors are classified with package
-// retry (polygon.Client).
+// retry (polygon.Client); a refused key or plan wraps marketdata.ErrKeyRefused
+// or marketdata.ErrNotEntitled.
 type MarketData interface {
 	DailyBars(ctx context.Context, ticker, from, to string) ([]marketdata.Bar, error)
 }
 
-// TickerStore writes one row per ticker and trading day (tickerdb.Store).
-type TickerStore interface {
-	Put(ctx context.Context, r tickerdb.Row) error
+// Market is the whole-market side of the market-data source (polygon.Client):
+// one trading day of every ticker in one call, and the splits of a date
+// range. Errors are classified like MarketData's.
+type Market interface {
+	GroupedDaily(ctx context.Context, date string) (marketdata.Day, error)
+	Splits(ctx context.Context, from, to string) ([]marketdata.Split, error)
 }
 
-var _ TickerStore = (*tickerdb.Store)(nil)
+// TickerStore writes one row per ticker and trading day and says whether the
+// row of a day is stored (tickerdb.Store).
+type TickerStore interface {
+	Put(ctx context.Context, r tickerdb.Row) error
+	Has(ctx context.Context, ticker, date string) (bool, error)
+}
+
+// BarStore is the stored daily history (bardb.Store).
+type BarStore interface {
+	History(ctx context.Context, ticker, from string) (bardb.History, error)
+	HasHistory(ctx context.Context, ticker string) (bool, error)
+	PutDayBars(ctx context.Context, bars map[string]marketdata.Bar) error
+	ReplaceHistory(ctx context.Context, ticker string, r bardb.Replace) error
+	PutMeta(ctx context.Context, ticker string, m bardb.Meta) error
+	MarkSplits(ctx context.Context, splits []marketdata.Split) error
+	Day(ctx context.Context, date string) (bardb.DayState, bool, error)
+	PutDay(ctx context.Context, d bardb.DayState) error
+	Market(ctx context.Context) (bardb.MarketState, error)
+	PutMarket(ctx context.Context, m bardb.MarketState) error
+}
+
+// Visibility changes how long handed-back records stay hidden
+// (queue.Visibility).
+type Visibility interface {
+	Change(ctx context.Context, changes []queue.VisibilityChange) error
+}
+
+var (
+	_ TickerStore = (*tickerdb.Store)(nil)
+	_ BarStore    = (*bardb.Store)(nil)
+	_ Visibility  = (*queue.Visibility)(nil)
+)
 
 // Requeuer re-sends a message of a FIFO source instead of handing it back
 // (queue.Requeuer): Requeue to the tail of the ticker queue, DeadLetter to its
@@ -50,24 +84,47 @@ const (
 	DefaultReserve      = 2 * time.Second
 	// DefaultMaxAttempts matches the queue's maxReceiveCount.
 	DefaultMaxAttempts = 5
+	// DefaultMinHistory is the fewest stored sessions of a ticker before it
+	// is backfilled (unless the provider has no older bar of it).
+	DefaultMinHistory = 250
+	// DefaultDayRetryDelay is how long a day message that failed
+	// transiently stays hidden before it is delivered again.
+	DefaultDayRetryDelay = time.Minute
 	// RequeueTimeout bounds one re-queue or dead-letter send, the SDK's own
 	// retries included.
 	RequeueTimeout = 10 * time.Second
+	// VisibilityTimeout bounds the call that releases handed-back records.
+	VisibilityTimeout = 1500 * time.Millisecond
 )
 
-// ProcessTicker is the processTicker use case: an SQS batch handler.
+// ProcessTicker is the processTicker use case: an SQS batch handler. A day
+// message refreshes the stored history of its tickers from one grouped-daily
+// call and checks the splits; a ticker message computes the ticker's row of
+// its trading day from the stored history, fetching the ticker's own bars
+// only when the history is missing, short, has a gap, or split
+// (docs/decisions/0002-stored-daily-history.md).
 type ProcessTicker struct {
 	Market MarketData
 	Store  TickerStore
+	// Grouped and Bars, both set, turn on the stored history; without them
+	// every ticker message fetches its own bars (the per-ticker design) and
+	// day messages are acknowledged without a call.
+	Grouped Market
+	Bars    BarStore
 	// Source names the market data in stored rows, e.g. "polygon".
 	Source string
-	// HistoryDays is how many calendar days of bars to request, ending on
-	// the last completed trading day (deploy.DefaultPolygonHistoryDays when 0).
+	// HistoryDays is how many calendar days of bars the indicators are
+	// computed from, and a backfill asks for, ending on the trading day
+	// (deploy.DefaultPolygonHistoryDays when 0).
 	HistoryDays int
+	// MinHistory is the fewest stored sessions before a ticker is
+	// backfilled (DefaultMinHistory when 0).
+	MinHistory int
 	// RecordBudget is the least time that must remain before the deadline to
-	// start a record; a record that cannot start is handed back to the queue
-	// (DefaultRecordBudget when 0).
-	RecordBudget time.Duration
+	// start a ticker record; a record that cannot start is handed back to
+	// the queue (DefaultRecordBudget when 0). A day message needs
+	// DayBudget (twice RecordBudget and 30 s when 0).
+	RecordBudget, DayBudget time.Duration
 	// Reserve is kept free before the deadline to answer Lambda
 	// (DefaultReserve when 0).
 	Reserve time.Duration
@@ -75,18 +132,33 @@ type ProcessTicker struct {
 	// blocking the records behind it: the record is acknowledged and a copy
 	// with Attempt+1 sent to the tail of the queue, or, after MaxAttempts
 	// attempts, to the dead-letter queue. Nil hands it back (and, FIFO,
-	// every record after it), as for a standard queue.
+	// every record after it), as for a standard queue. A day message is
+	// never re-queued: the tickers behind it need it first.
 	Requeuer Requeuer
 	// MaxAttempts is the number of attempts after which the Requeuer
 	// dead-letters a record (DefaultMaxAttempts when 0).
 	MaxAttempts int
+	// Visibility, when set, makes records handed back unstarted (no time
+	// left, FIFO order) visible again at once, and a day message that failed
+	// transiently after DayRetryDelay (DefaultDayRetryDelay when 0), instead
+	// of after the queue's visibility timeout. Records handed back because
+	// the key was refused keep that timeout: a back-off while it is fixed.
+	Visibility    Visibility
+	DayRetryDelay time.Duration
+	// RefreshKey, when set, re-reads the market-data key (a rotated secret).
+	// When the provider refuses the key or the plan, processTicker calls it
+	// once per invocation and retries the record once; if the key is still
+	// refused, the run stops (see Handle).
+	RefreshKey func(ctx context.Context) error
 	// Metrics receives TickersProcessed, PermanentFailures,
-	// TransientFailures, TickersRequeued and TickersDeadLettered and is
-	// flushed at the end of each invocation; nil records nothing.
+	// TransientFailures, TickersRequeued, TickersDeadLettered, the nightly
+	// refresh's metrics and PolygonKeyRefused, and is flushed at the end of
+	// each invocation; nil records nothing.
 	Metrics *metrics.Recorder
 	// Logger is the JSON logger (package logging); nil discards.
 	Logger *slog.Logger
-	// Now is the clock; nil is time.Now.
+	// Now is the clock of deadlines, durations and fetch times; nil is
+	// time.Now. It also dates a v1 message, which carries no trading day.
 	Now func() time.Time
 	// Observer, when set, hears what became of each record.
 	Observer Observer
@@ -100,12 +172,16 @@ const (
 	Stored       Outcome = iota // a row was written
 	Permanent                   // acknowledged without data: poison or a permanent error
 	Transient                   // handed back: a transient error
-	Deferred                    // handed back unstarted: no time left, or FIFO order
+	Deferred                    // handed back unstarted: no time left, FIFO order, or the run stopped
 	Requeued                    // a transient error; acknowledged, a copy re-queued
 	DeadLettered                // a transient error at the last attempt; acknowledged, sent to the DLQ
+	Current                     // acknowledged without a call: the row of its trading day was already stored
+	Stale                       // acknowledged without a row: no bar of its trading day yet; the last good row stays
+	Refused                     // handed back: the provider refused the key or the plan, and the run stopped
+	DayDone                     // a day message done with: merged, not published yet, or per-ticker fallback
 )
 
-var outcomeNames = [...]string{"stored", "permanent", "transient", "deferred", "requeued", "deadLettered"}
+var outcomeNames = [...]string{"stored", "permanent", "transient", "deferred", "requeued", "deadLettered", "current", "stale", "refused", "day"}
 
 func (o Outcome) String() string {
 	if o >= 0 && int(o) < len(outcomeNames) {
@@ -115,27 +191,56 @@ func (o Outcome) String() string {
 }
 
 // Settled reports whether the record is done with for this run: stored,
-// acknowledged without data, or dead-lettered. The others come back.
-func (o Outcome) Settled() bool { return o == Stored || o == Permanent || o == DeadLettered }
+// acknowledged without data (permanent, current, stale, a day done) or
+// dead-lettered. The others come back.
+func (o Outcome) Settled() bool {
+	switch o {
+	case Stored, Permanent, DeadLettered, Current, Stale, DayDone:
+		return true
+	}
+	return false
+}
 
 // Why a record was handed back unstarted (Record.Err of a Deferred record).
 var (
 	ErrNoTime    = errors.New("not enough time left in the invocation to start it")
 	ErrFIFOOrder = errors.New("an earlier record of the FIFO batch was handed back")
+	// ErrRunStopped: the provider refused the key or the plan on an earlier
+	// record of the batch; nothing more is asked of it in this invocation.
+	ErrRunStopped = errors.New("the market-data provider refused the key or the plan: the run stopped")
 )
 
 // Record is what became of one record of a batch, for an Observer.
 type Record struct {
 	MessageID string
-	// Ticker is "" for a message that does not decode (poison).
+	// Ticker is "" for a day message and for a message that does not
+	// decode (poison).
 	Ticker string
+	// Date is the trading day the message is for ("" for poison).
+	Date string
 	// Attempt is the message's queue attempt (0 the first time).
 	Attempt int
 	Outcome Outcome
 	// Row is the row written (Stored only).
 	Row *tickerdb.Row
-	// Err is why the record was not stored (nil for Stored).
+	// Backfill says why the ticker's bars were fetched ("" when they were not).
+	Backfill string
+	// Day is what a day message did (day messages only).
+	Day *DayResult
+	// Err is why the record was not stored (nil for Stored, Current and a
+	// day done with); for Stale, why there is no bar of the day.
 	Err error
+}
+
+// Label names the record's message in words: its ticker, "day DATE", or "?".
+func (r Record) Label() string {
+	switch {
+	case r.Day != nil || (r.Ticker == "" && r.Date != ""):
+		return "day " + r.Date
+	case r.Ticker != "":
+		return r.Ticker
+	}
+	return "?"
 }
 
 // Observer hears what became of each record, in order, as the batch goes
@@ -146,19 +251,47 @@ type Observer func(Record)
 // counts every transient failure; Requeued and DeadLettered are those of them
 // re-sent instead of handed back.
 type BatchCounts struct {
-	Stored, Permanent, Transient, Deferred, Requeued, DeadLettered int
+	Stored, Permanent, Transient, Deferred, Requeued, DeadLettered, Current, Stale, Refused, Days int
+}
+
+// invocation is what one Handle call learns as it goes.
+type invocation struct {
+	// stopped is the refusal that stopped the run (nil while it goes on).
+	stopped error
+	// refreshed: the key was re-read once already.
+	refreshed bool
+	// days caches the recorded state of each trading day met.
+	days map[string]dayInfo
+}
+
+// dayInfo is a trading day's state as a ticker record needs it.
+type dayInfo struct {
+	known bool
+	state bardb.DayState
 }
 
 // Handle processes a batch of queue records. Each record is independent: a
 // poison message or a permanent error is logged, counted and acknowledged; a
+// ticker whose row of its day is already stored is acknowledged without a
+// call; a ticker without a bar of its day yet is acknowledged and counted
+// stale (its last good row stays; a later run of the night retries); a
 // transient error, or a record there is no time left to start, is listed in
 // BatchItemFailures so that SQS delivers it again. For a FIFO source, every
 // record after the first one handed back is handed back too, unstarted
 // (AWS's rule: later messages of the group must not overtake it) — unless a
-// Requeuer is set: a record of a FIFO source that failed transiently is then
-// re-queued or dead-lettered (see requeue) and acknowledged, and the batch
-// goes on. Handle never returns an error for a record's problem, which would
-// retry the whole batch.
+// Requeuer is set: a ticker record of a FIFO source that failed transiently
+// is then re-queued or dead-lettered (see requeue) and acknowledged, and the
+// batch goes on.
+//
+// A refused key or plan (marketdata.ErrKeyRefused, ErrNotEntitled on a
+// ticker's bars) is a failure of the whole run, never of one ticker:
+// RefreshKey re-reads the key once and the record is retried once; if it is
+// still refused, that record and every record after it are handed back
+// (whatever the source), nothing more is asked of the provider, and
+// PolygonKeyRefused is counted. Records handed back unstarted are made
+// visible again at once through Visibility (those behind a refused key keep
+// the queue's visibility timeout as a back-off). Handle never returns an
+// error for a record's problem, which would retry the whole batch.
 func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	log := orDiscard(p.Logger)
 	defer func() {
@@ -175,73 +308,149 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 		defer cancel()
 	}
 
+	inv := &invocation{days: map[string]dayInfo{}}
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
 	var counts BatchCounts
+	var release []queue.VisibilityChange
 	handingBack := false
 	for _, rec := range ev.Records {
 		fifo := strings.HasSuffix(rec.EventSourceARN, ".fifo")
 		r := Record{MessageID: rec.MessageId}
+		var msg queue.Message
+		decoded := false
+		if m, err := queue.Decode([]byte(rec.Body)); err == nil {
+			msg, decoded = m, true
+			r.Ticker, r.Date, r.Attempt = m.Ticker, p.dateOf(m), m.Attempt
+		}
 		switch {
+		case inv.stopped != nil:
+			r.Outcome, r.Err = Deferred, fmt.Errorf("%w: %w", ErrRunStopped, inv.stopped)
 		case handingBack && fifo:
 			r.Outcome, r.Err = Deferred, ErrFIFOOrder
 			log.InfoContext(ctx, "record handed back unstarted: an earlier record of the FIFO batch was handed back", "messageId", rec.MessageId)
-		case !p.timeLeft(work):
+		case !p.timeLeft(work, decoded && msg.IsDay()):
 			r.Outcome, r.Err = Deferred, ErrNoTime
 			log.WarnContext(ctx, "record handed back unstarted: not enough time left", "messageId", rec.MessageId,
 				"budget", p.budget().String())
 		default:
-			var msg queue.Message
-			r, msg = p.record(work, rec)
+			r, msg = p.record(work, rec, inv)
+			if refused(r.Err) && !inv.refreshed && p.RefreshKey != nil && work.Err() == nil {
+				// A warm function may hold a key rotated out since it read
+				// the secret: read it again, once, and retry the record.
+				inv.refreshed = true
+				if err := p.RefreshKey(work); err != nil {
+					log.ErrorContext(ctx, "market-data key refused; reading it again failed", "error", err.Error())
+				} else {
+					log.WarnContext(ctx, "market-data key refused: read it again, retrying the record once", "messageId", rec.MessageId,
+						"error", r.Err.Error())
+					r, msg = p.record(work, rec, inv)
+				}
+			}
+			if refused(r.Err) {
+				inv.stopped = r.Err
+				r.Outcome = Refused
+				p.Metrics.Add(metrics.PolygonKeyRefused, 1)
+				log.ErrorContext(ctx, "market-data provider refused the key or the plan: run stopped, this record and every later one handed back unacknowledged (they come back after the queue's visibility timeout)",
+					"messageId", rec.MessageId, "ticker", msg.Label(), "error", r.Err.Error())
+			}
 			// A record cut by the work deadline is handed back like those
 			// there is no time left to start (which follow it anyway): its
-			// failure is the invocation's lack of time, not an attempt.
-			if r.Outcome == Transient && fifo && p.Requeuer != nil && work.Err() == nil {
+			// failure is the invocation's lack of time, not an attempt. A day
+			// message is never re-queued behind the tickers that need it.
+			if r.Outcome == Transient && fifo && p.Requeuer != nil && work.Err() == nil && !msg.IsDay() {
 				r.Outcome = p.requeue(work, rec, msg, r.Err)
 			}
 		}
 		if p.Observer != nil {
 			p.Observer(r)
 		}
-		out := r.Outcome
-		switch out {
+		switch r.Outcome {
 		case Stored:
 			counts.Stored++
 		case Permanent:
 			counts.Permanent++
+		case Current:
+			counts.Current++
+		case Stale:
+			counts.Stale++
+		case DayDone:
+			counts.Days++
 		case Requeued:
 			counts.Transient++
 			counts.Requeued++
 		case DeadLettered:
 			counts.Transient++
 			counts.DeadLettered++
-		case Transient, Deferred:
-			if out == Transient {
+		case Transient, Deferred, Refused:
+			switch r.Outcome {
+			case Transient:
 				counts.Transient++
-			} else {
+				if msg.IsDay() {
+					release = append(release, queue.VisibilityChange{ReceiptHandle: rec.ReceiptHandle, Timeout: p.dayRetryDelay()})
+				}
+			case Refused:
+				counts.Refused++
+			default:
 				counts.Deferred++
+				if !errors.Is(r.Err, ErrRunStopped) {
+					release = append(release, queue.VisibilityChange{ReceiptHandle: rec.ReceiptHandle})
+				}
 			}
 			handingBack = true
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
 		}
 	}
+	released := p.release(ctx, release)
 	p.Metrics.Add(metrics.TickersProcessed, float64(counts.Stored))
 	p.Metrics.Add(metrics.PermanentFailures, float64(counts.Permanent))
-	p.Metrics.Add(metrics.TransientFailures, float64(counts.Transient+counts.Deferred))
+	p.Metrics.Add(metrics.TransientFailures, float64(counts.Transient+counts.Deferred+counts.Refused))
+	p.Metrics.Add(metrics.TickersCurrent, float64(counts.Current))
+	p.Metrics.Add(metrics.TickersStale, float64(counts.Stale))
 	if p.Requeuer != nil {
 		p.Metrics.Add(metrics.TickersRequeued, float64(counts.Requeued))
 		p.Metrics.Add(metrics.TickersDeadLettered, float64(counts.DeadLettered))
 	}
+	if p.Visibility != nil {
+		p.Metrics.Add(metrics.RecordsReleased, float64(released))
+	}
 	log.InfoContext(ctx, "processTicker batch finished", "records", len(ev.Records), "stored", counts.Stored,
+		"current", counts.Current, "stale", counts.Stale, "days", counts.Days,
 		"permanentFailures", counts.Permanent, "transientFailures", counts.Transient, "deferred", counts.Deferred,
-		"requeued", counts.Requeued, "deadLettered", counts.DeadLettered, "handedBack", len(resp.BatchItemFailures))
+		"refused", counts.Refused, "requeued", counts.Requeued, "deadLettered", counts.DeadLettered,
+		"handedBack", len(resp.BatchItemFailures), "released", released)
 	return resp, nil
+}
+
+// refused reports whether err is the provider refusing the key or the plan.
+func refused(err error) bool {
+	return errors.Is(err, marketdata.ErrKeyRefused) || errors.Is(err, marketdata.ErrNotEntitled)
+}
+
+// release applies the visibility changes of the handed-back records, within
+// the reserve kept to answer Lambda. A failure only delays them.
+func (p *ProcessTicker) release(ctx context.Context, changes []queue.VisibilityChange) int {
+	if p.Visibility == nil || len(changes) == 0 {
+		return 0
+	}
+	rctx, cancel := context.WithTimeout(ctx, VisibilityTimeout)
+	defer cancel()
+	if err := p.Visibility.Change(rctx, changes); err != nil {
+		orDiscard(p.Logger).WarnContext(ctx, "handed-back records keep their visibility timeout: the change failed", "records", len(changes), "error", err.Error())
+		return 0
+	}
+	n := 0
+	for _, c := range changes {
+		if c.Timeout == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // record processes one record and returns what became of it, with the
 // decoded message (for a re-queue).
-func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) (Record, queue.Message) {
+func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage, inv *invocation) (Record, queue.Message) {
 	log := orDiscard(p.Logger)
-	start := p.now()
 	r := Record{MessageID: rec.MessageId}
 	msg, err := queue.Decode([]byte(rec.Body))
 	if err != nil {
@@ -249,28 +458,30 @@ func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage) (Reco
 		r.Outcome, r.Err = Permanent, err
 		return r, msg
 	}
-	r.Ticker, r.Attempt = msg.Ticker, msg.Attempt
-	log = log.With("messageId", rec.MessageId, "ticker", msg.Ticker, "runId", msg.RunID)
+	r.Ticker, r.Date, r.Attempt = msg.Ticker, p.dateOf(msg), msg.Attempt
+	log = log.With("messageId", rec.MessageId)
+	if msg.IsDay() {
+		log = log.With("date", r.Date, "runId", msg.RunID)
+	} else {
+		log = log.With("ticker", msg.Ticker, "runId", msg.RunID)
+	}
 	if msg.Attempt > 0 {
 		// Not "attempt": the Polygon client's lines use it for HTTP attempts.
 		log = log.With("queueAttempt", msg.Attempt)
 	}
-	row, err := p.refresh(ctx, msg.Ticker)
-	if err != nil {
-		r.Err = err
-		if retry.IsPermanent(err) {
-			log.ErrorContext(ctx, "ticker not refreshed: permanent error, message acknowledged", "error", err.Error())
-			r.Outcome = Permanent
-			return r, msg
-		}
-		log.WarnContext(ctx, "ticker not refreshed: transient error", "error", err.Error())
-		r.Outcome = Transient
-		return r, msg
+	if msg.IsDay() {
+		return p.day(ctx, log, r, msg, inv), msg
 	}
-	log.InfoContext(ctx, "ticker refreshed", "asOf", row.AsOf, "price", row.Price, "rsi", deref(row.RSI), "ma50", deref(row.MA50),
-		"bars", row.Bars, "durationMs", p.now().Sub(start).Milliseconds())
-	r.Outcome, r.Row = Stored, &row
-	return r, msg
+	return p.ticker(ctx, log, r, msg, inv), msg
+}
+
+// dateOf is the trading day a message is for: its own, or for a v1
+// message, the last completed one at the clock.
+func (p *ProcessTicker) dateOf(m queue.Message) string {
+	if m.Date != "" {
+		return m.Date
+	}
+	return marketdata.LastTradingDay(p.now())
 }
 
 // requeue deals with a record of a FIFO source that failed transiently with
@@ -308,48 +519,21 @@ func (p *ProcessTicker) requeue(ctx context.Context, rec events.SQSMessage, msg 
 	return DeadLettered
 }
 
-// refresh fetches, computes and stores one ticker. Errors are classified.
-func (p *ProcessTicker) refresh(ctx context.Context, ticker string) (tickerdb.Row, error) {
-	now := p.now()
-	// The range ends on the last trading day whose close has passed: during
-	// a session (or on a holiday) "today" would bring a partial bar, Stored
-	// under a close that has not happened and read as that day's data.
-	to := marketdata.LastTradingDay(now)
-	end, err := time.Parse(marketdata.DateLayout, to)
-	if err != nil {
-		return tickerdb.Row{}, retry.Permanent(fmt.Errorf("last trading day %q: %w", to, err))
-	}
-	from := end.AddDate(0, 0, -p.historyDays()).Format(marketdata.DateLayout)
-	bars, err := p.Market.DailyBars(ctx, ticker, from, to)
-	if err != nil {
-		if ctx.Err() != nil && !retry.IsPermanent(err) {
-			err = errors.Join(err, ctx.Err())
-		}
-		return tickerdb.Row{}, fmt.Errorf("daily bars %s %s..%s: %w", ticker, from, to, err)
-	}
-	snap, err := indicators.Compute(bars)
-	if err != nil {
-		// The same request would return the same series: not worth a retry.
-		return tickerdb.Row{}, retry.Permanent(fmt.Errorf("indicators of %s: %w", ticker, err))
-	}
-	ts, err := marketdata.CloseInstant(snap.AsOf)
-	if err != nil {
-		return tickerdb.Row{}, retry.Permanent(fmt.Errorf("close of %s: %w", ticker, err))
-	}
-	row := tickerdb.Row{Ticker: ticker, Timestamp: ts, Snapshot: snap, FetchedAt: now.UTC(), Source: p.Source}
-	if err := p.Store.Put(ctx, row); err != nil {
-		return row, err
-	}
-	return row, nil
-}
-
-// timeLeft reports whether a record can start before ctx's deadline.
-func (p *ProcessTicker) timeLeft(ctx context.Context) bool {
+// timeLeft reports whether a record (a day message when day) can start
+// before ctx's deadline.
+func (p *ProcessTicker) timeLeft(ctx context.Context, day bool) bool {
 	if ctx.Err() != nil {
 		return false
 	}
 	dl, ok := ctx.Deadline()
-	return !ok || dl.Sub(p.now()) >= p.budget()
+	if !ok {
+		return true
+	}
+	need := p.budget()
+	if day {
+		need = p.dayBudget()
+	}
+	return dl.Sub(p.now()) >= need
 }
 
 func (p *ProcessTicker) now() time.Time {
@@ -366,6 +550,13 @@ func (p *ProcessTicker) historyDays() int {
 	return deploy.DefaultPolygonHistoryDays
 }
 
+func (p *ProcessTicker) minHistory() int {
+	if p.MinHistory > 0 {
+		return p.MinHistory
+	}
+	return DefaultMinHistory
+}
+
 func (p *ProcessTicker) maxAttempts() int {
 	if p.MaxAttempts > 0 {
 		return p.MaxAttempts
@@ -378,6 +569,20 @@ func (p *ProcessTicker) budget() time.Duration {
 		return p.RecordBudget
 	}
 	return DefaultRecordBudget
+}
+
+func (p *ProcessTicker) dayBudget() time.Duration {
+	if p.DayBudget > 0 {
+		return p.DayBudget
+	}
+	return 2*p.budget() + 30*time.Second
+}
+
+func (p *ProcessTicker) dayRetryDelay() time.Duration {
+	if p.DayRetryDelay > 0 {
+		return p.DayRetryDelay
+	}
+	return DefaultDayRetryDelay
 }
 
 func (p *ProcessTicker) reserve() time.Duration {

@@ -30,7 +30,8 @@ var (
 )
 
 // mixedScript: MSFT fails transiently at the market, XYZ permanently, EMPTY
-// returns no bars, BAD a series with a zero close; TSLA fails in the store.
+// returns no bars (no bar of the day: stale), BAD a series with a zero
+// close; TSLA fails in the store.
 func mixed() (*fakeMarket, *fakeStore) {
 	m := &fakeMarket{script: map[string]func(context.Context) ([]marketdata.Bar, error){
 		"MSFT":  func(context.Context) ([]marketdata.Bar, error) { return nil, errTransient },
@@ -54,7 +55,7 @@ var mixedRecords = [][2]string{
 	{"m5", "not json at all"},   // poison
 	{"m6", body("NVDA")},
 	{"m7", body("TSLA")},  // transient (store)
-	{"m8", body("EMPTY")}, // permanent: no bars
+	{"m8", body("EMPTY")}, // stale: no bar of the day
 	{"m9", body("BAD")},   // permanent: invalid series
 	{"m10", body("BRK.B")},
 }
@@ -90,7 +91,7 @@ func TestHandleMixedBatch(t *testing.T) {
 	}{
 		{"standard queue: exactly the transient records", standardARN, []string{"m3", "m7"},
 			[]string{"AAPL", "MSFT", "XYZ", "NVDA", "TSLA", "EMPTY", "BAD", "BRK.B"},
-			map[string]float64{"TickersProcessed": 3, "PermanentFailures": 5, "TransientFailures": 2}},
+			map[string]float64{"TickersProcessed": 3, "PermanentFailures": 4, "TickersStale": 1, "TransientFailures": 2}},
 		{"FIFO queue: the first transient record and everything after it", fifoARN, []string{"m3", "m4", "m5", "m6", "m7", "m8", "m9", "m10"},
 			[]string{"AAPL", "MSFT"},
 			map[string]float64{"TickersProcessed": 1, "PermanentFailures": 1, "TransientFailures": 8}},
@@ -141,8 +142,10 @@ func TestHandleStoresOneRowPerTickerAndTradingDay(t *testing.T) {
 			t.Errorf("request %q, want AAPL 2025-10-21 2026-11-25", c)
 		}
 	}
-	if s.puts != 4 || len(s.rows) != 1 {
-		t.Fatalf("%d puts left %d rows, want 1", s.puts, len(s.rows))
+	// The second record and the redelivered batch find the row of the day
+	// stored: no call, no write.
+	if len(m.calls) != 1 || s.puts != 1 || len(s.rows) != 1 {
+		t.Fatalf("%d calls and %d puts left %d rows, want 1, 1 and 1", len(m.calls), s.puts, len(s.rows))
 	}
 	bars := testBars(300)
 	var sum float64
@@ -170,7 +173,7 @@ func TestHandleHandsBackWhatTheDeadlineLeavesNoTimeFor(t *testing.T) {
 			// Each fetch takes 30 s of (fake) time; a record needs 27 s;
 			// 2 s are reserved. With 100 s left: records at 0, 30, 60 s
 			// start (98, 68, 38 s left), the fourth (8 s left) does not.
-			m := &fakeMarket{clock: clock, step: 30 * time.Second}
+			m := &fakeMarket{clock: clock, step: 30 * time.Second, today: true}
 			s := &fakeStore{}
 			p, logs, emf := newProcessor(m, s, clock)
 			p.RecordBudget, p.Reserve = 27*time.Second, 2*time.Second
@@ -328,7 +331,7 @@ func TestHandleRequeuesTransientFailuresOfAFIFOBatch(t *testing.T) {
 			handedBack: []string{},
 			fetched:    []string{"AAPL", "MSFT", "XYZ", "NVDA", "TSLA", "EMPTY", "BAD", "BRK.B"},
 			requeued:   []string{"MSFT 1 tickers-3", "TSLA 1 tickers-3"},
-			metrics: map[string]float64{"TickersProcessed": 3, "PermanentFailures": 5, "TransientFailures": 2,
+			metrics: map[string]float64{"TickersProcessed": 3, "PermanentFailures": 4, "TickersStale": 1, "TransientFailures": 2,
 				"TickersRequeued": 2, "TickersDeadLettered": 0},
 			log: "message re-queued at the tail of the queue",
 		},
@@ -371,7 +374,7 @@ func TestHandleRequeuesTransientFailuresOfAFIFOBatch(t *testing.T) {
 			arn:  standardARN, requeuer: &fakeRequeuer{}, records: mixedRecords,
 			handedBack: []string{"m3", "m7"},
 			fetched:    []string{"AAPL", "MSFT", "XYZ", "NVDA", "TSLA", "EMPTY", "BAD", "BRK.B"},
-			metrics:    map[string]float64{"TickersProcessed": 3, "PermanentFailures": 5, "TransientFailures": 2, "TickersRequeued": 0},
+			metrics:    map[string]float64{"TickersProcessed": 3, "PermanentFailures": 4, "TickersStale": 1, "TransientFailures": 2, "TickersRequeued": 0},
 		},
 	}
 	for _, tt := range tests {
@@ -437,7 +440,7 @@ func TestHandleMaxAttempts(t *testing.T) {
 
 func TestHandleWithRequeuerStillHandsBackWhatTheDeadlineLeavesNoTimeFor(t *testing.T) {
 	clock := fakeclock.New(time.Now())
-	m := &fakeMarket{clock: clock, step: 30 * time.Second}
+	m := &fakeMarket{clock: clock, step: 30 * time.Second, today: true}
 	s := &fakeStore{}
 	p, _, emf := newProcessor(m, s, clock)
 	r := &fakeRequeuer{}

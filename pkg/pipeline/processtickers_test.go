@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pipeline"
@@ -51,10 +53,24 @@ func (f *fakePublisher) Publish(_ context.Context, msgs []queue.Message) (queue.
 	return r, f.err
 }
 
+// tickers are the ticker messages' tickers, in order.
 func (f *fakePublisher) tickers() []string {
 	var out []string
 	for _, m := range f.got {
-		out = append(out, m.Ticker)
+		if !m.IsDay() {
+			out = append(out, m.Ticker)
+		}
+	}
+	return out
+}
+
+// days are the day messages, in order.
+func (f *fakePublisher) days() []queue.Message {
+	var out []queue.Message
+	for _, m := range f.got {
+		if m.IsDay() {
+			out = append(out, m)
+		}
 	}
 	return out
 }
@@ -81,15 +97,25 @@ func TestProcessTickersScan(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := pipeline.Summary{RunID: "req-9", Mode: "scan", ItemsScanned: 2604, Pages: 4, SymbolsFound: 3, Queued: 3, Invalid: 2}
+			// 02:30 UTC on 2026-11-27 is 21:30 on Thanksgiving in New York:
+			// the last completed trading day is Wednesday 2026-11-25.
+			want := pipeline.Summary{RunID: "req-9", Mode: "scan", Date: "2026-11-25", ItemsScanned: 2604, Pages: 4, SymbolsFound: 3,
+				Queued: 3, DayMessages: 1, Invalid: 2}
 			if sum != want {
 				t.Errorf("summary %+v\nwant    %+v", sum, want)
 			}
 			if src.calls != 1 || !slices.Equal(pub.tickers(), []string{"AAPL", "BRK.B", "NVDA"}) {
 				t.Errorf("scans %d, queued %v", src.calls, pub.tickers())
 			}
+			// The day message first, at the head of the group, then the tickers.
+			if len(pub.got) != 4 || !pub.got[0].IsDay() {
+				t.Fatalf("messages %+v, want the day message first", pub.got)
+			}
+			if d := pub.got[0]; d.Date != "2026-11-25" || !slices.Equal(d.Tickers, []string{"AAPL", "BRK.B", "NVDA"}) || d.Group != "tickers" || d.Part != 1 || d.Parts != 1 {
+				t.Errorf("day message %+v", d)
+			}
 			for _, m := range pub.got {
-				if m.V != 1 || m.RunID != "req-9" || !m.EnqueuedAt.Equal(time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC)) {
+				if m.V != 2 || m.Date != "2026-11-25" || m.RunID != "req-9" || !m.EnqueuedAt.Equal(time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC)) {
 					t.Errorf("message %+v", m)
 				}
 			}
@@ -111,7 +137,7 @@ func TestProcessTickersScan(t *testing.T) {
 func TestProcessTickersManual(t *testing.T) {
 	src, pub := &fakeSource{res: scanned}, &fakePublisher{}
 	p, logs, _ := newCollector(src, pub)
-	sum, err := p.Handle(context.Background(), json.RawMessage(`{"tickers":["msft"," AAPL ","AAPL","DROP TABLE",""]}`))
+	sum, err := p.Handle(context.Background(), json.RawMessage(`{"tickers":["msft"," AAPL ","AAPL","DROP TABLE;",""]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +177,7 @@ func TestProcessTickersReportsFailures(t *testing.T) {
 		pub := &fakePublisher{reject: map[string]bool{"NVDA": true}}
 		p, logs, emf := newCollector(&fakeSource{res: scanned}, pub)
 		sum, err := p.Handle(context.Background(), nil)
-		if err == nil || !strings.Contains(err.Error(), "1 of 3 messages not queued") {
+		if err == nil || !strings.Contains(err.Error(), "1 of 4 messages not queued") {
 			t.Fatalf("err = %v", err)
 		}
 		if sum.Queued != 2 || sum.Failed != 1 {
@@ -186,5 +212,137 @@ func TestRunIDWithoutLambdaContextIsRandom(t *testing.T) {
 	a, b := pipeline.RunID(context.Background()), pipeline.RunID(context.Background())
 	if len(a) != 32 || a == b {
 		t.Fatalf("run ids %q %q", a, b)
+	}
+}
+
+type fakeDays struct {
+	state bardb.DayState
+	known bool
+}
+
+func (f *fakeDays) Day(context.Context, string) (bardb.DayState, bool, error) {
+	return f.state, f.known, nil
+}
+
+type fakeRows map[string]bool
+
+func (f fakeRows) Stored(_ context.Context, tickers []string, _ string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, t := range tickers {
+		if f[t] {
+			out[t] = true
+		}
+	}
+	return out, nil
+}
+
+// The catch-up run later in the night queues what is missing: the day
+// message again only when the day is not published (or never asked for),
+// and the tickers whose row of the day is not stored.
+func TestProcessTickersCatchUp(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		days    fakeDays
+		stored  fakeRows
+		day     bool
+		tickers []string
+		status  string
+	}{
+		{"not published yet", fakeDays{bardb.DayState{Status: bardb.DayNotPublished}, true}, fakeRows{}, true, []string{"AAPL", "BRK.B", "NVDA"}, "notPublished"},
+		{"never asked for", fakeDays{}, fakeRows{"AAPL": true}, true, []string{"BRK.B", "NVDA"}, ""},
+		{"published, one ticker missing", fakeDays{bardb.DayState{Status: bardb.DayPublished}, true}, fakeRows{"AAPL": true, "NVDA": true}, false, []string{"BRK.B"}, "published"},
+		{"fallback", fakeDays{bardb.DayState{Status: bardb.DayFallback}, true}, fakeRows{"NVDA": true}, false, []string{"AAPL", "BRK.B"}, "fallback"},
+		{"all stored", fakeDays{bardb.DayState{Status: bardb.DayPublished}, true}, fakeRows{"AAPL": true, "BRK.B": true, "NVDA": true}, false, nil, "published"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src, pub := &fakeSource{res: scanned}, &fakePublisher{}
+			p, logs, _ := newCollector(src, pub)
+			days := c.days
+			p.Days, p.Rows = &days, c.stored
+			sum, err := p.Handle(context.Background(), json.RawMessage(`{"catchUp":true}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pub.tickers(); !slices.Equal(got, c.tickers) {
+				t.Errorf("queued %v, want %v", got, c.tickers)
+			}
+			wantDays := 0
+			if c.day && len(c.tickers) > 0 {
+				wantDays = 1
+				if d := pub.days(); !slices.Equal(d[0].Tickers, c.tickers) {
+					t.Errorf("day message carries %v", d[0].Tickers)
+				}
+			}
+			if len(pub.days()) != wantDays || sum.DayMessages != wantDays || sum.Mode != "catch-up" || sum.DayStatus != c.status ||
+				sum.AlreadyStored != 3-len(c.tickers) || sum.Queued != len(c.tickers) {
+				t.Errorf("summary %+v, %d day messages", sum, len(pub.days()))
+			}
+			if !strings.Contains(logs.String(), `"msg":"catch-up: what the night still lacks"`) {
+				t.Errorf("catch-up not logged:\n%s", logs)
+			}
+		})
+	}
+	t.Run("not configured", func(t *testing.T) {
+		p, _, _ := newCollector(&fakeSource{res: scanned}, &fakePublisher{})
+		if _, err := p.Handle(context.Background(), json.RawMessage(`{"catchUp":true}`)); !errors.Is(err, pipeline.ErrBadEvent) {
+			t.Fatalf("err %v", err)
+		}
+	})
+}
+
+func TestParseEvent(t *testing.T) {
+	for ev, want := range map[string]pipeline.Event{
+		``: {}, `{}`: {}, `{"catchUp":true}`: {CatchUp: true}, `{"catchUp":false}`: {},
+		`{"tickers":["A"]}`: {Tickers: []string{"A"}, Manual: true},
+	} {
+		got, err := pipeline.ParseEvent([]byte(ev))
+		if err != nil || got.CatchUp != want.CatchUp || got.Manual != want.Manual || !slices.Equal(got.Tickers, want.Tickers) {
+			t.Errorf("ParseEvent(%s) = %+v, %v; want %+v", ev, got, err, want)
+		}
+	}
+	for _, bad := range []string{`{"catchUp":"yes"}`, `{"catchUp":true,"tickers":["A"]}`} {
+		if _, err := pipeline.ParseEvent([]byte(bad)); !errors.Is(err, pipeline.ErrBadEvent) {
+			t.Errorf("ParseEvent(%s): %v", bad, err)
+		}
+	}
+}
+
+// One day message heads each message group, with that group's tickers; a
+// group above queue.MaxDayTickers gets several parts.
+func TestProcessTickersDayMessagePerGroupAndParts(t *testing.T) {
+	var many []string
+	for i := range queue.MaxDayTickers + 5 {
+		many = append(many, fmt.Sprintf("T%05d", i))
+	}
+	src, pub := &fakeSource{res: portfoliodb.ScanResult{Symbols: many}}, &fakePublisher{}
+	p, _, _ := newCollector(src, pub)
+	sum, err := p.Handle(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	days := pub.days()
+	if len(days) != 2 || days[0].Parts != 2 || days[1].Part != 2 || len(days[0].Tickers) != queue.MaxDayTickers || len(days[1].Tickers) != 5 || sum.DayMessages != 2 {
+		t.Fatalf("%d day messages (%+v)", len(days), sum)
+	}
+	if !pub.got[0].IsDay() || !pub.got[1].IsDay() {
+		t.Error("day messages are not queued first")
+	}
+
+	src, pub = &fakeSource{res: scanned}, &fakePublisher{}
+	p, _, _ = newCollector(src, pub)
+	p.Groups = 4
+	if _, err := p.Handle(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	covered := map[string]string{}
+	for _, d := range pub.days() {
+		for _, tk := range d.Tickers {
+			covered[tk] = d.Group
+		}
+	}
+	for _, tk := range scanned.Symbols {
+		if covered[tk] != queue.GroupID(tk, 4) {
+			t.Errorf("%s in the day message of group %q, its messages go to %q", tk, covered[tk], queue.GroupID(tk, 4))
+		}
 	}
 }

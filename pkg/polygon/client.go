@@ -1,9 +1,10 @@
-// Package polygon reads daily bars from Polygon.io's aggregates API
-// (also served as Massive): the wire format (aggs.go) and an HTTP client
-// (client.go) that keeps the key out of URLs, logs and errors, follows
-// next_url, classifies every error as permanent or transient, retries the
-// transient ones within the caller's deadline, and paces every request to the
-// plan's rate.
+// Package polygon reads market data from Polygon.io (also served as
+// Massive): one ticker's daily bars (aggregates), one day of the whole market
+// (grouped daily) and the stock splits of a date range — their wire formats
+// (aggs.go, grouped.go, splits.go) and an HTTP client (client.go) that keeps
+// the key out of URLs, logs and errors, follows next_url, classifies every
+// error as permanent or transient, retries the transient ones within the
+// caller's deadline, and paces every request to the plan's rate.
 package polygon
 
 import (
@@ -190,37 +191,41 @@ func (c *Client) Calls() int64 { return c.calls.Load() }
 // DailyBars returns the split-adjusted daily bars of ticker from one date to
 // another (YYYY-MM-DD, both included), ascending and validated. Errors are
 // classified (retry.IsPermanent) and carry ErrUnauthorized, ErrNoData or
-// ErrRateLimited when those apply.
+// ErrRateLimited when those apply; a refused key or plan also wraps
+// marketdata.ErrKeyRefused or marketdata.ErrNotEntitled.
 func (c *Client) DailyBars(ctx context.Context, ticker, from, to string) ([]marketdata.Bar, error) {
 	t, err := symbol.Normalize(ticker)
 	if err != nil {
 		return nil, retry.Permanent(fmt.Errorf("polygon daily bars: %w", err))
 	}
-	fd, err1 := time.Parse(time.DateOnly, from)
-	td, err2 := time.Parse(time.DateOnly, to)
-	if err1 != nil || err2 != nil || td.Before(fd) {
+	if !ascendingDates(from, to) {
 		return nil, retry.Permanent(fmt.Errorf("polygon daily bars %s: range %.12q..%.12q is not two ascending YYYY-MM-DD dates", t, from, to))
 	}
 	what := fmt.Sprintf("polygon daily bars %s %s..%s", t, from, to)
-	key, err := c.key(ctx)
-	switch {
-	case err != nil:
-		// Reading the key failed (the secret could not be read, say): the
-		// key source's classification stands.
-		return nil, fmt.Errorf("%s: API key: %w", what, err)
-	case key == "":
-		return nil, retry.Permanent(fmt.Errorf("%s: API key not set: %w", what, ErrUnauthorized))
-	case !headerSafe(key):
-		// net/http would refuse the header on every attempt.
-		return nil, retry.Permanent(fmt.Errorf("%s: API key holds characters a header cannot carry: %w", what, ErrUnauthorized))
+	key, redact, err := c.apiKey(ctx, what)
+	if err != nil {
+		return nil, err
 	}
-	redact := redactor(key)
 
 	next := c.base.JoinPath("v2", "aggs", "ticker", t, "range", "1", "day", from, to)
 	next.RawQuery = "adjusted=true&sort=asc&limit=50000"
 	merged := &Aggregates{Ticker: t}
 	for page := 1; ; page++ {
-		a, err := c.page(ctx, t, next.String(), page, key, redact)
+		var a *Aggregates
+		err := c.fetch(ctx, t, next.String(), page, key, redact, func(body []byte) error {
+			var err error
+			if a, err = DecodeAggregates(body); err != nil {
+				// A 200 whose body does not decode, or carries a status other
+				// than OK or DELAYED, was most likely cut or garbled on the
+				// way, or a passing upstream fault: transient (the attempts
+				// bound the cost).
+				return retry.Transient(fmt.Errorf("HTTP 200 body: %s", oneLine(redact(err.Error()), 300)), 0)
+			}
+			if a.Ticker != "" && !strings.EqualFold(a.Ticker, t) {
+				return retry.Permanent(fmt.Errorf("answer is for ticker %q", oneLine(redact(a.Ticker), 20)))
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
@@ -253,30 +258,148 @@ func (c *Client) DailyBars(ctx context.Context, ticker, from, to string) ([]mark
 	return bars, nil
 }
 
-// page fetches one page with retries; the result's Results may be empty.
-func (c *Client) page(ctx context.Context, ticker, u string, page int, key string, redact func(string) string) (*Aggregates, error) {
+// GroupedDaily returns one trading day of the whole US stock market in one
+// call (GET /v2/aggs/grouped/locale/us/market/stocks/{date}?adjusted=true),
+// split-adjusted: the valid rows by ticker, dated in New York from each row's
+// t (the END of the day's window, 16:00 New York), and the rows skipped with
+// why (a symbol the validator rejects or that is not in its normalized
+// spelling, such as Polygon's preferred shares "KIMpL"; a non-finite or
+// non-positive price; a ticker sent twice, all of whose rows are skipped;
+// a row of another date). An answer without rows (resultsCount 0: the day is
+// not published yet, or was no session) is not an error: Day.Published is
+// false. A body that is cut or does not parse is transient; a refused key or
+// plan wraps marketdata.ErrKeyRefused or marketdata.ErrNotEntitled.
+func (c *Client) GroupedDaily(ctx context.Context, date string) (marketdata.Day, error) {
+	if !ascendingDates(date, date) {
+		return marketdata.Day{}, retry.Permanent(fmt.Errorf("polygon grouped daily: date %.12q is not YYYY-MM-DD", date))
+	}
+	what := "polygon grouped daily " + date
+	key, redact, err := c.apiKey(ctx, what)
+	if err != nil {
+		return marketdata.Day{}, err
+	}
+	u := c.base.JoinPath("v2", "aggs", "grouped", "locale", "us", "market", "stocks", date)
+	u.RawQuery = "adjusted=true"
+	var g *Grouped
+	err = c.fetch(ctx, "grouped "+date, u.String(), 1, key, redact, func(body []byte) error {
+		var err error
+		if g, err = DecodeGrouped(body); err != nil {
+			return retry.Transient(fmt.Errorf("HTTP 200 body: %s", oneLine(redact(err.Error()), 300)), 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return marketdata.Day{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if g.Status == "DELAYED" {
+		c.log.DebugContext(ctx, "polygon: data delayed by the plan", "date", date)
+	}
+	return g.Day(date), nil
+}
+
+// Splits lists the stock splits whose execution date is from one date to
+// another (YYYY-MM-DD, both included), all pages (GET
+// /v3/reference/splits?execution_date.gte=…&execution_date.lte=…&limit=1000,
+// following next_url). Entries that cannot be used (a symbol the validator
+// rejects, a bad date or ratio) are left out and logged at warn.
+func (c *Client) Splits(ctx context.Context, from, to string) ([]marketdata.Split, error) {
+	if !ascendingDates(from, to) {
+		return nil, retry.Permanent(fmt.Errorf("polygon splits: range %.12q..%.12q is not two ascending YYYY-MM-DD dates", from, to))
+	}
+	what := fmt.Sprintf("polygon splits %s..%s", from, to)
+	key, redact, err := c.apiKey(ctx, what)
+	if err != nil {
+		return nil, err
+	}
+	next := c.base.JoinPath("v3", "reference", "splits")
+	next.RawQuery = url.Values{"execution_date.gte": {from}, "execution_date.lte": {to}, "limit": {"1000"}}.Encode()
+	var out []marketdata.Split
+	skipped := 0
+	for page := 1; ; page++ {
+		var sp *SplitsPage
+		err := c.fetch(ctx, "splits", next.String(), page, key, redact, func(body []byte) error {
+			var err error
+			if sp, err = DecodeSplits(body); err != nil {
+				return retry.Transient(fmt.Errorf("HTTP 200 body: %s", oneLine(redact(err.Error()), 300)), 0)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		list, bad := sp.Splits()
+		out = append(out, list...)
+		for _, b := range bad {
+			if skipped < maxSkippedLogged {
+				c.log.WarnContext(ctx, "polygon: split entry skipped", "ticker", symbol.Quote(b.Ticker), "reason", b.Reason)
+			}
+			skipped++
+		}
+		if sp.NextURL == "" || len(sp.Results) == 0 {
+			break
+		}
+		if page == c.maxPages {
+			return nil, retry.Permanent(fmt.Errorf("%s: more than %d pages of results", what, c.maxPages))
+		}
+		if next, err = c.nextURL(sp.NextURL); err != nil {
+			return nil, fmt.Errorf("%s: page %d: %w", what, page+1, err)
+		}
+	}
+	return out, nil
+}
+
+// maxSkippedLogged bounds the log lines written for skipped entries of one
+// answer.
+const maxSkippedLogged = 20
+
+// apiKey reads the key for one query and returns it with its redactor. A
+// missing key, or one no header can carry, is a permanent refusal.
+func (c *Client) apiKey(ctx context.Context, what string) (string, func(string) string, error) {
+	key, err := c.key(ctx)
+	switch {
+	case err != nil:
+		// Reading the key failed (the secret could not be read, say): the
+		// key source's classification stands.
+		return "", nil, fmt.Errorf("%s: API key: %w", what, err)
+	case key == "":
+		return "", nil, retry.Permanent(fmt.Errorf("%s: API key not set: %w: %w", what, ErrUnauthorized, marketdata.ErrKeyRefused))
+	case !headerSafe(key):
+		// net/http would refuse the header on every attempt.
+		return "", nil, retry.Permanent(fmt.Errorf("%s: API key holds characters a header cannot carry: %w: %w", what, ErrUnauthorized, marketdata.ErrKeyRefused))
+	}
+	return key, redactor(key), nil
+}
+
+// ascendingDates reports whether from and to are YYYY-MM-DD dates, from ≤ to.
+func ascendingDates(from, to string) bool {
+	fd, err1 := time.Parse(time.DateOnly, from)
+	td, err2 := time.Parse(time.DateOnly, to)
+	return err1 == nil && err2 == nil && !td.Before(fd)
+}
+
+// fetch gets one page with retries, paced, and hands each 200 body to
+// decode, whose error is already classified.
+func (c *Client) fetch(ctx context.Context, what, u string, page int, key string, redact func(string) string, decode func([]byte) error) error {
 	// Cancelled when the pacing finds no token before the deadline: the
 	// retry loop then stops at once instead of backing off for nothing.
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
-	var out *Aggregates
 	n, err := c.policy.Do(rctx, func(actx context.Context, attempt int) error {
-		if err := c.pacer.Wait(actx, "polygon "+ticker); err != nil {
+		if err := c.pacer.Wait(actx, "polygon "+what); err != nil {
 			if errors.Is(err, retry.ErrDeadline) {
 				stop()
 			}
 			return err
 		}
-		a, err := c.attempt(actx, ticker, u, page, key, redact)
+		err := c.attempt(actx, what, u, page, key, redact, decode)
 		if err != nil {
 			level := slog.LevelWarn
 			if retry.IsPermanent(err) {
 				level = slog.LevelError
 			}
-			c.log.Log(ctx, level, "polygon: attempt failed", "ticker", ticker, "page", page, "attempt", attempt+1,
+			c.log.Log(ctx, level, "polygon: attempt failed", "ticker", what, "page", page, "attempt", attempt+1,
 				"permanent", retry.IsPermanent(err), "error", err.Error())
 		}
-		out = a
 		return err
 	})
 	if err != nil {
@@ -284,18 +407,18 @@ func (c *Client) page(ctx context.Context, ticker, u string, page int, key strin
 		if n != 1 {
 			tries = fmt.Sprintf("%d attempts", n)
 		}
-		return nil, fmt.Errorf("page %d, %s: %w", page, tries, err)
+		return fmt.Errorf("page %d, %s: %w", page, tries, err)
 	}
-	return out, nil
+	return nil
 }
 
 // attempt makes one HTTP request and classifies its outcome.
-func (c *Client) attempt(ctx context.Context, ticker, u string, page int, key string, redact func(string) string) (*Aggregates, error) {
+func (c *Client) attempt(ctx context.Context, what, u string, page int, key string, redact func(string) string, decode func([]byte) error) error {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, retry.Permanent(fmt.Errorf("build request: %s", redact(err.Error())))
+		return retry.Permanent(fmt.Errorf("build request: %s", redact(err.Error())))
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Accept", "application/json")
@@ -306,37 +429,27 @@ func (c *Client) attempt(ctx context.Context, ticker, u string, page int, key st
 	start := c.now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.transportError(ctx, actx, "request", err, redact)
+		return c.transportError(ctx, actx, "request", err, redact)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
 	if err != nil {
 		// A body cut short (reset, truncated, timed out) is worth another try.
-		return nil, c.transportError(ctx, actx, fmt.Sprintf("read HTTP %d body", resp.StatusCode), err, redact)
+		return c.transportError(ctx, actx, fmt.Sprintf("read HTTP %d body", resp.StatusCode), err, redact)
 	}
-	c.log.DebugContext(ctx, "polygon: answer", "ticker", ticker, "page", page, "status", resp.StatusCode,
+	c.log.DebugContext(ctx, "polygon: answer", "ticker", what, "page", page, "status", resp.StatusCode,
 		"bytes", len(body), "elapsedMs", c.now().Sub(start).Milliseconds())
 	if len(body) > MaxBodyBytes {
-		return nil, retry.Permanent(fmt.Errorf("HTTP %d body larger than %d bytes", resp.StatusCode, MaxBodyBytes))
+		return retry.Permanent(fmt.Errorf("HTTP %d body larger than %d bytes", resp.StatusCode, MaxBodyBytes))
 	}
 	if resp.StatusCode != http.StatusOK {
 		err := classifyStatus(resp.StatusCode, resp.Header, body, c.now(), redact)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			c.metrics.Add(metrics.PolygonThrottled, 1)
 		}
-		return nil, err
+		return err
 	}
-	a, err := DecodeAggregates(body)
-	if err != nil {
-		// A 200 whose body does not decode, or carries a status other than
-		// OK or DELAYED, was most likely cut or garbled on the way, or a
-		// passing upstream fault: transient (the attempts bound the cost).
-		return nil, retry.Transient(fmt.Errorf("HTTP 200 body: %s", oneLine(redact(err.Error()), 300)), 0)
-	}
-	if a.Ticker != "" && !strings.EqualFold(a.Ticker, ticker) {
-		return nil, retry.Permanent(fmt.Errorf("answer is for ticker %q", oneLine(redact(a.Ticker), 20)))
-	}
-	return a, nil
+	return decode(body)
 }
 
 // transportError classifies a failure to get or read an answer: transient

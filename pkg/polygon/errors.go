@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -18,7 +19,8 @@ import (
 // message is worth handing back to the queue.
 var (
 	// ErrUnauthorized: the key is missing (400), unknown (401), or not
-	// entitled to the data (403 NOT_AUTHORIZED). Permanent.
+	// entitled to the data (403 NOT_AUTHORIZED). Permanent. The first two
+	// also wrap marketdata.ErrKeyRefused, the third marketdata.ErrNotEntitled.
 	ErrUnauthorized = errors.New("polygon: API key missing, unknown or not entitled")
 	// ErrNoData: Polygon answered 200 with no bars (resultsCount 0, results
 	// absent or null): an unknown ticker or one with no trades. Permanent.
@@ -45,6 +47,10 @@ type APIError struct {
 	RetryAfter time.Duration
 
 	sentinel error
+	// access is marketdata.ErrKeyRefused or marketdata.ErrNotEntitled for a
+	// refused key or plan, so the use cases can tell them apart without
+	// knowing this package.
+	access error
 }
 
 func (e *APIError) Error() string {
@@ -62,9 +68,18 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the sentinel the status maps to (ErrUnauthorized,
-// ErrRateLimited) or nil.
-func (e *APIError) Unwrap() error { return e.sentinel }
+// Unwrap returns the sentinels the status maps to: ErrUnauthorized with
+// marketdata.ErrKeyRefused (400 missing key, 401) or
+// marketdata.ErrNotEntitled (403), ErrRateLimited (429), or none.
+func (e *APIError) Unwrap() []error {
+	var out []error
+	for _, s := range []error{e.sentinel, e.access} {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // errorBody is the shape of Polygon's error answers: the text is in "error"
 // (400, 401, 429) or "message" (403 NOT_AUTHORIZED, 404).
@@ -97,11 +112,14 @@ func classifyStatus(code int, h http.Header, body []byte, now time.Time, redact 
 		// Polygon answers a missing key with 400; other 400s are bad
 		// parameters, our mistake either way.
 		if strings.Contains(strings.ToLower(e.Text), "api key") {
-			e.sentinel = ErrUnauthorized
+			e.sentinel, e.access = ErrUnauthorized, marketdata.ErrKeyRefused
 		}
 		return retry.Permanent(e)
-	case code == http.StatusUnauthorized, code == http.StatusForbidden:
-		e.sentinel = ErrUnauthorized
+	case code == http.StatusUnauthorized:
+		e.sentinel, e.access = ErrUnauthorized, marketdata.ErrKeyRefused
+		return retry.Permanent(e)
+	case code == http.StatusForbidden:
+		e.sentinel, e.access = ErrUnauthorized, marketdata.ErrNotEntitled
 		return retry.Permanent(e)
 	case code == http.StatusTooManyRequests:
 		e.sentinel = ErrRateLimited

@@ -34,7 +34,11 @@ func TestParsePosition(t *testing.T) {
 		{name: "null ticker falls back to symbol", item: item{"ticker": &types.AttributeValueMemberNULL{Value: true}, "symbol": s("ibm")}, symbol: "IBM"},
 		{name: "no symbol", item: item{"portfolioId": s("p1")}, invalid: "no ticker or symbol", pid: "p1"},
 		{name: "numeric ticker", item: item{"ticker": n("7")}, invalid: "ticker is a N, not a string"},
-		{name: "invalid symbol", item: item{"ticker": s("DROP TABLE")}, invalid: "invalid ticker symbol"},
+		{name: "invalid symbol", item: item{"ticker": s("DROP TABLE;")}, invalid: "invalid ticker symbol"},
+		// Share classes as other systems spell them: Polygon's spelling.
+		{name: "share class with a hyphen", item: item{"ticker": s("brk-b")}, symbol: "BRK.B"},
+		{name: "share class with a slash", item: item{"ticker": s("BRK/B")}, symbol: "BRK.B"},
+		{name: "trailing separator", item: item{"ticker": s("BRK-")}, invalid: "trailing separator"},
 		{name: "control character", item: item{"ticker": s("A\nB")}, invalid: "invalid ticker symbol"},
 		{name: "bad quantity keeps the position", item: item{"ticker": s("AAPL"), "quantity": s("ten")}, symbol: "AAPL", invalid: `quantity "ten" is not a finite number`},
 		{name: "infinite cost", item: item{"ticker": s("AAPL"), "costBasis": n("1e999")}, symbol: "AAPL", invalid: "costBasis"},
@@ -80,7 +84,7 @@ func TestParsePortfolio(t *testing.T) {
 		invalid int
 	}{
 		{"list", item{"portfolioId": s("p1"), "name": s("ZSM Seven"), "tickers": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("aapl"), s("AAPL"), s("nvda")}}}, []string{"AAPL", "NVDA"}, 0},
-		{"string set", item{"name": s("G"), "symbols": &types.AttributeValueMemberSS{Value: []string{"TSLA", "x y"}}}, []string{"TSLA"}, 1},
+		{"string set", item{"name": s("G"), "symbols": &types.AttributeValueMemberSS{Value: []string{"TSLA", "x;y"}}}, []string{"TSLA"}, 1},
 		{"one string", item{"name": s("G"), "tickers": s("msft")}, []string{"MSFT"}, 0},
 		{"none", item{"name": s("G")}, nil, 0},
 		{"list with a number", item{"tickers": &types.AttributeValueMemberL{Value: []types.AttributeValue{n("1"), s("IBM")}}}, []string{"IBM"}, 1},

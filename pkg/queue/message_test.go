@@ -2,7 +2,9 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +53,7 @@ func TestAttemptIsOptionalAndRoundTrips(t *testing.T) {
 		if err != nil {
 			t.Fatalf("attempt %d: %v", tt.attempt, err)
 		}
-		if got != m {
+		if !reflect.DeepEqual(got, m) {
 			t.Errorf("attempt %d: decoded %+v, want %+v", tt.attempt, got, m)
 		}
 	}
@@ -86,11 +88,25 @@ func TestDecodeRejectsPoison(t *testing.T) {
 		{"array", `["AAPL"]`, "not a JSON message object"},
 		{"null", `null`, `no schema version`},
 		{"no version", `{"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `no schema version`},
-		{"version 2", `{"v":2,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "schema version 2, want 1"},
+		{"version 3", `{"v":3,"kind":"ticker","ticker":"AAPL","date":"2026-11-25","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "schema version 3, want 2 or 1"},
+		{"v2 without kind", `{"v":2,"ticker":"AAPL","date":"2026-11-25","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `"kind" "", want "day" or "ticker"`},
+		{"v2 unknown kind", `{"v":2,"kind":"week","date":"2026-11-25","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `"kind" "week"`},
+		{"v2 ticker without date", `{"v":2,"kind":"ticker","ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `"date" missing or not a trading day`},
+		{"v2 ticker on a holiday", `{"v":2,"kind":"ticker","ticker":"AAPL","date":"2026-11-26","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "not a trading day"},
+		{"v2 ticker not normalized", `{"v":2,"kind":"ticker","ticker":"BRK-B","date":"2026-11-25","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `is not normalized (want "BRK.B")`},
+		{"v2 ticker with day fields", `{"v":2,"kind":"ticker","ticker":"AAPL","date":"2026-11-25","tickers":["AAPL"],"runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "a ticker message has no"},
+		{"v2 day with a ticker", `{"v":2,"kind":"day","ticker":"AAPL","date":"2026-11-25","tickers":["AAPL"],"group":"tickers","part":1,"parts":1,"runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "a day message has no \"ticker\""},
+		{"v2 day without tickers", `{"v":2,"kind":"day","date":"2026-11-25","tickers":[],"group":"tickers","part":1,"parts":1,"runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "must hold 1 to 15000"},
+		{"v2 day unsorted", `{"v":2,"kind":"day","date":"2026-11-25","tickers":["MSFT","AAPL"],"group":"tickers","part":1,"parts":1,"runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "not sorted and unique at 1"},
+		{"v2 day duplicate", `{"v":2,"kind":"day","date":"2026-11-25","tickers":["AAPL","AAPL"],"group":"tickers","part":1,"parts":1,"runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "not sorted and unique"},
+		{"v2 day bad symbol", `{"v":2,"kind":"day","date":"2026-11-25","tickers":["AAPL","<b>"],"group":"tickers","part":1,"parts":1,"runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "tickers[1]: invalid ticker symbol"},
+		{"v2 day without group", `{"v":2,"kind":"day","date":"2026-11-25","tickers":["AAPL"],"part":1,"parts":1,"runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `"group" missing`},
+		{"v2 day part beyond parts", `{"v":2,"kind":"day","date":"2026-11-25","tickers":["AAPL"],"group":"tickers","part":2,"parts":1,"runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "1 ≤ part ≤ parts"},
+		{"v1 with a date", `{"v":1,"ticker":"AAPL","date":"2026-11-25","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "v1 has no"},
 		{"version string", `{"v":"1","ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "not a JSON message object"},
 		{"no ticker", `{"v":1,"runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `no "ticker"`},
 		{"bad ticker", `{"v":1,"ticker":"AA PL;","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "invalid ticker symbol"},
-		{"lower-case ticker", `{"v":1,"ticker":"aapl","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "not normalized"},
+		{"trailing separator", `{"v":1,"ticker":"BRK-","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "trailing separator"},
 		{"no run id", `{"v":1,"ticker":"AAPL","enqueuedAt":"2026-11-27T02:30:00Z"}`, `no "runId"`},
 		{"empty run id", `{"v":1,"ticker":"AAPL","runId":"","enqueuedAt":"2026-11-27T02:30:00Z"}`, `no "runId"`},
 		{"long run id", `{"v":1,"ticker":"AAPL","runId":"` + strings.Repeat("r", 129) + `","enqueuedAt":"2026-11-27T02:30:00Z"}`, "longer than 128"},
@@ -103,7 +119,8 @@ func TestDecodeRejectsPoison(t *testing.T) {
 		{"time before year 1 in UTC", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"0000-01-01T00:00:00+01:00"}`, "outside years 1..9999"},
 		{"unknown field", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","delay":75}`, "unknown field"},
 		{"trailing data", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"} {}`, "data after"},
-		{"too big", `{"v":1,"ticker":"AAPL","runId":"r","pad":"` + strings.Repeat("x", MaxMessageBytes) + `"}`, "more than 4096"},
+		{"too big", `{"v":1,"ticker":"AAPL","runId":"r","pad":"` + strings.Repeat("x", MaxMessageBytes) + `"}`, "more than 262144"},
+		{"ticker message too big", `{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00.` + strings.Repeat("0", 4100) + `Z"}`, "more than 4096 for a ticker message"},
 		{"long unknown field is clipped", `{"` + strings.Repeat("k", 1000) + `":1}`, "…"},
 	}
 	for _, tt := range tests {
@@ -126,11 +143,13 @@ func TestDecodeRejectsPoison(t *testing.T) {
 }
 
 // FuzzDecodeMessage: Decode never panics, errors always wrap ErrPoison, and
-// whatever it accepts is a valid v1 message that re-encodes and decodes to
-// the same value.
+// whatever it accepts is a valid v2 (day or ticker) or v1 message that
+// re-encodes and decodes to the same value.
 func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte(`{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`))
 	f.Add([]byte(`{"v":1,"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":4}`))
+	f.Add([]byte(`{"v":2,"kind":"ticker","ticker":"BRK.B","date":"2026-11-25","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`))
+	f.Add([]byte(`{"v":2,"kind":"day","date":"2026-11-25","tickers":["AAPL","BRK.B"],"group":"tickers","part":1,"parts":2,"runId":"r","enqueuedAt":"2026-11-27T02:30:00Z","attempt":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data)
 		if err != nil {
@@ -142,7 +161,7 @@ func FuzzDecodeMessage(f *testing.F) {
 			}
 			return
 		}
-		if m.V != Version || m.Ticker == "" || m.RunID == "" || m.Attempt < 0 || m.Attempt > MaxAttempt {
+		if (m.V != Version && m.V != Version1) || (m.Ticker == "") == (m.Kind != KindDay) || m.RunID == "" || m.Attempt < 0 || m.Attempt > MaxAttempt {
 			t.Fatalf("accepted %+v", m)
 		}
 		body, err := m.Encode()
@@ -153,8 +172,76 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decode %s: %v", body, err)
 		}
-		if again.Ticker != m.Ticker || again.RunID != m.RunID || !again.EnqueuedAt.Equal(m.EnqueuedAt) || again.Attempt != m.Attempt {
+		if !reflect.DeepEqual(again, m) {
 			t.Fatalf("round trip %+v != %+v", again, m)
 		}
 	})
+}
+
+func TestV2MessagesRoundTrip(t *testing.T) {
+	at := time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)
+	tk := NewTicker("BRK.B", "2026-11-25", "run-1", at)
+	body, err := tk.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"v":2,"kind":"ticker","ticker":"BRK.B","date":"2026-11-25","runId":"run-1","enqueuedAt":"2026-11-26T02:30:00Z"}`; body != want {
+		t.Errorf("ticker body %s\nwant        %s", body, want)
+	}
+	day := NewDay("2026-11-25", []string{"AAPL", "BRK.B"}, "tickers", 1, 1, "run-1", at)
+	dbody, err := day.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"v":2,"kind":"day","date":"2026-11-25","tickers":["AAPL","BRK.B"],"group":"tickers","part":1,"parts":1,"runId":"run-1","enqueuedAt":"2026-11-26T02:30:00Z"}`; dbody != want {
+		t.Errorf("day body %s\nwant     %s", dbody, want)
+	}
+	for _, m := range []Message{tk, day} {
+		b, _ := m.Encode()
+		got, err := Decode([]byte(b))
+		if err != nil || !reflect.DeepEqual(got, m) {
+			t.Errorf("decoded %+v, %v; want %+v", got, err, m)
+		}
+	}
+	if day.PartKey() != "run-1/tickers/1-of-1" || day.Label() != "day 2026-11-25" || !day.IsDay() || tk.IsDay() {
+		t.Errorf("part key %q label %q", day.PartKey(), day.Label())
+	}
+	// The de-duplication ids of a run: one per ticker and one per day part,
+	// distinct from each other.
+	if tk.DeduplicationID() != DeduplicationID("run-1", "BRK.B") || day.DeduplicationID() == tk.DeduplicationID() ||
+		day.DeduplicationID() != DeduplicationID("run-1", "#day/run-1/tickers/1-of-1") {
+		t.Error("de-duplication ids")
+	}
+	if day.GroupOf(5) != "tickers" || tk.GroupOf(1) != "tickers" {
+		t.Error("groups")
+	}
+}
+
+// 10,000 held tickers of the longest spelling fit one day message, within
+// SQS's 256 KiB; MaxDayTickers of them too.
+func TestDayMessageOfTenThousandTickersFits(t *testing.T) {
+	var tickers []string
+	for i := range MaxDayTickers {
+		tickers = append(tickers, fmt.Sprintf("A%09d", i)) // 10 characters
+	}
+	for _, n := range []int{10000, MaxDayTickers} {
+		body, err := NewDay("2026-11-25", tickers[:n], "tickers-99", 1000, 1000, strings.Repeat("r", 128), time.Now()).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(body) > MaxMessageBytes {
+			t.Errorf("%d tickers: %d bytes, more than %d", n, len(body), MaxMessageBytes)
+		}
+		if _, err := Decode([]byte(body)); err != nil {
+			t.Errorf("%d tickers: %v", n, err)
+		}
+	}
+}
+
+// A v1 message of the old producer still reads: its ticker is normalized.
+func TestV1IsStillRead(t *testing.T) {
+	m, err := Decode([]byte(`{"v":1,"ticker":"BRK-B","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`))
+	if err != nil || m.V != 1 || m.Ticker != "BRK.B" || m.Kind != "" || m.Date != "" {
+		t.Fatalf("v1: %+v %v", m, err)
+	}
 }

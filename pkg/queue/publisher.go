@@ -21,6 +21,10 @@ import (
 // MaxBatch is the most entries SQS accepts in one SendMessageBatch call.
 const MaxBatch = 10
 
+// MaxBatchBytes is the most SQS accepts in one SendMessageBatch call, all
+// bodies together (256 KiB): a batch holding a day message is cut short.
+const MaxBatchBytes = 256 * 1024
+
 // SQSAPI is the SQS calls of this package: SendMessageBatch for the
 // publisher, SendMessage for the requeuer. Both are the IAM action
 // sqs:SendMessage.
@@ -68,8 +72,18 @@ func NewPublisher(client SQSAPI, queueURL string, opts PublisherOptions) *Publis
 // FIFO reports whether the queue is a FIFO queue.
 func (p *Publisher) FIFO() bool { return p.fifo }
 
+// Groups is the number of FIFO message groups the publisher spreads ticker
+// messages over (1 for a standard queue).
+func (p *Publisher) Groups() int {
+	if !p.fifo {
+		return 1
+	}
+	return p.groups
+}
+
 // Failure is a message SQS did not accept.
 type Failure struct {
+	// Ticker is the message's ticker, or its Label for a day message.
 	Ticker string
 	// Code and Message are SQS's, or "Unsent" when attempts or time ran out.
 	Code, Message string
@@ -106,14 +120,29 @@ func DeduplicationID(runID, ticker string) string {
 }
 
 // DeduplicationID is the FIFO de-duplication id of m: DeduplicationID(RunID,
-// Ticker) as processTickers sends it (Attempt 0), else the hex SHA-256 of
-// runId + "/" + ticker + "/" + attempt, so that each re-queued copy is new to
-// SQS while a repeated send of the same copy is not.
+// Ticker) as processTickers sends a ticker message (Attempt 0), else the hex
+// SHA-256 of runId + "/" + ticker + "/" + attempt, so that each re-queued
+// copy is new to SQS while a repeated send of the same copy is not. A day
+// message's is the SHA-256 of runId + "/#day/" + its part key (and
+// "/" + attempt).
 func (m Message) DeduplicationID() string {
-	if m.Attempt == 0 {
-		return DeduplicationID(m.RunID, m.Ticker)
+	name := m.Ticker
+	if m.IsDay() {
+		name = "#day/" + m.PartKey()
 	}
-	return sha256Hex(m.RunID + "/" + m.Ticker + "/" + strconv.Itoa(m.Attempt))
+	if m.Attempt == 0 {
+		return DeduplicationID(m.RunID, name)
+	}
+	return sha256Hex(m.RunID + "/" + name + "/" + strconv.Itoa(m.Attempt))
+}
+
+// GroupOf is the FIFO message group of m: a day message's own, else
+// GroupID(m.Ticker, groups).
+func (m Message) GroupOf(groups int) string {
+	if m.IsDay() {
+		return m.Group
+	}
+	return GroupID(m.Ticker, groups)
 }
 
 func sha256Hex(s string) string {
@@ -121,24 +150,42 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Publish sends msgs in batches of at most MaxBatch. Entries that SQS reports
-// as failed through no fault of the sender are re-sent with backoff, within
-// the retry policy and the context's deadline; the rest are reported in
-// Result.Failed. An error means a SendMessageBatch call itself failed (after
-// the SDK's own retries); the messages of the batches not sent are then in
-// Failed too.
+// Publish sends msgs, in order, in batches of at most MaxBatch entries and
+// MaxBatchBytes of bodies. Entries that SQS reports as failed through no
+// fault of the sender are re-sent with backoff, within the retry policy and
+// the context's deadline; the rest are reported in Result.Failed. An error
+// means a SendMessageBatch call itself failed (after the SDK's own retries);
+// the messages of the batches not sent are then in Failed too.
 func (p *Publisher) Publish(ctx context.Context, msgs []Message) (Result, error) {
 	var res Result
-	for start := 0; start < len(msgs); start += MaxBatch {
-		batch := msgs[start:min(start+MaxBatch, len(msgs))]
+	for start := 0; start < len(msgs); {
+		end, size := start, 0
+		for end < len(msgs) && end-start < MaxBatch {
+			n, err := encodedLen(msgs[end])
+			if err != nil {
+				return res, err
+			}
+			if end > start && size+n > MaxBatchBytes {
+				break
+			}
+			size += n
+			end++
+		}
+		batch := msgs[start:end]
 		if err := p.sendBatch(ctx, batch, &res); err != nil {
-			for _, m := range msgs[start+len(batch):] {
-				res.Failed = append(res.Failed, Failure{Ticker: m.Ticker, Code: "Unsent", Message: "batch not sent"})
+			for _, m := range msgs[end:] {
+				res.Failed = append(res.Failed, Failure{Ticker: m.Label(), Code: "Unsent", Message: "batch not sent"})
 			}
 			return res, err
 		}
+		start = end
 	}
 	return res, nil
+}
+
+func encodedLen(m Message) (int, error) {
+	b, err := m.Encode()
+	return len(b), err
 }
 
 // sendBatch sends one batch, re-sending retryable failures.
@@ -188,7 +235,7 @@ func (p *Publisher) sendBatch(ctx context.Context, batch []Message, res *Result)
 			lastErr[id] = f
 			if f.SenderFault {
 				delete(pending, id)
-				res.Failed = append(res.Failed, Failure{Ticker: m.Ticker, Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: true})
+				res.Failed = append(res.Failed, Failure{Ticker: m.Label(), Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: true})
 				continue
 			}
 			retryable++
@@ -205,7 +252,7 @@ func (p *Publisher) sendBatch(ctx context.Context, batch []Message, res *Result)
 		if !ok {
 			continue
 		}
-		f := Failure{Ticker: m.Ticker, Code: "Unsent", Message: "not accepted after retries"}
+		f := Failure{Ticker: m.Label(), Code: "Unsent", Message: "not accepted after retries"}
 		if e, ok := lastErr[id]; ok {
 			f.Code, f.Message = aws.ToString(e.Code), aws.ToString(e.Message)
 		}
@@ -226,7 +273,7 @@ func (p *Publisher) entry(id string, m Message) (types.SendMessageBatchRequestEn
 	}
 	e := types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(body)}
 	if p.fifo {
-		e.MessageGroupId = aws.String(GroupID(m.Ticker, p.groups))
+		e.MessageGroupId = aws.String(m.GroupOf(p.groups))
 		e.MessageDeduplicationId = aws.String(m.DeduplicationID())
 	}
 	return e, nil

@@ -256,3 +256,82 @@ func TestPublishStopsRetryingAtTheDeadline(t *testing.T) {
 		}
 	}
 }
+
+// A night as processTickers queues it: the day message first, in its own
+// group, then the tickers; a batch holding a large day message is cut so
+// that no SendMessageBatch carries more than 256 KiB.
+func TestPublishDayMessageFirstAndWithinTheBatchSizeLimit(t *testing.T) {
+	f := &fakeSQS{}
+	p := NewPublisher(f, "https://sqs.us-east-1.amazonaws.com/1/q.fifo", PublisherOptions{Groups: 1})
+	var held []string
+	for i := range MaxDayTickers {
+		held = append(held, fmt.Sprintf("T%09d", i)) // the longest spelling
+	}
+	at := time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)
+	// Two parts of about 195 KB each: never in the same batch.
+	msgs := []Message{NewDay("2026-11-25", held, "tickers", 1, 2, "run-9", at), NewDay("2026-11-25", held, "tickers", 2, 2, "run-9", at)}
+	for _, tk := range []string{"AAPL", "MSFT"} {
+		msgs = append(msgs, NewTicker(tk, "2026-11-25", "run-9", at))
+	}
+	res, err := p.Publish(context.Background(), msgs)
+	if err != nil || res.Queued != 4 || len(res.Failed) != 0 {
+		t.Fatalf("publish %+v %v", res, err)
+	}
+	if len(f.calls) != 2 || len(f.calls[0].Entries) != 1 || len(f.calls[1].Entries) != 3 {
+		t.Fatalf("batches %d (%d entries first), want the first part alone, then the second with the two tickers", len(f.calls), len(f.calls[0].Entries))
+	}
+	for _, c := range f.calls {
+		size := 0
+		for _, e := range c.Entries {
+			size += len(aws.ToString(e.MessageBody))
+		}
+		if size > 256*1024 {
+			t.Errorf("a batch of %d bytes", size)
+		}
+	}
+	day := f.calls[0].Entries[0]
+	if aws.ToString(day.MessageGroupId) != "tickers" || aws.ToString(day.MessageDeduplicationId) != msgs[0].DeduplicationID() {
+		t.Errorf("day entry group %s dedup %s", aws.ToString(day.MessageGroupId), aws.ToString(day.MessageDeduplicationId))
+	}
+}
+
+// fakeVisibility records ChangeMessageVisibilityBatch calls.
+type fakeVisibility struct {
+	calls  []*sqs.ChangeMessageVisibilityBatchInput
+	failID string
+}
+
+func (f *fakeVisibility) ChangeMessageVisibilityBatch(_ context.Context, in *sqs.ChangeMessageVisibilityBatchInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error) {
+	f.calls = append(f.calls, in)
+	out := &sqs.ChangeMessageVisibilityBatchOutput{}
+	for _, e := range in.Entries {
+		if aws.ToString(e.ReceiptHandle) == f.failID {
+			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("ReceiptHandleIsInvalid"), Message: aws.String("expired"), SenderFault: true})
+			continue
+		}
+		out.Successful = append(out.Successful, types.ChangeMessageVisibilityBatchResultEntry{Id: e.Id})
+	}
+	return out, nil
+}
+
+func TestVisibilityChangesInBatchesOfTen(t *testing.T) {
+	f := &fakeVisibility{failID: "rh-11"}
+	v := NewVisibility(f, "https://sqs.us-east-1.amazonaws.com/1/q.fifo")
+	var changes []VisibilityChange
+	for i := range 12 {
+		changes = append(changes, VisibilityChange{ReceiptHandle: fmt.Sprint("rh-", i), Timeout: time.Duration(i) * 30 * time.Second})
+	}
+	err := v.Change(context.Background(), changes)
+	if err == nil || !strings.Contains(err.Error(), "1 of 12 entries failed (ReceiptHandleIsInvalid: expired)") {
+		t.Fatalf("err %v", err)
+	}
+	if len(f.calls) != 2 || len(f.calls[0].Entries) != 10 || len(f.calls[1].Entries) != 2 {
+		t.Fatalf("calls %d", len(f.calls))
+	}
+	if e := f.calls[0].Entries[3]; aws.ToString(e.ReceiptHandle) != "rh-3" || e.VisibilityTimeout != 90 || aws.ToString(f.calls[0].QueueUrl) != "https://sqs.us-east-1.amazonaws.com/1/q.fifo" {
+		t.Errorf("entry %+v", e)
+	}
+	if err := NewVisibility(&fakeVisibility{}, "u").Change(context.Background(), changes[:1]); err != nil {
+		t.Errorf("one change: %v", err)
+	}
+}

@@ -34,7 +34,7 @@ func NewRequeuer(client SQSAPI, queueURL, dlqURL string) *Requeuer {
 // the send) within SQS's five-minute window queues it once.
 func (r *Requeuer) Requeue(ctx context.Context, m Message, groupID string) error {
 	if err := r.send(ctx, r.queueURL, m, groupID, m.DeduplicationID()); err != nil {
-		return fmt.Errorf("re-queue %s (attempt %d): %w", m.Ticker, m.Attempt, err)
+		return fmt.Errorf("re-queue %s (attempt %d): %w", m.Label(), m.Attempt, err)
 	}
 	return nil
 }
@@ -48,7 +48,7 @@ func (r *Requeuer) Requeue(ctx context.Context, m Message, groupID string) error
 func (r *Requeuer) DeadLetter(ctx context.Context, m Message, groupID string) error {
 	dedup := sha256Hex(m.DeduplicationID() + "/dead-letter/" + r.now().UTC().Format(time.RFC3339Nano))
 	if err := r.send(ctx, r.deadLetter, m, groupID, dedup); err != nil {
-		return fmt.Errorf("dead-letter %s (attempt %d): %w", m.Ticker, m.Attempt, err)
+		return fmt.Errorf("dead-letter %s (attempt %d): %w", m.Label(), m.Attempt, err)
 	}
 	return nil
 }

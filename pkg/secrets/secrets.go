@@ -58,14 +58,9 @@ func (k *Keys) Get(ctx context.Context, name string) (string, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.loaded == nil {
-		out, err := k.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(k.secretARN)})
+		m, err := k.read(ctx)
 		if err != nil {
-			return "", fmt.Errorf("read secret %s: %w", k.secretARN, err)
-		}
-		m := map[string]string{}
-		if err := json.Unmarshal([]byte(aws.ToString(out.SecretString)), &m); err != nil {
-			// Do not wrap the JSON error: its text can quote the secret.
-			return "", fmt.Errorf("secret %s is not a JSON object of strings", k.secretARN)
+			return "", err
 		}
 		k.loaded = m
 	}
@@ -73,4 +68,37 @@ func (k *Keys) Get(ctx context.Context, name string) (string, error) {
 		return v, nil
 	}
 	return "", fmt.Errorf("%s: %w in secret %s", name, ErrNotSet, k.secretARN)
+}
+
+// Refresh reads the secret again now, replacing the cached keys: what a
+// function does once when the provider refuses a key, since an operator may
+// have rotated it while this execution environment was warm. On failure the
+// cached keys stay. Without a secret (keys from the environment only) there
+// is nothing to re-read and Refresh returns nil.
+func (k *Keys) Refresh(ctx context.Context) error {
+	if k.client == nil || k.secretARN == "" {
+		return nil
+	}
+	m, err := k.read(ctx)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	k.loaded = m
+	k.mu.Unlock()
+	return nil
+}
+
+// read fetches and decodes the secret.
+func (k *Keys) read(ctx context.Context) (map[string]string, error) {
+	out, err := k.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(k.secretARN)})
+	if err != nil {
+		return nil, fmt.Errorf("read secret %s: %w", k.secretARN, err)
+	}
+	m := map[string]string{}
+	if err := json.Unmarshal([]byte(aws.ToString(out.SecretString)), &m); err != nil {
+		// Do not wrap the JSON error: its text can quote the secret.
+		return nil, fmt.Errorf("secret %s is not a JSON object of strings", k.secretARN)
+	}
+	return m, nil
 }

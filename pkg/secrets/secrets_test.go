@@ -97,3 +97,35 @@ func TestSurroundingWhitespaceIsNotPartOfTheKey(t *testing.T) {
 		t.Fatalf("blank value in the secret: %v", err)
 	}
 }
+
+// A key rotated while the execution environment was warm: Get keeps the
+// cached one until Refresh reads the secret again; a failed refresh keeps
+// the cache.
+func TestRefreshRereadsTheSecret(t *testing.T) {
+	ctx := context.Background()
+	sm := &fakeSM{value: `{"POLYGON_API_KEY":"old-key"}`}
+	k := NewKeys(env(nil), sm, "arn")
+	if v, err := k.Get(ctx, deploy.SecretKeyPolygon); err != nil || v != "old-key" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	sm.value = `{"POLYGON_API_KEY":"new-key"}`
+	if v, _ := k.Get(ctx, deploy.SecretKeyPolygon); v != "old-key" {
+		t.Fatalf("Get before Refresh = %q, want the cached key", v)
+	}
+	if err := k.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := k.Get(ctx, deploy.SecretKeyPolygon); v != "new-key" || sm.calls != 2 {
+		t.Fatalf("Get after Refresh = %q (%d reads), want the new key after 2 reads", v, sm.calls)
+	}
+	sm.value = `not json`
+	if err := k.Refresh(ctx); err == nil || strings.Contains(err.Error(), "not json") {
+		t.Fatalf("Refresh of a malformed secret: %v", err)
+	}
+	if v, _ := k.Get(ctx, deploy.SecretKeyPolygon); v != "new-key" {
+		t.Fatalf("a failed Refresh dropped the cache: %q", v)
+	}
+	if err := NewKeys(env(map[string]string{"POLYGON_API_KEY": "k"}), nil, "").Refresh(ctx); err != nil {
+		t.Fatalf("Refresh without a secret: %v", err)
+	}
+}

@@ -14,7 +14,13 @@ func TestNormalizeAccepts(t *testing.T) {
 		{"aapl", "AAPL"},
 		{"BRK.B", "BRK.B"},
 		{"brk.b", "BRK.B"},
-		{"BF-B", "BF-B"},
+		// Share classes: Polygon's spelling, whatever separator was typed.
+		{"BF-B", "BF.B"},
+		{"BRK-B", "BRK.B"},
+		{"BRK/B", "BRK.B"},
+		{"BRK B", "BRK.B"},
+		{" brk b ", "BRK.B"},
+		{"brk/a", "BRK.A"},
 		{"  msft\t", "MSFT"},
 		{"A", "A"},
 		{"ABCDEFGHIJ", "ABCDEFGHIJ"}, // exactly 10
@@ -39,7 +45,12 @@ func TestNormalizeRejects(t *testing.T) {
 		{"", "empty"},
 		{"   ", "empty"},
 		{"AAPL\n", `character '\n' not allowed`},
-		{"AA PL", `character ' ' not allowed`},
+		{"AA  PL", "two separators in a row"},
+		{"BRK-", "trailing separator"},
+		{"BRK.", "trailing separator"},
+		{"BRK/", "trailing separator"},
+		{"BRK.-B", "two separators in a row"},
+		{"BRK\tB", `character '\t' not allowed`},
 		{"<script>", "must start with a letter"},
 		{"A<script>", `character '<' not allowed`},
 		{"ABCDEFGHIJK", "longer than 10 characters"}, // 11
@@ -98,5 +109,19 @@ func TestQuoteEscapesAndBounds(t *testing.T) {
 	long := strings.Repeat("x", 100)
 	if got := symbol.Quote(long); got != `"`+strings.Repeat("x", 40)+`"…` {
 		t.Errorf("Quote of 100 bytes = %q, want 40 bytes and an ellipsis", got)
+	}
+}
+
+func TestErrorReason(t *testing.T) {
+	_, err := symbol.Normalize("BRK-")
+	var e *symbol.Error
+	if !errors.As(err, &e) || e.Input != "BRK-" || e.Reason != "trailing separator" || symbol.Reason(err) != "trailing separator" {
+		t.Fatalf("err = %#v", err)
+	}
+	if got := err.Error(); got != `invalid ticker symbol "BRK-": trailing separator` {
+		t.Errorf("Error() = %q", got)
+	}
+	if got := symbol.Reason(errors.New("other")); got != "other" {
+		t.Errorf("Reason of a plain error = %q", got)
 	}
 }

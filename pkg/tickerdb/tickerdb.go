@@ -14,6 +14,7 @@ import (
 
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
+	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/symbol"
 )
@@ -30,9 +31,13 @@ const (
 	AttrSource    = "source"
 )
 
-// DynamoDBAPI is the part of the DynamoDB client the store uses.
+// DynamoDBAPI is the part of the DynamoDB client the store uses: PutItem and
+// GetItem for processTicker (a row, and whether the row of a day is stored),
+// BatchGetItem for processTickers' catch-up run, Query for the readers.
 type DynamoDBAPI interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
@@ -86,6 +91,84 @@ func (s *Store) Latest(ctx context.Context, ticker string) (Row, bool, error) {
 		return Row{}, false, fmt.Errorf("latest %s in %s: %w", ticker, s.table, err)
 	}
 	return r, true, nil
+}
+
+// Has reports whether the row of ticker for the trading day date
+// (YYYY-MM-DD) is stored: a redelivered message costs no market-data call.
+func (s *Store) Has(ctx context.Context, ticker, date string) (bool, error) {
+	key, err := rowKey(ticker, date)
+	if err != nil {
+		return false, retry.Permanent(err)
+	}
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), Key: key,
+		ProjectionExpression: aws.String("#t"), ExpressionAttributeNames: map[string]string{"#t": deploy.AttrTicker},
+	})
+	if err != nil {
+		return false, fmt.Errorf("get %s %s from %s: %w", ticker, date, s.table, err)
+	}
+	return len(out.Item) > 0, nil
+}
+
+// maxBatchGet is the most keys one BatchGetItem takes.
+const maxBatchGet = 100
+
+// Stored returns which of tickers have their row of the trading day date
+// stored, 100 keys a call, re-asking for the keys DynamoDB leaves
+// unprocessed (within a few attempts; what is left is an error).
+func (s *Store) Stored(ctx context.Context, tickers []string, date string) (map[string]bool, error) {
+	out := make(map[string]bool, len(tickers))
+	for start := 0; start < len(tickers); start += maxBatchGet {
+		var keys []map[string]types.AttributeValue
+		for _, t := range tickers[start:min(start+maxBatchGet, len(tickers))] {
+			k, err := rowKey(t, date)
+			if err != nil {
+				return nil, retry.Permanent(err)
+			}
+			keys = append(keys, k)
+		}
+		pending := map[string]types.KeysAndAttributes{s.table: {
+			Keys: keys, ProjectionExpression: aws.String("#t"), ExpressionAttributeNames: map[string]string{"#t": deploy.AttrTicker},
+		}}
+		_, err := batchGetRetry.Do(ctx, func(ctx context.Context, _ int) error {
+			res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
+			if err != nil {
+				return retry.Permanent(err)
+			}
+			for _, it := range res.Responses[s.table] {
+				if v, ok := it[deploy.AttrTicker].(*types.AttributeValueMemberS); ok {
+					out[v.Value] = true
+				}
+			}
+			pending = res.UnprocessedKeys
+			if len(pending[s.table].Keys) > 0 {
+				return retry.Transient(fmt.Errorf("%d keys unprocessed", len(pending[s.table].Keys)), 0)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("rows of %s in %s: %w", date, s.table, err)
+		}
+	}
+	return out, nil
+}
+
+// batchGetRetry re-asks for unprocessed keys.
+var batchGetRetry = retry.Policy{Attempts: 5, Base: 50 * time.Millisecond, Cap: time.Second}
+
+// rowKey is the key of ticker's row of the trading day date.
+func rowKey(ticker, date string) (map[string]types.AttributeValue, error) {
+	if !symbol.Valid(ticker) {
+		return nil, fmt.Errorf("row key: ticker %q is not a normalized symbol", ticker)
+	}
+	ts, err := marketdata.CloseInstant(date)
+	if err != nil {
+		return nil, fmt.Errorf("row key of %s: %w", ticker, err)
+	}
+	return map[string]types.AttributeValue{
+		deploy.AttrTicker:    &types.AttributeValueMemberS{Value: ticker},
+		deploy.AttrTimestamp: &types.AttributeValueMemberS{Value: ts.UTC().Format(time.RFC3339)},
+	}, nil
 }
 
 func marshal(r Row) (map[string]types.AttributeValue, error) {

@@ -3,6 +3,7 @@ package tickerdb_test
 import (
 	"context"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -139,5 +140,38 @@ func TestPutRejectsRowsThatCannotBeStored(t *testing.T) {
 				t.Fatalf("err = %v, want a permanent error", err)
 			}
 		})
+	}
+}
+
+// Has and Stored find a row by its trading day: the key is the close of that
+// day (16:00 EST = 21:00 UTC in November, computed here by hand).
+func TestHasAndStoredFindTheRowOfADay(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	for _, tk := range []string{"AAPL", "BRK.B"} {
+		row := tickerdb.Row{Ticker: tk, Timestamp: closeAt(t, "2026-11-25"), Snapshot: indicators.Snapshot{AsOf: "2026-11-25", Price: 10}}
+		if err := s.Put(ctx, row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		ticker, date string
+		want         bool
+	}{{"AAPL", "2026-11-25", true}, {"AAPL", "2026-11-24", false}, {"MSFT", "2026-11-25", false}} {
+		if got, err := s.Has(ctx, c.ticker, c.date); err != nil || got != c.want {
+			t.Errorf("Has(%s, %s) = %v, %v; want %v", c.ticker, c.date, got, err, c.want)
+		}
+	}
+	var many []string
+	for i := range 230 { // three BatchGetItem calls
+		many = append(many, "T"+strconv.Itoa(i))
+	}
+	many = append(many, "BRK.B", "AAPL")
+	got, err := s.Stored(ctx, many, "2026-11-25")
+	if err != nil || len(got) != 2 || !got["AAPL"] || !got["BRK.B"] {
+		t.Fatalf("Stored = %v, %v", got, err)
+	}
+	if _, err := s.Has(ctx, "aapl", "2026-11-25"); err == nil || !retry.IsPermanent(err) {
+		t.Errorf("Has of a non-normalized symbol: %v", err)
 	}
 }

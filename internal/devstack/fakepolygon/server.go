@@ -4,19 +4,28 @@
 // with a generated key, as the labelled sample-data source of `zsm run`
 // without a Polygon key (SampleSource, SampleLabel).
 //
-// The server answers GET /v2/aggs/ticker/{T}/range/{n}/{span}/{from}/{to}.
-// Each request is answered, in this order of precedence, by:
+// The server answers three endpoints: one ticker's daily bars
+// (GET /v2/aggs/ticker/{T}/range/{n}/{span}/{from}/{to}), one day of the whole
+// market (GET /v2/aggs/grouped/locale/us/market/stocks/{date}) and the stock
+// splits of a date range (GET /v3/reference/splits). Each request is
+// answered, in this order of precedence, by:
 //
 //  1. the rate limit (Options.RateLimit): 429 with Polygon's body beyond N
 //     admitted calls in any sliding Options.Window;
 //  2. the key check (Options.Key): 400 "API Key was not provided" or
 //     401 "Unknown API Key", as Polygon answers;
-//  3. the next response scripted for that ticker (EnqueueFor);
+//  3. the next response scripted for that ticker (EnqueueFor; Grouped and
+//     Splits name the other two endpoints);
 //  4. the next response scripted for any request (Enqueue);
-//  5. Options.Handler, or else synthetic bars (Series): deterministic daily
-//     bars on NYSE trading days for any valid ticker, up to the last trading
-//     day whose close has passed by Options.Now, paginated with next_url when
-//     Options.PageSize is set.
+//  5. for a per-ticker request, Options.Handler; then
+//  6. the market the server simulates (market.go): deterministic daily bars
+//     (Series) on NYSE trading days for any valid ticker, up to the last
+//     session published by Options.Now (its close plus PublishDelay),
+//     adjusted for the scripted splits that have executed by then, without
+//     the scripted halts; the grouped answer carries the same bars for its
+//     universe (Options.Universe, UniverseFunc and every ticker asked about)
+//     plus junk rows a client must skip, or 403 NOT_AUTHORIZED when the plan
+//     is set not to include it (SetGroupedForbidden).
 //
 // Scripted responses can fail in every way the client must survive: any
 // status and headers (Retry-After), a delay, a connection reset, a body cut
@@ -112,8 +121,11 @@ type Request struct {
 	Method, Path, RawQuery, RequestURI string
 	// Authorization is the Authorization header ("" if absent).
 	Authorization string
-	// Ticker, From and To are the aggregates path's parts ("" for other paths).
-	Ticker, From, To string
+	// Kind is KindAggregates, KindGrouped, KindSplits or "" (another path).
+	Kind string
+	// Ticker, From and To are the aggregates path's parts ("" for other
+	// paths); Date is the grouped path's date.
+	Ticker, From, To, Date string
 	// Status is the status the server chose (0 for a reset); a client that
 	// gave up during a Delay never saw it. Set once the answer is chosen.
 	Status int
@@ -137,14 +149,34 @@ type Options struct {
 	// PageSize > 0 splits synthetic results into pages of at most PageSize
 	// bars linked by next_url (as does a smaller limit query parameter).
 	PageSize int
-	// Handler answers requests that have no scripted response; nil serves
-	// Synthetic bars. It runs outside the server's lock, so it may call the
-	// Server's methods (Calls, Requests, ...), and concurrently.
+	// Handler answers per-ticker aggregates requests that have no scripted
+	// response; nil serves the simulated market. It runs outside the
+	// server's lock, so it may call the Server's methods (Calls, Requests,
+	// ...), and concurrently. Grouped and splits requests never reach it.
 	Handler func(Request) Response
-	// Now is the server's clock, for recorded times and the rate limit; nil
-	// uses time.Now. Share a fake clock with the client to test pacing
-	// without waiting.
+	// Now is the server's clock, for recorded times, the rate limit and the
+	// last published session; nil uses time.Now. Share a fake clock with the
+	// client to test pacing without waiting; move it to play consecutive
+	// nights.
 	Now func() time.Time
+
+	// PublishDelay is how long after a session's 16:00 New York close the
+	// server starts serving it (0: at the close). A grouped request for a
+	// session not yet published answers resultsCount 0, as Polygon does
+	// before its end-of-day data is ready.
+	PublishDelay time.Duration
+	// Universe are tickers the grouped answer always carries (besides
+	// UniverseFunc's and every ticker asked about per ticker).
+	Universe []string
+	// UniverseFunc, when set, adds tickers to the grouped answer at each
+	// request (the local stack passes the symbols held in its tables).
+	UniverseFunc func() []string
+	// NoJunk leaves out of the grouped answer the rows a client must skip
+	// (JunkTickers: a preferred share spelled KIMpL, a ticker sent twice, a
+	// zero close).
+	NoJunk bool
+	// Splits are scripted splits (AddSplit adds more).
+	Splits []Split
 }
 
 // Server is a running local Polygon. Its methods are safe for concurrent use.
@@ -162,6 +194,7 @@ type Server struct {
 	requests  []Request
 	admitted  []time.Time
 	throttled int
+	market    market
 }
 
 // New starts a server that closes when the test (or benchmark) ends.
@@ -182,6 +215,7 @@ func Start(opts Options) *Server {
 		opts.Now = time.Now
 	}
 	s := &Server{opts: opts, done: make(chan struct{}), byTicker: map[string][]Response{}}
+	s.market = newMarket(opts)
 	s.srv = httptest.NewServer(s)
 	s.URL = s.srv.URL
 	return s
@@ -209,7 +243,8 @@ func (s *Server) Enqueue(rs ...Response) {
 }
 
 // EnqueueFor scripts the answers to the next requests for ticker, in order;
-// they take precedence over Enqueue's.
+// they take precedence over Enqueue's. Grouped and Splits script the
+// grouped-daily and splits endpoints.
 func (s *Server) EnqueueFor(ticker string, rs ...Response) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -282,7 +317,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RequestURI:    r.RequestURI,
 		Authorization: r.Header.Get("Authorization"),
 	}
-	req.Ticker, req.From, req.To = parseAggsPath(r.URL.Path)
+	req.Kind, req.Ticker, req.From, req.To, req.Date = parsePath(r.URL.Path)
 
 	s.mu.Lock()
 	req.Time = s.opts.Now()
@@ -293,10 +328,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if !scripted {
 		// Outside the lock: a Handler may call the Server's methods.
-		if s.opts.Handler != nil {
+		switch {
+		case req.Kind == KindAggregates && s.opts.Handler != nil:
 			resp = withStatus(s.opts.Handler(req))
-		} else {
-			resp = s.synthetic(req, r)
+		default:
+			resp = s.serveMarket(req, r)
 		}
 	}
 
@@ -347,8 +383,15 @@ func (s *Server) decide(req Request, r *http.Request) (Response, bool) {
 			return JSON(http.StatusUnauthorized, BodyUnknownKey), true
 		}
 	}
-	if q := s.byTicker[req.Ticker]; req.Ticker != "" && len(q) > 0 {
-		s.byTicker[req.Ticker] = q[1:]
+	key := req.Ticker
+	switch req.Kind {
+	case KindGrouped:
+		key = Grouped
+	case KindSplits:
+		key = Splits
+	}
+	if q := s.byTicker[key]; key != "" && len(q) > 0 {
+		s.byTicker[key] = q[1:]
 		return withStatus(q[0]), true
 	}
 	if len(s.script) > 0 {
@@ -415,11 +458,33 @@ func (s *Server) hijack(w http.ResponseWriter, resp Response, body []byte) {
 	_ = buf.Flush()
 }
 
-// parseAggsPath splits /v2/aggs/ticker/{T}/range/{n}/{span}/{from}/{to}.
-func parseAggsPath(p string) (ticker, from, to string) {
+// The kinds of request the server tells apart (Request.Kind).
+const (
+	KindAggregates = "aggregates"
+	KindGrouped    = "grouped"
+	KindSplits     = "splits"
+)
+
+// Grouped and Splits are the EnqueueFor keys of the grouped-daily and splits
+// endpoints (not valid tickers, so they cannot collide with one).
+const (
+	Grouped = "#grouped"
+	Splits  = "#splits"
+)
+
+// parsePath tells the endpoints apart:
+// /v2/aggs/ticker/{T}/range/{n}/{span}/{from}/{to},
+// /v2/aggs/grouped/locale/us/market/stocks/{date} and /v3/reference/splits.
+func parsePath(p string) (kind, ticker, from, to, date string) {
 	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	if len(parts) != 9 || parts[0] != "v2" || parts[1] != "aggs" || parts[2] != "ticker" || parts[4] != "range" {
-		return "", "", ""
+	switch {
+	case len(parts) == 9 && parts[0] == "v2" && parts[1] == "aggs" && parts[2] == "ticker" && parts[4] == "range":
+		return KindAggregates, parts[3], parts[7], parts[8], ""
+	case len(parts) == 8 && parts[0] == "v2" && parts[1] == "aggs" && parts[2] == "grouped" && parts[3] == "locale" &&
+		parts[4] == "us" && parts[5] == "market" && parts[6] == "stocks":
+		return KindGrouped, "", "", "", parts[7]
+	case len(parts) == 3 && parts[0] == "v3" && parts[1] == "reference" && parts[2] == "splits":
+		return KindSplits, "", "", "", ""
 	}
-	return parts[3], parts[7], parts[8]
+	return "", "", "", "", ""
 }

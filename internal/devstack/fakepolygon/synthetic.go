@@ -1,18 +1,14 @@
 package fakepolygon
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math"
-	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/symbol"
 )
 
 // SampleSource is the source recorded in ticker-data rows built from this
@@ -156,52 +152,6 @@ func barOn(ticker string, d time.Time) marketdata.Bar {
 		Low:    math.Max(0.01, math.Min(round2(l), math.Min(round2(o), round2(c)))),
 		Volume: math.Round(2e7 * (0.6 + 0.8*u("v"))),
 	}
-}
-
-// synthetic answers an aggregates request from Series, through the last
-// trading day whose close has passed by the server's clock (Polygon has no
-// bar of a session that has not closed), paginated by the limit parameter
-// (or the cursor of a next_url) and Options.PageSize. A symbol Polygon would
-// not know (not in its normalized spelling) gets its answer for an unknown
-// ticker: 200 with resultsCount 0.
-func (s *Server) synthetic(req Request, r *http.Request) Response {
-	if req.Ticker == "" || r.Method != http.MethodGet {
-		return JSON(http.StatusNotFound, `{"status":"NOT_FOUND","request_id":"fakepolygon-not-found","message":"Not Found"}`)
-	}
-	from, err1 := parseWhen(req.From)
-	to, err2 := parseWhen(req.To)
-	if err1 != nil || err2 != nil {
-		return JSON(http.StatusBadRequest, `{"status":"ERROR","request_id":"fakepolygon-bad-time","error":"Could not parse the time parameter: 'from' or 'to'. Use YYYY-MM-DD or Unix millisecond timestamps."}`)
-	}
-	if last := marketdata.LastTradingDay(s.opts.Now()); to > last {
-		to = last
-	}
-	var bars []Bar
-	if norm, err := symbol.Normalize(req.Ticker); err == nil && norm == req.Ticker && from <= to {
-		bars, _ = SyntheticBars(req.Ticker, from, to) // both dates are valid here
-	}
-	q := r.URL.Query()
-	limit := 5000 // Polygon's default
-	if c, err := base64.RawURLEncoding.DecodeString(q.Get("cursor")); err == nil {
-		if cq, err := url.ParseQuery(string(c)); err == nil && cq.Get("limit") != "" {
-			q.Set("limit", cq.Get("limit"))
-		}
-	}
-	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > 0 {
-		limit = min(n, 50000)
-	}
-	page := limit
-	if s.opts.PageSize > 0 {
-		page = min(page, s.opts.PageSize)
-	}
-	next := ""
-	if len(bars) > page {
-		cursor := base64.RawURLEncoding.EncodeToString([]byte("limit=" + strconv.Itoa(limit) + "&sort=asc"))
-		next = fmt.Sprintf("%s/v2/aggs/ticker/%s/range/1/day/%d/%s?cursor=%s",
-			s.URL, url.PathEscape(req.Ticker), bars[page].T, to, cursor)
-		bars = bars[:page]
-	}
-	return JSON(http.StatusOK, string(Body(req.Ticker, bars, next)))
 }
 
 // parseWhen reads a path date, YYYY-MM-DD or Unix milliseconds (Polygon

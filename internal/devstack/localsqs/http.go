@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -65,8 +66,9 @@ type batchFailure struct {
 const maxRequestBytes = MaxBatch*MaxMessageBytes + 64*1024
 
 // ServeHTTP implements the SQS JSON protocol subset: POST / with
-// X-Amz-Target AmazonSQS.SendMessage, AmazonSQS.SendMessageBatch or
-// AmazonSQS.GetQueueUrl.
+// X-Amz-Target AmazonSQS.SendMessage, AmazonSQS.SendMessageBatch,
+// AmazonSQS.GetQueueUrl, AmazonSQS.ChangeMessageVisibility or
+// AmazonSQS.ChangeMessageVisibilityBatch.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		writeError(w, http.StatusMethodNotAllowed, &apiError{"UnsupportedOperation", "only POST is supported", true})
@@ -93,6 +95,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.handleSendBatch(w, body)
 	case "AmazonSQS.GetQueueUrl":
 		s.handleGetQueueURL(w, body)
+	case "AmazonSQS.ChangeMessageVisibility":
+		s.handleChangeVisibility(w, body)
+	case "AmazonSQS.ChangeMessageVisibilityBatch":
+		s.handleChangeVisibilityBatch(w, body)
 	default:
 		writeError(w, http.StatusBadRequest, &apiError{"UnsupportedOperation", fmt.Sprintf("operation %q is not supported by localsqs", target), true})
 	}
@@ -196,6 +202,106 @@ func (s *Server) handleGetQueueURL(w http.ResponseWriter, body []byte) {
 		return
 	}
 	writeJSON(w, map[string]string{"QueueUrl": s.QueueURL(req.QueueName)})
+}
+
+// maxVisibilitySeconds is SQS's bound on a visibility timeout (12 hours).
+const maxVisibilitySeconds = 43200
+
+type visibilityEntry struct {
+	ID                string `json:"Id"`
+	ReceiptHandle     string `json:"ReceiptHandle"`
+	VisibilityTimeout *int   `json:"VisibilityTimeout"`
+}
+
+func (s *Server) handleChangeVisibility(w http.ResponseWriter, body []byte) {
+	var req struct {
+		QueueURL string `json:"QueueUrl"`
+		visibilityEntry
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, &apiError{"InvalidParameterValue", "malformed request: " + err.Error(), true})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, aerr := s.queueFor(req.QueueURL)
+	if aerr == nil {
+		aerr = s.applyVisibility(q, req.visibilityEntry)
+	}
+	if aerr != nil {
+		writeError(w, http.StatusBadRequest, aerr)
+		return
+	}
+	writeJSON(w, map[string]string{})
+}
+
+func (s *Server) handleChangeVisibilityBatch(w http.ResponseWriter, body []byte) {
+	var req struct {
+		QueueURL string            `json:"QueueUrl"`
+		Entries  []visibilityEntry `json:"Entries"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, &apiError{"InvalidParameterValue", "malformed request: " + err.Error(), true})
+		return
+	}
+	switch {
+	case len(req.Entries) == 0:
+		writeError(w, http.StatusBadRequest, &apiError{"EmptyBatchRequest", "There should be at least one ChangeMessageVisibilityBatchRequestEntry in the request.", true})
+		return
+	case len(req.Entries) > MaxBatch:
+		writeError(w, http.StatusBadRequest, &apiError{"TooManyEntriesInBatchRequest", fmt.Sprintf("Maximum number of entries per request are %d. You have sent %d.", MaxBatch, len(req.Entries)), true})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, aerr := s.queueFor(req.QueueURL)
+	if aerr != nil {
+		writeError(w, http.StatusBadRequest, aerr)
+		return
+	}
+	out := struct {
+		Successful []map[string]string `json:"Successful"`
+		Failed     []batchFailure      `json:"Failed"`
+	}{Successful: []map[string]string{}, Failed: []batchFailure{}}
+	seen := map[string]bool{}
+	for _, e := range req.Entries {
+		if e.ID == "" || seen[e.ID] {
+			writeError(w, http.StatusBadRequest, &apiError{"BatchEntryIdsNotDistinct", "entry ids must be present and distinct", true})
+			return
+		}
+		seen[e.ID] = true
+	}
+	for _, e := range req.Entries {
+		if aerr := s.applyVisibility(q, e); aerr != nil {
+			out.Failed = append(out.Failed, batchFailure{ID: e.ID, SenderFault: aerr.sender, Code: aerr.code, Message: aerr.msg})
+			continue
+		}
+		out.Successful = append(out.Successful, map[string]string{"Id": e.ID})
+	}
+	writeJSON(w, out)
+}
+
+// applyVisibility changes one in-flight message's visibility. s.mu is held.
+func (s *Server) applyVisibility(q *queue, e visibilityEntry) *apiError {
+	switch {
+	case e.ReceiptHandle == "":
+		return &apiError{"MissingParameter", "The request must contain the parameter ReceiptHandle.", true}
+	case e.VisibilityTimeout == nil:
+		return &apiError{"MissingParameter", "The request must contain the parameter VisibilityTimeout.", true}
+	case *e.VisibilityTimeout < 0 || *e.VisibilityTimeout > maxVisibilitySeconds:
+		return &apiError{"InvalidParameterValue", fmt.Sprintf("Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.", *e.VisibilityTimeout), true}
+	}
+	if err := s.changeVisibility(q, e.ReceiptHandle, time.Duration(*e.VisibilityTimeout)*time.Second); err != nil {
+		return &apiError{"ReceiptHandleIsInvalid", "The input receipt handle \"" + clipHandle(e.ReceiptHandle) + "\" is not a valid receipt handle.", true}
+	}
+	return nil
+}
+
+func clipHandle(h string) string {
+	if len(h) > 60 {
+		return h[:60] + "…"
+	}
+	return h
 }
 
 func toEventAttrs(in map[string]wireAttr) map[string]events.SQSMessageAttribute {

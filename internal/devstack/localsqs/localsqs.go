@@ -4,25 +4,32 @@
 // the service uses:
 //
 //   - an HTTP endpoint speaking the SQS JSON protocol (awsJson1_0) for
-//     SendMessage, SendMessageBatch and GetQueueUrl, so the real AWS SDK client
-//     of processTickers (AWS_ENDPOINT_URL_SQS) can publish to it, MD5 check of
-//     the body included;
+//     SendMessage, SendMessageBatch, GetQueueUrl, ChangeMessageVisibility and
+//     ChangeMessageVisibilityBatch, so the real AWS SDK clients of
+//     processTickers and processTicker (AWS_ENDPOINT_URL_SQS) can publish to
+//     it and release the records they hand back, MD5 check of the body
+//     included;
 //   - FIFO semantics for queues whose name ends in ".fifo": MessageGroupId is
 //     required, MessageDeduplicationId deduplicates within five minutes, and a
 //     group with a message in flight hands out nothing else;
 //   - a Go API that plays the Lambda event source mapping: it takes queued
 //     messages as events.SQSEvent batches of up to ten records, shaped like the
 //     ones Lambda delivers, and settles them from the handler's
-//     events.SQSEventResponse (records listed in batchItemFailures go back to
-//     the queue; after MaxReceiveCount receives they move to the dead-letter
-//     list).
+//     events.SQSEventResponse (records listed in batchItemFailures stay
+//     hidden until their visibility timeout ends, as SQS keeps them, unless
+//     the handler changed their visibility; after MaxReceiveCount receives
+//     they move to the dead-letter list).
 //
-// Visibility timeouts and DelaySeconds are not simulated: a failed record is
-// visible again at once, which only makes local runs faster (FIFO queues do
-// not accept a per-message delay anyway).
+// Visibility timeouts are simulated on the server's clock (Options.Now, a
+// settable clock in tests) when Options.VisibilityTimeout is set: a record
+// handed back without ChangeMessageVisibility waits out the timeout, and in
+// a FIFO queue its message group hands out nothing meanwhile. Without it a
+// handed-back record is visible again at once. DelaySeconds is not simulated
+// (FIFO queues do not accept a per-message delay anyway).
 package localsqs
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -31,6 +38,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +69,12 @@ type Options struct {
 	// MaxReceiveCount is how many receives a message gets before it moves to
 	// the dead-letter list (default DefaultMaxReceiveCount).
 	MaxReceiveCount int
-	// Now is the clock (default time.Now); tests move it to expire dedup ids.
+	// VisibilityTimeout, when set, hides a received message for that long
+	// (the deployed queue's 1080 s, say): one handed back without a
+	// visibility change comes back when it ends. Zero hands it back at once.
+	VisibilityTimeout time.Duration
+	// Now is the clock (default time.Now); tests move it to expire dedup ids
+	// and visibility timeouts.
 	Now func() time.Time
 }
 
@@ -101,6 +114,10 @@ type message struct {
 	receiveCount       int
 	receipt            string
 	attrs              map[string]events.SQSMessageAttribute
+	// hiddenUntil is when an in-flight message is visible again (zero:
+	// not before it is settled); changed, that the handler set it.
+	hiddenUntil time.Time
+	changed     bool
 }
 
 // Start listens on addr (e.g. "127.0.0.1:0") and serves the SQS endpoint
@@ -153,7 +170,9 @@ func ARN(name string) string { return "arn:aws:sqs:" + Region + ":" + Account + 
 
 // Counts is a snapshot of one queue.
 type Counts struct {
-	// Visible messages wait to be received; InFlight were received and not settled.
+	// Visible messages wait to be received; InFlight were received and are
+	// not visible again yet (not settled, or handed back and waiting out
+	// their visibility timeout).
 	Visible, InFlight, Dead int
 }
 
@@ -165,7 +184,26 @@ func (s *Server) Counts(name string) Counts {
 	if !ok {
 		return Counts{}
 	}
+	s.surface(q)
 	return Counts{Visible: len(q.ready), InFlight: len(q.inflight), Dead: len(q.dead)}
+}
+
+// surface makes the in-flight messages whose visibility timeout has ended
+// visible again, in sequence order. s.mu is held.
+func (s *Server) surface(q *queue) {
+	now := s.opts.Now()
+	back := false
+	for r, m := range q.inflight {
+		if !m.hiddenUntil.IsZero() && !now.Before(m.hiddenUntil) {
+			delete(q.inflight, r)
+			m.receipt, m.hiddenUntil, m.changed = "", time.Time{}, false
+			q.ready = append(q.ready, m)
+			back = true
+		}
+	}
+	if back {
+		slices.SortFunc(q.ready, func(a, b *message) int { return cmp.Compare(a.seq, b.seq) })
+	}
 }
 
 // DeadLetters returns the bodies of the messages moved to the dead-letter list.
@@ -275,6 +313,7 @@ func (s *Server) Receive(name string, max int) (events.SQSEvent, error) {
 	if !ok {
 		return events.SQSEvent{}, fmt.Errorf("receive from %s: %w", name, ErrNoQueue)
 	}
+	s.surface(q)
 	busy := map[string]bool{}
 	if q.fifo {
 		for _, m := range q.inflight {
@@ -294,6 +333,10 @@ func (s *Server) Receive(name string, max int) (events.SQSEvent, error) {
 			m.firstReceive = now
 		}
 		m.receipt = newID() + "#" + m.id
+		m.hiddenUntil, m.changed = time.Time{}, false
+		if s.opts.VisibilityTimeout > 0 {
+			m.hiddenUntil = now.Add(s.opts.VisibilityTimeout)
+		}
 		q.inflight[m.receipt] = m
 		ev.Records = append(ev.Records, s.record(q, m))
 	}
@@ -328,8 +371,9 @@ func (s *Server) record(q *queue, m *message) events.SQSMessage {
 
 // Outcome counts how a batch was settled.
 type Outcome struct {
-	// Deleted records succeeded; Requeued go back to the queue; DeadLettered
-	// reached MaxReceiveCount and moved to the dead-letter list.
+	// Deleted records succeeded; Requeued go back to the queue (visible when
+	// their visibility timeout, or the one the handler set, ends);
+	// DeadLettered reached MaxReceiveCount and moved to the dead-letter list.
 	Deleted, Requeued, DeadLettered int
 }
 
@@ -338,8 +382,10 @@ type Outcome struct {
 // error fails the whole batch; otherwise every record not named in
 // BatchItemFailures is deleted. A failure naming no record of the batch (or an
 // empty id) also fails the whole batch, as Lambda treats it. Failed records
-// return to the front of the queue in their original order, or move to the
-// dead-letter list once they have been received MaxReceiveCount times.
+// stay hidden until their visibility timeout ends (or the time the handler
+// set with ChangeMessageVisibility) — at once without VisibilityTimeout —
+// then return in sequence order; or move to the dead-letter list once they
+// have been received MaxReceiveCount times.
 func (s *Server) Settle(name string, ev events.SQSEvent, resp events.SQSEventResponse, handlerErr error) (Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -360,26 +406,45 @@ func (s *Server) Settle(name string, ev events.SQSEvent, resp events.SQSEventRes
 		failed[f.ItemIdentifier] = true
 	}
 	var out Outcome
-	var back []*message
+	now := s.opts.Now()
 	for _, r := range ev.Records {
 		m, ok := q.inflight[r.ReceiptHandle]
 		if !ok {
 			return out, fmt.Errorf("settle on %s: receipt handle of %s is not in flight", name, r.MessageId)
 		}
-		delete(q.inflight, r.ReceiptHandle)
 		switch {
 		case !all && !failed[m.id]:
+			delete(q.inflight, r.ReceiptHandle)
 			out.Deleted++
 		case m.receiveCount >= s.opts.MaxReceiveCount:
+			delete(q.inflight, r.ReceiptHandle)
 			q.dead = append(q.dead, m)
 			out.DeadLettered++
 		default:
-			back = append(back, m)
+			// SQS leaves a failed record where it is: hidden until its
+			// visibility timeout ends, or the handler's change.
+			if !m.changed && m.hiddenUntil.IsZero() {
+				m.hiddenUntil = now
+			}
 			out.Requeued++
 		}
 	}
-	q.ready = append(back, q.ready...)
+	s.surface(q)
 	return out, nil
+}
+
+// ErrReceiptHandle means a receipt handle names no message in flight.
+var ErrReceiptHandle = errors.New("receipt handle is not valid")
+
+// changeVisibility hides the in-flight message of receipt for d from now
+// (0: visible at once). s.mu is held.
+func (s *Server) changeVisibility(q *queue, receipt string, d time.Duration) error {
+	m, ok := q.inflight[receipt]
+	if !ok {
+		return ErrReceiptHandle
+	}
+	m.hiddenUntil, m.changed = s.opts.Now().Add(d), true
+	return nil
 }
 
 // Handler is a Lambda SQS handler with partial batch responses.
@@ -391,13 +456,17 @@ type Totals struct {
 	Outcome
 	// Peak is the most handler invocations that ran at once.
 	Peak int
+	// Waiting is the number of messages left hidden when Drain ended: handed
+	// back and waiting out a visibility timeout.
+	Waiting int
 }
 
 // Drain feeds the queue to h in batches of up to batchSize until nothing is
 // visible or ctx ends, settling each batch with Settle. It returns the totals
-// and ctx's error if it was cut short. Because every failure increments a
-// receive count, Drain always ends: a message that keeps failing reaches the
-// dead-letter list.
+// (with the messages left waiting for their visibility timeout) and ctx's
+// error if it was cut short. Because every failure increments a receive
+// count, Drain always ends: a message that keeps failing reaches the
+// dead-letter list, or waits out its visibility timeout.
 func (s *Server) Drain(ctx context.Context, name string, batchSize int, h Handler) (Totals, error) {
 	var t Totals
 	for {
@@ -409,6 +478,7 @@ func (s *Server) Drain(ctx context.Context, name string, batchSize int, h Handle
 			return t, err
 		}
 		if len(ev.Records) == 0 {
+			t.Waiting = s.Counts(name).InFlight
 			return t, nil
 		}
 		resp, herr := h(ctx, ev)

@@ -398,3 +398,67 @@ func TestDrainConcurrent(t *testing.T) {
 		t.Errorf("counts %+v", c)
 	}
 }
+
+// With a visibility timeout, a record handed back without a visibility
+// change waits it out on the server's clock — and its FIFO group with it —
+// while one released with ChangeMessageVisibilityBatch (through the SDK, as
+// processTicker does) is visible at once.
+func TestVisibilityTimeoutAndChangeMessageVisibility(t *testing.T) {
+	clock := fakeclock.New(time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC))
+	s := start(t, localsqs.Options{VisibilityTimeout: 1080 * time.Second, Now: clock.Now})
+	enqueue(t, s, 4)
+	url := s.QueueURL(fifoName)
+	ev, _ := s.Receive(fifoName, 10)
+	// m0 succeeds; m1 (refused key) is handed back as it is; m2 and m3
+	// (unstarted) are handed back and released.
+	c := sdkClient(s)
+	out, err := c.ChangeMessageVisibilityBatch(context.Background(), &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(url),
+		Entries: []types.ChangeMessageVisibilityBatchRequestEntry{
+			{Id: aws.String("a"), ReceiptHandle: aws.String(ev.Records[2].ReceiptHandle), VisibilityTimeout: 0},
+			{Id: aws.String("b"), ReceiptHandle: aws.String(ev.Records[3].ReceiptHandle), VisibilityTimeout: 0},
+			{Id: aws.String("c"), ReceiptHandle: aws.String("no-such-handle"), VisibilityTimeout: 0},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Successful) != 2 || len(out.Failed) != 1 || aws.ToString(out.Failed[0].Code) != "ReceiptHandleIsInvalid" {
+		t.Fatalf("batch answer %+v", out)
+	}
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{
+		{ItemIdentifier: ev.Records[1].MessageId}, {ItemIdentifier: ev.Records[2].MessageId}, {ItemIdentifier: ev.Records[3].MessageId}}}
+	if _, err := s.Settle(fifoName, ev, resp, nil); err != nil {
+		t.Fatal(err)
+	}
+	// m1 is hidden: the group yields nothing, though m2 and m3 are visible.
+	if c := s.Counts(fifoName); c.Visible != 2 || c.InFlight != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+	if next, _ := s.Receive(fifoName, 10); len(next.Records) != 0 {
+		t.Fatalf("the FIFO group handed out %v while m1 waits", bodies(next))
+	}
+	totals, err := s.Drain(context.Background(), fifoName, 10, func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+		t.Fatal("drained a blocked group")
+		return events.SQSEventResponse{}, nil
+	})
+	if err != nil || totals.Waiting != 1 {
+		t.Fatalf("drain %+v %v, want 1 waiting", totals, err)
+	}
+	clock.Advance(1079 * time.Second)
+	if next, _ := s.Receive(fifoName, 10); len(next.Records) != 0 {
+		t.Fatal("m1 came back before its visibility timeout")
+	}
+	clock.Advance(time.Second)
+	next, _ := s.Receive(fifoName, 10)
+	if got := strings.Join(bodies(next), ","); got != "m1,m2,m3" {
+		t.Fatalf("after the timeout %s, want m1,m2,m3 in order", got)
+	}
+	// A single change, and a bad value.
+	if _, err := c.ChangeMessageVisibility(context.Background(), &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(url),
+		ReceiptHandle: aws.String(next.Records[0].ReceiptHandle), VisibilityTimeout: 60}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ChangeMessageVisibility(context.Background(), &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(url),
+		ReceiptHandle: aws.String(next.Records[0].ReceiptHandle), VisibilityTimeout: 43201}); err == nil || !strings.Contains(err.Error(), "InvalidParameterValue") {
+		t.Fatalf("a timeout of 43201 s: %v", err)
+	}
+}

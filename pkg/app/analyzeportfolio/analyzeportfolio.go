@@ -68,6 +68,9 @@ type Deps struct {
 	// the least time to start a queued portfolio (zero: the analyzer's
 	// defaults, 2 s and 60 s); local runs on a scaled clock scale them.
 	WaitPoll, MinWork time.Duration
+	// Now is the analyzer's clock (which trading day is current); nil is
+	// time.Now (`zsm run --date` analyzes as at 01:00 the morning after).
+	Now func() time.Time
 }
 
 // FromEnv reads the configuration (a problem fails here, in one line naming
@@ -165,7 +168,7 @@ func (f *Function) service(ctx context.Context) (*analyzer.Service, func()) {
 		Portfolios: f.d.Portfolios, TickerData: f.d.TickerData, Store: f.d.Store, Reservations: f.d.Reservations, Queue: f.d.Queue,
 		DefaultPortfolio: cfg.DefaultPortfolio, LastTradingDay: marketdata.LastTradingDay,
 		MaxCompletionTokens: cfg.XAIMaxCompletionTokens, ReasoningEffort: cfg.XAIReasoningEffort,
-		WaitPoll: f.d.WaitPoll, MinWork: f.d.MinWork,
+		WaitPoll: f.d.WaitPoll, MinWork: f.d.MinWork, Now: f.d.Now,
 		Logger: f.logger, Metrics: rec, Observer: f.d.Observer,
 	}
 	if llm, reason := f.model(ctx); llm != nil {

@@ -1,7 +1,10 @@
 // Package processticker wires the processTicker function: the ticker queue's
-// batches (SQS) in; the market data (Polygon, paced), the API-key secret
-// (Secrets Manager) and the ticker-data table (DynamoDB) it talks to; the
-// ticker queue and its dead-letter queue (SQS) for the records it re-queues.
+// batches (SQS) in; the market data (Polygon, paced: grouped daily, splits,
+// per-ticker backfills), the API-key secret (Secrets Manager, re-read when
+// Polygon refuses the key), the stored daily history (daily-bars) and the
+// ticker-data table (DynamoDB) it talks to; the ticker queue and its
+// dead-letter queue (SQS) for the records it re-queues, and the ticker
+// queue's visibility for the records it hands back.
 package processticker
 
 import (
@@ -17,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zsmseven/backend/pkg/app"
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/logging"
@@ -52,11 +56,18 @@ func New(ctx context.Context, lookup config.Lookup, out io.Writer) (Handler, err
 type Deps struct {
 	Config config.ProcessTicker
 	Store  pipeline.TickerStore
+	// Bars is the stored daily history; nil is the per-ticker design (every
+	// ticker fetches its own bars every night).
+	Bars pipeline.BarStore
 	// Requeuer, when set, re-queues (or dead-letters) a FIFO record that
 	// failed transiently instead of handing it back (pipeline.ProcessTicker).
 	Requeuer pipeline.Requeuer
-	// Keys resolves the Polygon key (deploy.SecretKeyPolygon), cached.
+	// Keys resolves the Polygon key (deploy.SecretKeyPolygon), cached; when
+	// it also has Refresh(ctx) error (secrets.Keys), a refused key is read
+	// again once before the run stops.
 	Keys app.Keys
+	// Visibility, when set, releases the records handed back unstarted.
+	Visibility pipeline.Visibility
 	// Out receives JSON logs and EMF metrics.
 	Out io.Writer
 	// Source names the market data in the stored rows; "" is Source. The
@@ -66,13 +77,16 @@ type Deps struct {
 	Retry *retry.Policy
 	// Observer, when set, hears what became of each record (the CLI's progress).
 	Observer pipeline.Observer
+	// Now is the use case's clock (deadlines, fetch times); nil is time.Now.
+	Now func() time.Time
 }
 
 // FromEnv reads the configuration and builds the production adapters: the
 // key resolver (POLYGON_API_KEY, else the stage's secret, read here so that
 // a missing or unreadable key fails the cold start instead of every record),
-// the ticker-data store and, with TICKER_QUEUE_URL and TICKER_DLQ_URL, the
-// SQS requeuer. The AWS clients honour AWS_ENDPOINT_URL_* for local servers.
+// the ticker-data and daily-bars stores and, with TICKER_QUEUE_URL and
+// TICKER_DLQ_URL, the SQS requeuer and the queue's visibility. The AWS
+// clients honour AWS_ENDPOINT_URL_* for local servers.
 func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
 	cfg, awsCfg, err := app.Load(ctx, lookup, config.LoadProcessTicker)
 	if err != nil {
@@ -88,14 +102,18 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 	if _, err := keys.Get(kctx, deploy.SecretKeyPolygon); err != nil {
 		return Deps{}, fmt.Errorf("read the Polygon API key at start-up: %w", err)
 	}
+	ddb := dynamodb.NewFromConfig(awsCfg)
 	d := Deps{
 		Config: cfg,
-		Store:  tickerdb.NewStore(dynamodb.NewFromConfig(awsCfg), cfg.TickerDataTable),
+		Store:  tickerdb.NewStore(ddb, cfg.TickerDataTable),
+		Bars:   bardb.NewStore(ddb, cfg.DailyBarsTable),
 		Keys:   keys,
 		Out:    out,
 	}
 	if cfg.TickerQueueURL != "" {
-		d.Requeuer = queue.NewRequeuer(sqs.NewFromConfig(awsCfg), cfg.TickerQueueURL, cfg.TickerDLQURL)
+		client := sqs.NewFromConfig(awsCfg)
+		d.Requeuer = queue.NewRequeuer(client, cfg.TickerQueueURL, cfg.TickerDLQURL)
+		d.Visibility = queue.NewVisibility(client, cfg.TickerQueueURL)
 	}
 	return d, nil
 }
@@ -134,9 +152,18 @@ func Build(d Deps) (Handler, error) {
 		source = Source
 	}
 	uc := &pipeline.ProcessTicker{
-		Market: client, Store: d.Store, Source: source, Requeuer: d.Requeuer,
+		Market: client, Store: d.Store, Source: source, Requeuer: d.Requeuer, Visibility: d.Visibility,
 		HistoryDays: cfg.PolygonHistoryDays, RecordBudget: cfg.RecordBudget,
-		Metrics: rec, Logger: logger, Observer: d.Observer,
+		// A day message waits for two paced calls (grouped, splits) and
+		// merges the night's bars.
+		DayBudget: 2*pacing.Interval(cfg.PolygonCallsPerMinute) + 45*time.Second,
+		Metrics:   rec, Logger: logger, Observer: d.Observer, Now: d.Now,
+	}
+	if d.Bars != nil {
+		uc.Grouped, uc.Bars = client, d.Bars
+	}
+	if r, ok := d.Keys.(interface{ Refresh(context.Context) error }); ok {
+		uc.RefreshKey = r.Refresh
 	}
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		pacer.Drain()

@@ -57,7 +57,7 @@ func New(t testing.TB, specs ...deploy.Table) *Env {
 	t.Helper()
 	s := Server(t)
 	c := dynalite.Client(s.Endpoint)
-	name := strings.NewReplacer("/", "-", " ", "-", "#", "-").Replace(strings.ToLower(t.Name()))
+	name := strings.NewReplacer("/", "-", " ", "-", "#", "-", "=", "-").Replace(strings.ToLower(t.Name()))
 	if len(name) > 40 {
 		name = name[:40]
 	}
