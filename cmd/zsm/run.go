@@ -430,8 +430,8 @@ func (r *localRun) processTickers(ctx context.Context, catchUp bool) (int, error
 			sum.Queued, sum.Date, again)
 		return queued, nil
 	}
-	r.say("processTickers    %d tickers queued for %s, after %d day message(s), in %s (scanned %d items: %d symbols, %d invalid, %d not accepted; run %s)",
-		sum.Queued, sum.Date, sum.DayMessages, since(t0), sum.ItemsScanned, sum.SymbolsFound, sum.Invalid, sum.Failed, sum.RunID)
+	r.say("processTickers    %d tickers queued for %s, after %s, in %s (scanned %d items: %d symbols, %d invalid, %d not accepted; run %s)",
+		sum.Queued, sum.Date, plural(sum.DayMessages, "day message"), since(t0), sum.ItemsScanned, sum.SymbolsFound, sum.Invalid, sum.Failed, sum.RunID)
 	return queued, nil
 }
 
@@ -562,7 +562,7 @@ func (r *localRun) analyzePortfolio(ctx context.Context) (analysisRun, error) {
 func (r *localRun) analyzeQueue(ctx context.Context, fn *analyzeportfolio.Function, a *analysisRun, mu *sync.Mutex, t2 time.Time) error {
 	name := devstack.AnalysisQueueName
 	queued := len(a.result.Queued)
-	r.say("analyzePortfolio  fan-out: %d portfolios queued on %s, never analyzed first, then oldest analysis first (run %s)", queued, name, a.result.RunID)
+	r.say("analyzePortfolio  fan-out: %s queued on %s, never analyzed first, then oldest analysis first (run %s)", plural(queued, "portfolio"), name, a.result.RunID)
 	for _, p := range a.result.Portfolios {
 		if p.Status == analyzer.OutcomeSkipped {
 			r.say("                  skipped %q: %s", p.Portfolio, p.Reason)
@@ -817,3 +817,11 @@ func deadLetterTickers(bodies []string) string {
 }
 
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }
+
+// plural is "1 portfolio", "2 portfolios".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

@@ -113,7 +113,7 @@ func TestRunPrintsAllSevenAndIsIdempotent(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"7 tickers queued", "batch of 8", "day 2026", "day refreshed: one grouped call, 7 of 7 held tickers merged",
-		"AAPL   ticker refreshed, its history fetched first: short history (1 sessions", "market-data calls: 9 (1 grouped, 1 splits, 7 per-ticker backfills)",
+		"AAPL   ticker refreshed, its history fetched first: new ticker (only the day's bar stored", "market-data calls: 9 (1 grouped, 1 splits, 7 per-ticker backfills)",
 		"analyzePortfolio", "rules analyst"} {
 		if !strings.Contains(err1, want) {
 			t.Errorf("progress lacks %q:\n%s", want, err1)

@@ -195,6 +195,9 @@ func (p *ProcessTicker) backfillReason(h bardb.History, d string, info dayInfo) 
 	}
 	first := h.Bars[0].Date
 	if len(h.Bars) < p.minHistory() && (h.Meta.HistoryStart == "" || first > h.Meta.HistoryStart) {
+		if len(h.Bars) == 1 {
+			return fmt.Sprintf("new ticker (only the day's bar stored, fewer than %d sessions)", p.minHistory())
+		}
 		return fmt.Sprintf("short history (%d sessions, fewer than %d)", len(h.Bars), p.minHistory())
 	}
 	check := first
