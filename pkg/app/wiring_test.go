@@ -24,12 +24,17 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/analysisdb"
+	"github.com/zsmseven/backend/pkg/analysisqueue"
+	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/app/processticker"
 	"github.com/zsmseven/backend/pkg/app/processtickers"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
@@ -478,5 +483,40 @@ func TestProcessTickerReReadsARotatedKey(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "pk-old-rotated-out") || strings.Contains(out.String(), "pk-new-current") {
 		t.Error("a key is in the logs")
+	}
+}
+
+// `zsm run --date` gives analyzePortfolio a past night as Deps.Now: it
+// decides which trading day is current, never what time it is. A queued
+// portfolio with less than MinWork (60 s) left of its invocation is still
+// handed back, not started against a deadline measured on another clock.
+func TestAnalyzeNowIsTheNightNotTheClock(t *testing.T) {
+	env := dynalitetest.New(t)
+	stage := env.Stage
+	night := time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC) // 01:00 New York, the morning after 2026-11-23
+	var out bytes.Buffer
+	fn := analyzeportfolio.Build(analyzeportfolio.Deps{
+		Config:       config.AnalyzePortfolio{Stage: stage, DefaultPortfolio: "ZSM Seven"},
+		Portfolios:   portfoliodb.NewReader(env.Client, deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage)),
+		TickerData:   tickerdb.NewStore(env.Client, deploy.TickerData.Name(stage)),
+		Store:        analysisdb.New(env.Client, deploy.PortfolioAnalyses.Name(stage)),
+		Reservations: reservationdb.New(env.Client, deploy.AnalysisReservations.Name(stage)),
+		Keys:         staticKeys(""),
+		Out:          &out,
+		Now:          func() time.Time { return night },
+	})
+	body, err := analysisqueue.New("ZSM Seven", "run-1", false, night).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := fn.Consume(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m1", Body: body, EventSource: "aws:sqs",
+		EventSourceARN: "arn:aws:sqs:us-east-1:000000000000:" + deploy.AnalysisQueueName(stage), Attributes: map[string]string{"ApproximateReceiveCount": "1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "m1" {
+		t.Fatalf("batch response %+v, want m1 handed back (10 s left, less than 60 s)\n%s", resp, out.String())
 	}
 }

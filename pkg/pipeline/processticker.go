@@ -87,8 +87,9 @@ const (
 	// DefaultMinHistory is the fewest stored sessions of a ticker before it
 	// is backfilled (unless the provider has no older bar of it).
 	DefaultMinHistory = 250
-	// DefaultDayRetryDelay is how long a day message that failed
-	// transiently stays hidden before it is delivered again.
+	// DefaultDayRetryDelay is how long a day message (or a FIFO ticker
+	// record) that failed transiently stays hidden before it is delivered
+	// again.
 	DefaultDayRetryDelay = time.Minute
 	// RequeueTimeout bounds one re-queue or dead-letter send, the SDK's own
 	// retries included.
@@ -139,10 +140,13 @@ type ProcessTicker struct {
 	// dead-letters a record (DefaultMaxAttempts when 0).
 	MaxAttempts int
 	// Visibility, when set, makes records handed back unstarted (no time
-	// left, FIFO order) visible again at once, and a day message that failed
-	// transiently after DayRetryDelay (DefaultDayRetryDelay when 0), instead
-	// of after the queue's visibility timeout. Records handed back because
-	// the key was refused keep that timeout: a back-off while it is fixed.
+	// left, FIFO order) or cut by the work deadline visible again at once,
+	// and a day message that failed transiently — or a ticker record of a
+	// FIFO source that did and could not be re-queued — after DayRetryDelay
+	// (DefaultDayRetryDelay when 0), instead of after the queue's visibility
+	// timeout, which would stall the whole message group. Records handed
+	// back because the key was refused keep that timeout: a back-off while it
+	// is fixed.
 	Visibility    Visibility
 	DayRetryDelay time.Duration
 	// RefreshKey, when set, re-reads the market-data key (a rotated secret).
@@ -385,8 +389,20 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 			switch r.Outcome {
 			case Transient:
 				counts.Transient++
-				if msg.IsDay() {
+				switch {
+				case msg.IsDay():
 					release = append(release, queue.VisibilityChange{ReceiptHandle: rec.ReceiptHandle, Timeout: p.dayRetryDelay()})
+				case fifo:
+					// It heads its message group now: with the queue's
+					// visibility timeout the whole group would wait 18
+					// minutes. Cut by the work deadline it comes back at once
+					// (lack of time, not an attempt); a failure that could not
+					// be re-queued comes back after the retry delay.
+					delay := p.dayRetryDelay()
+					if work.Err() != nil {
+						delay = 0
+					}
+					release = append(release, queue.VisibilityChange{ReceiptHandle: rec.ReceiptHandle, Timeout: delay})
 				}
 			case Refused:
 				counts.Refused++

@@ -21,6 +21,7 @@ import (
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pipeline"
+	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -231,10 +232,15 @@ func TestHandleWithRequeuerHandsBackARecordCutByTheDeadline(t *testing.T) {
 		"SLOW": func(ctx context.Context) ([]marketdata.Bar, error) { <-ctx.Done(); return nil, ctx.Err() },
 	}}
 	r := &fakeRequeuer{}
-	p := &pipeline.ProcessTicker{Market: m, Store: &fakeStore{}, Requeuer: r, RecordBudget: time.Millisecond, Reserve: 200 * time.Millisecond}
+	v := &fakeVisibility{}
+	p := &pipeline.ProcessTicker{Market: m, Store: &fakeStore{}, Requeuer: r, Visibility: v, RecordBudget: time.Millisecond, Reserve: 200 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	resp, err := p.Handle(ctx, withGroup(event(fifoARN, [2]string{"s1", body("SLOW")}, [2]string{"s2", body("AAPL")}), "tickers"))
+	ev := withGroup(event(fifoARN, [2]string{"s1", body("SLOW")}, [2]string{"s2", body("AAPL")}), "tickers")
+	for i := range ev.Records {
+		ev.Records[i].ReceiptHandle = "rh-" + ev.Records[i].MessageId
+	}
+	resp, err := p.Handle(ctx, ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +249,35 @@ func TestHandleWithRequeuerHandsBackARecordCutByTheDeadline(t *testing.T) {
 	}
 	if len(r.requeued) != 0 || len(r.deadLettered) != 0 {
 		t.Errorf("a record cut by the deadline was re-sent: %v %v", r.requeued, r.deadLettered)
+	}
+	// The cut record heads its FIFO group now: released at once, like the
+	// one behind it, so the group does not wait out the visibility timeout.
+	want := []queue.VisibilityChange{{ReceiptHandle: "rh-s1"}, {ReceiptHandle: "rh-s2"}}
+	if !slices.Equal(v.changes, want) {
+		t.Errorf("visibility changes %+v, want %+v", v.changes, want)
+	}
+}
+
+// A transient failure the requeuer could not take over (the send failed)
+// heads the FIFO group: it comes back after the retry delay, not after the
+// queue's 18-minute visibility timeout.
+func TestHandleReleasesATransientHeadOfTheGroupAfterTheRetryDelay(t *testing.T) {
+	m := &fakeMarket{script: map[string]func(context.Context) ([]marketdata.Bar, error){
+		"DOWN": func(context.Context) ([]marketdata.Bar, error) { return nil, errors.New("503") },
+	}}
+	v := &fakeVisibility{}
+	p := &pipeline.ProcessTicker{Market: m, Store: &fakeStore{}, Requeuer: &fakeRequeuer{err: errors.New("SQS down")}, Visibility: v}
+	ev := withGroup(event(fifoARN, [2]string{"d1", body("DOWN")}), "tickers")
+	ev.Records[0].ReceiptHandle = "rh-d1"
+	resp, err := p.Handle(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failedIDs(resp); !slices.Equal(got, []string{"d1"}) {
+		t.Fatalf("handed back %v", got)
+	}
+	if len(v.changes) != 1 || v.changes[0].ReceiptHandle != "rh-d1" || v.changes[0].Timeout != time.Minute {
+		t.Errorf("visibility changes %+v, want rh-d1 after 1m0s", v.changes)
 	}
 }
 

@@ -68,8 +68,11 @@ type Deps struct {
 	// the least time to start a queued portfolio (zero: the analyzer's
 	// defaults, 2 s and 60 s); local runs on a scaled clock scale them.
 	WaitPoll, MinWork time.Duration
-	// Now is the analyzer's clock (which trading day is current); nil is
-	// time.Now (`zsm run --date` analyzes as at 01:00 the morning after).
+	// Now decides which trading day is current, hence which data is fresh
+	// and which stale (`zsm run --date` analyzes as at 01:00 the morning
+	// after); nil is time.Now. Only that: deadlines, reservation leases and
+	// the stored timestamps always follow the real clock, which the
+	// invocation's deadline is measured on.
 	Now func() time.Time
 }
 
@@ -159,6 +162,15 @@ func (f *Function) logResult(ctx context.Context, res any, err error) {
 	f.logger.ErrorContext(ctx, "analyzePortfolio failed", attrs...)
 }
 
+// lastTradingDay is the last completed trading day at Deps.Now (the
+// analyzer's own clock, the real one, is ignored for it).
+func (f *Function) lastTradingDay(now time.Time) string {
+	if f.d.Now != nil {
+		now = f.d.Now()
+	}
+	return marketdata.LastTradingDay(now)
+}
+
 // service builds the use case for one invocation, with its own metrics
 // recorder; done flushes the metrics.
 func (f *Function) service(ctx context.Context) (*analyzer.Service, func()) {
@@ -166,9 +178,9 @@ func (f *Function) service(ctx context.Context) (*analyzer.Service, func()) {
 	rec := metrics.New(f.d.Out, cfg.Stage)
 	opts := analyzer.Options{
 		Portfolios: f.d.Portfolios, TickerData: f.d.TickerData, Store: f.d.Store, Reservations: f.d.Reservations, Queue: f.d.Queue,
-		DefaultPortfolio: cfg.DefaultPortfolio, LastTradingDay: marketdata.LastTradingDay,
+		DefaultPortfolio: cfg.DefaultPortfolio, LastTradingDay: f.lastTradingDay,
 		MaxCompletionTokens: cfg.XAIMaxCompletionTokens, ReasoningEffort: cfg.XAIReasoningEffort,
-		WaitPoll: f.d.WaitPoll, MinWork: f.d.MinWork, Now: f.d.Now,
+		WaitPoll: f.d.WaitPoll, MinWork: f.d.MinWork,
 		Logger: f.logger, Metrics: rec, Observer: f.d.Observer,
 	}
 	if llm, reason := f.model(ctx); llm != nil {
