@@ -141,7 +141,7 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 	// The schedule may fan out ("*"); the default portfolio of an event
 	// that names none is then the contract's default.
 	defaultPortfolio := cfg.AnalysisPortfolio
-	if defaultPortfolio == "*" {
+	if defaultPortfolio == deploy.AllPortfolios {
 		defaultPortfolio = deploy.DefaultPortfolio
 	}
 	analyzePortfolio := newFunction(scope, cfg, fnSpec{

@@ -79,7 +79,7 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 	cfg := Config{
 		Stage:                 deploy.StageDev,
 		PolygonCallsPerMinute: deploy.DefaultPolygonCallsPerMinute,
-		AnalysisPortfolio:     deploy.DefaultPortfolio,
+		AnalysisPortfolio:     deploy.DefaultScheduledAnalysis,
 		AnalysisConcurrency:   deploy.DefaultAnalysisConcurrency,
 		AssetsDir:             defaultAssetsDir,
 	}

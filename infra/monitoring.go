@@ -19,8 +19,11 @@ import (
 // freshness alarms fire. Both jobs run five times a week; the longest regular
 // gap between runs is the weekend (Friday 21:30 -> Monday 21:30 for tickers,
 // Saturday 01:00 -> Tuesday 01:00 for analyses), 72 hours, plus two hours for
-// the run itself. A market holiday does not open a gap: the jobs still run and
-// rewrite the last trading day's row. The trade-off: a missed weekday run is
+// the run itself. A market holiday does not open a gap because what is
+// counted is work done, not new data: on a holiday night processTicker finds
+// the last trading day's rows already stored (TickersCurrent, counted with
+// TickersProcessed) and the analysis reuses the stored one (AnalysesAnalyzed
+// counts reused analyses). The trade-off: a missed weekday run is
 // reported by this backstop only when the window has passed; the Errors and
 // dead-letter alarms report most failures within minutes.
 const staleWindowHours = 74
@@ -211,14 +214,22 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 	breaching := awscloudwatch.TreatMissingData_BREACHING
 	a.add(alarmSpec{
 		id: "StaleTickerDataAlarm", name: "ticker-data-stale",
-		description: "No ticker-data row written for 74 hours (longer than the weekend gap): the nightly ticker pipeline is not running.",
-		metric:      custom(metrics.TickersProcessed, "Sum", hour),
-		threshold:   1, op: lt1, periods: staleWindowHours, missing: breaching,
+		description: "No ticker-data row written or found current for 74 hours (longer than the weekend gap): the nightly ticker pipeline is not running.",
+		metric: awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+			Expression: jsii.String("FILL(processed, 0) + FILL(current, 0)"),
+			UsingMetrics: &map[string]awscloudwatch.IMetric{
+				"processed": custom(metrics.TickersProcessed, "Sum", hour),
+				"current":   custom(metrics.TickersCurrent, "Sum", hour),
+			},
+			Label:  jsii.String("ticker rows written or already current"),
+			Period: hour,
+		}),
+		threshold: 1, op: lt1, periods: staleWindowHours, missing: breaching,
 	})
 	a.add(alarmSpec{
 		id: "StaleAnalysisAlarm", name: "analysis-stale",
-		description: "No portfolio analysis stored for 74 hours (longer than the weekend gap): the nightly analysis is not running.",
-		metric:      custom(metrics.AnalysesStored, "Sum", hour),
+		description: "No portfolio analysed (stored or reused) for 74 hours (longer than the weekend gap): the nightly analysis is not running.",
+		metric:      custom(metrics.AnalysesAnalyzed, "Sum", hour),
 		threshold:   1, op: lt1, periods: staleWindowHours, missing: breaching,
 	})
 

@@ -98,12 +98,12 @@ func TestStageFromContext(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", ctx: map[string]any{},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AnalysisConcurrency: 10, AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist"}},
 		{name: "prod from CLI strings", ctx: map[string]any{"stage": "prod", "polygonCallsPerMinute": "0", "analysisPortfolio": "Growth", "alarmEmail": "ops@example.com",
 			"analysisConcurrency": "25"},
 			want: Config{Stage: "prod", PolygonCallsPerMinute: 0, AnalysisPortfolio: "Growth", AnalysisConcurrency: 25, AssetsDir: "dist", AlarmEmail: "ops@example.com"}},
 		{name: "number from cdk.json", ctx: map[string]any{"polygonCallsPerMinute": float64(100)},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 100, AnalysisPortfolio: "ZSM Seven", AnalysisConcurrency: 10, AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 100, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist"}},
 		{name: "every portfolio", ctx: map[string]any{"analysisPortfolio": "*"},
 			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist"}},
 		{name: "concurrency below Lambda's minimum", ctx: map[string]any{"analysisConcurrency": "1"}, wantErr: "context analysisConcurrency"},
@@ -116,9 +116,9 @@ func TestStageFromContext(t *testing.T) {
 		{name: "empty portfolio", ctx: map[string]any{"analysisPortfolio": " "}, wantErr: "context analysisPortfolio"},
 		{name: "bad email", ctx: map[string]any{"alarmEmail": "ops.example.com"}, wantErr: "context alarmEmail"},
 		{name: "import from the CLI", ctx: map[string]any{"stage": "prod", "importTables": "true"},
-			want: Config{Stage: "prod", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AnalysisConcurrency: 10, AssetsDir: "dist", ImportTables: true}},
+			want: Config{Stage: "prod", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist", ImportTables: true}},
 		{name: "import off", ctx: map[string]any{"importTables": false},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "ZSM Seven", AnalysisConcurrency: 10, AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist"}},
 		{name: "bad import flag", ctx: map[string]any{"importTables": "yes please"}, wantErr: "context importTables"},
 	}
 	for _, c := range cases {
@@ -620,7 +620,7 @@ func TestSchedules(t *testing.T) {
 			{"processTickers", "cron(30 21 ? * MON-FRI *)", "{}"},
 			// The catch-up run later the same night, before the analysis.
 			{"processTickers", "cron(30 23 ? * MON-FRI *)", `{"catchUp":true}`},
-			{"analyzePortfolio", "cron(0 1 ? * TUE-SAT *)", `{"portfolio_name":"ZSM Seven"}`},
+			{"analyzePortfolio", "cron(0 1 ? * TUE-SAT *)", `{"portfolio_name":"*"}`},
 		} {
 			id, r := one(t, s, "AWS::Scheduler::Schedule", "ScheduleExpression", c.expr)
 			p := props(r)
@@ -1069,16 +1069,40 @@ func TestMonitoring(t *testing.T) {
 		above0(find(metrics.Namespace, metrics.PolygonThrottled, stageDim), "Polygon 429")
 		above0(find(metrics.Namespace, metrics.PolygonKeyRefused, stageDim), "Polygon key refused")
 		above0(find(metrics.Namespace, metrics.AnalysisFallback, stageDim), "analysis fallback")
-		for _, m := range []string{metrics.TickersProcessed, metrics.AnalysesStored} {
-			p := find(metrics.Namespace, m, stageDim)
-			window := p["Period"].(float64) * p["EvaluationPeriods"].(float64)
+		// Freshness: work done, not new data, so that a market holiday (the
+		// rows of the last trading day found current, the analysis reused)
+		// does not page.
+		staleAlarm := func(name string) map[string]any {
+			for _, r := range alarms {
+				if p := props(r); p["AlarmName"] == "zsm-"+stage+"-"+name {
+					return p
+				}
+			}
+			t.Fatalf("no alarm %s", name)
+			return nil
+		}
+		for name, want := range map[string][]string{
+			"ticker-data-stale": {`"Expression":"FILL(processed, 0) + FILL(current, 0)"`, `"MetricName":"` + metrics.TickersProcessed + `"`, `"MetricName":"` + metrics.TickersCurrent + `"`},
+			"analysis-stale":    {`"MetricName":"` + metrics.AnalysesAnalyzed + `"`},
+		} {
+			p := staleAlarm(name)
+			period, evals := 3600.0, p["EvaluationPeriods"].(float64)
+			if p["Period"] != nil && p["Period"] != period {
+				t.Errorf("stale %s period %v, want an hour", name, p["Period"])
+			}
 			if p["ComparisonOperator"] != "LessThanThreshold" || p["Threshold"] != 1.0 || p["TreatMissingData"] != "breaching" ||
-				p["Statistic"] != "Sum" || p["DatapointsToAlarm"] != p["EvaluationPeriods"] {
-				t.Errorf("stale %s alarm %s", m, compact(p))
+				p["DatapointsToAlarm"] != p["EvaluationPeriods"] {
+				t.Errorf("stale %s alarm %s", name, compact(p))
+			}
+			body := compact(p)
+			for _, w := range want {
+				if !strings.Contains(body, w) {
+					t.Errorf("stale %s alarm lacks %s: %s", name, w, body)
+				}
 			}
 			// Longer than the weekend gap between runs (72 h), within CloudWatch's 7-day limit.
-			if window <= 72*3600 || window > 7*24*3600 {
-				t.Errorf("stale %s window %v s", m, window)
+			if window := period * evals; window <= 72*3600 || window > 7*24*3600 {
+				t.Errorf("stale %s window %v s", name, window)
 			}
 		}
 		// The analysis queue: oldest message, DLQ grew, failures.
@@ -1629,12 +1653,13 @@ func TestAppWritesTheImportMappingIntoTheAssembly(t *testing.T) {
 	}
 }
 
-// analysisPortfolio "*" makes the schedule fan out every night; an event
-// that names no portfolio still means the contract's default.
-func TestScheduleCanFanOut(t *testing.T) {
-	s := synthWith(t, "dev", map[string]any{ctxAnalysisPortfolio: "*"})
+// A single name in analysisPortfolio (the default is "*": every portfolio)
+// schedules just that portfolio, in the scheduled invocation; an event that
+// names no portfolio still means the contract's default.
+func TestScheduleCanAnalyzeOnePortfolio(t *testing.T) {
+	s := synthWith(t, "dev", map[string]any{ctxAnalysisPortfolio: "ZSM Seven"})
 	_, r := one(t, s, "AWS::Scheduler::Schedule", "ScheduleExpression", "cron(0 1 ? * TUE-SAT *)")
-	if in := props(r)["Target"].(map[string]any)["Input"]; in != `{"portfolio_name":"*"}` {
+	if in := props(r)["Target"].(map[string]any)["Input"]; in != `{"portfolio_name":"ZSM Seven"}` {
 		t.Errorf("analysis input %v", in)
 	}
 	_, p := fn(t, s, "analyzePortfolio", "dev")

@@ -23,10 +23,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // AllPortfolios as the portfolio name analyzes every portfolio found.
-const AllPortfolios = "*"
+const AllPortfolios = deploy.AllPortfolios
 
 // Event is the input of a scheduled or manual invocation:
 //

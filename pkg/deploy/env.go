@@ -95,7 +95,14 @@ const (
 	// for this many times analyzePortfolio's timeout (AWS's guidance).
 	AnalysisVisibilityFactor = 6
 
-	// DefaultPortfolio is the portfolio analyzed when an event names none, and
-	// the one the analysis schedule names.
+	// DefaultPortfolio is the portfolio analyzed when an event names none.
 	DefaultPortfolio = "ZSM Seven"
+	// AllPortfolios, as a portfolio name, means every portfolio: the
+	// analysis fans out, one message per portfolio on the analysis queue.
+	AllPortfolios = "*"
+	// DefaultScheduledAnalysis is what the nightly analysis schedule names
+	// (context analysisPortfolio): every portfolio, every night
+	// (docs/decisions/0003-analysis-fan-out.md). A single name, such as
+	// DefaultPortfolio, analyzes just that one in the scheduled invocation.
+	DefaultScheduledAnalysis = AllPortfolios
 )
