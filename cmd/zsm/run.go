@@ -243,6 +243,9 @@ func checkNight(date string, now time.Time) error {
 	if _, err := time.Parse(time.DateOnly, date); err != nil {
 		return errors.New("not a YYYY-MM-DD date")
 	}
+	if !marketdata.InCalendar(date) {
+		return fmt.Errorf("outside the NYSE calendar this service knows (%d–%d): its holidays are unknown", marketdata.CalendarFirstYear, marketdata.CalendarLastYear)
+	}
 	if !marketdata.IsTradingDay(date) {
 		return errors.New("not a trading day (a weekend or an NYSE holiday)")
 	}

@@ -810,6 +810,7 @@ func TestRunDateErrors(t *testing.T) {
 		{"2026-11-26", "zsm: run: --date 2026-11-26: not a trading day (a weekend or an NYSE holiday)"},
 		{"2026-11-28", "not a trading day"},
 		{"26-11-25", "not a YYYY-MM-DD date"},
+		{"2023-12-26", "outside the NYSE calendar this service knows (2024–2028)"},
 		{future, "in the future: the last completed trading day is " + marketdata.LastTradingDay(time.Now())},
 	} {
 		code, _, stderr := indicRun(t, "", "run", "--memory", "--date", c.date)

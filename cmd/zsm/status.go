@@ -140,10 +140,11 @@ type statusReport struct {
 	Tickers []tickerStatus `json:"tickers"`
 	Missing []string       `json:"missing"`
 	Invalid int            `json:"invalidSymbols"`
-	// Analysis is the portfolio's latest analysis (null when none); with
-	// the portfolio "*", Analyses holds every portfolio's instead.
-	Analysis *analysisStatus  `json:"analysis,omitempty"`
-	Analyses []analysisStatus `json:"analyses,omitempty"`
+	// Analysis is the portfolio's latest analysis (absent when none); with
+	// the portfolio "*", Analyses holds every portfolio's instead — a list,
+	// [] when there is no portfolio, for scripts that iterate it.
+	Analysis *analysisStatus   `json:"analysis,omitempty"`
+	Analyses *[]analysisStatus `json:"analyses,omitempty"`
 }
 
 // gatherStatus reads the latest rows and analysis from a stage's tables.
@@ -176,7 +177,8 @@ func gatherStatus(ctx context.Context, db *dynamodb.Client, stage, portfolio, st
 	}
 	repo := analysisdb.New(db, deploy.PortfolioAnalyses.Name(stage))
 	if portfolio == analyzer.AllPortfolios {
-		rep.Analyses, err = latestAnalyses(ctx, db, repo, stage, rep.LastTradingDay)
+		all, err := latestAnalyses(ctx, db, repo, stage, rep.LastTradingDay)
+		rep.Analyses = &all
 		return rep, err
 	}
 	a, err := latestAnalysis(ctx, repo, portfolio, rep.LastTradingDay)
@@ -326,7 +328,7 @@ func printAnalyses(w io.Writer, rep statusReport) {
 	const row = "%-24s %-9s %-16s %-10s %-5s %7s %9s %-6s %s\n"
 	fmt.Fprintf(w, row, "PORTFOLIO", "STATUS", "MODEL", "DATA AS OF", "FRESH", "TICKERS", "AVG SCORE", "RISK", "TOP ACTION")
 	counts := map[string]int{}
-	for _, a := range rep.Analyses {
+	for _, a := range *rep.Analyses {
 		counts[a.Status]++
 		fresh, avg, top := "-", "-", "-"
 		if a.Status != noAnalysis {
@@ -351,7 +353,7 @@ func printAnalyses(w io.Writer, rep statusReport) {
 		}
 		fmt.Fprintf(w, row, name, a.Status, orDash(a.Model), orDash(a.DataAsOf), fresh, fmt.Sprint(len(a.Tickers)), avg, orDash(a.OverallRisk), top)
 	}
-	fmt.Fprintf(w, "\n%d portfolios: %d ok, %d fallback, %d never analyzed.\n", len(rep.Analyses), counts[analysisdb.StatusOK], counts[analysisdb.StatusFallback], counts[noAnalysis])
+	fmt.Fprintf(w, "\n%d portfolios: %d ok, %d fallback, %d never analyzed.\n", len(*rep.Analyses), counts[analysisdb.StatusOK], counts[analysisdb.StatusFallback], counts[noAnalysis])
 }
 
 func orDash(s string) string {

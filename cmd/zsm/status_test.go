@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -44,5 +45,22 @@ func TestStatusAnalysisWithMissingDataIsNotFresh(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// With no portfolio at all, `zsm status --json --portfolio '*'` still prints
+// "analyses": [] for scripts that iterate it.
+func TestStatusAllPortfoliosWithNoneIsAnEmptyList(t *testing.T) {
+	env := dynalitetest.New(t)
+	rep, err := gatherStatus(context.Background(), env.Client, env.Stage, "*", "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"analyses":[]`) || strings.Contains(string(b), `"analysis":`) {
+		t.Errorf("status JSON %s, want \"analyses\":[] and no \"analysis\"", b)
 	}
 }

@@ -171,7 +171,9 @@ func TestParseSeed(t *testing.T) {
 		{`{"portfolios":[{"name":"A","positions":[{"ticker":"A","costBasis":"12"}]}]}`, `portfolios[0].positions[0].costBasis: not a number`},
 		{`{"portfolios":[{"name":"A","positions":[{"ticker":"A","qty":1}]}]}`, `portfolios[0].positions[0]: unknown field "qty"`},
 		{`{"portfolios":[{"name":"A","positions":[{"ticker":"A<b>"}]}]}`, `portfolios[0].positions[0].ticker "A<b>": character '<' not allowed`},
-		{`{"portfolios":[{"name":"a\nb","positions":[{"ticker":"A"}]}]}`, `portfolios[0].name "a\nb": holds a control character`},
+		{`{"portfolios":[{"name":"a\nb","positions":[{"ticker":"A"}]}]}`, `portfolios[0].name: invalid portfolio name "a\nb": control character U+000A`},
+		{`{"portfolios":[{"name":"` + strings.Repeat("n", 101) + `","positions":[{"ticker":"A"}]}]}`, `portfolios[0].name: invalid portfolio name "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"…: longer than 100 characters`},
+		{`{"portfolios":[{"name":"a\u2028b","positions":[{"ticker":"A"}]}]}`, `portfolios[0].name: invalid portfolio name "a\u2028b": control character U+2028`},
 		{`{"portfolios":[]} {}`, `data after the JSON value`},
 	} {
 		_, err := devstack.ParseSeed([]byte(c.file))

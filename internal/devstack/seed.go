@@ -10,12 +10,12 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/symbol"
@@ -94,10 +94,6 @@ type SeedPosition struct {
 // MaxSeedBytes bounds a seed file.
 const MaxSeedBytes = 10 << 20
 
-// maxNameLen bounds a portfolio name, as the stack bounds the analysis
-// portfolio's.
-const maxNameLen = 256
-
 // ParseSeed validates a whole seed file before anything is written: an
 // object with a non-empty "portfolios" list; each portfolio a unique,
 // non-empty name and a non-empty "positions" list; each position a ticker
@@ -132,12 +128,12 @@ func ParseSeed(data []byte) ([]SeedPortfolio, error) {
 		if pf.Name == nil || strings.TrimSpace(*pf.Name) == "" {
 			return nil, fmt.Errorf("%s.name: missing or empty", at)
 		}
-		name := strings.TrimSpace(*pf.Name)
-		switch {
-		case len(name) > maxNameLen:
-			return nil, fmt.Errorf("%s.name: longer than %d characters", at, maxNameLen)
-		case strings.ContainsFunc(name, unicode.IsControl):
-			return nil, fmt.Errorf("%s.name %s: holds a control character", at, symbol.Quote(name))
+		// The analysis's own rule (length, control and line-separator
+		// characters): a name it would refuse is refused here, before
+		// anything is written.
+		name, err := analysis.ValidatePortfolioName(*pf.Name)
+		if err != nil {
+			return nil, fmt.Errorf("%s.name: %v", at, err)
 		}
 		if j, dup := names[name]; dup {
 			return nil, fmt.Errorf("%s.name %s: the same name as portfolios[%d]", at, symbol.Quote(name), j)

@@ -87,6 +87,20 @@ func CloseInstant(date string) (time.Time, error) {
 	return time.Date(y, m, day, closeHour, 0, 0, 0, newYork()).UTC(), nil
 }
 
+// The years nyseHolidays covers.
+const (
+	CalendarFirstYear = 2024
+	CalendarLastYear  = 2028
+)
+
+// InCalendar reports whether date (YYYY-MM-DD) falls in a year whose NYSE
+// holidays this package knows (CalendarFirstYear–CalendarLastYear); outside
+// them IsTradingDay knows only the weekends.
+func InCalendar(date string) bool {
+	d, err := time.Parse(DateLayout, date)
+	return err == nil && d.Year() >= CalendarFirstYear && d.Year() <= CalendarLastYear
+}
+
 // IsTradingDay reports whether date (YYYY-MM-DD) is a weekday on which the
 // NYSE is open for the full or a shortened session. Malformed dates are not
 // trading days.

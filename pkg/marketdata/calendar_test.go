@@ -103,3 +103,11 @@ func TestIsTradingDay(t *testing.T) {
 		}
 	}
 }
+
+func TestInCalendar(t *testing.T) {
+	for date, want := range map[string]bool{"2024-01-02": true, "2028-12-29": true, "2023-12-29": false, "2029-01-02": false, "2026-13-01": false} {
+		if got := marketdata.InCalendar(date); got != want {
+			t.Errorf("InCalendar(%s) = %v, want %v", date, got, want)
+		}
+	}
+}
