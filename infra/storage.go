@@ -148,7 +148,7 @@ func attribute(k deploy.Key) *awsdynamodb.Attribute {
 // Table actions granted in this stack. They are listed here, not spread across
 // grant helpers, so a reviewer sees every DynamoDB permission in one place.
 // sharedReadActions never include a write: the shared tables belong to
-// portfolio-api. Only Scan: pkg/portfolios reads them with paginated scans
+// portfolio-api. Only Scan: pkg/portfoliodb reads them with paginated scans
 // and nothing else (no Query, no GetItem), so nothing more is granted.
 var (
 	sharedReadActions = []string{"dynamodb:Scan"}

@@ -324,8 +324,8 @@ func startLocalRun(ctx context.Context, o runOptions, host func(string) (string,
 	}
 	env := r.stack.Env
 	r.say("dynalite   %s, data %s", r.stack.Dynalite.Endpoint, r.where)
-	r.say("tables     %s, %s, %s, %s, %s (stage %s)", env[deploy.EnvTickerDataTable], env[deploy.EnvDailyBarsTable], env[deploy.EnvPortfolioAnalysesTable],
-		env[deploy.EnvUserPortfoliosTable], env[deploy.EnvPortfolioPositionsTable], r.stack.Stage)
+	r.say("tables     %s, %s, %s, %s, %s, %s (stage %s)", env[deploy.EnvTickerDataTable], env[deploy.EnvDailyBarsTable], env[deploy.EnvPortfolioAnalysesTable],
+		env[deploy.EnvAnalysisReservationsTable], env[deploy.EnvUserPortfoliosTable], env[deploy.EnvPortfolioPositionsTable], r.stack.Stage)
 	r.say("queue      %s (local SQS)", r.stack.QueueURL)
 	if o.portfolio == analyzer.AllPortfolios {
 		r.say("queue      %s (local SQS, the analysis fan-out)", r.stack.AnalysisQueueURL)
