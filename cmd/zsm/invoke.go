@@ -205,17 +205,9 @@ func readEvent(v string, stdin io.Reader) ([]byte, error) {
 // stageEnv is the environment the stack gives the function in a deployed
 // stage, built from the naming conventions shared with infra/.
 func stageEnv(ctx context.Context, stage string, fn deploy.Function) (map[string]string, error) {
-	env := map[string]string{
-		deploy.EnvStage:                     stage,
-		deploy.EnvUserPortfoliosTable:       deploy.UserPortfolios.Name(stage),
-		deploy.EnvPortfolioPositionsTable:   deploy.PortfolioPositions.Name(stage),
-		deploy.EnvTickerDataTable:           deploy.TickerData.Name(stage),
-		deploy.EnvDailyBarsTable:            deploy.DailyBars.Name(stage),
-		deploy.EnvPortfolioAnalysesTable:    deploy.PortfolioAnalyses.Name(stage),
-		deploy.EnvAnalysisReservationsTable: deploy.AnalysisReservations.Name(stage),
-		// GetSecretValue takes the name as well as the ARN.
-		deploy.EnvAPIKeysSecretARN: deploy.SecretName(stage),
-	}
+	env := deploy.TableEnv(stage)
+	// GetSecretValue takes the name as well as the ARN.
+	env[deploy.EnvAPIKeysSecretARN] = deploy.SecretName(stage)
 	// The queue URLs carry the account id: look them up by the stack's names.
 	var queues map[string]string
 	switch fn {

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -241,15 +242,9 @@ var passThrough = []string{
 }
 
 func (s *Stack) buildEnv(host config.Lookup) map[string]string {
-	env := map[string]string{
-		deploy.EnvStage:                     s.Stage,
-		deploy.EnvUserPortfoliosTable:       deploy.UserPortfolios.Name(s.Stage),
-		deploy.EnvPortfolioPositionsTable:   deploy.PortfolioPositions.Name(s.Stage),
-		deploy.EnvTickerDataTable:           deploy.TickerData.Name(s.Stage),
-		deploy.EnvDailyBarsTable:            deploy.DailyBars.Name(s.Stage),
-		deploy.EnvPortfolioAnalysesTable:    deploy.PortfolioAnalyses.Name(s.Stage),
-		deploy.EnvAnalysisReservationsTable: deploy.AnalysisReservations.Name(s.Stage),
-		deploy.EnvDefaultPortfolio:          SamplePortfolio,
+	env := deploy.TableEnv(s.Stage)
+	maps.Copy(env, map[string]string{
+		deploy.EnvDefaultPortfolio: SamplePortfolio,
 		// The AWS SDK's own variables: local endpoints and dummy credentials
 		// (dynalite checks that requests are signed, not by whom).
 		"AWS_ENDPOINT_URL_DYNAMODB": s.Dynalite.Endpoint,
@@ -257,7 +252,7 @@ func (s *Stack) buildEnv(host config.Lookup) map[string]string {
 		"AWS_ACCESS_KEY_ID":         "local",
 		"AWS_SECRET_ACCESS_KEY":     "local",
 		"AWS_EC2_METADATA_DISABLED": "true",
-	}
+	})
 	if s.SQS != nil {
 		env["AWS_ENDPOINT_URL_SQS"] = s.SQS.Endpoint()
 		env[deploy.EnvTickerQueueURL] = s.QueueURL

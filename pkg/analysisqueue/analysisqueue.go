@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -184,76 +184,23 @@ func (s *Sender) Send(ctx context.Context, msgs []Message) (int, []Failure, erro
 }
 
 func (s *Sender) sendBatch(ctx context.Context, batch []Message) (int, []Failure, error) {
-	pending := map[string]Message{}
-	bodies := map[string]string{}
+	entries := make([]types.SendMessageBatchRequestEntry, len(batch))
 	for i, m := range batch {
 		body, err := m.Encode()
 		if err != nil {
 			return 0, nil, err
 		}
-		id := strconv.Itoa(i)
-		pending[id], bodies[id] = m, body
+		// A standard queue: no group, no de-duplication id.
+		entries[i] = types.SendMessageBatchRequestEntry{MessageBody: aws.String(body)}
 	}
-	last := map[string]Failure{}
-	var failed []Failure
-	sent := 0
-	var callErr error
 	policy := s.Retry
 	if policy.Attempts == 0 {
 		policy = DefaultRetry
 	}
-	_, err := policy.Do(ctx, func(ctx context.Context, _ int) error {
-		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(s.url)}
-		for i := range batch {
-			id := strconv.Itoa(i)
-			if _, ok := pending[id]; ok {
-				// A standard queue: no group, no de-duplication id.
-				in.Entries = append(in.Entries, types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(bodies[id])})
-			}
-		}
-		out, err := s.client.SendMessageBatch(ctx, in)
-		if err != nil {
-			callErr = fmt.Errorf("send message batch to %s: %w", s.url, err)
-			return retry.Permanent(callErr)
-		}
-		for _, ok := range out.Successful {
-			if _, was := pending[aws.ToString(ok.Id)]; was {
-				delete(pending, aws.ToString(ok.Id))
-				sent++
-			}
-		}
-		for _, f := range out.Failed {
-			id := aws.ToString(f.Id)
-			m, was := pending[id]
-			if !was {
-				continue
-			}
-			fl := Failure{Portfolio: m.Portfolio, Code: aws.ToString(f.Code), Message: aws.ToString(f.Message)}
-			if f.SenderFault {
-				delete(pending, id)
-				failed = append(failed, fl)
-				continue
-			}
-			last[id] = fl
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		return retry.Transient(fmt.Errorf("%d of %d entries not accepted", len(pending), len(in.Entries)), 0)
-	})
-	for i, m := range batch {
-		id := strconv.Itoa(i)
-		if _, ok := pending[id]; !ok {
-			continue
-		}
-		f, ok := last[id]
-		if !ok || callErr != nil {
-			f = Failure{Portfolio: m.Portfolio, Code: "Unsent", Message: "not accepted after retries"}
-		}
-		if errors.Is(err, retry.ErrDeadline) || ctx.Err() != nil {
-			f.Message += " (no time left)"
-		}
-		failed = append(failed, f)
+	br, err := queue.SendBatch(ctx, s.client, s.url, entries, policy)
+	failed := make([]Failure, 0, len(br.Failed))
+	for _, f := range br.Failed {
+		failed = append(failed, Failure{Portfolio: batch[f.Index].Portfolio, Code: f.Code, Message: f.Message})
 	}
-	return sent, failed, callErr
+	return br.Accepted, failed, err
 }

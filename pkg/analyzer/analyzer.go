@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
@@ -175,7 +175,7 @@ func New(o Options) *Service {
 		o.Now = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = retry.Sleep
 	}
 	if o.RunID == nil {
 		o.RunID = RunID
@@ -192,25 +192,8 @@ func New(o Options) *Service {
 	return &Service{o: o}
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// RunID is the Lambda request id when ctx carries one — a retried
-// asynchronous invocation keeps it — and 32 random hex digits otherwise.
-func RunID(ctx context.Context) string {
-	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
-		return lc.AwsRequestID
-	}
-	return randomHex(16)
-}
+// RunID is logging.RunID: the Lambda request id, else a random one.
+func RunID(ctx context.Context) string { return logging.RunID(ctx) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)

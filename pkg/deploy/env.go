@@ -106,3 +106,18 @@ const (
 	// DefaultPortfolio, analyzes just that one in the scheduled invocation.
 	DefaultScheduledAnalysis = AllPortfolios
 )
+
+// TableEnv is the environment naming a stage's tables, as the stack sets it
+// (STAGE and every *_TABLE variable): what the local stack and `zsm invoke
+// --stage` start from. Each function reads the variables it needs.
+func TableEnv(stage string) map[string]string {
+	return map[string]string{
+		EnvStage:                     stage,
+		EnvUserPortfoliosTable:       UserPortfolios.Name(stage),
+		EnvPortfolioPositionsTable:   PortfolioPositions.Name(stage),
+		EnvTickerDataTable:           TickerData.Name(stage),
+		EnvDailyBarsTable:            DailyBars.Name(stage),
+		EnvPortfolioAnalysesTable:    PortfolioAnalyses.Name(stage),
+		EnvAnalysisReservationsTable: AnalysisReservations.Name(stage),
+	}
+}

@@ -5,6 +5,8 @@ package logging
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -52,4 +54,17 @@ func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
 	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// RunID names one run of a function: the Lambda request id when ctx carries
+// one — an asynchronous invocation that Lambda retries keeps its request id,
+// so de-duplication ids derived from it match the first attempt's — and 32
+// random hex digits otherwise.
+func RunID(ctx context.Context) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+		return lc.AwsRequestID
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -13,8 +13,6 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,9 +22,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
 	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
@@ -130,18 +127,8 @@ type ProcessTickers struct {
 	RunID func(ctx context.Context) string
 }
 
-// RunID is the Lambda request id when ctx carries one — an asynchronous
-// invocation that Lambda retries keeps its request id, so the FIFO
-// de-duplication ids of a retried run match the first attempt's — and 32
-// random hex digits otherwise.
-func RunID(ctx context.Context) string {
-	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
-		return lc.AwsRequestID
-	}
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+// RunID is logging.RunID: the Lambda request id, else a random one.
+func RunID(ctx context.Context) string { return logging.RunID(ctx) }
 
 // Event is a parsed processTickers event.
 type Event struct {

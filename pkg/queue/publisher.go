@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -188,82 +186,23 @@ func encodedLen(m Message) (int, error) {
 	return len(b), err
 }
 
-// sendBatch sends one batch, re-sending retryable failures.
+// sendBatch sends one batch, re-sending retryable failures (SendBatch).
 func (p *Publisher) sendBatch(ctx context.Context, batch []Message, res *Result) error {
-	// Entry ids are the positions in the batch, so re-sends keep SQS's
-	// report aligned with the messages.
-	pending := make(map[string]Message, len(batch))
 	entries := make([]types.SendMessageBatchRequestEntry, 0, len(batch))
 	for i, m := range batch {
 		e, err := p.entry(strconv.Itoa(i), m)
 		if err != nil {
 			return err
 		}
-		pending[*e.Id] = m
 		entries = append(entries, e)
 	}
-	lastErr := map[string]types.BatchResultErrorEntry{}
-	var callErr error
-	_, err := p.retry.Do(ctx, func(ctx context.Context, _ int) error {
-		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.url)}
-		for _, e := range entries {
-			if _, ok := pending[*e.Id]; ok {
-				in.Entries = append(in.Entries, e)
-			}
-		}
-		res.Batches++
-		out, err := p.client.SendMessageBatch(ctx, in)
-		if err != nil {
-			// The SDK has already retried the call; a failure here (no such
-			// queue, access denied, ...) is not fixed by trying again.
-			callErr = fmt.Errorf("send message batch to %s: %w", p.url, err)
-			return retry.Permanent(callErr)
-		}
-		for _, s := range out.Successful {
-			if _, ok := pending[aws.ToString(s.Id)]; ok {
-				delete(pending, aws.ToString(s.Id))
-				res.Queued++
-			}
-		}
-		retryable := 0
-		for _, f := range out.Failed {
-			id := aws.ToString(f.Id)
-			m, ok := pending[id]
-			if !ok {
-				continue
-			}
-			lastErr[id] = f
-			if f.SenderFault {
-				delete(pending, id)
-				res.Failed = append(res.Failed, Failure{Ticker: m.Label(), Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: true})
-				continue
-			}
-			retryable++
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		// Entries SQS failed to accept, or did not mention at all.
-		return retry.Transient(fmt.Errorf("%d of %d entries not accepted (%d reported failed)", len(pending), len(in.Entries), retryable), 0)
-	})
-	for i := range batch {
-		id := strconv.Itoa(i)
-		m, ok := pending[id]
-		if !ok {
-			continue
-		}
-		f := Failure{Ticker: m.Label(), Code: "Unsent", Message: "not accepted after retries"}
-		if e, ok := lastErr[id]; ok {
-			f.Code, f.Message = aws.ToString(e.Code), aws.ToString(e.Message)
-		}
-		if callErr != nil {
-			f.Code, f.Message = "Unsent", "batch call failed"
-		} else if errors.Is(err, retry.ErrDeadline) || ctx.Err() != nil {
-			f.Message += " (no time left)"
-		}
-		res.Failed = append(res.Failed, f)
+	br, err := SendBatch(ctx, p.client, p.url, entries, p.retry)
+	res.Batches += br.Calls
+	res.Queued += br.Accepted
+	for _, f := range br.Failed {
+		res.Failed = append(res.Failed, Failure{Ticker: batch[f.Index].Label(), Code: f.Code, Message: f.Message, SenderFault: f.SenderFault})
 	}
-	return callErr
+	return err
 }
 
 func (p *Publisher) entry(id string, m Message) (types.SendMessageBatchRequestEntry, error) {
