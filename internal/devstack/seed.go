@@ -1,12 +1,10 @@
 package devstack
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -18,6 +16,7 @@ import (
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
+	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/symbol"
 )
 
@@ -189,19 +188,11 @@ func ParseSeed(data []byte) ([]SeedPortfolio, error) {
 // strictJSON decodes one JSON value into v, refusing unknown fields and
 // trailing data; the error is short and on one line.
 func strictJSON(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "json: ")
-		if len(msg) > 120 {
-			msg = msg[:120] + "…"
-		}
-		return errors.New(strings.Join(strings.Fields(msg), " "))
+	err := queue.DecodeObject(data, v)
+	if err == nil || errors.Is(err, queue.ErrTrailingData) {
+		return err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("data after the JSON value")
-	}
-	return nil
+	return errors.New(strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "json: ")), " "))
 }
 
 // seedUserID owns the portfolios a seed file writes.

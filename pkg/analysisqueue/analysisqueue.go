@@ -5,12 +5,10 @@
 package analysisqueue
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -74,8 +72,6 @@ func Decode(data []byte) (Message, error) {
 	if len(data) > MaxMessageBytes {
 		return Message{}, fmt.Errorf("%w: %d bytes, more than %d", ErrPoison, len(data), MaxMessageBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var raw struct {
 		V          *int    `json:"v"`
 		Portfolio  *string `json:"portfolio"`
@@ -83,11 +79,10 @@ func Decode(data []byte) (Message, error) {
 		RunID      *string `json:"runId"`
 		EnqueuedAt *string `json:"enqueuedAt"`
 	}
-	if err := dec.Decode(&raw); err != nil {
-		return Message{}, fmt.Errorf("%w: not an analysis message object: %s", ErrPoison, clip(err.Error()))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if err := queue.DecodeObject(data, &raw); errors.Is(err, queue.ErrTrailingData) {
 		return Message{}, fmt.Errorf("%w: data after the message object", ErrPoison)
+	} else if err != nil {
+		return Message{}, fmt.Errorf("%w: not an analysis message object: %s", ErrPoison, err)
 	}
 	switch {
 	case raw.V == nil:
@@ -117,14 +112,6 @@ func Decode(data []byte) (Message, error) {
 		m.Force = *raw.Force
 	}
 	return m, nil
-}
-
-func clip(s string) string {
-	const n = 120
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // MaxBatch is the most entries SQS accepts in one SendMessageBatch call.

@@ -6,11 +6,9 @@
 package queue
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -156,8 +154,6 @@ func Decode(data []byte) (Message, error) {
 	if len(data) > MaxMessageBytes {
 		return Message{}, fmt.Errorf("%w: %d bytes, more than %d", ErrPoison, len(data), MaxMessageBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var raw struct {
 		V          *int     `json:"v"`
 		Kind       *string  `json:"kind"`
@@ -171,11 +167,10 @@ func Decode(data []byte) (Message, error) {
 		EnqueuedAt *string  `json:"enqueuedAt"`
 		Attempt    *int     `json:"attempt"`
 	}
-	if err := dec.Decode(&raw); err != nil {
-		return Message{}, fmt.Errorf("%w: not a JSON message object: %s", ErrPoison, clip(err.Error()))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if err := DecodeObject(data, &raw); errors.Is(err, ErrTrailingData) {
 		return Message{}, fmt.Errorf("%w: data after the message object", ErrPoison)
+	} else if err != nil {
+		return Message{}, fmt.Errorf("%w: not a JSON message object: %s", ErrPoison, err)
 	}
 	poison := func(format string, args ...any) (Message, error) {
 		return Message{}, fmt.Errorf("%w: "+format, append([]any{ErrPoison}, args...)...)
