@@ -1,19 +1,12 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/zsmseven/backend/pkg/deploy"
 )
-
-// ReasoningEfforts are the accepted values of XAI_REASONING_EFFORT: the
-// levels xAI's reasoning models take ("none" disables reasoning on models
-// that support it), and "omit" to send no reasoning_effort at all.
-var ReasoningEfforts = []string{"low", "medium", "high", "none", ReasoningEffortOmit}
-
-// ReasoningEffortOmit is the XAI_REASONING_EFFORT value that sends none.
-const ReasoningEffortOmit = "omit"
 
 // AnalyzePortfolio is the configuration of the analyzePortfolio function.
 type AnalyzePortfolio struct {
@@ -31,57 +24,90 @@ type AnalyzePortfolio struct {
 	AnalysisQueueURL string
 	// DefaultPortfolio is analyzed when the event names none.
 	DefaultPortfolio string
-	// XAIAPIURL is the full chat completions URL.
-	XAIAPIURL string
-	// XAIModel is the requested model.
-	XAIModel string
-	// XAIMaxCompletionTokens is the ceiling of each call's completion cap
-	// (the cap itself scales with the call's positions). It does not bound
-	// a reasoning model's reasoning.
-	XAIMaxCompletionTokens int
-	// XAIReasoningEffort is sent as reasoning_effort ("" when "omit"), to
-	// models that accept it.
-	XAIReasoningEffort string
-	// XAIAttemptTimeout bounds one HTTP attempt (XAI_ATTEMPT_TIMEOUT,
-	// default 120s), so a stalled connection is retried within the deadline.
-	XAIAttemptTimeout time.Duration
-	// XAIReserve is kept free before the invocation deadline for the
-	// fallback and the store (XAI_RESERVE, default 15s).
-	XAIReserve time.Duration
+	// Model is the analysis model: the provider deploy.EnvModelProvider names and
+	// its settings.
+	Model Model
+	// Reserve is kept free before the invocation deadline for the fallback
+	// and the store (deploy.VarXAIReserve).
+	Reserve time.Duration
 	// APIKeysSecretARN is the stage's secret; "" locally.
 	APIKeysSecretARN string
 }
 
+// Model is the configuration of the analysis model: its provider (the
+// variables of deploy.ModelProvider) and the provider's settings.
+type Model struct {
+	Provider deploy.ModelProvider
+	// URL is the full chat-completions URL.
+	URL string
+	// Name is the requested model.
+	Name string
+	// MaxCompletionTokens is the ceiling of each call's completion cap (the
+	// cap itself scales with the call's work). It does not bound a
+	// reasoning model's reasoning.
+	MaxCompletionTokens int
+	// ReasoningEffort is sent as reasoning_effort ("" when "omit"), to
+	// models that accept it.
+	ReasoningEffort string
+	// AttemptTimeout bounds one HTTP attempt, so a stalled connection is
+	// retried within the deadline.
+	AttemptTimeout time.Duration
+}
+
 // LoadAnalyzePortfolio reads the analyzePortfolio variables from lookup.
-// The API key itself is not read here: package secrets resolves it
-// (XAI_API_KEY first, then the secret).
+// The API key itself is not read here: package secrets resolves it (the
+// provider's key variable first, then the secret).
 func LoadAnalyzePortfolio(lookup Lookup) (AnalyzePortfolio, error) {
 	e := NewEnv(lookup)
 	c := AnalyzePortfolio{
-		Stage:                   e.Required(deploy.EnvStage),
-		UserPortfoliosTable:     e.Required(deploy.EnvUserPortfoliosTable),
-		PortfolioPositionsTable: e.Required(deploy.EnvPortfolioPositionsTable),
-		TickerDataTable:         e.Required(deploy.EnvTickerDataTable),
-		PortfolioAnalysesTable:  e.Required(deploy.EnvPortfolioAnalysesTable),
-		ReservationsTable:       e.Required(deploy.EnvAnalysisReservationsTable),
-		DefaultPortfolio:        e.String(deploy.EnvDefaultPortfolio, deploy.DefaultPortfolio),
-		XAIAPIURL:               e.URL(deploy.EnvXAIAPIURL, deploy.DefaultXAIAPIURL),
-		XAIModel:                e.String(deploy.EnvXAIModel, deploy.DefaultXAIModel),
-		XAIMaxCompletionTokens:  e.Int(deploy.EnvXAIMaxCompletionTokens, deploy.DefaultXAIMaxCompletionTokens, 256, 1_000_000),
-		XAIReasoningEffort:      e.OneOf(deploy.EnvXAIReasoningEffort, deploy.DefaultXAIReasoningEffort, ReasoningEfforts...),
-		XAIAttemptTimeout:       e.Duration(deploy.EnvXAIAttemptTimeout, deploy.DefaultXAIAttemptTimeout, time.Second, 15*time.Minute),
-		XAIReserve:              e.Duration(deploy.EnvXAIReserve, deploy.DefaultXAIReserve, 0, 5*time.Minute),
-		APIKeysSecretARN:        e.Optional(deploy.EnvAPIKeysSecretARN),
+		Stage:                   e.VarString(deploy.VarStage),
+		UserPortfoliosTable:     e.VarString(deploy.VarUserPortfoliosTable),
+		PortfolioPositionsTable: e.VarString(deploy.VarPortfolioPositionsTable),
+		TickerDataTable:         e.VarString(deploy.VarTickerDataTable),
+		PortfolioAnalysesTable:  e.VarString(deploy.VarPortfolioAnalysesTable),
+		ReservationsTable:       e.VarString(deploy.VarAnalysisReservationsTable),
+		AnalysisQueueURL:        e.VarURL(deploy.VarAnalysisQueueURL),
+		DefaultPortfolio:        e.VarString(deploy.VarDefaultPortfolio),
+		Model:                   loadModel(e),
+		Reserve:                 e.VarDuration(deploy.VarXAIReserve, 0),
+		APIKeysSecretARN:        e.VarString(deploy.VarAPIKeysSecretARN),
 	}
-	if e.Required(deploy.EnvAnalysisQueueURL) != "" {
-		c.AnalysisQueueURL = e.URL(deploy.EnvAnalysisQueueURL, "")
-	}
-	if c.XAIReasoningEffort == ReasoningEffortOmit {
-		c.XAIReasoningEffort = ""
-	}
-	if c.DefaultPortfolio == "*" {
+	if c.DefaultPortfolio == deploy.AllPortfolios {
 		e.fail(deploy.EnvDefaultPortfolio, "must name one portfolio, not \"*\"")
 	}
 	c.LogLevel = e.LogLevel()
 	return c, e.Err()
+}
+
+// loadModel reads deploy.EnvModelProvider, then that provider's variables. The
+// provider is looked up in the contract's list (not the variable's values
+// as listed at start-up), so a provider added to deploy.ModelProviders is
+// chosen by the same path.
+func loadModel(e *Env) Model {
+	name := e.String(deploy.EnvModelProvider, deploy.DefaultModelProvider)
+	p, ok := deploy.ModelProviderByName(name)
+	if !ok {
+		e.fail(deploy.EnvModelProvider, "must be one of %v, got %q", providerNames(), name)
+		return Model{}
+	}
+	m := Model{
+		Provider:            p,
+		URL:                 e.VarURL(p.URL),
+		Name:                e.VarString(p.Model),
+		MaxCompletionTokens: e.VarInt(p.MaxCompletionTokens),
+		ReasoningEffort:     e.VarEnum(p.ReasoningEffort),
+		AttemptTimeout:      e.VarDuration(p.AttemptTimeout, 0),
+	}
+	if m.ReasoningEffort == deploy.ReasoningEffortOmit {
+		m.ReasoningEffort = ""
+	}
+	return m
+}
+
+func providerNames() string {
+	var names []string
+	for _, p := range deploy.ModelProviders {
+		names = append(names, p.Name)
+	}
+	return fmt.Sprint(names)
 }

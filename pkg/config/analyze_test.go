@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zsmseven/backend/pkg/config"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 func analyzeEnv(over map[string]string) config.Lookup {
@@ -31,8 +32,9 @@ func TestLoadAnalyzePortfolioDefaults(t *testing.T) {
 		Stage: "dev", LogLevel: slog.LevelInfo, UserPortfoliosTable: "user-portfolios-dev", PortfolioPositionsTable: "portfolio-positions-dev",
 		TickerDataTable: "ticker-data-dev", PortfolioAnalysesTable: "portfolio-analyses-dev", ReservationsTable: "analysis-reservations-dev",
 		AnalysisQueueURL: "https://sqs.us-east-1.amazonaws.com/123456789012/portfolio-analysis-queue-dev", DefaultPortfolio: "ZSM Seven",
-		XAIAPIURL: "https://api.x.ai/v1/chat/completions", XAIModel: "grok-4.3", XAIMaxCompletionTokens: 16000,
-		XAIReasoningEffort: "low", XAIAttemptTimeout: 120 * time.Second, XAIReserve: 15 * time.Second,
+		Model: config.Model{Provider: deploy.XAI, URL: "https://api.x.ai/v1/chat/completions", Name: "grok-4.3", MaxCompletionTokens: 16000,
+			ReasoningEffort: "low", AttemptTimeout: 120 * time.Second},
+		Reserve: 15 * time.Second,
 	}, c)
 }
 
@@ -40,20 +42,20 @@ func TestLoadAnalyzePortfolioOverrides(t *testing.T) {
 	c, err := config.LoadAnalyzePortfolio(analyzeEnv(map[string]string{"XAI_API_URL": "http://127.0.0.1:9/v1/chat/completions", "XAI_MODEL": "grok-4.3-mini",
 		"XAI_MAX_COMPLETION_TOKENS": "2000", "DEFAULT_PORTFOLIO": "Other", "LOG_LEVEL": "debug", "API_KEYS_SECRET_ARN": "arn:aws:secretsmanager:x"}))
 	require.NoError(t, err)
-	assert.Equal(t, "http://127.0.0.1:9/v1/chat/completions", c.XAIAPIURL)
-	assert.Equal(t, "grok-4.3-mini", c.XAIModel)
-	assert.Equal(t, 2000, c.XAIMaxCompletionTokens)
+	assert.Equal(t, "http://127.0.0.1:9/v1/chat/completions", c.Model.URL)
+	assert.Equal(t, "grok-4.3-mini", c.Model.Name)
+	assert.Equal(t, 2000, c.Model.MaxCompletionTokens)
 	assert.Equal(t, "Other", c.DefaultPortfolio)
 	assert.Equal(t, slog.LevelDebug, c.LogLevel)
 	assert.Equal(t, "arn:aws:secretsmanager:x", c.APIKeysSecretARN)
 
 	c, err = config.LoadAnalyzePortfolio(analyzeEnv(map[string]string{"XAI_REASONING_EFFORT": "omit", "XAI_ATTEMPT_TIMEOUT": "45s"}))
 	require.NoError(t, err)
-	assert.Empty(t, c.XAIReasoningEffort, "omit sends no reasoning_effort")
-	assert.Equal(t, 45*time.Second, c.XAIAttemptTimeout)
+	assert.Empty(t, c.Model.ReasoningEffort, "omit sends no reasoning_effort")
+	assert.Equal(t, 45*time.Second, c.Model.AttemptTimeout)
 	c, err = config.LoadAnalyzePortfolio(analyzeEnv(map[string]string{"XAI_REASONING_EFFORT": "none"}))
 	require.NoError(t, err)
-	assert.Equal(t, "none", c.XAIReasoningEffort, "none is a level xAI accepts (no reasoning)")
+	assert.Equal(t, "none", c.Model.ReasoningEffort, "none is a level xAI accepts (no reasoning)")
 }
 
 func TestLoadAnalyzePortfolioErrors(t *testing.T) {
@@ -71,6 +73,7 @@ func TestLoadAnalyzePortfolioErrors(t *testing.T) {
 		"bad effort":      {map[string]string{"XAI_REASONING_EFFORT": "max"}, "XAI_REASONING_EFFORT must be one of low, medium, high, none, omit"},
 		"bad attempt":     {map[string]string{"XAI_ATTEMPT_TIMEOUT": "100ms"}, "XAI_ATTEMPT_TIMEOUT must be between"},
 		"star default":    {map[string]string{"DEFAULT_PORTFOLIO": "*"}, "DEFAULT_PORTFOLIO must name one portfolio"},
+		"bad provider":    {map[string]string{"MODEL_PROVIDER": "openai"}, "MODEL_PROVIDER must be one of [xai]"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

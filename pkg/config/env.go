@@ -139,13 +139,69 @@ func (e *Env) OneOf(key, def string, allowed ...string) string {
 	return def
 }
 
-// LogLevel reads LOG_LEVEL: debug, info, warn or error (default info).
+// LogLevel reads deploy.VarLogLevel: debug, info, warn or error, in any case
+// (default info).
 func (e *Env) LogLevel() slog.Level {
 	raw := e.Optional(deploy.EnvLogLevel)
-	level, err := logging.ParseLevel(raw)
+	level, err := logging.ParseLevel(raw) // any case, as slog's names
 	if err != nil {
-		e.fail(deploy.EnvLogLevel, "must be one of debug, info, warn, error, got %q", raw)
+		e.fail(deploy.EnvLogLevel, "must be one of %s, got %q", strings.Join(deploy.VarLogLevel.Values, ", "), raw)
 		return slog.LevelInfo
 	}
 	return level
+}
+
+// Reading the contract's variables (deploy.Var): their defaults and bounds
+// are the contract's, so a function, the stack and the docs cannot disagree.
+// The contract's own values are checked by its tests (TestContractValues),
+// so a default or a bound that does not parse reads as zero here.
+
+// VarString reads a string variable: its value, or its default when unset;
+// unset and required is an error.
+func (e *Env) VarString(v deploy.Var) string {
+	if v.Required {
+		return e.Required(v.Name)
+	}
+	return e.String(v.Name, v.Default)
+}
+
+// VarInt reads an integer variable within the contract's bounds.
+func (e *Env) VarInt(v deploy.Var) int {
+	return e.Int(v.Name, atoi(v.Default), atoi(v.Min), atoi(v.Max))
+}
+
+// VarDuration reads a duration variable within the contract's bounds; def
+// applies when the contract gives no default (a default derived from other
+// settings).
+func (e *Env) VarDuration(v deploy.Var, def time.Duration) time.Duration {
+	if v.Default != "" {
+		def = parseDuration(v.Default)
+	}
+	return e.Duration(v.Name, def, parseDuration(v.Min), parseDuration(v.Max))
+}
+
+// VarURL reads a URL variable; unset and required is an error, unset and
+// without a default is "".
+func (e *Env) VarURL(v deploy.Var) string {
+	if v.Default == "" {
+		if raw := e.VarString(v); raw == "" {
+			return ""
+		}
+	}
+	return e.URL(v.Name, v.Default)
+}
+
+// VarEnum reads an enum variable: one of the contract's values.
+func (e *Env) VarEnum(v deploy.Var) string {
+	return e.OneOf(v.Name, v.Default, v.Values...)
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+func parseDuration(s string) time.Duration {
+	d, _ := time.ParseDuration(s)
+	return d
 }

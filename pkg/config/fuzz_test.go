@@ -5,16 +5,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
-// knownVariables are the names a configuration error may start with.
-var knownVariables = []string{
-	"STAGE", "LOG_LEVEL", "USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_QUEUE_URL", "TICKER_MESSAGE_GROUPS",
-	"TICKER_DATA_TABLE", "DAILY_BARS_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "TICKER_RECORD_BUDGET",
-	"TICKER_DLQ_URL", "API_KEYS_SECRET_ARN", "POLYGON_API_KEY", "PORTFOLIO_ANALYSES_TABLE", "DEFAULT_PORTFOLIO", "XAI_API_URL", "XAI_MODEL",
-	"XAI_MAX_COMPLETION_TOKENS", "XAI_RESERVE", "XAI_REASONING_EFFORT", "XAI_ATTEMPT_TIMEOUT", "ANALYSIS_QUEUE_URL",
-	"ANALYSIS_RESERVATIONS_TABLE",
-}
+// knownVariables are the names a configuration error may start with: the
+// contract's.
+var knownVariables = func() []string {
+	var names []string
+	for _, v := range deploy.Vars() {
+		names = append(names, v.Name)
+	}
+	return append(names, deploy.EnvModelProvider)
+}()
 
 // parseEnvFile reads KEY=VALUE lines (the .env format, without quoting) into
 // a map: the fuzzer's bytes become an environment.
@@ -97,12 +100,12 @@ func FuzzLoad(f *testing.F) {
 		checkErr("LoadAnalyzePortfolio", err)
 		if err == nil {
 			nonEmpty(t, "analyzePortfolio", ap.Stage, ap.UserPortfoliosTable, ap.PortfolioPositionsTable, ap.TickerDataTable,
-				ap.PortfolioAnalysesTable, ap.ReservationsTable, ap.DefaultPortfolio, ap.XAIModel)
-			checkURL(t, "XAI_API_URL", ap.XAIAPIURL)
+				ap.PortfolioAnalysesTable, ap.ReservationsTable, ap.DefaultPortfolio, ap.Model.Name)
+			checkURL(t, "XAI_API_URL", ap.Model.URL)
 			checkURL(t, "ANALYSIS_QUEUE_URL", ap.AnalysisQueueURL)
-			if ap.XAIMaxCompletionTokens < 256 || ap.XAIMaxCompletionTokens > 1_000_000 ||
-				ap.XAIReserve < 0 || ap.XAIReserve > 5*time.Minute ||
-				ap.XAIAttemptTimeout < time.Second || ap.XAIAttemptTimeout > 15*time.Minute {
+			if ap.Model.MaxCompletionTokens < 256 || ap.Model.MaxCompletionTokens > 1_000_000 ||
+				ap.Reserve < 0 || ap.Reserve > 5*time.Minute ||
+				ap.Model.AttemptTimeout < time.Second || ap.Model.AttemptTimeout > 15*time.Minute {
 				t.Fatalf("accepted out-of-range numbers %+v", ap)
 			}
 		}

@@ -1,7 +1,7 @@
 package config
 
 import (
-	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -31,16 +31,17 @@ type ProcessTickers struct {
 func LoadProcessTickers(lookup Lookup) (ProcessTickers, error) {
 	e := NewEnv(lookup)
 	c := ProcessTickers{
-		Stage:                   e.Required(deploy.EnvStage),
-		UserPortfoliosTable:     e.Required(deploy.EnvUserPortfoliosTable),
-		PortfolioPositionsTable: e.Required(deploy.EnvPortfolioPositionsTable),
-		DailyBarsTable:          e.Required(deploy.EnvDailyBarsTable),
-		TickerDataTable:         e.Required(deploy.EnvTickerDataTable),
+		Stage:                   e.VarString(deploy.VarStage),
+		UserPortfoliosTable:     e.VarString(deploy.VarUserPortfoliosTable),
+		PortfolioPositionsTable: e.VarString(deploy.VarPortfolioPositionsTable),
+		DailyBarsTable:          e.VarString(deploy.VarDailyBarsTable),
+		TickerDataTable:         e.VarString(deploy.VarTickerDataTable),
 	}
+	// Required here: processTickers exists to send to it.
 	if e.Required(deploy.EnvTickerQueueURL) != "" {
-		c.TickerQueueURL = e.URL(deploy.EnvTickerQueueURL, "")
+		c.TickerQueueURL = e.VarURL(deploy.VarTickerQueueURL)
 	}
-	c.TickerMessageGroups = e.Int(deploy.EnvTickerMessageGroups, deploy.DefaultTickerMessageGroups, 1, 100)
+	c.TickerMessageGroups = e.VarInt(deploy.VarTickerMessageGroups)
 	c.LogLevel = e.LogLevel()
 	return c, e.Err()
 }
@@ -64,15 +65,15 @@ type ProcessTicker struct {
 	// trading days.
 	PolygonHistoryDays int
 	// RecordBudget is the least remaining time needed to start another
-	// record (TICKER_RECORD_BUDGET; default: one pacing interval plus 15 s).
+	// record (deploy.VarTickerRecordBudget; default: one pacing interval plus 15 s).
 	RecordBudget time.Duration
 	// APIKeysSecretARN is the stage's secret; "" locally.
 	APIKeysSecretARN string
-	// PolygonAPIKeySet reports that POLYGON_API_KEY is set in the
+	// PolygonAPIKeySet reports that deploy.EnvPolygonAPIKey is set in the
 	// environment (it then takes precedence over the secret). The key itself
 	// is read through package secrets and never kept in the configuration.
 	PolygonAPIKeySet bool
-	// TickerQueueURL and TickerDLQURL (TICKER_QUEUE_URL, TICKER_DLQ_URL;
+	// TickerQueueURL and TickerDLQURL (deploy.VarTickerQueueURL, deploy.VarTickerDLQURL;
 	// both or neither) are the queue processTicker consumes and its
 	// dead-letter queue. When set, a record of a FIFO batch that fails
 	// transiently is re-queued to the queue's tail (or, after its last
@@ -81,41 +82,37 @@ type ProcessTicker struct {
 }
 
 // LoadProcessTicker reads the processTicker variables from lookup. Either
-// POLYGON_API_KEY or API_KEYS_SECRET_ARN must be set.
+// The Polygon key or the secret holding it must be set.
 func LoadProcessTicker(lookup Lookup) (ProcessTicker, error) {
 	e := NewEnv(lookup)
 	c := ProcessTicker{
-		Stage:                 e.Required(deploy.EnvStage),
-		TickerDataTable:       e.Required(deploy.EnvTickerDataTable),
-		DailyBarsTable:        e.Required(deploy.EnvDailyBarsTable),
-		PolygonBaseURL:        e.URL(deploy.EnvPolygonBaseURL, deploy.DefaultPolygonBaseURL),
-		PolygonCallsPerMinute: e.Int(deploy.EnvPolygonCallsPerMinute, deploy.DefaultPolygonCallsPerMinute, 0, 6000),
-		PolygonHistoryDays:    e.Int(deploy.EnvPolygonHistoryDays, deploy.DefaultPolygonHistoryDays, 365, 3650),
-		APIKeysSecretARN:      e.Optional(deploy.EnvAPIKeysSecretARN),
+		Stage:                 e.VarString(deploy.VarStage),
+		TickerDataTable:       e.VarString(deploy.VarTickerDataTable),
+		DailyBarsTable:        e.VarString(deploy.VarDailyBarsTable),
+		PolygonBaseURL:        e.VarURL(deploy.VarPolygonBaseURL),
+		PolygonCallsPerMinute: e.VarInt(deploy.VarPolygonCallsPerMinute),
+		PolygonHistoryDays:    e.VarInt(deploy.VarPolygonHistoryDays),
+		APIKeysSecretARN:      e.VarString(deploy.VarAPIKeysSecretARN),
 	}
 	_, c.PolygonAPIKeySet = e.get(deploy.EnvPolygonAPIKey)
 	def := 15 * time.Second
 	if c.PolygonCallsPerMinute > 0 {
 		def += time.Minute / time.Duration(c.PolygonCallsPerMinute)
 	}
-	c.RecordBudget = e.Duration(deploy.EnvTickerRecordBudget, def, time.Second, 15*time.Minute)
-	if e.Optional(deploy.EnvTickerQueueURL) != "" {
-		c.TickerQueueURL = e.URL(deploy.EnvTickerQueueURL, "")
-	}
-	if e.Optional(deploy.EnvTickerDLQURL) != "" {
-		c.TickerDLQURL = e.URL(deploy.EnvTickerDLQURL, "")
-	}
+	c.RecordBudget = e.VarDuration(deploy.VarTickerRecordBudget, def)
+	c.TickerQueueURL = e.VarURL(deploy.VarTickerQueueURL)
+	c.TickerDLQURL = e.VarURL(deploy.VarTickerDLQURL)
 	switch {
 	case e.Optional(deploy.EnvTickerQueueURL) != "" && e.Optional(deploy.EnvTickerDLQURL) == "":
-		e.fail(deploy.EnvTickerDLQURL, "is required when TICKER_QUEUE_URL is set (both or neither)")
+		e.fail(deploy.EnvTickerDLQURL, "is required when "+deploy.EnvTickerQueueURL+" is set (both or neither)")
 	case e.Optional(deploy.EnvTickerQueueURL) == "" && e.Optional(deploy.EnvTickerDLQURL) != "":
-		e.fail(deploy.EnvTickerQueueURL, "is required when TICKER_DLQ_URL is set (both or neither)")
+		e.fail(deploy.EnvTickerQueueURL, "is required when "+deploy.EnvTickerDLQURL+" is set (both or neither)")
 	}
 	if c.LogLevel = e.LogLevel(); e.Err() != nil {
 		return c, e.Err()
 	}
 	if !c.PolygonAPIKeySet && c.APIKeysSecretARN == "" {
-		return c, errors.New("configuration: POLYGON_API_KEY or API_KEYS_SECRET_ARN must be set (the Polygon API key, or the secret holding it)")
+		return c, fmt.Errorf("configuration: %s or %s must be set (the Polygon API key, or the secret holding it)", deploy.EnvPolygonAPIKey, deploy.EnvAPIKeysSecretARN)
 	}
 	return c, nil
 }

@@ -27,6 +27,8 @@ const (
 	EnvPolygonCallsPerMinute = "POLYGON_CALLS_PER_MINUTE"
 	EnvPolygonHistoryDays    = "POLYGON_HISTORY_DAYS"
 
+	// EnvModelProvider chooses the analysis model's provider (ModelProviders).
+	EnvModelProvider          = "MODEL_PROVIDER"
 	EnvXAIAPIURL              = "XAI_API_URL"
 	EnvXAIModel               = "XAI_MODEL"
 	EnvXAIMaxCompletionTokens = "XAI_MAX_COMPLETION_TOKENS"
@@ -64,6 +66,10 @@ const (
 	// 12-month return (253 sessions). It is the window of stored history the
 	// indicators are computed from, and of a backfill.
 	DefaultPolygonHistoryDays = 400
+
+	// DefaultModelProvider is the analysis model's provider unless the
+	// stage's context (modelProvider) chooses another.
+	DefaultModelProvider = "xai"
 
 	DefaultXAIAPIURL = "https://api.x.ai/v1/chat/completions"
 	DefaultXAIModel  = "grok-4.3"

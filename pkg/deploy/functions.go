@@ -22,6 +22,10 @@ type Function struct {
 	MemoryMB int
 }
 
+// Vars are the environment variables the function reads (package config
+// reads exactly these: a test holds it to them).
+func (f Function) Vars() []Var { return functionVars[f.Name] }
+
 // FunctionName is the deployed name, e.g. "zsm-processTicker-dev".
 func (f Function) FunctionName(stage string) string { return "zsm-" + f.Name + "-" + stage }
 
@@ -49,6 +53,19 @@ var (
 	}
 )
 
+// functionVars are the variables each function reads, by its Name.
+var functionVars = map[string][]Var{
+	ProcessTickers.Name: []Var{VarStage, VarLogLevel, VarUserPortfoliosTable, VarPortfolioPositionsTable, VarTickerQueueURL, VarTickerMessageGroups,
+		// The catch-up run reads the day's state and which rows of the day are stored.
+		VarDailyBarsTable, VarTickerDataTable},
+	ProcessTicker.Name: []Var{VarStage, VarLogLevel, VarTickerDataTable, VarDailyBarsTable,
+		VarPolygonBaseURL, VarPolygonCallsPerMinute, VarPolygonHistoryDays, VarTickerRecordBudget,
+		VarAPIKeysSecretARN, VarPolygonAPIKey, VarTickerQueueURL, VarTickerDLQURL},
+	AnalyzePortfolio.Name: append([]Var{VarStage, VarLogLevel, VarUserPortfoliosTable, VarPortfolioPositionsTable, VarTickerDataTable,
+		VarPortfolioAnalysesTable, VarAnalysisReservationsTable, VarAnalysisQueueURL, VarDefaultPortfolio,
+		VarModelProvider, VarXAIReserve, VarAPIKeysSecretARN}, providerVars()...),
+}
+
 // Functions lists the three functions in pipeline order.
 var Functions = []Function{ProcessTickers, ProcessTicker, AnalyzePortfolio}
 
@@ -60,4 +77,14 @@ func FunctionByName(name string) (Function, bool) {
 		}
 	}
 	return Function{}, false
+}
+
+// providerVars are the variables of every model provider: analyzePortfolio
+// reads those of the provider MODEL_PROVIDER names.
+func providerVars() []Var {
+	var vs []Var
+	for _, p := range ModelProviders {
+		vs = append(vs, p.Vars()...)
+	}
+	return vs
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
-// ParseLevel parses LOG_LEVEL values: debug, info, warn, error (any case).
+// ParseLevel parses a log level: debug, info, warn, error (any case).
 // The empty string means info.
 func ParseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -28,7 +28,7 @@ func ParseLevel(s string) (slog.Level, error) {
 	case "error":
 		return slog.LevelError, nil
 	}
-	return 0, fmt.Errorf("LOG_LEVEL %q is not one of debug, info, warn, error", s)
+	return 0, fmt.Errorf("level %q is not one of debug, info, warn, error", s)
 }
 
 // New returns a JSON logger writing to w at the given level. Records logged

@@ -3,9 +3,13 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // emfDoc is the part of the EMF specification the service relies on
@@ -28,9 +32,9 @@ func TestFlushWritesOneEMFDocument(t *testing.T) {
 	var buf bytes.Buffer
 	r := New(&buf, "dev")
 	r.now = func() time.Time { return time.UnixMilli(1764374400000) }
-	r.Add(TickersProcessed, 2)
-	r.Add(TickersProcessed, 3)
-	r.AddValue(LLMCostUSD, 0.25, "None")
+	r.Add(deploy.TickersProcessed, 2)
+	r.Add(deploy.TickersProcessed, 3)
+	r.Add(deploy.LLMCostUSD, 0.25)
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -44,19 +48,19 @@ func TestFlushWritesOneEMFDocument(t *testing.T) {
 	}
 	var values map[string]any
 	_ = json.Unmarshal(line, &values)
-	if values[TickersProcessed] != 5.0 || values[LLMCostUSD] != 0.25 || values[DimensionStage] != "dev" {
+	if values[deploy.TickersProcessed.Name] != 5.0 || values[deploy.LLMCostUSD.Name] != 0.25 || values["Stage"] != "dev" {
 		t.Fatalf("values %v", values)
 	}
 	cw := doc.AWS.CloudWatchMetrics
-	if doc.AWS.Timestamp != 1764374400000 || len(cw) != 1 || cw[0].Namespace != Namespace ||
-		len(cw[0].Dimensions) != 1 || cw[0].Dimensions[0][0] != DimensionStage || len(cw[0].Metrics) != 2 {
+	if doc.AWS.Timestamp != 1764374400000 || len(cw) != 1 || cw[0].Namespace != "ZSMSeven/Backend" ||
+		len(cw[0].Dimensions) != 1 || cw[0].Dimensions[0][0] != "Stage" || len(cw[0].Metrics) != 2 {
 		t.Fatalf("EMF metadata %+v", doc.AWS)
 	}
 	units := map[string]string{}
 	for _, m := range cw[0].Metrics {
 		units[m.Name] = m.Unit
 	}
-	if units[TickersProcessed] != "Count" || units[LLMCostUSD] != "None" {
+	if units["TickersProcessed"] != "Count" || units["LLMCostUSD"] != "None" {
 		t.Fatalf("units %v", units)
 	}
 }
@@ -67,7 +71,7 @@ func TestFlushResetsAndSkipsEmpty(t *testing.T) {
 	if err := r.Flush(); err != nil || buf.Len() != 0 {
 		t.Fatalf("empty flush wrote %q, %v", buf.String(), err)
 	}
-	r.Add(PolygonCalls, 1)
+	r.Add(deploy.MarketDataCalls, 1)
 	_ = r.Flush()
 	buf.Reset()
 	_ = r.Flush()
@@ -78,7 +82,7 @@ func TestFlushResetsAndSkipsEmpty(t *testing.T) {
 
 func TestNilRecorderIsANoOp(t *testing.T) {
 	var r *Recorder
-	r.Add(PolygonCalls, 1)
+	r.Add(deploy.MarketDataCalls, 1)
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,12 +94,45 @@ func TestConcurrentAdds(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 1000 {
-				r.Add(PolygonCalls, 1)
+				r.Add(deploy.MarketDataCalls, 1)
 			}
 		})
 	}
 	wg.Wait()
-	if got := r.Snapshot()[PolygonCalls]; got != 8000 {
-		t.Fatalf("PolygonCalls = %v, want 8000", got)
+	if got := r.Snapshot()["MarketDataCalls"]; got != 8000 {
+		t.Fatalf("MarketDataCalls = %v, want 8000", got)
+	}
+}
+
+// The decorator counts what crosses the wire, whatever adapter sends it:
+// every request (retries included) and every 429.
+func TestTransportCountsCallsAndThrottles(t *testing.T) {
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n++
+		if n%2 == 0 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	r := New(&bytes.Buffer{}, "dev")
+	client := &http.Client{Transport: r.Transport(nil, deploy.MarketDataCalls, deploy.MarketDataThrottled)}
+	for range 5 {
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	// A request that never reaches a server is still a call, not a 429.
+	if _, err := client.Get("http://127.0.0.1:1/"); err == nil {
+		t.Fatal("a closed port answered")
+	}
+	got := r.Snapshot()
+	if got["MarketDataCalls"] != 6 || got["MarketDataThrottled"] != 2 {
+		t.Fatalf("calls %v, throttled %v; want 6 and 2", got["MarketDataCalls"], got["MarketDataThrottled"])
 	}
 }
