@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -60,10 +59,12 @@ func checkAssets(cfg Config) error {
 }
 
 // fnSpec describes one function to build: the contract's function and the
-// environment the stack gives it (besides STAGE and LOG_LEVEL).
+// values of what the stack creates that its variables name (environment).
 type fnSpec struct {
-	fn  deploy.Function
-	env map[string]string
+	fn deploy.Function
+	// resources are the values of the function's FromStack variables: the
+	// names and addresses of what this stack creates.
+	resources map[string]string
 	// async, when set, is where failed asynchronous invocations go.
 	async awslambda.IDestination
 	// recursiveLoop is Lambda's recursive loop detection setting, required
@@ -73,19 +74,28 @@ type fnSpec struct {
 
 func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tickerQueue, aq *analysisQueue, keys awssecretsmanager.Secret, failures *failureQueues) *functions {
 	onFailure := awslambdadestinations.NewSqsDestination(failures.asyncInvocations)
+	// What the functions' FromStack variables name. processTicker re-queues
+	// a record that fails transiently to the ticker queue's tail, or after
+	// its last attempt dead-letters it itself
+	// (docs/decisions/0001-queue-concurrency.md).
+	resources := map[string]string{
+		deploy.EnvStage:                     cfg.Stage,
+		deploy.EnvUserPortfoliosTable:       *store.userPortfolios.TableName(),
+		deploy.EnvPortfolioPositionsTable:   *store.portfolioPositions.TableName(),
+		deploy.EnvTickerDataTable:           *store.tickerData.TableName(),
+		deploy.EnvDailyBarsTable:            *store.dailyBars.TableName(),
+		deploy.EnvPortfolioAnalysesTable:    *store.analyses.TableName(),
+		deploy.EnvAnalysisReservationsTable: *store.reservations.TableName(),
+		deploy.EnvTickerQueueURL:            *q.queue.QueueUrl(),
+		deploy.EnvTickerDLQURL:              *q.dlq.QueueUrl(),
+		deploy.EnvAnalysisQueueURL:          *aq.queue.QueueUrl(),
+		deploy.EnvAPIKeysSecretARN:          *keys.SecretArn(),
+	}
 
 	processTickers := newFunction(scope, cfg, fnSpec{
-		fn: deploy.ProcessTickers,
-		env: map[string]string{
-			deploy.EnvUserPortfoliosTable:     *store.userPortfolios.TableName(),
-			deploy.EnvPortfolioPositionsTable: *store.portfolioPositions.TableName(),
-			deploy.EnvTickerQueueURL:          *q.queue.QueueUrl(),
-			deploy.EnvTickerMessageGroups:     strconv.Itoa(deploy.DefaultTickerMessageGroups),
-			// The catch-up run reads the day's state and the rows of the day.
-			deploy.EnvDailyBarsTable:  *store.dailyBars.TableName(),
-			deploy.EnvTickerDataTable: *store.tickerData.TableName(),
-		},
-		async: onFailure,
+		fn:        deploy.ProcessTickers,
+		resources: resources,
+		async:     onFailure,
 		// It sends to the ticker queue, which triggers processTicker, not itself.
 		recursiveLoop: awslambda.RecursiveLoop_TERMINATE,
 	})
@@ -96,20 +106,8 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 	allow(processTickers.Role, []string{"sqs:SendMessage"}, *q.queue.QueueArn())
 
 	processTicker := newFunction(scope, cfg, fnSpec{
-		fn: deploy.ProcessTicker,
-		env: map[string]string{
-			deploy.EnvTickerDataTable:       *store.tickerData.TableName(),
-			deploy.EnvDailyBarsTable:        *store.dailyBars.TableName(),
-			deploy.EnvPolygonBaseURL:        deploy.DefaultPolygonBaseURL,
-			deploy.EnvPolygonCallsPerMinute: strconv.Itoa(cfg.PolygonCallsPerMinute),
-			deploy.EnvPolygonHistoryDays:    strconv.Itoa(deploy.DefaultPolygonHistoryDays),
-			deploy.EnvAPIKeysSecretARN:      *keys.SecretArn(),
-			// A record that fails transiently is re-queued to the tail, or
-			// after its last attempt dead-lettered, by processTicker itself
-			// (docs/decisions/0001-queue-concurrency.md).
-			deploy.EnvTickerQueueURL: *q.queue.QueueUrl(),
-			deploy.EnvTickerDLQURL:   *q.dlq.QueueUrl(),
-		},
+		fn:        deploy.ProcessTicker,
+		resources: resources,
 		// processTicker sends to the queue that triggers it: a record that
 		// failed transiently goes back to the tail with attempt+1. That loop is
 		// bounded by the attempt count (pipeline.DefaultMaxAttempts, 5: then the
@@ -138,30 +136,10 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 		MaxConcurrency:          jsii.Number(tickerEventSourceMaxConcurrency),
 	}))
 
-	// The schedule may fan out ("*"); the default portfolio of an event
-	// that names none is then the contract's default.
-	defaultPortfolio := cfg.AnalysisPortfolio
-	if defaultPortfolio == deploy.AllPortfolios {
-		defaultPortfolio = deploy.DefaultPortfolio
-	}
 	analyzePortfolio := newFunction(scope, cfg, fnSpec{
-		fn: deploy.AnalyzePortfolio,
-		env: map[string]string{
-			deploy.EnvUserPortfoliosTable:       *store.userPortfolios.TableName(),
-			deploy.EnvPortfolioPositionsTable:   *store.portfolioPositions.TableName(),
-			deploy.EnvTickerDataTable:           *store.tickerData.TableName(),
-			deploy.EnvPortfolioAnalysesTable:    *store.analyses.TableName(),
-			deploy.EnvAnalysisReservationsTable: *store.reservations.TableName(),
-			deploy.EnvAnalysisQueueURL:          *aq.queue.QueueUrl(),
-			deploy.EnvDefaultPortfolio:          defaultPortfolio,
-			deploy.EnvXAIAPIURL:                 deploy.DefaultXAIAPIURL,
-			deploy.EnvXAIModel:                  deploy.DefaultXAIModel,
-			deploy.EnvXAIMaxCompletionTokens:    strconv.Itoa(deploy.DefaultXAIMaxCompletionTokens),
-			deploy.EnvXAIReasoningEffort:        deploy.DefaultXAIReasoningEffort,
-			deploy.EnvXAIAttemptTimeout:         deploy.DefaultXAIAttemptTimeout.String(),
-			deploy.EnvAPIKeysSecretARN:          *keys.SecretArn(),
-		},
-		async: onFailure,
+		fn:        deploy.AnalyzePortfolio,
+		resources: resources,
+		async:     onFailure,
 		// Invoked by its schedule, which fans out onto the analysis queue, and
 		// by that queue, whose invocations never send to it: a chain that
 		// came back to the queue would be a loop, and Lambda stops it.
@@ -200,11 +178,8 @@ func newFunction(scope constructs.Construct, cfg Config, s fnSpec) *function {
 	// Only the function's own log group: streams are created by Lambda.
 	allow(role, []string{"logs:CreateLogStream", "logs:PutLogEvents"}, *logGroup.LogGroupArn())
 
-	env := map[string]*string{
-		deploy.EnvStage:    jsii.String(stage),
-		deploy.EnvLogLevel: jsii.String(deploy.DefaultLogLevel),
-	}
-	for k, v := range s.env {
+	env := map[string]*string{}
+	for k, v := range environment(cfg, s.fn, s.resources) {
 		env[k] = jsii.String(v)
 	}
 	props := &awslambda.FunctionProps{
@@ -231,6 +206,45 @@ func newFunction(scope constructs.Construct, cfg Config, s fnSpec) *function {
 	}
 	fn := awslambda.NewFunction(scope, jsii.String(id), props)
 	return &function{Function: s.fn, Fn: fn, Role: role, LogGroup: logGroup}
+}
+
+// environment is a function's environment, built from the contract: each
+// variable it reads, valued from what the stack creates (FromStack), or by
+// its setting (the stage's context where one chooses it, else the
+// contract's default; a setting without a default is left to the function);
+// a HostOnly variable (an API key) is never set: the key is in the secret.
+// analyzePortfolio gets the variables of its model provider only.
+func environment(cfg Config, fn deploy.Function, resources map[string]string) map[string]string {
+	settings := cfg.settings()
+	skip := map[string]bool{}
+	for _, p := range deploy.ModelProviders {
+		if p.Name != cfg.ModelProvider {
+			for _, v := range p.Vars() {
+				skip[v.Name] = true
+			}
+		}
+	}
+	env := map[string]string{}
+	for _, v := range fn.Vars() {
+		if skip[v.Name] {
+			continue
+		}
+		switch v.Origin {
+		case deploy.FromStack:
+			val, ok := resources[v.Name]
+			if !ok {
+				panic(fmt.Sprintf("function %s reads %s, which the stack does not provide", fn.Name, v.Name))
+			}
+			env[v.Name] = val
+		case deploy.Setting:
+			if val, ok := settings[v.Name]; ok {
+				env[v.Name] = val
+			} else if v.Default != "" {
+				env[v.Name] = v.Default
+			}
+		}
+	}
+	return env
 }
 
 // logRetention keeps a month of logs in dev and three months in prod.

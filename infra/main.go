@@ -1,6 +1,6 @@
 // Command infra is the AWS CDK app of the ZSM Seven backend: one stack per
 // deployment stage (ZsmSevenBackend-dev, ZsmSevenBackend-prod). Run it through
-// the CDK CLI from the repository root (`make synth STAGE=dev`), which reads
+// the CDK CLI from the repository root (`make synth`), which reads
 // cdk.json for the app command, the context defaults and the feature flags.
 //
 // The stack is environment-agnostic (no lookups), so synthesis needs no AWS
@@ -27,6 +27,7 @@ const (
 	ctxPolygonCallsPerMinute = "polygonCallsPerMinute"
 	ctxAnalysisPortfolio     = "analysisPortfolio"
 	ctxAnalysisConcurrency   = "analysisConcurrency"
+	ctxModelProvider         = "modelProvider"
 	ctxAssetsDir             = "assetsDir"
 	ctxAlarmEmail            = "alarmEmail"
 	ctxImportTables          = "importTables"
@@ -49,6 +50,8 @@ type Config struct {
 	// AnalysisConcurrency is the analysis queue's MaxConcurrency: portfolios
 	// analyzed at once (2–1000, Lambda's bounds).
 	AnalysisConcurrency int
+	// ModelProvider is the analysis model's provider (deploy.ModelProviders).
+	ModelProvider string
 	// AssetsDir holds <fn>/bootstrap for each function (built by `make build`).
 	AssetsDir string
 	// AlarmEmail, when set, is subscribed to the alarm topic.
@@ -81,6 +84,7 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 		PolygonCallsPerMinute: deploy.DefaultPolygonCallsPerMinute,
 		AnalysisPortfolio:     deploy.DefaultScheduledAnalysis,
 		AnalysisConcurrency:   deploy.DefaultAnalysisConcurrency,
+		ModelProvider:         deploy.DefaultModelProvider,
 		AssetsDir:             defaultAssetsDir,
 	}
 	if v, ok := get(ctxStage); ok {
@@ -109,6 +113,12 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 		}
 		cfg.AnalysisConcurrency = n
 	}
+	if v, ok := get(ctxModelProvider); ok {
+		if _, known := deploy.ModelProviderByName(v); !known {
+			return Config{}, fmt.Errorf("context %s: %q is not a model provider (one of %s)", ctxModelProvider, v, strings.Join(deploy.VarModelProvider.Values, ", "))
+		}
+		cfg.ModelProvider = v
+	}
 	if v, ok := get(ctxAssetsDir); ok && v != "" {
 		cfg.AssetsDir = v
 	}
@@ -126,6 +136,22 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 		cfg.ImportTables = b
 	}
 	return cfg, nil
+}
+
+// settings are the values of the functions' Setting variables that the
+// stage's context chooses; the others take the contract's defaults.
+func (c Config) settings() map[string]string {
+	// The schedule may fan out ("*"); the default portfolio of an event
+	// that names none is then the contract's default.
+	defaultPortfolio := c.AnalysisPortfolio
+	if defaultPortfolio == deploy.AllPortfolios {
+		defaultPortfolio = deploy.DefaultPortfolio
+	}
+	return map[string]string{
+		deploy.EnvPolygonCallsPerMinute: strconv.Itoa(c.PolygonCallsPerMinute),
+		deploy.EnvDefaultPortfolio:      defaultPortfolio,
+		deploy.EnvModelProvider:         c.ModelProvider,
+	}
 }
 
 func main() {

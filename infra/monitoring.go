@@ -1,6 +1,10 @@
 package main
 
 import (
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
@@ -12,29 +16,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/zsmseven/backend/pkg/metrics"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
-
-// staleWindowHours is how long the pipeline may stay silent before the
-// freshness alarms fire. Both jobs run five times a week; the longest regular
-// gap between runs is the weekend (Friday 21:30 -> Monday 21:30 for tickers,
-// Saturday 01:00 -> Tuesday 01:00 for analyses), 72 hours, plus two hours for
-// the run itself. A market holiday does not open a gap because what is
-// counted is work done, not new data: on a holiday night processTicker finds
-// the last trading day's rows already stored (TickersCurrent, counted with
-// TickersProcessed) and the analysis reuses the stored one (AnalysesAnalyzed
-// counts reused analyses). The trade-off: a missed weekday run is
-// reported by this backstop only when the window has passed; the Errors and
-// dead-letter alarms report most failures within minutes.
-const staleWindowHours = 74
-
-// oldestMessageAlarmHours is how old the oldest message of a work queue may
-// get. A night's ticker run drains the queue in about 12 s per ticker on the
-// free plan (500 tickers: about 100 minutes); a message still there after 3
-// hours means the consumer is not consuming (event source disabled, function
-// failing before it can report) — which the freshness alarm would report only
-// after 74 hours.
-const oldestMessageAlarmHours = 3
 
 // monitoring is the alarm topic, the alarms and the dashboard.
 type monitoring struct {
@@ -72,7 +55,7 @@ func (a *alarmSet) add(s alarmSpec) awscloudwatch.Alarm {
 		s.missing = awscloudwatch.TreatMissingData_NOT_BREACHING
 	}
 	alarm := awscloudwatch.NewAlarm(a.scope, jsii.String(s.id), &awscloudwatch.AlarmProps{
-		AlarmName:          jsii.String(alarmNamePrefix(a.stage) + s.name),
+		AlarmName:          jsii.String(deploy.AlarmNamePrefix(a.stage) + s.name),
 		AlarmDescription:   jsii.String(s.description),
 		Metric:             s.metric,
 		Threshold:          jsii.Number(s.threshold),
@@ -95,12 +78,12 @@ func (a *alarmSet) add(s alarmSpec) awscloudwatch.Alarm {
 func (a *alarmSet) queueAlarms(id, name string, queue, dlq awssqs.IQueue) {
 	a.add(alarmSpec{
 		id: id + "OldestMessageAlarm", name: name + "-queue-oldest-message",
-		description: "The oldest message on " + queueName(queue) + " has waited more than 3 hours: its consumer is not consuming " +
+		description: "The oldest message on " + queueName(queue) + " has waited more than " + hours(deploy.OldestMessageAlarmAge) + ": its consumer is not consuming " +
 			"(event source mapping disabled, function failing or throttled). Check the event source mapping and the consumer's errors and logs.",
 		metric: queue.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{
 			Period: five, Statistic: jsii.String("Maximum"),
 		}),
-		threshold: oldestMessageAlarmHours * 3600,
+		threshold: deploy.OldestMessageAlarmAge.Seconds(),
 		op:        awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
 	})
 	a.dlqGrew(id+"DLQGrewAlarm", name+"-dlq-grew", dlq, "messages of "+queueName(queue)+" that failed on every attempt")
@@ -174,71 +157,72 @@ func newMonitoring(scope constructs.Construct, cfg Config, fns *functions, q *ti
 		})
 	}
 
-	custom := func(name, statistic string, period awscdk.Duration) awscloudwatch.Metric {
-		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
-			Namespace:     jsii.String(metrics.Namespace),
-			MetricName:    jsii.String(name),
-			DimensionsMap: &map[string]*string{metrics.DimensionStage: jsii.String(stage)},
-			Statistic:     jsii.String(statistic),
-			Period:        period,
-		})
+	// The alarms on the service's own metrics, as the contract states them.
+	for _, c := range deploy.Alarms {
+		a.add(customAlarm(stage, c))
 	}
-	a.add(alarmSpec{
-		id: "PolygonThrottledAlarm", name: "polygon-throttled",
-		description: "Polygon answered 429: the pacing (POLYGON_CALLS_PER_MINUTE) exceeds the plan or another client shares the key.",
-		metric:      custom(metrics.PolygonThrottled, "Sum", five),
-		threshold:   0, op: gt0,
-	})
-	a.add(alarmSpec{
-		id: "PolygonKeyRefusedAlarm", name: "polygon-key-refused",
-		description: "processTicker stopped a run because Polygon refused the key (400 missing, 401 unknown) or the plan (403 NOT_AUTHORIZED); " +
-			"the messages stay queued. Put a valid key in the stage's secret or fix the plan (runbook), then let the queue drain.",
-		metric:    custom(metrics.PolygonKeyRefused, "Sum", five),
-		threshold: 0, op: gt0,
-	})
-	a.add(alarmSpec{
-		id: "AnalysisFallbackAlarm", name: "analysis-fallback",
-		description: "An analysis was produced by the rules analyst instead of xAI (key missing, API failing or output invalid); the stored item says why.",
-		metric:      custom(metrics.AnalysisFallback, "Sum", five),
-		threshold:   0, op: gt0,
-	})
-	a.add(alarmSpec{
-		id: "AnalysisFailedAlarm", name: "analysis-failed",
-		description: "Portfolio analyses ended without a result (handed back to the analysis queue for a retry, a poison message, or a fan-out message not queued); " +
-			"the analyzePortfolio log line \"analysis failed\" names the portfolio and the error.",
-		metric:    custom(metrics.AnalysisFailed, "Sum", five),
-		threshold: 0, op: gt0,
-	})
-	hour := awscdk.Duration_Hours(jsii.Number(1))
-	lt1 := awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD
-	breaching := awscloudwatch.TreatMissingData_BREACHING
-	a.add(alarmSpec{
-		id: "StaleTickerDataAlarm", name: "ticker-data-stale",
-		description: "No ticker-data row written or found current for 74 hours (longer than the weekend gap): the nightly ticker pipeline is not running.",
-		metric: awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
-			Expression: jsii.String("FILL(processed, 0) + FILL(current, 0)"),
-			UsingMetrics: &map[string]awscloudwatch.IMetric{
-				"processed": custom(metrics.TickersProcessed, "Sum", hour),
-				"current":   custom(metrics.TickersCurrent, "Sum", hour),
-			},
-			Label:  jsii.String("ticker rows written or already current"),
-			Period: hour,
-		}),
-		threshold: 1, op: lt1, periods: staleWindowHours, missing: breaching,
-	})
-	a.add(alarmSpec{
-		id: "StaleAnalysisAlarm", name: "analysis-stale",
-		description: "No portfolio analysed (stored or reused) for 74 hours (longer than the weekend gap): the nightly analysis is not running.",
-		metric:      custom(metrics.AnalysesAnalyzed, "Sum", hour),
-		threshold:   1, op: lt1, periods: staleWindowHours, missing: breaching,
-	})
 
-	return &monitoring{topic: topic, alarms: a, dashboard: newDashboard(scope, stage, fns, q, aq, a.all, custom)}
+	return &monitoring{topic: topic, alarms: a, dashboard: newDashboard(scope, stage, fns, q, aq, a.all)}
 }
 
-// alarmNamePrefix starts the name of every alarm of a stage; the topic policy
-// lets exactly the alarms with that prefix publish.
-func alarmNamePrefix(stage string) string { return "zsm-" + stage + "-" }
+// customMetric is one of the service's own metrics (deploy.Metrics) of a
+// stage, as a statistic over a period.
+func customMetric(stage string, m deploy.Metric, statistic string, period awscdk.Duration) awscloudwatch.Metric {
+	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace:     jsii.String(deploy.MetricNamespace),
+		MetricName:    jsii.String(m.Name),
+		DimensionsMap: &map[string]*string{deploy.MetricDimension: jsii.String(stage)},
+		Statistic:     jsii.String(statistic),
+		Period:        period,
+	})
+}
+
+// customAlarm is the alarmSpec of an alarm of the contract: its metric, or
+// the sum of its metrics with each missing period counted as 0.
+func customAlarm(stage string, c deploy.Alarm) alarmSpec {
+	period := awscdk.Duration_Seconds(jsii.Number(c.Period.Seconds()))
+	spec := alarmSpec{
+		id: c.ID, name: c.Name, description: c.Description,
+		threshold: c.Threshold, periods: float64(c.EvaluationPeriods),
+		op:      comparisons[c.Comparison],
+		missing: awscloudwatch.TreatMissingData_NOT_BREACHING,
+	}
+	if c.MissingBreaches {
+		spec.missing = awscloudwatch.TreatMissingData_BREACHING
+	}
+	if len(c.Metrics) == 1 {
+		spec.metric = customMetric(stage, c.Metrics[0], c.Statistic, period)
+		return spec
+	}
+	using := map[string]awscloudwatch.IMetric{}
+	var terms []string
+	for _, m := range c.Metrics {
+		id := strings.ToLower(m.Name[:1]) + m.Name[1:]
+		using[id] = customMetric(stage, m, c.Statistic, period)
+		terms = append(terms, "FILL("+id+", 0)")
+	}
+	spec.metric = awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression:   jsii.String(strings.Join(terms, " + ")),
+		UsingMetrics: &using,
+		Label:        jsii.String(c.Label),
+		Period:       period,
+	})
+	return spec
+}
+
+// comparisons are the CDK's operators of the contract's comparisons.
+var comparisons = map[deploy.Comparison]awscloudwatch.ComparisonOperator{
+	deploy.GreaterThan: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+	deploy.LessThan:    awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
+}
+
+// hours says a duration in whole hours, e.g. "3 hours".
+func hours(d time.Duration) string {
+	if h := int(d.Hours()); h != 1 {
+		return strconv.Itoa(h) + " hours"
+	}
+	return "1 hour"
+}
 
 // allowAlarmsToPublish adds the statement that lets CloudWatch deliver the
 // stage's alarms. A topic policy replaces SNS's default one, whose Allow is
@@ -253,7 +237,7 @@ func allowAlarmsToPublish(topic awssns.Topic, stage string) {
 	alarms := awscdk.Stack_Of(topic).FormatArn(&awscdk.ArnComponents{
 		Service:      jsii.String("cloudwatch"),
 		Resource:     jsii.String("alarm"),
-		ResourceName: jsii.String(alarmNamePrefix(stage) + "*"),
+		ResourceName: jsii.String(deploy.AlarmNamePrefix(stage) + "*"),
 		ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
 	})
 	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -271,8 +255,7 @@ func allowAlarmsToPublish(topic awssns.Topic, stage string) {
 
 // newDashboard lays out the pipeline from left to right: queue, functions,
 // market data, analysis, and below it the state of every alarm.
-func newDashboard(scope constructs.Construct, stage string, fns *functions, q *tickerQueue, aq *analysisQueue, alarms []awscloudwatch.Alarm,
-	custom func(name, statistic string, period awscdk.Duration) awscloudwatch.Metric) awscloudwatch.Dashboard {
+func newDashboard(scope constructs.Construct, stage string, fns *functions, q *tickerQueue, aq *analysisQueue, alarms []awscloudwatch.Alarm) awscloudwatch.Dashboard {
 	opts := func(stat string) *awscloudwatch.MetricOptions {
 		return &awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String(stat)}
 	}
@@ -286,6 +269,21 @@ func newDashboard(scope constructs.Construct, stage string, fns *functions, q *t
 		}
 		return awscloudwatch.NewGraphWidget(p)
 	}
+	// A graph of the contract (deploy.DashboardGraphs): sums over 5 minutes.
+	// Each is placed once; one the layout below does not place gets a row of
+	// its own at the end, so a graph added to the contract is never lost.
+	placed := map[string]bool{}
+	service := func(g deploy.Graph) awscloudwatch.IWidget {
+		placed[g.Title] = true
+		sums := func(ms []deploy.Metric) []awscloudwatch.IMetric {
+			var out []awscloudwatch.IMetric
+			for _, m := range ms {
+				out = append(out, customMetric(stage, m, "Sum", five))
+			}
+			return out
+		}
+		return graph(g.Title, sums(g.Left), sums(g.Right))
+	}
 	var invocations, errs, durations []awscloudwatch.IMetric
 	for _, f := range fns.all() {
 		invocations = append(invocations, f.Fn.MetricInvocations(opts("Sum")))
@@ -296,98 +294,68 @@ func newDashboard(scope constructs.Construct, stage string, fns *functions, q *t
 	for _, a := range alarms {
 		alarmRefs = append(alarmRefs, a)
 	}
+	rows := []*[]awscloudwatch.IWidget{
+		{
+			graph("Ticker queue depth", []awscloudwatch.IMetric{
+				q.queue.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
+				q.queue.MetricApproximateNumberOfMessagesNotVisible(opts("Maximum")),
+				q.dlq.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
+			}, nil),
+			graph("Ticker queue age of oldest message (s)", []awscloudwatch.IMetric{
+				q.queue.MetricApproximateAgeOfOldestMessage(opts("Maximum")),
+			}, nil, &awscloudwatch.HorizontalAnnotation{
+				Value: jsii.Number(deploy.OldestMessageAlarmAge.Seconds()), Label: jsii.String("alarm: " + strconv.Itoa(int(deploy.OldestMessageAlarmAge.Hours())) + " h"),
+			}),
+			service(deploy.TickersGraph),
+		},
+		{
+			graph("Invocations", invocations, nil),
+			graph("Errors", errs, nil),
+			graph("Duration (max, ms)", durations, nil),
+		},
+		{
+			service(deploy.MarketDataGraph),
+			service(deploy.LLMGraph),
+			service(deploy.AnalysesGraph),
+		},
+		{
+			graph("Analysis queue depth", []awscloudwatch.IMetric{
+				aq.queue.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
+				aq.queue.MetricApproximateNumberOfMessagesNotVisible(opts("Maximum")),
+				aq.dlq.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
+			}, nil),
+			graph("Analysis queue age of oldest message (s)", []awscloudwatch.IMetric{
+				aq.queue.MetricApproximateAgeOfOldestMessage(opts("Maximum")),
+			}, nil, &awscloudwatch.HorizontalAnnotation{
+				Value: jsii.Number(deploy.OldestMessageAlarmAge.Seconds()), Label: jsii.String("alarm: " + strconv.Itoa(int(deploy.OldestMessageAlarmAge.Hours())) + " h"),
+			}),
+		},
+		{
+			awscloudwatch.NewAlarmStatusWidget(&awscloudwatch.AlarmStatusWidgetProps{
+				Title:  jsii.String("Alarms"),
+				Alarms: &alarmRefs,
+				Width:  jsii.Number(24),
+				Height: jsii.Number(4),
+			}),
+		},
+		{
+			// The nightly refresh from stored history
+			// (docs/decisions/0002-stored-daily-history.md).
+			service(deploy.RefreshGraph),
+			service(deploy.GroupedDailyGraph),
+		},
+	}
+	var rest []awscloudwatch.IWidget
+	for _, g := range deploy.DashboardGraphs {
+		if !placed[g.Title] {
+			rest = append(rest, service(g))
+		}
+	}
+	if len(rest) > 0 {
+		rows = append(rows, &rest)
+	}
 	return awscloudwatch.NewDashboard(scope, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
 		DashboardName: jsii.String("zsm-seven-" + stage),
-		Widgets: &[]*[]awscloudwatch.IWidget{
-			{
-				graph("Ticker queue depth", []awscloudwatch.IMetric{
-					q.queue.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
-					q.queue.MetricApproximateNumberOfMessagesNotVisible(opts("Maximum")),
-					q.dlq.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
-				}, nil),
-				graph("Ticker queue age of oldest message (s)", []awscloudwatch.IMetric{
-					q.queue.MetricApproximateAgeOfOldestMessage(opts("Maximum")),
-				}, nil, &awscloudwatch.HorizontalAnnotation{
-					Value: jsii.Number(oldestMessageAlarmHours * 3600), Label: jsii.String("alarm: 3 h"),
-				}),
-				graph("Tickers", []awscloudwatch.IMetric{
-					custom(metrics.TickersQueued, "Sum", five),
-					custom(metrics.TickersProcessed, "Sum", five),
-					custom(metrics.PermanentFailures, "Sum", five),
-					custom(metrics.TransientFailures, "Sum", five),
-					custom(metrics.TickersRequeued, "Sum", five),
-					custom(metrics.TickersDeadLettered, "Sum", five),
-					custom(metrics.InvalidSymbols, "Sum", five),
-				}, nil),
-			},
-			{
-				graph("Invocations", invocations, nil),
-				graph("Errors", errs, nil),
-				graph("Duration (max, ms)", durations, nil),
-			},
-			{
-				graph("Polygon calls, 429s and refused keys", []awscloudwatch.IMetric{
-					custom(metrics.PolygonCalls, "Sum", five),
-					custom(metrics.PolygonThrottled, "Sum", five),
-					custom(metrics.PolygonKeyRefused, "Sum", five),
-				}, nil),
-				graph("LLM tokens and cost", []awscloudwatch.IMetric{
-					custom(metrics.LLMPromptTokens, "Sum", five),
-					custom(metrics.LLMCachedTokens, "Sum", five),
-					custom(metrics.LLMCompletionTokens, "Sum", five),
-					custom(metrics.LLMReasoningTokens, "Sum", five),
-				}, []awscloudwatch.IMetric{
-					custom(metrics.LLMCostUSD, "Sum", five),
-				}),
-				graph("Analyses", []awscloudwatch.IMetric{
-					custom(metrics.AnalysesQueued, "Sum", five),
-					custom(metrics.AnalysesAnalyzed, "Sum", five),
-					custom(metrics.AnalysesStored, "Sum", five),
-					custom(metrics.AnalysisFallback, "Sum", five),
-					custom(metrics.AnalysisFailed, "Sum", five),
-					custom(metrics.AnalysisSkipped, "Sum", five),
-				}, []awscloudwatch.IMetric{
-					custom(metrics.LLMCalls, "Sum", five),
-				}),
-			},
-			{
-				graph("Analysis queue depth", []awscloudwatch.IMetric{
-					aq.queue.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
-					aq.queue.MetricApproximateNumberOfMessagesNotVisible(opts("Maximum")),
-					aq.dlq.MetricApproximateNumberOfMessagesVisible(opts("Maximum")),
-				}, nil),
-				graph("Analysis queue age of oldest message (s)", []awscloudwatch.IMetric{
-					aq.queue.MetricApproximateAgeOfOldestMessage(opts("Maximum")),
-				}, nil, &awscloudwatch.HorizontalAnnotation{
-					Value: jsii.Number(oldestMessageAlarmHours * 3600), Label: jsii.String("alarm: 3 h"),
-				}),
-			},
-			{
-				awscloudwatch.NewAlarmStatusWidget(&awscloudwatch.AlarmStatusWidgetProps{
-					Title:  jsii.String("Alarms"),
-					Alarms: &alarmRefs,
-					Width:  jsii.Number(24),
-					Height: jsii.Number(4),
-				}),
-			},
-			{
-				// The nightly refresh from stored history
-				// (docs/decisions/0002-stored-daily-history.md).
-				graph("Market data: the night's refresh", []awscloudwatch.IMetric{
-					custom(metrics.TickersCurrent, "Sum", five),
-					custom(metrics.TickersBackfilled, "Sum", five),
-					custom(metrics.TickersStale, "Sum", five),
-					custom(metrics.TickersNotInGrouped, "Sum", five),
-					custom(metrics.SplitsFound, "Sum", five),
-				}, nil),
-				graph("Market data: grouped daily and the key", []awscloudwatch.IMetric{
-					custom(metrics.GroupedNotPublished, "Sum", five),
-					custom(metrics.GroupedNotAuthorized, "Sum", five),
-					custom(metrics.GroupedRowsSkipped, "Sum", five),
-					custom(metrics.PolygonKeyRefused, "Sum", five),
-					custom(metrics.RecordsReleased, "Sum", five),
-				}, nil),
-			},
-		},
+		Widgets:       &rows,
 	})
 }

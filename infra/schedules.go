@@ -1,29 +1,15 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-)
 
-// Schedule expressions, evaluated in America/New_York so they follow the
-// market's clock through daylight saving time (neither falls in the 02:00-02:59
-// hour that DST skips or repeats).
-const (
-	// processTickersCron: weekdays at 21:30, after the close and after Polygon
-	// has published the day's bars.
-	processTickersCron = "cron(30 21 ? * MON-FRI *)"
-	// catchUpCron: weekdays at 23:30, the catch-up run of processTickers
-	// ({"catchUp":true}): it queues again the day when Polygon had not
-	// published it at 21:30, and the tickers whose row of the day is not
-	// stored — before the analysis at 01:00, outside 02:00-02:59.
-	catchUpCron = "cron(30 23 ? * MON-FRI *)"
-	// analyzePortfolioCron: the morning after each trading day, 01:00.
-	analyzePortfolioCron = "cron(0 1 ? * TUE-SAT *)"
-	// scheduleTimeZone is the IANA zone of the schedules.
-	scheduleTimeZone = "America/New_York"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // A schedule that cannot invoke its target is retried a few times within an
@@ -41,15 +27,14 @@ const (
 func scheduleGroupName(stage string) string { return "zsm-seven-" + stage }
 
 func newSchedules(scope constructs.Construct, cfg Config, fns *functions, failures *failureQueues) {
-	tz := awscdk.TimeZone_Of(jsii.String(scheduleTimeZone))
 	group := awsscheduler.NewScheduleGroup(scope, jsii.String("ScheduleGroup"), &awsscheduler.ScheduleGroupProps{
 		ScheduleGroupName: jsii.String(scheduleGroupName(cfg.Stage)),
-		// It holds nothing but the two schedules of this stack: deleted with
+		// It holds nothing but the schedules of this stack: deleted with
 		// it (the default would retain it, and its fixed name would then
 		// block a re-create).
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 	})
-	// One role for both schedules, assumable by EventBridge Scheduler only on
+	// One role for the schedules, assumable by EventBridge Scheduler only on
 	// behalf of this account's schedule group of this stage (the service's
 	// confused-deputy conditions).
 	role := awsiam.NewRole(scope, jsii.String("SchedulerRole"), &awsiam.RoleProps{
@@ -63,53 +48,41 @@ func newSchedules(scope constructs.Construct, cfg Config, fns *functions, failur
 		}),
 		Description: jsii.String("EventBridge Scheduler: invoke the nightly functions of " + cfg.Stage),
 	})
-	// What the role may do, written out: invoke exactly the two functions by
+	// What the role may do, written out: invoke exactly the scheduled functions by
 	// their unqualified ARNs (what the targets call; no version or alias is
 	// published, so nothing needs "<arn>:*") and send to the schedules'
 	// dead-letter queue.
-	allow(role, []string{"lambda:InvokeFunction"}, *fns.processTickers.Fn.FunctionArn(), *fns.analyzePortfolio.Fn.FunctionArn())
-	allow(role, []string{"sqs:SendMessage"}, *failures.schedules.QueueArn())
-
-	target := func(fn *function, input awsscheduler.ScheduleTargetInput) awsscheduler.IScheduleTarget {
-		return &lambdaTarget{
-			arn:   fn.Fn.FunctionArn(),
-			role:  role,
-			dlq:   failures.schedules.QueueArn(),
-			input: input,
+	targets := map[string]*function{}
+	var invoked []string
+	for _, s := range deploy.Schedules {
+		if _, ok := targets[s.Target.Name]; !ok {
+			targets[s.Target.Name] = fnByName(fns, s.Target.Name)
+			invoked = append(invoked, *targets[s.Target.Name].Fn.FunctionArn())
 		}
 	}
-	// Created after the group and after the role's policy, so a schedule
-	// never fires before it may invoke its function.
-	after := func(s awsscheduler.Schedule) { s.Node().AddDependency(group, role) }
-	after(awsscheduler.NewSchedule(scope, jsii.String("ProcessTickersSchedule"), &awsscheduler.ScheduleProps{
-		ScheduleName:  jsii.String(fns.processTickers.FunctionName(cfg.Stage)),
-		ScheduleGroup: group,
-		Description:   jsii.String("Queue every held ticker after the US close (weekdays 21:30 New York)"),
-		Schedule:      awsscheduler.ScheduleExpression_Expression(jsii.String(processTickersCron), tz),
-		// {} asks processTickers for a full scan. Explicit, because without an
-		// Input the Scheduler sends an undocumented "default notification",
-		// and aws-lambda-go fails an empty payload before the handler runs.
-		Target: target(fns.processTickers, awsscheduler.ScheduleTargetInput_FromText(jsii.String("{}"))),
-	}))
-	// Later the same night: what the first run could not finish (the day not
-	// yet published, tickers without a row) is queued again; a ticker whose
-	// row is stored costs nothing (docs/decisions/0002-stored-daily-history.md).
-	after(awsscheduler.NewSchedule(scope, jsii.String("CatchUpSchedule"), &awsscheduler.ScheduleProps{
-		ScheduleName:  jsii.String(fns.processTickers.FunctionName(cfg.Stage) + "-catch-up"),
-		ScheduleGroup: group,
-		Description:   jsii.String("Queue what the night still lacks: the day if not published yet, tickers without a row (weekdays 23:30 New York)"),
-		Schedule:      awsscheduler.ScheduleExpression_Expression(jsii.String(catchUpCron), tz),
-		Target:        target(fns.processTickers, awsscheduler.ScheduleTargetInput_FromText(jsii.String(`{"catchUp":true}`))),
-	}))
-	after(awsscheduler.NewSchedule(scope, jsii.String("AnalyzePortfolioSchedule"), &awsscheduler.ScheduleProps{
-		ScheduleName:  jsii.String(fns.analyzePortfolio.FunctionName(cfg.Stage)),
-		ScheduleGroup: group,
-		Description:   jsii.String("Analyze the portfolio the morning after each trading day (Tue-Sat 01:00 New York)"),
-		Schedule:      awsscheduler.ScheduleExpression_Expression(jsii.String(analyzePortfolioCron), tz),
-		Target: target(fns.analyzePortfolio, awsscheduler.ScheduleTargetInput_FromObject(map[string]any{
-			"portfolio_name": cfg.AnalysisPortfolio,
-		})),
-	}))
+	allow(role, []string{"lambda:InvokeFunction"}, invoked...)
+	allow(role, []string{"sqs:SendMessage"}, *failures.schedules.QueueArn())
+
+	tz := awscdk.TimeZone_Of(jsii.String(deploy.ScheduleTimeZone))
+	// The schedules of the contract (pkg/deploy), each created after the
+	// group and after the role's policy, so that none fires before it may
+	// invoke its function.
+	for _, s := range deploy.Schedules {
+		fn := targets[s.Target.Name]
+		sched := awsscheduler.NewSchedule(scope, jsii.String(s.ID), &awsscheduler.ScheduleProps{
+			ScheduleName:  jsii.String(s.ScheduleName(cfg.Stage)),
+			ScheduleGroup: group,
+			Description:   jsii.String(fmt.Sprintf("%s (%s %s New York)", s.Description, s.Days(), s.At())),
+			Schedule:      awsscheduler.ScheduleExpression_Expression(jsii.String(s.Expression()), tz),
+			Target: &lambdaTarget{
+				arn:   fn.Fn.FunctionArn(),
+				role:  role,
+				dlq:   failures.schedules.QueueArn(),
+				input: awsscheduler.ScheduleTargetInput_FromText(jsii.String(s.Payload(cfg.AnalysisPortfolio))),
+			},
+		})
+		sched.Node().AddDependency(group, role)
+	}
 }
 
 // lambdaTarget is a schedule target that invokes a function with the given
@@ -136,4 +109,14 @@ func (l *lambdaTarget) Bind(_ awsscheduler.ISchedule) *awsscheduler.ScheduleTarg
 			MaximumEventAgeInSeconds: jsii.Number(scheduleMaxEventAgeH * 3600),
 		},
 	}
+}
+
+// fnByName is the function of the contract's name.
+func fnByName(fns *functions, name string) *function {
+	for _, f := range fns.all() {
+		if f.Name == name {
+			return f
+		}
+	}
+	panic("no function " + name)
 }

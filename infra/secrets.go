@@ -28,7 +28,7 @@ func newAPIKeysSecret(scope constructs.Construct, stage string) awssecretsmanage
 	}
 	secret := awssecretsmanager.NewSecret(scope, jsii.String("APIKeys"), &awssecretsmanager.SecretProps{
 		SecretName:  jsii.String(deploy.SecretName(stage)),
-		Description: jsii.String("Polygon.io and xAI API keys of ZSM Seven (" + stage + "), JSON {\"POLYGON_API_KEY\":\"...\",\"XAI_API_KEY\":\"...\"}; set with aws secretsmanager put-secret-value"),
+		Description: jsii.String("Polygon.io and xAI API keys of ZSM Seven (" + stage + "), JSON {\"" + deploy.SecretKeyPolygon + "\":\"...\",\"" + deploy.SecretKeyXAI + "\":\"...\"}; set with aws secretsmanager put-secret-value"),
 		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
 			SecretStringTemplate: jsii.String(string(template)),
 			GenerateStringKey:    jsii.String("unused"),

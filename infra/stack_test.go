@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
@@ -24,7 +25,6 @@ import (
 	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/reservationdb"
@@ -98,14 +98,14 @@ func TestStageFromContext(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", ctx: map[string]any{},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist"}},
 		{name: "prod from CLI strings", ctx: map[string]any{"stage": "prod", "polygonCallsPerMinute": "0", "analysisPortfolio": "Growth", "alarmEmail": "ops@example.com",
 			"analysisConcurrency": "25"},
-			want: Config{Stage: "prod", PolygonCallsPerMinute: 0, AnalysisPortfolio: "Growth", AnalysisConcurrency: 25, AssetsDir: "dist", AlarmEmail: "ops@example.com"}},
+			want: Config{Stage: "prod", PolygonCallsPerMinute: 0, AnalysisPortfolio: "Growth", AnalysisConcurrency: 25, ModelProvider: "xai", AssetsDir: "dist", AlarmEmail: "ops@example.com"}},
 		{name: "number from cdk.json", ctx: map[string]any{"polygonCallsPerMinute": float64(100)},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 100, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 100, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist"}},
 		{name: "every portfolio", ctx: map[string]any{"analysisPortfolio": "*"},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist"}},
 		{name: "concurrency below Lambda's minimum", ctx: map[string]any{"analysisConcurrency": "1"}, wantErr: "context analysisConcurrency"},
 		{name: "concurrency not a number", ctx: map[string]any{"analysisConcurrency": "lots"}, wantErr: "context analysisConcurrency"},
 		{name: "unknown stage", ctx: map[string]any{"stage": "staging"}, wantErr: `context stage: stage "staging" is not valid`},
@@ -116,10 +116,13 @@ func TestStageFromContext(t *testing.T) {
 		{name: "empty portfolio", ctx: map[string]any{"analysisPortfolio": " "}, wantErr: "context analysisPortfolio"},
 		{name: "bad email", ctx: map[string]any{"alarmEmail": "ops.example.com"}, wantErr: "context alarmEmail"},
 		{name: "import from the CLI", ctx: map[string]any{"stage": "prod", "importTables": "true"},
-			want: Config{Stage: "prod", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist", ImportTables: true}},
+			want: Config{Stage: "prod", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist", ImportTables: true}},
 		{name: "import off", ctx: map[string]any{"importTables": false},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist"}},
 		{name: "bad import flag", ctx: map[string]any{"importTables": "yes please"}, wantErr: "context importTables"},
+		{name: "model provider", ctx: map[string]any{"modelProvider": "xai"},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist"}},
+		{name: "unknown model provider", ctx: map[string]any{"modelProvider": "openai"}, wantErr: `context modelProvider: "openai" is not a model provider (one of xai)`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -242,7 +245,7 @@ var wantFunctions = []wantFunction{
 	{name: "analyzePortfolio", memory: 256, timeout: 300, secret: true, schedule: true,
 		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_DATA_TABLE", "PORTFOLIO_ANALYSES_TABLE",
 			"ANALYSIS_RESERVATIONS_TABLE", "ANALYSIS_QUEUE_URL", "DEFAULT_PORTFOLIO", "XAI_API_URL", "XAI_MODEL", "XAI_MAX_COMPLETION_TOKENS",
-			"XAI_REASONING_EFFORT", "XAI_ATTEMPT_TIMEOUT", "API_KEYS_SECRET_ARN"}},
+			"XAI_REASONING_EFFORT", "XAI_ATTEMPT_TIMEOUT", "XAI_RESERVE", "MODEL_PROVIDER", "API_KEYS_SECRET_ARN"}},
 }
 
 // fn finds a function by its deployed name.
@@ -368,6 +371,10 @@ func checkEnvValues(t *testing.T, s *synthesized, stage, fnID string, env map[st
 			ok = v == "low"
 		case "XAI_ATTEMPT_TIMEOUT":
 			ok = v == "2m0s"
+		case "XAI_RESERVE":
+			ok = v == "15s"
+		case "MODEL_PROVIDER":
+			ok = v == "xai"
 		case "TICKER_QUEUE_URL":
 			ok = ref(v) == queueID
 		case "TICKER_DLQ_URL":
@@ -607,8 +614,20 @@ func TestEveryQueueIsEncryptedAndEnforcesSSL(t *testing.T) {
 
 func TestSchedules(t *testing.T) {
 	forEachStage(t, func(t *testing.T, stage string, s *synthesized) {
-		if n := len(resources(s, "AWS::Scheduler::Schedule")); n != 3 {
-			t.Fatalf("%d schedules, want 3", n)
+		if n := len(resources(s, "AWS::Scheduler::Schedule")); n != 3 || n != len(deploy.Schedules) {
+			t.Fatalf("%d schedules, want 3, one per deploy.Schedules entry (%d)", n, len(deploy.Schedules))
+		}
+		// Each of the contract's schedules, as the contract says: the
+		// expression, the input, the target (zsm run plays the same).
+		for _, c := range deploy.Schedules {
+			_, r := one(t, s, "AWS::Scheduler::Schedule", "Name", c.ScheduleName(stage))
+			p := props(r)
+			fnID, _ := fn(t, s, c.Target.Name, stage)
+			target := p["Target"].(map[string]any)
+			if p["ScheduleExpression"] != c.Expression() || p["ScheduleExpressionTimezone"] != deploy.ScheduleTimeZone ||
+				ref(target["Arn"]) != fnID || target["Input"] != c.Payload(deploy.DefaultScheduledAnalysis) {
+				t.Errorf("schedule %s is not the contract's: %s", c.ScheduleName(stage), compact(p))
+			}
 		}
 		dlqID, _ := one(t, s, "AWS::SQS::Queue", "QueueName", "zsm-schedule-dlq-"+stage)
 		for _, c := range []struct {
@@ -1065,44 +1084,43 @@ func TestMonitoring(t *testing.T) {
 			fnID, _ := fn(t, s, w.name, stage)
 			above0(find("AWS/Lambda", "Errors", map[string]string{"FunctionName": fnID}), w.name+" errors")
 		}
-		stageDim := map[string]string{metrics.DimensionStage: stage}
-		above0(find(metrics.Namespace, metrics.PolygonThrottled, stageDim), "Polygon 429")
-		above0(find(metrics.Namespace, metrics.PolygonKeyRefused, stageDim), "Polygon key refused")
-		above0(find(metrics.Namespace, metrics.AnalysisFallback, stageDim), "analysis fallback")
-		// Freshness: work done, not new data, so that a market holiday (the
-		// rows of the last trading day found current, the analysis reused)
-		// does not page.
-		staleAlarm := func(name string) map[string]any {
+		// The alarms on the service's own metrics are the contract's: each
+		// watches its metrics (summed, missing periods as 0, when several)
+		// with its comparison, threshold and periods.
+		for _, c := range deploy.Alarms {
+			var p map[string]any
 			for _, r := range alarms {
-				if p := props(r); p["AlarmName"] == "zsm-"+stage+"-"+name {
-					return p
+				if pp := props(r); pp["AlarmName"] == deploy.AlarmNamePrefix(stage)+c.Name {
+					p = pp
 				}
 			}
-			t.Fatalf("no alarm %s", name)
-			return nil
-		}
-		for name, want := range map[string][]string{
-			"ticker-data-stale": {`"Expression":"FILL(processed, 0) + FILL(current, 0)"`, `"MetricName":"` + metrics.TickersProcessed + `"`, `"MetricName":"` + metrics.TickersCurrent + `"`},
-			"analysis-stale":    {`"MetricName":"` + metrics.AnalysesAnalyzed + `"`},
-		} {
-			p := staleAlarm(name)
-			period, evals := 3600.0, p["EvaluationPeriods"].(float64)
-			if p["Period"] != nil && p["Period"] != period {
-				t.Errorf("stale %s period %v, want an hour", name, p["Period"])
+			if p == nil {
+				t.Errorf("no alarm %s", c.Name)
+				continue
 			}
-			if p["ComparisonOperator"] != "LessThanThreshold" || p["Threshold"] != 1.0 || p["TreatMissingData"] != "breaching" ||
-				p["DatapointsToAlarm"] != p["EvaluationPeriods"] {
-				t.Errorf("stale %s alarm %s", name, compact(p))
+			missing := "notBreaching"
+			if c.MissingBreaches {
+				missing = "breaching"
+			}
+			if p["ComparisonOperator"] != string(c.Comparison) || p["Threshold"] != c.Threshold || p["TreatMissingData"] != missing ||
+				p["EvaluationPeriods"] != float64(c.EvaluationPeriods) || p["DatapointsToAlarm"] != p["EvaluationPeriods"] {
+				t.Errorf("alarm %s: %s", c.Name, compact(p))
 			}
 			body := compact(p)
-			for _, w := range want {
-				if !strings.Contains(body, w) {
-					t.Errorf("stale %s alarm lacks %s: %s", name, w, body)
+			for _, m := range c.Metrics {
+				if !containsAll(body, `"MetricName":"`+m.Name+`"`, `"Namespace":"`+deploy.MetricNamespace+`"`, `"Name":"`+deploy.MetricDimension+`","Value":"`+stage+`"`) {
+					t.Errorf("alarm %s does not watch %s of stage %s: %s", c.Name, m.Name, stage, body)
 				}
 			}
-			// Longer than the weekend gap between runs (72 h), within CloudWatch's 7-day limit.
-			if window := period * evals; window <= 72*3600 || window > 7*24*3600 {
-				t.Errorf("stale %s window %v s", name, window)
+			if len(c.Metrics) > 1 && !strings.Contains(body, `"Expression":"FILL(`) {
+				t.Errorf("alarm %s does not sum its metrics: %s", c.Name, body)
+			}
+			// The freshness alarms: longer than the weekend gap between runs
+			// (72 h), within CloudWatch's 7-day limit.
+			if c.MissingBreaches {
+				if window := c.Period * time.Duration(c.EvaluationPeriods); window <= 72*time.Hour || window > 7*24*time.Hour {
+					t.Errorf("stale %s window %s", c.Name, window)
+				}
 			}
 		}
 		// The analysis queue: oldest message, DLQ grew, failures.
@@ -1124,17 +1142,24 @@ func TestMonitoring(t *testing.T) {
 		if grew != 1 {
 			t.Errorf("%d DLQ-grew alarms on the analysis DLQ, want 1", grew)
 		}
-		above0(find(metrics.Namespace, metrics.AnalysisFailed, stageDim), "analysis failed")
-		if n := len(alarms); n != 15 {
-			t.Errorf("%d alarms, want 15 (oldest ticker message, 3 DLQs grew, 3 errors, 429, key refused, fallback, 2 stale, 3 analysis queue)", n)
+		// Oldest message and DLQ grew on both work queues, the two failure
+		// queues grew, each function's errors, and the contract's.
+		if n, want := len(alarms), 2*2+2+len(wantFunctions)+len(deploy.Alarms); n != want {
+			t.Errorf("%d alarms, want %d (2 work queues × 2, 2 failure queues, %d functions' errors, %d of the contract)", n, want, len(wantFunctions), len(deploy.Alarms))
 		}
 
 		_, d := one(t, s, "AWS::CloudWatch::Dashboard", "DashboardName", "zsm-seven-"+stage)
 		body := compact(props(d)["DashboardBody"])
-		for _, m := range []string{"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Invocations", "Errors", "Duration",
-			metrics.PolygonCalls, metrics.PolygonThrottled, metrics.PolygonKeyRefused, metrics.LLMPromptTokens, metrics.LLMCompletionTokens, metrics.LLMCostUSD,
-			metrics.LLMReasoningTokens, metrics.LLMCachedTokens, metrics.TickersProcessed, metrics.AnalysesStored, metrics.AnalysesAnalyzed,
-			metrics.AnalysisFailed, metrics.AnalysesQueued} {
+		shown := []string{"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Invocations", "Errors", "Duration"}
+		for _, g := range deploy.DashboardGraphs {
+			if !strings.Contains(body, `\"title\":\"`+g.Title+`\"`) {
+				t.Errorf("dashboard has no graph %q", g.Title)
+			}
+			for _, m := range append(append([]deploy.Metric(nil), g.Left...), g.Right...) {
+				shown = append(shown, m.Name)
+			}
+		}
+		for _, m := range shown {
 			if !strings.Contains(body, `\"`+m+`\"`) {
 				t.Errorf("dashboard does not show %s", m)
 			}

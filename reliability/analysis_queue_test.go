@@ -24,7 +24,6 @@ import (
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
@@ -243,7 +242,7 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 			written += countAnalyses(t, w.db, w.stage, n)
 		}
 		dead := w.sqs.DeadLetters(queueName)
-		failed := emfTotals(w.logs.String())[metrics.AnalysisFailed]
+		failed := emfTotals(w.logs.String())[deploy.AnalysisFailed.Name]
 		in := len(fan.Queued)
 		lost := in - written - len(dead)
 		if in != 5 || written != 4 || len(dead) != 1 || lost != 0 || totals.Requeued != deploy.AnalysisMaxReceiveCount-1 ||

@@ -254,15 +254,16 @@ func (w *world) analyzer(srv *fakexai.Server, mutate func(*analyzeportfolio.Deps
 			UserPortfoliosTable: deploy.UserPortfolios.Name(w.stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(w.stage),
 			TickerDataTable: deploy.TickerData.Name(w.stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(w.stage),
 			ReservationsTable: deploy.AnalysisReservations.Name(w.stage),
-			DefaultPortfolio:  devstack.SamplePortfolio, XAIAPIURL: srv.URL, XAIModel: "grok-4.3", XAIMaxCompletionTokens: 16000,
-			XAIReasoningEffort: "low", XAIAttemptTimeout: time.Second}, // a loaded CI machine still answers within it
+			DefaultPortfolio:  devstack.SamplePortfolio,
+			Model: config.Model{Provider: deploy.XAI, URL: srv.URL, Name: "grok-4.3", MaxCompletionTokens: 16000,
+				ReasoningEffort: "low", AttemptTimeout: time.Second}}, // a loaded CI machine still answers within it
 		Portfolios:   portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
 		TickerData:   tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)),
 		Store:        analysisdb.New(w.db, deploy.PortfolioAnalyses.Name(w.stage)),
 		Reservations: reservationdb.New(w.db, deploy.AnalysisReservations.Name(w.stage)),
 		Keys:         secrets.NewKeys(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, ""),
 		Out:          w.logs,
-		XAIRetry: &retry.Policy{Attempts: 3, Base: time.Millisecond, Cap: 5 * time.Millisecond, MaxRetryAfter: time.Millisecond,
+		ModelRetry: &retry.Policy{Attempts: 3, Base: time.Millisecond, Cap: 5 * time.Millisecond, MaxRetryAfter: time.Millisecond,
 			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }},
 		WaitPoll: 50 * time.Millisecond, MinWork: time.Second,
 	}

@@ -389,7 +389,7 @@ func (w *world) count(in int, tickers []string) tally {
 		}
 	}
 	tl.metrics = emfTotals(w.logs.String())
-	tl.Permanent = int(tl.metrics[metrics.PermanentFailures])
+	tl.Permanent = int(tl.metrics[deploy.PermanentFailures.Name])
 	for _, line := range strings.Split(w.logs.String(), "\n") {
 		var rec struct {
 			Msg    string `json:"msg"`

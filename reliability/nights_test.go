@@ -10,7 +10,6 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
@@ -79,8 +78,8 @@ func nightScenarios() []pipelineScenario {
 				if got := callsSince(w, mark); !slices.Equal(got, []string{"grouped", "grouped", "splits"}) {
 					t.Errorf("the night's calls %v", got)
 				}
-				if tl.metrics[metrics.GroupedNotPublished] != 1 {
-					t.Errorf("GroupedNotPublished %v", tl.metrics[metrics.GroupedNotPublished])
+				if tl.metrics[deploy.GroupedNotPublished.Name] != 1 {
+					t.Errorf("GroupedNotPublished %v", tl.metrics[deploy.GroupedNotPublished.Name])
 				}
 			}},
 		{name: "ticker missing from the grouped answer", faults: "MSFT halted on the night's day: no row for it in the grouped answer (nor any bar)",
@@ -96,8 +95,8 @@ func nightScenarios() []pipelineScenario {
 					t.Errorf("the night's calls %v, want grouped and splits only", got)
 				}
 				row, _, _ := tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)).Latest(context.Background(), "MSFT")
-				if row.AsOf != firstNight || tl.metrics[metrics.TickersNotInGrouped] != 1 {
-					t.Errorf("MSFT's latest row of %s, TickersNotInGrouped %v", row.AsOf, tl.metrics[metrics.TickersNotInGrouped])
+				if row.AsOf != firstNight || tl.metrics[deploy.TickersNotInGrouped.Name] != 1 {
+					t.Errorf("MSFT's latest row of %s, TickersNotInGrouped %v", row.AsOf, tl.metrics[deploy.TickersNotInGrouped.Name])
 				}
 			}},
 		{name: "grouped daily not authorized (403)", faults: "the plan does not include grouped daily: 403 NOT_AUTHORIZED on it",
@@ -112,9 +111,9 @@ func nightScenarios() []pipelineScenario {
 				if got := callsSince(w, mark); !slices.Equal(got, append([]string{"grouped"}, tickers...)) {
 					t.Errorf("the night's calls %v", got)
 				}
-				if tl.metrics[metrics.GroupedNotAuthorized] != 1 || tl.metrics[metrics.PolygonKeyRefused] != 0 ||
+				if tl.metrics[deploy.GroupedNotAuthorized.Name] != 1 || tl.metrics[deploy.MarketDataKeyRefused.Name] != 0 ||
 					strings.Count(w.logs.String(), "grouped daily not authorized") != 1 {
-					t.Errorf("GroupedNotAuthorized %v, PolygonKeyRefused %v", tl.metrics[metrics.GroupedNotAuthorized], tl.metrics[metrics.PolygonKeyRefused])
+					t.Errorf("GroupedNotAuthorized %v, MarketDataKeyRefused %v", tl.metrics[deploy.GroupedNotAuthorized.Name], tl.metrics[deploy.MarketDataKeyRefused.Name])
 				}
 			}},
 		{name: "split backfill", faults: "AAPL splits 4-for-1 at the open of the night's day: Polygon re-adjusts its history",
@@ -131,7 +130,7 @@ func nightScenarios() []pipelineScenario {
 				}
 				row, _, _ := tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)).Latest(context.Background(), "AAPL")
 				want, _ := w.poly.Bars("AAPL", theNight, theNight)
-				if len(want) != 1 || row.Price != want[0].C || row.High52W == nil || *row.High52W > 2*row.Price || tl.metrics[metrics.SplitsFound] != 1 {
+				if len(want) != 1 || row.Price != want[0].C || row.High52W == nil || *row.High52W > 2*row.Price || tl.metrics[deploy.SplitsFound.Name] != 1 {
 					t.Errorf("AAPL row %+v, want the post-split close %v and a re-adjusted 52-week high", row, want)
 				}
 			}},
@@ -151,8 +150,8 @@ func nightScenarios() []pipelineScenario {
 				}
 				c := w.sqs.Counts(w.queue)
 				tl := w.count(7, tickers)
-				if c.InFlight != 7 || c.Visible != 0 || tl.Permanent != 0 || tl.metrics[metrics.PolygonKeyRefused] != 1 {
-					t.Errorf("queue %+v, permanent %d, PolygonKeyRefused %v", c, tl.Permanent, tl.metrics[metrics.PolygonKeyRefused])
+				if c.InFlight != 7 || c.Visible != 0 || tl.Permanent != 0 || tl.metrics[deploy.MarketDataKeyRefused.Name] != 1 {
+					t.Errorf("queue %+v, permanent %d, MarketDataKeyRefused %v", c, tl.Permanent, tl.metrics[deploy.MarketDataKeyRefused.Name])
 				}
 				w.mu.Lock()
 				w.next = polygonKey
@@ -161,10 +160,10 @@ func nightScenarios() []pipelineScenario {
 				return w.drain(drainOptions{}), 0
 			},
 			written: 6,
-			outcome: "a failure of the run: after one re-read of the key, the day message and every ticker are handed back unacknowledged (PolygonKeyRefused) and wait out the 18-minute visibility timeout; the rotated key is then re-read and all are written",
+			outcome: "a failure of the run: after one re-read of the key, the day message and every ticker are handed back unacknowledged (MarketDataKeyRefused) and wait out the 18-minute visibility timeout; the rotated key is then re-read and all are written",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				if w.rereads != 2 || tl.metrics[metrics.PolygonKeyRefused] != 1 {
-					t.Errorf("re-reads %d, PolygonKeyRefused %v", w.rereads, tl.metrics[metrics.PolygonKeyRefused])
+				if w.rereads != 2 || tl.metrics[deploy.MarketDataKeyRefused.Name] != 1 {
+					t.Errorf("re-reads %d, MarketDataKeyRefused %v", w.rereads, tl.metrics[deploy.MarketDataKeyRefused.Name])
 				}
 				if strings.Contains(w.logs.String(), "revoked-key-00000000000000000") {
 					t.Error("the revoked key is in the logs")

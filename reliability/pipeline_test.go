@@ -15,7 +15,6 @@ import (
 	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/metrics"
 )
 
 // The tickers of a scenario, in the order the FIFO queue delivers them
@@ -78,8 +77,8 @@ func TestFaultsPipeline(t *testing.T) {
 			written: 6, outcome: "a refused key is a failure of the run, not of GOOGL: the key is re-read once and GOOGL retried, then written; nothing acknowledged as permanent",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
 				wantAttempts(t, w, "GOOGL", 2)
-				if w.rereads != 1 || tl.metrics[metrics.PolygonKeyRefused] != 0 {
-					t.Errorf("key re-read %d times, PolygonKeyRefused %v; want 1 and 0", w.rereads, tl.metrics[metrics.PolygonKeyRefused])
+				if w.rereads != 1 || tl.metrics[deploy.MarketDataKeyRefused.Name] != 0 {
+					t.Errorf("key re-read %d times, MarketDataKeyRefused %v; want 1 and 0", w.rereads, tl.metrics[deploy.MarketDataKeyRefused.Name])
 				}
 			}},
 		{name: "Polygon 403 NOT_AUTHORIZED", faults: "META: 403 with `message` (plan limit) once",
@@ -191,9 +190,9 @@ func TestFaultsPipeline(t *testing.T) {
 				o.loseAck = func(n int) bool { return n == 0 }
 			},
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				if d.Deliveries != 14 || tl.metrics[metrics.TickersProcessed] != 6 || tl.metrics[metrics.TickersCurrent] != 6 || w.poly.Calls() != 8 {
+				if d.Deliveries != 14 || tl.metrics[deploy.TickersProcessed.Name] != 6 || tl.metrics[deploy.TickersCurrent.Name] != 6 || w.poly.Calls() != 8 {
 					t.Errorf("deliveries %d, rows written %v, current %v, calls %d; want 14, 6, 6 and 8", d.Deliveries,
-						tl.metrics[metrics.TickersProcessed], tl.metrics[metrics.TickersCurrent], w.poly.Calls())
+						tl.metrics[deploy.TickersProcessed.Name], tl.metrics[deploy.TickersCurrent.Name], w.poly.Calls())
 				}
 			}},
 		{name: "processTickers retried with the same run id", faults: "the scheduled run is invoked twice (Lambda async retry): every message sent twice",
@@ -297,7 +296,7 @@ func runPipeline(t *testing.T, sc pipelineScenario) {
 			t.Errorf("%s: %d end states (rows %d, stale %v, permanent logged %v, dead-lettered %v)", tk, states, tl.Rows[tk], tl.stale[tk], tl.permLogged[tk], slices.Contains(tl.remaining, tk))
 		}
 	}
-	if got := tl.metrics[metrics.TickersProcessed]; int(got) < tl.Written {
+	if got := tl.metrics[deploy.TickersProcessed.Name]; int(got) < tl.Written {
 		t.Errorf("TickersProcessed %v < rows %d", got, tl.Written)
 	}
 	for _, k := range []string{polygonKey, xaiKey} {
@@ -350,9 +349,9 @@ func wantAttempts(t *testing.T, w *world, ticker string, n int) {
 // TickersDeadLettered totals.
 func wantRequeued(t *testing.T, tl tally, requeued, deadLettered float64) {
 	t.Helper()
-	if tl.metrics[metrics.TickersRequeued] != requeued || tl.metrics[metrics.TickersDeadLettered] != deadLettered {
-		t.Errorf("TickersRequeued %v, TickersDeadLettered %v; want %v and %v", tl.metrics[metrics.TickersRequeued],
-			tl.metrics[metrics.TickersDeadLettered], requeued, deadLettered)
+	if tl.metrics[deploy.TickersRequeued.Name] != requeued || tl.metrics[deploy.TickersDeadLettered.Name] != deadLettered {
+		t.Errorf("TickersRequeued %v, TickersDeadLettered %v; want %v and %v", tl.metrics[deploy.TickersRequeued.Name],
+			tl.metrics[deploy.TickersDeadLettered.Name], requeued, deadLettered)
 	}
 }
 

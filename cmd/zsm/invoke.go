@@ -8,13 +8,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
@@ -26,17 +28,19 @@ import (
 
 const invokeSynopsis = "zsm invoke FUNCTION --event JSON|@FILE [--stage dev|prod | --data DIR | --memory]"
 
-const invokeDescription = `Runs one function's handler in this process — the same constructor the
+var invokeDescription = contractWords.Replace(`Runs one function's handler in this process — the same constructor the
 Lambda's main.go calls — with the given event, and prints its response JSON.
 FUNCTION is processTickers, processTicker or analyzePortfolio.
 
-With --stage it runs against the deployed stage's real resources: its tables,
-its queue (looked up by name), and its API-key secret zsm-seven/<stage>/api-keys,
-with the default AWS credential chain (AWS_PROFILE, SSO, ...). POLYGON_API_KEY
-and XAI_API_KEY in your environment take precedence over the secret.
+With --stage it runs against the deployed stage's real resources, with the
+function's environment as deployed (read with GetFunctionConfiguration: its
+tables, queues, API-key secret and settings), and the default AWS credential
+chain (AWS_PROFILE, SSO, ...). The contract's settings and keys set in your
+environment ({polygon-key}, {xai-key}, a log level, ...) take precedence, and
+the command says which.
 Without --stage it runs against the local stack of ` + "`zsm run`" + ` (dynalite
 under .local/dynalite, the sample portfolio, the sandbox prices unless
-POLYGON_API_KEY is set); messages processTickers queues there are dropped at
+{polygon-key} is set); messages processTickers queues there are dropped at
 exit — use ` + "`zsm run`" + ` for the whole pipeline.
 
 The function's JSON logs go to stderr; the response to stdout. The invocation
@@ -49,7 +53,7 @@ portfolio on the analysis queue), or an SQS event of that queue.
 examples:
   zsm invoke analyzePortfolio --event '{"portfolio_name":"ZSM Seven"}'
   zsm invoke analyzePortfolio --event '{"portfolio_name":"*"}' --stage dev
-  zsm invoke processTicker --event @event.json --stage dev`
+  zsm invoke processTicker --event @event.json --stage dev`)
 
 // runInvoke implements `zsm invoke`.
 func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -94,12 +98,21 @@ func runInvoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := deploy.ValidateDeployStage(*stage); err != nil {
 			return usagef("invoke: %v", err)
 		}
-		env, err := stageEnv(ctx, *stage, fn)
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return fmt.Errorf("invoke: AWS configuration: %w", err)
+		}
+		deployed, err := stageEnv(ctx, awslambda.NewFromConfig(awsCfg), *stage, fn)
 		if err != nil {
 			return fmt.Errorf("invoke: %w", err)
 		}
-		lookup = overlay(env, os.LookupEnv)
-		fmt.Fprintf(stderr, "zsm invoke: %s against stage %s (tables *-%s, secret %s)\n", fn.Name, *stage, *stage, env[deploy.EnvAPIKeysSecretARN])
+		env, overridden := overlayStage(deployed, os.LookupEnv)
+		lookup = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+		fmt.Fprintf(stderr, "zsm invoke: %s against stage %s, with the environment of %s as deployed (secret %s)\n",
+			fn.Name, *stage, fn.FunctionName(*stage), env[deploy.EnvAPIKeysSecretARN])
+		if len(overridden) > 0 {
+			fmt.Fprintf(stderr, "zsm invoke: from your environment: %s\n", strings.Join(overridden, ", "))
+		}
 	} else {
 		dir := *data
 		if *memory {
@@ -202,49 +215,51 @@ func readEvent(v string, stdin io.Reader) ([]byte, error) {
 	return b, nil
 }
 
-// stageEnv is the environment the stack gives the function in a deployed
-// stage, built from the naming conventions shared with infra/.
-func stageEnv(ctx context.Context, stage string, fn deploy.Function) (map[string]string, error) {
-	env := deploy.TableEnv(stage)
-	// GetSecretValue takes the name as well as the ARN.
-	env[deploy.EnvAPIKeysSecretARN] = deploy.SecretName(stage)
-	// The queue URLs carry the account id: look them up by the stack's names.
-	var queues map[string]string
-	switch fn {
-	case deploy.ProcessTickers:
-		queues = map[string]string{deploy.EnvTickerQueueURL: deploy.TickerQueueName(stage)}
-	case deploy.ProcessTicker:
-		queues = map[string]string{deploy.EnvTickerQueueURL: deploy.TickerQueueName(stage), deploy.EnvTickerDLQURL: deploy.TickerDLQName(stage)}
-	case deploy.AnalyzePortfolio:
-		// Its fan-out sends to the analysis queue.
-		queues = map[string]string{deploy.EnvAnalysisQueueURL: deploy.AnalysisQueueName(stage)}
-	}
-	if len(queues) > 0 {
-		cfg, err := awsconfig.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("AWS configuration: %w", err)
-		}
-		client := sqs.NewFromConfig(cfg)
-		for key, name := range queues {
-			out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
-			if err != nil {
-				return nil, fmt.Errorf("look up queue %s: %w", name, err)
-			}
-			env[key] = aws.ToString(out.QueueUrl)
-		}
-	}
-	return env, nil
+// functionConfiguration reads a deployed function's configuration
+// (lambda.Client in production).
+type functionConfiguration interface {
+	GetFunctionConfiguration(ctx context.Context, in *awslambda.GetFunctionConfigurationInput, opts ...func(*awslambda.Options)) (*awslambda.GetFunctionConfigurationOutput, error)
 }
 
-// overlay looks keys up in env first, then in the fallback (the caller's
-// environment: LOG_LEVEL, key overrides, POLYGON_* and XAI_* settings).
-func overlay(env map[string]string, fallback config.Lookup) config.Lookup {
-	return func(k string) (string, bool) {
-		if v, ok := env[k]; ok {
-			return v, true
-		}
-		return fallback(k)
+// stageEnv is the environment of the function as deployed in the stage,
+// read from its configuration (GetFunctionConfiguration): every variable the
+// stack set, settings such as the stage's pacing included.
+func stageEnv(ctx context.Context, client functionConfiguration, stage string, fn deploy.Function) (map[string]string, error) {
+	name := fn.FunctionName(stage)
+	out, err := client.GetFunctionConfiguration(ctx, &awslambda.GetFunctionConfigurationInput{FunctionName: aws.String(name)})
+	if err != nil {
+		return nil, fmt.Errorf("read the configuration of %s: %w", name, err)
 	}
+	if out.Environment == nil || len(out.Environment.Variables) == 0 {
+		if out.Environment != nil && out.Environment.Error != nil {
+			return nil, fmt.Errorf("the environment of %s cannot be read: %s", name, aws.ToString(out.Environment.Error.Message))
+		}
+		return nil, fmt.Errorf("%s has no environment: is it deployed by this stack?", name)
+	}
+	return out.Environment.Variables, nil
+}
+
+// overlayStage is the deployed environment with the caller's own values of
+// the contract's settings and keys on top (a key locally, a log level for
+// one run); what the stack derives from its resources (tables, queues, the
+// secret) is always the deployed value. It returns the names the caller
+// overrode.
+func overlayStage(deployed map[string]string, host config.Lookup) (map[string]string, []string) {
+	env := maps.Clone(deployed)
+	var overridden []string
+	for _, v := range deploy.Vars() {
+		if v.Origin == deploy.FromStack {
+			continue
+		}
+		if val, ok := host(v.Name); ok && val != "" {
+			if env[v.Name] != val {
+				overridden = append(overridden, v.Name)
+			}
+			env[v.Name] = val
+		}
+	}
+	slices.Sort(overridden)
+	return env, overridden
 }
 
 func randomHex(n int) string {

@@ -36,7 +36,7 @@ import (
 
 const runSynopsis = "zsm run [--memory | --data DIR] [--logs DIR] [--portfolio NAME|'*'] [--force] [--seed FILE] [--date YYYY-MM-DD]"
 
-const runDescription = `Runs the nightly pipeline locally, with no AWS account and no keys: starts
+var runDescription = contractWords.Replace(`Runs the nightly pipeline locally, with no AWS account and no keys: starts
 dynalite (local DynamoDB) with the service's tables, seeds the sample
 portfolio "ZSM Seven" into the shared tables when absent, then runs the same
 handlers the Lambdas run: processTickers (queues, on a local SQS queue, the
@@ -45,7 +45,7 @@ day message and one message per ticker for the last completed trading day)
 message makes one grouped-daily and one splits call for every ticker, and a
 ticker costs its own call only when its stored history must be filled) →
 the catch-up run when the night still lacks rows (in production it runs at
-23:30 New York; here at once) → analyzePortfolio. It ends with a table of
+{catch-up-at} New York; here at once) → analyzePortfolio. It ends with a table of
 price, RSI(14), MA50, score and signal per ticker, and the other indicators.
 
 --seed FILE replaces the local shared tables' portfolios with those of FILE:
@@ -54,17 +54,16 @@ price, RSI(14), MA50, score and signal per ticker, and the other indicators.
 USD). The whole file is checked first: a bad one gets a one-line error naming
 the entry, and nothing is written.
 
---date YYYY-MM-DD runs the night of that trading day: processTickers as at
-21:30 New York that day, the catch-up as at 23:30, the analysis as at 01:00
-the morning after, market data up to that day. A day that is not a trading
+--date YYYY-MM-DD runs the night of that trading day as the schedules do,
+New York time: {night}; market data up to that day. A day that is not a trading
 day, or whose close has not passed, gets a one-line error. Runs of
 consecutive dates against the same store (--data) behave as consecutive
 nights in production: the stored history grows by one grouped call a night.
 
-Market data: with POLYGON_API_KEY set it calls Polygon (POLYGON_BASE_URL,
-POLYGON_CALLS_PER_MINUTE, default 5 per minute: 12 s per call); without, a
+Market data: with {polygon-key} set it calls Polygon ({polygon-base-url},
+{polygon-rate}, default 5 per minute: 12 s per call); without, a
 built-in sandbox serves deterministic SAMPLE prices in Polygon's formats.
-Analysis: with XAI_API_KEY set it calls xAI (XAI_API_URL, XAI_MODEL); without,
+Analysis: with {xai-key} set it calls xAI ({xai-url}, {xai-model}); without,
 the rules analyst scores the portfolio. --portfolio '*' analyzes every portfolio
 the way the stack does: analyzePortfolio's fan-out queues one message per
 portfolio on a local analysis queue, which is consumed with the deployed
@@ -74,7 +73,10 @@ Data is kept under .local/dynalite between runs (zsm status reads it); a second
 run of the same day makes no per-ticker call (every row of the day is stored)
 and reuses a stored analysis of the same data. The functions' JSON logs go to
 a file under .local/logs. Exit status 1 when Polygon refuses the key (the last
-lines say so; nothing is acknowledged). Ctrl-C stops everything it started.`
+lines say so; nothing is acknowledged). Ctrl-C stops everything it started.
+
+Every variable of the contract (.env.example) set in your environment
+reaches the functions as it would on AWS.`)
 
 // runOptions are the parsed flags of `zsm run`.
 type runOptions struct {
@@ -153,29 +155,33 @@ func runPipeline(ctx context.Context, o runOptions, host func(string) (string, b
 	// caller's context is cancelled on SIGINT/SIGTERM and every step below
 	// returns promptly on it).
 	defer r.stop()
-	r.clock.Set(r.nightAt(21, 30))
-	queued, err := r.processTickers(ctx, false)
-	if err != nil {
-		return err
-	}
-	if err := r.processTicker(ctx, queued); err != nil {
-		return err
-	}
-	// The catch-up run, at once here: in production the schedule runs it at
-	// 23:30 New York. It queues nothing when the night is complete.
-	r.clock.Set(r.nightAt(23, 30))
-	if queued, err = r.processTickers(ctx, true); err != nil {
-		return err
-	}
-	if queued > 0 {
-		if err := r.processTicker(ctx, queued); err != nil {
-			return err
+	// The night as production runs it: the contract's schedules in the
+	// order they fire after the trading day's close, each invocation given
+	// its schedule's event. Without --date, one after the other at once; with
+	// it, each on the night's clock at its schedule's time.
+	var a analysisRun
+	first := true
+	for _, f := range r.schedules() {
+		r.clock.Set(f.At)
+		switch f.Target {
+		case deploy.ProcessTickers:
+			queued, err := r.processTickers(ctx, f, !first)
+			if err != nil {
+				return err
+			}
+			first = false
+			if queued > 0 {
+				if err := r.processTicker(ctx, queued); err != nil {
+					return err
+				}
+			}
+		case deploy.AnalyzePortfolio:
+			if a, err = r.analyzePortfolio(ctx, f); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("schedule %s targets %s, which zsm run cannot invoke", f.ID, f.Target.Name)
 		}
-	}
-	r.clock.Set(r.nightAt(25, 0)) // 01:00 the morning after
-	a, err := r.analyzePortfolio(ctx)
-	if err != nil {
-		return err
 	}
 	return r.report(ctx, a, stdout)
 }
@@ -200,8 +206,8 @@ type localRun struct {
 }
 
 // nightClock is the clock of a local night: fixed instants of the night of
-// --date (21:30, 23:30, 01:00 New York) moving on with real time between
-// them, or the real time.
+// --date (the schedules' firings, deploy.Night) moving on with real time
+// between them, or the real time.
 type nightClock struct {
 	mu    sync.Mutex
 	base  time.Time // zero: the real time
@@ -227,14 +233,22 @@ func (c *nightClock) Set(t time.Time) {
 	}
 }
 
-// nightAt is hour:minute New York of the --date night (hour 25 is 01:00 the
-// morning after), or the zero time without --date.
-func (r *localRun) nightAt(hour, minute int) time.Time {
-	if r.o.date == "" {
-		return time.Time{}
+// schedules are the contract's schedules of the night of --date, at their
+// firings in New York time; without --date, of the last completed trading
+// day, whose times are only said (the clock stays real).
+func (r *localRun) schedules() []deploy.Firing {
+	day := r.o.date
+	if day == "" {
+		day = marketdata.LastTradingDay(time.Now())
 	}
-	d, _ := time.ParseInLocation(time.DateOnly, r.o.date, marketdata.NewYork())
-	return time.Date(d.Year(), d.Month(), d.Day(), hour, minute, 0, 0, marketdata.NewYork())
+	d, _ := time.ParseInLocation(time.DateOnly, day, marketdata.NewYork())
+	night := deploy.Night(d, marketdata.NewYork())
+	if r.o.date == "" {
+		for i := range night {
+			night[i].At = time.Time{} // Set leaves a real clock real
+		}
+	}
+	return night
 }
 
 // checkNight says why date cannot be run as a night: not a date, not a
@@ -331,7 +345,10 @@ func startLocalRun(ctx context.Context, o runOptions, host func(string) (string,
 		r.say("queue      %s (local SQS, the analysis fan-out)", r.stack.AnalysisQueueURL)
 	}
 	if o.date != "" {
-		r.say("night      %s: processTickers as at 21:30 New York, the catch-up as at 23:30, the analysis as at 01:00 the morning after", o.date)
+		r.say("night      %s, as the schedules run it (New York time): %s", o.date, deploy.Describe(r.schedules()))
+	}
+	if d := r.stack.SampleDrift; d != "" && o.seed == nil {
+		r.say("sample     %s; --memory for a fresh one, or remove %s to seed it again", d, o.dataDir)
 	}
 	if o.seed != nil {
 		n := 0
@@ -348,7 +365,7 @@ func startLocalRun(ctx context.Context, o runOptions, host func(string) (string,
 		}
 		r.say("analysis   xAI, %s", model)
 	} else {
-		r.say("analysis   rules analyst (set XAI_API_KEY for xAI Grok)")
+		r.say("analysis   rules analyst (set %s for xAI Grok)", deploy.EnvXAIAPIKey)
 	}
 
 	if err := os.MkdirAll(o.logDir, 0o755); err != nil {
@@ -368,21 +385,21 @@ func startLocalRun(ctx context.Context, o runOptions, host func(string) (string,
 func (r *localRun) sayMarketData() {
 	pace := r.stack.CallsPerMinute()
 	if r.stack.UsingSandbox() {
-		r.say("prices     %s (set POLYGON_API_KEY for Polygon)", fakepolygon.SampleLabel)
+		r.say("prices     %s (set %s for Polygon)", fakepolygon.SampleLabel, deploy.EnvPolygonAPIKey)
 	} else {
 		base := r.stack.Env[deploy.EnvPolygonBaseURL]
 		if base == "" {
 			base = deploy.DefaultPolygonBaseURL + " (the default)"
 		}
-		r.say("prices     Polygon at %s (POLYGON_API_KEY is set)", base)
+		r.say("prices     Polygon at %s (%s is set)", base, deploy.EnvPolygonAPIKey)
 	}
 	switch {
 	case pace > 0:
-		r.say("pacing     %d Polygon calls per minute: about %s a call (POLYGON_CALLS_PER_MINUTE); a warm night makes 2, a ticker to fill 1 more", pace, (time.Minute / time.Duration(pace)).Round(time.Second))
+		r.say("pacing     %d Polygon calls per minute: about %s a call (%s); a warm night makes 2, a ticker to fill 1 more", pace, (time.Minute / time.Duration(pace)).Round(time.Second), deploy.EnvPolygonCallsPerMinute)
 	case r.stack.UsingSandbox():
-		r.say("pacing     none: the sandbox has no rate limit (set POLYGON_CALLS_PER_MINUTE to pace it)")
+		r.say("pacing     none: the sandbox has no rate limit (set %s to pace it)", deploy.EnvPolygonCallsPerMinute)
 	default:
-		r.say("pacing     none (POLYGON_CALLS_PER_MINUTE=0: a paid plan)")
+		r.say("pacing     none (%s=0: a paid plan)", deploy.EnvPolygonCallsPerMinute)
 	}
 }
 
@@ -397,9 +414,11 @@ func (r *localRun) stop() {
 	r.stack.Stop()
 }
 
-// processTickers invokes processTickers as the Scheduler does (the catch-up
-// run with catchUp) and returns how many messages are queued.
-func (r *localRun) processTickers(ctx context.Context, catchUp bool) (int, error) {
+// processTickers invokes processTickers as the Scheduler does, with the
+// schedule's event, and returns how many messages are queued. A later run of
+// the night (catchUp: the catch-up schedule) says something only when the
+// night still lacks rows.
+func (r *localRun) processTickers(ctx context.Context, f deploy.Firing, catchUp bool) (int, error) {
 	t0 := time.Now()
 	d, err := processtickers.FromEnv(ctx, r.stack.Lookup, r.logs)
 	if err != nil {
@@ -410,11 +429,7 @@ func (r *localRun) processTickers(ctx context.Context, catchUp bool) (int, error
 	}
 	h := processtickers.Build(d)
 	ictx, cancel := invocationContext(ctx, deploy.ProcessTickers)
-	ev := schedulerEvent()
-	if catchUp {
-		ev = json.RawMessage(`{"catchUp":true}`)
-	}
-	sum, err := h(ictx, ev)
+	sum, err := h(ictx, json.RawMessage(f.Payload("")))
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("processTickers: %w (logs: %s)", err, r.logPath)
@@ -429,8 +444,8 @@ func (r *localRun) processTickers(ctx context.Context, catchUp bool) (int, error
 			again = " and the day again (not published at the first pass)"
 		}
 		r.say("")
-		r.say("catch-up          %d tickers of %s still without a row%s: queued again (in production the catch-up schedule runs this at 23:30 New York; here it runs now)",
-			sum.Queued, sum.Date, again)
+		r.say("catch-up          %d tickers of %s still without a row%s: queued again (in production the %s schedule runs this at %s New York; here it runs now)",
+			sum.Queued, sum.Date, again, f.Target.Name+f.Suffix, f.Schedule.At())
 		return queued, nil
 	}
 	r.say("processTickers    %d tickers queued for %s, after %s, in %s (scanned %d items: %d symbols, %d invalid, %d not accepted; run %s)",
@@ -483,8 +498,8 @@ func (r *localRun) processTicker(ctx context.Context, total int) error {
 		r.say("Polygon refused the API key (%v).", singleLine(r.night.lastRefusal.Error()))
 		r.say("The run stopped calling Polygon: %d messages are back on the queue, none acknowledged; they wait out the queue's visibility timeout (%s), as in production while an operator fixes the key.",
 			totals.Waiting, devstack.VisibilityTimeout)
-		r.say("Fix POLYGON_API_KEY (or unset it for the sandbox) and run again.")
-		return fmt.Errorf("%w: %d messages handed back unacknowledged; fix POLYGON_API_KEY and run again (logs: %s)", errKeyRefused, totals.Waiting, r.logPath)
+		r.say("Fix %s (or unset it for the sandbox) and run again.", deploy.EnvPolygonAPIKey)
+		return fmt.Errorf("%w: %d messages handed back unacknowledged; fix %s and run again (logs: %s)", errKeyRefused, totals.Waiting, deploy.EnvPolygonAPIKey, r.logPath)
 	}
 	if totals.Waiting > 0 {
 		r.say("                  %d messages wait out their visibility timeout (%s) on the local queue", totals.Waiting, devstack.VisibilityTimeout)
@@ -516,7 +531,7 @@ type analysisRun struct {
 // analyzePortfolio invokes analyzePortfolio as the Scheduler does; for "*"
 // its fan-out queues one message per portfolio and the analysis queue is
 // then consumed as deployed (analyzeQueue).
-func (r *localRun) analyzePortfolio(ctx context.Context) (analysisRun, error) {
+func (r *localRun) analyzePortfolio(ctx context.Context, f deploy.Firing) (analysisRun, error) {
 	t2 := time.Now()
 	d, err := analyzeportfolio.FromEnv(ctx, r.stack.Lookup, r.logs)
 	if err != nil {
@@ -543,7 +558,14 @@ func (r *localRun) analyzePortfolio(ctx context.Context) (analysisRun, error) {
 	}
 	fn := analyzeportfolio.Build(d)
 	ictx, cancel := invocationContext(ctx, deploy.AnalyzePortfolio)
-	a.result, err = fn.Run(ictx, analyzer.Event{PortfolioName: r.o.portfolio, Force: r.o.force})
+	// The schedule's event, naming --portfolio; --force on top.
+	ev, err := analyzer.DecodeEvent(json.RawMessage(f.Payload(r.o.portfolio)))
+	if err != nil {
+		cancel()
+		return a, fmt.Errorf("analyzePortfolio: the %s schedule's event: %w", f.ID, err)
+	}
+	ev.Force = r.o.force
+	a.result, err = fn.Run(ictx, ev)
 	cancel()
 	if err != nil {
 		return a, fmt.Errorf("analyzePortfolio: %w (logs: %s)", err, r.logPath)
@@ -795,11 +817,6 @@ func invocationContext(ctx context.Context, fn deploy.Function) (context.Context
 		InvokedFunctionArn: "arn:aws:lambda:" + localsqs.Region + ":" + localsqs.Account + ":function:" + fn.FunctionName(deploy.LocalStage),
 	}), cancel
 }
-
-// schedulerEvent is the payload the deployed schedule sends processTickers:
-// the explicit input {} of infra/schedules.go, which asks for a full scan of
-// the portfolio tables.
-func schedulerEvent() json.RawMessage { return json.RawMessage(`{}`) }
 
 // deadLetterTickers names the tickers of dead-lettered message bodies (the
 // whole bodies would fill the screen with a night's worth of tickers); a body

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -432,7 +434,22 @@ func TestStageTargetsUseTheStageNames(t *testing.T) {
 	}
 	defer sq.Close()
 	sq.CreateQueue("ticker-processing-queue-dev.fifo")
+	// The functions as deployed in dev: invoke reads their environment
+	// (GetFunctionConfiguration), the deployed pacing included.
+	tables := deploy.TableEnv("dev")
+	withTables := func(m map[string]string) map[string]string {
+		maps.Copy(m, tables)
+		m["LOG_LEVEL"] = "info"
+		return m
+	}
+	lambdaURL := fakeLambda(t, map[string]map[string]string{
+		"zsm-processTickers-dev": withTables(map[string]string{"TICKER_QUEUE_URL": sq.QueueURL("ticker-processing-queue-dev.fifo"), "TICKER_MESSAGE_GROUPS": "1"}),
+		"zsm-processTicker-dev": withTables(map[string]string{"TICKER_QUEUE_URL": sq.QueueURL("ticker-processing-queue-dev.fifo"),
+			"TICKER_DLQ_URL": sq.QueueURL("ticker-processing-dlq-dev.fifo"), "API_KEYS_SECRET_ARN": "zsm-seven/dev/api-keys",
+			"POLYGON_BASE_URL": "https://api.polygon.io", "POLYGON_CALLS_PER_MINUTE": "100", "POLYGON_HISTORY_DAYS": "400"}),
+	})
 	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_LAMBDA":   lambdaURL,
 		"AWS_ENDPOINT_URL_DYNAMODB": db.Endpoint, "AWS_ENDPOINT_URL_SQS": sq.Endpoint(), "AWS_REGION": "us-east-1",
 		"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
 		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_EC2_METADATA_DISABLED": "true",
@@ -456,8 +473,8 @@ func TestStageTargetsUseTheStageNames(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("invoke --stage dev: exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "secret zsm-seven/dev/api-keys") {
-		t.Errorf("invoke does not name the stage's secret: %s", stderr)
+	if !strings.Contains(stderr, "with the environment of zsm-processTickers-dev as deployed") {
+		t.Errorf("invoke does not say whose environment it runs with: %s", stderr)
 	}
 	var sum struct{ Queued, DayMessages int }
 	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum.Queued != 7 || sum.DayMessages != 1 {
@@ -468,8 +485,9 @@ func TestStageTargetsUseTheStageNames(t *testing.T) {
 	}
 
 	// processTicker starts only with both queue URLs (re-queue and dead-letter
-	// path), which invoke looks up by the stage's names; a poison record is
-	// acknowledged without a market-data call.
+	// path), which invoke reads from the deployed configuration; a poison
+	// record is acknowledged without a market-data call. A key and a log
+	// level from the shell take precedence, and the command says so.
 	sq.CreateQueue("ticker-processing-dlq-dev.fifo")
 	t.Setenv("POLYGON_API_KEY", "test-key")
 	// A queue URL left in the shell must not pair with a missing DLQ URL:
@@ -484,6 +502,36 @@ func TestStageTargetsUseTheStageNames(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &resp); err != nil || resp.BatchItemFailures == nil || len(resp.BatchItemFailures) != 0 {
 		t.Errorf("processTicker answered %s (%v), want an empty batchItemFailures", stdout, err)
 	}
+	if !strings.Contains(stderr, "secret zsm-seven/dev/api-keys") || !strings.Contains(stderr, "from your environment: POLYGON_API_KEY") {
+		t.Errorf("invoke does not name the deployed secret and the shell's key: %s", stderr)
+	}
+	if code, _, stderr = indicRun(t, "", "invoke", "analyzePortfolio", "--stage", "dev", "--event", "{}"); code == 0 || !strings.Contains(stderr, "zsm-analyzePortfolio-dev") {
+		t.Errorf("a function that is not deployed: exit %d: %s", code, stderr)
+	}
+}
+
+// fakeLambda serves GetFunctionConfiguration (GET
+// /2015-03-31/functions/{name}/configuration, Lambda's REST-JSON shape) for
+// the given functions' environments; any other function is 404
+// ResourceNotFoundException, as Lambda answers.
+func fakeLambda(t *testing.T, envs map[string]map[string]string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/2015-03-31/functions/")
+		name, ok2 := strings.CutSuffix(name, "/configuration")
+		env, known := envs[name]
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method != http.MethodGet || !ok || !ok2 || !known {
+			w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"Type":"User","message":"Function not found: arn:aws:lambda:us-east-1:000000000000:function:%s"}`, name)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"FunctionName": name, "Runtime": "provided.al2023",
+			"Environment": map[string]any{"Variables": env}})
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // Every flag in every command's help reads "-name" or "-name TYPE": the flag
@@ -855,7 +903,7 @@ func TestRunCatchUp(t *testing.T) {
 		date: "2026-11-23", sandbox: fakepolygon.Options{PublishDelay: 6 * time.Hour}}
 	_, progress := runOnce(t, o)
 	if !strings.Contains(progress, "catch-up          7 tickers of 2026-11-23 still without a row and the day again") ||
-		!strings.Contains(progress, "Polygon has not published the day yet") || !strings.Contains(progress, "in production the catch-up schedule runs this at 23:30 New York") {
+		!strings.Contains(progress, "Polygon has not published the day yet") || !strings.Contains(progress, "in production the processTickers-catch-up schedule runs this at 23:30 New York") {
 		t.Errorf("progress:\n%s", progress)
 	}
 }
@@ -883,5 +931,34 @@ func TestRunKeyRefused(t *testing.T) {
 	}
 	if code := exitStatusOf(fmt.Errorf("run: %w", err), &bytes.Buffer{}); code != 1 {
 		t.Errorf("exit status %d", code)
+	}
+}
+
+// The local night is the contract's schedules: moved there, the night moves
+// here, in order, time and input, with no edit to zsm run. (infra creates
+// the same schedules: its stack tests read them from the contract too.)
+func TestRunNightFollowsTheSchedules(t *testing.T) {
+	saved := deploy.Schedules
+	t.Cleanup(func() { deploy.Schedules = saved })
+	catchUp, analysis := deploy.CatchUp, deploy.NightlyAnalysis
+	catchUp.Hour, catchUp.Minute = 22, 45
+	analysis.Hour, analysis.Minute = 0, 30
+	// Listed out of order: the night is ordered by firing time.
+	deploy.Schedules = []deploy.Schedule{analysis, deploy.NightlyTickers, catchUp}
+
+	dir := t.TempDir()
+	o := runOptions{logDir: filepath.Join(dir, "logs"), portfolio: devstack.SamplePortfolio, date: "2026-11-20",
+		sandbox: fakepolygon.Options{PublishDelay: 6 * time.Hour}}
+	_, progress := runOnce(t, o)
+	want := "night      2026-11-20, as the schedules run it (New York time): processTickers at 21:30, processTickers-catch-up at 22:45, analyzePortfolio at 00:30 the morning after"
+	if !strings.Contains(progress, want) {
+		t.Errorf("progress lacks %q:\n%s", want, progress)
+	}
+	// The day, unpublished at 21:30, is fetched by the moved catch-up.
+	if !strings.Contains(progress, "in production the processTickers-catch-up schedule runs this at 22:45 New York") {
+		t.Errorf("the catch-up did not run as the moved schedule:\n%s", progress)
+	}
+	if strings.Index(progress, "catch-up ") > strings.Index(progress, "analyzePortfolio  ") {
+		t.Errorf("the analysis ran before the catch-up:\n%s", progress)
 	}
 }

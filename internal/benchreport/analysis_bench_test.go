@@ -29,7 +29,6 @@ import (
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
@@ -131,9 +130,9 @@ func runNight(b *testing.B, fn *analyzeportfolio.Function, sq *localsqs.Server, 
 	r.queued, r.peak, r.requeued, r.dead = len(fan.Queued), totals.Peak, totals.Requeued, totals.DeadLettered
 	r.calls, r.refused, r.xaiPeak = srv.Calls()-callsBefore, srv.Refused(), srv.Peak()
 	em := out.metrics()
-	r.analyzed, r.stored, r.skipped = int(em[metrics.AnalysesAnalyzed]), int(em[metrics.AnalysesStored]), int(em[metrics.AnalysisSkipped])
+	r.analyzed, r.stored, r.skipped = int(em[deploy.AnalysesAnalyzed.Name]), int(em[deploy.AnalysesStored.Name]), int(em[deploy.AnalysisSkipped.Name])
 	r.reused = r.analyzed - r.stored
-	r.promptTokens, r.outputTokens = em[metrics.LLMPromptTokens], em[metrics.LLMCompletionTokens]+em[metrics.LLMReasoningTokens]
+	r.promptTokens, r.outputTokens = em[deploy.LLMPromptTokens.Name], em[deploy.LLMCompletionTokens.Name]+em[deploy.LLMReasoningTokens.Name]
 	return r
 }
 
@@ -161,8 +160,9 @@ func BenchmarkAnalysisNight(b *testing.B) {
 				UserPortfoliosTable: deploy.UserPortfolios.Name(env.Stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(env.Stage),
 				TickerDataTable: deploy.TickerData.Name(env.Stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(env.Stage),
 				ReservationsTable: deploy.AnalysisReservations.Name(env.Stage), AnalysisQueueURL: queueURL, DefaultPortfolio: deploy.DefaultPortfolio,
-				XAIAPIURL: srv.URL, XAIModel: deploy.DefaultXAIModel, XAIMaxCompletionTokens: deploy.DefaultXAIMaxCompletionTokens,
-				XAIReasoningEffort: deploy.DefaultXAIReasoningEffort, XAIAttemptTimeout: scaled(deploy.DefaultXAIAttemptTimeout), XAIReserve: scaled(deploy.DefaultXAIReserve)},
+				Model: config.Model{Provider: deploy.XAI, URL: srv.URL, Name: deploy.DefaultXAIModel, MaxCompletionTokens: deploy.DefaultXAIMaxCompletionTokens,
+					ReasoningEffort: deploy.DefaultXAIReasoningEffort, AttemptTimeout: scaled(deploy.DefaultXAIAttemptTimeout)},
+				Reserve: scaled(deploy.DefaultXAIReserve)},
 			Portfolios:   portfoliodb.NewReader(env.Client, deploy.UserPortfolios.Name(env.Stage), deploy.PortfolioPositions.Name(env.Stage)),
 			TickerData:   tickerdb.NewStore(env.Client, deploy.TickerData.Name(env.Stage)),
 			Store:        analysisdb.New(env.Client, deploy.PortfolioAnalyses.Name(env.Stage)),
@@ -170,7 +170,7 @@ func BenchmarkAnalysisNight(b *testing.B) {
 			Queue:        analysisqueue.NewSender(client, queueURL),
 			Keys:         secrets.NewKeys(func(k string) (string, bool) { v, ok := keys[k]; return v, ok }, nil, ""),
 			Out:          out,
-			XAIRetry:     &retry.Policy{Attempts: 3, Base: scaled(time.Second), Cap: scaled(20 * time.Second), MaxRetryAfter: scaled(30 * time.Second)},
+			ModelRetry:   &retry.Policy{Attempts: 3, Base: scaled(time.Second), Cap: scaled(20 * time.Second), MaxRetryAfter: scaled(30 * time.Second)},
 			WaitPoll:     scaled(2 * time.Second), MinWork: scaled(60 * time.Second),
 		})
 

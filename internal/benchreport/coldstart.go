@@ -13,6 +13,7 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/rie"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // helloPkg is the minimal Go Lambda the bootstraps are compared with: it
@@ -222,7 +223,7 @@ func directOnce(ctx context.Context, boot string, st *devstack.Stack, fn invocat
 	if err != nil {
 		return m, err
 	}
-	env := append(st.EnvList(), "GREETING=hello", "LOG_LEVEL=warn")
+	env := append(st.EnvList(), "GREETING=hello", deploy.EnvLogLevel+"=warn")
 	r, err := rie.StartRuntime(ctx, rie.RuntimeOptions{Bootstrap: boot, Env: env, FunctionName: "zsm-bench-" + filepath.Base(filepath.Dir(boot)),
 		Region: st.Env["AWS_REGION"], MemoryMB: coldMemoryMB, TimeoutSeconds: coldTimeoutSeconds})
 	if err != nil {
@@ -256,7 +257,7 @@ func directOnce(ctx context.Context, boot string, st *devstack.Stack, fn invocat
 // same event (cold, then warm) and reads the REPORT lines, for the record.
 func emulatorOnce(ctx context.Context, emu, boot string, st *devstack.Stack, fn invocation) (sample, error) {
 	var m sample
-	env := append(st.EnvList(), "GREETING=hello", "LOG_LEVEL=warn")
+	env := append(st.EnvList(), "GREETING=hello", deploy.EnvLogLevel+"=warn")
 	f, err := rie.Start(ctx, rie.Options{Emulator: emu, Bootstrap: boot, Env: env, MemoryMB: coldMemoryMB, TimeoutSeconds: coldTimeoutSeconds})
 	if err != nil {
 		return m, err

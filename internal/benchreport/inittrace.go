@@ -12,6 +12,7 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/rie"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // initGroup is the package initialisation (init functions and package-level
@@ -67,7 +68,7 @@ func traceInits(ctx context.Context, boot string, st *devstack.Stack, n int) ([]
 	runs := make([]map[string]pkgInit, 0, n)
 	for range n {
 		r, err := rie.StartRuntime(ctx, rie.RuntimeOptions{Bootstrap: boot, Region: st.Env["AWS_REGION"], MemoryMB: coldMemoryMB, TimeoutSeconds: coldTimeoutSeconds,
-			Env: append(st.EnvList(), "GREETING=hello", "LOG_LEVEL=warn", "GODEBUG=inittrace=1")})
+			Env: append(st.EnvList(), "GREETING=hello", deploy.EnvLogLevel+"=warn", "GODEBUG=inittrace=1")})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -101,7 +101,7 @@ func run(ctx context.Context, out string, rounds int) error {
 	if r.Prompts, err = measurePrompts(7, 20, 50, 200, 500); err != nil {
 		return err
 	}
-	step("wall time: make synth STAGE=dev, STAGE=prod, make test")
+	step("wall time: make synth of dev and prod, make test")
 	r.Timings, r.Notes = measureTimings(ctx)
 
 	doc := render(r)

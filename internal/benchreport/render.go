@@ -46,7 +46,7 @@ func render(r report) string {
 	p("The prompt builder's requests for a portfolio of N positions with every figure present (`analysis.BuildPrompt`): system and user messages plus the response schema sent in `response_format`, "+
 		"summed over the calls — one call up to %d positions, else one per batch of at most %d plus the portfolio-level call. "+
 		"Input tokens are estimated as bytes ÷ 4; the API reports the exact count (`usage.prompt_tokens`), which each stored analysis keeps. "+
-		"The completion cap is each call's, scaled with its positions (250 tokens each, 2,500 for the portfolio part, within `XAI_MAX_COMPLETION_TOKENS`); it bounds the visible answer, not a reasoning model's reasoning. At most %d positions.",
+		"The completion cap is each call's, scaled with its positions (250 tokens each, 2,500 for the portfolio part, within `"+deploy.EnvXAIMaxCompletionTokens+"`); it bounds the visible answer, not a reasoning model's reasoning. At most %d positions.",
 		analysis.BatchSize, analysis.BatchSize, analysisMax)
 	p("")
 	p("| positions | calls | messages | schemas | total | ≈ input tokens | completion caps |")
@@ -123,7 +123,7 @@ func renderNight(p func(string, ...any), r report) {
 	p("| peak concurrency: consumer invocations at once / xAI requests in flight | %.0f / %.0f |", m["peak-invocations"], m["peak-xai-requests"])
 	p("| xAI calls (paid) | %.0f |", m["calls"])
 	p("| requests refused for breaking the API's rules (empty message, reasoning_effort) | %.0f |", m["refused"])
-	p("| portfolios analyzed (`AnalysesAnalyzed`) / analyses stored | %.0f / %.0f |", m["analyzed"], m["items"])
+	p("| portfolios analyzed (`%s`) / analyses stored | %.0f / %.0f |", deploy.AnalysesAnalyzed.Name, m["analyzed"], m["items"])
 	p("| portfolios skipped, dead-lettered or left without an analysis | %.0f |", m["skipped"])
 	p("| messages handed back (retried) | %.0f |", m["handed-back"])
 	p("| tokens per portfolio, as the local server counts them (bytes ÷ 4; output = visible answer + reasoning at low effort) | %.0f in, %.0f out |",
@@ -133,7 +133,7 @@ func renderNight(p func(string, ...any), r report) {
 	p("")
 	p("The measured time exceeds the ideal by the local DynamoDB work, which the second night shows on its own (it pays nothing and waits for no model). " +
 		"Deployed, DynamoDB answers in milliseconds and serves the invocations in parallel, so a night of 1,000 portfolios at 30 s an answer should take close to the ideal (not measurable here): " +
-		"50 minutes at the default concurrency of 10, 100 minutes at 60 s an answer — well within the hours between 01:00 and the market's open. " +
+		"50 minutes at the default concurrency of 10, 100 minutes at 60 s an answer — well within the hours between " + deploy.NightlyAnalysis.At() + " and the market's open. " +
 		"Raise `analysisConcurrency` (CDK context) for more portfolios or slower answers, within xAI's rate limits (docs/decisions/0003-analysis-fan-out.md).")
 	p("")
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // coldTarget is issue 7's target: init duration within 1.5 × hello world.
@@ -223,7 +225,7 @@ func renderDominant(p func(string, ...any), cs []coldStart, hello, sdk *coldStar
 			hi = max(hi, c.Init)
 		}
 		p("- Between hello + AWS SDK (%s) and the service bootstraps (%s–%s) lie the packages only the service links and its `main` before `lambda.Start`: "+
-			"configuration read and validated, `config.LoadDefaultConfig`, clients built, and for processTicker the Polygon key (here from `POLYGON_API_KEY`; deployed, "+
+			"configuration read and validated, `config.LoadDefaultConfig`, clients built, and for processTicker the Polygon key (here from `"+deploy.EnvPolygonAPIKey+"`; deployed, "+
 			"from Secrets Manager, a network call that init then includes).", ms2(sdk.Init), ms2(lo), ms2(hi))
 	}
 	if len(unused) > 0 {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // size is one function's bootstrap size: the host build the emulator ran and
@@ -67,8 +69,9 @@ func measureTimings(ctx context.Context) ([]timing, []string) {
 		}
 		out = append(out, t)
 	}
-	timeIt("make synth STAGE=dev", nil, "synth", "STAGE=dev")
-	timeIt("make synth STAGE=prod", nil, "synth", "STAGE=prod")
+	for _, stage := range []string{deploy.StageDev, deploy.StageProd} {
+		timeIt("make synth "+stageArg(stage), nil, "synth", stageArg(stage))
+	}
 	if os.Getenv("BENCH_SKIP_TEST") == "1" {
 		out = append(out, timing{Command: "make test", Skipped: "BENCH_SKIP_TEST=1"})
 	} else {
@@ -87,3 +90,7 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// stageArg is the Makefile's stage parameter, e.g. deploy.EnvStage+"=dev" (named as
+// the functions' stage variable).
+func stageArg(stage string) string { return deploy.EnvStage + "=" + stage }

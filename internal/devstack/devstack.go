@@ -56,8 +56,9 @@ type Options struct {
 	// DataDir keeps DynamoDB data on disk under this directory; "" holds it
 	// in memory for the life of the stack.
 	DataDir string
-	// Host is the caller's environment (os.LookupEnv): POLYGON_*, XAI_* and
-	// LOG_LEVEL are taken from it. Nil means an empty environment.
+	// Host is the caller's environment (os.LookupEnv): the contract's
+	// settings and keys are taken from it (hostVars). Nil means an empty
+	// environment.
 	Host config.Lookup
 	// NoQueue skips localsqs (status and invoke need only DynamoDB).
 	NoQueue bool
@@ -92,13 +93,17 @@ type Stack struct {
 	QueueURL         string
 	AnalysisQueueURL string
 	// Sandbox serves labelled sample market data (the local Polygon with its
-	// synthetic series); nil when POLYGON_API_KEY is set. SandboxKey is the
-	// key it accepts.
+	// synthetic series); nil when the host gives a Polygon key
+	// (deploy.EnvPolygonAPIKey). SandboxKey is the key it accepts.
 	Sandbox    *fakepolygon.Server
 	SandboxKey string
 	// Env is the functions' environment: the configuration contract plus the
 	// AWS_* variables that point the SDK at the local servers.
 	Env map[string]string
+	// SampleDrift, when not "", says that the kept store's sample portfolio
+	// is not the built-in one (SampleDrift): it was seeded once, before
+	// SampleSymbols changed.
+	SampleDrift string
 }
 
 // ErrDataDirInUse suggests why dynalite could not open a data directory.
@@ -150,6 +155,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	case !opts.NoSeed:
 		if _, err := SeedSamplePortfolio(ctx, s.DB, s.Stage); err != nil {
+			return nil, explain(err)
+		}
+		if s.SampleDrift, err = SampleDrift(ctx, s.DB, s.Stage); err != nil {
 			return nil, explain(err)
 		}
 	}
@@ -234,11 +242,29 @@ func (s *Stack) Stop() {
 	}
 }
 
-// passThrough are the caller's variables the functions may use locally.
-var passThrough = []string{
-	deploy.EnvLogLevel, deploy.EnvPolygonBaseURL, deploy.EnvPolygonCallsPerMinute, deploy.EnvPolygonHistoryDays, deploy.EnvPolygonAPIKey,
-	deploy.EnvXAIAPIKey, deploy.EnvXAIAPIURL, deploy.EnvXAIModel, deploy.EnvXAIMaxCompletionTokens, deploy.EnvDefaultPortfolio,
-	deploy.EnvXAIReasoningEffort, deploy.EnvXAIAttemptTimeout,
+// hostVars are the variables a local run takes from the caller's
+// environment: exactly the contract's that the stack does not derive from
+// what it creates (deploy.Setting and deploy.HostOnly), for every function
+// and every model provider. A variable added to the contract is passed
+// through with no edit here.
+func hostVars() []deploy.Var {
+	var vs []deploy.Var
+	seen := map[string]bool{}
+	add := func(v deploy.Var) {
+		if v.Origin != deploy.FromStack && !seen[v.Name] {
+			seen[v.Name] = true
+			vs = append(vs, v)
+		}
+	}
+	for _, v := range deploy.Vars() {
+		add(v)
+	}
+	for _, p := range deploy.ModelProviders {
+		for _, v := range p.Vars() {
+			add(v)
+		}
+	}
+	return vs
 }
 
 func (s *Stack) buildEnv(host config.Lookup) map[string]string {
@@ -262,9 +288,9 @@ func (s *Stack) buildEnv(host config.Lookup) map[string]string {
 		env[deploy.EnvTickerMessageGroups] = strconv.Itoa(deploy.DefaultTickerMessageGroups)
 		env[deploy.EnvAnalysisQueueURL] = s.AnalysisQueueURL
 	}
-	for _, k := range passThrough {
-		if v, ok := host(k); ok && v != "" {
-			env[k] = v
+	for _, v := range hostVars() {
+		if val, ok := host(v.Name); ok && val != "" {
+			env[v.Name] = val
 		}
 	}
 	if s.Sandbox != nil {

@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
 )
@@ -210,5 +212,88 @@ func TestReplacePortfolios(t *testing.T) {
 	}
 	if n := count(t, s.DB, deploy.PortfolioPositions.Name(s.Stage)); n != 2 {
 		t.Errorf("%d positions, want the seed's 2 (the sample's removed)", n)
+	}
+}
+
+// Every variable of the contract that is not the stack's own passes through
+// from the caller's environment to the functions (`XAI_RESERVE=30s make
+// run`), and reaches the function's configuration; nothing else does.
+func TestEveryContractSettingPassesThrough(t *testing.T) {
+	host := map[string]string{"NOT_IN_THE_CONTRACT": "x"}
+	var settings []deploy.Var
+	for _, v := range deploy.Vars() {
+		if v.Origin == deploy.FromStack {
+			host[v.Name] = "from-the-host" // never taken: the stack names its own
+			continue
+		}
+		settings = append(settings, v)
+		switch {
+		case v.Kind == deploy.KindEnum:
+			host[v.Name] = v.Values[len(v.Values)-1]
+		case v.Kind == deploy.KindURL:
+			host[v.Name] = "http://127.0.0.1:9/" + strings.ToLower(v.Name)
+		case v.Kind == deploy.KindInt || v.Kind == deploy.KindDuration:
+			host[v.Name] = v.Max
+		default:
+			host[v.Name] = "host-" + strings.ToLower(v.Name)
+		}
+	}
+	host[deploy.EnvPolygonCallsPerMinute] = "7"
+	s, err := devstack.Start(context.Background(), devstack.Options{Host: env(host)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	for _, v := range settings {
+		if got, _ := s.Lookup(v.Name); got != host[v.Name] {
+			t.Errorf("%s = %q, want the host's %q", v.Name, got, host[v.Name])
+		}
+	}
+	for _, k := range []string{deploy.EnvStage, deploy.EnvTickerDataTable, "NOT_IN_THE_CONTRACT"} {
+		if got, _ := s.Lookup(k); got == host[k] {
+			t.Errorf("%s = %q: taken from the host", k, got)
+		}
+	}
+	// It reaches the configuration the function reads.
+	c, err := config.LoadAnalyzePortfolio(s.Lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reserve != 5*time.Minute || c.Model.AttemptTimeout != 15*time.Minute {
+		t.Errorf("XAI_RESERVE %s, XAI_ATTEMPT_TIMEOUT %s: the host's values did not reach the function", c.Reserve, c.Model.AttemptTimeout)
+	}
+	pt, err := config.LoadProcessTicker(s.Lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt.RecordBudget != 15*time.Minute || pt.PolygonCallsPerMinute != 7 {
+		t.Errorf("TICKER_RECORD_BUDGET %s, POLYGON_CALLS_PER_MINUTE %d", pt.RecordBudget, pt.PolygonCallsPerMinute)
+	}
+}
+
+// A kept store is seeded with the sample portfolio once: after the built-in
+// sample changes, the stored one differs, and the local stack says so.
+func TestSampleDriftIsSaid(t *testing.T) {
+	ctx := context.Background()
+	s, err := devstack.Start(ctx, devstack.Options{NoQueue: true, NoMarketData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if s.SampleDrift != "" {
+		t.Fatalf("a fresh store drifts: %s", s.SampleDrift)
+	}
+	saved := devstack.SampleSymbols
+	defer func() { devstack.SampleSymbols = saved }()
+	devstack.SampleSymbols = append([]string{"IBM"}, saved[1:]...)
+	if wrote, err := devstack.SeedSamplePortfolio(ctx, s.DB, s.Stage); err != nil || wrote {
+		t.Fatalf("seeded again: %v %v", wrote, err)
+	}
+	d, err := devstack.SampleDrift(ctx, s.DB, s.Stage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(d, "AAPL") || !strings.Contains(d, "IBM") {
+		t.Errorf("drift %q does not name what is stored and what is built in", d)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -71,6 +72,35 @@ func SeedSamplePortfolio(ctx context.Context, db *dynamodb.Client, stage string)
 		return false, err
 	}
 	return true, nil
+}
+
+// SampleDrift says, when the stage's shared tables already hold a portfolio
+// named SamplePortfolio whose symbols are not SampleSymbols, what it holds:
+// SeedSamplePortfolio writes the sample only when it is absent, so a store
+// kept between runs (.local/dynalite) keeps the holdings it was first
+// seeded with after SampleSymbols changes. "" when they agree, or when
+// there is no such portfolio.
+func SampleDrift(ctx context.Context, db *dynamodb.Client, stage string) (string, error) {
+	r := portfoliodb.NewReader(db, deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage))
+	_, pos, _, err := r.Holdings(ctx, SamplePortfolio)
+	if errors.Is(err, portfoliodb.ErrUnknownPortfolio) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sample portfolio: %w", err)
+	}
+	held := make([]string, 0, len(pos))
+	for _, p := range pos {
+		held = append(held, p.Symbol)
+	}
+	want := slices.Clone(SampleSymbols)
+	slices.Sort(held)
+	slices.Sort(want)
+	if slices.Equal(held, want) {
+		return "", nil
+	}
+	return fmt.Sprintf("the stored %q holds %s, not the built-in sample's %s: a kept store is seeded only once",
+		SamplePortfolio, strings.Join(held, ","), strings.Join(want, ",")), nil
 }
 
 // SeedPortfolio is one portfolio of a seed file (`zsm run --seed FILE`):

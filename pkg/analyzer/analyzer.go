@@ -285,7 +285,7 @@ func (s *Service) HandleQueue(ctx context.Context, ev events.SQSEvent) (events.S
 		receives, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
 		m, err := analysisqueue.Decode([]byte(rec.Body))
 		if err != nil {
-			s.o.Metrics.Add(metrics.AnalysisFailed, 1)
+			s.o.Metrics.Add(deploy.AnalysisFailed, 1)
 			s.o.Logger.ErrorContext(ctx, "poison analysis message acknowledged", "messageId", rec.MessageId, "error", err.Error())
 			s.observe(Outcome{Portfolio: "?", Status: OutcomeFailed, Error: err.Error()})
 			continue
@@ -326,11 +326,11 @@ func isNothingToAnalyze(err error) bool {
 func (s *Service) settle(ctx context.Context, o Outcome) {
 	switch o.Status {
 	case OutcomeOK, OutcomeFallback, OutcomeReused:
-		s.o.Metrics.Add(metrics.AnalysesAnalyzed, 1)
+		s.o.Metrics.Add(deploy.AnalysesAnalyzed, 1)
 	case OutcomeFailed:
-		s.o.Metrics.Add(metrics.AnalysisFailed, 1)
+		s.o.Metrics.Add(deploy.AnalysisFailed, 1)
 	case OutcomeSkipped:
-		s.o.Metrics.Add(metrics.AnalysisSkipped, 1)
+		s.o.Metrics.Add(deploy.AnalysisSkipped, 1)
 		s.o.Logger.WarnContext(ctx, "portfolio skipped: nothing to analyze", "portfolio", o.Portfolio, "reason", o.Reason)
 	}
 	s.observe(o)
@@ -436,19 +436,19 @@ func (s *Service) one(ctx context.Context, name string, force bool, runID string
 	if item.Reason != "" {
 		item.Status = analysisdb.StatusFallback
 	}
-	s.o.Metrics.Add(metrics.LLMCalls, float64(v.calls))
-	s.o.Metrics.Add(metrics.LLMPromptTokens, float64(v.usage.PromptTokens))
-	s.o.Metrics.Add(metrics.LLMCachedTokens, float64(v.usage.CachedPromptTokens))
-	s.o.Metrics.Add(metrics.LLMCompletionTokens, float64(v.usage.CompletionTokens))
-	s.o.Metrics.Add(metrics.LLMReasoningTokens, float64(v.usage.ReasoningTokens))
+	s.o.Metrics.Add(deploy.LLMCalls, float64(v.calls))
+	s.o.Metrics.Add(deploy.LLMPromptTokens, float64(v.usage.PromptTokens))
+	s.o.Metrics.Add(deploy.LLMCachedTokens, float64(v.usage.CachedPromptTokens))
+	s.o.Metrics.Add(deploy.LLMCompletionTokens, float64(v.usage.CompletionTokens))
+	s.o.Metrics.Add(deploy.LLMReasoningTokens, float64(v.usage.ReasoningTokens))
 	if item.CostUSD != nil {
-		s.o.Metrics.AddValue(metrics.LLMCostUSD, *item.CostUSD, "None")
+		s.o.Metrics.Add(deploy.LLMCostUSD, *item.CostUSD)
 	}
 	if err := s.o.Store.Put(ctx, item); err != nil {
 		s.release(ctx, r)
 		return fail(fmt.Errorf("store analysis of %q: %w", name, err))
 	}
-	s.o.Metrics.Add(metrics.AnalysesStored, 1)
+	s.o.Metrics.Add(deploy.AnalysesStored, 1)
 	// A fallback forced by an outage is worth another try by a later run;
 	// any other result is final for this key.
 	if v.outage {
@@ -466,7 +466,7 @@ func (s *Service) one(ctx context.Context, name string, force bool, runID string
 		attrs = append(attrs, "costUsd", *item.CostUSD)
 	}
 	if item.Reason != "" {
-		s.o.Metrics.Add(metrics.AnalysisFallback, 1)
+		s.o.Metrics.Add(deploy.AnalysisFallback, 1)
 		s.o.Logger.WarnContext(ctx, "analysis stored from the rules analyst", append(attrs, "reason", item.Reason)...)
 	} else {
 		s.o.Logger.InfoContext(ctx, "analysis stored", attrs...)
@@ -564,7 +564,7 @@ func (s *Service) gather(ctx context.Context, name string, now time.Time) (analy
 		s.o.Logger.WarnContext(ctx, "symbol excluded from analysis", "portfolio", name, "reason", e.Reason)
 	}
 	if len(in.Excluded) > 0 {
-		s.o.Metrics.Add(metrics.InvalidSymbols, float64(len(in.Excluded)))
+		s.o.Metrics.Add(deploy.InvalidSymbols, float64(len(in.Excluded)))
 	}
 	if len(order) == 0 {
 		return in, fmt.Errorf("portfolio %q: %w", name, ErrNoPositions)

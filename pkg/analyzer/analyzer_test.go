@@ -17,6 +17,7 @@ import (
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analyzer"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
@@ -157,20 +158,20 @@ func TestContract(t *testing.T) {
 				assert.Equal(t, analysis.SignalFor(ts.Score), ts.Signal, "signal from the score's band")
 			}
 			snap := w.metrics.Snapshot()
-			assert.Equal(t, 1.0, snap[metrics.AnalysesStored])
-			assert.Equal(t, 1.0, snap[metrics.AnalysesAnalyzed])
+			assert.Equal(t, 1.0, snap[deploy.AnalysesStored.Name])
+			assert.Equal(t, 1.0, snap[deploy.AnalysesAnalyzed.Name])
 			if tc.status == analysisdb.StatusOK {
 				assert.Empty(t, it.Reason)
 				assert.Equal(t, "grok-4.3", it.Model)
 				assert.Equal(t, "fp_fakexai", it.SystemFingerprint)
-				assert.Zero(t, snap[metrics.AnalysisFallback])
+				assert.Zero(t, snap[deploy.AnalysisFallback.Name])
 				assert.Equal(t, 70, it.Result.Tickers[0].Score, "the model's score")
 				assert.Equal(t, analysis.SourceModel, it.Result.Tickers[0].Source)
 			} else {
 				assert.Contains(t, it.Reason, tc.reason)
 				assert.NotContains(t, it.Reason, fakexai.Key)
 				assert.Equal(t, analysis.RulesName, it.Model)
-				assert.Equal(t, 1.0, snap[metrics.AnalysisFallback])
+				assert.Equal(t, 1.0, snap[deploy.AnalysisFallback.Name])
 				// Rules analyst: AAPL 5.03 % above MA50 → t 0.503 (+12.57), RSI 25 →
 				// m 1 weighted 12.51 → 75.08 → 75.
 				assert.Equal(t, 75, it.Result.Tickers[0].Score)
@@ -252,12 +253,12 @@ func TestSuccessRecordsEverything(t *testing.T) {
 	assert.Equal(t, "low", nvda.Confidence)
 
 	snap := w.metrics.Snapshot()
-	assert.Equal(t, 1834.0, snap[metrics.LLMPromptTokens])
-	assert.Equal(t, 640.0, snap[metrics.LLMCachedTokens])
-	assert.Equal(t, 412.0, snap[metrics.LLMCompletionTokens])
-	assert.Equal(t, 544.0, snap[metrics.LLMReasoningTokens])
-	assert.Equal(t, 1.0, snap[metrics.LLMCalls])
-	assert.InDelta(t, 0.0037525, snap[metrics.LLMCostUSD], 1e-12)
+	assert.Equal(t, 1834.0, snap[deploy.LLMPromptTokens.Name])
+	assert.Equal(t, 640.0, snap[deploy.LLMCachedTokens.Name])
+	assert.Equal(t, 412.0, snap[deploy.LLMCompletionTokens.Name])
+	assert.Equal(t, 544.0, snap[deploy.LLMReasoningTokens.Name])
+	assert.Equal(t, 1.0, snap[deploy.LLMCalls.Name])
+	assert.InDelta(t, 0.0037525, snap[deploy.LLMCostUSD.Name], 1e-12)
 
 	// What the model was sent.
 	req := srv.Requests()[0].Decoded
@@ -331,7 +332,7 @@ func TestNoKeyUsesRules(t *testing.T) {
 	assert.Equal(t, 32, *got[1].RawScore)
 	assert.Equal(t, "No market data available; neutral score.", got[2].Rationale)
 	assert.Contains(t, got[0].Rationale, "Rule: pullback in an uptrend")
-	assert.Equal(t, 1.0, w.metrics.Snapshot()[metrics.AnalysisFallback])
+	assert.Equal(t, 1.0, w.metrics.Snapshot()[deploy.AnalysisFallback.Name])
 
 	// The rules result of the same data is reused: it would be identical.
 	w.clock.Advance(time.Minute)
@@ -411,7 +412,7 @@ func TestUnknownPortfolio(t *testing.T) {
 	assert.Equal(t, []string{"Nope"}, res.Failed)
 	assert.Empty(t, w.store.all())
 	assert.Zero(t, srv.Calls())
-	assert.Equal(t, 1.0, w.metrics.Snapshot()[metrics.AnalysisFailed])
+	assert.Equal(t, 1.0, w.metrics.Snapshot()[deploy.AnalysisFailed.Name])
 }
 
 func TestInjectionName(t *testing.T) {
@@ -468,7 +469,7 @@ func TestStoreErrorFails(t *testing.T) {
 	res, err := w.service(nil).Handle(context.Background(), analyzer.Event{})
 	require.ErrorIs(t, err, errBoom)
 	assert.Equal(t, []string{"ZSM Seven"}, res.Failed)
-	assert.Zero(t, w.metrics.Snapshot()[metrics.AnalysesStored])
+	assert.Zero(t, w.metrics.Snapshot()[deploy.AnalysesStored.Name])
 	assert.Empty(t, w.res.all(), "the reservation is released: a retry may store it")
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -166,7 +167,7 @@ func (s *Service) ask(ctx context.Context, c analysis.Call, v *verdict, named bo
 	case errors.Is(err, analysis.ErrTruncated):
 		repairLimit = min(s.o.MaxCompletionTokens, 2*limit)
 		if repairLimit <= limit {
-			return fail(fmt.Sprintf("the answer was cut off at the completion cap of %d tokens, the ceiling (XAI_MAX_COMPLETION_TOKENS): not repaired", limit), false)
+			return fail(fmt.Sprintf("the answer was cut off at the completion cap of %d tokens, the ceiling (%s): not repaired", limit, deploy.EnvXAIMaxCompletionTokens), false)
 		}
 		problems = []string{truncatedProblem}
 	case errors.Is(err, analysis.ErrUnfinished):

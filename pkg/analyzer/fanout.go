@@ -12,12 +12,12 @@ import (
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analysisqueue"
-	"github.com/zsmseven/backend/pkg/metrics"
+	"github.com/zsmseven/backend/pkg/deploy"
 )
 
 // ErrNoQueue means a fan-out was asked of a service without an analysis
 // queue.
-var ErrNoQueue = errors.New("no analysis queue configured (ANALYSIS_QUEUE_URL)")
+var ErrNoQueue = errors.New("no analysis queue configured (" + deploy.EnvAnalysisQueueURL + ")")
 
 // fanOut queues one message per portfolio — every portfolio of the shared
 // table when names is nil — on the analysis queue, never-analyzed first,
@@ -82,8 +82,8 @@ func (s *Service) fanOut(ctx context.Context, names []string, force bool) (Resul
 		}
 		res.add(Outcome{Portfolio: n, Status: OutcomeQueued})
 	}
-	s.o.Metrics.Add(metrics.AnalysesQueued, float64(sent))
-	s.o.Metrics.Add(metrics.AnalysisFailed, float64(len(failed)))
+	s.o.Metrics.Add(deploy.AnalysesQueued, float64(sent))
+	s.o.Metrics.Add(deploy.AnalysisFailed, float64(len(failed)))
 	s.o.Logger.InfoContext(ctx, "analysis fan-out", "runId", res.RunID, "portfolios", len(names), "queued", sent, "notQueued", len(failed),
 		"skipped", len(res.Skipped), "force", force)
 	if err != nil {

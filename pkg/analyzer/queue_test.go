@@ -18,8 +18,8 @@ import (
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/analyzer"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
-	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/tickerdb"
@@ -76,8 +76,8 @@ func TestFanOutQueuesOldestFirst(t *testing.T) {
 	}
 	assert.Len(t, w.store.all(), 3, "nothing analyzed in the fan-out")
 	snap := w.metrics.Snapshot()
-	assert.Equal(t, 5.0, snap[metrics.AnalysesQueued])
-	assert.Equal(t, 1.0, snap[metrics.AnalysisSkipped])
+	assert.Equal(t, 5.0, snap[deploy.AnalysesQueued.Name])
+	assert.Equal(t, 1.0, snap[deploy.AnalysisSkipped.Name])
 }
 
 func TestFanOutList(t *testing.T) {
@@ -100,7 +100,7 @@ func TestFanOutReportsUnqueued(t *testing.T) {
 	assert.Contains(t, err.Error(), "1 of 2 portfolios not queued: Alpha")
 	assert.Equal(t, []string{"Alpha"}, res.Failed)
 	assert.Equal(t, []string{"ZSM Seven"}, res.Queued)
-	assert.Equal(t, 1.0, w.metrics.Snapshot()[metrics.AnalysisFailed])
+	assert.Equal(t, 1.0, w.metrics.Snapshot()[deploy.AnalysisFailed.Name])
 }
 
 func TestFanOutWithoutQueue(t *testing.T) {
@@ -139,9 +139,9 @@ func TestHandleQueue(t *testing.T) {
 	require.Len(t, items, 2)
 	assert.Equal(t, "Alpha ", items[1].Portfolio, "stored under the shared table's exact name")
 	snap := w.metrics.Snapshot()
-	assert.Equal(t, 2.0, snap[metrics.AnalysesAnalyzed])
-	assert.Equal(t, 2.0, snap[metrics.AnalysisSkipped], "Empty and Nobody")
-	assert.Equal(t, 2.0, snap[metrics.AnalysisFailed], "the two poison messages")
+	assert.Equal(t, 2.0, snap[deploy.AnalysesAnalyzed.Name])
+	assert.Equal(t, 2.0, snap[deploy.AnalysisSkipped.Name], "Empty and Nobody")
+	assert.Equal(t, 2.0, snap[deploy.AnalysisFailed.Name], "the two poison messages")
 	require.Len(t, seen, 6)
 	assert.Equal(t, analyzer.OutcomeSkipped, seen[1].Status)
 	assert.Contains(t, seen[1].Reason, "no valid positions")
@@ -156,7 +156,7 @@ func TestHandleQueue(t *testing.T) {
 	assert.Equal(t, []string{"m7", "m8"}, failedIDs(resp))
 	assert.Contains(t, w.logs.String(), "message handed back to the queue")
 	assert.Contains(t, w.logs.String(), "the message goes to the dead-letter queue")
-	assert.Equal(t, 4.0, w.metrics.Snapshot()[metrics.AnalysisFailed])
+	assert.Equal(t, 4.0, w.metrics.Snapshot()[deploy.AnalysisFailed.Name])
 }
 
 // A record that arrives with too little of the invocation left is handed
@@ -362,7 +362,7 @@ func TestBatchPartialFallback(t *testing.T) {
 	require.Len(t, it.Result.Tickers, 60)
 	assert.Equal(t, analysis.SourceModel, it.Result.Tickers[0].Source)
 	assert.Equal(t, analysis.SourceRules, it.Result.Tickers[55].Source)
-	assert.Equal(t, 1.0, w.metrics.Snapshot()[metrics.AnalysisFallback])
+	assert.Equal(t, 1.0, w.metrics.Snapshot()[deploy.AnalysisFallback.Name])
 }
 
 // breakPart answers every call that rates symbol with an invalid answer.

@@ -171,7 +171,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if strings.Contains(logs, key) {
 		t.Error("the Polygon key appears in the logs")
 	}
-	for _, want := range []string{`"TickersQueued":4`, `"InvalidSymbols":1`, `"TickersProcessed":4`, `"PolygonCalls":6`, `"TickersBackfilled":4`,
+	for _, want := range []string{`"TickersQueued":4`, `"InvalidSymbols":1`, `"TickersProcessed":4`, `"MarketDataCalls":6`, `"TickersBackfilled":4`,
 		`"function":"processTicker"`, `"function":"processTickers"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("output lacks %s", want)
@@ -419,7 +419,7 @@ func TestProcessTickerClassifiesPolygonErrors(t *testing.T) {
 			}
 		}
 	}
-	for name, want := range map[string]float64{"TickersProcessed": 2, "PermanentFailures": 1, "TransientFailures": 3, "PolygonThrottled": 1, "PolygonKeyRefused": 1} {
+	for name, want := range map[string]float64{"TickersProcessed": 2, "PermanentFailures": 1, "TransientFailures": 3, "MarketDataThrottled": 1, "MarketDataKeyRefused": 1} {
 		if emf[name] != want {
 			t.Errorf("metric %s = %v, want %v", name, emf[name], want)
 		}

@@ -13,8 +13,10 @@ const (
 )
 
 // Field describes one optional number of a Snapshot. Fields lists them all,
-// so a store and a table printer are written once against it: adding an
-// indicator adds a Snapshot field and an entry here, nothing else.
+// so the row store (tickerdb) and the CLI's tables are written once against
+// it: adding an indicator adds a Snapshot field and an entry here. For the
+// analysis model to see it too, docs/architecture.md ("Where to change
+// what") lists the files of that path.
 type Field struct {
 	// Name is the stable machine name: the stored attribute name and the JSON
 	// key, lowerCamelCase. Renaming one orphans every stored row.

@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/symbol"
@@ -46,7 +46,7 @@ const maxNamesLogged = 20
 // when their message comes). It records the day's state: published, not
 // published yet (the tickers then stay stale until a later run of the
 // night), or fallback (the plan has no grouped daily: every ticker fetches
-// its own bars tonight, said once in the log and in GroupedNotAuthorized).
+// its own bars tonight, said once in the log and in deploy.GroupedNotAuthorized).
 // A redelivered message whose part is recorded costs no call.
 func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg queue.Message, inv *invocation) Record {
 	date := msg.Date
@@ -96,7 +96,7 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 			return fail(fmt.Errorf("record the fallback of %s: %w", date, err))
 		}
 		inv.days[date] = dayInfo{known: true, state: state}
-		p.Metrics.Add(metrics.GroupedNotAuthorized, 1)
+		p.Metrics.Add(deploy.GroupedNotAuthorized, 1)
 		log.ErrorContext(ctx, "grouped daily not authorized for this key's plan: every ticker fetches its own bars tonight (one call each)",
 			"tickers", len(msg.Tickers), "error", err.Error())
 		res.Status = bardb.DayFallback
@@ -115,7 +115,7 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 			return fail(fmt.Errorf("record %s as not published: %w", date, err))
 		}
 		inv.days[date] = dayInfo{known: true, state: state}
-		p.Metrics.Add(metrics.GroupedNotPublished, 1)
+		p.Metrics.Add(deploy.GroupedNotPublished, 1)
 		log.WarnContext(ctx, "grouped daily has no rows for the day (not published yet): its tickers keep their last good row; the catch-up run later in the night asks again",
 			"tickers", len(msg.Tickers))
 		res.Status = bardb.DayNotPublished
@@ -133,7 +133,7 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 		}
 	}
 	if len(day.Skipped) > 0 {
-		p.Metrics.Add(metrics.GroupedRowsSkipped, float64(len(day.Skipped)))
+		p.Metrics.Add(deploy.GroupedRowsSkipped, float64(len(day.Skipped)))
 		var ex []string
 		for _, s := range day.Skipped[:min(len(day.Skipped), 5)] {
 			ex = append(ex, symbol.Quote(s.Ticker)+": "+s.Reason)
@@ -141,7 +141,7 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 		log.InfoContext(ctx, "grouped daily rows skipped", "skipped", len(day.Skipped), "rows", day.Rows, "examples", strings.Join(ex, "; "))
 	}
 	if len(missing) > 0 {
-		p.Metrics.Add(metrics.TickersNotInGrouped, float64(len(missing)))
+		p.Metrics.Add(deploy.TickersNotInGrouped, float64(len(missing)))
 		log.WarnContext(ctx, "held tickers absent from the grouped answer (halted, delisted or unknown): they keep their last good row",
 			"missing", len(missing), "tickers", strings.Join(missing[:min(len(missing), maxNamesLogged)], " "))
 	}
@@ -220,7 +220,7 @@ func (p *ProcessTicker) splits(ctx context.Context, log *slog.Logger, date strin
 		if err := p.Bars.MarkSplits(ctx, mark); err != nil {
 			return fmt.Errorf("mark splits: %w", err)
 		}
-		p.Metrics.Add(metrics.SplitsFound, float64(len(mark)))
+		p.Metrics.Add(deploy.SplitsFound, float64(len(mark)))
 		log.InfoContext(ctx, "splits found: those tickers' histories are fetched again", "splits", len(mark),
 			"tickers", strings.Join(res.Splits[:min(len(res.Splits), maxNamesLogged)], " "))
 	}

@@ -154,10 +154,10 @@ type ProcessTicker struct {
 	// once per invocation and retries the record once; if the key is still
 	// refused, the run stops (see Handle).
 	RefreshKey func(ctx context.Context) error
-	// Metrics receives TickersProcessed, PermanentFailures,
-	// TransientFailures, TickersRequeued, TickersDeadLettered, the nightly
-	// refresh's metrics and PolygonKeyRefused, and is flushed at the end of
-	// each invocation; nil records nothing.
+	// Metrics receives the counts of the records (deploy.TickersProcessed,
+	// deploy.PermanentFailures, ...), the nightly refresh's metrics and
+	// deploy.MarketDataKeyRefused, and is flushed at the end of each
+	// invocation; nil records nothing.
 	Metrics *metrics.Recorder
 	// Logger is the JSON logger (package logging); nil discards.
 	Logger *slog.Logger
@@ -353,7 +353,7 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 			if refused(r.Err) {
 				inv.stopped = r.Err
 				r.Outcome = Refused
-				p.Metrics.Add(metrics.PolygonKeyRefused, 1)
+				p.Metrics.Add(deploy.MarketDataKeyRefused, 1)
 				log.ErrorContext(ctx, "market-data provider refused the key or the plan: run stopped, this record and every later one handed back unacknowledged (they come back after the queue's visibility timeout)",
 					"messageId", rec.MessageId, "ticker", msg.Label(), "error", r.Err.Error())
 			}
@@ -417,17 +417,17 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 		}
 	}
 	released := p.release(ctx, release)
-	p.Metrics.Add(metrics.TickersProcessed, float64(counts.Stored))
-	p.Metrics.Add(metrics.PermanentFailures, float64(counts.Permanent))
-	p.Metrics.Add(metrics.TransientFailures, float64(counts.Transient+counts.Deferred+counts.Refused))
-	p.Metrics.Add(metrics.TickersCurrent, float64(counts.Current))
-	p.Metrics.Add(metrics.TickersStale, float64(counts.Stale))
+	p.Metrics.Add(deploy.TickersProcessed, float64(counts.Stored))
+	p.Metrics.Add(deploy.PermanentFailures, float64(counts.Permanent))
+	p.Metrics.Add(deploy.TransientFailures, float64(counts.Transient+counts.Deferred+counts.Refused))
+	p.Metrics.Add(deploy.TickersCurrent, float64(counts.Current))
+	p.Metrics.Add(deploy.TickersStale, float64(counts.Stale))
 	if p.Requeuer != nil {
-		p.Metrics.Add(metrics.TickersRequeued, float64(counts.Requeued))
-		p.Metrics.Add(metrics.TickersDeadLettered, float64(counts.DeadLettered))
+		p.Metrics.Add(deploy.TickersRequeued, float64(counts.Requeued))
+		p.Metrics.Add(deploy.TickersDeadLettered, float64(counts.DeadLettered))
 	}
 	if p.Visibility != nil {
-		p.Metrics.Add(metrics.RecordsReleased, float64(released))
+		p.Metrics.Add(deploy.RecordsReleased, float64(released))
 	}
 	log.InfoContext(ctx, "processTicker batch finished", "records", len(ev.Records), "stored", counts.Stored,
 		"current", counts.Current, "stale", counts.Stale, "days", counts.Days,

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
@@ -115,8 +116,8 @@ type ProcessTickers struct {
 	// Groups is the number of FIFO message groups (one day message heads
 	// each); values below 1 mean 1.
 	Groups int
-	// Metrics receives TickersQueued and InvalidSymbols and is flushed at
-	// the end of each run; nil records nothing.
+	// Metrics receives deploy.TickersQueued and deploy.InvalidSymbols and is
+	// flushed at the end of each run; nil records nothing.
 	Metrics *metrics.Recorder
 	// Logger is the JSON logger (package logging); nil discards.
 	Logger *slog.Logger
@@ -241,7 +242,7 @@ func (p *ProcessTickers) Handle(ctx context.Context, event json.RawMessage) (Sum
 		}
 	}
 	sum.SymbolsFound = len(symbols)
-	p.Metrics.Add(metrics.InvalidSymbols, float64(sum.Invalid))
+	p.Metrics.Add(deploy.InvalidSymbols, float64(sum.Invalid))
 
 	needDay := true
 	if ev.CatchUp {
@@ -272,7 +273,7 @@ func (p *ProcessTickers) Handle(ctx context.Context, event json.RawMessage) (Sum
 	}
 	sum.DayMessages = days - failedDays
 	sum.Queued = res.Queued - sum.DayMessages
-	p.Metrics.Add(metrics.TickersQueued, float64(sum.Queued))
+	p.Metrics.Add(deploy.TickersQueued, float64(sum.Queued))
 	for _, f := range res.Failed {
 		log.ErrorContext(ctx, "message not queued", "runId", sum.RunID, "ticker", f.Ticker, "code", f.Code,
 			"reason", f.Message, "senderFault", f.SenderFault)

@@ -8,9 +8,9 @@ import (
 	"slices"
 
 	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/tickerdb"
@@ -107,7 +107,7 @@ func (p *ProcessTicker) ticker(ctx context.Context, log *slog.Logger, r Record, 
 			if err := p.Bars.ReplaceHistory(ctx, t, replacement(h, fetched, from, d)); err != nil {
 				return fail(fmt.Errorf("store the backfill of %s: %w", t, err))
 			}
-			p.Metrics.Add(metrics.TickersBackfilled, 1)
+			p.Metrics.Add(deploy.TickersBackfilled, 1)
 			log.InfoContext(ctx, "history backfilled with the ticker's own bars", "reason", reason, "bars", len(fetched))
 			h.Bars = fetched
 		}

@@ -244,8 +244,8 @@ func TestColdThenWarmNights(t *testing.T) {
 	for _, tk := range held {
 		n.checkRow(tk, "2026-11-23")
 	}
-	if n.metric(metrics.TickersBackfilled) != 3 || n.metric(metrics.GroupedRowsSkipped) != 4 {
-		t.Errorf("backfilled %v, grouped rows skipped %v (want 3 and the 4 junk rows)", n.metric(metrics.TickersBackfilled), n.metric(metrics.GroupedRowsSkipped))
+	if n.metric(deploy.TickersBackfilled.Name) != 3 || n.metric(deploy.GroupedRowsSkipped.Name) != 4 {
+		t.Errorf("backfilled %v, grouped rows skipped %v (want 3 and the 4 junk rows)", n.metric(deploy.TickersBackfilled.Name), n.metric(deploy.GroupedRowsSkipped.Name))
 	}
 	// Warm: two calls, whatever the number of tickers; the values are those
 	// of the full history as served that day.
@@ -271,7 +271,7 @@ func TestRedeliveryCallsNothing(t *testing.T) {
 	msgs := n.messages("2026-11-24", "AAPL", "MSFT")
 	n.deliver(msgs)
 	n.calls()
-	puts := n.metric(metrics.TickersProcessed)
+	puts := n.metric(deploy.TickersProcessed.Name)
 	// The whole batch again, the day message included.
 	if back := n.deliver(msgs); len(back) != 0 {
 		t.Fatalf("handed back %v", back)
@@ -279,8 +279,8 @@ func TestRedeliveryCallsNothing(t *testing.T) {
 	if got := n.calls(); len(got) != 0 {
 		t.Errorf("a redelivered batch called %v", got)
 	}
-	if n.metric(metrics.TickersProcessed) != puts || n.metric(metrics.TickersCurrent) != 2 {
-		t.Errorf("rows written %v (was %v), current %v", n.metric(metrics.TickersProcessed), puts, n.metric(metrics.TickersCurrent))
+	if n.metric(deploy.TickersProcessed.Name) != puts || n.metric(deploy.TickersCurrent.Name) != 2 {
+		t.Errorf("rows written %v (was %v), current %v", n.metric(deploy.TickersProcessed.Name), puts, n.metric(deploy.TickersCurrent.Name))
 	}
 }
 
@@ -298,9 +298,9 @@ func TestDayNotPublishedKeepsTheLastGoodRowUntilTheCatchUp(t *testing.T) {
 	if got := n.calls(); !slices.Equal(got, []string{"grouped"}) {
 		t.Errorf("calls %v, want the grouped call alone", got)
 	}
-	if !n.stale("AAPL") || !n.stale("MSFT") || n.metric(metrics.GroupedNotPublished) != 1 || n.metric(metrics.TickersStale) != 2 {
+	if !n.stale("AAPL") || !n.stale("MSFT") || n.metric(deploy.GroupedNotPublished.Name) != 1 || n.metric(deploy.TickersStale.Name) != 2 {
 		t.Errorf("stale AAPL %v MSFT %v; GroupedNotPublished %v TickersStale %v", n.stale("AAPL"), n.stale("MSFT"),
-			n.metric(metrics.GroupedNotPublished), n.metric(metrics.TickersStale))
+			n.metric(deploy.GroupedNotPublished.Name), n.metric(deploy.TickersStale.Name))
 	}
 	for _, r := range n.record {
 		if r.Outcome == pipeline.Stale && !errors.Is(r.Err, pipeline.ErrDayNotPublished) {
@@ -335,8 +335,8 @@ func TestTickerMissingFromGroupedIsStaleThenBackfilledOnce(t *testing.T) {
 	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits"}) {
 		t.Errorf("calls %v: a halted ticker must not cost a call", got)
 	}
-	if !n.stale("MSFT") || n.stale("AAPL") || n.metric(metrics.TickersNotInGrouped) != 1 {
-		t.Errorf("stale MSFT %v AAPL %v; TickersNotInGrouped %v", n.stale("MSFT"), n.stale("AAPL"), n.metric(metrics.TickersNotInGrouped))
+	if !n.stale("MSFT") || n.stale("AAPL") || n.metric(deploy.TickersNotInGrouped.Name) != 1 {
+		t.Errorf("stale MSFT %v AAPL %v; TickersNotInGrouped %v", n.stale("MSFT"), n.stale("AAPL"), n.metric(deploy.TickersNotInGrouped.Name))
 	}
 	n.checkRow("AAPL", "2026-11-23")
 	// The next night MSFT trades again: its history has a gap on the 23rd,
@@ -367,10 +367,10 @@ func TestGroupedNotAuthorizedFallsBackToPerTickerCalls(t *testing.T) {
 	}
 	n.checkRow("AAPL", "2026-11-24")
 	n.checkRow("MSFT", "2026-11-24")
-	if n.metric(metrics.GroupedNotAuthorized) != 1 || strings.Count(n.logs.String(), "grouped daily not authorized") != 1 {
-		t.Errorf("GroupedNotAuthorized %v, log lines %d: want said once", n.metric(metrics.GroupedNotAuthorized), strings.Count(n.logs.String(), "grouped daily not authorized"))
+	if n.metric(deploy.GroupedNotAuthorized.Name) != 1 || strings.Count(n.logs.String(), "grouped daily not authorized") != 1 {
+		t.Errorf("GroupedNotAuthorized %v, log lines %d: want said once", n.metric(deploy.GroupedNotAuthorized.Name), strings.Count(n.logs.String(), "grouped daily not authorized"))
 	}
-	if n.metric(metrics.PolygonKeyRefused) != 0 {
+	if n.metric(deploy.MarketDataKeyRefused.Name) != 0 {
 		t.Error("a grouped 403 stopped the run")
 	}
 }
@@ -390,8 +390,8 @@ func TestSplitBackfillsOnlyTheTickerThatSplit(t *testing.T) {
 	}
 	n.checkRow("AAPL", "2026-11-24")
 	n.checkRow("MSFT", "2026-11-24")
-	if n.metric(metrics.SplitsFound) != 1 {
-		t.Errorf("SplitsFound %v", n.metric(metrics.SplitsFound))
+	if n.metric(deploy.SplitsFound.Name) != 1 {
+		t.Errorf("SplitsFound %v", n.metric(deploy.SplitsFound.Name))
 	}
 	before, _, _ := n.rows.Latest(context.Background(), "AAPL")
 	if before.High52W == nil || *before.High52W > before.Price*2 {
@@ -419,8 +419,8 @@ func TestRefusedKeyStopsTheRunAndLosesNothing(t *testing.T) {
 	if got := n.calls(); !slices.Equal(got, []string{"grouped", "grouped"}) || n.key.refreshes != 1 {
 		t.Errorf("calls %v, key re-reads %d", got, n.key.refreshes)
 	}
-	if n.metric(metrics.PolygonKeyRefused) != 1 || n.metric(metrics.PermanentFailures) != 0 {
-		t.Errorf("PolygonKeyRefused %v, PermanentFailures %v", n.metric(metrics.PolygonKeyRefused), n.metric(metrics.PermanentFailures))
+	if n.metric(deploy.MarketDataKeyRefused.Name) != 1 || n.metric(deploy.PermanentFailures.Name) != 0 {
+		t.Errorf("PolygonKeyRefused %v, PermanentFailures %v", n.metric(deploy.MarketDataKeyRefused.Name), n.metric(deploy.PermanentFailures.Name))
 	}
 	for _, r := range n.record[len(n.record)-4:] {
 		if r.Outcome.Settled() {
@@ -449,8 +449,8 @@ func TestPlanRefusedOnPerTickerBarsStopsTheRun(t *testing.T) {
 	back := n.deliver(n.messages("2026-11-23", "AAPL", "MSFT"))
 	// The day message is done; AAPL's 403 (after one re-read) stops the run:
 	// AAPL and MSFT come back, nothing acknowledged as permanent.
-	if len(back) != 2 || n.metric(metrics.PolygonKeyRefused) != 1 || n.metric(metrics.PermanentFailures) != 0 {
-		t.Fatalf("handed back %v; PolygonKeyRefused %v PermanentFailures %v", back, n.metric(metrics.PolygonKeyRefused), n.metric(metrics.PermanentFailures))
+	if len(back) != 2 || n.metric(deploy.MarketDataKeyRefused.Name) != 1 || n.metric(deploy.PermanentFailures.Name) != 0 {
+		t.Fatalf("handed back %v; PolygonKeyRefused %v PermanentFailures %v", back, n.metric(deploy.MarketDataKeyRefused.Name), n.metric(deploy.PermanentFailures.Name))
 	}
 	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits", "AAPL", "AAPL"}) {
 		t.Errorf("calls %v", got)
@@ -471,8 +471,8 @@ func TestUnknownSymbolCostsOneCallOnce(t *testing.T) {
 	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits"}) {
 		t.Errorf("second night calls %v: an unknown symbol must not cost a call a night", got)
 	}
-	if n.metric(metrics.PermanentFailures) != 2 {
-		t.Errorf("PermanentFailures %v, want ZZZQ on both nights", n.metric(metrics.PermanentFailures))
+	if n.metric(deploy.PermanentFailures.Name) != 2 {
+		t.Errorf("PermanentFailures %v, want ZZZQ on both nights", n.metric(deploy.PermanentFailures.Name))
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/symbol"
@@ -55,22 +54,18 @@ type Options struct {
 	// classification. StaticKey wraps a fixed key.
 	APIKey func(ctx context.Context) (string, error)
 	// Pacer paces every HTTP request, retries and next_url pages included
-	// (pacing.New(POLYGON_CALLS_PER_MINUTE, ...); the free plan's 5 calls a
+	// (pacing.New(deploy.VarPolygonCallsPerMinute's value, ...); the free plan's 5 calls a
 	// minute are deploy.DefaultPolygonCallsPerMinute). nil means unlimited.
 	// Whoever builds it drains it at the start of each invocation.
 	Pacer *pacing.Limiter
-	// HTTPClient sends the requests; nil uses one without keep-alives, so
-	// that net/http never re-sends a request on its own (it replays a GET
-	// that failed on a reused connection), which would bypass the pacing.
-	// Redirects are never followed, whatever client is given.
+	// HTTPClient sends the requests; nil is NewHTTPClient(). Redirects are
+	// never followed, whatever client is given.
 	HTTPClient *http.Client
 	// AttemptTimeout bounds each HTTP request (within the ctx deadline);
 	// 0 means DefaultAttemptTimeout.
 	AttemptTimeout time.Duration
 	// MaxPages bounds the next_url pages of one query; 0 means DefaultMaxPages.
 	MaxPages int
-	// Metrics, when set, counts PolygonCalls and PolygonThrottled.
-	Metrics *metrics.Recorder
 	// Logger receives progress (debug, rate-limit waits at info) and
 	// failed attempts (warn). Never the key, never a full URL. nil discards.
 	Logger *slog.Logger
@@ -99,7 +94,6 @@ type Client struct {
 	policy   retry.Policy
 	timeout  time.Duration
 	maxPages int
-	metrics  *metrics.Recorder
 	log      *slog.Logger
 	now      func() time.Time
 	calls    atomic.Int64
@@ -128,7 +122,6 @@ func New(o Options) (*Client, error) {
 		key:      o.APIKey,
 		timeout:  o.AttemptTimeout,
 		maxPages: o.MaxPages,
-		metrics:  o.Metrics,
 		log:      o.Logger,
 		now:      o.Now,
 		policy:   o.Retry,
@@ -170,19 +163,27 @@ func New(o Options) (*Client, error) {
 	}
 	hc := o.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DisableKeepAlives:   true,
-			TLSHandshakeTimeout: 10 * time.Second,
-			// No ResponseHeaderTimeout: the attempt's context bounds the
-			// whole exchange, headers and body, with one clear error.
-		}}
+		hc = NewHTTPClient()
 	}
 	cp := *hc // our own copy: never change the caller's client
 	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.http = &cp
 	c.pacer = o.Pacer
 	return c, nil
+}
+
+// NewHTTPClient returns the client's default HTTP client: no keep-alives, so
+// that net/http never re-sends a request on its own (it replays a GET that
+// failed on a reused connection), which would bypass the pacing. The wiring
+// wraps its transport to count the calls (metrics.Recorder.Transport).
+func NewHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DisableKeepAlives:   true,
+		TLSHandshakeTimeout: 10 * time.Second,
+		// No ResponseHeaderTimeout: the attempt's context bounds the
+		// whole exchange, headers and body, with one clear error.
+	}}
 }
 
 // Calls is the number of HTTP requests the client has sent.
@@ -425,7 +426,6 @@ func (c *Client) attempt(ctx context.Context, what, u string, page int, key stri
 	req.Header.Set("User-Agent", "zsm-seven-backend")
 
 	c.calls.Add(1)
-	c.metrics.Add(metrics.PolygonCalls, 1)
 	start := c.now()
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -443,11 +443,7 @@ func (c *Client) attempt(ctx context.Context, what, u string, page int, key stri
 		return retry.Permanent(fmt.Errorf("HTTP %d body larger than %d bytes", resp.StatusCode, MaxBodyBytes))
 	}
 	if resp.StatusCode != http.StatusOK {
-		err := classifyStatus(resp.StatusCode, resp.Header, body, c.now(), redact)
-		if resp.StatusCode == http.StatusTooManyRequests {
-			c.metrics.Add(metrics.PolygonThrottled, 1)
-		}
-		return err
+		return classifyStatus(resp.StatusCode, resp.Header, body, c.now(), redact)
 	}
 	return decode(body)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
@@ -54,6 +55,14 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// meteredClient is the client as the wiring builds it: the default one,
+// counted by the metrics decorator.
+func meteredClient(rec *metrics.Recorder) *http.Client {
+	hc := polygon.NewHTTPClient()
+	hc.Transport = rec.Transport(hc.Transport, deploy.MarketDataCalls, deploy.MarketDataThrottled)
+	return hc
+}
+
 func newHarness(t *testing.T, so fakepolygon.Options, edit func(*polygon.Options)) *harness {
 	t.Helper()
 	if so.Key == "" {
@@ -65,7 +74,7 @@ func newHarness(t *testing.T, so fakepolygon.Options, edit func(*polygon.Options
 		BaseURL:        h.srv.URL,
 		APIKey:         polygon.StaticKey(testKey),
 		AttemptTimeout: 5 * time.Second,
-		Metrics:        h.rec,
+		HTTPClient:     meteredClient(h.rec),
 		Logger:         logging.New(h.logs, slog.LevelDebug),
 		Retry: retry.Policy{Attempts: 4, Base: time.Second, Cap: 20 * time.Second, MaxRetryAfter: time.Minute,
 			Rand: func() float64 { return 0.5 }, Sleep: h.sleep},
@@ -329,7 +338,7 @@ func TestContract(t *testing.T) {
 				t.Errorf("attempts: server saw %d, client counted %d; want %d", got, h.c.Calls(), tt.wantCalls)
 			}
 			snap := h.rec.Snapshot()
-			if snap[metrics.PolygonCalls] != float64(tt.wantCalls) || snap[metrics.PolygonThrottled] != tt.throttled {
+			if snap[deploy.MarketDataCalls.Name] != float64(tt.wantCalls) || snap[deploy.MarketDataThrottled.Name] != tt.throttled {
 				t.Errorf("metrics %v, want %d calls and %v throttled", snap, tt.wantCalls, tt.throttled)
 			}
 			if tt.wantWaits != nil && !equalDurations(h.recordedWaits(), tt.wantWaits) {

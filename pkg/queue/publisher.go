@@ -35,7 +35,7 @@ var _ SQSAPI = (*sqs.Client)(nil)
 
 // PublisherOptions configure a Publisher.
 type PublisherOptions struct {
-	// Groups is the number of FIFO message groups (TICKER_MESSAGE_GROUPS);
+	// Groups is the number of FIFO message groups (deploy.VarTickerMessageGroups);
 	// values below 1 mean 1. Ignored for a standard queue.
 	Groups int
 	// Retry re-sends the entries SQS reports as failed (not the sender's

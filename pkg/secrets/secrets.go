@@ -1,6 +1,6 @@
 // Package secrets reads the service's API keys. In AWS they live in one
 // Secrets Manager secret per stage, a JSON object
-// {"POLYGON_API_KEY": "...", "XAI_API_KEY": "..."}, read once and cached for
+// keyed by deploy.SecretKeyPolygon and deploy.SecretKeyXAI, read once and cached for
 // the life of the execution environment. Locally, the same names in the
 // environment take precedence, so no secret is needed.
 //

@@ -67,7 +67,7 @@ func (e *APIError) Error() string {
 
 // Options configure a Client.
 type Options struct {
-	// URL is the full chat completions URL (XAI_API_URL); deploy.DefaultXAIAPIURL if empty.
+	// URL is the full chat completions URL (deploy.VarXAIAPIURL); deploy.DefaultXAIAPIURL if empty.
 	URL string
 	// APIKey is sent as a Bearer token.
 	APIKey string

@@ -85,7 +85,7 @@ type Message struct {
 
 // Server is the local xAI server.
 type Server struct {
-	// URL is the full chat completions URL (XAI_API_URL).
+	// URL is the full chat completions URL (deploy.EnvXAIAPIURL).
 	URL string
 	// RequireKey, when set, answers 400 with xAI's bad-key body unless the
 	// request carries "Bearer "+RequireKey. Set it before the first request.

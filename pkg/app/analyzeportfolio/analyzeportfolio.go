@@ -1,6 +1,7 @@
 // Package analyzeportfolio wires the analyzePortfolio function: the shared
 // portfolio tables and the ticker-data table (DynamoDB) in, the analysis
-// model (xAI, its key from Secrets Manager) or the rules analyst, the
+// model (the provider deploy.EnvModelProvider names, xAI by default, its key from
+// Secrets Manager; Models) or the rules analyst, the
 // portfolio-analyses and analysis-reservations tables (DynamoDB) out, and
 // the analysis queue (SQS), to which its fan-out sends and from which it
 // is invoked.
@@ -37,7 +38,30 @@ import (
 	"github.com/zsmseven/backend/pkg/xai"
 )
 
-var _ analyzer.LLM = (*xai.Client)(nil)
+// ModelOptions are what the wiring gives a provider's adapter besides the
+// provider's configuration and key.
+type ModelOptions struct {
+	// Reserve is kept free before the invocation's deadline.
+	Reserve time.Duration
+	// Retry is the retry policy; nil is the adapter's default.
+	Retry *retry.Policy
+}
+
+// NewModel builds a provider's adapter of the analysis-model port.
+type NewModel func(m config.Model, key string, o ModelOptions) analyzer.LLM
+
+// Models are the adapters of the model providers of the contract
+// (deploy.ModelProviders), by name. A provider is an adapter package, its
+// entry in the contract and its constructor here; the stage chooses it by
+// configuration (CDK context modelProvider, deploy.EnvModelProvider).
+var Models = map[string]NewModel{
+	deploy.XAI.Name: func(m config.Model, key string, o ModelOptions) analyzer.LLM {
+		return xai.New(xai.Options{
+			URL: m.URL, APIKey: key, Model: m.Name, MaxCompletionTokens: m.MaxCompletionTokens,
+			Reserve: o.Reserve, Retry: o.Retry, AttemptTimeout: m.AttemptTimeout,
+		})
+	},
+}
 
 // New builds the function as the Lambda's main does: FromEnv, then Build.
 func New(ctx context.Context, lookup config.Lookup, out io.Writer) (*Function, error) {
@@ -60,8 +84,8 @@ type Deps struct {
 	Keys app.Keys
 	// Out receives JSON logs and EMF metrics.
 	Out io.Writer
-	// XAIRetry is the xAI client's retry policy; nil is its default.
-	XAIRetry *retry.Policy
+	// ModelRetry is the model adapter's retry policy; nil is its default.
+	ModelRetry *retry.Policy
 	// Observer receives every portfolio's outcome (the CLI's progress).
 	Observer func(analyzer.Outcome)
 	// WaitPoll and MinWork tune the wait for another run's reservation and
@@ -69,7 +93,7 @@ type Deps struct {
 	// defaults, 2 s and 60 s); local runs on a scaled clock scale them.
 	WaitPoll, MinWork time.Duration
 	// Now decides which trading day is current, hence which data is fresh
-	// and which stale (`zsm run --date` analyzes as at 01:00 the morning
+	// and which stale (`zsm run --date` analyzes as at the analysis schedule's time the morning
 	// after); nil is time.Now. Only that: deadlines, reservation leases and
 	// the stored timestamps always follow the real clock, which the
 	// invocation's deadline is measured on.
@@ -80,7 +104,7 @@ type Deps struct {
 // the variable) and builds the production adapters: the shared-table
 // reader, the ticker-data store, the analyses and reservations
 // repositories, the analysis-queue sender and the key resolver
-// (XAI_API_KEY, else the stage's secret). The AWS clients honour
+// (the provider's key variable, else the stage's secret). The AWS clients honour
 // AWS_ENDPOINT_URL_DYNAMODB / _SQS / _SECRETS_MANAGER for local servers.
 func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
 	cfg, awsCfg, err := app.Load(ctx, lookup, config.LoadAnalyzePortfolio)
@@ -111,7 +135,7 @@ type Function struct {
 	logger *slog.Logger
 
 	mu     sync.Mutex
-	llm    *xai.Client
+	llm    analyzer.LLM
 	llmKey string
 }
 
@@ -179,7 +203,7 @@ func (f *Function) service(ctx context.Context) (*analyzer.Service, func()) {
 	opts := analyzer.Options{
 		Portfolios: f.d.Portfolios, TickerData: f.d.TickerData, Store: f.d.Store, Reservations: f.d.Reservations, Queue: f.d.Queue,
 		DefaultPortfolio: cfg.DefaultPortfolio, LastTradingDay: f.lastTradingDay,
-		MaxCompletionTokens: cfg.XAIMaxCompletionTokens, ReasoningEffort: cfg.XAIReasoningEffort,
+		MaxCompletionTokens: cfg.Model.MaxCompletionTokens, ReasoningEffort: cfg.Model.ReasoningEffort,
 		WaitPoll: f.d.WaitPoll, MinWork: f.d.MinWork,
 		Logger: f.logger, Metrics: rec, Observer: f.d.Observer,
 	}
@@ -195,25 +219,29 @@ func (f *Function) service(ctx context.Context) (*analyzer.Service, func()) {
 	}
 }
 
-// model returns the xAI client for the current key, or why there is none.
-func (f *Function) model(ctx context.Context) (*xai.Client, string) {
-	cfg := f.d.Config
-	key, err := f.d.Keys.Get(ctx, deploy.SecretKeyXAI)
+// model returns the adapter of the configured provider for the current key,
+// or why there is none.
+func (f *Function) model(ctx context.Context) (analyzer.LLM, string) {
+	m := f.d.Config.Model
+	key, err := f.d.Keys.Get(ctx, m.Provider.KeyName)
 	switch {
 	case errors.Is(err, secrets.ErrNotSet):
-		return nil, "xAI API key not configured (no XAI_API_KEY and none in the secret)"
+		return nil, m.Provider.Label + " API key not configured (no " + m.Provider.KeyName + " and none in the secret)"
 	case err != nil:
 		// The error names the secret, never its content.
-		f.logger.ErrorContext(ctx, "read xAI API key", "error", err)
-		return nil, "xAI API key unavailable: " + err.Error()
+		f.logger.ErrorContext(ctx, "read the model's API key", "provider", m.Provider.Name, "error", err)
+		return nil, m.Provider.Label + " API key unavailable: " + err.Error()
+	}
+	newModel, ok := Models[m.Provider.Name]
+	if !ok {
+		return nil, "no adapter for the model provider " + m.Provider.Name
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// The adapter is kept while the key stays the same, with what it learnt
+	// about the model (a refused reasoning_effort).
 	if f.llm == nil || f.llmKey != key {
-		f.llm = xai.New(xai.Options{
-			URL: cfg.XAIAPIURL, APIKey: key, Model: cfg.XAIModel, MaxCompletionTokens: cfg.XAIMaxCompletionTokens,
-			Reserve: cfg.XAIReserve, Retry: f.d.XAIRetry, AttemptTimeout: cfg.XAIAttemptTimeout,
-		})
+		f.llm = newModel(m, key, ModelOptions{Reserve: f.d.Config.Reserve, Retry: f.d.ModelRetry})
 		f.llmKey = key
 	}
 	return f.llm, ""

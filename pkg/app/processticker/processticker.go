@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -82,10 +83,10 @@ type Deps struct {
 }
 
 // FromEnv reads the configuration and builds the production adapters: the
-// key resolver (POLYGON_API_KEY, else the stage's secret, read here so that
+// key resolver (deploy.EnvPolygonAPIKey, else the stage's secret, read here so that
 // a missing or unreadable key fails the cold start instead of every record),
-// the ticker-data and daily-bars stores and, with TICKER_QUEUE_URL and
-// TICKER_DLQ_URL, the SQS requeuer and the queue's visibility. The AWS
+// the ticker-data and daily-bars stores and, with the ticker queue and its
+// dead-letter queue configured, the SQS requeuer and the queue's visibility. The AWS
 // clients honour AWS_ENDPOINT_URL_* for local servers.
 func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
 	cfg, awsCfg, err := app.Load(ctx, lookup, config.LoadProcessTicker)
@@ -136,9 +137,11 @@ func Build(d Deps) (Handler, error) {
 			}
 			return key, err
 		},
-		Pacer:   pacer,
-		Metrics: rec,
-		Logger:  logger,
+		Pacer: pacer,
+		// Every market-data call and 429 is counted on the wire, whatever
+		// the adapter: the throttling alarm watches these.
+		HTTPClient: meteredClient(rec),
+		Logger:     logger,
 	}
 	if d.Retry != nil {
 		opts.Retry = *d.Retry
@@ -169,4 +172,12 @@ func Build(d Deps) (Handler, error) {
 		pacer.Drain()
 		return uc.Handle(ctx, ev)
 	}, nil
+}
+
+// meteredClient is the market-data adapter's HTTP client, counted by the
+// metrics decorator: calls and 429s of the market-data provider.
+func meteredClient(rec *metrics.Recorder) *http.Client {
+	hc := polygon.NewHTTPClient()
+	hc.Transport = rec.Transport(hc.Transport, deploy.MarketDataCalls, deploy.MarketDataThrottled)
+	return hc
 }
