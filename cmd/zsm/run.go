@@ -55,8 +55,9 @@ USD). The whole file is checked first: a bad one gets a one-line error naming
 the entry, and nothing is written.
 
 --date YYYY-MM-DD runs the night of that trading day as the schedules do,
-New York time: {night}; market data up to that day. A day that is not a trading
-day, or whose close has not passed, gets a one-line error. Runs of
+New York time: {night}; market data up to that day. Any trading day from
+2000 on can be run; a day that is not a trading day (a weekend, an NYSE
+holiday or closure), or whose close has not passed, gets a one-line error. Runs of
 consecutive dates against the same store (--data) behave as consecutive
 nights in production: the stored history grows by one grouped call a night.
 
@@ -251,17 +252,22 @@ func (r *localRun) schedules() []deploy.Firing {
 	return night
 }
 
-// checkNight says why date cannot be run as a night: not a date, not a
-// trading day, or a day whose close has not passed by now.
+// checkNight says why date cannot be run as a night: not a date, before the
+// NYSE calendar this service knows, not a trading day (which weekday or which
+// closure), or a day whose close has not passed by now.
 func checkNight(date string, now time.Time) error {
-	if _, err := time.Parse(time.DateOnly, date); err != nil {
+	d, err := time.Parse(time.DateOnly, date)
+	if err != nil {
 		return errors.New("not a YYYY-MM-DD date")
 	}
 	if !marketdata.InCalendar(date) {
-		return fmt.Errorf("outside the NYSE calendar this service knows (%d–%d): its holidays are unknown", marketdata.CalendarFirstYear, marketdata.CalendarLastYear)
+		return fmt.Errorf("before %d, where the NYSE calendar this service knows begins", marketdata.CalendarFirstYear)
 	}
-	if !marketdata.IsTradingDay(date) {
-		return errors.New("not a trading day (a weekend or an NYSE holiday)")
+	if wd := d.Weekday(); wd == time.Saturday || wd == time.Sunday {
+		return fmt.Errorf("not a trading day (a %s)", wd)
+	}
+	if reason, closed := marketdata.NYSE().Closed(date); closed {
+		return fmt.Errorf("not a trading day (NYSE closed: %s)", reason)
 	}
 	if last := marketdata.LastTradingDay(now); date > last {
 		return fmt.Errorf("in the future: the last completed trading day is %s", last)

@@ -855,15 +855,35 @@ func mustRead(t *testing.T, path string) []byte {
 func TestRunDateErrors(t *testing.T) {
 	future := marketdata.AddDays(marketdata.LastTradingDay(time.Now()), 7)
 	for _, c := range []struct{ date, want string }{
-		{"2026-11-26", "zsm: run: --date 2026-11-26: not a trading day (a weekend or an NYSE holiday)"},
-		{"2026-11-28", "not a trading day"},
+		{"2026-11-26", "zsm: run: --date 2026-11-26: not a trading day (NYSE closed: Thanksgiving Day)"},
+		{"2026-11-28", "zsm: run: --date 2026-11-28: not a trading day (a Saturday)"},
+		{"2025-01-09", "not a trading day (NYSE closed: National Day of Mourning for President Carter)"},
 		{"26-11-25", "not a YYYY-MM-DD date"},
-		{"2023-12-26", "outside the NYSE calendar this service knows (2024–2028)"},
+		{"1999-12-30", "zsm: run: --date 1999-12-30: before 2000, where the NYSE calendar this service knows begins"},
 		{future, "in the future: the last completed trading day is " + marketdata.LastTradingDay(time.Now())},
 	} {
 		code, _, stderr := indicRun(t, "", "run", "--memory", "--date", c.date)
 		if code != 2 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("--date %s: exit %d %q, want 2 and one line containing %q", c.date, code, stderr, c.want)
+		}
+	}
+}
+
+// The calendar has no end and reaches back to 2000: a night years before
+// the old 2024–2028 holiday table runs like any other. 2012-10-31 is the
+// first session after Hurricane Sandy closed the NYSE for two days.
+func TestRunDateLongAgo(t *testing.T) {
+	code, stdout, stderr := indicRun(t, "", "run", "--memory", "--logs", t.TempDir(), "--date", "2012-10-31")
+	if code != 0 || !strings.Contains(stdout, "data as of 2012-10-31 (fresh)") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	rows := parseTable(t, stdout)
+	if len(rows) != len(devstack.SampleSymbols) {
+		t.Errorf("%d rows, want one per sample ticker:\n%s", len(rows), stdout)
+	}
+	for sym, r := range rows {
+		if r[6] != "2012-10-31" {
+			t.Errorf("%s: row of %s", sym, r[6])
 		}
 	}
 }

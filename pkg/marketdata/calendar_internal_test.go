@@ -1,45 +1,22 @@
 package marketdata
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
 
-// The holiday table is typed by hand from the NYSE list; catch typos that put
-// a closure on a weekend or a named holiday on the wrong weekday.
-func TestHolidayTableIsConsistent(t *testing.T) {
-	wantWeekday := map[string]time.Weekday{
-		"Good Friday":                 time.Friday,
-		"Thanksgiving Day":            time.Thursday,
-		"Martin Luther King, Jr. Day": time.Monday,
-		"Washington's Birthday":       time.Monday,
-		"Memorial Day":                time.Monday,
-		"Labor Day":                   time.Monday,
-	}
-	perYear := map[int]int{}
-	for date, name := range nyseHolidays {
-		d, err := time.Parse(DateLayout, date)
-		if err != nil {
-			t.Fatalf("holiday %q: %v", date, err)
-		}
-		perYear[d.Year()]++
-		if wd := d.Weekday(); wd == time.Saturday || wd == time.Sunday {
-			t.Errorf("holiday %s (%s) falls on a %s", date, name, wd)
-		}
-		if wd, ok := wantWeekday[name]; ok && d.Weekday() != wd {
-			t.Errorf("holiday %s (%s) is a %s, want %s", date, name, d.Weekday(), wd)
-		}
-		if strings.HasPrefix(name, "Thanksgiving") && (d.Month() != time.November || d.Day() < 22 || d.Day() > 28) {
-			t.Errorf("Thanksgiving %s is not the fourth Thursday of November", date)
-		}
-	}
-	// Ten regular holidays a year; 2025 adds the day of mourning; 2028 has no
-	// observed New Year's Day.
-	want := map[int]int{2024: 10, 2025: 11, 2026: 10, 2027: 10, 2028: 9}
-	for y, n := range want {
-		if perYear[y] != n {
-			t.Errorf("%d: %d holidays, want %d", y, perYear[y], n)
+// Easter by the computus against published dates: the extremes (March 22 in
+// 1818 and 2285, April 25 in 1943 and 2038, the dates the tables of Easter
+// name as the earliest and latest possible) and recent years (Good Friday two
+// days before each is in the NYSE's published lists).
+func TestEaster(t *testing.T) {
+	for year, want := range map[int]string{
+		1818: "1818-03-22", 2285: "2285-03-22", 1943: "1943-04-25", 2038: "2038-04-25",
+		2000: "2000-04-23", 2008: "2008-03-23", 2011: "2011-04-24", 2019: "2019-04-21",
+		2024: "2024-03-31", 2025: "2025-04-20", 2026: "2026-04-05", 2027: "2027-03-28", 2028: "2028-04-16",
+	} {
+		if got := easter(year).Format(DateLayout); got != want {
+			t.Errorf("easter(%d) = %s, want %s", year, got, want)
 		}
 	}
 }

@@ -2,6 +2,30 @@
 // trading date it belongs to, the rules a series of bars must follow before
 // indicators are computed from it, and the NYSE trading calendar.
 //
+// # The calendar
+//
+// The NYSE calendar is derived by rule for any year from CalendarFirstYear
+// (2000) on, with no last year: weekends; New Year's Day, Martin Luther King,
+// Jr. Day, Washington's Birthday, Good Friday (from Easter by the Gregorian
+// computus), Memorial Day, Juneteenth (from 2022), Independence Day, Labor
+// Day, Thanksgiving Day and Christmas Day, moved off weekends as NYSE Rule 7.2
+// says (a Saturday New Year's Day is not observed on the Friday that ends the
+// year); and the special closures the exchange announced (September 11–14,
+// 2001, days of mourning, Hurricane Sandy). Dates before 2000 are outside the
+// calendar: not trading days, and no walk goes there. Early closes (13:00)
+// are known too (EarlyClose, SessionClose), while CloseInstant and
+// LastTradingDay keep 16:00 for every session.
+//
+// A Calendar value answers every question about trading days:
+// IsTradingDay, Closed (why a weekday is closed), Closures (a year's list),
+// PreviousTradingDay, NextTradingDay, TradingDays (a range), LastTradingDay
+// (the newest complete session at an instant), EarlyClose and SessionClose.
+// NYSE() (the zero Calendar) is the calendar by rule;
+// Calendar.WithClosures returns one with more closed days, for closures
+// learnt at run time (a session that was never published). The package-level
+// functions of the same names use the calendar by rule; dates are YYYY-MM-DD
+// strings throughout, and a malformed one is never a trading day.
+//
 // It is pure (no I/O) and embeds the time-zone database, so the New York
 // zone is available on Lambda's provided.al2023 image and on any machine.
 package marketdata
@@ -123,8 +147,15 @@ func Closes(bars []Bar) []float64 {
 // time.Parse(DateLayout, s) == nil without the parser's cost, which dominated
 // Validate on long series.
 func isDate(s string) bool {
+	_, _, _, ok := parseDate(s)
+	return ok
+}
+
+// parseDate returns the year, month and day of s, a YYYY-MM-DD date, and
+// whether s is a real calendar date in that form.
+func parseDate(s string) (y, m, d int, ok bool) {
 	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
-		return false
+		return 0, 0, 0, false
 	}
 	num := func(from, to int) int {
 		n := 0
@@ -137,11 +168,11 @@ func isDate(s string) bool {
 		}
 		return n
 	}
-	y, m, d := num(0, 4), num(5, 7), num(8, 10)
-	if y < 0 || m < 1 || m > 12 || d < 1 {
-		return false
+	y, m, d = num(0, 4), num(5, 7), num(8, 10)
+	if y < 0 || m < 1 || m > 12 || d < 1 || d > daysIn(time.Month(m), y) {
+		return 0, 0, 0, false
 	}
-	return d <= daysIn(time.Month(m), y)
+	return y, m, d, true
 }
 
 func daysIn(m time.Month, year int) int {
