@@ -52,12 +52,31 @@ test: node_modules/.installed ## run every test (unit, contract, dynalite, emula
 run: node_modules/.installed ## the nightly pipeline locally on embedded defaults (no AWS, no keys)
 	$(GO) run ./cmd/zsm run
 
+# cfn-lint, AWS's CloudFormation linter, is a Python tool: the project's files
+# cannot install it (Go modules and npm only), so make lint asks for exactly this
+# version, which CI installs with pip (ci.yml; infra/cfnlint_test.go checks the
+# two agree). What it checks and ignores, with the reasons: .cfnlintrc.yaml.
+CFN_LINT_VERSION := 1.51.0
+# make lint synthesizes each stage into its own cloud assembly here.
+LINT_OUT := cdk.out/lint
+
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck and actionlint
+lint: cfn-lint-version build node_modules/.installed ## gofmt, go vet, staticcheck, actionlint, and cfn-lint on the dev and prod templates
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	$(GO) tool actionlint
+	@for stage in dev prod; do \
+	  echo "synth $$stage into $(LINT_OUT)/$$stage"; \
+	  $(CDK) synth -c stage=$$stage --quiet --output $(LINT_OUT)/$$stage; \
+	done
+	cfn-lint --config-file .cfnlintrc.yaml -- $(LINT_OUT)/dev/ZsmSevenBackend-dev.template.json $(LINT_OUT)/prod/ZsmSevenBackend-prod.template.json
+
+# Fails make lint at once, in one line, unless cfn-lint $(CFN_LINT_VERSION) is on PATH.
+.PHONY: cfn-lint-version
+cfn-lint-version:
+	@v=$$(cfn-lint --version 2>/dev/null || true); [ "$$v" = "cfn-lint $(CFN_LINT_VERSION)" ] || \
+	  { echo "make lint needs cfn-lint $(CFN_LINT_VERSION) (found: $${v:-none}): pip install cfn-lint==$(CFN_LINT_VERSION)" >&2; exit 2; }
 
 .PHONY: synth
 synth: build node_modules/.installed ## synthesize the stack offline into cdk.out/ (STAGE=dev|prod)

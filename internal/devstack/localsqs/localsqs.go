@@ -1,7 +1,10 @@
 // Package localsqs is a small in-process stand-in for Amazon SQS, for local
-// runs and tests only. No SQS emulator that speaks the current SQS JSON
-// protocol is available to the project, so this package implements the subset
-// the service uses:
+// runs and tests only. The emulators that speak the current SQS JSON protocol,
+// moto (Python) and ElasticMQ >= 1.4 (JVM), are not installable by the
+// project's own files, which install only Go modules and npm packages (no
+// PyPI, no Maven, no Docker engine here). In process, this package also plays
+// Lambda's event source mapping, with visibility and the dead-letter queue on
+// a clock tests move. It implements the subset the service uses:
 //
 //   - an HTTP endpoint speaking the SQS JSON protocol (awsJson1_0) for
 //     SendMessage, SendMessageBatch, GetQueueUrl, ChangeMessageVisibility and
