@@ -213,3 +213,33 @@ func TestDocumentedVariablesAreTheContracts(t *testing.T) {
 		}
 	}
 }
+
+// The deploy workflow writes the stage's secret from the environment's
+// keys: it writes exactly the contract's key names (the market data's and
+// each model provider's), each from the variable of the same name.
+func TestDeployWorkflowWritesTheContractsKeys(t *testing.T) {
+	b, err := os.ReadFile("../../.github/workflows/deploy.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`jq -n '\{([^}]*)\}'`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("deploy.yml writes no secret with jq -n '{…}'")
+	}
+	var got []string
+	for _, kv := range regexp.MustCompile(`(\w+): env\.(\w+)`).FindAllStringSubmatch(string(m[1]), -1) {
+		if kv[1] != kv[2] {
+			t.Errorf("secret key %s is written from %s", kv[1], kv[2])
+		}
+		got = append(got, kv[1])
+	}
+	want := []string{SecretKeyPolygon}
+	for _, p := range ModelProviders {
+		want = append(want, p.KeyName)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("deploy.yml writes the keys %v, the contract has %v", got, want)
+	}
+}
