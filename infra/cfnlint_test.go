@@ -161,18 +161,21 @@ func TestCfnLintFindsUnknownProperties(t *testing.T) {
 	}
 }
 
-// CI installs the cfn-lint the Makefile pins.
+// CI and the deploy workflow's test gate install the cfn-lint the Makefile
+// pins.
 func TestCfnLintPinnedOnceForCI(t *testing.T) {
 	want := cfnLintVersion(t)
-	data, err := os.ReadFile("../.github/workflows/ci.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var installs []string
-	for _, m := range regexp.MustCompile(`pip install .*cfn-lint==([^\s"']+)`).FindAllSubmatch(data, -1) {
-		installs = append(installs, string(m[1]))
-	}
-	if len(installs) != 1 || installs[0] != want {
-		t.Errorf("ci.yml installs cfn-lint %v, want once, exactly %s (Makefile CFN_LINT_VERSION)", installs, want)
+	for _, wf := range []string{"ci.yml", "deploy.yml"} {
+		data, err := os.ReadFile("../.github/workflows/" + wf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var installs []string
+		for _, m := range regexp.MustCompile(`pip install .*cfn-lint==([^\s"']+)`).FindAllSubmatch(data, -1) {
+			installs = append(installs, string(m[1]))
+		}
+		if len(installs) != 1 || installs[0] != want {
+			t.Errorf("%s installs cfn-lint %v, want once, exactly %s (Makefile CFN_LINT_VERSION)", wf, installs, want)
+		}
 	}
 }
