@@ -600,6 +600,8 @@ func (r *localRun) analyzeQueue(ctx context.Context, fn *analyzeportfolio.Functi
 	consume := localsqs.ConsumeOptions{BatchSize: 1, Workers: deploy.DefaultAnalysisConcurrency, Timeout: deploy.AnalyzePortfolio.Timeout}
 	totals, err := r.stack.SQS.Consume(ctx, name, consume, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		resp, err := fn.Consume(lambdaContext(ctx, deploy.AnalyzePortfolio), ev)
+		mu.Lock() // the progress lines of concurrent invocations
+		defer mu.Unlock()
 		switch {
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			r.say("  invocation cut by its %s deadline: its portfolio goes back to the queue", deploy.AnalyzePortfolio.Timeout)
