@@ -70,6 +70,11 @@ the way the stack does: analyzePortfolio's fan-out queues one message per
 portfolio on a local analysis queue, which is consumed with the deployed
 concurrency, one portfolio per invocation, each with the deployed timeout.
 
+Shortened locally, and said so: a message handed back to either queue (a
+handler error, a batchItemFailures entry, an invocation past its deadline) is
+received again at once, not after the queue's visibility timeout; after 5
+receives it is dead-lettered, as deployed, and the output names it.
+
 Data is kept under .local/dynalite between runs (zsm status reads it); a second
 run of the same day makes no per-ticker call (every row of the day is stored)
 and reuses a stored analysis of the same data. The functions' JSON logs go to
