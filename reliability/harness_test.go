@@ -110,7 +110,11 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	o.polygon.Key = polygonKey
 	w.poly = fakepolygon.New(t, o.polygon)
 	var err error
-	w.sqs, err = localsqs.Start("127.0.0.1:0", localsqs.Options{VisibilityTimeout: o.visibility, Now: now})
+	so := localsqs.Options{VisibilityTimeout: o.visibility}
+	if w.clock != nil {
+		so.Clock = w.clock
+	}
+	w.sqs, err = localsqs.Start("127.0.0.1:0", so)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,11 @@ the way the stack does: analyzePortfolio's fan-out queues one message per
 portfolio on a local analysis queue, which is consumed with the deployed
 concurrency, one portfolio per invocation, each with the deployed timeout.
 
+Shortened locally, and said so: a message handed back to either queue (a
+handler error, a batchItemFailures entry, an invocation past its deadline) is
+received again at once, not after the queue's visibility timeout; after 5
+receives it is dead-lettered, as deployed, and the output names it.
+
 Data is kept under .local/dynalite between runs (zsm status reads it); a second
 run of the same day makes no per-ticker call (every row of the day is stored)
 and reuses a stored analysis of the same data. The functions' JSON logs go to
@@ -91,6 +96,9 @@ type runOptions struct {
 	date string
 	// sandbox adds options to the sandbox (tests: a publish delay, splits).
 	sandbox fakepolygon.Options
+	// functionsDynamoDB, when set, puts a proxy between the functions and
+	// dynalite (tests: a store that fails; devstack.Options.FunctionsDynamoDB).
+	functionsDynamoDB func(dynalite string) string
 }
 
 // runRun implements `zsm run`.
@@ -326,7 +334,10 @@ func (r *localRun) say(format string, args ...any) { fmt.Fprintf(r.stderr, forma
 func startLocalRun(ctx context.Context, o runOptions, host func(string) (string, bool), stderr io.Writer) (_ *localRun, err error) {
 	r := &localRun{o: o, stderr: stderr, started: time.Now(), clock: &nightClock{}}
 	r.say("zsm run: the nightly pipeline on a local stack (no AWS account needed); Ctrl-C stops it")
-	so := devstack.Options{DataDir: o.dataDir, Host: host, Seed: o.seed, Sandbox: o.sandbox}
+	// The local run's one shortening of the queues: what is handed back is
+	// received again at once (said below, with the deployed waits).
+	so := devstack.Options{DataDir: o.dataDir, Host: host, Seed: o.seed, Sandbox: o.sandbox, RedeliverAtOnce: true,
+		FunctionsDynamoDB: o.functionsDynamoDB}
 	if o.date != "" {
 		so.Now = r.clock.Now
 	}
@@ -350,6 +361,9 @@ func startLocalRun(ctx context.Context, o runOptions, host func(string) (string,
 	if o.portfolio == analyzer.AllPortfolios {
 		r.say("queue      %s (local SQS, the analysis fan-out)", r.stack.AnalysisQueueURL)
 	}
+	r.say("shortened  a message handed back (handler error, batchItemFailures, deadline) is received again at once, not after the queue's")
+	r.say("           visibility timeout (deployed: %s tickers, %s analyses) or a retry delay; after %d receives it is dead-lettered, as deployed",
+		devstack.VisibilityTimeout, devstack.AnalysisVisibilityTimeout, devstack.MaxReceiveCount)
 	if o.date != "" {
 		r.say("night      %s, as the schedules run it (New York time): %s", o.date, deploy.Describe(r.schedules()))
 	}
@@ -473,16 +487,23 @@ func (r *localRun) processTicker(ctx context.Context, total int) error {
 		return fmt.Errorf("processTicker: %w", err)
 	}
 	pace := r.stack.CallsPerMinute()
-	totals, err := r.stack.SQS.Drain(ctx, devstack.QueueName, localsqs.MaxBatch, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	// As the event source mapping: batches of up to 10, one at a time (one
+	// message group), each with processTicker's timeout as its deadline. A
+	// refused key stops the run: nothing more is received.
+	refusedBefore := len(r.night.refused)
+	consume := localsqs.ConsumeOptions{BatchSize: localsqs.MaxBatch, Workers: 1, Timeout: deploy.ProcessTicker.Timeout,
+		Halt: func() bool { return len(r.night.refused) > refusedBefore }}
+	totals, err := r.stack.SQS.Consume(ctx, devstack.QueueName, consume, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		left := r.stack.SQS.Counts(devstack.QueueName).Visible
 		r.say("processTicker     batch of %d (%d of %d done, %d more queued)", len(ev.Records), progress.settled, total, left)
-		ictx, cancel := invocationContext(ctx, deploy.ProcessTicker)
-		defer cancel()
-		resp, herr := h(ictx, ev)
-		if herr != nil {
+		resp, herr := h(lambdaContext(ctx, deploy.ProcessTicker), ev)
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			r.say("processTicker     invocation cut by its %s deadline: every record goes back to the queue", deploy.ProcessTicker.Timeout)
+		case herr != nil:
 			r.say("processTicker     batch failed: %v (every record goes back to the queue)", herr)
-		} else if n := len(resp.BatchItemFailures); n > 0 {
-			r.say("processTicker     %d of %d records handed back to the queue (batchItemFailures)", n, len(ev.Records))
+		case len(resp.BatchItemFailures) > 0:
+			r.say("processTicker     %d of %d records handed back to the queue (batchItemFailures)", len(resp.BatchItemFailures), len(ev.Records))
 		}
 		return resp, herr
 	})
@@ -500,12 +521,14 @@ func (r *localRun) processTicker(ctx context.Context, total int) error {
 		r.say("                  dead-letter queue: %s", deadLetterTickers(dead))
 	}
 	if len(r.night.refused) > 0 {
+		c := r.stack.SQS.Counts(devstack.QueueName)
+		back := c.Visible + c.InFlight
 		r.say("")
 		r.say("Polygon refused the API key (%v).", singleLine(r.night.lastRefusal.Error()))
-		r.say("The run stopped calling Polygon: %d messages are back on the queue, none acknowledged; they wait out the queue's visibility timeout (%s), as in production while an operator fixes the key.",
-			totals.Waiting, devstack.VisibilityTimeout)
+		r.say("The run stopped calling Polygon: %d messages are back on the queue, none acknowledged (in production they wait out the queue's visibility timeout, %s, while an operator fixes the key).",
+			back, devstack.VisibilityTimeout)
 		r.say("Fix %s (or unset it for the sandbox) and run again.", deploy.EnvPolygonAPIKey)
-		return fmt.Errorf("%w: %d messages handed back unacknowledged; fix %s and run again (logs: %s)", errKeyRefused, totals.Waiting, deploy.EnvPolygonAPIKey, r.logPath)
+		return fmt.Errorf("%w: %d messages handed back unacknowledged; fix %s and run again (logs: %s)", errKeyRefused, back, deploy.EnvPolygonAPIKey, r.logPath)
 	}
 	if totals.Waiting > 0 {
 		r.say("                  %d messages wait out their visibility timeout (%s) on the local queue", totals.Waiting, devstack.VisibilityTimeout)
@@ -602,15 +625,23 @@ func (r *localRun) analyzeQueue(ctx context.Context, fn *analyzeportfolio.Functi
 	r.say("                  consumed as deployed: one portfolio per invocation, at most %d at once, each with a %s deadline",
 		deploy.DefaultAnalysisConcurrency, deploy.AnalyzePortfolio.Timeout)
 	r.say("                  shortened locally: a portfolio handed back is received again at once (deployed: after the %s visibility timeout,",
-		time.Duration(deploy.AnalysisVisibilityFactor)*deploy.AnalyzePortfolio.Timeout)
+		devstack.AnalysisVisibilityTimeout)
 	r.say("                  later in the night), and after %d receives it moves to the dead-letter list at once", deploy.AnalysisMaxReceiveCount)
 	mu.Lock()
 	a.draining = true
 	mu.Unlock()
-	totals, err := r.stack.SQS.DrainConcurrent(ctx, name, 1, deploy.DefaultAnalysisConcurrency, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-		ictx, cancel := invocationContext(ctx, deploy.AnalyzePortfolio)
-		defer cancel()
-		return fn.Consume(ictx, ev)
+	consume := localsqs.ConsumeOptions{BatchSize: 1, Workers: deploy.DefaultAnalysisConcurrency, Timeout: deploy.AnalyzePortfolio.Timeout}
+	totals, err := r.stack.SQS.Consume(ctx, name, consume, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		resp, err := fn.Consume(lambdaContext(ctx, deploy.AnalyzePortfolio), ev)
+		mu.Lock() // the progress lines of concurrent invocations
+		defer mu.Unlock()
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			r.say("  invocation cut by its %s deadline: its portfolio goes back to the queue", deploy.AnalyzePortfolio.Timeout)
+		case err != nil:
+			r.say("  invocation failed: %v (its portfolio goes back to the queue)", singleLine(err.Error()))
+		}
+		return resp, err
 	})
 	if err != nil {
 		return fmt.Errorf("analyzePortfolio: %w", err)
@@ -619,7 +650,10 @@ func (r *localRun) analyzeQueue(ctx context.Context, fn *analyzeportfolio.Functi
 		if m, err := analysisqueue.Decode([]byte(b)); err == nil {
 			a.dead = append(a.dead, m.Portfolio)
 		} else {
-			a.dead = append(a.dead, strconv.Quote(b))
+			if len(b) > 40 {
+				b = b[:40] + "…"
+			}
+			a.dead = append(a.dead, b) // not a portfolio's message
 		}
 	}
 	count := map[string]int{}
@@ -630,9 +664,19 @@ func (r *localRun) analyzeQueue(ctx context.Context, fn *analyzeportfolio.Functi
 		totals.Batches, totals.Peak, count[analyzer.OutcomeOK], count[analyzer.OutcomeFallback], count[analyzer.OutcomeReused],
 		count[analyzer.OutcomeSkipped], totals.Requeued+totals.DeadLettered, totals.DeadLettered, since(t2))
 	if len(a.dead) > 0 {
-		r.say("                  dead-letter queue: %s", strings.Join(a.dead, ", "))
+		r.say("                  dead-lettered locally after %d receives, as %s would take them: %s",
+			deploy.AnalysisMaxReceiveCount, deploy.AnalysisDLQName(deploy.LocalStage), quoteAll(a.dead))
 	}
 	return nil
+}
+
+// quoteAll is the names quoted, comma-separated.
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // describeOutcome says in words what became of one portfolio.
@@ -694,7 +738,7 @@ func (r *localRun) report(ctx context.Context, a analysisRun, stdout io.Writer) 
 	}
 	switch {
 	case len(a.dead) > 0:
-		return fmt.Errorf("analysis of %s failed on every receive: dead-lettered (logs: %s)", strings.Join(a.dead, ", "), r.logPath)
+		return fmt.Errorf("analysis of %s failed on each of its %d receives: dead-lettered (logs: %s)", quoteAll(a.dead), deploy.AnalysisMaxReceiveCount, r.logPath)
 	case len(failed) > 0:
 		return fmt.Errorf("analysis of %s failed (logs: %s)", strings.Join(failed, ", "), r.logPath)
 	case len(rep.Missing) > 0:
@@ -815,13 +859,20 @@ func processTickerHandler(ctx context.Context, stack *devstack.Stack, out io.Wri
 // invocationContext gives one handler call what Lambda gives it: the
 // deployed function's timeout as the deadline (the handlers size their work
 // to it, e.g. processTicker hands back records it cannot finish) and a
-// request id for the logs.
+// request id for the logs. The queues' consumers set the deadline
+// themselves (localsqs.ConsumeOptions.Timeout) and add lambdaContext.
 func invocationContext(ctx context.Context, fn deploy.Function) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(ctx, fn.Timeout)
+	return lambdaContext(ctx, fn), cancel
+}
+
+// lambdaContext adds what Lambda tells an invocation of fn: a request id
+// for the logs and the function's ARN.
+func lambdaContext(ctx context.Context, fn deploy.Function) context.Context {
 	return lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
 		AwsRequestID:       "zsm-" + randomHex(8),
 		InvokedFunctionArn: "arn:aws:lambda:" + localsqs.Region + ":" + localsqs.Account + ":function:" + fn.FunctionName(deploy.LocalStage),
-	}), cancel
+	})
 }
 
 // deadLetterTickers names the tickers of dead-lettered message bodies (the

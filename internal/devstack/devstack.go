@@ -51,6 +51,15 @@ var (
 // processTicker's timeout (infra/queue.go, decision 0001).
 var VisibilityTimeout = 6 * deploy.ProcessTicker.Timeout
 
+// AnalysisVisibilityTimeout is the local analysis queue's, as deployed:
+// deploy.AnalysisVisibilityFactor × analyzePortfolio's timeout
+// (infra/analysisqueue.go).
+var AnalysisVisibilityTimeout = time.Duration(deploy.AnalysisVisibilityFactor) * deploy.AnalyzePortfolio.Timeout
+
+// MaxReceiveCount is the ticker queue's redrive policy, as deployed
+// (infra/queue.go); the analysis queue's is deploy.AnalysisMaxReceiveCount.
+const MaxReceiveCount = localsqs.DefaultMaxReceiveCount
+
 // Options configure Start.
 type Options struct {
 	// DataDir keeps DynamoDB data on disk under this directory; "" holds it
@@ -62,6 +71,16 @@ type Options struct {
 	Host config.Lookup
 	// NoQueue skips localsqs (status and invoke need only DynamoDB).
 	NoQueue bool
+	// RedeliverAtOnce shortens the queues' waits as `zsm run` does: a
+	// message handed back is received again at once instead of after its
+	// visibility timeout (localsqs.Options.RedeliverAtOnce). Without it the
+	// queues keep the deployed timeouts on the real clock.
+	RedeliverAtOnce bool
+	// FunctionsDynamoDB, when set, gives the DynamoDB endpoint of the
+	// functions' environment (AWS_ENDPOINT_URL_DYNAMODB) from dynalite's:
+	// tests put a fault-injecting proxy there. The stack's own client (DB)
+	// talks to dynalite.
+	FunctionsDynamoDB func(dynalite string) string
 	// NoMarketData skips the sandbox even without a Polygon key.
 	NoMarketData bool
 	// NoSeed leaves the shared tables as they are (readers such as status).
@@ -162,15 +181,16 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}
 	if !opts.NoQueue {
-		// Records handed back without a visibility change wait as long as
-		// on the deployed queue (6 × processTicker's timeout).
-		s.SQS, err = localsqs.Start("127.0.0.1:0", localsqs.Options{VisibilityTimeout: VisibilityTimeout})
+		// The queues' settings are the deployed ones; records handed back
+		// wait them out unless the run shortens it.
+		s.SQS, err = localsqs.Start("127.0.0.1:0", localsqs.Options{RedeliverAtOnce: opts.RedeliverAtOnce})
 		if err != nil {
 			return nil, err
 		}
-		s.QueueURL = s.SQS.CreateQueue(QueueName)
+		s.QueueURL = s.SQS.CreateQueueWith(QueueName, localsqs.QueueOptions{VisibilityTimeout: VisibilityTimeout, MaxReceiveCount: MaxReceiveCount})
 		s.SQS.CreateQueue(DLQName)
-		s.AnalysisQueueURL = s.SQS.CreateQueue(AnalysisQueueName)
+		s.AnalysisQueueURL = s.SQS.CreateQueueWith(AnalysisQueueName,
+			localsqs.QueueOptions{VisibilityTimeout: AnalysisVisibilityTimeout, MaxReceiveCount: deploy.AnalysisMaxReceiveCount})
 	}
 	polygonKey, _ := host(deploy.EnvPolygonAPIKey)
 	if polygonKey == "" && !opts.NoMarketData {
@@ -194,6 +214,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		s.Sandbox = fakepolygon.Start(so)
 	}
 	s.Env = s.buildEnv(host)
+	if opts.FunctionsDynamoDB != nil {
+		s.Env["AWS_ENDPOINT_URL_DYNAMODB"] = opts.FunctionsDynamoDB(s.Dynalite.Endpoint)
+	}
 	return s, nil
 }
 

@@ -10,10 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zsmseven/backend/internal/devstack"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
@@ -296,4 +300,69 @@ func TestSampleDriftIsSaid(t *testing.T) {
 	if !strings.Contains(d, "AAPL") || !strings.Contains(d, "IBM") {
 		t.Errorf("drift %q does not name what is stored and what is built in", d)
 	}
+}
+
+// The local queues keep the deployed settings: a record handed back waits
+// out its queue's visibility timeout — unless the stack shortens it as `zsm
+// run` does (RedeliverAtOnce), when it is received again at once, until the
+// deployed receive count dead-letters it. FunctionsDynamoDB replaces the
+// functions' DynamoDB endpoint alone.
+func TestQueuesKeepTheDeployedSettingsUnlessShortened(t *testing.T) {
+	for _, atOnce := range []bool{false, true} {
+		s, err := devstack.Start(context.Background(), devstack.Options{NoMarketData: true, NoSeed: true, RedeliverAtOnce: atOnce,
+			FunctionsDynamoDB: func(dynalite string) string { return dynalite + "/proxy" }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Lookup("AWS_ENDPOINT_URL_DYNAMODB"); got != s.Dynalite.Endpoint+"/proxy" {
+			t.Errorf("functions' DynamoDB endpoint %q", got)
+		}
+		for _, q := range []struct {
+			name     string
+			receives int
+		}{{devstack.QueueName, devstack.MaxReceiveCount}, {devstack.AnalysisQueueName, deploy.AnalysisMaxReceiveCount}} {
+			url := s.SQS.QueueURL(q.name)
+			if _, err := sqsClient(s).SendMessage(context.Background(), sendInput(url, q.name)); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; ; i++ {
+				ev, err := s.SQS.Receive(q.name, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ev.Records) == 0 {
+					if atOnce || i != 2 {
+						t.Errorf("%s (at once %v): nothing to receive at receive %d", q.name, atOnce, i)
+					}
+					if c := s.SQS.Counts(q.name); c.InFlight != 1 {
+						t.Errorf("%s: counts %+v, want the record waiting out its visibility timeout", q.name, c)
+					}
+					break
+				}
+				if _, err := s.SQS.Settle(q.name, ev, events.SQSEventResponse{}, errors.New("always fails")); err != nil {
+					t.Fatal(err)
+				}
+				if i == q.receives {
+					if dead := s.SQS.DeadLetters(q.name); !atOnce || len(dead) != 1 {
+						t.Errorf("%s: dead letters %v after %d receives (at once %v)", q.name, dead, i, atOnce)
+					}
+					break
+				}
+			}
+		}
+		s.Stop()
+	}
+}
+
+func sqsClient(s *devstack.Stack) *sqs.Client {
+	return sqs.New(sqs.Options{Region: localsqs.Region, BaseEndpoint: aws.String(s.SQS.Endpoint()),
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+}
+
+func sendInput(url, queue string) *sqs.SendMessageInput {
+	in := &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(`{"portfolio":"Doomed"}`)}
+	if strings.HasSuffix(queue, ".fifo") {
+		in.MessageGroupId, in.MessageDeduplicationId = aws.String("g"), aws.String("d")
+	}
+	return in
 }

@@ -15,20 +15,30 @@
 //   - FIFO semantics for queues whose name ends in ".fifo": MessageGroupId is
 //     required, MessageDeduplicationId deduplicates within five minutes, and a
 //     group with a message in flight hands out nothing else;
-//   - a Go API that plays the Lambda event source mapping: it takes queued
-//     messages as events.SQSEvent batches of up to ten records, shaped like the
-//     ones Lambda delivers, and settles them from the handler's
-//     events.SQSEventResponse (records listed in batchItemFailures stay
-//     hidden until their visibility timeout ends, as SQS keeps them, unless
-//     the handler changed their visibility; after MaxReceiveCount receives
-//     they move to the dead-letter list).
+//   - a Go API that plays the Lambda event source mapping: Receive takes
+//     queued messages as events.SQSEvent batches of up to ten records, shaped
+//     like the ones Lambda delivers; Settle applies the handler's
+//     events.SQSEventResponse (records listed in batchItemFailures, or the
+//     whole batch on a handler error, are handed back; after MaxReceiveCount
+//     receives a record moves to the dead-letter list); Consume (Drain,
+//     DrainConcurrent) feeds a handler with up to a maximum concurrency, each
+//     invocation with the function's timeout as its deadline.
 //
-// Visibility timeouts are simulated on the server's clock (Options.Now, a
-// settable clock in tests) when Options.VisibilityTimeout is set: a record
-// handed back without ChangeMessageVisibility waits out the timeout, and in
-// a FIFO queue its message group hands out nothing meanwhile. Without it a
-// handed-back record is visible again at once. DelaySeconds is not simulated
-// (FIFO queues do not accept a per-message delay anyway).
+// Visibility timeouts are simulated on the server's clock (Options.Clock, a
+// fakeclock in tests) when set (Options.VisibilityTimeout, or per queue with
+// CreateQueueWith): a record handed back without ChangeMessageVisibility
+// waits out the timeout, and in a FIFO queue its message group hands out
+// nothing meanwhile. Without one, a handed-back record is visible again at
+// once. Options.RedeliverAtOnce is the local run's shortening: every record
+// handed back is visible again at once, whatever the timeout or its
+// handler's visibility change, and the dead-letter list still takes it after
+// MaxReceiveCount receives. DelaySeconds is not simulated (FIFO queues do not
+// accept a per-message delay anyway).
+//
+// Consumers never poll: one that finds nothing to receive while its other
+// invocations run waits for a signal — a message sent, a visibility change, a
+// batch settled, a visibility timeout ending on the clock (Clock.AfterFunc),
+// the server closing, or its context ending.
 package localsqs
 
 import (
@@ -67,27 +77,70 @@ const (
 	MaxMessageBytes = 256 * 1024
 )
 
+// Clock is the server's time: Now, and AfterFunc to be called when an
+// instant has come (a visibility timeout ends). *fakeclock.Clock is one.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f once, when the clock has moved on by d; stop
+	// cancels the call and reports whether it did.
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
+}
+
+// realClock is the wall clock.
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) AfterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+
 // Options configure a Server. The zero value is usable.
 type Options struct {
 	// MaxReceiveCount is how many receives a message gets before it moves to
-	// the dead-letter list (default DefaultMaxReceiveCount).
+	// the dead-letter list (default DefaultMaxReceiveCount), for the queues
+	// created without their own.
 	MaxReceiveCount int
 	// VisibilityTimeout, when set, hides a received message for that long
-	// (the deployed queue's 1080 s, say): one handed back without a
-	// visibility change comes back when it ends. Zero hands it back at once.
+	// (the deployed queue's 1080 s, say), for the queues created without
+	// their own: one handed back without a visibility change comes back when
+	// it ends. Zero hands it back at once.
 	VisibilityTimeout time.Duration
-	// Now is the clock (default time.Now); tests move it to expire dedup ids
-	// and visibility timeouts.
-	Now func() time.Time
+	// RedeliverAtOnce makes every record handed back — by a handler error, a
+	// batchItemFailures entry or an invocation cut by its deadline — visible
+	// again as soon as its batch is settled, whatever the visibility timeout
+	// or the visibility its handler set: the local run's shortening of the
+	// waits that SQS spreads over a night. Receive counts and the
+	// dead-letter list are kept; a record still in flight keeps its
+	// visibility timeout.
+	RedeliverAtOnce bool
+	// Clock is the server's time (default the wall clock); tests move a
+	// fakeclock.Clock to expire dedup ids and visibility timeouts.
+	Clock Clock
+}
+
+// QueueOptions are one queue's settings; zero takes the server's.
+type QueueOptions struct {
+	// VisibilityTimeout is the queue's (0: Options.VisibilityTimeout).
+	VisibilityTimeout time.Duration
+	// MaxReceiveCount is the queue's redrive policy (0: Options.MaxReceiveCount).
+	MaxReceiveCount int
 }
 
 // Server holds the queues and serves the HTTP endpoint.
 type Server struct {
-	opts Options
+	opts  Options
+	clock Clock
 
 	mu     sync.Mutex
 	queues map[string]*queue
 	seq    int64
+	// wake is closed, and replaced, whenever a waiting consumer may find
+	// something new: a message sent, a visibility changed or ended, a batch
+	// settled, the server closed (signal).
+	wake   chan struct{}
+	closed bool
+	// looks counts the times a consumer looked for a batch (tests: no busy
+	// loop).
+	looks int64
 
 	ln       net.Listener
 	srv      *http.Server
@@ -95,12 +148,18 @@ type Server struct {
 }
 
 type queue struct {
-	name     string
-	fifo     bool
-	ready    []*message          // visible messages, in order
-	inflight map[string]*message // by receipt handle
-	dead     []*message
-	dedup    map[string]dedupEntry
+	name            string
+	fifo            bool
+	visibility      time.Duration
+	maxReceiveCount int
+	ready           []*message          // visible messages, in order
+	inflight        map[string]*message // by receipt handle
+	// handed are the receipts of the batches received and not settled yet:
+	// a message may have left inflight meanwhile (its visibility changed or
+	// ended), but its batch still gets settled once.
+	handed map[string]*message
+	dead   []*message
+	dedup  map[string]dedupEntry
 }
 
 type dedupEntry struct {
@@ -115,8 +174,10 @@ type message struct {
 	seq                int64
 	sent, firstReceive time.Time
 	receiveCount       int
-	receipt            string
-	attrs              map[string]events.SQSMessageAttribute
+	// receipt is the receipt handle of its current receive ("" while it is
+	// visible).
+	receipt string
+	attrs   map[string]events.SQSMessageAttribute
 	// hiddenUntil is when an in-flight message is visible again (zero:
 	// not before it is settled); changed, that the handler set it.
 	hiddenUntil time.Time
@@ -129,14 +190,16 @@ func Start(addr string, opts Options) (*Server, error) {
 	if opts.MaxReceiveCount <= 0 {
 		opts.MaxReceiveCount = DefaultMaxReceiveCount
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	clock := opts.Clock
+	if clock == nil {
+		clock = realClock{}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("localsqs listen %s: %w", addr, err)
 	}
-	s := &Server{opts: opts, queues: map[string]*queue{}, ln: ln, endpoint: "http://" + ln.Addr().String()}
+	s := &Server{opts: opts, clock: clock, queues: map[string]*queue{}, wake: make(chan struct{}),
+		ln: ln, endpoint: "http://" + ln.Addr().String()}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -145,22 +208,48 @@ func Start(addr string, opts Options) (*Server, error) {
 // Endpoint is the base URL to give the SDK (AWS_ENDPOINT_URL_SQS).
 func (s *Server) Endpoint() string { return s.endpoint }
 
-// Close stops the HTTP server. Queued messages are dropped.
+// ErrClosed ends the consumers of a closed server.
+var ErrClosed = errors.New("localsqs: server closed")
+
+// Close stops the HTTP server and ends the consumers waiting for a batch
+// (ErrClosed). Queued messages are dropped.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.signal()
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return s.srv.Shutdown(ctx)
 }
 
-// CreateQueue creates a queue (a no-op if it exists) and returns its URL,
-// e.g. http://127.0.0.1:PORT/000000000000/ticker-processing-queue-local.fifo.
+// signal wakes every waiting consumer. s.mu is held.
+func (s *Server) signal() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// CreateQueue creates a queue with the server's settings (a no-op if it
+// exists) and returns its URL, e.g.
+// http://127.0.0.1:PORT/000000000000/ticker-processing-queue-local.fifo.
 // A name ending in ".fifo" makes a FIFO queue.
-func (s *Server) CreateQueue(name string) string {
+func (s *Server) CreateQueue(name string) string { return s.CreateQueueWith(name, QueueOptions{}) }
+
+// CreateQueueWith creates a queue with its own settings (a no-op if it
+// exists) and returns its URL.
+func (s *Server) CreateQueueWith(name string, o QueueOptions) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.queues[name]; !ok {
-		s.queues[name] = &queue{name: name, fifo: strings.HasSuffix(name, ".fifo"),
-			inflight: map[string]*message{}, dedup: map[string]dedupEntry{}}
+		q := &queue{name: name, fifo: strings.HasSuffix(name, ".fifo"), visibility: o.VisibilityTimeout, maxReceiveCount: o.MaxReceiveCount,
+			inflight: map[string]*message{}, handed: map[string]*message{}, dedup: map[string]dedupEntry{}}
+		if q.visibility <= 0 {
+			q.visibility = s.opts.VisibilityTimeout
+		}
+		if q.maxReceiveCount <= 0 {
+			q.maxReceiveCount = s.opts.MaxReceiveCount
+		}
+		s.queues[name] = q
 	}
 	return s.QueueURL(name)
 }
@@ -192,9 +281,10 @@ func (s *Server) Counts(name string) Counts {
 }
 
 // surface makes the in-flight messages whose visibility timeout has ended
-// visible again, in sequence order. s.mu is held.
+// visible again, in sequence order, and wakes the consumers if any did.
+// s.mu is held.
 func (s *Server) surface(q *queue) {
-	now := s.opts.Now()
+	now := s.clock.Now()
 	back := false
 	for r, m := range q.inflight {
 		if !m.hiddenUntil.IsZero() && !now.Before(m.hiddenUntil) {
@@ -206,7 +296,20 @@ func (s *Server) surface(q *queue) {
 	}
 	if back {
 		slices.SortFunc(q.ready, func(a, b *message) int { return cmp.Compare(a.seq, b.seq) })
+		s.signal()
 	}
+}
+
+// nextSurface is the earliest end of a visibility timeout in q (zero:
+// none). s.mu is held.
+func (q *queue) nextSurface() time.Time {
+	var next time.Time
+	for _, m := range q.inflight {
+		if !m.hiddenUntil.IsZero() && (next.IsZero() || m.hiddenUntil.Before(next)) {
+			next = m.hiddenUntil
+		}
+	}
+	return next
 }
 
 // DeadLetters returns the bodies of the messages moved to the dead-letter list.
@@ -233,6 +336,7 @@ func (s *Server) Visible(name string) []string {
 	if !ok {
 		return nil
 	}
+	s.surface(q)
 	out := make([]string, len(q.ready))
 	for i, m := range q.ready {
 		out[i] = m.body
@@ -262,6 +366,7 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.code + ": " + e.msg }
 
+// send enqueues one message. s.mu is held.
 func (s *Server) send(q *queue, in sendInput) (sendResult, *apiError) {
 	if in.body == "" {
 		return sendResult{}, &apiError{"MissingParameter", "The request must contain the parameter MessageBody.", true}
@@ -278,7 +383,7 @@ func (s *Server) send(q *queue, in sendInput) (sendResult, *apiError) {
 		}
 	}
 	sum := md5.Sum([]byte(in.body))
-	now := s.opts.Now()
+	now := s.clock.Now()
 	if q.fifo {
 		if d, ok := q.dedup[in.dedupID]; ok && now.Sub(d.at) < DedupWindow {
 			// SQS accepts a duplicate and answers as for the original.
@@ -292,6 +397,7 @@ func (s *Server) send(q *queue, in sendInput) (sendResult, *apiError) {
 	if q.fifo {
 		q.dedup[in.dedupID] = dedupEntry{messageID: m.id, seq: m.seq, at: now}
 	}
+	s.signal()
 	r := sendResult{messageID: m.id, md5: m.md5}
 	if q.fifo {
 		r.seq = seqString(m.seq)
@@ -305,16 +411,22 @@ func seqString(n int64) string { return fmt.Sprintf("%020d", n) }
 // Receive takes up to max (at most MaxBatch) visible messages as one Lambda
 // event and marks them in flight. For a FIFO queue, messages come in order and
 // a message group with a message in flight yields nothing more until it is
-// settled, as SQS does. An empty event means nothing is visible.
+// settled, as SQS does. An empty event means nothing is visible. It does not
+// wait: Consume does.
 func (s *Server) Receive(name string, max int) (events.SQSEvent, error) {
-	if max <= 0 || max > MaxBatch {
-		max = MaxBatch
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queues[name]
 	if !ok {
 		return events.SQSEvent{}, fmt.Errorf("receive from %s: %w", name, ErrNoQueue)
+	}
+	return s.receive(q, max), nil
+}
+
+// receive is Receive on q. s.mu is held.
+func (s *Server) receive(q *queue, max int) events.SQSEvent {
+	if max <= 0 || max > MaxBatch {
+		max = MaxBatch
 	}
 	s.surface(q)
 	busy := map[string]bool{}
@@ -323,7 +435,7 @@ func (s *Server) Receive(name string, max int) (events.SQSEvent, error) {
 			busy[m.groupID] = true
 		}
 	}
-	now := s.opts.Now()
+	now := s.clock.Now()
 	var ev events.SQSEvent
 	var keep []*message
 	for _, m := range q.ready {
@@ -337,14 +449,15 @@ func (s *Server) Receive(name string, max int) (events.SQSEvent, error) {
 		}
 		m.receipt = newID() + "#" + m.id
 		m.hiddenUntil, m.changed = time.Time{}, false
-		if s.opts.VisibilityTimeout > 0 {
-			m.hiddenUntil = now.Add(s.opts.VisibilityTimeout)
+		if q.visibility > 0 {
+			m.hiddenUntil = now.Add(q.visibility)
 		}
 		q.inflight[m.receipt] = m
+		q.handed[m.receipt] = m
 		ev.Records = append(ev.Records, s.record(q, m))
 	}
 	q.ready = keep
-	return ev, nil
+	return ev
 }
 
 func (s *Server) record(q *queue, m *message) events.SQSMessage {
@@ -375,10 +488,16 @@ func (s *Server) record(q *queue, m *message) events.SQSMessage {
 // Outcome counts how a batch was settled.
 type Outcome struct {
 	// Deleted records succeeded; Requeued go back to the queue (visible when
-	// their visibility timeout, or the one the handler set, ends);
-	// DeadLettered reached MaxReceiveCount and moved to the dead-letter list.
+	// their visibility timeout, or the one the handler set, ends — at once
+	// with RedeliverAtOnce); DeadLettered reached MaxReceiveCount and moved
+	// to the dead-letter list.
 	Deleted, Requeued, DeadLettered int
 }
+
+// ErrTimedOut is the handler error Consume settles a batch with when its
+// invocation was cut by its deadline: Lambda ignores whatever the function
+// answers after its timeout and fails the whole batch.
+var ErrTimedOut = errors.New("invocation timed out")
 
 // Settle applies a handler's answer to a batch from Receive, the way the
 // Lambda event source mapping does with ReportBatchItemFailures: a handler
@@ -386,15 +505,23 @@ type Outcome struct {
 // BatchItemFailures is deleted. A failure naming no record of the batch (or an
 // empty id) also fails the whole batch, as Lambda treats it. Failed records
 // stay hidden until their visibility timeout ends (or the time the handler
-// set with ChangeMessageVisibility) — at once without VisibilityTimeout —
-// then return in sequence order; or move to the dead-letter list once they
-// have been received MaxReceiveCount times.
+// set with ChangeMessageVisibility) — at once without a visibility timeout
+// or with RedeliverAtOnce — then return in sequence order; or move to the
+// dead-letter list once they have been received MaxReceiveCount times. A
+// record whose visibility the handler ended early is already back: a
+// failure leaves it there (or dead-letters it), a success deletes it unless
+// it was received again meanwhile. Settling a batch twice is an error.
 func (s *Server) Settle(name string, ev events.SQSEvent, resp events.SQSEventResponse, handlerErr error) (Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queues[name]
 	if !ok {
 		return Outcome{}, fmt.Errorf("settle on %s: %w", name, ErrNoQueue)
+	}
+	for _, r := range ev.Records {
+		if q.handed[r.ReceiptHandle] == nil {
+			return Outcome{}, fmt.Errorf("settle on %s: the receipt handle of %s is of no batch being handled (settled already?)", name, r.MessageId)
+		}
 	}
 	inBatch := map[string]bool{}
 	for _, r := range ev.Records {
@@ -409,30 +536,44 @@ func (s *Server) Settle(name string, ev events.SQSEvent, resp events.SQSEventRes
 		failed[f.ItemIdentifier] = true
 	}
 	var out Outcome
-	now := s.opts.Now()
+	now := s.clock.Now()
 	for _, r := range ev.Records {
-		m, ok := q.inflight[r.ReceiptHandle]
-		if !ok {
-			return out, fmt.Errorf("settle on %s: receipt handle of %s is not in flight", name, r.MessageId)
-		}
+		m := q.handed[r.ReceiptHandle]
+		delete(q.handed, r.ReceiptHandle)
+		held := q.inflight[r.ReceiptHandle] == m
+		visible := !held && slices.Contains(q.ready, m)
 		switch {
 		case !all && !failed[m.id]:
-			delete(q.inflight, r.ReceiptHandle)
-			out.Deleted++
-		case m.receiveCount >= s.opts.MaxReceiveCount:
-			delete(q.inflight, r.ReceiptHandle)
+			if held {
+				delete(q.inflight, r.ReceiptHandle)
+				out.Deleted++
+			} else if visible {
+				q.ready = slices.DeleteFunc(q.ready, func(x *message) bool { return x == m })
+				out.Deleted++
+			}
+			// Received again meanwhile: a stale receipt handle deletes
+			// nothing, as on SQS.
+		case m.receiveCount >= q.maxReceiveCount && (held || visible):
+			if held {
+				delete(q.inflight, r.ReceiptHandle)
+			} else {
+				q.ready = slices.DeleteFunc(q.ready, func(x *message) bool { return x == m })
+			}
+			m.receipt, m.hiddenUntil, m.changed = "", time.Time{}, false
 			q.dead = append(q.dead, m)
 			out.DeadLettered++
 		default:
 			// SQS leaves a failed record where it is: hidden until its
-			// visibility timeout ends, or the handler's change.
-			if !m.changed && m.hiddenUntil.IsZero() {
+			// visibility timeout ends, or the handler's change; the local
+			// run's shortening makes it visible now.
+			if held && (s.opts.RedeliverAtOnce || (!m.changed && m.hiddenUntil.IsZero())) {
 				m.hiddenUntil = now
 			}
 			out.Requeued++
 		}
 	}
 	s.surface(q)
+	s.signal()
 	return out, nil
 }
 
@@ -440,133 +581,204 @@ func (s *Server) Settle(name string, ev events.SQSEvent, resp events.SQSEventRes
 var ErrReceiptHandle = errors.New("receipt handle is not valid")
 
 // changeVisibility hides the in-flight message of receipt for d from now
-// (0: visible at once). s.mu is held.
+// (0: visible at once) and wakes the consumers. s.mu is held.
 func (s *Server) changeVisibility(q *queue, receipt string, d time.Duration) error {
 	m, ok := q.inflight[receipt]
 	if !ok {
 		return ErrReceiptHandle
 	}
-	m.hiddenUntil, m.changed = s.opts.Now().Add(d), true
+	m.hiddenUntil, m.changed = s.clock.Now().Add(d), true
+	s.surface(q)
+	s.signal()
 	return nil
 }
 
 // Handler is a Lambda SQS handler with partial batch responses.
 type Handler func(context.Context, events.SQSEvent) (events.SQSEventResponse, error)
 
-// Totals sums the outcomes of Drain.
+// Totals sums the outcomes of a consumption.
 type Totals struct {
 	Batches int
 	Outcome
+	// TimedOut counts the invocations cut by their deadline (their whole
+	// batch handed back).
+	TimedOut int
 	// Peak is the most handler invocations that ran at once.
 	Peak int
-	// Waiting is the number of messages left hidden when Drain ended: handed
-	// back and waiting out a visibility timeout.
+	// Waiting is the number of messages left hidden when the consumption
+	// ended: handed back and waiting out a visibility timeout.
 	Waiting int
 }
 
-// Drain feeds the queue to h in batches of up to batchSize until nothing is
-// visible or ctx ends, settling each batch with Settle. It returns the totals
-// (with the messages left waiting for their visibility timeout) and ctx's
-// error if it was cut short. Because every failure increments a receive
-// count, Drain always ends: a message that keeps failing reaches the
-// dead-letter list, or waits out its visibility timeout.
-func (s *Server) Drain(ctx context.Context, name string, batchSize int, h Handler) (Totals, error) {
-	var t Totals
-	for {
-		if err := ctx.Err(); err != nil {
-			return t, err
-		}
-		ev, err := s.Receive(name, batchSize)
-		if err != nil {
-			return t, err
-		}
-		if len(ev.Records) == 0 {
-			t.Waiting = s.Counts(name).InFlight
-			return t, nil
-		}
-		resp, herr := h(ctx, ev)
-		o, err := s.Settle(name, ev, resp, herr)
-		if err != nil {
-			return t, err
-		}
-		t.Batches++
-		t.Deleted += o.Deleted
-		t.Requeued += o.Requeued
-		t.DeadLettered += o.DeadLettered
-	}
+// ConsumeOptions are the event source mapping's settings.
+type ConsumeOptions struct {
+	// BatchSize is the most records a batch has (1..MaxBatch; default
+	// MaxBatch).
+	BatchSize int
+	// Workers is the most handler invocations at once (default 1).
+	Workers int
+	// Timeout, when set, is each invocation's deadline (the function's
+	// timeout): an invocation that answers after it was cut by it, as on
+	// Lambda — its answer is ignored and its whole batch handed back
+	// (ErrTimedOut). A handler that ignores its context is waited for:
+	// localsqs cannot stop it as Lambda would.
+	Timeout time.Duration
+	// Halt, when set, is asked after each batch is settled: true stops
+	// receiving (the event source mapping disabled); the batches already
+	// running are settled, the rest stays on the queue.
+	Halt func() bool
 }
 
-// DrainConcurrent plays an event source mapping with a maximum concurrency:
-// up to workers invocations of h at once, each fed a batch of up to
-// batchSize as soon as one is visible, until nothing is visible or in
-// flight (or ctx ends). As in Drain, every failure raises a receive count,
-// so it always ends; the visibility timeout is not simulated, so a record
-// handed back is received again at once.
+// Drain is Consume one batch of up to batchSize at a time.
+func (s *Server) Drain(ctx context.Context, name string, batchSize int, h Handler) (Totals, error) {
+	return s.Consume(ctx, name, ConsumeOptions{BatchSize: batchSize}, h)
+}
+
+// DrainConcurrent is Consume with up to workers invocations at once.
 func (s *Server) DrainConcurrent(ctx context.Context, name string, batchSize, workers int, h Handler) (Totals, error) {
-	var (
-		mu       sync.Mutex
-		t        Totals
-		firstErr error
-		inFlight int
-		wg       sync.WaitGroup
-	)
-	fail := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-		}
+	return s.Consume(ctx, name, ConsumeOptions{BatchSize: batchSize, Workers: workers}, h)
+}
+
+// Consume plays a Lambda event source mapping on the queue: up to
+// o.Workers invocations of h at once, each fed a batch of up to o.BatchSize
+// as soon as one can be received, each settled with Settle. It ends when
+// nothing can be received and none of its invocations runs — messages
+// handed back and hidden by a visibility timeout are left waiting (Totals.
+// Waiting) — or when o.Halt says so, ctx ends (its error) or the server
+// closes (ErrClosed). Because every failure raises a receive count, a message
+// that keeps failing reaches the dead-letter list (at once with
+// RedeliverAtOnce) or waits out its visibility timeout: Consume always ends.
+//
+// A worker with nothing to receive while other invocations run waits for a
+// signal (see the package documentation), never polls.
+func (s *Server) Consume(ctx context.Context, name string, o ConsumeOptions, h Handler) (Totals, error) {
+	s.mu.Lock()
+	q, ok := s.queues[name]
+	s.mu.Unlock()
+	if !ok {
+		return Totals{}, fmt.Errorf("consume %s: %w", name, ErrNoQueue)
 	}
-	for range max(workers, 1) {
+	c := &consumer{s: s, q: q, o: o, h: h}
+	var wg sync.WaitGroup
+	for range max(o.Workers, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				if err := ctx.Err(); err != nil {
-					fail(err)
-					return
-				}
-				mu.Lock()
-				stop := firstErr != nil
-				mu.Unlock()
-				if stop {
-					return
-				}
-				ev, err := s.Receive(name, batchSize)
-				if err != nil {
-					fail(err)
-					return
-				}
-				if len(ev.Records) == 0 {
-					if c := s.Counts(name); c.Visible == 0 && c.InFlight == 0 {
-						return
-					}
-					// Another worker holds a batch that may come back.
-					time.Sleep(time.Millisecond)
-					continue
-				}
-				mu.Lock()
-				inFlight++
-				t.Peak = max(t.Peak, inFlight)
-				mu.Unlock()
-				resp, herr := h(ctx, ev)
-				o, err := s.Settle(name, ev, resp, herr)
-				mu.Lock()
-				inFlight--
-				t.Batches++
-				t.Deleted += o.Deleted
-				t.Requeued += o.Requeued
-				t.DeadLettered += o.DeadLettered
-				mu.Unlock()
-				if err != nil {
-					fail(err)
-					return
-				}
-			}
+			c.work(ctx)
 		}()
 	}
 	wg.Wait()
-	return t, firstErr
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.surface(q)
+	c.t.Waiting = len(q.inflight)
+	return c.t, c.err
+}
+
+// consumer is one Consume; its fields are guarded by the server's mutex.
+type consumer struct {
+	s *Server
+	q *queue
+	o ConsumeOptions
+	h Handler
+
+	t       Totals
+	running int
+	halted  bool
+	err     error
+}
+
+// work runs batches until the consumption ends.
+func (c *consumer) work(ctx context.Context) {
+	for {
+		ev, ok := c.next(ctx)
+		if !ok {
+			return
+		}
+		resp, herr, cut := c.invoke(ctx, ev)
+		o, err := c.s.Settle(c.q.name, ev, resp, herr)
+		halt := err == nil && c.o.Halt != nil && c.o.Halt()
+		c.s.mu.Lock()
+		c.running--
+		c.t.Batches++
+		c.t.Deleted += o.Deleted
+		c.t.Requeued += o.Requeued
+		c.t.DeadLettered += o.DeadLettered
+		if cut {
+			c.t.TimedOut++
+		}
+		if err != nil && c.err == nil {
+			c.err = err
+		}
+		c.halted = c.halted || halt
+		c.s.signal()
+		c.s.mu.Unlock()
+	}
+}
+
+// invoke runs the handler on a batch with the invocation's deadline; cut
+// reports that the deadline ended it (its answer replaced by ErrTimedOut).
+func (c *consumer) invoke(ctx context.Context, ev events.SQSEvent) (resp events.SQSEventResponse, herr error, cut bool) {
+	ictx := ctx
+	if c.o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ictx, cancel = context.WithTimeout(ctx, c.o.Timeout)
+		defer cancel()
+	}
+	resp, herr = c.h(ictx, ev)
+	if errors.Is(ictx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		return events.SQSEventResponse{}, ErrTimedOut, true
+	}
+	return resp, herr, false
+}
+
+// next returns the next batch to handle, waiting while there is none and
+// other invocations of the consumer run; false when the consumption is
+// over.
+func (c *consumer) next(ctx context.Context) (events.SQSEvent, bool) {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		s.looks++
+		switch {
+		case c.err != nil || c.halted:
+			return events.SQSEvent{}, false
+		case s.closed:
+			c.err = ErrClosed
+			s.signal()
+			return events.SQSEvent{}, false
+		case ctx.Err() != nil:
+			c.err = ctx.Err()
+			s.signal()
+			return events.SQSEvent{}, false
+		}
+		if ev := s.receive(c.q, c.o.BatchSize); len(ev.Records) > 0 {
+			c.running++
+			c.t.Peak = max(c.t.Peak, c.running)
+			return ev, true
+		}
+		if c.running == 0 {
+			return events.SQSEvent{}, false
+		}
+		// Another invocation holds a batch that may come back: wait for a
+		// signal, or for the earliest visibility timeout to end.
+		wake := s.wake
+		var expired chan struct{}
+		stop := func() bool { return false }
+		if next := c.q.nextSurface(); !next.IsZero() {
+			expired = make(chan struct{})
+			stop = s.clock.AfterFunc(next.Sub(s.clock.Now()), func() { close(expired) })
+		}
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-expired:
+		case <-ctx.Done():
+		}
+		stop()
+		s.mu.Lock()
+	}
 }
 
 func newID() string {

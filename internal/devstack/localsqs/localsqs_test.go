@@ -167,7 +167,7 @@ func TestSDKErrors(t *testing.T) {
 
 func TestFIFODedupWindow(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 11, 27, 21, 30, 0, 0, time.UTC))
-	s := start(t, localsqs.Options{Now: clk.Now})
+	s := start(t, localsqs.Options{Clock: clk})
 	url := s.CreateQueue(fifoName)
 	c := sdkClient(s)
 	ctx := context.Background()
@@ -330,7 +330,7 @@ func TestDrainDeadLettersAfterMaxReceiveCount(t *testing.T) {
 		t.Errorf("dead letters %v, want m1,m2", got)
 	}
 	// Batches: [m0 m1 m2] [m1 m2] [m1 m2] → third receive of both: dead.
-	want := localsqs.Totals{Batches: 3, Outcome: localsqs.Outcome{Deleted: 1, Requeued: 4, DeadLettered: 2}}
+	want := localsqs.Totals{Batches: 3, Outcome: localsqs.Outcome{Deleted: 1, Requeued: 4, DeadLettered: 2}, Peak: 1}
 	if tot != want || calls != 3 {
 		t.Errorf("totals %+v calls %d, want %+v", tot, calls, want)
 	}
@@ -405,7 +405,7 @@ func TestDrainConcurrent(t *testing.T) {
 // processTicker does) is visible at once.
 func TestVisibilityTimeoutAndChangeMessageVisibility(t *testing.T) {
 	clock := fakeclock.New(time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC))
-	s := start(t, localsqs.Options{VisibilityTimeout: 1080 * time.Second, Now: clock.Now})
+	s := start(t, localsqs.Options{VisibilityTimeout: 1080 * time.Second, Clock: clock})
 	enqueue(t, s, 4)
 	url := s.QueueURL(fifoName)
 	ev, _ := s.Receive(fifoName, 10)
