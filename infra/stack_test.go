@@ -26,9 +26,9 @@ import (
 	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
-	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/secrets"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
@@ -856,7 +856,7 @@ func TestIAMLeastPrivilege(t *testing.T) {
 				tickerData: "dynamodb:GetItem dynamodb:PutItem", secret: "secretsmanager:GetSecretValue",
 				dailyBars: "dynamodb:BatchWriteItem dynamodb:GetItem dynamodb:PutItem dynamodb:Query",
 				// Consumed through the event source; re-queue and dead-letter
-				// sends by processTicker itself (queue.Requeuer).
+				// sends by processTicker itself (sqsqueue.Requeuer).
 				queue: "sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:GetQueueUrl sqs:ReceiveMessage sqs:SendMessage",
 				dlq:   "sqs:SendMessage",
 			},
@@ -978,12 +978,12 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 			{"analysis dead-letter queue", analysisDLQ, granted[analysisDLQ], ""},
 			{"api-keys secret", secret, granted[secret], methods("secretsmanager:", reflect.TypeFor[secrets.SecretsManagerAPI]())},
 			// processTickers' publisher and processTicker's requeuer share
-			// queue.SQSAPI, and processTicker's visibility adapter uses
-			// queue.VisibilityAPI on the ticker queue; only the requeuer
+			// sqsqueue.SQSAPI, and processTicker's visibility adapter uses
+			// sqsqueue.VisibilityAPI on the ticker queue; only the requeuer
 			// sends to the dead-letter queue.
 			{"ticker queue (send, visibility)", tickerQueue, sqsSend(granted[tickerQueue]),
-				union(methods("sqs:", reflect.TypeFor[queue.SQSAPI]()), methods("sqs:", reflect.TypeFor[queue.VisibilityAPI]()))},
-			{"ticker dead-letter queue (send)", tickerDLQ, sqsSend(granted[tickerDLQ]), methods("sqs:", reflect.TypeFor[queue.SQSAPI]())},
+				union(methods("sqs:", reflect.TypeFor[sqsqueue.SQSAPI]()), methods("sqs:", reflect.TypeFor[sqsqueue.VisibilityAPI]()))},
+			{"ticker dead-letter queue (send)", tickerDLQ, sqsSend(granted[tickerDLQ]), methods("sqs:", reflect.TypeFor[sqsqueue.SQSAPI]())},
 		} {
 			if got := strings.Join(sortedUnique(c.got), " "); got != c.want {
 				t.Errorf("%s: granted %q, adapter interface uses %q", c.what, got, c.want)

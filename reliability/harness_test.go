@@ -32,6 +32,7 @@ import (
 	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
@@ -126,7 +127,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	rows := tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage))
 	w.producer = &pipeline.ProcessTickers{
 		Source:    portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
-		Publisher: queue.NewPublisher(sqsClient, queueURL, queue.PublisherOptions{Groups: 1}),
+		Publisher: sqsqueue.NewPublisher(sqsClient, queueURL, sqsqueue.PublisherOptions{Groups: 1}),
 		Days:      bars, Rows: rows, Groups: 1,
 		Metrics: metrics.New(w.logs, w.stage),
 		Logger:  w.log.With("function", "processTickers"),
@@ -163,8 +164,8 @@ func newWorld(t *testing.T, o worldOptions) *world {
 		// As deployed: a transient failure is re-queued to the tail (or,
 		// after 5 attempts, dead-lettered) instead of handed back; records
 		// handed back unstarted are released; a refused key is re-read once.
-		Requeuer:   queue.NewRequeuer(sqsClient, queueURL, dlqURL),
-		Visibility: queue.NewVisibility(sqsClient, queueURL),
+		Requeuer:   sqsqueue.NewRequeuer(sqsClient, queueURL, dlqURL),
+		Visibility: sqsqueue.NewVisibility(sqsClient, queueURL),
 		RefreshKey: w.reread,
 		Metrics:    metrics.New(w.logs, w.stage), Logger: w.log.With("function", "processTicker"),
 		Observer: func(r pipeline.Record) {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -36,6 +35,7 @@ import (
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
@@ -289,12 +289,12 @@ func TestProcessTickerRequeuesThroughSQS(t *testing.T) {
 	var out bytes.Buffer
 	store := &memStore{}
 	h, err := processticker.Build(processticker.Deps{Config: cfg, Store: store, Keys: staticKeys(key), Out: &out,
-		Requeuer: queue.NewRequeuer(sqsClient, cfg.TickerQueueURL, cfg.TickerDLQURL),
+		Requeuer: sqsqueue.NewRequeuer(sqsClient, cfg.TickerQueueURL, cfg.TickerDLQURL),
 		Retry:    &retry.Policy{Sleep: func(context.Context, time.Duration) error { return nil }}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := queue.NewPublisher(sqsClient, queueURL, queue.PublisherOptions{})
+	pub := sqsqueue.NewPublisher(sqsClient, queueURL, sqsqueue.PublisherOptions{})
 	var msgs []queue.Message
 	for _, tk := range []string{"DOWN", "AAPL", "MSFT"} {
 		msgs = append(msgs, queue.New(tk, "run-rq", time.Now()))

@@ -57,7 +57,7 @@ type BarStore interface {
 }
 
 // Visibility changes how long handed-back records stay hidden
-// (queue.Visibility).
+// (sqsqueue.Visibility).
 type Visibility interface {
 	Change(ctx context.Context, changes []queue.VisibilityChange) error
 }
@@ -65,18 +65,15 @@ type Visibility interface {
 var (
 	_ TickerStore = (*tickerdb.Store)(nil)
 	_ BarStore    = (*bardb.Store)(nil)
-	_ Visibility  = (*queue.Visibility)(nil)
 )
 
 // Requeuer re-sends a message of a FIFO source instead of handing it back
-// (queue.Requeuer): Requeue to the tail of the ticker queue, DeadLetter to its
+// (sqsqueue.Requeuer): Requeue to the tail of the ticker queue, DeadLetter to its
 // dead-letter queue, both in message group groupID.
 type Requeuer interface {
 	Requeue(ctx context.Context, msg queue.Message, groupID string) error
 	DeadLetter(ctx context.Context, msg queue.Message, groupID string) error
 }
-
-var _ Requeuer = (*queue.Requeuer)(nil)
 
 // Defaults of ProcessTicker's zero fields.
 const (

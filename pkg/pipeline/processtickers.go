@@ -39,7 +39,7 @@ type PortfolioSource interface {
 	ScanSymbols(ctx context.Context) (portfoliodb.ScanResult, error)
 }
 
-// Publisher queues ticker messages (queue.Publisher).
+// Publisher queues ticker messages (sqsqueue.Publisher).
 type Publisher interface {
 	Publish(ctx context.Context, msgs []queue.Message) (queue.Result, error)
 }
@@ -57,7 +57,6 @@ type RowIndex interface {
 
 var (
 	_ PortfolioSource = (*portfoliodb.Reader)(nil)
-	_ Publisher       = (*queue.Publisher)(nil)
 	_ DayStates       = (*bardb.Store)(nil)
 	_ RowIndex        = (*tickerdb.Store)(nil)
 )

@@ -29,10 +29,15 @@ import (
 	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
+)
+
+var (
+	_ pipeline.Requeuer   = (*sqsqueue.Requeuer)(nil)
+	_ pipeline.Visibility = (*sqsqueue.Visibility)(nil)
 )
 
 // Handler is the function's Lambda handler.
@@ -113,8 +118,8 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 	}
 	if cfg.TickerQueueURL != "" {
 		client := sqs.NewFromConfig(awsCfg)
-		d.Requeuer = queue.NewRequeuer(client, cfg.TickerQueueURL, cfg.TickerDLQURL)
-		d.Visibility = queue.NewVisibility(client, cfg.TickerQueueURL)
+		d.Requeuer = sqsqueue.NewRequeuer(client, cfg.TickerQueueURL, cfg.TickerDLQURL)
+		d.Visibility = sqsqueue.NewVisibility(client, cfg.TickerQueueURL)
 	}
 	return d, nil
 }

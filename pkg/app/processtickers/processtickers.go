@@ -20,7 +20,7 @@ import (
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
-	"github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
@@ -37,6 +37,8 @@ func New(ctx context.Context, lookup config.Lookup, out io.Writer) (Handler, err
 	}
 	return Build(d), nil
 }
+
+var _ pipeline.Publisher = (*sqsqueue.Publisher)(nil)
 
 // Deps are the handler's configuration, adapters and parameters.
 type Deps struct {
@@ -65,7 +67,7 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 	return Deps{
 		Config:    cfg,
 		Source:    portfoliodb.NewReader(ddb, cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable),
-		Publisher: queue.NewPublisher(sqs.NewFromConfig(awsCfg), cfg.TickerQueueURL, queue.PublisherOptions{Groups: cfg.TickerMessageGroups}),
+		Publisher: sqsqueue.NewPublisher(sqs.NewFromConfig(awsCfg), cfg.TickerQueueURL, sqsqueue.PublisherOptions{Groups: cfg.TickerMessageGroups}),
 		Days:      bardb.NewStore(ddb, cfg.DailyBarsTable),
 		Rows:      tickerdb.NewStore(ddb, cfg.TickerDataTable),
 		Out:       out,
