@@ -144,7 +144,7 @@ func Window(cal marketdata.Calendar, date string, n int) []string {
 	}
 	// n sessions span at most n × 7/5 calendar days plus the holidays and
 	// closures in them: two weeks more are plenty.
-	days := cal.TradingDays(marketdata.AddDays(date, -(n*7/5 + 20)), date)
+	days := cal.TradingDays(marketdata.AddDays(date, -(n*7/5+20)), date)
 	for len(days) < n {
 		from := marketdata.AddDays(date, -(n*7/5 + 20 + 2*(n-len(days))))
 		more := cal.TradingDays(from, date)
