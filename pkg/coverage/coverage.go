@@ -187,3 +187,11 @@ func Stretch(window []string, sessions map[string]Session, planFrom string) []st
 	}
 	return window
 }
+
+// History is what the store holds of one ticker for a window: its printed
+// bars (ascending), every adjustment of it in the ledger, and its record.
+type History struct {
+	Bars   []marketdata.Bar
+	Ledger []marketdata.Adjustment
+	Ticker Ticker
+}

@@ -68,11 +68,16 @@ type market struct {
 	closed           map[string]bool            // sessions the exchange did not open
 	asked            map[string]bool            // tickers asked about per ticker
 	otc              map[string]bool
+	notGrouped       map[string]bool
 	groupedForbidden bool
 }
 
 func newMarket(o Options) market {
-	m := market{splits: slices.Clone(o.Splits), halted: map[string]map[string]bool{}, closed: map[string]bool{}, asked: map[string]bool{}, otc: map[string]bool{}}
+	m := market{splits: slices.Clone(o.Splits), halted: map[string]map[string]bool{}, closed: map[string]bool{}, asked: map[string]bool{},
+		otc: map[string]bool{}, notGrouped: map[string]bool{}}
+	for _, t := range o.NotGrouped {
+		m.notGrouped[t] = true
+	}
 	for _, d := range o.Closed {
 		m.closed[d] = true
 	}
@@ -338,16 +343,19 @@ func (s *Server) grouped(req Request, r *http.Request) Response {
 		return JSON(http.StatusForbidden, BodyOutsidePlan)
 	}
 	adj, otc := adjusted(r), r.URL.Query().Get("include_otc") == "true"
-	if !marketdata.IsTradingDay(d) || d > s.LastPublished() {
+	s.mu.Lock()
+	closed := s.market.closed[d]
+	s.mu.Unlock()
+	if !marketdata.IsTradingDay(d) || d > s.LastPublished() || closed {
 		return JSON(http.StatusOK, string(groupedBody(nil, adj)))
 	}
 	end, _ := marketdata.SessionClose(d)
 	var rows []GroupedRow
 	for _, t := range s.universe() {
 		s.mu.Lock()
-		isOTC := s.market.otc[t]
+		isOTC, left := s.market.otc[t], s.market.notGrouped[t]
 		s.mu.Unlock()
-		if isOTC && !otc {
+		if left || (isOTC && !otc) {
 			continue
 		}
 		bars, err := s.serve(t, d, d, adj)
@@ -357,9 +365,7 @@ func (s *Server) grouped(req Request, r *http.Request) Response {
 		b := bars[0]
 		rows = append(rows, GroupedRow{T: t, V: b.V, VW: b.VW, O: b.O, C: b.C, H: b.H, L: b.L, Time: end.UnixMilli(), N: b.N, OTC: isOTC})
 	}
-	if len(rows) == 0 {
-		return JSON(http.StatusOK, string(groupedBody(nil, adj)))
-	}
+
 	if !s.opts.NoJunk {
 		rows = append(rows,
 			GroupedRow{T: "KIMpL", V: 1200, VW: 21.5, O: 21.4, C: 21.6, H: 21.7, L: 21.3, Time: end.UnixMilli(), N: 40},

@@ -183,6 +183,9 @@ type Options struct {
 	NoJunk bool
 	// Splits are scripted splits (AddSplit adds more).
 	Splits []Split
+	// NotGrouped are tickers the grouped answer never carries (a security
+	// the grouped endpoint leaves out), though they are served per ticker.
+	NotGrouped []string
 	// OTC are over-the-counter tickers: in the grouped answer only when it
 	// is asked with include_otc=true (Polygon's default leaves them out),
 	// per ticker always.
