@@ -41,7 +41,7 @@ const (
 	AttrTicker    = "ticker"    // HASH: upper-case symbol
 	AttrTimestamp = "timestamp" // RANGE: RFC 3339 UTC instant
 	AttrPortfolio = "portfolio" // HASH of portfolio-analyses
-	AttrDate      = "date"      // RANGE of daily-bars: YYYY-MM-DD, or a ~-prefixed record of the ticker
+	AttrDate      = "date"      // RANGE of daily-bars: a prefixed key (pkg/bardb: "b#YYYY-MM-DD" a bar, "l#…" an adjustment, "r#" a record, …)
 	AttrExpiresAt = "expiresAt" // TTL of daily-bars and analysis-reservations: Unix seconds
 )
 

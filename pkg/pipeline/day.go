@@ -52,8 +52,10 @@ type DayResult struct {
 	// lacks; Planned those whose fill this message queued (0 when none was
 	// needed, or a fill was queued earlier tonight).
 	Needed, Planned int
-	// Calls is the number of calls made to the market-data provider.
-	Calls int
+	// GroupedCalls and SplitsCalls are the calls made to the market-data
+	// provider: grouped answers (the day, the sessions fetched again) and
+	// the splits.
+	GroupedCalls, SplitsCalls int
 }
 
 // maxNamesLogged bounds the tickers named in one log line; the counts are
@@ -107,7 +109,7 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 
 	// 1. The day itself.
 	if st := sessions[date]; !st.Covered() && !night.Fallback {
-		res.Calls++
+		res.GroupedCalls++
 		got, err := p.fetchSession(ctx, log, inv, date)
 		switch {
 		case errors.Is(err, marketdata.ErrNotEntitled):
@@ -140,10 +142,10 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 		cal := m.Calendar()
 		for _, d := range w {
 			st := inv.sessions[d]
-			if d == date || st.Status != coverage.Stored || st.Final || !coverage.FinalAt(cal, d, p.now()) {
+			if d == date || st.Status != coverage.Stored || st.Final || !coverage.FinalAt(cal, d, p.marketNow()) {
 				continue
 			}
-			res.Calls++
+			res.GroupedCalls++
 			got, err := p.fetchSession(ctx, log, inv, d)
 			if err != nil {
 				return fail(fmt.Errorf("revision of %s: %w", d, err))
@@ -155,7 +157,7 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 
 	// 3. The ledger.
 	calls, err := p.checkLedger(ctx, log, inv, date, w[0], res)
-	res.Calls += calls
+	res.SplitsCalls += calls
 	if err != nil {
 		return fail(err)
 	}
@@ -184,7 +186,7 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 	}
 	log.InfoContext(ctx, "day refreshed", "status", res.Status, "rows", res.Rows, "present", res.Present, "missing", res.Missing,
 		"skipped", res.Skipped, "revised", strings.Join(res.Revised, " "), "splitsChecked", res.SplitsFrom+".."+res.SplitsTo,
-		"splits", len(res.Splits), "retracted", res.Retracted, "needed", res.Needed, "planned", res.Planned, "calls", res.Calls)
+		"splits", len(res.Splits), "retracted", res.Retracted, "needed", res.Needed, "planned", res.Planned, "calls", res.GroupedCalls+res.SplitsCalls)
 	r.Outcome = DayDone
 	return r
 }
@@ -232,7 +234,7 @@ func (p *ProcessTicker) planFill(ctx context.Context, msg queue.Message, missing
 		runID = runID[:100]
 	}
 	runID += "/fill"
-	at := p.now()
+	at := p.marketNow()
 	msgs := make([]queue.Message, 0, len(missing)+len(msg.Tickers))
 	for i, d := range missing {
 		msgs = append(msgs, queue.NewFill(d, msg.Date, msg.Group, i+1, len(missing), runID, at))

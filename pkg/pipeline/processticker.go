@@ -115,9 +115,13 @@ type ProcessTicker struct {
 	Metrics *metrics.Recorder
 	// Logger is the JSON logger (package logging); nil discards.
 	Logger *slog.Logger
-	// Now is the clock of deadlines, durations and fetch times; nil is
-	// time.Now. It also dates a v1 message, which carries no trading day.
+	// Now is the clock of deadlines and durations; nil is time.Now.
 	Now func() time.Time
+	// MarketNow is the market's clock: when a session was fetched (so
+	// whether its revisions are in), a row's fetch time, a v1 message's
+	// trading day (it carries none). Nil is Now; `zsm run --date` gives the
+	// night's clock here while deadlines stay real.
+	MarketNow func() time.Time
 	// Observer, when set, hears what became of each record.
 	Observer Observer
 }
@@ -455,7 +459,7 @@ func (p *ProcessTicker) dateOf(m queue.Message) string {
 	if m.Date != "" {
 		return m.Date
 	}
-	return marketdata.LastTradingDay(p.now())
+	return marketdata.LastTradingDay(p.marketNow())
 }
 
 // requeue deals with a record of a FIFO source that failed transiently with
@@ -519,6 +523,13 @@ func (p *ProcessTicker) now() time.Time {
 		return p.Now()
 	}
 	return time.Now()
+}
+
+func (p *ProcessTicker) marketNow() time.Time {
+	if p.MarketNow != nil {
+		return p.MarketNow()
+	}
+	return p.now()
 }
 
 func (p *ProcessTicker) sessions() int {

@@ -145,7 +145,7 @@ func (p *ProcessTicker) ticker(ctx context.Context, log *slog.Logger, r Record, 
 	if err != nil {
 		return fail(retry.Permanent(fmt.Errorf("close of %s: %w", t, err)))
 	}
-	row := Row{Ticker: t, Timestamp: ts, Snapshot: snap, FetchedAt: p.now().UTC(), Source: p.Source, Partial: partial}
+	row := Row{Ticker: t, Timestamp: ts, Snapshot: snap, FetchedAt: p.marketNow().UTC(), Source: p.Source, Partial: partial}
 	if err := p.Rows.PutRow(ctx, row); err != nil {
 		return fail(err)
 	}

@@ -52,7 +52,7 @@ func (p *ProcessTicker) fetchSession(ctx context.Context, log *slog.Logger, inv 
 				return res, err
 			}
 		}
-		if err := p.putSession(ctx, inv, coverage.Session{Date: date, Status: coverage.OutsidePlan, FetchedAt: p.now().UTC()}); err != nil {
+		if err := p.putSession(ctx, inv, coverage.Session{Date: date, Status: coverage.OutsidePlan, FetchedAt: p.marketNow().UTC()}); err != nil {
 			return res, err
 		}
 		log.WarnContext(ctx, "session before the plan's history (the provider refused that timeframe): the history starts after it; nothing older is asked",
@@ -72,7 +72,7 @@ func (p *ProcessTicker) fetchSession(ctx context.Context, log *slog.Logger, inv 
 		}
 		log.InfoContext(ctx, "grouped daily rows skipped", "session", date, "skipped", len(day.Skipped), "rows", day.Rows, "examples", strings.Join(ex, "; "))
 	}
-	now := p.now().UTC()
+	now := p.marketNow().UTC()
 	if !day.Published() {
 		switch {
 		case prev.Status == coverage.Stored:
