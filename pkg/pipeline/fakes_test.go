@@ -3,15 +3,13 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
-	"github.com/zsmseven/backend/pkg/coverage"
+	"github.com/zsmseven/backend/internal/devstack/memstore"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/queue"
@@ -211,143 +209,5 @@ func withGroup(ev events.SQSEvent, group string) events.SQSEvent {
 	return ev
 }
 
-// memHistory is the stored history in memory, for the tests of the batch's
-// mechanics (the stored history's own tests run on dynalite).
-type memHistory struct {
-	mu       sync.Mutex
-	bars     map[string]map[string]marketdata.Bar // date → ticker → bar
-	ledger   []marketdata.Adjustment
-	tickers  map[string]coverage.Ticker
-	sessions map[string]coverage.Session
-	nights   map[string]coverage.Night
-	market   coverage.Market
-}
-
-func newMemHistory() *memHistory {
-	return &memHistory{bars: map[string]map[string]marketdata.Bar{}, tickers: map[string]coverage.Ticker{},
-		sessions: map[string]coverage.Session{}, nights: map[string]coverage.Night{}}
-}
-
-var _ pipeline.History = (*memHistory)(nil)
-
-func (h *memHistory) PutSessionBars(_ context.Context, date string, bars map[string]marketdata.Bar) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.bars[date] = bars
-	return nil
-}
-
-func (h *memHistory) PutTickerBars(_ context.Context, ticker string, bars []marketdata.Bar) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, b := range bars {
-		if h.bars[b.Date] == nil {
-			h.bars[b.Date] = map[string]marketdata.Bar{}
-		}
-		h.bars[b.Date][ticker] = b
-	}
-	return nil
-}
-
-func (h *memHistory) TickerHistory(_ context.Context, ticker, from, to string) (coverage.History, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out coverage.History
-	for date, bars := range h.bars {
-		if b, ok := bars[ticker]; ok && date >= from && date <= to {
-			out.Bars = append(out.Bars, b)
-		}
-	}
-	slices.SortFunc(out.Bars, func(a, b marketdata.Bar) int { return strings.Compare(a.Date, b.Date) })
-	for _, a := range h.ledger {
-		if a.Ticker == ticker {
-			out.Ledger = append(out.Ledger, a)
-		}
-	}
-	out.Ticker = h.tickers[ticker]
-	return out, nil
-}
-
-func (h *memHistory) Ledger(_ context.Context, from, to string) ([]marketdata.Adjustment, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []marketdata.Adjustment
-	for _, a := range h.ledger {
-		if a.Date >= from && a.Date <= to {
-			out = append(out, a)
-		}
-	}
-	return out, nil
-}
-
-func (h *memHistory) ChangeLedger(_ context.Context, add, remove []marketdata.Adjustment) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.ledger = slices.DeleteFunc(h.ledger, func(a marketdata.Adjustment) bool {
-		return slices.ContainsFunc(append(slices.Clone(add), remove...), func(b marketdata.Adjustment) bool {
-			return a.Ticker == b.Ticker && a.Date == b.Date && a.Kind == b.Kind && a.ID == b.ID
-		})
-	})
-	h.ledger = append(h.ledger, add...)
-	return nil
-}
-
-func (h *memHistory) Night(_ context.Context, date string) (coverage.Night, bool, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n, ok := h.nights[date]
-	return n, ok, nil
-}
-
-func (h *memHistory) PutNight(_ context.Context, n coverage.Night) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.nights[n.Date] = n
-	return nil
-}
-
-func (h *memHistory) Session(_ context.Context, date string) (coverage.Session, bool, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s, ok := h.sessions[date]
-	return s, ok, nil
-}
-
-func (h *memHistory) Sessions(_ context.Context, from, to string) (map[string]coverage.Session, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := map[string]coverage.Session{}
-	for d, s := range h.sessions {
-		if d >= from && d <= to {
-			out[d] = s
-		}
-	}
-	return out, nil
-}
-
-func (h *memHistory) PutSession(_ context.Context, s coverage.Session) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.sessions[s.Date] = s
-	return nil
-}
-
-func (h *memHistory) Market(context.Context) (coverage.Market, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.market, nil
-}
-
-func (h *memHistory) PutMarket(_ context.Context, m coverage.Market) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.market = m
-	return nil
-}
-
-func (h *memHistory) PutTicker(_ context.Context, ticker string, rec coverage.Ticker) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.tickers[ticker] = rec
-	return nil
-}
+// newMemHistory is an empty stored history in memory.
+func newMemHistory() *memstore.History { return memstore.NewHistory() }
