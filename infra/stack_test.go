@@ -240,8 +240,8 @@ var wantFunctions = []wantFunction{
 	{name: "processTickers", memory: 256, timeout: 60, schedule: true,
 		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_QUEUE_URL", "TICKER_MESSAGE_GROUPS", "DAILY_BARS_TABLE", "TICKER_DATA_TABLE"}},
 	{name: "processTicker", memory: 256, timeout: 180, secret: true,
-		env: []string{"TICKER_DATA_TABLE", "DAILY_BARS_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "API_KEYS_SECRET_ARN",
-			"TICKER_QUEUE_URL", "TICKER_DLQ_URL"}},
+		env: []string{"TICKER_DATA_TABLE", "DAILY_BARS_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "API_KEYS_SECRET_ARN",
+			"TICKER_QUEUE_URL", "TICKER_DLQ_URL", "TICKER_MESSAGE_GROUPS"}},
 	{name: "analyzePortfolio", memory: 256, timeout: 300, secret: true, schedule: true,
 		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_DATA_TABLE", "PORTFOLIO_ANALYSES_TABLE",
 			"ANALYSIS_RESERVATIONS_TABLE", "ANALYSIS_QUEUE_URL", "DEFAULT_PORTFOLIO", "XAI_API_URL", "XAI_MODEL", "XAI_MAX_COMPLETION_TOKENS",
@@ -387,8 +387,6 @@ func checkEnvValues(t *testing.T, s *synthesized, stage, fnID string, env map[st
 			ok = v == "https://api.polygon.io"
 		case "POLYGON_CALLS_PER_MINUTE":
 			ok = v == "5"
-		case "POLYGON_HISTORY_DAYS":
-			ok = v == "400"
 		case "XAI_API_URL":
 			ok = v == "https://api.x.ai/v1/chat/completions"
 		case "XAI_MODEL":
