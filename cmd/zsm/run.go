@@ -490,7 +490,9 @@ func (r *localRun) processTicker(ctx context.Context, total int) error {
 	pace := r.stack.CallsPerMinute()
 	totals, err := r.stack.SQS.Drain(ctx, devstack.QueueName, localsqs.MaxBatch, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		left := r.stack.SQS.Counts(devstack.QueueName).Visible
-		r.say("processTicker     batch of %d (%d of %d done, %d more queued)", len(ev.Records), progress.settled, total, left)
+		if !onlyFills(ev) { // a fill's batches show as its progress lines
+			r.say("processTicker     batch of %d (%d of %d done, %d more queued)", len(ev.Records), progress.settled, progress.total, left)
+		}
 		ictx, cancel := invocationContext(ctx, deploy.ProcessTicker)
 		defer cancel()
 		resp, herr := h(ictx, ev)
@@ -526,6 +528,16 @@ func (r *localRun) processTicker(ctx context.Context, total int) error {
 		r.say("                  %d messages wait out their visibility timeout (%s) on the local queue", totals.Waiting, devstack.VisibilityTimeout)
 	}
 	return nil
+}
+
+// onlyFills reports whether every record of ev is a fill message.
+func onlyFills(ev events.SQSEvent) bool {
+	for _, rec := range ev.Records {
+		if m, err := queue.Decode([]byte(rec.Body)); err != nil || !m.IsFill() {
+			return false
+		}
+	}
+	return len(ev.Records) > 0
 }
 
 // callsEstimate says how long the calls take at the pacing.
