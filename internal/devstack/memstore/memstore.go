@@ -3,11 +3,14 @@
 // for the unit tests of the batch's mechanics and for the benchmark of
 // 10,000 tickers, where dynalite would take many minutes to hold millions of
 // bars. The stored history's own tests run on dynalite (pkg/bardb,
-// pkg/pipeline); this has the same semantics and no capacity of its own.
+// pkg/pipeline); this reads back what pkg/bardb does after the same writes
+// (memstore_test.go holds it to that), refuses what it refuses, and has no
+// capacity of its own.
 package memstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/pipeline"
+	"github.com/zsmseven/backend/pkg/retry"
 )
 
 // History is the daily-bars table in memory.
@@ -37,8 +41,33 @@ func NewHistory() *History {
 		sessions: map[string]coverage.Session{}, nights: map[string]coverage.Night{}}
 }
 
+// stored is b as the store keeps it: the prices, and the start of its
+// session derived from its date; an invalid bar is refused, as pkg/bardb
+// refuses it (a permanent error).
+func stored(ticker string, b marketdata.Bar) (marketdata.Bar, error) {
+	start, err := marketdata.SessionStart(b.Date)
+	if err != nil {
+		return marketdata.Bar{}, retry.Permanent(fmt.Errorf("bar of %s: %w", ticker, err))
+	}
+	if reason := marketdata.CheckPrices(b); reason != "" {
+		return marketdata.Bar{}, retry.Permanent(fmt.Errorf("bar of %s on %s: %s", ticker, b.Date, reason))
+	}
+	b.Start = start.UTC()
+	return b, nil
+}
+
 // PutSessionBars stores one session's bars of many tickers.
 func (h *History) PutSessionBars(_ context.Context, date string, bars map[string]marketdata.Bar) error {
+	keep := make(map[string]marketdata.Bar, len(bars))
+	for t, b := range bars {
+		if b.Date != date {
+			return retry.Permanent(fmt.Errorf("bar of %s dated %s in the session of %s", t, b.Date, date))
+		}
+		var err error
+		if keep[t], err = stored(t, b); err != nil {
+			return err
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := h.bars[date]
@@ -46,7 +75,7 @@ func (h *History) PutSessionBars(_ context.Context, date string, bars map[string
 		s = make(map[string]marketdata.Bar, len(bars))
 		h.bars[date] = s
 	}
-	for t, b := range bars {
+	for t, b := range keep {
 		s[t] = b
 	}
 	return nil
@@ -54,9 +83,17 @@ func (h *History) PutSessionBars(_ context.Context, date string, bars map[string
 
 // PutTickerBars stores bars of one ticker.
 func (h *History) PutTickerBars(_ context.Context, ticker string, bars []marketdata.Bar) error {
+	keep := make([]marketdata.Bar, 0, len(bars))
+	for _, b := range bars {
+		b, err := stored(ticker, b)
+		if err != nil {
+			return err
+		}
+		keep = append(keep, b)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, b := range bars {
+	for _, b := range keep {
 		if h.bars[b.Date] == nil {
 			h.bars[b.Date] = map[string]marketdata.Bar{}
 		}
@@ -85,6 +122,10 @@ func (h *History) TickerHistory(_ context.Context, ticker, from, to string) (cov
 			out.Ledger = append(out.Ledger, a)
 		}
 	}
+	// In its partition's order: date, kind, id.
+	slices.SortFunc(out.Ledger, func(a, b marketdata.Adjustment) int {
+		return strings.Compare(a.Date+"#"+string(a.Kind)+"#"+a.ID, b.Date+"#"+string(b.Kind)+"#"+b.ID)
+	})
 	out.Ticker = h.tickers[ticker]
 	return out, nil
 }
@@ -99,12 +140,23 @@ func (h *History) Ledger(_ context.Context, from, to string) ([]marketdata.Adjus
 			out = append(out, a)
 		}
 	}
+	// In the ledger's order by date: date, ticker, kind, id.
+	slices.SortFunc(out, func(a, b marketdata.Adjustment) int { return strings.Compare(indexKey(a), indexKey(b)) })
 	return out, nil
 }
 
+func indexKey(a marketdata.Adjustment) string {
+	return a.Date + "#" + a.Ticker + "#" + string(a.Kind) + "#" + a.ID
+}
+
 // ChangeLedger adds (or overwrites) and removes adjustments, keyed by
-// ticker, date, kind and id.
+// ticker, date, kind and id; an invalid adjustment is refused.
 func (h *History) ChangeLedger(_ context.Context, add, remove []marketdata.Adjustment) error {
+	for _, a := range add {
+		if err := marketdata.ValidateAdjustment(a); err != nil {
+			return retry.Permanent(fmt.Errorf("ledger entry %+v: %w", a, err))
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	same := func(a, b marketdata.Adjustment) bool {
@@ -134,7 +186,11 @@ func (h *History) Night(_ context.Context, date string) (coverage.Night, bool, e
 func (h *History) PutNight(_ context.Context, n coverage.Night) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	n.UpdatedAt = time.Now().UTC()
+	n.UpdatedAt = time.Now().UTC().Truncate(time.Second)
+	n.Parts = slices.Compact(slices.Sorted(slices.Values(n.Parts)))
+	if len(n.Parts) == 0 {
+		n.Parts = nil
+	}
 	h.nights[n.Date] = n
 	return nil
 }
@@ -164,6 +220,7 @@ func (h *History) Sessions(_ context.Context, from, to string) (map[string]cover
 func (h *History) PutSession(_ context.Context, s coverage.Session) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	s.FetchedAt = s.FetchedAt.UTC().Truncate(time.Second) // stored to the second
 	h.sessions[s.Date] = s
 	return nil
 }
@@ -179,6 +236,8 @@ func (h *History) Market(context.Context) (coverage.Market, error) {
 func (h *History) PutMarket(_ context.Context, m coverage.Market) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	m.Closures = slices.Clone(m.Closures)
+	slices.SortFunc(m.Closures, func(a, b marketdata.Closure) int { return strings.Compare(a.Date, b.Date) })
 	h.market = m
 	return nil
 }
