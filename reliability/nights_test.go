@@ -242,7 +242,7 @@ func nightScenarios() []pipelineScenario {
 				}
 			}},
 		{name: "403 before the plan history", faults: "a cold store (a window of 30 sessions); the plan's history starts on 2026-11-05: earlier dates answer 403 `Your plan doesn't include this data timeframe`",
-			opts: worldOptions{clock: nightOf(theNight), sessions: 30, polygon: fakepolygon.Options{Universe: tickers, PlanFrom: "2026-11-05"}},
+			opts:    worldOptions{clock: nightOf(theNight), sessions: 30, polygon: fakepolygon.Options{Universe: tickers, PlanFrom: "2026-11-05"}},
 			written: 6,
 			outcome: "the fill stops at the first 403: the plan's start is recorded and nothing older asked (one refused call); no per-ticker fallback, not a refused key; rows complete over what the plan reaches",
 			check: func(t *testing.T, w *world, d drained, tl tally) {

@@ -63,12 +63,12 @@ type report struct {
 	// Nights is BenchmarkNights on this tree; Baseline the same timeline
 	// on the code before issue 17 (baselineCommit), in a worktree.
 	Nights, Baseline []goBench
-	Cold          []coldStart
-	ColdNote      string
-	Sizes         []size
-	Timings       []timing
-	Prompts       []promptSize
-	Notes         []string
+	Cold             []coldStart
+	ColdNote         string
+	Sizes            []size
+	Timings          []timing
+	Prompts          []promptSize
+	Notes            []string
 }
 
 type machine struct {

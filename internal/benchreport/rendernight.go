@@ -24,10 +24,10 @@ var nightRows = []struct{ label, what string }{
 func renderNights(p func(string, ...any), r report) {
 	p("## Market data per night")
 	p("")
-	p("`go test -run '^$' -bench BenchmarkNights -benchtime 1x ./internal/benchreport` plays one timeline of nights (`nights_test.go`) for 500 and 10,000 held tickers through processTicker as deployed — "+
-		"the real Polygon client paced at the free plan's 5 calls per minute (12.24 s a call with the 2 %% margin), against `fakepolygon` rate-limited at 5 calls in any sliding minute (a 429 beyond), the pacing and the server sharing a fake clock, "+
-		"so the market-data time is the time the calls take at 5 calls per minute, measured without waiting it. Each night's messages (the day message, one per ticker, and whatever processTicker queues itself: the fill, then the tickers again) "+
-		"are handed over in batches of 10 in FIFO order, the pacer drained per batch as each invocation does; an invocation's length on the fake clock is reported (processTicker's timeout: 180 s). "+
+	p("`go test -run '^$' -bench BenchmarkNights -benchtime 1x ./internal/benchreport` plays one timeline of nights (`nights_test.go`) for 500 and 10,000 held tickers through processTicker as deployed — " +
+		"the real Polygon client paced at the free plan's 5 calls per minute (12.24 s a call with the 2 %% margin), against `fakepolygon` rate-limited at 5 calls in any sliding minute (a 429 beyond), the pacing and the server sharing a fake clock, " +
+		"so the market-data time is the time the calls take at 5 calls per minute, measured without waiting it. Each night's messages (the day message, one per ticker, and whatever processTicker queues itself: the fill, then the tickers again) " +
+		"are handed over in batches of 10 in FIFO order, the pacer drained per batch as each invocation does; an invocation's length on the fake clock is reported (processTicker's timeout: 180 s). " +
 		"The local Polygon's grouped answers carry the held tickers (the real one about 11,000 rows a session, more with OTC: [cost.md](cost.md) scales to it).")
 	p("")
 	p("**today** is the code before issue 17 (`%s`, decision 0002: adjusted bars, a ticker backfilled with its own call when new, split or gapped), measured in the same run: `make bench` adds a temporary `git worktree` of that commit, "+

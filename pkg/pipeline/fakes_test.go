@@ -52,7 +52,9 @@ func (m *fakeMarket) GroupedDaily(_ context.Context, date string) (marketdata.Da
 	return marketdata.Day{Date: date}, nil
 }
 
-func (m *fakeMarket) Splits(context.Context, string, string) ([]marketdata.Split, error) { return nil, nil }
+func (m *fakeMarket) Splits(context.Context, string, string) ([]marketdata.Split, error) {
+	return nil, nil
+}
 
 func (m *fakeMarket) tickers() []string {
 	m.mu.Lock()

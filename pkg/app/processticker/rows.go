@@ -18,4 +18,6 @@ func (r rows) PutRow(ctx context.Context, row pipeline.Row) error {
 		FetchedAt: row.FetchedAt, Source: row.Source, Partial: row.Partial})
 }
 
-func (r rows) HasRow(ctx context.Context, ticker, date string) (bool, error) { return r.s.Has(ctx, ticker, date) }
+func (r rows) HasRow(ctx context.Context, ticker, date string) (bool, error) {
+	return r.s.Has(ctx, ticker, date)
+}
