@@ -27,8 +27,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	// Aliased: the test's queue name is called queue.
-
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
@@ -39,7 +37,9 @@ import (
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	tickerqueue "github.com/zsmseven/backend/pkg/queue"
@@ -165,10 +165,17 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 	analysisQueue := deploy.AnalysisQueueName(stage)
 	analysisQueueURL := sq.CreateQueue(analysisQueue)
 
-	// Polygon: synthetic bars for every ticker, 503 for the flaky one while
-	// failing is set.
+	// Polygon: the market of synthetic bars, in whose grouped answers the
+	// flaky ticker is missing (a security the grouped endpoint leaves out):
+	// it costs its own call, answered 503 while failing is set.
 	var failing atomic.Bool
-	poly := fakepolygon.New(t, fakepolygon.Options{Key: polygonKey, Handler: func(r fakepolygon.Request) fakepolygon.Response {
+	var grouped []string
+	for _, tk := range devstack.SampleSymbols {
+		if tk != flaky {
+			grouped = append(grouped, tk)
+		}
+	}
+	poly := fakepolygon.New(t, fakepolygon.Options{Key: polygonKey, Universe: grouped, NotGrouped: []string{flaky}, Handler: func(r fakepolygon.Request) fakepolygon.Response {
 		if r.Ticker == flaky && failing.Load() {
 			return fakepolygon.JSON(http.StatusServiceUnavailable, `{"status":"ERROR","error":"Service Unavailable"}`).With("Retry-After", "1")
 		}
@@ -191,6 +198,12 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 	h.start("processtickers", "TICKER_QUEUE_URL="+queueURL, "TICKER_MESSAGE_GROUPS=1", "DAILY_BARS_TABLE="+deploy.DailyBars.Name(stage))
 	h.start("processticker", "POLYGON_BASE_URL="+poly.URL, "POLYGON_API_KEY="+polygonKey, "POLYGON_CALLS_PER_MINUTE=0",
 		"TICKER_QUEUE_URL="+queueURL, "TICKER_DLQ_URL="+dlqURL, "DAILY_BARS_TABLE="+deploy.DailyBars.Name(stage))
+
+	// The nights before filled the store: the window of the night's
+	// indicators is complete but for the night itself.
+	if err := devstack.FillHistory(ctx, bardb.NewStore(db.Client, deploy.DailyBars.Name(stage)), poly, grouped, marketdata.LastTradingDay(time.Now()), indicators.Lookback); err != nil {
+		t.Fatal(err)
+	}
 
 	// A poison message is first in the queue.
 	sqsClient := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(sq.Endpoint()),
@@ -227,11 +240,12 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 			t.Fatalf("the second record %+v (%v), want the day message of the 7 tickers", m, err)
 		}
 		// The day message makes the grouped-daily and splits calls and
-		// records the day. The flaky ticker fails after the in-process
-		// retries: as deployed (TICKER_QUEUE_URL and TICKER_DLQ_URL set),
-		// processTicker acknowledges it and re-queues a copy with attempt 1
-		// to the tail of the queue, and the records behind it go on; nothing
-		// is handed back. The poison message is acknowledged.
+		// records the night. The flaky ticker's own call fails after the
+		// in-process retries: as deployed (TICKER_QUEUE_URL and
+		// TICKER_DLQ_URL set), processTicker acknowledges it and re-queues a
+		// copy with attempt 1 to the tail of the queue, and the records
+		// behind it go on; nothing is handed back. The poison message is
+		// acknowledged.
 		var aapl events.SQSMessage
 		for _, r := range ev.Records {
 			if strings.Contains(r.Body, `"ticker":"AAPL"`) && !strings.Contains(r.Body, "DROP") {
@@ -256,9 +270,11 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 		if kinds[fakepolygon.KindGrouped] != 1 || kinds[fakepolygon.KindSplits] != 1 {
 			t.Errorf("Polygon requests by kind %v, want one grouped-daily and one splits call", kinds)
 		}
-		day, ok, err := bardb.NewStore(db.Client, deploy.DailyBars.Name(stage)).Day(ctx, marketdata.LastTradingDay(time.Now()))
-		if err != nil || !ok || day.Status != bardb.DayPublished || len(day.Parts) != 1 {
-			t.Errorf("day state %+v (%v, %v), want the day published by the one day message", day, ok, err)
+		store := bardb.NewStore(db.Client, deploy.DailyBars.Name(stage))
+		night, ok, err := store.Night(ctx, marketdata.LastTradingDay(time.Now()))
+		session, _, _ := store.Session(ctx, marketdata.LastTradingDay(time.Now()))
+		if err != nil || !ok || len(night.Parts) != 1 || night.Planned != 0 || session.Status != coverage.Stored {
+			t.Errorf("night %+v (%v, %v), session %+v: want the day stored by the one day message, nothing to fill", night, ok, err, session)
 		}
 
 		// The outage ends; the re-queued copy comes next, and AAPL a second

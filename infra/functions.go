@@ -126,7 +126,7 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 	allow(processTicker.Role, []string{"secretsmanager:GetSecretValue"}, *keys.SecretArn())
 	allow(processTicker.Role, []string{"sqs:SendMessage"}, *q.queue.QueueArn(), *q.dlq.QueueArn())
 	// Records handed back unstarted are made visible again at once
-	// (queue.Visibility); the event source grants the same action for its
+	// (sqsqueue.Visibility); the event source grants the same action for its
 	// own use, this statement is the adapter's.
 	allow(processTicker.Role, []string{"sqs:ChangeMessageVisibility"}, *q.queue.QueueArn())
 	// The event source grants the consume actions on the queue.

@@ -339,8 +339,8 @@ func newDashboard(scope constructs.Construct, stage string, fns *functions, q *t
 			}),
 		},
 		{
-			// The nightly refresh from stored history
-			// (docs/decisions/0002-stored-daily-history.md).
+			// The nightly refresh of the stored history
+			// (docs/decisions/0004-raw-bars-and-a-ledger.md).
 			service(deploy.RefreshGraph),
 			service(deploy.GroupedDailyGraph),
 		},

@@ -26,9 +26,9 @@ import (
 	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
-	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/secrets"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
@@ -240,8 +240,8 @@ var wantFunctions = []wantFunction{
 	{name: "processTickers", memory: 256, timeout: 60, schedule: true,
 		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_QUEUE_URL", "TICKER_MESSAGE_GROUPS", "DAILY_BARS_TABLE", "TICKER_DATA_TABLE"}},
 	{name: "processTicker", memory: 256, timeout: 180, secret: true,
-		env: []string{"TICKER_DATA_TABLE", "DAILY_BARS_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "POLYGON_HISTORY_DAYS", "API_KEYS_SECRET_ARN",
-			"TICKER_QUEUE_URL", "TICKER_DLQ_URL"}},
+		env: []string{"TICKER_DATA_TABLE", "DAILY_BARS_TABLE", "POLYGON_BASE_URL", "POLYGON_CALLS_PER_MINUTE", "API_KEYS_SECRET_ARN",
+			"TICKER_QUEUE_URL", "TICKER_DLQ_URL", "TICKER_MESSAGE_GROUPS"}},
 	{name: "analyzePortfolio", memory: 256, timeout: 300, secret: true, schedule: true,
 		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_DATA_TABLE", "PORTFOLIO_ANALYSES_TABLE",
 			"ANALYSIS_RESERVATIONS_TABLE", "ANALYSIS_QUEUE_URL", "DEFAULT_PORTFOLIO", "XAI_API_URL", "XAI_MODEL", "XAI_MAX_COMPLETION_TOKENS",
@@ -387,8 +387,6 @@ func checkEnvValues(t *testing.T, s *synthesized, stage, fnID string, env map[st
 			ok = v == "https://api.polygon.io"
 		case "POLYGON_CALLS_PER_MINUTE":
 			ok = v == "5"
-		case "POLYGON_HISTORY_DAYS":
-			ok = v == "400"
 		case "XAI_API_URL":
 			ok = v == "https://api.x.ai/v1/chat/completions"
 		case "XAI_MODEL":
@@ -856,7 +854,7 @@ func TestIAMLeastPrivilege(t *testing.T) {
 				tickerData: "dynamodb:GetItem dynamodb:PutItem", secret: "secretsmanager:GetSecretValue",
 				dailyBars: "dynamodb:BatchWriteItem dynamodb:GetItem dynamodb:PutItem dynamodb:Query",
 				// Consumed through the event source; re-queue and dead-letter
-				// sends by processTicker itself (queue.Requeuer).
+				// sends by processTicker itself (sqsqueue.Requeuer).
 				queue: "sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:GetQueueUrl sqs:ReceiveMessage sqs:SendMessage",
 				dlq:   "sqs:SendMessage",
 			},
@@ -978,12 +976,12 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 			{"analysis dead-letter queue", analysisDLQ, granted[analysisDLQ], ""},
 			{"api-keys secret", secret, granted[secret], methods("secretsmanager:", reflect.TypeFor[secrets.SecretsManagerAPI]())},
 			// processTickers' publisher and processTicker's requeuer share
-			// queue.SQSAPI, and processTicker's visibility adapter uses
-			// queue.VisibilityAPI on the ticker queue; only the requeuer
+			// sqsqueue.SQSAPI, and processTicker's visibility adapter uses
+			// sqsqueue.VisibilityAPI on the ticker queue; only the requeuer
 			// sends to the dead-letter queue.
 			{"ticker queue (send, visibility)", tickerQueue, sqsSend(granted[tickerQueue]),
-				union(methods("sqs:", reflect.TypeFor[queue.SQSAPI]()), methods("sqs:", reflect.TypeFor[queue.VisibilityAPI]()))},
-			{"ticker dead-letter queue (send)", tickerDLQ, sqsSend(granted[tickerDLQ]), methods("sqs:", reflect.TypeFor[queue.SQSAPI]())},
+				union(methods("sqs:", reflect.TypeFor[sqsqueue.SQSAPI]()), methods("sqs:", reflect.TypeFor[sqsqueue.VisibilityAPI]()))},
+			{"ticker dead-letter queue (send)", tickerDLQ, sqsSend(granted[tickerDLQ]), methods("sqs:", reflect.TypeFor[sqsqueue.SQSAPI]())},
 		} {
 			if got := strings.Join(sortedUnique(c.got), " "); got != c.want {
 				t.Errorf("%s: granted %q, adapter interface uses %q", c.what, got, c.want)

@@ -18,12 +18,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/app/processticker"
+	"github.com/zsmseven/backend/pkg/app/processtickers"
 	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
@@ -32,6 +36,7 @@ import (
 	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
@@ -82,6 +87,9 @@ type worldOptions struct {
 	// recordBudget, dayBudget and reserve tune the consumer's deadline
 	// handling.
 	recordBudget, dayBudget, reserve time.Duration
+	// sessions is the window of the consumer's indicators (0: the
+	// indicators' 253): a scenario with a cold fill keeps it short.
+	sessions int
 	// clock starts a night clock at this instant (zero: the real time).
 	clock time.Time
 	// visibility simulates the queue's visibility timeout on the clock (0:
@@ -128,10 +136,11 @@ func newWorld(t *testing.T, o worldOptions) *world {
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
 	bars := bardb.NewStore(w.db, deploy.DailyBars.Name(w.stage))
 	rows := tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage))
+	publisher := sqsqueue.NewPublisher(sqsClient, queueURL, sqsqueue.PublisherOptions{Groups: 1})
 	w.producer = &pipeline.ProcessTickers{
-		Source:    portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage)),
-		Publisher: queue.NewPublisher(sqsClient, queueURL, queue.PublisherOptions{Groups: 1}),
-		Days:      bars, Rows: rows, Groups: 1,
+		Source:    processtickers.Holdings(portfoliodb.NewReader(w.db, deploy.UserPortfolios.Name(w.stage), deploy.PortfolioPositions.Name(w.stage))),
+		Publisher: publisher,
+		Nights:    bars, Rows: rows, Groups: 1,
 		Metrics: metrics.New(w.logs, w.stage),
 		Logger:  w.log.With("function", "processTickers"),
 		Now:     now,
@@ -161,14 +170,15 @@ func newWorld(t *testing.T, o worldOptions) *world {
 		t.Fatal(err)
 	}
 	w.consumer = &pipeline.ProcessTicker{
-		// As deployed: the stored history, one grouped call a night.
-		Market: w.client, Grouped: w.client, Store: rows, Bars: bars, Source: "polygon",
-		RecordBudget: o.recordBudget, DayBudget: o.dayBudget, Reserve: o.reserve,
+		// As deployed: the stored history kept complete by grouped calls, the
+		// fill queued on the ticker queue.
+		Market: w.client, Rows: processticker.Rows(rows), History: bars, Publisher: publisher, Source: "polygon",
+		Sessions: o.sessions, RecordBudget: o.recordBudget, DayBudget: o.dayBudget, Reserve: o.reserve, MarketNow: now,
 		// As deployed: a transient failure is re-queued to the tail (or,
 		// after 5 attempts, dead-lettered) instead of handed back; records
 		// handed back unstarted are released; a refused key is re-read once.
-		Requeuer:   queue.NewRequeuer(sqsClient, queueURL, dlqURL),
-		Visibility: queue.NewVisibility(sqsClient, queueURL),
+		Requeuer:   sqsqueue.NewRequeuer(sqsClient, queueURL, dlqURL),
+		Visibility: sqsqueue.NewVisibility(sqsClient, queueURL),
 		RefreshKey: w.reread,
 		Metrics:    metrics.New(w.logs, w.stage), Logger: w.log.With("function", "processTicker"),
 		Observer: func(r pipeline.Record) {
@@ -203,6 +213,20 @@ func (w *world) reread(context.Context) error {
 func nightOf(d string) time.Time {
 	c, _ := marketdata.CloseInstant(d)
 	return c.Add(5*time.Hour + 30*time.Minute)
+}
+
+// fillHistory stores what the nights before the trading day date would
+// have: the sessions of its window before it, with the bars of grouped (the
+// tickers of the grouped answers).
+func (w *world) fillHistory(date string, grouped ...string) {
+	w.t.Helper()
+	n := w.consumer.Sessions
+	if n == 0 {
+		n = indicators.Lookback
+	}
+	if err := devstack.FillHistory(context.Background(), w.consumer.History.(*bardb.Store), w.poly, grouped, date, n); err != nil {
+		w.t.Fatal(err)
+	}
 }
 
 // hold writes one position per ticker into the shared tables (the catch-up
@@ -353,6 +377,7 @@ func (w *world) invoke(ctx context.Context, ev events.SQSEvent) (resp events.SQS
 // tally is the end state of a scenario, each count from its own source.
 type tally struct {
 	In         int
+	Queued     int            // messages the consumer queued itself: a fill, then the tickers again
 	Days       int            // day messages done with (the consumer's records)
 	Written    int            // tickers with a row of the night's trading day (DynamoDB)
 	Rows       map[string]int // rows of that day per ticker
@@ -378,6 +403,9 @@ func (w *world) count(in int, tickers []string) tally {
 		case r.Date != w.date: // an earlier night
 		case r.Outcome == pipeline.DayDone:
 			tl.Days++
+			if r.Day != nil && r.Day.Planned > 0 {
+				tl.Queued += r.Day.Planned + r.Day.Held
+			}
 		case r.Outcome == pipeline.Stale:
 			tl.Stale++
 			tl.stale[r.Ticker] = true

@@ -103,14 +103,14 @@ func renderReport() string {
 	p("")
 	p("Each scenario runs the real use cases: processTickers publishes through the AWS SDK to the in-process SQS endpoint (`localsqs`, FIFO, one message group, " +
 		"batches of 10, `maxReceiveCount` 5, and its dead-letter queue) the night's day message and one message per ticker; processTicker consumes Lambda-shaped batches with the real Polygon client against the local Polygon server (`fakepolygon`): " +
-		"the day message makes the grouped-daily and splits calls and merges the day into the stored history (the real daily-bars store), each ticker is backfilled with its own call only when its history needs it, " +
+		"the day message stores the day's grouped answer as printed (the real daily-bars store), fetches the day before once more, reads the splits of a trailing window into the ledger and queues, through the same SQS endpoint, one fill message per session the window lacks, then the tickers again; each ticker's row is computed from its bars adjusted on read, a ticker the grouped answers lack costing its own call, " +
 		"a record that failed transiently is re-queued to the tail of the queue through the same SQS endpoint (after 5 attempts: to the dead-letter queue), records handed back unstarted are released (ChangeMessageVisibility 0), " +
 		"a refused key is re-read once before the run stops, and rows are written with the real ticker-data store to dynalite (the real DynamoDB API); analyzePortfolio runs against the local xAI server (`fakexai`) and stores to dynalite. " +
-		"Faults are scripted at the servers (status, headers, delays, resets, cut bodies, a day not published, a halted ticker, a plan without grouped daily, a split, a refused key), by stopping dynalite, by redelivering messages, and by invocation deadlines.")
+		"Faults are scripted at the servers (status, headers, delays, resets, cut bodies, a day not published, a halted ticker, a plan without grouped daily, missed nights, a split listed late, a closed session, a 403 before the plan's history, a refused key), by stopping dynalite, by redelivering messages, and by invocation deadlines.")
 	p("")
 	p("Columns, counted independently and asserted in the test of each scenario:")
 	p("")
-	p("- **in**: messages queued (accepted by SQS) for the night, the day message and poison messages included; for analysis scenarios, analysis runs requested;")
+	p("- **in**: messages queued (accepted by SQS) for the night by processTickers, the day message and poison messages included (not the fill and tickers processTicker queues itself); for analysis scenarios, analysis runs requested;")
 	p("- **day**: day messages done with (merged, not published yet, or per-ticker fallback), from the handler's per-record outcomes;")
 	p("- **written**: tickers with exactly one ticker-data row for the night's trading day, counted in DynamoDB (analysis: items stored in portfolio-analyses);")
 	p("- **permanent**: records acknowledged as permanent failures, from the handler's `PermanentFailures` metric (and its log lines, per ticker); for analysis scenarios, runs that failed with nothing stored;")
@@ -151,7 +151,7 @@ func renderReport() string {
 	p("- Permanent faults of one ticker (no data, poison) cost one request each and are acknowledged: no retry storm, nothing in the dead-letter queue because of them.")
 	p("- A refused key (400 missing key, 401, a 403 on a ticker's bars) is a failure of the run, never of a ticker: the key is re-read once and the record retried; still refused, the record and every one after it are handed back unacknowledged " +
 		"and wait out the queue's visibility timeout (the back-off while an operator fixes the key), then go through once the key is good (scenario \"Polygon key refused\").")
-	p("- A warm night costs the grouped-daily and splits calls whatever the number of tickers; a day not published yet, or a halted ticker, leaves the last good rows (stale, counted) without a call until the catch-up run or a later night; a plan without grouped daily falls back to one call per ticker; a split backfills that ticker alone.")
+	p("- A warm night costs three calls (the day, the day before once more, the splits) whatever the number of tickers, a night after missed ones one more per missed session; a day not published yet, or a halted ticker, leaves the last good rows (stale, counted) without a call until the catch-up run or a later night; a session that stays empty while a later one is published is recorded as closed; a plan without grouped daily falls back to one call per ticker, a 403 before the plan's history only marks where it starts; a split listed late is applied the night after it is listed, from the ledger, with no call more.")
 	p("- A redelivered message finds its row of the day (or its day's part) stored and calls nothing; a retried write overwrites the same item (ticker + close of the trading day): redelivery never duplicates a row.")
 	p("- A record that keeps failing transiently does not hold back the records behind it in its FIFO message group (docs/decisions/0001): it is acknowledged and re-queued " +
 		"to the tail, and after its 5th attempt processTicker sends it to the dead-letter queue itself, alone, with an error log line (scenario \"Polygon 5xx for ever\"). " +

@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -9,41 +10,96 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
+	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
-// The scenarios of the stored-history night: each plays a first night
-// (2026-11-23, everything backfilled) on the world's clock, then the night
-// of 2026-11-24 with the fault, as consecutive nights run in production.
+// The scenarios of the stored history's nights: each plays a first night
+// (2026-11-23) over a store the nights before filled, on the world's clock,
+// then the night measured with its fault — or, for the irregular ones, the
+// nights leading to it — as nights run in production.
 const (
 	firstNight = "2026-11-23"
 	theNight   = "2026-11-24"
 )
 
 // callsSince lists the requests the local Polygon received after the first
-// n: "grouped", "splits" or the ticker.
+// n: "grouped DATE", "splits" or the ticker.
 func callsSince(w *world, n int) []string {
 	var out []string
 	for _, r := range w.poly.Requests()[n:] {
-		if r.Kind == fakepolygon.KindAggregates {
+		switch r.Kind {
+		case fakepolygon.KindAggregates:
 			out = append(out, r.Ticker)
-		} else {
+		case fakepolygon.KindGrouped:
+			out = append(out, "grouped "+r.Date)
+		default:
 			out = append(out, r.Kind)
 		}
 	}
 	return out
 }
 
-// warm plays the first night, then sets the clock to 21:30 of the night,
-// and returns the number of Polygon requests so far.
+// warm fills the store as the nights before the first night would have,
+// plays the first night at 21:30 plus at, then sets the clock to 21:30 of
+// the night measured; it returns the number of Polygon requests so far.
 func warm(t *testing.T, w *world, at time.Duration) int {
 	t.Helper()
-	w.clock.Set(nightOf(firstNight).Add(at))
+	w.fillHistory(firstNight, tickers...)
+	return playNight(t, w, firstNight, at, theNight)
+}
+
+// playNight plays the night of d at 21:30 plus at (processTickers, then the
+// queue drained) and sets the clock to 21:30 of next; it returns the number
+// of Polygon requests so far.
+func playNight(t *testing.T, w *world, d string, at time.Duration, next string) int {
+	t.Helper()
+	w.clock.Set(nightOf(d).Add(at))
 	w.publish(tickers...)
 	w.drain(drainOptions{})
-	w.clock.Set(nightOf(theNight))
+	w.clock.Set(nightOf(next))
 	return w.poly.Calls()
+}
+
+// sameAsReference checks ticker's latest row is the complete row of d and
+// equals, to 1e-6, indicators computed on the bars the local Polygon serves
+// split-adjusted as of now (per ticker, adjusted=true) for the window of d.
+func sameAsReference(t *testing.T, w *world, ticker, d string) {
+	t.Helper()
+	row, ok, err := tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)).Latest(context.Background(), ticker)
+	if err != nil || !ok || row.AsOf != d || row.Partial {
+		t.Fatalf("%s: latest row %+v (%v %v), want the complete one of %s", ticker, row, ok, err, d)
+	}
+	n := w.consumer.Sessions
+	if n == 0 {
+		n = 253
+	}
+	win := coverage.Window(marketdata.NYSE(), d, n)
+	m, _ := bardb.NewStore(w.db, deploy.DailyBars.Name(w.stage)).Market(context.Background())
+	wire, err := w.poly.Bars(ticker, max(win[0], m.PlanFrom), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bars []marketdata.Bar
+	for _, b := range wire {
+		bars = append(bars, marketdata.Bar{Date: marketdata.TradingDate(b.T), Start: time.UnixMilli(b.T), Open: b.O, High: b.H, Low: b.L, Close: b.C, Volume: b.V})
+	}
+	want, err := indicators.Compute(bars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.Bars != want.Bars || math.Abs(row.Price-want.Price) > 1e-6 {
+		t.Errorf("%s: %d bars, price %v; want %d and %v", ticker, row.Bars, row.Price, want.Bars, want.Price)
+	}
+	for _, f := range indicators.Fields {
+		g, r := f.Get(row.Snapshot), f.Get(want)
+		if (g == nil) != (r == nil) || (g != nil && math.Abs(*g-*r) > 1e-6) {
+			t.Errorf("%s: %s = %v, want %v", ticker, f.Name, g, r)
+		}
+	}
 }
 
 func nightScenarios() []pipelineScenario {
@@ -57,12 +113,14 @@ func nightScenarios() []pipelineScenario {
 				mark = warm(t, w, 2*time.Hour) // the first night's catch-up time: published
 			},
 			then: func(t *testing.T, w *world) (drained, int) {
-				if got := callsSince(w, mark); !slices.Equal(got, []string{"grouped"}) {
-					t.Errorf("first pass calls %v, want the grouped call alone", got)
+				// The day, empty; the first night's session once more (fetched
+				// before the next close); the splits.
+				if got := callsSince(w, mark); !slices.Equal(got, []string{"grouped " + theNight, "grouped " + firstNight, "splits"}) {
+					t.Errorf("first pass calls %v", got)
 				}
-				st, _, _ := bardb.NewStore(w.db, deploy.DailyBars.Name(w.stage)).Day(context.Background(), theNight)
-				if st.Status != bardb.DayNotPublished {
-					t.Errorf("day state %+v after the first pass", st)
+				st, _, _ := bardb.NewStore(w.db, deploy.DailyBars.Name(w.stage)).Session(context.Background(), theNight)
+				if st.Status != coverage.Empty {
+					t.Errorf("session state %+v after the first pass", st)
 				}
 				// 23:30: the catch-up run queues the day and the 6 tickers again.
 				w.clock.Advance(2 * time.Hour)
@@ -73,9 +131,9 @@ func nightScenarios() []pipelineScenario {
 				return w.drain(drainOptions{}), sum.DayMessages + sum.Queued
 			},
 			written: 6, stale: 6,
-			outcome: "the first pass calls grouped once and keeps the last good rows (6 stale, no ticker call); the catch-up run queues the day and the 6 tickers again: grouped and splits calls, all written",
+			outcome: "the first pass finds the day empty and keeps the last good rows (6 stale, no ticker call); the catch-up run queues the day and the 6 tickers again: one grouped call, all written",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				if got := callsSince(w, mark); !slices.Equal(got, []string{"grouped", "grouped", "splits"}) {
+				if got := callsSince(w, mark); !slices.Equal(got, []string{"grouped " + theNight, "grouped " + firstNight, "splits", "grouped " + theNight}) {
 					t.Errorf("the night's calls %v", got)
 				}
 				if tl.metrics[deploy.GroupedNotPublished.Name] != 1 {
@@ -91,8 +149,8 @@ func nightScenarios() []pipelineScenario {
 			written: 5, stale: 1,
 			outcome: "MSFT keeps its last good row (stale, counted in TickersNotInGrouped and TickersStale) without a call; the others written from the grouped answer",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				if got := callsSince(w, mark); !slices.Equal(got, []string{"grouped", "splits"}) {
-					t.Errorf("the night's calls %v, want grouped and splits only", got)
+				if got := callsSince(w, mark); len(got) != 3 || slices.Contains(got, "MSFT") {
+					t.Errorf("the night's calls %v, want the day, the day before again and the splits", got)
 				}
 				row, _, _ := tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)).Latest(context.Background(), "MSFT")
 				if row.AsOf != firstNight || tl.metrics[deploy.TickersNotInGrouped.Name] != 1 {
@@ -108,7 +166,7 @@ func nightScenarios() []pipelineScenario {
 			written: 6,
 			outcome: "the night falls back to one call per ticker, said once in the log and in GroupedNotAuthorized; all written; not a refused key",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				if got := callsSince(w, mark); !slices.Equal(got, append([]string{"grouped"}, tickers...)) {
+				if got := callsSince(w, mark); !slices.Equal(got, append([]string{"grouped " + theNight, "splits"}, tickers...)) {
 					t.Errorf("the night's calls %v", got)
 				}
 				if tl.metrics[deploy.GroupedNotAuthorized.Name] != 1 || tl.metrics[deploy.MarketDataKeyRefused.Name] != 0 ||
@@ -116,23 +174,87 @@ func nightScenarios() []pipelineScenario {
 					t.Errorf("GroupedNotAuthorized %v, MarketDataKeyRefused %v", tl.metrics[deploy.GroupedNotAuthorized.Name], tl.metrics[deploy.MarketDataKeyRefused.Name])
 				}
 			}},
-		{name: "split backfill", faults: "AAPL splits 4-for-1 at the open of the night's day: Polygon re-adjusts its history",
+		{name: "missed nights", faults: "no run on 2026-11-24 nor 2026-11-25 (Polygon or AWS down, a dead-lettered day message): the next night is 2026-11-27",
 			opts: worldOptions{clock: clock, polygon: fakepolygon.Options{Universe: tickers}},
 			setup: func(t *testing.T, w *world, o *drainOptions) {
-				w.poly.AddSplit(fakepolygon.Split{Ticker: "AAPL", Date: theNight, From: 1, To: 4})
 				mark = warm(t, w, 0)
+				w.clock.Set(nightOf("2026-11-27"))
 			},
 			written: 6,
-			outcome: "the splits call finds it; AAPL alone is backfilled (one call) and its row is computed on the re-adjusted history; the others from the grouped answer",
+			outcome: "the night costs a warm night's three calls and one per missed session (5): the two sessions filled as queue work behind the tickers, which are written again complete; no ticker call",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
-				if got := callsSince(w, mark); !slices.Equal(got, []string{"grouped", "splits", "AAPL"}) {
-					t.Errorf("the night's calls %v", got)
+				want := []string{"grouped 2026-11-27", "grouped " + firstNight, "splits", "grouped 2026-11-25", "grouped " + theNight}
+				if got := callsSince(w, mark); !slices.Equal(got, want) {
+					t.Errorf("the night's calls %v, want %v", got, want)
+				}
+				for _, tk := range tickers {
+					sameAsReference(t, w, tk, "2026-11-27")
+				}
+				if tl.Queued != 2+6 {
+					t.Errorf("queued by processTicker %d, want the 2 fills and the 6 tickers again", tl.Queued)
+				}
+			}},
+		{name: "split listed late", faults: "AAPL splits 4-for-1 at the open of 2026-11-24; Polygon lists the split only on 2026-11-25",
+			opts: worldOptions{clock: clock, polygon: fakepolygon.Options{Universe: tickers,
+				Splits: []fakepolygon.Split{{Ticker: "AAPL", Date: theNight, From: 1, To: 4, Listed: "2026-11-25"}}}},
+			setup: func(t *testing.T, w *world, o *drainOptions) {
+				warm(t, w, 0)
+				mark = playNight(t, w, theNight, 0, "2026-11-25")
+			},
+			written: 6,
+			outcome: "on the split's night the price-continuity check logs and counts AAPL's unexplained jump; the night it is listed, the trailing window's splits call brings it into the ledger: AAPL's row equals the split-adjusted reference with no call more than a warm night's",
+			check: func(t *testing.T, w *world, d drained, tl tally) {
+				if got := callsSince(w, mark); len(got) != 3 || slices.Contains(got, "AAPL") {
+					t.Errorf("the listing night's calls %v", got)
+				}
+				if tl.metrics[deploy.PriceDiscontinuities.Name] != 1 || tl.metrics[deploy.SplitsFound.Name] != 1 ||
+					!strings.Contains(w.logs.String(), "explained by no adjustment of the ledger") {
+					t.Errorf("PriceDiscontinuities %v, SplitsFound %v", tl.metrics[deploy.PriceDiscontinuities.Name], tl.metrics[deploy.SplitsFound.Name])
+				}
+				sameAsReference(t, w, "AAPL", "2026-11-25")
+				sameAsReference(t, w, "MSFT", "2026-11-25")
+			}},
+		{name: "unpublished day then closed", faults: "the exchange does not open on 2026-11-24 (a closure the rule calendar does not know): its grouped answer stays empty",
+			opts: worldOptions{clock: clock, polygon: fakepolygon.Options{Universe: tickers}},
+			setup: func(t *testing.T, w *world, o *drainOptions) {
+				w.poly.CloseSession(theNight)
+				warm(t, w, 0)
+				mark = playNight(t, w, theNight, 0, "2026-11-25") // empty: the tickers stale
+			},
+			written: 6,
+			outcome: "the next night's fill finds the session still empty while its own is published: recorded as a closure (SessionsClosed), the window reaches one session back (stored), rows complete; the session is never asked again",
+			check: func(t *testing.T, w *world, d drained, tl tally) {
+				want := []string{"grouped 2026-11-25", "splits", "grouped " + theNight}
+				if got := callsSince(w, mark); !slices.Equal(got, want) {
+					t.Errorf("the night's calls %v, want %v", got, want)
+				}
+				m, _ := bardb.NewStore(w.db, deploy.DailyBars.Name(w.stage)).Market(context.Background())
+				if !m.Closed(theNight) || tl.metrics[deploy.SessionsClosed.Name] != 1 {
+					t.Errorf("closures %+v, SessionsClosed %v", m.Closures, tl.metrics[deploy.SessionsClosed.Name])
 				}
 				row, _, _ := tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)).Latest(context.Background(), "AAPL")
-				want, _ := w.poly.Bars("AAPL", theNight, theNight)
-				if len(want) != 1 || row.Price != want[0].C || row.High52W == nil || *row.High52W > 2*row.Price || tl.metrics[deploy.SplitsFound.Name] != 1 {
-					t.Errorf("AAPL row %+v, want the post-split close %v and a re-adjusted 52-week high", row, want)
+				if row.AsOf != "2026-11-25" || row.Partial || row.Bars != 253 {
+					t.Errorf("AAPL's row %+v", row)
 				}
+				next := playNight(t, w, "2026-11-27", 0, "2026-11-30")
+				if got := callsSince(w, next-3); slices.Contains(got, "grouped "+theNight) {
+					t.Errorf("the closed session asked again: %v", got)
+				}
+			}},
+		{name: "403 before the plan history", faults: "a cold store (a window of 30 sessions); the plan's history starts on 2026-11-05: earlier dates answer 403 `Your plan doesn't include this data timeframe`",
+			opts:    worldOptions{clock: nightOf(theNight), sessions: 30, polygon: fakepolygon.Options{Universe: tickers, PlanFrom: "2026-11-05"}},
+			written: 6,
+			outcome: "the fill stops at the first 403: the plan's start is recorded and nothing older asked (one refused call); no per-ticker fallback, not a refused key; rows complete over what the plan reaches",
+			check: func(t *testing.T, w *world, d drained, tl tally) {
+				got := callsSince(w, 0)
+				if !slices.Contains(got, "grouped 2026-11-04") || slices.Contains(got, "grouped 2026-11-03") || slices.Contains(got, "AAPL") {
+					t.Errorf("calls %v", got)
+				}
+				m, _ := bardb.NewStore(w.db, deploy.DailyBars.Name(w.stage)).Market(context.Background())
+				if m.PlanFrom != "2026-11-05" || tl.metrics[deploy.GroupedNotAuthorized.Name] != 0 || tl.metrics[deploy.MarketDataKeyRefused.Name] != 0 {
+					t.Errorf("plan from %q, GroupedNotAuthorized %v, MarketDataKeyRefused %v", m.PlanFrom, tl.metrics[deploy.GroupedNotAuthorized.Name], tl.metrics[deploy.MarketDataKeyRefused.Name])
+				}
+				sameAsReference(t, w, "AAPL", theNight)
 			}},
 		{name: "Polygon key refused", faults: "the key is revoked: every call 401 `Unknown API Key`, the re-read secret too; an operator puts a new key in the secret",
 			opts: worldOptions{clock: clock, visibility: 1080 * time.Second, polygon: fakepolygon.Options{Universe: tickers}},
@@ -145,7 +267,7 @@ func nightScenarios() []pipelineScenario {
 				// the same call again; everything handed back, nothing
 				// acknowledged, and the records wait out the visibility
 				// timeout (no release).
-				if got := callsSince(w, mark); !slices.Equal(got, []string{"grouped", "grouped"}) || w.rereads != 1 {
+				if got := callsSince(w, mark); !slices.Equal(got, []string{"grouped " + theNight, "grouped " + theNight}) || w.rereads != 1 {
 					t.Errorf("calls %v, re-reads %d", got, w.rereads)
 				}
 				c := w.sqs.Counts(w.queue)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/app/processticker"
 	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
@@ -63,11 +64,11 @@ func TestFaultsPipeline(t *testing.T) {
 		return fakepolygon.Body(ticker, bars, "")
 	}
 	scenarios := []pipelineScenario{
-		{name: "baseline", faults: "none (a first night: nothing stored)", written: 6,
-			outcome: "the day message's grouped and splits calls, then one backfill per ticker (nothing stored yet); all written on first delivery",
+		{name: "baseline", faults: "none (tickers the grouped answers lack, over a complete window: each costs its own call)", written: 6,
+			outcome: "the day message's grouped and splits calls, then each ticker its own call; all written on first delivery",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
 				if w.poly.Calls() != 8 || tl.Days != 1 {
-					t.Errorf("%d calls, %d day messages; want 8 (grouped, splits, 6 backfills) and 1", w.poly.Calls(), tl.Days)
+					t.Errorf("%d calls, %d day messages; want 8 (grouped, splits, 6 of the tickers) and 1", w.poly.Calls(), tl.Days)
 				}
 			}},
 		{name: "Polygon 400 missing key", faults: "GOOGL: 400 `API Key was not provided` once",
@@ -234,12 +235,26 @@ func TestFaultsPipeline(t *testing.T) {
 	}
 }
 
-// runPipeline runs one scenario and asserts the invariant.
+// runPipeline runs one scenario and asserts the invariant. A scenario of
+// faults on one ticker's call (no grouped universe of its own) holds tickers
+// the grouped answers lack, over a store whose window is complete: each
+// ticker costs its own call, the call the faults are scripted on.
 func runPipeline(t *testing.T, sc pipelineScenario) {
+	ownCalls := sc.opts.polygon.Universe == nil
+	if ownCalls {
+		sc.opts.polygon.NotGrouped = tickers
+	}
 	w := newWorld(t, sc.opts)
 	var o drainOptions
 	if sc.setup != nil {
 		sc.setup(t, w, &o)
+	}
+	if ownCalls {
+		now := time.Now()
+		if w.clock != nil {
+			now = w.clock.Now()
+		}
+		w.fillHistory(marketdata.LastTradingDay(now))
 	}
 	w.sendRaw(sc.poisonBefore...)
 	if sc.publishTwice {
@@ -311,7 +326,7 @@ func runPipeline(t *testing.T, sc pipelineScenario) {
 		t.Logf("logs:\n%s", w.logs.String())
 	}
 	addRow(row{Scenario: sc.name, Faults: sc.faults, In: in, Days: tl.Days, Written: tl.Written, Permanent: tl.Permanent, Stale: tl.Stale,
-		HandedBack: tl.HandedBack, Lost: tl.Lost, Duplicated: tl.Dup, Red: d.Deliveries - in, Outcome: outcome(t, sc.outcome)})
+		HandedBack: tl.HandedBack, Lost: tl.Lost, Duplicated: tl.Dup, Red: d.Deliveries - in - tl.Queued, Outcome: outcome(t, sc.outcome)})
 }
 
 func outcome(t *testing.T, s string) string {
@@ -405,7 +420,7 @@ func restartScenario(t *testing.T) pipelineScenario {
 			return synthetic(r)
 		}}},
 		written: 6,
-		outcome: "AAPL, AMZN written before the stop survive it; GOOGL's backfill is fetched but its write fails, and the 3 records behind it fail on their first read (no Polygon call spent): each of the 4 is re-queued with attempt 1; all written after the restart",
+		outcome: "AAPL, AMZN written before the stop survive it; GOOGL's own bars are fetched but their write fails, and the 3 records behind it fail on their first read (no Polygon call spent): each of the 4 is re-queued with attempt 1; all written after the restart",
 		setup: func(t *testing.T, w *world, o *drainOptions) {
 			// The world was built on the shared dynalite; move its ticker
 			// store onto a dynalite this scenario can stop.
@@ -419,8 +434,8 @@ func restartScenario(t *testing.T) pipelineScenario {
 				t.Fatal(err)
 			}
 			w.db = db
-			w.consumer.Store = newStore(db, w.stage)
-			w.consumer.Bars = bardb.NewStore(db, deploy.DailyBars.Name(w.stage))
+			w.consumer.Rows = processticker.Rows(newStore(db, w.stage))
+			w.consumer.History = bardb.NewStore(db, deploy.DailyBars.Name(w.stage))
 			o.before = func(n int) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -436,7 +451,7 @@ func restartScenario(t *testing.T) pipelineScenario {
 				t.Errorf("%d invocations, %d deliveries; want 2 and 11", d.Invocations, d.Deliveries)
 			}
 			for _, tk := range []string{"META", "MSFT", "NVDA"} {
-				wantAttempts(t, w, tk, 1) // the second delivery's backfill only
+				wantAttempts(t, w, tk, 1) // the second delivery's call only
 			}
 		},
 	}

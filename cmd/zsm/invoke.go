@@ -174,7 +174,7 @@ func invokeHandler(ctx context.Context, fn deploy.Function, lookup config.Lookup
 		h, err = processtickers.New(ctx, lookup, logs)
 	case deploy.ProcessTicker:
 		if stack != nil {
-			h, err = processTickerHandler(ctx, stack, logs, nil)
+			h, err = processTickerHandler(ctx, stack, logs, nil, nil)
 		} else {
 			h, err = processticker.New(ctx, lookup, logs)
 		}

@@ -25,13 +25,11 @@ import (
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/app/processticker"
 	"github.com/zsmseven/backend/pkg/app/processtickers"
-	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 const runSynopsis = "zsm run [--memory | --data DIR] [--logs DIR] [--portfolio NAME|'*'] [--force] [--seed FILE] [--date YYYY-MM-DD]"
@@ -42,9 +40,11 @@ portfolio "ZSM Seven" into the shared tables when absent, then runs the same
 handlers the Lambdas run: processTickers (queues, on a local SQS queue, the
 day message and one message per ticker for the last completed trading day)
 → processTicker (fed SQS batches of up to 10, as Lambda does: the day
-message makes one grouped-daily and one splits call for every ticker, and a
-ticker costs its own call only when its stored history must be filled) →
-the catch-up run when the night still lacks rows (in production it runs at
+message stores the day's grouped answer for every ticker, fetches the day
+before once more, reads the splits into the ledger, and queues one fill
+message per session the stored history lacks — a first run fills the
+indicators' whole window, 252 sessions, showing its progress — then the
+tickers again) → the catch-up run when the night still lacks rows (in production it runs at
 {catch-up-at} New York; here at once) → analyzePortfolio. It ends with a table of
 price, RSI(14), MA50, score and signal per ticker, and the other indicators.
 
@@ -58,8 +58,9 @@ the entry, and nothing is written.
 New York time: {night}; market data up to that day. Any trading day from
 2000 on can be run; a day that is not a trading day (a weekend, an NYSE
 holiday or closure), or whose close has not passed, gets a one-line error. Runs of
-consecutive dates against the same store (--data) behave as consecutive
-nights in production: the stored history grows by one grouped call a night.
+dates against the same store (--data) behave as those nights in production:
+consecutive ones make three calls each, and a night after missed ones one
+call more per missed session.
 
 Market data: with {polygon-key} set it calls Polygon ({polygon-base-url},
 {polygon-rate}, default 5 per minute: 12 s per call); without, a
@@ -242,6 +243,16 @@ func (c *nightClock) Set(t time.Time) {
 	}
 }
 
+// marketClock is processTicker's market clock: the night's with --date (what
+// the sandbox has published, when a session was fetched), nil otherwise
+// (the real time). Its deadlines stay real.
+func (r *localRun) marketClock() func() time.Time {
+	if r.o.date == "" {
+		return nil
+	}
+	return r.clock.Now
+}
+
 // schedules are the contract's schedules of the night of --date, at their
 // firings in New York time; without --date, of the last completed trading
 // day, whose times are only said (the clock stays real).
@@ -304,28 +315,32 @@ func unwrapPathError(err error) error {
 // errKeyRefused ends a run whose market-data key Polygon refused.
 var errKeyRefused = errors.New("the Polygon API key was refused")
 
-// nightCounts is what processTicker's records said of the night.
+// nightCounts is what processTicker's records said of the night: the
+// market-data calls by kind.
 type nightCounts struct {
-	grouped, splits, backfills int
+	grouped, splits, perTicker int
 	refused                    []pipeline.Record
 	lastRefusal                error
 }
 
 func (n *nightCounts) observe(rec pipeline.Record) {
 	switch {
-	case rec.Day != nil && !rec.Day.AlreadyDone:
-		n.grouped++
-		if rec.Day.SplitsFrom != "" {
-			n.splits++
-		}
-	case rec.Backfill != "":
-		n.backfills++
+	case rec.Day != nil:
+		n.grouped += rec.Day.GroupedCalls
+		n.splits += rec.Day.SplitsCalls
+	case rec.Fill != nil:
+		n.grouped += rec.Fill.Calls
+	case rec.TickerCall != "":
+		n.perTicker++
 	}
 	if rec.Outcome == pipeline.Refused {
 		n.refused = append(n.refused, rec)
 		n.lastRefusal = rec.Err
 	}
 }
+
+// calls is the night's market-data calls so far.
+func (n *nightCounts) calls() int { return n.grouped + n.splits + n.perTicker }
 
 func (r *localRun) say(format string, args ...any) { fmt.Fprintf(r.stderr, format+"\n", args...) }
 
@@ -415,7 +430,7 @@ func (r *localRun) sayMarketData() {
 	}
 	switch {
 	case pace > 0:
-		r.say("pacing     %d Polygon calls per minute: about %s a call (%s); a warm night makes 2, a ticker to fill 1 more", pace, (time.Minute / time.Duration(pace)).Round(time.Second), deploy.EnvPolygonCallsPerMinute)
+		r.say("pacing     %d Polygon calls per minute: about %s a call (%s); a night makes 3, a missing session 1 more (a first night 254)", pace, (time.Minute / time.Duration(pace)).Round(time.Second), deploy.EnvPolygonCallsPerMinute)
 	case r.stack.UsingSandbox():
 		r.say("pacing     none: the sandbox has no rate limit (set %s to pace it)", deploy.EnvPolygonCallsPerMinute)
 	default:
@@ -478,8 +493,8 @@ func (r *localRun) processTickers(ctx context.Context, f deploy.Firing, catchUp 
 func (r *localRun) processTicker(ctx context.Context, total int) error {
 	t1 := time.Now()
 	before := r.night
-	progress := &recordProgress{total: total, say: r.say}
-	h, err := processTickerHandler(ctx, r.stack, r.logs, func(rec pipeline.Record) {
+	progress := &recordProgress{total: total, pace: r.stack.CallsPerMinute(), calls: r.night.calls, say: r.say}
+	h, err := processTickerHandler(ctx, r.stack, r.logs, r.marketClock(), func(rec pipeline.Record) {
 		r.night.observe(rec)
 		progress.observe(rec)
 	})
@@ -495,7 +510,9 @@ func (r *localRun) processTicker(ctx context.Context, total int) error {
 		Halt: func() bool { return len(r.night.refused) > refusedBefore }}
 	totals, err := r.stack.SQS.Consume(ctx, devstack.QueueName, consume, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		left := r.stack.SQS.Counts(devstack.QueueName).Visible
-		r.say("processTicker     batch of %d (%d of %d done, %d more queued)", len(ev.Records), progress.settled, total, left)
+		if !onlyFills(ev) { // a fill's batches show as its progress lines
+			r.say("processTicker     batch of %d (%d of %d done, %d more queued)", len(ev.Records), progress.settled, progress.total, left)
+		}
 		resp, herr := h(lambdaContext(ctx, deploy.ProcessTicker), ev)
 		switch {
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -510,10 +527,10 @@ func (r *localRun) processTicker(ctx context.Context, total int) error {
 	if err != nil {
 		return fmt.Errorf("processTicker: %w", err)
 	}
-	calls := (r.night.grouped - before.grouped) + (r.night.splits - before.splits) + (r.night.backfills - before.backfills)
-	r.say("processTicker     %d batches, %d messages done, %d retried, %d dead-lettered in %s; market-data calls: %d (%d grouped, %d splits, %d per-ticker backfills)%s",
+	calls := r.night.calls() - before.calls()
+	r.say("processTicker     %d batches, %d messages done, %d retried, %d dead-lettered in %s; market-data calls: %d (%d grouped, %d splits, %d per-ticker)%s",
 		totals.Batches, totals.Deleted, totals.Requeued, totals.DeadLettered, since(t1), calls,
-		r.night.grouped-before.grouped, r.night.splits-before.splits, r.night.backfills-before.backfills, callsEstimate(calls, pace))
+		r.night.grouped-before.grouped, r.night.splits-before.splits, r.night.perTicker-before.perTicker, callsEstimate(calls, pace))
 	// Moved there by the receive count, or sent there by processTicker after
 	// a record's last attempt.
 	dead := append(r.stack.SQS.DeadLetters(devstack.QueueName), r.stack.SQS.Visible(devstack.DLQName)...)
@@ -534,6 +551,16 @@ func (r *localRun) processTicker(ctx context.Context, total int) error {
 		r.say("                  %d messages wait out their visibility timeout (%s) on the local queue", totals.Waiting, devstack.VisibilityTimeout)
 	}
 	return nil
+}
+
+// onlyFills reports whether every record of ev is a fill message.
+func onlyFills(ev events.SQSEvent) bool {
+	for _, rec := range ev.Records {
+		if m, err := queue.Decode([]byte(rec.Body)); err != nil || !m.IsFill() {
+			return false
+		}
+	}
+	return len(ev.Records) > 0
 }
 
 // callsEstimate says how long the calls take at the pacing.
@@ -749,18 +776,50 @@ func (r *localRun) report(ctx context.Context, a analysisRun, stdout io.Writer) 
 	return nil
 }
 
-// recordProgress renders processTicker's records as they are decided, one
-// line each, from the use case's events (pipeline.Observer).
+// recordProgress renders processTicker's records as they are decided, from
+// the use case's events (pipeline.Observer): a line each, but for a fill, a
+// line every fillLine sessions and at its end (sessions filled of sessions
+// needed, the night's calls so far, the time left at the pace).
 type recordProgress struct {
 	total, settled int
-	say            func(format string, args ...any)
+	// pace is the calls per minute (0: none); calls the night's calls so far.
+	pace  int
+	calls func() int
+	say   func(format string, args ...any)
 }
+
+// fillLine is how many sessions of a fill one progress line stands for.
+const fillLine = 25
 
 func (p *recordProgress) observe(rec pipeline.Record) {
 	if rec.Outcome.Settled() {
 		p.settled++
 	}
+	if d := rec.Day; d != nil && d.Planned > 0 {
+		p.total += d.Planned + d.Held // the fill, then the tickers again
+	}
+	if f := rec.Fill; f != nil && rec.Outcome == pipeline.FillDone {
+		if f.Part == 1 || f.Part%fillLine == 0 || f.Part == f.Parts {
+			p.say("  [%d/%d] %-6s %s", p.settled, p.total, "fill", describeFill(f, p.calls(), p.pace))
+		}
+		return
+	}
 	p.say("  [%d/%d] %-6s %s", p.settled, p.total, rec.Label(), describeRecord(rec))
+}
+
+// describeFill says how far a night's fill is: this session, the sessions
+// filled of those needed, the night's calls, the time left at the pace.
+func describeFill(f *pipeline.FillResult, calls, pace int) string {
+	what := string(f.Status)
+	if f.AlreadyDone {
+		what += " before"
+	}
+	left := ""
+	if pace > 0 && f.Parts > f.Part {
+		left = fmt.Sprintf(", about %s left at %d calls/min", (time.Duration(f.Parts-f.Part) * pacing.Interval(pace)).Round(time.Second), pace)
+	}
+	return fmt.Sprintf("the window of %s: session %s %s; %d of %d sessions filled, %s so far%s",
+		f.Night, f.Session, what, f.Part, f.Parts, plural(calls, "market-data call"), left)
 }
 
 // describeRecord says in words what became of a record.
@@ -775,12 +834,21 @@ func describeRecord(rec pipeline.Record) string {
 	}
 	switch rec.Outcome {
 	case pipeline.Stored:
-		if rec.Backfill != "" {
-			return "ticker refreshed, its history fetched first: " + rec.Backfill + " (" + describeRow(rec.Row) + ")"
+		what := "ticker refreshed"
+		switch {
+		case rec.TickerCall != "":
+			what += ", its own bars fetched first: " + rec.TickerCall
+		case rec.Row != nil && rec.Row.Partial:
+			what += ", partial while its window is filled (absent: what the missing sessions hold)"
 		}
-		return "ticker refreshed (" + describeRow(rec.Row) + ")"
+		for _, d := range rec.Discontinuities {
+			what += "; price continuity: " + d.String() + " [warn]"
+		}
+		return what + " (" + describeRow(rec.Row) + ")"
 	case pipeline.DayDone:
 		return describeDay(rec)
+	case pipeline.FillDone:
+		return describeFill(rec.Fill, 0, 0)
 	case pipeline.Current:
 		return "row of " + rec.Date + " already stored: acknowledged without a call"
 	case pipeline.Stale:
@@ -812,27 +880,43 @@ func describeDay(rec pipeline.Record) string {
 	switch {
 	case d.AlreadyDone:
 		return "day already refreshed by this message: acknowledged without a call"
-	case d.Status == bardb.DayNotPublished:
-		return "Polygon has not published the day yet (grouped daily: resultsCount 0): tickers keep their last good row until the catch-up [warn]"
-	case d.Status == bardb.DayFallback:
+	case d.Status == pipeline.DayFallback:
 		return "grouped daily not authorized for this key's plan: every ticker fetches its own bars tonight [error]"
-	case d.Status == "":
-		return "day message acknowledged: no stored history configured"
 	}
-	splits := "no splits"
+	var parts []string
+	switch {
+	case d.Status == pipeline.DayNotPublished:
+		parts = append(parts, "Polygon has not published the day yet (grouped daily: resultsCount 0): tickers keep their last good row until the catch-up [warn]")
+	case d.Rows == 0:
+		parts = append(parts, "day stored before")
+	default:
+		parts = append(parts, fmt.Sprintf("day stored: %d of %d held tickers in the grouped answer (%d rows, %d skipped), %d absent", d.Present, d.Held, d.Rows, d.Skipped, d.Missing))
+	}
+	if len(d.Revised) > 0 {
+		parts = append(parts, "fetched again after its close: "+strings.Join(d.Revised, " "))
+	}
 	if d.SplitsFrom != "" {
-		splits = "splits " + d.SplitsFrom + ".." + d.SplitsTo + ": "
+		splits := "splits " + d.SplitsFrom + ".." + d.SplitsTo + ": "
 		if len(d.Splits) == 0 {
-			splits += "none"
+			splits += "none new"
 		} else {
 			splits += strings.Join(d.Splits, " ")
 		}
+		if d.Retracted > 0 {
+			splits += fmt.Sprintf(" (%d withdrawn)", d.Retracted)
+		}
+		parts = append(parts, splits)
 	}
-	return fmt.Sprintf("day refreshed: one grouped call, %d of %d held tickers merged (%d rows, %d skipped), %d absent; %s",
-		d.Merged, d.Held, d.Rows, d.Skipped, d.Missing, splits)
+	switch {
+	case d.Planned > 0:
+		parts = append(parts, fmt.Sprintf("the window lacks %s: fill queued (one grouped call each, then the tickers again)", plural(d.Planned, "session")))
+	case d.Needed > 0:
+		parts = append(parts, fmt.Sprintf("the window lacks %s: its fill is queued already", plural(d.Needed, "session")))
+	}
+	return strings.Join(parts, "; ")
 }
 
-func describeRow(row *tickerdb.Row) string {
+func describeRow(row *pipeline.Row) string {
 	if row == nil {
 		return "no row"
 	}
@@ -844,7 +928,7 @@ func describeRow(row *tickerdb.Row) string {
 // lines. With the sandbox (its URL and key in the environment), the rows
 // record source "sandbox", so that nobody mistakes sample prices for market
 // data later.
-func processTickerHandler(ctx context.Context, stack *devstack.Stack, out io.Writer, observe pipeline.Observer) (processticker.Handler, error) {
+func processTickerHandler(ctx context.Context, stack *devstack.Stack, out io.Writer, market func() time.Time, observe pipeline.Observer) (processticker.Handler, error) {
 	d, err := processticker.FromEnv(ctx, stack.Lookup, out)
 	if err != nil {
 		return nil, err
@@ -852,7 +936,7 @@ func processTickerHandler(ctx context.Context, stack *devstack.Stack, out io.Wri
 	if stack.UsingSandbox() {
 		d.Source = fakepolygon.SampleSource
 	}
-	d.Observer = observe
+	d.Observer, d.MarketNow = observe, market
 	return processticker.Build(d)
 }
 

@@ -30,12 +30,10 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
-	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/pipeline"
-	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // noKeys is a host environment without POLYGON_API_KEY or XAI_API_KEY,
@@ -114,9 +112,13 @@ func TestRunPrintsAllSevenAndIsIdempotent(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out1)
 		}
 	}
-	for _, want := range []string{"7 tickers queued", "batch of 8", "day 2026", "day refreshed: one grouped call, 7 of 7 held tickers merged",
-		"AAPL   ticker refreshed, its history fetched first: new ticker (only the day's bar stored", "market-data calls: 9 (1 grouped, 1 splits, 7 per-ticker backfills)",
-		"analyzePortfolio", "rules analyst"} {
+	// A cold store: the day (every held ticker present), the splits of the
+	// window, its 252 other sessions as fill messages (progress lines), the
+	// first rows partial, then complete.
+	for _, want := range []string{"7 tickers queued", "batch of 8", "day 2026", "day stored: 7 of 7 held tickers in the grouped answer",
+		"the window lacks 252 sessions: fill queued", "AAPL   ticker refreshed, partial while its window is filled",
+		"fill   the window of ", "; 25 of 252 sessions filled, 27 market-data calls so far", "252 of 252 sessions filled",
+		"market-data calls: 254 (253 grouped, 1 splits, 0 per-ticker)", "analyzePortfolio", "rules analyst"} {
 		if !strings.Contains(err1, want) {
 			t.Errorf("progress lacks %q:\n%s", want, err1)
 		}
@@ -138,8 +140,8 @@ func TestRunPrintsAllSevenAndIsIdempotent(t *testing.T) {
 	if !strings.Contains(err2, "reused the stored analysis") {
 		t.Errorf("second run did not reuse the analysis:\n%s", err2)
 	}
-	// The same night again: every row of the day is stored, no ticker call.
-	if !strings.Contains(err2, "AAPL   row of ") || !strings.Contains(err2, "per-ticker backfills)") || strings.Contains(err2, "history fetched first") {
+	// The same night again: every row of the day is stored, no call.
+	if !strings.Contains(err2, "AAPL   row of ") || !strings.Contains(err2, "market-data calls: 0 (0 grouped, 0 splits, 0 per-ticker)") || strings.Contains(err2, "own bars fetched") {
 		t.Errorf("second run fetched tickers again:\n%s", err2)
 	}
 	st, err := devstack.Start(context.Background(), devstack.Options{DataDir: o.dataDir, NoQueue: true, NoMarketData: true, NoSeed: true})
@@ -564,14 +566,18 @@ func TestHelpFlagLines(t *testing.T) {
 // text: each outcome reads as what became of the ticker.
 func TestDescribeRecord(t *testing.T) {
 	rsi, ma := 64.0, 202.316
-	row := &tickerdb.Row{Ticker: "AAPL", Snapshot: indicators.Snapshot{Price: 218.2345, RSI: &rsi, MA50: &ma, AsOf: "2026-11-27"}}
+	row := &pipeline.Row{Ticker: "AAPL", Snapshot: indicators.Snapshot{Price: 218.2345, RSI: &rsi, MA50: &ma, AsOf: "2026-11-27"}}
 	down := errors.New("daily bars DOWN: polygon HTTP 503")
 	tests := []struct {
 		rec  pipeline.Record
 		want string
 	}{
 		{pipeline.Record{Ticker: "AAPL", Outcome: pipeline.Stored, Row: row}, "ticker refreshed (price=218.23 rsi=64.00 ma50=202.32 asOf=2026-11-27)"},
-		{pipeline.Record{Ticker: "NEW", Outcome: pipeline.Stored, Row: &tickerdb.Row{Snapshot: indicators.Snapshot{Price: 10, AsOf: "2026-11-27"}}}, "ticker refreshed (price=10.00 rsi=- ma50=- asOf=2026-11-27)"},
+		{pipeline.Record{Ticker: "NEW", Outcome: pipeline.Stored, Row: &pipeline.Row{Snapshot: indicators.Snapshot{Price: 10, AsOf: "2026-11-27"}}}, "ticker refreshed (price=10.00 rsi=- ma50=- asOf=2026-11-27)"},
+		{pipeline.Record{Ticker: "NEW", Outcome: pipeline.Stored, Row: &pipeline.Row{Snapshot: indicators.Snapshot{Price: 10, AsOf: "2026-11-27"}, Partial: true}},
+			"ticker refreshed, partial while its window is filled (absent: what the missing sessions hold) (price=10.00 rsi=- ma50=- asOf=2026-11-27)"},
+		{pipeline.Record{Ticker: "ODD", Outcome: pipeline.Stored, TickerCall: "absent from every grouped answer of the window", Row: row},
+			"ticker refreshed, its own bars fetched first: absent from every grouped answer of the window (price=218.23 rsi=64.00 ma50=202.32 asOf=2026-11-27)"},
 		{pipeline.Record{Ticker: "DOWN", Outcome: pipeline.Requeued, Attempt: 2, Err: down},
 			"transient error: message re-queued at the tail of the queue attempt=3 (daily bars DOWN: polygon HTTP 503) [warn]"},
 		{pipeline.Record{Ticker: "DOWN", Outcome: pipeline.DeadLettered, Attempt: 4, Err: down},
@@ -588,9 +594,9 @@ func TestDescribeRecord(t *testing.T) {
 	}
 	var lines []string
 	p := &recordProgress{total: 2, say: func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) }}
-	p.observe(tests[2].rec)
+	p.observe(tests[4].rec)
 	p.observe(tests[0].rec)
-	if want := []string{"  [0/2] DOWN   " + tests[2].want, "  [1/2] AAPL   " + tests[0].want}; !slices.Equal(lines, want) {
+	if want := []string{"  [0/2] DOWN   " + tests[4].want, "  [1/2] AAPL   " + tests[0].want}; !slices.Equal(lines, want) {
 		t.Errorf("progress %q, want %q", lines, want)
 	}
 }
@@ -780,14 +786,22 @@ func TestDescribeNightRecords(t *testing.T) {
 		rec  pipeline.Record
 		want string
 	}{
-		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: bardb.DayPublished, Held: 7, Merged: 7, Rows: 11, Skipped: 4,
-			SplitsFrom: "2026-11-25", SplitsTo: "2026-11-25"}}, "day refreshed: one grouped call, 7 of 7 held tickers merged (11 rows, 4 skipped), 0 absent; splits 2026-11-25..2026-11-25: none"},
-		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: bardb.DayNotPublished}},
+		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: pipeline.DayStored, Held: 7, Present: 7, Rows: 11, Skipped: 4,
+			Revised: []string{"2026-11-24"}, SplitsFrom: "2026-10-26", SplitsTo: "2026-11-25"}},
+			"day stored: 7 of 7 held tickers in the grouped answer (11 rows, 4 skipped), 0 absent; fetched again after its close: 2026-11-24; splits 2026-10-26..2026-11-25: none new"},
+		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: pipeline.DayStored, Held: 7, Present: 6, Missing: 1, Rows: 11, Skipped: 4,
+			SplitsFrom: "2025-11-24", SplitsTo: "2026-11-25", Splits: []string{"AAPL"}, Retracted: 1, Needed: 252, Planned: 252}},
+			"day stored: 6 of 7 held tickers in the grouped answer (11 rows, 4 skipped), 1 absent; splits 2025-11-24..2026-11-25: AAPL (1 withdrawn); the window lacks 252 sessions: fill queued (one grouped call each, then the tickers again)"},
+		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: pipeline.DayNotPublished}},
 			"Polygon has not published the day yet (grouped daily: resultsCount 0): tickers keep their last good row until the catch-up [warn]"},
-		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: bardb.DayFallback}},
+		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: pipeline.DayStored, Needed: 3}},
+			"day stored before; the window lacks 3 sessions: its fill is queued already"},
+		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: pipeline.DayFallback}},
 			"grouped daily not authorized for this key's plan: every ticker fetches its own bars tonight [error]"},
-		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: bardb.DayPublished, AlreadyDone: true}},
+		{pipeline.Record{Date: "2026-11-25", Outcome: pipeline.DayDone, Day: &pipeline.DayResult{Status: pipeline.DayStored, AlreadyDone: true}},
 			"day already refreshed by this message: acknowledged without a call"},
+		{pipeline.Record{Date: "2026-03-02", Outcome: pipeline.FillDone, Fill: &pipeline.FillResult{Session: "2026-03-02", Night: "2026-11-25", Part: 180, Parts: 252, Status: "stored", Calls: 1}},
+			"the window of 2026-11-25: session 2026-03-02 stored; 180 of 252 sessions filled, 0 market-data calls so far"},
 		{pipeline.Record{Ticker: "AAPL", Date: "2026-11-25", Outcome: pipeline.Current}, "row of 2026-11-25 already stored: acknowledged without a call"},
 		{pipeline.Record{Ticker: "MSFT", Date: "2026-11-25", Outcome: pipeline.Stale, Err: pipeline.ErrNoBarOfDay},
 			"no bar of 2026-11-25 yet (no bar of the ticker on that day): the last good row is kept [warn]"},
@@ -889,15 +903,17 @@ func TestRunDateLongAgo(t *testing.T) {
 }
 
 // Consecutive --date nights against one store behave as consecutive nights
-// in production: the first fills the history (one call per ticker), the
-// next make the grouped and splits calls only, and each row is of its night.
+// in production: the first fills the window of the indicators (one grouped
+// call per session), the next make three calls (the day, the day before
+// again, the splits), a night after a missed one a call more, and each row is
+// of its night.
 func TestRunConsecutiveDates(t *testing.T) {
 	dir := t.TempDir()
 	o := runOptions{dataDir: filepath.Join(dir, "dynalite"), logDir: filepath.Join(dir, "logs"), portfolio: devstack.SamplePortfolio}
 	for i, night := range []struct{ date, calls string }{
-		{"2026-11-23", "market-data calls: 9 (1 grouped, 1 splits, 7 per-ticker backfills)"},
-		{"2026-11-24", "market-data calls: 2 (1 grouped, 1 splits, 0 per-ticker backfills)"},
-		{"2026-11-25", "market-data calls: 2 (1 grouped, 1 splits, 0 per-ticker backfills)"},
+		{"2026-11-20", "market-data calls: 254 (253 grouped, 1 splits, 0 per-ticker)"},
+		{"2026-11-24", "market-data calls: 4 (3 grouped, 1 splits, 0 per-ticker)"}, // 2026-11-23 missed
+		{"2026-11-25", "market-data calls: 3 (2 grouped, 1 splits, 0 per-ticker)"},
 	} {
 		o.date = night.date
 		out, progress := runOnce(t, o)

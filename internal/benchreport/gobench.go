@@ -19,11 +19,17 @@ type goBench struct {
 // runGoBench runs the benchmarks matching pattern in pkg (no tests) and
 // parses their results. benchtime "" keeps go test's default.
 func runGoBench(ctx context.Context, pkg, pattern, benchtime string) ([]goBench, error) {
-	args := []string{"test", "-run", "^$", "-bench", pattern, "-benchmem", "-count", "1"}
+	return runGoBenchIn(ctx, "", nil, pkg, pattern, benchtime)
+}
+
+// runGoBenchIn is runGoBench from dir ("" the repository root) with env
+// added to the environment.
+func runGoBenchIn(ctx context.Context, dir string, env []string, pkg, pattern, benchtime string) ([]goBench, error) {
+	args := []string{"test", "-run", "^$", "-bench", pattern, "-benchmem", "-count", "1", "-timeout", "60m"}
 	if benchtime != "" {
 		args = append(args, "-benchtime", benchtime)
 	}
-	out, err := command(ctx, nil, "go", append(args, pkg)...)
+	out, err := commandIn(ctx, dir, env, "go", append(args, pkg)...)
 	if err != nil {
 		return nil, err
 	}

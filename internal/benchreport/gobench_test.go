@@ -39,9 +39,9 @@ func TestTrimProcs(t *testing.T) {
 }
 
 func TestSpliceMarket(t *testing.T) {
-	doc := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nold\n\n## Market data per night\n\nold nights\n\n## Analysis request size\n\ny\n"
+	doc := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nold\n\n## Market data per night\n\nold nights\n\n## A night of analyses: 1,000 portfolios\n\nz\n\n## Analysis request size\n\ny\n"
 	got, err := spliceMarket(doc, "## Market data\n\nnew\n")
-	if want := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nnew\n\n## Analysis request size\n\ny\n"; err != nil || got != want {
+	if want := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nnew\n\n## A night of analyses: 1,000 portfolios\n\nz\n\n## Analysis request size\n\ny\n"; err != nil || got != want {
 		t.Fatalf("spliced %q, %v\nwant %q", got, err, want)
 	}
 	if _, err := spliceMarket("# Benchmarks\n", "x"); err == nil {

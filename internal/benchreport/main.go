@@ -1,7 +1,9 @@
 // Command benchreport is `make bench`: it measures, in one run on this
 // machine, everything docs/benchmarks.md reports side by side — indicator
 // computation, market-data calls per ticker, pacing efficiency against a
-// rate-limited local Polygon, a night of 1,000 portfolio analyses through the
+// rate-limited local Polygon, the market-data nights of this design beside
+// the code before issue 17 (run from a temporary git worktree of it), a night
+// of 1,000 portfolio analyses through the
 // analysis queue against the local xAI server, cold start of each bootstrap under the Lambda
 // Runtime Interface Emulator beside a hello-world Lambda, bootstrap sizes,
 // and the wall time of `make synth` (both stages) and `make test` — then
@@ -58,13 +60,15 @@ type report struct {
 	Indicator     []goBench
 	Market        []goBench // BenchmarkCallsPerTicker, BenchmarkPacing
 	AnalysisNight []goBench // BenchmarkAnalysisNight
-	MarketNight   []goBench // BenchmarkNight
-	Cold          []coldStart
-	ColdNote      string
-	Sizes         []size
-	Timings       []timing
-	Prompts       []promptSize
-	Notes         []string
+	// Nights is BenchmarkNights on this tree; Baseline the same timeline
+	// on the code before issue 17 (baselineCommit), in a worktree.
+	Nights, Baseline []goBench
+	Cold             []coldStart
+	ColdNote         string
+	Sizes            []size
+	Timings          []timing
+	Prompts          []promptSize
+	Notes            []string
 }
 
 type machine struct {
@@ -122,8 +126,12 @@ func measureMarket(ctx context.Context, r *report) error {
 	if r.Market, err = runGoBench(ctx, "./internal/benchreport", "^Benchmark(CallsPerTicker|Pacing)$", "1x"); err != nil {
 		return err
 	}
-	step("market data: nights of 10, 500 and 10,000 tickers, cold and warm, both designs (BenchmarkNight; about two minutes)")
-	r.MarketNight, err = runGoBench(ctx, "./internal/benchreport", "^BenchmarkNight$", "1x")
+	step("market data: the nights of 500 and 10,000 tickers (BenchmarkNights; a few minutes)")
+	if r.Nights, err = runGoBench(ctx, "./internal/benchreport", "^BenchmarkNights$", "1x"); err != nil {
+		return err
+	}
+	step("market data: the same nights on the code before issue 17 (" + baselineCommit + "), in a temporary git worktree (a few minutes)")
+	r.Baseline, err = measureBaseline(ctx)
 	return err
 }
 
@@ -169,7 +177,13 @@ func describeMachine() machine {
 // command runs name with args from the repository root and returns its
 // combined output, with the output in the error when it fails.
 func command(ctx context.Context, env []string, name string, args ...string) (string, error) {
+	return commandIn(ctx, "", env, name, args...)
+}
+
+// commandIn is command run from dir ("" the repository root).
+func commandIn(ctx context.Context, dir string, env []string, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf

@@ -11,6 +11,8 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/app/processticker"
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/pipeline"
@@ -24,16 +26,18 @@ func TestMain(m *testing.M) { dynalitetest.Main(m) }
 const benchKey = "bench-polygon-key-0123456789"
 
 // consumer is the processTicker use case wired as deployed — the real
-// Polygon client against srv, the real DynamoDB store on dynalite — with the
-// given pacing.
+// Polygon client against srv, the real DynamoDB stores on dynalite — with the
+// given pacing. The messages of batches (v1, no day message) make each
+// ticker fetch its own bars: one call each.
 func consumer(b *testing.B, srv *fakepolygon.Server, callsPerMinute int) *pipeline.ProcessTicker {
 	b.Helper()
-	env := dynalitetest.New(b, deploy.TickerData)
+	env := dynalitetest.New(b, deploy.TickerData, deploy.DailyBars)
 	client, err := polygon.New(polygon.Options{BaseURL: srv.URL, APIKey: polygon.StaticKey(benchKey), Pacer: pacing.New(callsPerMinute, pacing.Options{})})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &pipeline.ProcessTicker{Market: client, Store: tickerdb.NewStore(env.Client, deploy.TickerData.Name(env.Stage)), Source: "polygon"}
+	return &pipeline.ProcessTicker{Market: client, Rows: processticker.Rows(tickerdb.NewStore(env.Client, deploy.TickerData.Name(env.Stage))),
+		History: bardb.NewStore(env.Client, deploy.DailyBars.Name(env.Stage)), Source: "polygon"}
 }
 
 // batches are the SQS events for n tickers, ten records each, as the FIFO

@@ -17,8 +17,12 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/internal/devstack/memstore"
+	"github.com/zsmseven/backend/pkg/app/processticker"
 	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/pipeline"
@@ -28,172 +32,192 @@ import (
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
-// The nights measured: a cold night (nothing stored) on Monday 2026-11-23,
-// then a warm one on Tuesday 2026-11-24.
-const (
-	coldNight = "2026-11-23"
-	warmNight = "2026-11-24"
-)
-
-// nightAt is 21:30 New York on d.
-func nightAt(d string) time.Time {
-	c, _ := marketdata.CloseInstant(d)
-	return c.Add(5*time.Hour + 30*time.Minute)
-}
-
-// BenchmarkNight plays a cold then a warm night of N held tickers through
-// processTicker as deployed — the real Polygon client, paced at the free
-// plan's 5 calls per minute, against the local Polygon rate-limited at 5
-// calls in any sliding minute — for the stored-history design and for the
-// per-ticker design (every ticker its own call every night). The pacing and
-// the server share a fake clock, so the market-data time of 10,000 tickers
-// (hours of waiting) is reported without waiting it; each batch of 10
-// drains the pacer, as every invocation does. DynamoDB capacity comes from
-// dynalite's ConsumedCapacity (ReturnConsumedCapacity TOTAL on every call)
-// at 10 and 500 tickers; the 10,000-ticker nights run on in-memory stores
-// (the units are then scaled from the 500-ticker night, per ticker: every
-// ticker's items have the same shape).
-func BenchmarkNight(b *testing.B) {
-	for _, n := range []int{10, 500, 10000} {
-		for _, design := range []string{"stored", "per-ticker"} {
-			b.Run(fmt.Sprintf("%s/tickers=%d", design, n), func(b *testing.B) {
-				for b.Loop() {
-					nb := newNightBench(b, n, design == "stored", n <= 500)
-					for _, night := range []string{coldNight, warmNight} {
-						r := nb.night(night)
-						tag := "warm"
-						if night == coldNight {
-							tag = "cold"
-						}
-						b.ReportMetric(float64(r.calls), tag+"-calls")
-						b.ReportMetric(r.market.Hours(), tag+"-market-h")
-						b.ReportMetric(float64(r.throttled), tag+"-429s")
-						b.ReportMetric(float64(r.maxPerMinute), tag+"-max-calls/min")
-						b.ReportMetric(float64(r.stored), tag+"-rows")
-						if nb.units != nil {
-							b.ReportMetric(r.wcu, tag+"-wcu")
-							b.ReportMetric(r.rcu, tag+"-rcu")
-						}
-					}
-				}
-			})
-		}
-	}
-}
-
-// nightBench is the service of one benchmark: a fake clock, the local
-// Polygon, the paced client and processTicker.
-type nightBench struct {
-	b       *testing.B
+// rawNights is this design (decision 0004) as BenchmarkNights drives it:
+// processTicker as deployed — the real Polygon client paced at the free
+// plan's 5 calls per minute against the local Polygon rate-limited at 5 calls
+// in any sliding minute, sharing a fake clock — handed the night's messages
+// in batches of 10 with the pacer drained per batch, as each invocation
+// does, and the messages it queues itself (the fill, then the tickers again)
+// behind them, as the FIFO queue would. The stores are the real ones on
+// dynalite (500 tickers, capacity counted) or in memory (10,000).
+type rawNights struct {
 	n       int
 	tickers []string
 	clock   *fakeclock.Clock
 	srv     *fakepolygon.Server
 	pacer   *pacing.Limiter
 	p       *pipeline.ProcessTicker
+	db      *dynamodb.Client
+	tables  []string
 	units   *capacity
-	stored  int
+	latest  func(ticker string) (pipeline.Row, bool)
+
+	mu       sync.Mutex
+	queue    []queue.Message
+	complete int // complete rows written
+	runs     int
 }
 
-// nightResult is what one night cost.
-type nightResult struct {
-	calls, throttled, maxPerMinute, stored int
-	market                                 time.Duration
-	wcu, rcu                               float64
-}
-
-func newNightBench(b *testing.B, n int, stored, dynamo bool) *nightBench {
+func newNightsDesign(b *testing.B, n int) nightsDesign {
 	b.Helper()
-	nb := &nightBench{b: b, n: n, clock: fakeclock.New(nightAt(coldNight))}
+	d := &rawNights{n: n, clock: fakeclock.New(nightsAt(nightsSteps[0].date))}
 	for i := range n {
-		nb.tickers = append(nb.tickers, ticker(i))
+		d.tickers = append(d.tickers, ticker(i))
 	}
-	slices.Sort(nb.tickers)
-	nb.srv = fakepolygon.New(b, fakepolygon.Options{Key: benchKey, Now: nb.clock.Now, RateLimit: deploy.DefaultPolygonCallsPerMinute,
-		Window: time.Minute, Universe: nb.tickers})
-	nb.pacer = pacing.New(deploy.DefaultPolygonCallsPerMinute, pacing.Options{Now: nb.clock.Now, Sleep: nb.clock.Sleep})
-	client, err := polygon.New(polygon.Options{BaseURL: nb.srv.URL, APIKey: polygon.StaticKey(benchKey), Pacer: nb.pacer,
-		Now: nb.clock.Now, Sleep: nb.clock.Sleep, Retry: retry.Policy{Attempts: 4}})
+	slices.Sort(d.tickers)
+	d.srv = fakepolygon.New(b, fakepolygon.Options{Key: benchKey, Now: d.clock.Now, RateLimit: deploy.DefaultPolygonCallsPerMinute,
+		Window: time.Minute, Universe: d.tickers})
+	d.pacer = pacing.New(deploy.DefaultPolygonCallsPerMinute, pacing.Options{Now: d.clock.Now, Sleep: d.clock.Sleep})
+	client, err := polygon.New(polygon.Options{BaseURL: d.srv.URL, APIKey: polygon.StaticKey(benchKey), Pacer: d.pacer,
+		Now: d.clock.Now, Sleep: d.clock.Sleep, Retry: retry.Policy{Attempts: 4}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	nb.p = &pipeline.ProcessTicker{Market: client, Source: "polygon", Now: nb.clock.Now}
-	var rows pipeline.TickerStore
-	var bars pipeline.BarStore
-	if dynamo {
+	var rows pipeline.Rows
+	var history pipeline.History
+	if n <= 500 {
 		env := dynalitetest.New(b, deploy.TickerData, deploy.DailyBars)
-		nb.units = &capacity{client: env.Client}
-		rows = tickerdb.NewStore(nb.units, deploy.TickerData.Name(env.Stage))
-		bars = bardb.NewStore(nb.units, deploy.DailyBars.Name(env.Stage))
-	} else {
-		mem := newMemStores()
-		rows, bars = mem, mem
-	}
-	nb.p.Store = rows
-	if stored {
-		nb.p.Grouped, nb.p.Bars = client, bars
-	}
-	nb.p.Observer = func(r pipeline.Record) {
-		if r.Outcome == pipeline.Stored {
-			nb.stored++
+		d.db = env.Client
+		d.units = &capacity{client: env.Client}
+		d.tables = []string{deploy.TickerData.Name(env.Stage), deploy.DailyBars.Name(env.Stage)}
+		store := tickerdb.NewStore(d.units, d.tables[0])
+		rows = processticker.Rows(store)
+		d.latest = func(t string) (pipeline.Row, bool) {
+			r, ok, err := store.Latest(context.Background(), t)
+			return pipeline.Row{Ticker: r.Ticker, Snapshot: r.Snapshot, Partial: r.Partial}, ok && err == nil
 		}
+		history = bardb.NewStore(d.units, d.tables[1])
+	} else {
+		mem := memstore.NewRows()
+		rows, d.latest = mem, mem.Latest
+		history = memstore.NewHistory()
 	}
-	return nb
+	d.p = &pipeline.ProcessTicker{Market: client, Rows: rows, History: history, Publisher: d, Source: "polygon", Now: d.clock.Now,
+		Observer: func(r pipeline.Record) {
+			if r.Outcome == pipeline.Stored && !r.Row.Partial {
+				d.mu.Lock()
+				d.complete++
+				d.mu.Unlock()
+			}
+		}}
+	return d
 }
 
-// night runs processTicker over the night of d: the day message and one
-// message per ticker (as processTickers queues them), in batches of 10.
-func (nb *nightBench) night(d string) nightResult {
-	nb.b.Helper()
-	// A cold night of 10,000 tickers on the free plan lasts 34 hours: the
-	// next night starts when it is done (the clock never goes back).
-	if at := nightAt(d); at.After(nb.clock.Now()) {
-		nb.clock.Set(at)
+// Publish queues msgs at the tail of the night's queue.
+func (d *rawNights) Publish(_ context.Context, msgs []queue.Message) (queue.Result, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.queue = append(d.queue, msgs...)
+	return queue.Result{Queued: len(msgs)}, nil
+}
+
+func (d *rawNights) night(b *testing.B, date string) nightCost {
+	b.Helper()
+	if at := nightsAt(date); at.After(d.clock.Now()) {
+		d.clock.Set(at)
 	} else {
-		nb.clock.Advance(time.Minute)
+		d.clock.Advance(time.Minute)
 	}
-	calls0, throttled0, stored0 := nb.srv.Calls(), nb.srv.Throttled(), nb.stored
+	calls0, throttled0 := d.srv.Calls(), d.srv.Throttled()
+	d.mu.Lock()
+	complete0 := d.complete
+	d.mu.Unlock()
 	var w0, r0 float64
-	if nb.units != nil {
-		w0, r0 = nb.units.totals()
+	if d.units != nil {
+		w0, r0 = d.units.totals()
 	}
-	at := nb.clock.Now()
-	msgs := []queue.Message{queue.NewDay(d, nb.tickers, "tickers", 1, 1, "bench-"+d, at)}
-	for _, t := range nb.tickers {
-		msgs = append(msgs, queue.NewTicker(t, d, "bench-"+d, at))
+	d.runs++
+	runID := fmt.Sprint("raw-", d.runs)
+	at := d.clock.Now()
+	msgs := []queue.Message{queue.NewDay(date, d.tickers, "tickers", 1, 1, runID, at)}
+	for _, t := range d.tickers {
+		msgs = append(msgs, queue.NewTicker(t, date, runID, at))
 	}
-	start := nb.clock.Now()
-	for i := 0; i < len(msgs); i += localsqs.MaxBatch {
+	d.mu.Lock()
+	d.queue = msgs
+	d.mu.Unlock()
+	var c nightCost
+	start := d.clock.Now()
+	for i := 0; ; i++ {
+		d.mu.Lock()
+		batch := d.queue[:min(localsqs.MaxBatch, len(d.queue))]
+		d.queue = d.queue[len(batch):]
+		d.mu.Unlock()
+		if len(batch) == 0 {
+			break
+		}
 		var ev events.SQSEvent
-		for j, m := range msgs[i:min(i+localsqs.MaxBatch, len(msgs))] {
+		for j, m := range batch {
 			body, err := m.Encode()
 			if err != nil {
-				nb.b.Fatal(err)
+				b.Fatal(err)
 			}
-			ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprint(d, "-", i+j), Body: body,
+			ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprint(runID, "-", i, "-", j), Body: body,
 				EventSourceARN: localsqs.ARN("ticker-processing-queue-bench.fifo")})
 		}
-		nb.pacer.Drain() // a new invocation
-		resp, err := nb.p.Handle(context.Background(), ev)
+		d.pacer.Drain() // a new invocation
+		t0 := d.clock.Now()
+		resp, err := d.p.Handle(context.Background(), ev)
 		if err != nil || len(resp.BatchItemFailures) > 0 {
-			nb.b.Fatalf("night %s batch %d: %v %+v", d, i/localsqs.MaxBatch, err, resp.BatchItemFailures)
+			b.Fatalf("night %s batch %d: %v %+v", date, i, err, resp.BatchItemFailures)
+		}
+		c.longest = max(c.longest, d.clock.Now().Sub(t0))
+		c.invocations++
+	}
+	c.market = d.clock.Now().Sub(start)
+	c.calls, c.throttled = d.srv.Calls()-calls0, d.srv.Throttled()-throttled0
+	var times []time.Time
+	for _, q := range d.srv.Requests()[calls0:] {
+		times = append(times, q.Time)
+		if q.Kind == fakepolygon.KindAggregates {
+			c.perTickerCall++
 		}
 	}
-	r := nightResult{calls: nb.srv.Calls() - calls0, throttled: nb.srv.Throttled() - throttled0, stored: nb.stored - stored0,
-		market: nb.clock.Now().Sub(start)}
-	var times []time.Time
-	for _, q := range nb.srv.Requests()[calls0:] {
-		times = append(times, q.Time)
+	c.maxPerMinute = fakepolygon.MaxInWindow(times, time.Minute-time.Nanosecond)
+	d.mu.Lock()
+	c.rows = d.complete - complete0
+	d.mu.Unlock()
+	if d.units != nil {
+		w, r := d.units.totals()
+		c.units, c.wcu, c.rcu = true, w-w0, r-r0
+		for _, t := range d.tables {
+			bytes, items, err := nightsTableBytes(context.Background(), d.db, t)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.storage += bytes
+			c.storageItems += items
+		}
 	}
-	r.maxPerMinute = fakepolygon.MaxInWindow(times, time.Minute-time.Nanosecond)
-	if nb.units != nil {
-		w, rd := nb.units.totals()
-		r.wcu, r.rcu = w-w0, rd-r0
+	return c
+}
+
+// lateSplit scripts the split on the local Polygon, which prints the prices
+// before it at their level before the split and lists it from listed on.
+func (d *rawNights) lateSplit(_ *testing.B, ticker, date, listed string, from, to float64) {
+	d.srv.AddSplit(fakepolygon.Split{Ticker: ticker, Date: date, From: from, To: to, Listed: listed})
+}
+
+func (d *rawNights) rowMatches(b *testing.B, ticker, date string) (bool, string) {
+	b.Helper()
+	row, ok := d.latest(ticker)
+	if !ok || row.Partial {
+		return false, fmt.Sprintf("no complete row (%+v)", row)
 	}
-	if r.stored != nb.n {
-		nb.b.Fatalf("night %s: %d rows stored, want %d", d, r.stored, nb.n)
+	w := coverage.Window(marketdata.NYSE(), date, indicators.Lookback)
+	wire, err := d.srv.Bars(ticker, w[0], date)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return r
+	bars := make([]marketdata.Bar, len(wire))
+	for i, x := range wire {
+		bars[i] = marketdata.Bar{Date: marketdata.TradingDate(x.T), Start: time.UnixMilli(x.T).UTC(), Open: x.O, High: x.H, Low: x.L, Close: x.C, Volume: x.V}
+	}
+	want, err := indicators.Compute(bars)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return nightsSameSnapshot(row.Snapshot, want)
 }
 
 // capacity wraps the DynamoDB client: every call asks for its consumed
@@ -280,145 +304,4 @@ func (c *capacity) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemIn
 		c.add(false, out.ConsumedCapacity...)
 	}
 	return out, err
-}
-
-// memStores is an in-memory ticker-data and daily-bars store, for the night
-// of 10,000 tickers (dynalite would take many minutes to hold 2.8 million
-// bars): the same semantics as tickerdb.Store and bardb.Store, no capacity.
-type memStores struct {
-	mu     sync.Mutex
-	rows   map[string]bool // ticker|date
-	bars   map[string][]marketdata.Bar
-	meta   map[string]bardb.Meta
-	splits map[string]*marketdata.Split
-	days   map[string]bardb.DayState
-	market bardb.MarketState
-}
-
-func newMemStores() *memStores {
-	return &memStores{rows: map[string]bool{}, bars: map[string][]marketdata.Bar{}, meta: map[string]bardb.Meta{},
-		splits: map[string]*marketdata.Split{}, days: map[string]bardb.DayState{}}
-}
-
-func (m *memStores) Put(_ context.Context, r tickerdb.Row) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.rows[r.Ticker+"|"+r.AsOf] = true
-	return nil
-}
-
-func (m *memStores) Has(_ context.Context, ticker, date string) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.rows[ticker+"|"+date], nil
-}
-
-func (m *memStores) History(_ context.Context, ticker, from string) (bardb.History, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	h := bardb.History{Meta: m.meta[ticker], Split: m.splits[ticker]}
-	for _, b := range m.bars[ticker] {
-		if b.Date >= from {
-			h.Bars = append(h.Bars, b)
-		}
-	}
-	return h, nil
-}
-
-func (m *memStores) HasHistory(_ context.Context, ticker string) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.bars[ticker]) > 0, nil
-}
-
-func (m *memStores) PutDayBars(_ context.Context, bars map[string]marketdata.Bar) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for t, b := range bars {
-		m.bars[t] = merge(m.bars[t], b)
-	}
-	return nil
-}
-
-func merge(bars []marketdata.Bar, b marketdata.Bar) []marketdata.Bar {
-	i, found := slices.BinarySearchFunc(bars, b.Date, func(x marketdata.Bar, d string) int {
-		switch {
-		case x.Date < d:
-			return -1
-		case x.Date > d:
-			return 1
-		}
-		return 0
-	})
-	if found {
-		bars[i] = b
-		return bars
-	}
-	return slices.Insert(bars, i, b)
-}
-
-func (m *memStores) ReplaceHistory(_ context.Context, ticker string, r bardb.Replace) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	keep := m.bars[ticker][:0:0]
-	remove := map[string]bool{}
-	for _, d := range r.Remove {
-		remove[d] = true
-	}
-	for _, b := range m.bars[ticker] {
-		if !remove[b.Date] {
-			keep = append(keep, b)
-		}
-	}
-	for _, b := range r.Bars {
-		keep = merge(keep, b)
-	}
-	m.bars[ticker] = keep
-	m.meta[ticker] = r.Meta
-	delete(m.splits, ticker)
-	return nil
-}
-
-func (m *memStores) PutMeta(_ context.Context, ticker string, meta bardb.Meta) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.meta[ticker] = meta
-	return nil
-}
-
-func (m *memStores) MarkSplits(_ context.Context, splits []marketdata.Split) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, s := range splits {
-		s := s
-		m.splits[s.Ticker] = &s
-	}
-	return nil
-}
-
-func (m *memStores) Day(_ context.Context, date string) (bardb.DayState, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.days[date]
-	return d, ok, nil
-}
-
-func (m *memStores) PutDay(_ context.Context, d bardb.DayState) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.days[d.Date] = d
-	return nil
-}
-
-func (m *memStores) Market(context.Context) (bardb.MarketState, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.market, nil
-}
-
-func (m *memStores) PutMarket(_ context.Context, s bardb.MarketState) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.market = s
-	return nil
 }

@@ -153,7 +153,7 @@ func roundsOf(cs []coldStart) int {
 // after them starts with nextHeading.
 const (
 	marketHeading = "## Market data\n"
-	nextHeading   = "## Analysis request size\n"
+	nextHeading   = "## A night of analyses"
 )
 
 // spliceMarket replaces the market-data sections of doc with market.
@@ -173,7 +173,7 @@ func renderMarket(r report) string {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("## Market data")
 	p("")
-	p("`go test -run '^$' -bench 'CallsPerTicker|Pacing' -benchtime 1x ./internal/benchreport`: the processTicker use case (real Polygon client, real DynamoDB store on dynalite) fetching tickers with their own call — a backfill of the stored history, or every ticker in the per-ticker design — against the local Polygon server `fakepolygon`, which counts every request it receives, in real time. The nights of the stored-history design follow.")
+	p("`go test -run '^$' -bench 'CallsPerTicker|Pacing' -benchtime 1x ./internal/benchreport`: the processTicker use case (real Polygon client, real DynamoDB stores on dynalite) fetching tickers with their own call — a held ticker the grouped answers lack, or every ticker on a night without a grouped answer — against the local Polygon server `fakepolygon`, which counts every request it receives, in real time. The nights of the stored history follow.")
 	p("")
 	p("| measure | result | target |")
 	p("| --- | ---: | --- |")

@@ -18,6 +18,7 @@ import (
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 )
 
 // Version is the schema version this code writes and accepts.
@@ -184,7 +185,7 @@ func (s *Sender) sendBatch(ctx context.Context, batch []Message) (int, []Failure
 	if policy.Attempts == 0 {
 		policy = DefaultRetry
 	}
-	br, err := queue.SendBatch(ctx, s.client, s.url, entries, policy)
+	br, err := sqsqueue.SendBatch(ctx, s.client, s.url, entries, policy)
 	failed := make([]Failure, 0, len(br.Failed))
 	for _, f := range br.Failed {
 		failed = append(failed, Failure{Portfolio: batch[f.Index].Portfolio, Code: f.Code, Message: f.Message})

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -29,13 +28,16 @@ import (
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/app/processticker"
 	"github.com/zsmseven/backend/pkg/app/processtickers"
+	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
@@ -125,11 +127,14 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}
 
 	const key = "pk-test-0123456789"
-	poly := fakepolygon.New(t, fakepolygon.Options{Key: key})
+	// The grouped answers carry the whole market: here, the four held.
+	poly := fakepolygon.New(t, fakepolygon.Options{Key: key, Universe: []string{"AAPL", "BRK.B", "MSFT", "NVDA"}})
+	dlqURL := sqsSrv.CreateQueue("ticker-processing-dlq-local.fifo")
 	process, err := processticker.New(ctx, mapLookup(map[string]string{
 		"STAGE": env.Stage, "TICKER_DATA_TABLE": deploy.TickerData.Name(env.Stage), "POLYGON_BASE_URL": poly.URL,
 		"DAILY_BARS_TABLE":         deploy.DailyBars.Name(env.Stage),
 		"POLYGON_CALLS_PER_MINUTE": "0", "POLYGON_API_KEY": key, "LOG_LEVEL": "debug",
+		"TICKER_QUEUE_URL": queueURL, "TICKER_DLQ_URL": dlqURL,
 	}), &out)
 	if err != nil {
 		t.Fatal(err)
@@ -138,12 +143,14 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if totals.Deleted != 5 || totals.Requeued != 0 || totals.DeadLettered != 0 {
+	// A cold night: the day message, its 4 tickers, the 252 fill messages it
+	// queued (the window of 253 sessions), the 4 tickers again.
+	if totals.Deleted != 5+252+4 || totals.Requeued != 0 || totals.DeadLettered != 0 {
 		t.Fatalf("queue totals %+v\n%s", totals, out.String())
 	}
-	// A cold night: the grouped and splits calls, then one backfill each.
-	if poly.Calls() != 6 {
-		t.Errorf("%d Polygon calls for a cold night of 4 tickers, want 6", poly.Calls())
+	// The day, the splits of the window, one grouped call per missing session.
+	if poly.Calls() != 254 {
+		t.Errorf("%d Polygon calls for a cold night of 4 tickers, want 254", poly.Calls())
 	}
 
 	store := tickerdb.NewStore(env.Client, deploy.TickerData.Name(env.Stage))
@@ -171,12 +178,31 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if strings.Contains(logs, key) {
 		t.Error("the Polygon key appears in the logs")
 	}
-	for _, want := range []string{`"TickersQueued":4`, `"InvalidSymbols":1`, `"TickersProcessed":4`, `"MarketDataCalls":6`, `"TickersBackfilled":4`,
-		`"function":"processTicker"`, `"function":"processTickers"`} {
+	for _, want := range []string{`"TickersQueued":4`, `"InvalidSymbols":1`, `"function":"processTicker"`, `"function":"processTickers"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("output lacks %s", want)
 		}
 	}
+	// Over every invocation: 4 partial rows, then the 4 complete ones.
+	for name, want := range map[string]float64{"TickersProcessed": 8, "MarketDataCalls": 254, "SessionsFilled": 252, "TickersBackfilled": 0} {
+		if got := emfSum(logs, name); got != want {
+			t.Errorf("%s %v, want %v", name, got, want)
+		}
+	}
+}
+
+// emfSum sums a metric over the EMF documents of logs.
+func emfSum(logs, name string) float64 {
+	var sum float64
+	for _, line := range strings.Split(logs, "\n") {
+		var doc map[string]any
+		if strings.Contains(line, `"_aws"`) && json.Unmarshal([]byte(line), &doc) == nil {
+			if v, ok := doc[name].(float64); ok {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
 
 // fakeSecretsManager answers GetSecretValue with secret (Secrets Manager's
@@ -288,13 +314,13 @@ func TestProcessTickerRequeuesThroughSQS(t *testing.T) {
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
 	var out bytes.Buffer
 	store := &memStore{}
-	h, err := processticker.Build(processticker.Deps{Config: cfg, Store: store, Keys: staticKeys(key), Out: &out,
-		Requeuer: queue.NewRequeuer(sqsClient, cfg.TickerQueueURL, cfg.TickerDLQURL),
+	h, err := processticker.Build(processticker.Deps{Config: cfg, Rows: store, History: history(t), Keys: staticKeys(key), Out: &out,
+		Requeuer: sqsqueue.NewRequeuer(sqsClient, cfg.TickerQueueURL, cfg.TickerDLQURL),
 		Retry:    &retry.Policy{Sleep: func(context.Context, time.Duration) error { return nil }}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := queue.NewPublisher(sqsClient, queueURL, queue.PublisherOptions{})
+	pub := sqsqueue.NewPublisher(sqsClient, queueURL, sqsqueue.PublisherOptions{})
 	var msgs []queue.Message
 	for _, tk := range []string{"DOWN", "AAPL", "MSFT"} {
 		msgs = append(msgs, queue.New(tk, "run-rq", time.Now()))
@@ -336,20 +362,28 @@ func TestProcessTickerRequeuesThroughSQS(t *testing.T) {
 }
 
 // memStore keeps the rows written.
-type memStore struct{ rows []tickerdb.Row }
+type memStore struct{ rows []pipeline.Row }
 
-func (m *memStore) Put(_ context.Context, r tickerdb.Row) error {
+func (m *memStore) PutRow(_ context.Context, r pipeline.Row) error {
 	m.rows = append(m.rows, r)
 	return nil
 }
 
-func (m *memStore) Has(_ context.Context, ticker, date string) (bool, error) {
+func (m *memStore) HasRow(_ context.Context, ticker, date string) (bool, error) {
 	for _, r := range m.rows {
-		if r.Ticker == ticker && r.AsOf == date {
+		if r.Ticker == ticker && r.AsOf == date && !r.Partial {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// history is an empty daily-bars table on dynalite: a v1 message (no day
+// message) fetches the ticker's own bars.
+func history(t *testing.T) pipeline.History {
+	t.Helper()
+	env := dynalitetest.New(t, deploy.DailyBars)
+	return bardb.NewStore(env.Client, deploy.DailyBars.Name(env.Stage))
 }
 
 type staticKeys string
@@ -382,8 +416,8 @@ func TestProcessTickerClassifiesPolygonErrors(t *testing.T) {
 	var out bytes.Buffer
 	store := &memStore{}
 	h, err := processticker.Build(processticker.Deps{
-		Config: config.ProcessTicker{Stage: "test", PolygonBaseURL: poly.URL, PolygonHistoryDays: 400, RecordBudget: time.Second},
-		Store:  store, Keys: staticKeys(key), Out: &out,
+		Config: config.ProcessTicker{Stage: "test", PolygonBaseURL: poly.URL, RecordBudget: time.Second},
+		Rows:   store, History: history(t), Keys: staticKeys(key), Out: &out,
 		Retry: &retry.Policy{Sleep: func(context.Context, time.Duration) error { return nil }}, // retry at once
 	})
 	if err != nil {
@@ -460,8 +494,9 @@ func TestProcessTickerReReadsARotatedKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// In-memory rows and the per-ticker design: this test is about the key.
-	d.Store, d.Bars = &memStore{}, nil
+	// In-memory rows and v1 messages (each ticker its own call): this test
+	// is about the key.
+	d.Rows, d.History = &memStore{}, history(t)
 	h, err := processticker.Build(d)
 	if err != nil {
 		t.Fatal(err)
@@ -478,8 +513,8 @@ func TestProcessTickerReReadsARotatedKey(t *testing.T) {
 	if len(reqs) != 3 || reqs[0].Authorization != "Bearer pk-old-rotated-out" || reqs[1].Authorization != "Bearer pk-new-current" {
 		t.Fatalf("%d requests, keys %q %q", len(reqs), reqs[0].Authorization, reqs[1].Authorization)
 	}
-	if reads.Load() != 2 || len(d.Store.(*memStore).rows) != 2 {
-		t.Errorf("secret read %d times, %d rows", reads.Load(), len(d.Store.(*memStore).rows))
+	if reads.Load() != 2 || len(d.Rows.(*memStore).rows) != 2 {
+		t.Errorf("secret read %d times, %d rows", reads.Load(), len(d.Rows.(*memStore).rows))
 	}
 	if strings.Contains(out.String(), "pk-old-rotated-out") || strings.Contains(out.String(), "pk-new-current") {
 		t.Error("a key is in the logs")

@@ -1,23 +1,31 @@
 // Package bardb is the repository of the daily-bars table
-// (deploy.DailyBars): the stored daily history of every ticker, one item per
-// ticker and trading day, and the few records the nightly refresh keeps
-// beside it (docs/decisions/0002-stored-daily-history.md):
+// (deploy.DailyBars): the market as it printed, one raw bar per ticker and
+// session; the ledger of adjustments (splits) applied when a history is read;
+// and what the store covers of the market (docs/decisions/0004-raw-bars-and-a-ledger.md).
+// It speaks the use case's words (pkg/marketdata, pkg/coverage); its items,
+// under the table's keys ticker (HASH) and date (RANGE):
 //
-//   - a bar: ticker T, date YYYY-MM-DD, o h l c v, the source that wrote it
-//     (src: "grouped" or "aggs") and expiresAt, the TTL, two years after the
-//     date;
-//   - per ticker, under sort keys that sort after every date: "~meta" (how
-//     far its history has been checked against the provider, where the
-//     provider's history of it starts, when the provider last had no data
-//     for it) and "~split" (a split found since its history was stored: the
-//     history must be fetched again);
-//   - per market day, under the partition MarketKey: the day's state (the
-//     grouped answer published, not published yet, or not authorized) and,
-//     at "~state", the date through which splits have been checked.
+//   - ticker T, "b#YYYY-MM-DD": a bar as printed — o h l c v, src "aggs"
+//     when a per-ticker call wrote it (absent: the grouped answer), and
+//     expiresAt, the TTL, Retention after the date;
+//   - ticker T, "l#YYYY-MM-DD#kind#id": an adjustment of T effective that
+//     date (kind, from, to, id), the ticker's copy of the ledger's entry;
+//   - ticker T, "r#": the ticker's record (coverage.Ticker);
+//   - partition LedgerKey, "YYYY-MM-DD#T#kind#id": the ledger by date, the
+//     index a night's check of the splits compares the provider's list with;
+//   - partition MarketKey: "s#YYYY-MM-DD" a session's state, "n#YYYY-MM-DD"
+//     a night's, "m#" the market's (coverage.Session, Night, Market).
+//
+// A ticker's window is one Query from "b#<first session>" to "r#~": its bars,
+// its ledger and its record. The items of the design before (adjusted bars
+// under "YYYY-MM-DD", records under "~meta", "~split", "~state") sort outside
+// every range this package reads, so adjusted and raw bars never mix; their
+// TTL removes them (docs/migration.md).
 //
 // Items are written with PutItem and BatchWriteItem (whose unprocessed items
-// are re-sent with backoff), read with GetItem and Query: DynamoDBAPI is
-// exactly those calls, and the stack grants exactly those actions.
+// are re-sent with backoff; deletes go through it too), read with GetItem and
+// Query: DynamoDBAPI is exactly those calls, and the stack grants exactly
+// those actions.
 package bardb
 
 import (
@@ -27,12 +35,15 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/retry"
@@ -49,48 +60,53 @@ type DynamoDBAPI interface {
 
 var _ DynamoDBAPI = (*dynamodb.Client)(nil)
 
-// Sort keys and partition of the records kept beside the bars. "~" sorts
-// after every digit, so a query of dates from a day onwards returns a
-// ticker's records with its bars.
+// Sort-key prefixes and the partitions of the market's items. "#" sorts
+// before every letter and digit, and neither partition is a valid symbol.
 const (
-	MetaKey   = "~meta"
-	SplitKey  = "~split"
-	StateKey  = "~state"
-	MarketKey = "#market" // not a valid symbol: no ticker's partition
+	barPrefix     = "b#"
+	ledgerPrefix  = "l#"
+	recordKey     = "r#"
+	sessionPrefix = "s#"
+	nightPrefix   = "n#"
+	marketKey     = "m#"
+	// MarketKey is the partition of the sessions', nights' and market's
+	// states; LedgerKey the partition of the ledger by date.
+	MarketKey = "#market"
+	LedgerKey = "#ledger"
 )
 
 // Attribute names besides the keys (deploy.AttrTicker, deploy.AttrDate) and
-// the TTL (deploy.AttrExpiresAt).
+// the TTL (deploy.AttrExpiresAt). Short: there is one bar per ticker and
+// session of the whole market.
 const (
 	attrOpen, attrHigh, attrLow, attrClose, attrVolume = "o", "h", "l", "c", "v"
 	attrSource                                         = "src"
-	attrVerifiedThrough                                = "verifiedThrough"
-	attrHistoryStart                                   = "historyStart"
-	attrNoDataAt                                       = "noDataAt"
-	attrExecutionDate                                  = "executionDate"
-	attrRatio                                          = "ratio"
-	attrStatus                                         = "status"
-	attrParts                                          = "parts"
-	attrRows                                           = "rows"
-	attrMerged                                         = "merged"
-	attrSkipped                                        = "skipped"
-	attrMissing                                        = "missing"
-	attrSplitsThrough                                  = "splitsThrough"
-	attrUpdatedAt                                      = "updatedAt"
+	attrKind, attrFrom, attrTo, attrID                 = "kind", "from", "to", "id"
+	attrSymbol                                         = "sym"
+	attrPerTicker, attrNoDataAt                        = "perTicker", "noDataAt"
+	attrStatus, attrRows, attrBars                     = "status", "rows", "bars"
+	attrFetchedAt, attrFinal                           = "fetchedAt", "final"
+	attrParts, attrFallback, attrPlanned               = "parts", "fallback", "planned"
+	attrTickerCalls, attrUpdatedAt                     = "tickerCalls", "updatedAt"
+	attrLedgerFrom, attrLedgerThrough                  = "ledgerFrom", "ledgerThrough"
+	attrPlanFrom, attrClosures                         = "planFrom", "closures"
 )
 
-// Sources of a stored bar.
+// SourceAggregates marks a bar a per-ticker call wrote; a bar of the grouped
+// answer has no source attribute.
+const SourceAggregates = "aggs"
+
+// Retention is how long a bar, an adjustment, a session's and a night's
+// state are kept after their date (their TTL): the window the indicators read
+// (indicators.Lookback sessions, about 367 calendar days) and a month more.
+const Retention = 400 * 24 * time.Hour
+
+// maxBatch is the most requests one BatchWriteItem takes; writers is how
+// many run at once for a session of the whole market (about 800 batches).
 const (
-	SourceGrouped    = "grouped" // the grouped-daily answer of its day
-	SourceAggregates = "aggs"    // a per-ticker backfill
+	maxBatch = 25
+	writers  = 8
 )
-
-// Retention is how long a bar is kept after its date (its TTL): the
-// indicators read 400 days, the free plan serves two years.
-const Retention = 2 * 365 * 24 * time.Hour
-
-// maxBatch is the most requests one BatchWriteItem takes.
-const maxBatch = 25
 
 // Store reads and writes the daily-bars table.
 type Store struct {
@@ -112,96 +128,11 @@ func NewStore(client DynamoDBAPI, table string) *Store {
 	return &Store{client: client, table: table}
 }
 
-// History is what is stored of one ticker from a date onwards.
-type History struct {
-	// Bars are the stored bars, ascending by date.
-	Bars []marketdata.Bar
-	// Meta is the ticker's record (zero when none).
-	Meta Meta
-	// Split is a split found since the history was stored; nil when none.
-	Split *marketdata.Split
-}
-
-// Meta is what the refresh knows of a ticker's stored history.
-type Meta struct {
-	// VerifiedThrough is the last date through which the stored history was
-	// replaced by the provider's own (a backfill): a day missing before it
-	// is one the provider has no bar of, not a gap.
-	VerifiedThrough string
-	// HistoryStart is the provider's first bar of the ticker when a backfill
-	// found none earlier in its window (a recent listing); "" otherwise.
-	HistoryStart string
-	// NoDataAt is the last date a backfill found no data at all (an unknown
-	// symbol); "" when it found some.
-	NoDataAt string
-}
-
-// Last returns the date of the newest bar, "" when there is none.
-func (h History) Last() string {
-	if len(h.Bars) == 0 {
-		return ""
-	}
-	return h.Bars[len(h.Bars)-1].Date
-}
-
-// History queries ticker's bars from a date (YYYY-MM-DD) onwards, with its
-// records, following pages.
-func (s *Store) History(ctx context.Context, ticker, from string) (History, error) {
-	var h History
-	in := &dynamodb.QueryInput{
-		TableName:                aws.String(s.table),
-		KeyConditionExpression:   aws.String("#t = :t AND #d >= :from"),
-		ExpressionAttributeNames: map[string]string{"#t": deploy.AttrTicker, "#d": deploy.AttrDate},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":t": &types.AttributeValueMemberS{Value: ticker}, ":from": &types.AttributeValueMemberS{Value: from},
-		},
-	}
-	p := dynamodb.NewQueryPaginator(s.client, in)
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
-		if err != nil {
-			return History{}, fmt.Errorf("query history of %s from %s in %s: %w", ticker, from, s.table, err)
-		}
-		for _, it := range out.Items {
-			switch date := str(it, deploy.AttrDate); date {
-			case MetaKey:
-				h.Meta = Meta{VerifiedThrough: str(it, attrVerifiedThrough), HistoryStart: str(it, attrHistoryStart), NoDataAt: str(it, attrNoDataAt)}
-			case SplitKey:
-				r, _ := num(it, attrRatio)
-				h.Split = &marketdata.Split{Ticker: ticker, ExecutionDate: str(it, attrExecutionDate), From: 1, To: r}
-			default:
-				b, err := unmarshalBar(date, it)
-				if err != nil {
-					return History{}, fmt.Errorf("history of %s in %s: %w", ticker, s.table, err)
-				}
-				h.Bars = append(h.Bars, b)
-			}
-		}
-	}
-	return h, nil
-}
-
-// HasHistory reports whether ticker has any stored bar.
-func (s *Store) HasHistory(ctx context.Context, ticker string) (bool, error) {
-	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
-		TableName:                aws.String(s.table),
-		KeyConditionExpression:   aws.String("#t = :t AND #d BETWEEN :lo AND :hi"),
-		ExpressionAttributeNames: map[string]string{"#t": deploy.AttrTicker, "#d": deploy.AttrDate},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":t": &types.AttributeValueMemberS{Value: ticker}, ":lo": &types.AttributeValueMemberS{Value: "0000-00-00"},
-			":hi": &types.AttributeValueMemberS{Value: "9999-99-99"},
-		},
-		Limit: aws.Int32(1),
-	})
-	if err != nil {
-		return false, fmt.Errorf("query history of %s in %s: %w", ticker, s.table, err)
-	}
-	return len(out.Items) > 0, nil
-}
-
-// PutDayBars stores one bar per ticker (the grouped answer's day merged into
-// every held ticker's history), overwriting the same ticker and date.
-func (s *Store) PutDayBars(ctx context.Context, bars map[string]marketdata.Bar) error {
+// PutSessionBars stores one session's bars of every ticker of the grouped
+// answer (as printed), overwriting the same ticker and date. A bar that
+// cannot be stored (not a normalized symbol, a price that is not finite and
+// positive) is a permanent error: the caller validated them.
+func (s *Store) PutSessionBars(ctx context.Context, date string, bars map[string]marketdata.Bar) error {
 	tickers := make([]string, 0, len(bars))
 	for t := range bars {
 		tickers = append(tickers, t)
@@ -209,166 +140,324 @@ func (s *Store) PutDayBars(ctx context.Context, bars map[string]marketdata.Bar) 
 	slices.Sort(tickers)
 	reqs := make([]types.WriteRequest, 0, len(bars))
 	for _, t := range tickers {
-		it, err := marshalBar(t, bars[t], SourceGrouped)
+		b := bars[t]
+		if b.Date != date {
+			return retry.Permanent(fmt.Errorf("bar of %s dated %s in the session of %s", t, b.Date, date))
+		}
+		it, err := marshalBar(t, b, "")
 		if err != nil {
 			return retry.Permanent(err)
 		}
 		reqs = append(reqs, put(it))
 	}
-	return s.batchWrite(ctx, "merge day bars", reqs)
+	return s.batchWrite(ctx, "bars of "+date, reqs)
 }
 
-// Replace is a backfill of one ticker: the provider's bars of a window, to
-// replace what is stored in it.
-type Replace struct {
-	// Bars are the provider's bars of the window, ascending.
-	Bars []marketdata.Bar
-	// Remove are stored dates of the window the provider has no bar of.
-	Remove []string
-	// Meta is the ticker's record after the backfill.
-	Meta Meta
-}
-
-// ReplaceHistory writes a backfill: every bar (overwriting), the removal of
-// the dates the provider no longer has, the ticker's record, and the removal
-// of its split marker — the marker last, so that a backfill cut half-way is
-// done again.
-func (s *Store) ReplaceHistory(ctx context.Context, ticker string, r Replace) error {
-	reqs := make([]types.WriteRequest, 0, len(r.Bars)+len(r.Remove))
-	for _, b := range r.Bars {
+// PutTickerBars stores bars of one ticker from a per-ticker call, marked
+// with SourceAggregates.
+func (s *Store) PutTickerBars(ctx context.Context, ticker string, bars []marketdata.Bar) error {
+	reqs := make([]types.WriteRequest, 0, len(bars))
+	for _, b := range bars {
 		it, err := marshalBar(ticker, b, SourceAggregates)
 		if err != nil {
 			return retry.Permanent(err)
 		}
 		reqs = append(reqs, put(it))
 	}
-	for _, d := range r.Remove {
-		reqs = append(reqs, del(ticker, d))
-	}
-	reqs = append(reqs, put(s.metaItem(ticker, r.Meta)))
-	if err := s.batchWrite(ctx, "backfill "+ticker, reqs); err != nil {
-		return err
-	}
-	return s.batchWrite(ctx, "clear split of "+ticker, []types.WriteRequest{del(ticker, SplitKey)})
+	return s.batchWrite(ctx, "bars of "+ticker, reqs)
 }
 
-// PutMeta writes ticker's record.
-func (s *Store) PutMeta(ctx context.Context, ticker string, m Meta) error {
-	return s.putItem(ctx, "record of "+ticker, s.metaItem(ticker, m))
+// TickerHistory reads, in one query, ticker's bars dated from one date to
+// another (YYYY-MM-DD, both included), every adjustment of it in the
+// ledger, and its record.
+func (s *Store) TickerHistory(ctx context.Context, ticker, from, to string) (coverage.History, error) {
+	var h coverage.History
+	items, err := s.query(ctx, ticker, barPrefix+from, recordKey+"~")
+	if err != nil {
+		return h, fmt.Errorf("history of %s: %w", ticker, err)
+	}
+	for _, it := range items {
+		key := str(it, deploy.AttrDate)
+		switch {
+		case strings.HasPrefix(key, barPrefix):
+			date := key[len(barPrefix):]
+			if date > to {
+				continue
+			}
+			b, err := unmarshalBar(date, it)
+			if err != nil {
+				return h, fmt.Errorf("history of %s in %s: %w", ticker, s.table, err)
+			}
+			h.Bars = append(h.Bars, b)
+		case strings.HasPrefix(key, ledgerPrefix):
+			a, err := unmarshalAdjustment(ticker, key[len(ledgerPrefix):], it)
+			if err != nil {
+				return h, fmt.Errorf("ledger of %s in %s: %w", ticker, s.table, err)
+			}
+			h.Ledger = append(h.Ledger, a)
+		case key == recordKey:
+			h.Ticker = coverage.Ticker{PerTicker: str(it, attrPerTicker), NoDataAt: str(it, attrNoDataAt)}
+		}
+	}
+	return h, nil
 }
 
-// MarkSplits records splits as pending for their tickers: the next refresh
-// of each fetches its history again.
-func (s *Store) MarkSplits(ctx context.Context, splits []marketdata.Split) error {
-	var reqs []types.WriteRequest
+// PutTicker writes ticker's record.
+func (s *Store) PutTicker(ctx context.Context, ticker string, rec coverage.Ticker) error {
+	it := s.stamped(ticker, recordKey)
+	setS(it, attrPerTicker, rec.PerTicker)
+	setS(it, attrNoDataAt, rec.NoDataAt)
+	return s.putItem(ctx, "record of "+ticker, it)
+}
+
+// Ledger returns the adjustments of every ticker dated from one date to
+// another (both included), by date.
+func (s *Store) Ledger(ctx context.Context, from, to string) ([]marketdata.Adjustment, error) {
+	items, err := s.query(ctx, LedgerKey, from, to+"#~")
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s..%s: %w", from, to, err)
+	}
+	out := make([]marketdata.Adjustment, 0, len(items))
+	for _, it := range items {
+		date, _, _ := strings.Cut(str(it, deploy.AttrDate), "#")
+		a, err := unmarshalAdjustment(str(it, attrSymbol), date+"#", it)
+		if err != nil {
+			return nil, fmt.Errorf("ledger of %s: %w", s.table, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// ChangeLedger writes the adjustments of add (a ticker's copy, then the
+// ledger's entry by date) and removes those of remove (in the same order).
+// Each is keyed by ticker, date, kind and id: the same entry written again
+// overwrites itself (given twice, or in both lists, it is written once); an
+// entry whose date was corrected is a new one, and the old one is removed.
+// An invalid adjustment is a permanent error.
+func (s *Store) ChangeLedger(ctx context.Context, add, remove []marketdata.Adjustment) error {
+	var copies, index []types.WriteRequest
 	seen := map[string]bool{}
-	for _, sp := range splits {
-		if !symbol.Valid(sp.Ticker) || seen[sp.Ticker] {
+	fresh := func(a marketdata.Adjustment) bool {
+		k := indexKey(a)
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		return true
+	}
+	for _, a := range add {
+		if !fresh(a) {
 			continue
 		}
-		seen[sp.Ticker] = true
-		reqs = append(reqs, put(map[string]types.AttributeValue{
-			deploy.AttrTicker: sAttr(sp.Ticker), deploy.AttrDate: sAttr(SplitKey),
-			attrExecutionDate: sAttr(sp.ExecutionDate), attrRatio: nAttr(sp.Ratio()), attrUpdatedAt: sAttr(s.now().UTC().Format(time.RFC3339)),
-		}))
+		if err := marketdata.ValidateAdjustment(a); err != nil || !symbol.Valid(a.Ticker) {
+			return retry.Permanent(fmt.Errorf("ledger entry %+v: not a valid adjustment of a normalized symbol (%v)", a, err))
+		}
+		it := adjustmentAttrs(a)
+		it[deploy.AttrTicker], it[deploy.AttrDate] = sAttr(a.Ticker), sAttr(ledgerPrefix+adjustmentKey(a))
+		copies = append(copies, put(it))
+		ix := adjustmentAttrs(a)
+		ix[deploy.AttrTicker], ix[deploy.AttrDate], ix[attrSymbol] = sAttr(LedgerKey), sAttr(indexKey(a)), sAttr(a.Ticker)
+		index = append(index, put(ix))
 	}
-	return s.batchWrite(ctx, "mark splits", reqs)
+	for _, a := range remove {
+		if !fresh(a) {
+			continue
+		}
+		copies = append(copies, del(a.Ticker, ledgerPrefix+adjustmentKey(a)))
+		index = append(index, del(LedgerKey, indexKey(a)))
+	}
+	if err := s.batchWrite(ctx, "ledger (tickers' copies)", copies); err != nil {
+		return err
+	}
+	return s.batchWrite(ctx, "ledger", index)
 }
 
-// The states of a market day.
-const (
-	// DayPublished: the grouped answer carried the day and its bars are
-	// merged into the histories.
-	DayPublished = "published"
-	// DayNotPublished: the grouped answer did not carry the day yet.
-	DayNotPublished = "notPublished"
-	// DayFallback: the plan does not include grouped daily (403): every
-	// ticker is refreshed with its own call that night.
-	DayFallback = "fallback"
-)
-
-// DayState is what the refresh recorded of one market day.
-type DayState struct {
-	Date string
-	// Status is DayPublished, DayNotPublished or DayFallback.
-	Status string
-	// Parts are the day messages whose tickers were merged (their keys), so
-	// a redelivered message costs no call.
-	Parts []string
-	// Rows, Merged, Skipped and Missing count the last grouped answer: its
-	// rows, the held tickers merged, the rows skipped, the held tickers
-	// absent from it.
-	Rows, Merged, Skipped, Missing int
-	UpdatedAt                      time.Time
+// adjustmentKey is date#kind#id: an adjustment's key in its ticker's
+// partition, after ledgerPrefix.
+func adjustmentKey(a marketdata.Adjustment) string {
+	return a.Date + "#" + string(a.Kind) + "#" + a.ID
 }
 
-// HasPart reports whether the day message part key was merged.
-func (d DayState) HasPart(key string) bool { return slices.Contains(d.Parts, key) }
+// indexKey is date#ticker#kind#id: its key in the ledger by date.
+func indexKey(a marketdata.Adjustment) string {
+	return a.Date + "#" + a.Ticker + "#" + string(a.Kind) + "#" + a.ID
+}
 
-// Day returns the state of a market day, and false when none is recorded.
-func (s *Store) Day(ctx context.Context, date string) (DayState, bool, error) {
-	it, err := s.getItem(ctx, MarketKey, date)
+func adjustmentAttrs(a marketdata.Adjustment) map[string]types.AttributeValue {
+	it := map[string]types.AttributeValue{attrKind: sAttr(string(a.Kind)), attrFrom: nAttr(a.From), attrTo: nAttr(a.To)}
+	setS(it, attrID, a.ID)
+	if start, err := marketdata.SessionStart(a.Date); err == nil {
+		it[deploy.AttrExpiresAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(start.Add(Retention).Unix(), 10)}
+	}
+	return it
+}
+
+// unmarshalAdjustment reads an adjustment of ticker whose key (after its
+// prefix) starts with its date and "#".
+func unmarshalAdjustment(ticker, key string, it map[string]types.AttributeValue) (marketdata.Adjustment, error) {
+	date, _, _ := strings.Cut(key, "#")
+	a := marketdata.Adjustment{Ticker: ticker, Date: date, Kind: marketdata.AdjustmentKind(str(it, attrKind)), ID: str(it, attrID)}
+	var err error
+	if a.From, err = num(it, attrFrom); err == nil {
+		a.To, err = num(it, attrTo)
+	}
+	if err == nil {
+		err = marketdata.ValidateAdjustment(a)
+	}
+	return a, err
+}
+
+// Session returns the state of one session, and false when none is stored.
+func (s *Store) Session(ctx context.Context, date string) (coverage.Session, bool, error) {
+	it, err := s.getItem(ctx, MarketKey, sessionPrefix+date)
 	if err != nil || it == nil {
-		return DayState{}, false, err
+		return coverage.Session{}, false, err
 	}
-	d := DayState{Date: date, Status: str(it, attrStatus)}
+	return unmarshalSession(date, it), true, nil
+}
+
+// Sessions returns the states of the sessions from one date to another
+// (both included) that have one, by date.
+func (s *Store) Sessions(ctx context.Context, from, to string) (map[string]coverage.Session, error) {
+	items, err := s.query(ctx, MarketKey, sessionPrefix+from, sessionPrefix+to)
+	if err != nil {
+		return nil, fmt.Errorf("sessions %s..%s: %w", from, to, err)
+	}
+	out := make(map[string]coverage.Session, len(items))
+	for _, it := range items {
+		date := strings.TrimPrefix(str(it, deploy.AttrDate), sessionPrefix)
+		out[date] = unmarshalSession(date, it)
+	}
+	return out, nil
+}
+
+// PutSession writes the state of a session.
+func (s *Store) PutSession(ctx context.Context, st coverage.Session) error {
+	it := s.stamped(MarketKey, sessionPrefix+st.Date)
+	it[attrStatus], it[attrRows], it[attrBars] = sAttr(string(st.Status)), nAttr(float64(st.Rows)), nAttr(float64(st.Bars))
+	it[attrFinal] = &types.AttributeValueMemberBOOL{Value: st.Final}
+	if !st.FetchedAt.IsZero() {
+		it[attrFetchedAt] = sAttr(st.FetchedAt.UTC().Format(time.RFC3339))
+	}
+	expire(it, st.Date)
+	return s.putItem(ctx, "state of session "+st.Date, it)
+}
+
+func unmarshalSession(date string, it map[string]types.AttributeValue) coverage.Session {
+	st := coverage.Session{Date: date, Status: coverage.Status(str(it, attrStatus))}
+	rows, _ := num(it, attrRows)
+	bars, _ := num(it, attrBars)
+	st.Rows, st.Bars = int(rows), int(bars)
+	st.FetchedAt, _ = time.Parse(time.RFC3339, str(it, attrFetchedAt))
+	if b, ok := it[attrFinal].(*types.AttributeValueMemberBOOL); ok {
+		st.Final = b.Value
+	}
+	return st
+}
+
+// Night returns the state of a night (by its trading day), and false when
+// none is stored.
+func (s *Store) Night(ctx context.Context, date string) (coverage.Night, bool, error) {
+	it, err := s.getItem(ctx, MarketKey, nightPrefix+date)
+	if err != nil || it == nil {
+		return coverage.Night{}, false, err
+	}
+	n := coverage.Night{Date: date}
 	if ss, ok := it[attrParts].(*types.AttributeValueMemberSS); ok {
-		d.Parts = slices.Sorted(slices.Values(ss.Value))
+		n.Parts = slices.Sorted(slices.Values(ss.Value))
 	}
-	for name, p := range map[string]*int{attrRows: &d.Rows, attrMerged: &d.Merged, attrSkipped: &d.Skipped, attrMissing: &d.Missing} {
-		v, _ := num(it, name)
-		*p = int(v)
+	if b, ok := it[attrFallback].(*types.AttributeValueMemberBOOL); ok {
+		n.Fallback = b.Value
 	}
-	d.UpdatedAt, _ = time.Parse(time.RFC3339, str(it, attrUpdatedAt))
-	return d, true, nil
+	planned, _ := num(it, attrPlanned)
+	calls, _ := num(it, attrTickerCalls)
+	n.Planned, n.TickerCalls = int(planned), int(calls)
+	n.UpdatedAt, _ = time.Parse(time.RFC3339, str(it, attrUpdatedAt))
+	return n, true, nil
 }
 
-// PutDay writes the state of a market day.
-func (s *Store) PutDay(ctx context.Context, d DayState) error {
-	it := map[string]types.AttributeValue{
-		deploy.AttrTicker: sAttr(MarketKey), deploy.AttrDate: sAttr(d.Date), attrStatus: sAttr(d.Status),
-		attrRows: nAttr(float64(d.Rows)), attrMerged: nAttr(float64(d.Merged)), attrSkipped: nAttr(float64(d.Skipped)), attrMissing: nAttr(float64(d.Missing)),
-		attrUpdatedAt: sAttr(s.now().UTC().Format(time.RFC3339)),
+// PutNight writes the state of a night.
+func (s *Store) PutNight(ctx context.Context, n coverage.Night) error {
+	it := s.stamped(MarketKey, nightPrefix+n.Date)
+	it[attrFallback] = &types.AttributeValueMemberBOOL{Value: n.Fallback}
+	it[attrPlanned], it[attrTickerCalls] = nAttr(float64(n.Planned)), nAttr(float64(n.TickerCalls))
+	if len(n.Parts) > 0 {
+		it[attrParts] = &types.AttributeValueMemberSS{Value: slices.Compact(slices.Sorted(slices.Values(n.Parts)))}
 	}
-	if len(d.Parts) > 0 {
-		it[attrParts] = &types.AttributeValueMemberSS{Value: slices.Compact(slices.Sorted(slices.Values(d.Parts)))}
-	}
-	return s.putItem(ctx, "state of "+d.Date, it)
+	expire(it, n.Date)
+	return s.putItem(ctx, "state of the night of "+n.Date, it)
 }
 
-// MarketState is what the refresh keeps across days.
-type MarketState struct {
-	// SplitsThrough is the last date through which splits have been checked.
-	SplitsThrough string
-}
-
-// Market returns the market's state (zero when none is recorded).
-func (s *Store) Market(ctx context.Context) (MarketState, error) {
-	it, err := s.getItem(ctx, MarketKey, StateKey)
+// Market returns the market's state (zero when none is stored).
+func (s *Store) Market(ctx context.Context) (coverage.Market, error) {
+	it, err := s.getItem(ctx, MarketKey, marketKey)
 	if err != nil || it == nil {
-		return MarketState{}, err
+		return coverage.Market{}, err
 	}
-	return MarketState{SplitsThrough: str(it, attrSplitsThrough)}, nil
+	m := coverage.Market{LedgerFrom: str(it, attrLedgerFrom), LedgerThrough: str(it, attrLedgerThrough), PlanFrom: str(it, attrPlanFrom)}
+	if cl, ok := it[attrClosures].(*types.AttributeValueMemberM); ok {
+		for date, reason := range cl.Value {
+			if r, ok := reason.(*types.AttributeValueMemberS); ok {
+				m.Closures = append(m.Closures, marketdata.Closure{Date: date, Reason: r.Value})
+			}
+		}
+		slices.SortFunc(m.Closures, func(a, b marketdata.Closure) int { return strings.Compare(a.Date, b.Date) })
+	}
+	return m, nil
 }
 
 // PutMarket writes the market's state.
-func (s *Store) PutMarket(ctx context.Context, m MarketState) error {
-	return s.putItem(ctx, "market state", map[string]types.AttributeValue{
-		deploy.AttrTicker: sAttr(MarketKey), deploy.AttrDate: sAttr(StateKey), attrSplitsThrough: sAttr(m.SplitsThrough),
-		attrUpdatedAt: sAttr(s.now().UTC().Format(time.RFC3339)),
-	})
+func (s *Store) PutMarket(ctx context.Context, m coverage.Market) error {
+	it := s.stamped(MarketKey, marketKey)
+	setS(it, attrLedgerFrom, m.LedgerFrom)
+	setS(it, attrLedgerThrough, m.LedgerThrough)
+	setS(it, attrPlanFrom, m.PlanFrom)
+	if len(m.Closures) > 0 {
+		cl := map[string]types.AttributeValue{}
+		for _, c := range m.Closures {
+			cl[c.Date] = sAttr(c.Reason)
+		}
+		it[attrClosures] = &types.AttributeValueMemberM{Value: cl}
+	}
+	return s.putItem(ctx, "market state", it)
 }
 
-func (s *Store) metaItem(ticker string, m Meta) map[string]types.AttributeValue {
-	it := map[string]types.AttributeValue{
-		deploy.AttrTicker: sAttr(ticker), deploy.AttrDate: sAttr(MetaKey), attrUpdatedAt: sAttr(s.now().UTC().Format(time.RFC3339)),
+// stamped is a new item with its keys and updatedAt.
+func (s *Store) stamped(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		deploy.AttrTicker: sAttr(pk), deploy.AttrDate: sAttr(sk), attrUpdatedAt: sAttr(s.now().UTC().Format(time.RFC3339)),
 	}
-	for name, v := range map[string]string{attrVerifiedThrough: m.VerifiedThrough, attrHistoryStart: m.HistoryStart, attrNoDataAt: m.NoDataAt} {
-		if v != "" {
-			it[name] = sAttr(v)
+}
+
+// expire sets the TTL of a state dated date: Retention after it.
+func expire(it map[string]types.AttributeValue, date string) {
+	if start, err := marketdata.SessionStart(date); err == nil {
+		it[deploy.AttrExpiresAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(start.Add(Retention).Unix(), 10)}
+	}
+}
+
+// query reads every item of partition pk with a sort key from lo to hi
+// (both included), following pages.
+func (s *Store) query(ctx context.Context, pk, lo, hi string) ([]map[string]types.AttributeValue, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                aws.String(s.table),
+		KeyConditionExpression:   aws.String("#t = :t AND #d BETWEEN :lo AND :hi"),
+		ExpressionAttributeNames: map[string]string{"#t": deploy.AttrTicker, "#d": deploy.AttrDate},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":t": sAttr(pk), ":lo": sAttr(lo), ":hi": sAttr(hi),
+		},
+	}
+	var out []map[string]types.AttributeValue
+	p := dynamodb.NewQueryPaginator(s.client, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("query %s %s..%s in %s: %w", pk, lo, hi, s.table, err)
 		}
+		out = append(out, page.Items...)
 	}
-	return it
+	return out, nil
 }
 
 func (s *Store) getItem(ctx context.Context, pk, sk string) (map[string]types.AttributeValue, error) {
@@ -392,39 +481,78 @@ func (s *Store) putItem(ctx context.Context, what string, it map[string]types.At
 	return nil
 }
 
-// batchWrite sends reqs in batches of 25, re-sending what DynamoDB leaves
-// unprocessed (throttling) with backoff. What is still unprocessed when the
-// attempts run out is a transient error.
+// batchWrite sends reqs in batches of 25, up to writers at once, re-sending
+// what DynamoDB leaves unprocessed (throttling) with backoff. What is still
+// unprocessed when the attempts run out is a transient error; the first
+// error stops the batches not yet sent.
 func (s *Store) batchWrite(ctx context.Context, what string, reqs []types.WriteRequest) error {
+	if len(reqs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []types.WriteRequest)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for range min(writers, (len(reqs)+maxBatch-1)/maxBatch) {
+		wg.Go(func() {
+			for b := range batches {
+				if err := s.writeBatch(ctx, b); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for start := 0; start < len(reqs) && ctx.Err() == nil; start += maxBatch {
+		select {
+		case batches <- reqs[start:min(start+maxBatch, len(reqs))]:
+		case <-ctx.Done():
+		}
+	}
+	close(batches)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr != nil {
+		return fmt.Errorf("%s in %s: %w", what, s.table, firstErr)
+	}
+	return nil
+}
+
+// writeBatch sends one batch until DynamoDB has processed all of it.
+func (s *Store) writeBatch(ctx context.Context, pending []types.WriteRequest) error {
 	policy := s.Retry
 	if policy.Attempts == 0 {
 		policy = DefaultRetry
 	}
-	for start := 0; start < len(reqs); start += maxBatch {
-		pending := reqs[start:min(start+maxBatch, len(reqs))]
-		_, err := policy.Do(ctx, func(ctx context.Context, _ int) error {
-			out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
-				RequestItems: map[string][]types.WriteRequest{s.table: pending},
-			})
-			if err != nil {
-				// The SDK has retried the call itself.
-				return retry.Permanent(err)
-			}
-			pending = out.UnprocessedItems[s.table]
-			if len(pending) > 0 {
-				return retry.Transient(fmt.Errorf("%d items unprocessed", len(pending)), 0)
-			}
-			return nil
+	_, err := policy.Do(ctx, func(ctx context.Context, _ int) error {
+		out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
+			RequestItems: map[string][]types.WriteRequest{s.table: pending},
 		})
 		if err != nil {
-			var re *retry.Error
-			if errors.As(err, &re) && retry.IsPermanent(err) {
-				err = re.Err // the SDK's error, unclassified: transient to the caller
-			}
-			return fmt.Errorf("%s in %s: %w", what, s.table, err)
+			// The SDK has retried the call itself.
+			return retry.Permanent(err)
 		}
+		pending = out.UnprocessedItems[s.table]
+		if len(pending) > 0 {
+			return retry.Transient(fmt.Errorf("%d items unprocessed", len(pending)), 0)
+		}
+		return nil
+	})
+	var re *retry.Error
+	if err != nil && errors.As(err, &re) && retry.IsPermanent(err) {
+		err = re.Err // the SDK's error, unclassified: transient to the caller
 	}
-	return nil
+	return err
 }
 
 func (s *Store) now() time.Time {
@@ -438,14 +566,14 @@ func put(it map[string]types.AttributeValue) types.WriteRequest {
 	return types.WriteRequest{PutRequest: &types.PutRequest{Item: it}}
 }
 
-func del(ticker, date string) types.WriteRequest {
+func del(pk, sk string) types.WriteRequest {
 	return types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: map[string]types.AttributeValue{
-		deploy.AttrTicker: sAttr(ticker), deploy.AttrDate: sAttr(date),
+		deploy.AttrTicker: sAttr(pk), deploy.AttrDate: sAttr(sk),
 	}}}
 }
 
-// marshalBar is the item of a bar: its prices as exact decimal numbers and a
-// TTL of Retention after its date.
+// marshalBar is the item of a bar: its prices as exact decimal numbers, its
+// source when not the grouped answer, and a TTL of Retention after its date.
 func marshalBar(ticker string, b marketdata.Bar, source string) (map[string]types.AttributeValue, error) {
 	if !symbol.Valid(ticker) {
 		return nil, fmt.Errorf("bar of %q: not a normalized symbol", ticker)
@@ -457,18 +585,19 @@ func marshalBar(ticker string, b marketdata.Bar, source string) (map[string]type
 	if reason := marketdata.CheckPrices(b); reason != "" {
 		return nil, fmt.Errorf("bar of %s on %s: %s", ticker, b.Date, reason)
 	}
-	return map[string]types.AttributeValue{
-		deploy.AttrTicker: sAttr(ticker), deploy.AttrDate: sAttr(b.Date),
+	it := map[string]types.AttributeValue{
+		deploy.AttrTicker: sAttr(ticker), deploy.AttrDate: sAttr(barPrefix + b.Date),
 		attrOpen: nAttr(b.Open), attrHigh: nAttr(b.High), attrLow: nAttr(b.Low), attrClose: nAttr(b.Close), attrVolume: nAttr(b.Volume),
-		attrSource:           sAttr(source),
 		deploy.AttrExpiresAt: &types.AttributeValueMemberN{Value: strconv.FormatInt(start.Add(Retention).Unix(), 10)},
-	}, nil
+	}
+	setS(it, attrSource, source)
+	return it, nil
 }
 
 func unmarshalBar(date string, it map[string]types.AttributeValue) (marketdata.Bar, error) {
 	start, err := marketdata.SessionStart(date)
 	if err != nil {
-		return marketdata.Bar{}, fmt.Errorf("item with sort key %q: %w", date, err)
+		return marketdata.Bar{}, fmt.Errorf("item with sort key %q: %w", barPrefix+date, err)
 	}
 	b := marketdata.Bar{Date: date, Start: start.UTC()}
 	for name, p := range map[string]*float64{attrOpen: &b.Open, attrHigh: &b.High, attrLow: &b.Low, attrClose: &b.Close, attrVolume: &b.Volume} {
@@ -482,6 +611,12 @@ func unmarshalBar(date string, it map[string]types.AttributeValue) (marketdata.B
 }
 
 func sAttr(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+
+func setS(it map[string]types.AttributeValue, name, v string) {
+	if v != "" {
+		it[name] = sAttr(v)
+	}
+}
 
 func nAttr(v float64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatFloat(v, 'f', -1, 64)}

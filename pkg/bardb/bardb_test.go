@@ -3,8 +3,10 @@ package bardb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +16,9 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
 )
 
@@ -31,22 +35,43 @@ func bar(date string, c float64) marketdata.Bar {
 	return marketdata.Bar{Date: date, Open: c - 1, High: c + 1, Low: c - 2, Close: c, Volume: 1234.5}
 }
 
-func TestHistoryRoundTripsAndKeepsRecordsApart(t *testing.T) {
+func item(t *testing.T, db *dynamodb.Client, table, pk, sk string) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
+		"ticker": &types.AttributeValueMemberS{Value: pk}, "date": &types.AttributeValueMemberS{Value: sk}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Item
+}
+
+// A session's bars of every ticker and a ticker's own bars read back, as
+// stored, in one window with the ticker's ledger and record; bars outside
+// the window and other tickers' entries are left out.
+func TestBarsLedgerAndRecordReadInOneWindow(t *testing.T) {
 	s, db, table := newStore(t)
 	ctx := context.Background()
-	if err := s.ReplaceHistory(ctx, "BRK.B", bardb.Replace{
-		Bars: []marketdata.Bar{bar("2026-11-20", 100.125), bar("2026-11-23", 101.3), bar("2026-11-24", 99.99)},
-		Meta: bardb.Meta{VerifiedThrough: "2026-11-24", HistoryStart: "2026-11-20"},
-	}); err != nil {
+	for _, d := range []string{"2026-11-20", "2026-11-23", "2026-11-24", "2026-11-25"} {
+		c := 100.125
+		if d >= "2026-11-24" {
+			c = 25.5
+		}
+		if err := s.PutSessionBars(ctx, d, map[string]marketdata.Bar{"BRK.B": bar(d, c), "AAPL": bar(d, 200)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutTickerBars(ctx, "NSRGY", []marketdata.Bar{bar("2026-11-24", 90), bar("2026-11-25", 91)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutDayBars(ctx, map[string]marketdata.Bar{"BRK.B": bar("2026-11-25", 102.5), "AAPL": bar("2026-11-25", 200)}); err != nil {
+	split := marketdata.Adjustment{Ticker: "BRK.B", Date: "2026-11-24", Kind: marketdata.KindSplit, From: 1, To: 4, ID: "E1"}
+	other := marketdata.Adjustment{Ticker: "AAPL", Date: "2026-11-23", Kind: marketdata.KindSplit, From: 1, To: 2, ID: "E2"}
+	if err := s.ChangeLedger(ctx, []marketdata.Adjustment{split, other}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkSplits(ctx, []marketdata.Split{{Ticker: "BRK.B", ExecutionDate: "2026-11-25", From: 1, To: 4}}); err != nil {
+	if err := s.PutTicker(ctx, "BRK.B", coverage.Ticker{PerTicker: "2026-11-25"}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := s.History(ctx, "BRK.B", "2026-11-23")
+	h, err := s.TickerHistory(ctx, "BRK.B", "2026-11-23", "2026-11-24")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,83 +79,175 @@ func TestHistoryRoundTripsAndKeepsRecordsApart(t *testing.T) {
 	for _, b := range h.Bars {
 		dates = append(dates, b.Date)
 	}
-	if !slices.Equal(dates, []string{"2026-11-23", "2026-11-24", "2026-11-25"}) || h.Last() != "2026-11-25" {
-		t.Fatalf("dates %v", dates)
+	if !slices.Equal(dates, []string{"2026-11-23", "2026-11-24"}) || len(h.Ledger) != 1 || h.Ledger[0] != split || h.Ticker.PerTicker != "2026-11-25" {
+		t.Fatalf("history %v, ledger %+v, record %+v", dates, h.Ledger, h.Ticker)
 	}
 	// Exact decimals, and midnight New York (EST: 05:00 UTC).
-	if b := h.Bars[0]; b.Close != 101.3 || b.Open != 100.3 || b.Volume != 1234.5 || b.Start != time.Date(2026, 11, 23, 5, 0, 0, 0, time.UTC) {
+	if b := h.Bars[0]; b.Close != 100.125 || b.Open != 99.125 || b.Volume != 1234.5 || b.Start != time.Date(2026, 11, 23, 5, 0, 0, 0, time.UTC) {
 		t.Errorf("bar %+v", b)
 	}
-	if h.Meta != (bardb.Meta{VerifiedThrough: "2026-11-24", HistoryStart: "2026-11-20"}) {
-		t.Errorf("meta %+v", h.Meta)
+	// Adjusted on read as of 2026-11-25: the bar before the split is a quarter.
+	adj := marketdata.Adjust(h.Bars, h.Ledger, "2026-11-25")
+	if adj[0].Close != 25.03125 || adj[1].Close != 25.5 {
+		t.Errorf("adjusted %v %v", adj[0].Close, adj[1].Close)
 	}
-	if h.Split == nil || h.Split.ExecutionDate != "2026-11-25" || h.Split.Ratio() != 4 {
-		t.Errorf("split %+v", h.Split)
+	// The TTL: Retention after midnight New York of the date, in seconds; a
+	// per-ticker bar is marked, a grouped one is not.
+	it := item(t, db, table, "AAPL", "b#2026-11-25")
+	want := time.Date(2026, 11, 25, 5, 0, 0, 0, time.UTC).Add(400 * 24 * time.Hour).Unix()
+	if v := it["expiresAt"].(*types.AttributeValueMemberN).Value; v != strconv.FormatInt(want, 10) || it["src"] != nil {
+		t.Errorf("expiresAt %s (want %d), src %v", v, want, it["src"])
 	}
-	// The TTL: two years after midnight New York of the date, in seconds.
-	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
-		"ticker": &types.AttributeValueMemberS{Value: "AAPL"}, "date": &types.AttributeValueMemberS{Value: "2026-11-25"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := time.Date(2026, 11, 25, 5, 0, 0, 0, time.UTC).Add(730 * 24 * time.Hour).Unix()
-	if v := out.Item["expiresAt"].(*types.AttributeValueMemberN).Value; v != itoa(want) {
-		t.Errorf("expiresAt %s, want %d", v, want)
-	}
-	if v := out.Item["src"].(*types.AttributeValueMemberS).Value; v != "grouped" {
+	if v := item(t, db, table, "NSRGY", "b#2026-11-24")["src"].(*types.AttributeValueMemberS).Value; v != bardb.SourceAggregates {
 		t.Errorf("src %s", v)
 	}
-
-	// A backfill replaces the window, removes the dates asked, clears the split.
-	if err := s.ReplaceHistory(ctx, "BRK.B", bardb.Replace{
-		Bars:   []marketdata.Bar{bar("2026-11-23", 25.3), bar("2026-11-25", 25.6)},
-		Remove: []string{"2026-11-24"},
-		Meta:   bardb.Meta{VerifiedThrough: "2026-11-25"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	h, err = s.History(ctx, "BRK.B", "2026-11-01")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dates = nil
-	for _, b := range h.Bars {
-		dates = append(dates, b.Date)
-	}
-	if !slices.Equal(dates, []string{"2026-11-20", "2026-11-23", "2026-11-25"}) || h.Bars[1].Close != 25.3 || h.Split != nil || h.Meta.HistoryStart != "" {
-		t.Errorf("after the backfill: %v %+v %+v %+v", dates, h.Bars, h.Split, h.Meta)
-	}
-	if ok, err := s.HasHistory(ctx, "BRK.B"); !ok || err != nil {
-		t.Errorf("HasHistory(BRK.B) = %v %v", ok, err)
-	}
-	if ok, err := s.HasHistory(ctx, "MSFT"); ok || err != nil {
-		t.Errorf("HasHistory(MSFT) = %v %v", ok, err)
+	if h, _ := s.TickerHistory(ctx, "NSRGY", "2026-11-01", "2026-11-30"); len(h.Bars) != 2 || h.Bars[1].Close != 91 {
+		t.Errorf("NSRGY %+v", h.Bars)
 	}
 }
 
-func TestDayAndMarketState(t *testing.T) {
+// Retention covers the window of indicators.Lookback sessions, at most
+// Lookback × 7/5 calendar days plus the holidays in them, with a margin for
+// the TTL's delay (DynamoDB deletes expired items within about two days).
+func TestRetentionCoversTheWindow(t *testing.T) {
+	w := coverage.Window(marketdata.NYSE(), "2027-01-04", indicators.Lookback)
+	first, _ := time.Parse(time.DateOnly, w[0])
+	span := time.Date(2027, 1, 4, 0, 0, 0, 0, time.UTC).Sub(first)
+	if bardb.Retention < span+14*24*time.Hour {
+		t.Fatalf("retention %v, the window spans %v", bardb.Retention, span)
+	}
+}
+
+// The items of the design before (adjusted bars under "YYYY-MM-DD", records
+// under "~meta", "~split", "#market"'s "~state" and dated states) are never
+// read: adjusted and raw bars do not mix.
+func TestItemsOfTheDesignBeforeAreNotRead(t *testing.T) {
+	s, db, table := newStore(t)
+	ctx := context.Background()
+	for _, k := range [][2]string{{"AAPL", "2026-11-24"}, {"AAPL", "~meta"}, {"AAPL", "~split"}, {"#market", "~state"}, {"#market", "2026-11-24"}} {
+		if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+			"ticker": &types.AttributeValueMemberS{Value: k[0]}, "date": &types.AttributeValueMemberS{Value: k[1]},
+			"o": &types.AttributeValueMemberN{Value: "1"}, "h": &types.AttributeValueMemberN{Value: "1"}, "l": &types.AttributeValueMemberN{Value: "1"},
+			"c": &types.AttributeValueMemberN{Value: "1"}, "v": &types.AttributeValueMemberN{Value: "1"}, "status": &types.AttributeValueMemberS{Value: "published"},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutSessionBars(ctx, "2026-11-25", map[string]marketdata.Bar{"AAPL": bar("2026-11-25", 200)}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.TickerHistory(ctx, "AAPL", "2026-01-01", "2026-12-31")
+	if err != nil || len(h.Bars) != 1 || h.Bars[0].Date != "2026-11-25" || len(h.Ledger) != 0 || h.Ticker != (coverage.Ticker{}) {
+		t.Fatalf("history %+v, %v", h, err)
+	}
+	if ss, err := s.Sessions(ctx, "2026-01-01", "2026-12-31"); err != nil || len(ss) != 0 {
+		t.Fatalf("sessions %+v, %v", ss, err)
+	}
+	if m, err := s.Market(ctx); err != nil || m.LedgerThrough != "" || len(m.Closures) != 0 {
+		t.Fatalf("market %+v, %v", m, err)
+	}
+}
+
+// The ledger by date lists every ticker's adjustments; a corrected entry
+// (its date moved) is written as a new one and the old one removed, from
+// the ticker's copy and from the index.
+func TestLedgerByDateAndCorrection(t *testing.T) {
 	s, _, _ := newStore(t)
 	ctx := context.Background()
-	if _, ok, err := s.Day(ctx, "2026-11-25"); ok || err != nil {
-		t.Fatalf("no state yet: %v %v", ok, err)
-	}
-	d := bardb.DayState{Date: "2026-11-25", Status: bardb.DayPublished, Parts: []string{"run-1/tickers/1", "run-1/tickers/1"}, Rows: 9000, Merged: 7, Skipped: 3, Missing: 1}
-	if err := s.PutDay(ctx, d); err != nil {
+	wrong := marketdata.Adjustment{Ticker: "TQQQ", Date: "2017-01-11", Kind: marketdata.KindSplit, From: 1, To: 2, ID: "E7"}
+	aapl := marketdata.Adjustment{Ticker: "AAPL", Date: "2017-01-12", Kind: marketdata.KindSplit, From: 1, To: 4, ID: "E8"}
+	if err := s.ChangeLedger(ctx, []marketdata.Adjustment{wrong, aapl, wrong}, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, ok, err := s.Day(ctx, "2026-11-25")
-	if err != nil || !ok || got.Status != bardb.DayPublished || !got.HasPart("run-1/tickers/1") || len(got.Parts) != 1 || got.Rows != 9000 ||
-		got.Merged != 7 || got.Skipped != 3 || got.Missing != 1 || got.UpdatedAt.IsZero() {
-		t.Fatalf("day %+v %v %v", got, ok, err)
+	got, err := s.Ledger(ctx, "2017-01-01", "2017-01-31")
+	if err != nil || !slices.Equal(got, []marketdata.Adjustment{wrong, aapl}) {
+		t.Fatalf("ledger %+v, %v", got, err)
 	}
-	if m, err := s.Market(ctx); err != nil || m != (bardb.MarketState{}) {
+	if got, _ := s.Ledger(ctx, "2017-01-12", "2017-01-12"); !slices.Equal(got, []marketdata.Adjustment{aapl}) {
+		t.Fatalf("ledger of 2017-01-12 %+v", got)
+	}
+	right := wrong
+	right.Date = "2017-01-12"
+	if err := s.ChangeLedger(ctx, []marketdata.Adjustment{right}, []marketdata.Adjustment{wrong}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Ledger(ctx, "2017-01-01", "2017-01-31"); !slices.Equal(got, []marketdata.Adjustment{aapl, right}) {
+		t.Fatalf("after the correction %+v", got)
+	}
+	if h, _ := s.TickerHistory(ctx, "TQQQ", "2017-01-01", "2017-01-31"); !slices.Equal(h.Ledger, []marketdata.Adjustment{right}) {
+		t.Fatalf("TQQQ's copy %+v", h.Ledger)
+	}
+	for _, bad := range []marketdata.Adjustment{{Ticker: "tqqq", Date: "2017-01-12", Kind: marketdata.KindSplit, From: 1, To: 2}, {Ticker: "TQQQ", Date: "2017-01-12", Kind: marketdata.KindSplit, From: 1, To: 0}} {
+		if err := s.ChangeLedger(ctx, []marketdata.Adjustment{bad}, nil); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+func TestSessionNightAndMarketState(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	if _, ok, err := s.Night(ctx, "2026-11-25"); ok || err != nil {
+		t.Fatalf("no night yet: %v %v", ok, err)
+	}
+	n := coverage.Night{Date: "2026-11-25", Parts: []string{"run-1/tickers/1", "run-1/tickers/1"}, Fallback: true, Planned: 252, TickerCalls: 3}
+	if err := s.PutNight(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.Night(ctx, "2026-11-25")
+	if err != nil || !ok || !got.HasPart("run-1/tickers/1") || len(got.Parts) != 1 || !got.Fallback || got.Planned != 252 || got.TickerCalls != 3 || got.UpdatedAt.IsZero() {
+		t.Fatalf("night %+v %v %v", got, ok, err)
+	}
+	at := time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)
+	for _, st := range []coverage.Session{
+		{Date: "2026-11-24", Status: coverage.Stored, Rows: 11000, Bars: 10990, FetchedAt: at, Final: true},
+		{Date: "2026-11-25", Status: coverage.Empty, FetchedAt: at},
+		{Date: "2026-11-27", Status: coverage.Closed},
+	} {
+		if err := s.PutSession(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss, err := s.Sessions(ctx, "2026-11-24", "2026-11-25")
+	if err != nil || len(ss) != 2 || ss["2026-11-24"] != (coverage.Session{Date: "2026-11-24", Status: coverage.Stored, Rows: 11000, Bars: 10990, FetchedAt: at, Final: true}) ||
+		ss["2026-11-25"].Status != coverage.Empty || ss["2026-11-25"].Final {
+		t.Fatalf("sessions %+v %v", ss, err)
+	}
+	if st, ok, err := s.Session(ctx, "2026-11-27"); !ok || err != nil || st.Status != coverage.Closed {
+		t.Fatalf("session %+v %v %v", st, ok, err)
+	}
+	if m, err := s.Market(ctx); err != nil || m.LedgerFrom != "" || m.Closures != nil {
 		t.Fatalf("market %+v %v", m, err)
 	}
-	if err := s.PutMarket(ctx, bardb.MarketState{SplitsThrough: "2026-11-25"}); err != nil {
+	m := coverage.Market{LedgerFrom: "2025-11-19", LedgerThrough: "2026-11-25", PlanFrom: "2024-12-02",
+		Closures: []marketdata.Closure{{Date: "2026-03-10", Reason: "b"}, {Date: "2026-03-09", Reason: "a"}}}
+	if err := s.PutMarket(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := s.Market(ctx); m.SplitsThrough != "2026-11-25" {
-		t.Fatalf("market %+v", m)
+	got2, err := s.Market(ctx)
+	if err != nil || got2.LedgerFrom != m.LedgerFrom || got2.LedgerThrough != m.LedgerThrough || got2.PlanFrom != m.PlanFrom ||
+		!slices.Equal(got2.Closures, []marketdata.Closure{{Date: "2026-03-09", Reason: "a"}, {Date: "2026-03-10", Reason: "b"}}) {
+		t.Fatalf("market %+v %v", got2, err)
+	}
+}
+
+// A session of the whole market is written in batches of 25, several at
+// once, and reads back whole.
+func TestASessionOfTheWholeMarket(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	bars := map[string]marketdata.Bar{}
+	for i := range 1000 {
+		bars[fmt.Sprintf("T%04d", i)] = bar("2026-11-25", float64(10+i))
+	}
+	if err := s.PutSessionBars(ctx, "2026-11-25", bars); err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range []string{"T0000", "T0500", "T0999"} {
+		h, err := s.TickerHistory(ctx, tk, "2026-11-25", "2026-11-25")
+		if err != nil || len(h.Bars) != 1 || h.Bars[0].Close != bars[tk].Close {
+			t.Errorf("%s: %+v %v", tk, h.Bars, err)
+		}
 	}
 }
 
@@ -141,22 +258,26 @@ func TestBadBarsAreRefusedBeforeAnyWrite(t *testing.T) {
 		{"AAPL": bar("2026-13-01", 1)},
 		{"aapl": bar("2026-11-25", 10)},
 		{"AAPL": {Date: "2026-11-25", Open: 1, High: 1, Low: 1, Close: 0}},
+		{"AAPL": bar("2026-11-24", 10)}, // of another session
 	} {
-		if err := s.PutDayBars(ctx, bars); err == nil {
-			t.Errorf("PutDayBars(%v) accepted", bars)
+		if err := s.PutSessionBars(ctx, "2026-11-25", bars); err == nil {
+			t.Errorf("PutSessionBars(%v) accepted", bars)
 		}
+	}
+	if h, _ := s.TickerHistory(ctx, "AAPL", "2026-01-01", "2026-12-31"); len(h.Bars) != 0 {
+		t.Errorf("written: %+v", h.Bars)
 	}
 }
 
 // unprocessed answers BatchWriteItem with everything unprocessed n times.
 type unprocessed struct {
 	bardb.DynamoDBAPI
-	n, calls int
+	n     int64
+	calls atomic.Int64
 }
 
 func (u *unprocessed) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
-	u.calls++
-	if u.calls <= u.n {
+	if u.calls.Add(1) <= u.n {
 		return &dynamodb.BatchWriteItemOutput{UnprocessedItems: in.RequestItems}, nil
 	}
 	return &dynamodb.BatchWriteItemOutput{}, nil
@@ -164,19 +285,18 @@ func (u *unprocessed) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWrit
 
 func TestUnprocessedItemsAreResent(t *testing.T) {
 	ctx := context.Background()
+	one := map[string]marketdata.Bar{"AAPL": bar("2026-11-25", 10)}
 	u := &unprocessed{n: 2}
 	s := bardb.NewStore(u, "daily-bars-test")
 	s.Retry.Attempts, s.Retry.Sleep = 6, func(context.Context, time.Duration) error { return nil }
-	if err := s.PutDayBars(ctx, map[string]marketdata.Bar{"AAPL": bar("2026-11-25", 10)}); err != nil || u.calls != 3 {
-		t.Fatalf("err %v after %d calls, want success after 3", err, u.calls)
+	if err := s.PutSessionBars(ctx, "2026-11-25", one); err != nil || u.calls.Load() != 3 {
+		t.Fatalf("err %v after %d calls, want success after 3", err, u.calls.Load())
 	}
 	u = &unprocessed{n: 100}
 	s = bardb.NewStore(u, "daily-bars-test")
 	s.Retry.Attempts, s.Retry.Sleep = 3, func(context.Context, time.Duration) error { return nil }
-	err := s.PutDayBars(ctx, map[string]marketdata.Bar{"AAPL": bar("2026-11-25", 10)})
-	if err == nil || u.calls != 3 || errors.Is(err, context.Canceled) {
-		t.Fatalf("err %v after %d calls", err, u.calls)
+	err := s.PutSessionBars(ctx, "2026-11-25", one)
+	if err == nil || u.calls.Load() != 3 || errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v after %d calls", err, u.calls.Load())
 	}
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }

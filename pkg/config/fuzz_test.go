@@ -85,7 +85,7 @@ func FuzzLoad(f *testing.F) {
 		if err == nil {
 			nonEmpty(t, "processTicker", pt.Stage, pt.TickerDataTable)
 			checkURL(t, "POLYGON_BASE_URL", pt.PolygonBaseURL)
-			if pt.PolygonCallsPerMinute < 0 || pt.PolygonCallsPerMinute > 6000 || pt.PolygonHistoryDays < 365 || pt.PolygonHistoryDays > 3650 {
+			if pt.PolygonCallsPerMinute < 0 || pt.PolygonCallsPerMinute > 6000 || pt.TickerMessageGroups < 1 || pt.TickerMessageGroups > 100 {
 				t.Fatalf("accepted out-of-range numbers %+v", pt)
 			}
 			if pt.RecordBudget < time.Second || pt.RecordBudget > 15*time.Minute {

@@ -53,17 +53,12 @@ type ProcessTicker struct {
 	// TickerDataTable receives one row per ticker and trading day.
 	TickerDataTable string
 	// DailyBarsTable holds the stored daily history the rows are computed
-	// from (docs/decisions/0002-stored-daily-history.md).
+	// from (docs/decisions/0004-raw-bars-and-a-ledger.md).
 	DailyBarsTable string
 	// PolygonBaseURL is the scheme and host of the Polygon (Massive) API.
 	PolygonBaseURL string
 	// PolygonCallsPerMinute paces the Polygon calls (0: unlimited).
 	PolygonCallsPerMinute int
-	// PolygonHistoryDays is how many calendar days of stored bars the
-	// indicators are computed from, and a backfill requests, ending on the
-	// trading day: at least 365, so that the indicators see about 250
-	// trading days.
-	PolygonHistoryDays int
 	// RecordBudget is the least remaining time needed to start another
 	// record (deploy.VarTickerRecordBudget; default: one pacing interval plus 15 s).
 	RecordBudget time.Duration
@@ -79,6 +74,10 @@ type ProcessTicker struct {
 	// transiently is re-queued to the queue's tail (or, after its last
 	// attempt, sent to the dead-letter queue) instead of being handed back.
 	TickerQueueURL, TickerDLQURL string
+	// TickerMessageGroups is the number of FIFO message groups
+	// (deploy.VarTickerMessageGroups): the fill a day message queues goes to
+	// its tickers' groups, as processTickers sends them.
+	TickerMessageGroups int
 }
 
 // LoadProcessTicker reads the processTicker variables from lookup. Either
@@ -91,7 +90,6 @@ func LoadProcessTicker(lookup Lookup) (ProcessTicker, error) {
 		DailyBarsTable:        e.VarString(deploy.VarDailyBarsTable),
 		PolygonBaseURL:        e.VarURL(deploy.VarPolygonBaseURL),
 		PolygonCallsPerMinute: e.VarInt(deploy.VarPolygonCallsPerMinute),
-		PolygonHistoryDays:    e.VarInt(deploy.VarPolygonHistoryDays),
 		APIKeysSecretARN:      e.VarString(deploy.VarAPIKeysSecretARN),
 	}
 	_, c.PolygonAPIKeySet = e.get(deploy.EnvPolygonAPIKey)
@@ -102,6 +100,7 @@ func LoadProcessTicker(lookup Lookup) (ProcessTicker, error) {
 	c.RecordBudget = e.VarDuration(deploy.VarTickerRecordBudget, def)
 	c.TickerQueueURL = e.VarURL(deploy.VarTickerQueueURL)
 	c.TickerDLQURL = e.VarURL(deploy.VarTickerDLQURL)
+	c.TickerMessageGroups = e.VarInt(deploy.VarTickerMessageGroups)
 	switch {
 	case e.Optional(deploy.EnvTickerQueueURL) != "" && e.Optional(deploy.EnvTickerDLQURL) == "":
 		e.fail(deploy.EnvTickerDLQURL, "is required when "+deploy.EnvTickerQueueURL+" is set (both or neither)")

@@ -60,17 +60,17 @@ func TestLoadProcessTicker(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ProcessTicker{Stage: "prod", LogLevel: slog.LevelInfo, TickerDataTable: "ticker-data-prod", DailyBarsTable: "daily-bars-prod", PolygonBaseURL: "https://api.polygon.io",
-		PolygonCallsPerMinute: 5, PolygonHistoryDays: 400, RecordBudget: 27 * time.Second, APIKeysSecretARN: base["API_KEYS_SECRET_ARN"]}
+		PolygonCallsPerMinute: 5, RecordBudget: 27 * time.Second, APIKeysSecretARN: base["API_KEYS_SECRET_ARN"], TickerMessageGroups: 1}
 	if c != want {
 		t.Fatalf("config %+v\nwant   %+v", c, want)
 	}
 
 	c, err = LoadProcessTicker(lookup(map[string]string{"STAGE": "local", "TICKER_DATA_TABLE": "t", "DAILY_BARS_TABLE": "b", "POLYGON_API_KEY": "k",
-		"POLYGON_BASE_URL": "http://127.0.0.1:8081/", "POLYGON_CALLS_PER_MINUTE": "0", "POLYGON_HISTORY_DAYS": "730"}))
+		"POLYGON_BASE_URL": "http://127.0.0.1:8081/", "POLYGON_CALLS_PER_MINUTE": "0", "TICKER_MESSAGE_GROUPS": "4"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.PolygonAPIKeySet || c.PolygonBaseURL != "http://127.0.0.1:8081" || c.PolygonCallsPerMinute != 0 || c.PolygonHistoryDays != 730 || c.RecordBudget != 15*time.Second {
+	if !c.PolygonAPIKeySet || c.PolygonBaseURL != "http://127.0.0.1:8081" || c.PolygonCallsPerMinute != 0 || c.TickerMessageGroups != 4 || c.RecordBudget != 15*time.Second {
 		t.Fatalf("config %+v", c)
 	}
 
@@ -99,7 +99,7 @@ func TestLoadProcessTicker(t *testing.T) {
 		{"no key and no secret", map[string]string{"API_KEYS_SECRET_ARN": ""}, "POLYGON_API_KEY or API_KEYS_SECRET_ARN must be set"},
 		{"rate malformed", map[string]string{"POLYGON_CALLS_PER_MINUTE": "5/min"}, "POLYGON_CALLS_PER_MINUTE must be an integer"},
 		{"rate negative", map[string]string{"POLYGON_CALLS_PER_MINUTE": "-1"}, "POLYGON_CALLS_PER_MINUTE must be between 0 and 6000"},
-		{"too little history", map[string]string{"POLYGON_HISTORY_DAYS": "100"}, "POLYGON_HISTORY_DAYS must be between 365 and 3650"},
+		{"groups out of range", map[string]string{"TICKER_MESSAGE_GROUPS": "0"}, "TICKER_MESSAGE_GROUPS must be between 1 and 100"},
 		{"base URL with key", map[string]string{"POLYGON_BASE_URL": "https://api.polygon.io/?apiKey=secret"}, "POLYGON_BASE_URL must not carry credentials"},
 		{"base URL without scheme, with key", map[string]string{"POLYGON_BASE_URL": "api.polygon.io/v2/aggs?apiKey=secret"}, "POLYGON_BASE_URL must be an absolute http(s) URL"},
 		{"base URL with bad scheme and credentials", map[string]string{"POLYGON_BASE_URL": "htps://user:secret@api.polygon.io"}, "POLYGON_BASE_URL must be an absolute http(s) URL"},

@@ -25,7 +25,6 @@ const (
 
 	EnvPolygonBaseURL        = "POLYGON_BASE_URL"
 	EnvPolygonCallsPerMinute = "POLYGON_CALLS_PER_MINUTE"
-	EnvPolygonHistoryDays    = "POLYGON_HISTORY_DAYS"
 
 	// EnvModelProvider chooses the analysis model's provider (ModelProviders).
 	EnvModelProvider          = "MODEL_PROVIDER"
@@ -61,11 +60,6 @@ const (
 	DefaultPolygonBaseURL = "https://api.polygon.io"
 	// DefaultPolygonCallsPerMinute is the free plan's rate; 0 means unlimited.
 	DefaultPolygonCallsPerMinute = 5
-	// DefaultPolygonHistoryDays of calendar days give about 275 trading days,
-	// enough for the indicators to converge and for the 52-week range and the
-	// 12-month return (253 sessions). It is the window of stored history the
-	// indicators are computed from, and of a backfill.
-	DefaultPolygonHistoryDays = 400
 
 	// DefaultModelProvider is the analysis model's provider unless the
 	// stage's context (modelProvider) chooses another.

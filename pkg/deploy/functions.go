@@ -43,7 +43,7 @@ var (
 	// Polygon pacing (docs/decisions/0001-queue-concurrency.md).
 	ProcessTicker = Function{
 		Name: "processTicker", Dir: "processticker",
-		Description: "Refreshes the stored daily bars from Polygon (one grouped call a night, per-ticker backfills), computes the indicators, stores one row per ticker",
+		Description: "Keeps the stored daily bars complete from Polygon (one grouped call per session, a splits ledger), computes the indicators, stores one row per ticker",
 		Timeout:     180 * time.Second, MemoryMB: 256,
 	}
 	AnalyzePortfolio = Function{
@@ -59,8 +59,10 @@ var functionVars = map[string][]Var{
 		// The catch-up run reads the day's state and which rows of the day are stored.
 		VarDailyBarsTable, VarTickerDataTable},
 	ProcessTicker.Name: []Var{VarStage, VarLogLevel, VarTickerDataTable, VarDailyBarsTable,
-		VarPolygonBaseURL, VarPolygonCallsPerMinute, VarPolygonHistoryDays, VarTickerRecordBudget,
-		VarAPIKeysSecretARN, VarPolygonAPIKey, VarTickerQueueURL, VarTickerDLQURL},
+		VarPolygonBaseURL, VarPolygonCallsPerMinute, VarTickerRecordBudget,
+		VarAPIKeysSecretARN, VarPolygonAPIKey, VarTickerQueueURL, VarTickerDLQURL,
+		// The fill a day message queues goes to the same groups as the night.
+		VarTickerMessageGroups},
 	AnalyzePortfolio.Name: append([]Var{VarStage, VarLogLevel, VarUserPortfoliosTable, VarPortfolioPositionsTable, VarTickerDataTable,
 		VarPortfolioAnalysesTable, VarAnalysisReservationsTable, VarAnalysisQueueURL, VarDefaultPortfolio,
 		VarModelProvider, VarXAIReserve, VarAPIKeysSecretARN}, providerVars()...),

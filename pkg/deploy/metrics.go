@@ -59,8 +59,11 @@ var (
 	GroupedNotPublished  = Metric{"GroupedNotPublished", UnitCount, "processTicker: grouped-daily answers without the requested day (not published yet)"}
 	GroupedRowsSkipped   = Metric{"GroupedRowsSkipped", UnitCount, "processTicker: grouped-daily rows skipped (symbol rejected, bad price, duplicate ticker, other date)"}
 	TickersNotInGrouped  = Metric{"TickersNotInGrouped", UnitCount, "processTicker: held tickers absent from a published grouped-daily answer (halted, delisted, unknown)"}
-	SplitsFound          = Metric{"SplitsFound", UnitCount, "processTicker: splits found since the last refresh for tickers with stored history"}
-	TickersBackfilled    = Metric{"TickersBackfilled", UnitCount, "processTicker: per-ticker aggregates calls that replaced a ticker's stored history"}
+	SplitsFound          = Metric{"SplitsFound", UnitCount, "processTicker: splits added to the ledger or corrected there (listed late, a ratio or a date changed) by the night's check of a trailing window"}
+	TickersBackfilled    = Metric{"TickersBackfilled", UnitCount, "processTicker: per-ticker calls for a held ticker the grouped answers lack (bounded per night), or every ticker on a night without a grouped answer"}
+	SessionsFilled       = Metric{"SessionsFilled", UnitCount, "processTicker: past sessions of the whole market fetched and stored to complete the window of the indicators (one grouped call each)"}
+	SessionsClosed       = Metric{"SessionsClosed", UnitCount, "processTicker: sessions that stayed empty while a later one was published, recorded as closures of the exchange"}
+	PriceDiscontinuities = Metric{"PriceDiscontinuities", UnitCount, "processTicker: rows whose last close-to-close move, adjusted, matches a nearby split's ratio (its date is probably off) or exceeds the bound unexplained (a split not listed yet?)"}
 	TickersStale         = Metric{"TickersStale", UnitCount, "processTicker: tickers left without a row of the trading day (no bar of that day yet); the last good row is kept"}
 	TickersCurrent       = Metric{"TickersCurrent", UnitCount, "processTicker: records acknowledged without a call because the row of their trading day was already stored"}
 )
@@ -92,6 +95,7 @@ var Metrics = []Metric{
 	TickersProcessed, PermanentFailures, TransientFailures, TickersRequeued, TickersDeadLettered, RecordsReleased,
 	MarketDataCalls, MarketDataThrottled, MarketDataKeyRefused,
 	GroupedNotAuthorized, GroupedNotPublished, GroupedRowsSkipped, TickersNotInGrouped, SplitsFound, TickersBackfilled, TickersStale, TickersCurrent,
+	SessionsFilled, SessionsClosed, PriceDiscontinuities,
 	AnalysesStored, AnalysesAnalyzed, AnalysisFallback, AnalysisFailed, AnalysisSkipped, AnalysesQueued,
 	LLMCalls, LLMPromptTokens, LLMCachedTokens, LLMCompletionTokens, LLMReasoningTokens, LLMCostUSD,
 }
@@ -226,7 +230,7 @@ var (
 	MarketDataGraph   = Graph{Title: "Market data calls, 429s and refused keys", Left: []Metric{MarketDataCalls, MarketDataThrottled, MarketDataKeyRefused}}
 	LLMGraph          = Graph{Title: "LLM tokens and cost", Left: []Metric{LLMPromptTokens, LLMCachedTokens, LLMCompletionTokens, LLMReasoningTokens}, Right: []Metric{LLMCostUSD}}
 	AnalysesGraph     = Graph{Title: "Analyses", Left: []Metric{AnalysesQueued, AnalysesAnalyzed, AnalysesStored, AnalysisFallback, AnalysisFailed, AnalysisSkipped}, Right: []Metric{LLMCalls}}
-	RefreshGraph      = Graph{Title: "Market data: the night's refresh", Left: []Metric{TickersCurrent, TickersBackfilled, TickersStale, TickersNotInGrouped, SplitsFound}}
+	RefreshGraph      = Graph{Title: "Market data: the night's refresh", Left: []Metric{TickersCurrent, TickersBackfilled, TickersStale, TickersNotInGrouped, SplitsFound}, Right: []Metric{SessionsFilled, SessionsClosed, PriceDiscontinuities}}
 	GroupedDailyGraph = Graph{Title: "Market data: grouped daily and the key", Left: []Metric{GroupedNotPublished, GroupedNotAuthorized, GroupedRowsSkipped, MarketDataKeyRefused, RecordsReleased}}
 )
 

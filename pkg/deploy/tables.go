@@ -41,7 +41,7 @@ const (
 	AttrTicker    = "ticker"    // HASH: upper-case symbol
 	AttrTimestamp = "timestamp" // RANGE: RFC 3339 UTC instant
 	AttrPortfolio = "portfolio" // HASH of portfolio-analyses
-	AttrDate      = "date"      // RANGE of daily-bars: YYYY-MM-DD, or a ~-prefixed record of the ticker
+	AttrDate      = "date"      // RANGE of daily-bars: a prefixed key (pkg/bardb: "b#YYYY-MM-DD" a bar, "l#…" an adjustment, "r#" a record, …)
 	AttrExpiresAt = "expiresAt" // TTL of daily-bars and analysis-reservations: Unix seconds
 )
 
@@ -54,11 +54,11 @@ var TickerData = Table{
 	SortKey:      &Key{Name: AttrTimestamp, Type: String},
 }
 
-// DailyBars holds the stored daily history: one item per ticker and trading
-// day (the sort key is the New York date, YYYY-MM-DD), expiring about two
-// years after its date, plus a few records per ticker and per market day
-// whose sort keys start with "~" (they sort after every date): see
-// pkg/bardb and docs/decisions/0002-stored-daily-history.md.
+// DailyBars holds the stored daily history: the market as printed, one item
+// per ticker and session (sort key "b#YYYY-MM-DD"), expiring 400 days after
+// its date, the splits ledger, and what the store covers of the market,
+// under prefixed sort keys: see pkg/bardb and
+// docs/decisions/0004-raw-bars-and-a-ledger.md.
 var DailyBars = Table{
 	Base:         "daily-bars",
 	PartitionKey: Key{Name: AttrTicker, Type: String},

@@ -93,8 +93,6 @@ var (
 		Doc: "scheme and host of the Polygon.io (Massive) API"}
 	VarPolygonCallsPerMinute = Var{Name: EnvPolygonCallsPerMinute, Kind: KindInt, Default: strconv.Itoa(DefaultPolygonCallsPerMinute), Min: "0", Max: "6000", Origin: Setting,
 		Doc: "market-data calls per minute, retries and pages included (0: unlimited)"}
-	VarPolygonHistoryDays = Var{Name: EnvPolygonHistoryDays, Kind: KindInt, Default: strconv.Itoa(DefaultPolygonHistoryDays), Min: "365", Max: "3650", Origin: Setting,
-		Doc: "calendar days of stored daily bars the indicators are computed from"}
 
 	VarDefaultPortfolio = Var{Name: EnvDefaultPortfolio, Kind: KindString, Default: DefaultPortfolio, Origin: Setting,
 		Doc: "portfolio analyzed when the event names none (not \"*\")"}

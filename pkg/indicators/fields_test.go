@@ -141,3 +141,18 @@ func TestFieldsRoundTrip(t *testing.T) {
 		t.Errorf("round trip through Fields:\n got %+v\nwant %+v", back, s)
 	}
 }
+
+// Lookback is the most bars any field needs: a window of that many sessions
+// gives every indicator (and one fewer would lose the 12-month return).
+func TestLookbackIsTheMostAnyFieldNeeds(t *testing.T) {
+	most := 0
+	for _, f := range indicators.Fields {
+		most = max(most, f.Bars)
+	}
+	if most != 253 {
+		t.Fatalf("the fields need at most %d bars, want 253 (the 12-month return)", most)
+	}
+	if got := indicators.Lookback; got != most {
+		t.Fatalf("Lookback %d, the fields need at most %d", got, most)
+	}
+}

@@ -37,6 +37,10 @@ const (
 	SessionsPerYear = 252
 	// ATRPeriod is the ATR look-back used for stored rows (Wilder's 14).
 	ATRPeriod = 14
+	// Lookback is the most bars any indicator needs (the 12-month return's
+	// 253 closes): a history of the last Lookback sessions gives every
+	// indicator of Fields, and the stored history is kept complete over it.
+	Lookback = Sessions12M + 1
 )
 
 // RSI returns the Relative Strength Index of closes over period, with Wilder

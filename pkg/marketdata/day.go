@@ -16,6 +16,11 @@ var (
 	// ErrNotEntitled: the key is valid but its plan does not include the
 	// data asked for (Polygon's 403 NOT_AUTHORIZED).
 	ErrNotEntitled = errors.New("market data: the plan does not include this data")
+	// ErrOutsidePlan: the plan includes the data but not that far back
+	// (Polygon's 403 "Your plan doesn't include this data timeframe"): the
+	// dates asked for are out of reach, not the key or the plan as a whole.
+	// It does not wrap ErrNotEntitled.
+	ErrOutsidePlan = errors.New("market data: the plan's history does not reach that date")
 )
 
 // Day is one trading day of the whole market as the grouped-daily answer
@@ -49,11 +54,13 @@ type SkippedRow struct {
 // Split is a stock split as the provider lists it: SplitTo new shares for
 // every SplitFrom old ones (a 4-for-1 split is from 1, to 4), effective at
 // the open of ExecutionDate. Prices adjusted for it are divided by
-// SplitTo/SplitFrom on the dates before.
+// SplitTo/SplitFrom on the dates before. ID is the provider's id of the
+// entry ("" when it gives none).
 type Split struct {
 	Ticker        string
 	ExecutionDate string
 	From, To      float64
+	ID            string
 }
 
 // Ratio is the number of new shares per old share (4 for a 4-for-1 split).

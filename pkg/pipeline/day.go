@@ -5,65 +5,84 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 
-	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/symbol"
+)
+
+// What a day message found of its trading day (DayResult.Status).
+const (
+	// DayStored: the grouped answer carried the day; it is stored.
+	DayStored = "stored"
+	// DayNotPublished: the grouped answer had no rows yet; the catch-up run
+	// later in the night asks again.
+	DayNotPublished = "notPublished"
+	// DayFallback: the plan does not include the grouped answer; every
+	// ticker fetches its own bars tonight.
+	DayFallback = "fallback"
 )
 
 // DayResult is what a day message did, for an Observer.
 type DayResult struct {
-	// Status is bardb.DayPublished, DayNotPublished or DayFallback.
+	// Status is DayStored, DayNotPublished or DayFallback.
 	Status string
-	// AlreadyDone: the message's part was merged before (a redelivery):
+	// AlreadyDone: the message's part was done before (a redelivery):
 	// nothing was asked of the provider.
 	AlreadyDone bool
-	// Held is the number of tickers the message carried; Merged those whose
-	// bar of the day was stored; Missing those absent from the answer.
-	Held, Merged, Missing int
+	// Held is the number of tickers the message carried; Present those with
+	// a bar of the day, Missing those absent from the answer.
+	Held, Present, Missing int
 	// Rows is the number of rows of the grouped answer; Skipped those left
 	// out (bad symbols or prices, duplicates).
 	Rows, Skipped int
-	// SplitsFrom..SplitsTo is the range of execution dates checked for
-	// splits ("" when none was); Splits the tickers marked for a backfill.
+	// Revised are the sessions fetched again, final now (normally the one
+	// before the day).
+	Revised []string
+	// SplitsFrom..SplitsTo is the range of execution dates whose splits were
+	// read into the ledger ("" when none was); Splits the tickers of the
+	// entries added or corrected, Retracted the entries removed.
 	SplitsFrom, SplitsTo string
 	Splits               []string
+	Retracted            int
+	// Needed is the number of sessions the window of the indicators still
+	// lacks; Planned those whose fill this message queued (0 when none was
+	// needed, or a fill was queued earlier tonight).
+	Needed, Planned int
+	// GroupedCalls and SplitsCalls are the calls made to the market-data
+	// provider: grouped answers (the day, the sessions fetched again) and
+	// the splits.
+	GroupedCalls, SplitsCalls int
 }
 
 // maxNamesLogged bounds the tickers named in one log line; the counts are
 // always complete.
 const maxNamesLogged = 20
 
-// day refreshes the stored history of the day message's tickers: one
-// grouped-daily call for the day, its held tickers' bars merged into their
-// history, then one splits call for the execution dates since the last
-// check, marking the tickers that split (their history is fetched again
-// when their message comes). It records the day's state: published, not
-// published yet (the tickers then stay stale until a later run of the
-// night), or fallback (the plan has no grouped daily: every ticker fetches
-// its own bars tonight, said once in the log and in deploy.GroupedNotAuthorized).
-// A redelivered message whose part is recorded costs no call.
+// day makes the stored history complete up to its trading day D, in this
+// order: D's grouped answer (one call: every ticker's bar as printed), the
+// sessions of the window stored on their own night fetched once more (their
+// revisions are in by now; normally the one before D: one call), the splits
+// of a trailing window read into the ledger (one call), and, for every
+// session the window still lacks, a fill message queued behind the night's
+// tickers, then those tickers again so that their rows are completed. A
+// redelivered message whose part is recorded costs no call. The plan does
+// not include the grouped answer (403): the night falls back to one call per
+// ticker, said once in the log and in deploy.GroupedNotAuthorized.
 func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg queue.Message, inv *invocation) Record {
 	date := msg.Date
 	res := &DayResult{Held: len(msg.Tickers)}
 	r.Day = res
-	if p.Bars == nil || p.Grouped == nil {
-		log.InfoContext(ctx, "day message acknowledged: no stored history configured, every ticker fetches its own bars")
-		r.Outcome = DayDone
-		return r
-	}
 	fail := func(err error) Record {
 		r.Err = err
 		r.Outcome = Transient
 		if retry.IsPermanent(err) && !refused(err) {
 			// A day that cannot be read (our bug, or a plan that forbids
 			// the splits): the tickers behind it are not held back.
-			log.ErrorContext(ctx, "day not refreshed: permanent error, message acknowledged; tickers fetch their own bars", "error", err.Error())
+			log.ErrorContext(ctx, "day not refreshed: permanent error, message acknowledged", "error", err.Error())
 			r.Outcome = Permanent
 			return r
 		}
@@ -72,157 +91,163 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 		}
 		return r
 	}
-	state, known, err := p.Bars.Day(ctx, date)
+	info, err := p.nightState(ctx, inv, date)
 	if err != nil {
-		return fail(fmt.Errorf("state of %s: %w", date, err))
+		return fail(err)
 	}
-	if !known {
-		state = bardb.DayState{Date: date}
-	}
-	if state.HasPart(msg.PartKey()) {
-		inv.days[date] = dayInfo{known: true, state: state}
-		res.Status, res.AlreadyDone = state.Status, true
-		log.InfoContext(ctx, "day already refreshed by this message: acknowledged without a call", "status", state.Status)
+	night := info.night
+	if night.HasPart(msg.PartKey()) {
+		res.Status, res.AlreadyDone = dayStatus(night, inv.sessions[date]), true
+		log.InfoContext(ctx, "day already refreshed by this message: acknowledged without a call")
 		r.Outcome = DayDone
 		return r
 	}
-
-	day, err := p.Grouped.GroupedDaily(ctx, date)
-	switch {
-	case errors.Is(err, marketdata.ErrNotEntitled):
-		state.Status = bardb.DayFallback
-		state.Parts = append(state.Parts, msg.PartKey())
-		if err := p.Bars.PutDay(ctx, state); err != nil {
-			return fail(fmt.Errorf("record the fallback of %s: %w", date, err))
-		}
-		inv.days[date] = dayInfo{known: true, state: state}
-		p.Metrics.Add(deploy.GroupedNotAuthorized, 1)
-		log.ErrorContext(ctx, "grouped daily not authorized for this key's plan: every ticker fetches its own bars tonight (one call each)",
-			"tickers", len(msg.Tickers), "error", err.Error())
-		res.Status = bardb.DayFallback
-		r.Outcome = DayDone
-		return r
-	case err != nil:
-		return fail(fmt.Errorf("grouped daily %s: %w", date, err))
-	}
-	res.Rows, res.Skipped = day.Rows, len(day.Skipped)
-	if !day.Published() {
-		if state.Status != bardb.DayPublished {
-			state.Status = bardb.DayNotPublished
-		}
-		state.Rows = 0
-		if err := p.Bars.PutDay(ctx, state); err != nil {
-			return fail(fmt.Errorf("record %s as not published: %w", date, err))
-		}
-		inv.days[date] = dayInfo{known: true, state: state}
-		p.Metrics.Add(deploy.GroupedNotPublished, 1)
-		log.WarnContext(ctx, "grouped daily has no rows for the day (not published yet): its tickers keep their last good row; the catch-up run later in the night asks again",
-			"tickers", len(msg.Tickers))
-		res.Status = bardb.DayNotPublished
-		r.Outcome = DayDone
-		return r
-	}
-
-	merge := make(map[string]marketdata.Bar, len(msg.Tickers))
-	var missing []string
-	for _, t := range msg.Tickers {
-		if b, ok := day.Bars[t]; ok {
-			merge[t] = b
-		} else {
-			missing = append(missing, t)
-		}
-	}
-	if len(day.Skipped) > 0 {
-		p.Metrics.Add(deploy.GroupedRowsSkipped, float64(len(day.Skipped)))
-		var ex []string
-		for _, s := range day.Skipped[:min(len(day.Skipped), 5)] {
-			ex = append(ex, symbol.Quote(s.Ticker)+": "+s.Reason)
-		}
-		log.InfoContext(ctx, "grouped daily rows skipped", "skipped", len(day.Skipped), "rows", day.Rows, "examples", strings.Join(ex, "; "))
-	}
-	if len(missing) > 0 {
-		p.Metrics.Add(deploy.TickersNotInGrouped, float64(len(missing)))
-		log.WarnContext(ctx, "held tickers absent from the grouped answer (halted, delisted or unknown): they keep their last good row",
-			"missing", len(missing), "tickers", strings.Join(missing[:min(len(missing), maxNamesLogged)], " "))
-	}
-	if err := p.Bars.PutDayBars(ctx, merge); err != nil {
-		return fail(fmt.Errorf("merge the bars of %s: %w", date, err))
-	}
-	res.Merged, res.Missing = len(merge), len(missing)
-
-	if err := p.splits(ctx, log, date, msg.Tickers, res); err != nil {
+	w, sessions, err := p.window(ctx, inv, date)
+	if err != nil {
 		return fail(err)
 	}
 
-	state.Status = bardb.DayPublished
-	state.Parts = append(state.Parts, msg.PartKey())
-	state.Rows, state.Skipped = day.Rows, len(day.Skipped)
-	state.Merged += len(merge)
-	state.Missing += len(missing)
-	if err := p.Bars.PutDay(ctx, state); err != nil {
-		return fail(fmt.Errorf("record %s as published: %w", date, err))
+	// 1. The day itself.
+	if st := sessions[date]; !st.Covered() && !night.Fallback {
+		res.GroupedCalls++
+		got, err := p.fetchSession(ctx, log, inv, date)
+		switch {
+		case errors.Is(err, marketdata.ErrNotEntitled):
+			night.Fallback = true
+			p.Metrics.Add(deploy.GroupedNotAuthorized, 1)
+			log.ErrorContext(ctx, "grouped daily not authorized for this key's plan: every ticker fetches its own bars tonight (one call each)",
+				"tickers", len(msg.Tickers), "error", err.Error())
+		case err != nil:
+			return fail(err)
+		default:
+			res.Rows, res.Skipped = got.Rows, got.Skipped
+			if got.Status == coverage.Stored {
+				p.present(ctx, log, msg.Tickers, got.Tickers, res)
+			}
+			if got.Status == coverage.Empty {
+				p.Metrics.Add(deploy.GroupedNotPublished, 1)
+				log.WarnContext(ctx, "grouped daily has no rows for the day (not published yet): its tickers keep their last good row; the catch-up run later in the night asks again",
+					"tickers", len(msg.Tickers))
+			}
+		}
 	}
-	inv.days[date] = dayInfo{known: true, state: state}
-	res.Status = bardb.DayPublished
-	log.InfoContext(ctx, "day refreshed: grouped bars merged into the stored history", "rows", day.Rows, "merged", len(merge),
-		"missing", len(missing), "skipped", len(day.Skipped), "splitsChecked", res.SplitsFrom+".."+res.SplitsTo, "splits", len(res.Splits))
+	res.Status = dayStatus(night, inv.sessions[date])
+
+	if !night.Fallback {
+		// 2. The sessions stored on their own night, final now.
+		m, err := p.marketState(ctx, inv)
+		if err != nil {
+			return fail(err)
+		}
+		cal := m.Calendar()
+		for _, d := range w {
+			st := inv.sessions[d]
+			if d == date || st.Status != coverage.Stored || st.Final || !coverage.FinalAt(cal, d, p.marketNow()) {
+				continue
+			}
+			res.GroupedCalls++
+			got, err := p.fetchSession(ctx, log, inv, d)
+			if err != nil {
+				return fail(fmt.Errorf("revision of %s: %w", d, err))
+			}
+			res.Revised = append(res.Revised, d)
+			log.InfoContext(ctx, "session fetched again after its close: revisions stored", "session", d, "bars", got.Bars)
+		}
+	}
+
+	// 3. The ledger.
+	calls, err := p.checkLedger(ctx, log, inv, date, w[0], res)
+	res.SplitsCalls += calls
+	if err != nil {
+		return fail(err)
+	}
+
+	// 4. What the window still lacks, fetched as queue work.
+	if !night.Fallback {
+		m, err := p.marketState(ctx, inv)
+		if err != nil {
+			return fail(err)
+		}
+		missing := coverage.Missing(w[:len(w)-1], inv.sessions, m.PlanFrom)
+		res.Needed = len(missing)
+		if len(missing) > 0 && night.Planned == 0 && p.Publisher != nil {
+			if err := p.planFill(ctx, msg, missing); err != nil {
+				return fail(err)
+			}
+			night.Planned, res.Planned = len(missing), len(missing)
+			log.InfoContext(ctx, "the window lacks sessions: one fill message each queued behind the night's tickers, latest first, then the tickers again",
+				"missing", len(missing), "latest", missing[0], "oldest", missing[len(missing)-1])
+		}
+	}
+
+	night.Parts = append(night.Parts, msg.PartKey())
+	if err := p.putNight(ctx, inv, night); err != nil {
+		return fail(err)
+	}
+	log.InfoContext(ctx, "day refreshed", "status", res.Status, "rows", res.Rows, "present", res.Present, "missing", res.Missing,
+		"skipped", res.Skipped, "revised", strings.Join(res.Revised, " "), "splitsChecked", res.SplitsFrom+".."+res.SplitsTo,
+		"splits", len(res.Splits), "retracted", res.Retracted, "needed", res.Needed, "planned", res.Planned, "calls", res.GroupedCalls+res.SplitsCalls)
 	r.Outcome = DayDone
 	return r
 }
 
-// splits checks the splits executed since the last check, through date, and
-// marks the tickers that split and have a stored history (or are held by
-// this message) for a backfill. The first night checks date alone: nothing
-// is stored yet. A plan without the splits endpoint is logged and skipped
-// (the tickers' histories are then trusted as stored).
-func (p *ProcessTicker) splits(ctx context.Context, log *slog.Logger, date string, held []string, res *DayResult) error {
-	m, err := p.Bars.Market(ctx)
-	if err != nil {
-		return fmt.Errorf("market state: %w", err)
-	}
-	from := date
-	if m.SplitsThrough != "" {
-		if m.SplitsThrough >= date {
-			return nil // checked already (another part of the night, or a later night)
-		}
-		from = marketdata.AddDays(m.SplitsThrough, 1)
-		// A split before the window of the indicators changes none of its bars.
-		if oldest := marketdata.AddDays(date, -p.historyDays()); from < oldest {
-			from = oldest
-		}
-	}
-	list, err := p.Grouped.Splits(ctx, from, date)
+// dayStatus is what the night knows of its day.
+func dayStatus(n coverage.Night, st coverage.Session) string {
 	switch {
-	case errors.Is(err, marketdata.ErrNotEntitled):
-		log.ErrorContext(ctx, "splits not authorized for this key's plan: stored histories are not checked for splits", "error", err.Error())
-		return nil
-	case err != nil:
-		return fmt.Errorf("splits %s..%s: %w", from, date, err)
+	case n.Fallback:
+		return DayFallback
+	case st.Status == coverage.Stored:
+		return DayStored
 	}
-	res.SplitsFrom, res.SplitsTo = from, date
-	var mark []marketdata.Split
-	for _, s := range list {
-		if s.ExecutionDate > date {
-			continue // listed ahead of time: not executed yet
-		}
-		ok := slices.Contains(held, s.Ticker)
-		if !ok {
-			if ok, err = p.Bars.HasHistory(ctx, s.Ticker); err != nil {
-				return err
-			}
-		}
-		if ok {
-			mark = append(mark, s)
-			res.Splits = append(res.Splits, s.Ticker)
+	return DayNotPublished
+}
+
+// present counts the held tickers with a bar in the day's grouped answer
+// (stored), and logs and counts those without one (halted, delisted, or
+// unknown to the grouped answer: they are served by their own call once the
+// window is complete).
+func (p *ProcessTicker) present(ctx context.Context, log *slog.Logger, held []string, stored map[string]bool, res *DayResult) {
+	var missing []string
+	for _, t := range held {
+		if stored[t] {
+			res.Present++
+		} else {
+			missing = append(missing, t)
 		}
 	}
-	if len(mark) > 0 {
-		if err := p.Bars.MarkSplits(ctx, mark); err != nil {
-			return fmt.Errorf("mark splits: %w", err)
-		}
-		p.Metrics.Add(deploy.SplitsFound, float64(len(mark)))
-		log.InfoContext(ctx, "splits found: those tickers' histories are fetched again", "splits", len(mark),
-			"tickers", strings.Join(res.Splits[:min(len(res.Splits), maxNamesLogged)], " "))
+	res.Missing = len(missing)
+	if len(missing) > 0 {
+		p.Metrics.Add(deploy.TickersNotInGrouped, float64(len(missing)))
+		log.WarnContext(ctx, "held tickers absent from the grouped answer (halted, delisted or unknown to it): they keep their last good row",
+			"missing", len(missing), "tickers", strings.Join(missing[:min(len(missing), maxNamesLogged)], " "))
 	}
-	return p.Bars.PutMarket(ctx, bardb.MarketState{SplitsThrough: date})
+}
+
+// planFill queues, in the day message's group, one fill message per missing
+// session (latest first), then the message's tickers again: behind the
+// night's own ticker messages, they complete the rows once the window is.
+// The messages' run id is the night's with "/fill": sent again (a
+// redelivery) they are the same messages to a FIFO queue.
+func (p *ProcessTicker) planFill(ctx context.Context, msg queue.Message, missing []string) error {
+	runID := msg.RunID
+	if len(runID) > 100 {
+		runID = runID[:100]
+	}
+	runID += "/fill"
+	at := p.marketNow()
+	msgs := make([]queue.Message, 0, len(missing)+len(msg.Tickers))
+	for i, d := range missing {
+		msgs = append(msgs, queue.NewFill(d, msg.Date, msg.Group, i+1, len(missing), runID, at))
+	}
+	for _, t := range msg.Tickers {
+		msgs = append(msgs, queue.NewTicker(t, msg.Date, runID, at))
+	}
+	res, err := p.Publisher.Publish(ctx, msgs)
+	if err != nil {
+		return fmt.Errorf("queue the fill of %s: %w", msg.Date, err)
+	}
+	if len(res.Failed) > 0 {
+		return fmt.Errorf("queue the fill of %s: %d of %d messages not accepted (%s: %s)", msg.Date, len(res.Failed), len(msgs), res.Failed[0].Code, res.Failed[0].Message)
+	}
+	return nil
 }

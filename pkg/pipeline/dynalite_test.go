@@ -11,6 +11,7 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
+	"github.com/zsmseven/backend/pkg/app/processticker"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/tickerdb"
@@ -27,7 +28,7 @@ func TestReprocessingSameTradingDayLeavesOneItem(t *testing.T) {
 	store := tickerdb.NewStore(env.Client, table)
 	clock := fakeclock.New(time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC))
 	m := &fakeMarket{}
-	p := &pipeline.ProcessTicker{Market: m, Store: store, Source: "polygon", Now: clock.Now}
+	p := &pipeline.ProcessTicker{Market: m, Rows: processticker.Rows(store), History: newMemHistory(), Source: "polygon", Now: clock.Now}
 	ctx := context.Background()
 	for i := range 3 { // the first delivery and two retries, later the same night
 		resp, err := p.Handle(ctx, event(fifoARN, [2]string{"m", body("AAPL")}))

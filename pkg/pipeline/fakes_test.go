@@ -9,14 +9,17 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
+	"github.com/zsmseven/backend/internal/devstack/memstore"
 	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // fakeMarket answers DailyBars from a script per ticker; unknown tickers get
 // bars. Each call advances clock (when set) by step, to simulate the time a
-// paced fetch takes.
+// paced fetch takes. Its grouped answers have no rows and it lists no
+// splits: the tests of the batch's mechanics play v1 messages (no day
+// message), whose tickers fetch their own bars.
 type fakeMarket struct {
 	mu     sync.Mutex
 	script map[string]func(ctx context.Context) ([]marketdata.Bar, error)
@@ -45,6 +48,14 @@ func (m *fakeMarket) DailyBars(ctx context.Context, ticker, from, to string) ([]
 	return testBars(300), nil
 }
 
+func (m *fakeMarket) GroupedDaily(_ context.Context, date string) (marketdata.Day, error) {
+	return marketdata.Day{Date: date}, nil
+}
+
+func (m *fakeMarket) Splits(context.Context, string, string) ([]marketdata.Split, error) {
+	return nil, nil
+}
+
 func (m *fakeMarket) tickers() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -60,23 +71,23 @@ func (m *fakeMarket) tickers() []string {
 // fakeStore keeps rows by ticker and timestamp, like the table's key.
 type fakeStore struct {
 	mu   sync.Mutex
-	rows map[string]tickerdb.Row
+	rows map[string]pipeline.Row
 	fail map[string]error
 	puts int
 }
 
-func (s *fakeStore) Has(_ context.Context, ticker, date string) (bool, error) {
+func (s *fakeStore) HasRow(_ context.Context, ticker, date string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ts, err := marketdata.CloseInstant(date)
 	if err != nil {
 		return false, err
 	}
-	_, ok := s.rows[ticker+"|"+ts.Format(time.RFC3339)]
-	return ok, nil
+	r, ok := s.rows[ticker+"|"+ts.Format(time.RFC3339)]
+	return ok && !r.Partial, nil
 }
 
-func (s *fakeStore) Put(_ context.Context, r tickerdb.Row) error {
+func (s *fakeStore) PutRow(_ context.Context, r pipeline.Row) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.puts++
@@ -84,7 +95,7 @@ func (s *fakeStore) Put(_ context.Context, r tickerdb.Row) error {
 		return err
 	}
 	if s.rows == nil {
-		s.rows = map[string]tickerdb.Row{}
+		s.rows = map[string]pipeline.Row{}
 	}
 	s.rows[r.Ticker+"|"+r.Timestamp.Format(time.RFC3339)] = r
 	return nil
@@ -199,3 +210,6 @@ func withGroup(ev events.SQSEvent, group string) events.SQSEvent {
 	}
 	return ev
 }
+
+// newMemHistory is an empty stored history in memory.
+func newMemHistory() *memstore.History { return memstore.NewHistory() }

@@ -11,72 +11,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/tickerdb"
 )
-
-// MarketData returns the daily bars of a ticker between two New York dates
-// (YYYY-MM-DD, both included), ascending. Errors are classified with package
-// retry (polygon.Client); a refused key or plan wraps marketdata.ErrKeyRefused
-// or marketdata.ErrNotEntitled.
-type MarketData interface {
-	DailyBars(ctx context.Context, ticker, from, to string) ([]marketdata.Bar, error)
-}
-
-// Market is the whole-market side of the market-data source (polygon.Client):
-// one trading day of every ticker in one call, and the splits of a date
-// range. Errors are classified like MarketData's.
-type Market interface {
-	GroupedDaily(ctx context.Context, date string) (marketdata.Day, error)
-	Splits(ctx context.Context, from, to string) ([]marketdata.Split, error)
-}
-
-// TickerStore writes one row per ticker and trading day and says whether the
-// row of a day is stored (tickerdb.Store).
-type TickerStore interface {
-	Put(ctx context.Context, r tickerdb.Row) error
-	Has(ctx context.Context, ticker, date string) (bool, error)
-}
-
-// BarStore is the stored daily history (bardb.Store).
-type BarStore interface {
-	History(ctx context.Context, ticker, from string) (bardb.History, error)
-	HasHistory(ctx context.Context, ticker string) (bool, error)
-	PutDayBars(ctx context.Context, bars map[string]marketdata.Bar) error
-	ReplaceHistory(ctx context.Context, ticker string, r bardb.Replace) error
-	PutMeta(ctx context.Context, ticker string, m bardb.Meta) error
-	MarkSplits(ctx context.Context, splits []marketdata.Split) error
-	Day(ctx context.Context, date string) (bardb.DayState, bool, error)
-	PutDay(ctx context.Context, d bardb.DayState) error
-	Market(ctx context.Context) (bardb.MarketState, error)
-	PutMarket(ctx context.Context, m bardb.MarketState) error
-}
-
-// Visibility changes how long handed-back records stay hidden
-// (queue.Visibility).
-type Visibility interface {
-	Change(ctx context.Context, changes []queue.VisibilityChange) error
-}
-
-var (
-	_ TickerStore = (*tickerdb.Store)(nil)
-	_ BarStore    = (*bardb.Store)(nil)
-	_ Visibility  = (*queue.Visibility)(nil)
-)
-
-// Requeuer re-sends a message of a FIFO source instead of handing it back
-// (queue.Requeuer): Requeue to the tail of the ticker queue, DeadLetter to its
-// dead-letter queue, both in message group groupID.
-type Requeuer interface {
-	Requeue(ctx context.Context, msg queue.Message, groupID string) error
-	DeadLetter(ctx context.Context, msg queue.Message, groupID string) error
-}
-
-var _ Requeuer = (*queue.Requeuer)(nil)
 
 // Defaults of ProcessTicker's zero fields.
 const (
@@ -84,9 +24,14 @@ const (
 	DefaultReserve      = 2 * time.Second
 	// DefaultMaxAttempts matches the queue's maxReceiveCount.
 	DefaultMaxAttempts = 5
-	// DefaultMinHistory is the fewest stored sessions of a ticker before it
-	// is backfilled (unless the provider has no older bar of it).
-	DefaultMinHistory = 250
+	// DefaultLedgerDays is the trailing window of execution dates whose
+	// splits every night asks for again: a split listed late, or whose date
+	// is corrected, within it is applied the next night.
+	DefaultLedgerDays = 30
+	// DefaultTickerCalls bounds the per-ticker calls of a night: held
+	// tickers the grouped answers lack (the rest stay stale until the next
+	// night).
+	DefaultTickerCalls = 20
 	// DefaultDayRetryDelay is how long a day message (or a FIFO ticker
 	// record) that failed transiently stays hidden before it is delivered
 	// again.
@@ -98,34 +43,43 @@ const (
 	VisibilityTimeout = 1500 * time.Millisecond
 )
 
-// ProcessTicker is the processTicker use case: an SQS batch handler. A day
-// message refreshes the stored history of its tickers from one grouped-daily
-// call and checks the splits; a ticker message computes the ticker's row of
-// its trading day from the stored history, fetching the ticker's own bars
-// only when the history is missing, short, has a gap, or split
-// (docs/decisions/0002-stored-daily-history.md).
+// ProcessTicker is the processTicker use case: an SQS batch handler
+// (docs/decisions/0004-raw-bars-and-a-ledger.md). A day message makes the
+// stored history of the whole market complete up to its trading day: that
+// session's grouped answer, once more the session before it (revised after
+// its close), the splits of a trailing window into the ledger, and, for
+// whatever else the window of the indicators lacks, one fill message per
+// missing session queued behind the night's tickers, then the tickers again.
+// A fill message fetches one past session. A ticker message computes the
+// ticker's row from its stored bars adjusted on read by the ledger — partial
+// while its window is being filled — and calls the provider for the ticker
+// alone only when the grouped answers lack it.
 type ProcessTicker struct {
-	Market MarketData
-	Store  TickerStore
-	// Grouped and Bars, both set, turn on the stored history; without them
-	// every ticker message fetches its own bars (the per-ticker design) and
-	// day messages are acknowledged without a call.
-	Grouped Market
-	Bars    BarStore
+	Market  MarketData
+	Rows    Rows
+	History History
+	// Publisher queues the fill a day message plans (fill messages, then
+	// the night's tickers again); nil plans none: a window is completed only
+	// by later nights' day messages.
+	Publisher Publisher
 	// Source names the market data in stored rows, e.g. "polygon".
 	Source string
-	// HistoryDays is how many calendar days of bars the indicators are
-	// computed from, and a backfill asks for, ending on the trading day
-	// (deploy.DefaultPolygonHistoryDays when 0).
-	HistoryDays int
-	// MinHistory is the fewest stored sessions before a ticker is
-	// backfilled (DefaultMinHistory when 0).
-	MinHistory int
+	// Sessions is how many sessions the indicators read, ending on the
+	// trading day (indicators.Lookback when 0): the window the store is kept
+	// complete over.
+	Sessions int
+	// LedgerDays is the trailing window of execution dates whose splits are
+	// asked for again every night (DefaultLedgerDays when 0).
+	LedgerDays int
+	// TickerCalls bounds the per-ticker calls of a night
+	// (DefaultTickerCalls when 0).
+	TickerCalls int
 	// RecordBudget is the least time that must remain before the deadline to
 	// start a ticker record; a record that cannot start is handed back to
-	// the queue (DefaultRecordBudget when 0). A day message needs
-	// DayBudget (twice RecordBudget and 30 s when 0).
-	RecordBudget, DayBudget time.Duration
+	// the queue (DefaultRecordBudget when 0). A day message needs DayBudget
+	// (twice RecordBudget and 30 s when 0), a fill message FillBudget
+	// (RecordBudget when 0).
+	RecordBudget, DayBudget, FillBudget time.Duration
 	// Reserve is kept free before the deadline to answer Lambda
 	// (DefaultReserve when 0).
 	Reserve time.Duration
@@ -161,9 +115,13 @@ type ProcessTicker struct {
 	Metrics *metrics.Recorder
 	// Logger is the JSON logger (package logging); nil discards.
 	Logger *slog.Logger
-	// Now is the clock of deadlines, durations and fetch times; nil is
-	// time.Now. It also dates a v1 message, which carries no trading day.
+	// Now is the clock of deadlines and durations; nil is time.Now.
 	Now func() time.Time
+	// MarketNow is the market's clock: when a session was fetched (so
+	// whether its revisions are in), a row's fetch time, a v1 message's
+	// trading day (it carries none). Nil is Now; `zsm run --date` gives the
+	// night's clock here while deadlines stay real.
+	MarketNow func() time.Time
 	// Observer, when set, hears what became of each record.
 	Observer Observer
 }
@@ -182,10 +140,11 @@ const (
 	Current                     // acknowledged without a call: the row of its trading day was already stored
 	Stale                       // acknowledged without a row: no bar of its trading day yet; the last good row stays
 	Refused                     // handed back: the provider refused the key or the plan, and the run stopped
-	DayDone                     // a day message done with: merged, not published yet, or per-ticker fallback
+	DayDone                     // a day message done with: stored, not published yet, or per-ticker fallback
+	FillDone                    // a fill message done with: its session stored, or found closed or outside the plan
 )
 
-var outcomeNames = [...]string{"stored", "permanent", "transient", "deferred", "requeued", "deadLettered", "current", "stale", "refused", "day"}
+var outcomeNames = [...]string{"stored", "permanent", "transient", "deferred", "requeued", "deadLettered", "current", "stale", "refused", "day", "fill"}
 
 func (o Outcome) String() string {
 	if o >= 0 && int(o) < len(outcomeNames) {
@@ -195,11 +154,11 @@ func (o Outcome) String() string {
 }
 
 // Settled reports whether the record is done with for this run: stored,
-// acknowledged without data (permanent, current, stale, a day done) or
-// dead-lettered. The others come back.
+// acknowledged without data (permanent, current, stale, a day or a fill
+// done) or dead-lettered. The others come back.
 func (o Outcome) Settled() bool {
 	switch o {
-	case Stored, Permanent, DeadLettered, Current, Stale, DayDone:
+	case Stored, Permanent, DeadLettered, Current, Stale, DayDone, FillDone:
 		return true
 	}
 	return false
@@ -217,28 +176,38 @@ var (
 // Record is what became of one record of a batch, for an Observer.
 type Record struct {
 	MessageID string
-	// Ticker is "" for a day message and for a message that does not
-	// decode (poison).
+	// Ticker is "" for a day or fill message and for a message that does
+	// not decode (poison).
 	Ticker string
-	// Date is the trading day the message is for ("" for poison).
+	// Date is the trading day the message is for ("" for poison); a fill
+	// message's session.
 	Date string
 	// Attempt is the message's queue attempt (0 the first time).
 	Attempt int
 	Outcome Outcome
 	// Row is the row written (Stored only).
-	Row *tickerdb.Row
-	// Backfill says why the ticker's bars were fetched ("" when they were not).
-	Backfill string
-	// Day is what a day message did (day messages only).
-	Day *DayResult
+	Row *Row
+	// TickerCall says why the ticker's own bars were fetched ("" when they
+	// were not).
+	TickerCall string
+	// Day is what a day message did (day messages only), Fill what a fill
+	// message did (fill messages only).
+	Day  *DayResult
+	Fill *FillResult
+	// Discontinuities are the price-continuity check's findings on the
+	// row's last move (Stored only).
+	Discontinuities []marketdata.Discontinuity
 	// Err is why the record was not stored (nil for Stored, Current and a
-	// day done with); for Stale, why there is no bar of the day.
+	// day or fill done with); for Stale, why there is no bar of the day.
 	Err error
 }
 
-// Label names the record's message in words: its ticker, "day DATE", or "?".
+// Label names the record's message in words: its ticker, "day DATE",
+// "fill DATE", or "?".
 func (r Record) Label() string {
 	switch {
+	case r.Fill != nil:
+		return "fill " + r.Date
 	case r.Day != nil || (r.Ticker == "" && r.Date != ""):
 		return "day " + r.Date
 	case r.Ticker != "":
@@ -255,23 +224,7 @@ type Observer func(Record)
 // counts every transient failure; Requeued and DeadLettered are those of them
 // re-sent instead of handed back.
 type BatchCounts struct {
-	Stored, Permanent, Transient, Deferred, Requeued, DeadLettered, Current, Stale, Refused, Days int
-}
-
-// invocation is what one Handle call learns as it goes.
-type invocation struct {
-	// stopped is the refusal that stopped the run (nil while it goes on).
-	stopped error
-	// refreshed: the key was re-read once already.
-	refreshed bool
-	// days caches the recorded state of each trading day met.
-	days map[string]dayInfo
-}
-
-// dayInfo is a trading day's state as a ticker record needs it.
-type dayInfo struct {
-	known bool
-	state bardb.DayState
+	Stored, Permanent, Transient, Deferred, Requeued, DeadLettered, Current, Stale, Refused, Days, Fills int
 }
 
 // Handle processes a batch of queue records. Each record is independent: a
@@ -312,7 +265,7 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 		defer cancel()
 	}
 
-	inv := &invocation{days: map[string]dayInfo{}}
+	inv := newInvocation()
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
 	var counts BatchCounts
 	var release []queue.VisibilityChange
@@ -332,7 +285,7 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 		case handingBack && fifo:
 			r.Outcome, r.Err = Deferred, ErrFIFOOrder
 			log.InfoContext(ctx, "record handed back unstarted: an earlier record of the FIFO batch was handed back", "messageId", rec.MessageId)
-		case !p.timeLeft(work, decoded && msg.IsDay()):
+		case !p.timeLeft(work, msg, decoded):
 			r.Outcome, r.Err = Deferred, ErrNoTime
 			log.WarnContext(ctx, "record handed back unstarted: not enough time left", "messageId", rec.MessageId,
 				"budget", p.budget().String())
@@ -360,8 +313,9 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 			// A record cut by the work deadline is handed back like those
 			// there is no time left to start (which follow it anyway): its
 			// failure is the invocation's lack of time, not an attempt. A day
-			// message is never re-queued behind the tickers that need it.
-			if r.Outcome == Transient && fifo && p.Requeuer != nil && work.Err() == nil && !msg.IsDay() {
+			// or fill message is never re-queued behind the tickers that
+			// need it.
+			if r.Outcome == Transient && fifo && p.Requeuer != nil && work.Err() == nil && !msg.IsMarket() {
 				r.Outcome = p.requeue(work, rec, msg, r.Err)
 			}
 		}
@@ -379,6 +333,8 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 			counts.Stale++
 		case DayDone:
 			counts.Days++
+		case FillDone:
+			counts.Fills++
 		case Requeued:
 			counts.Transient++
 			counts.Requeued++
@@ -390,7 +346,7 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 			case Transient:
 				counts.Transient++
 				switch {
-				case msg.IsDay():
+				case msg.IsMarket():
 					release = append(release, queue.VisibilityChange{ReceiptHandle: rec.ReceiptHandle, Timeout: p.dayRetryDelay()})
 				case fifo:
 					// It heads its message group now: with the queue's
@@ -430,7 +386,7 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 		p.Metrics.Add(deploy.RecordsReleased, float64(released))
 	}
 	log.InfoContext(ctx, "processTicker batch finished", "records", len(ev.Records), "stored", counts.Stored,
-		"current", counts.Current, "stale", counts.Stale, "days", counts.Days,
+		"current", counts.Current, "stale", counts.Stale, "days", counts.Days, "fills", counts.Fills,
 		"permanentFailures", counts.Permanent, "transientFailures", counts.Transient, "deferred", counts.Deferred,
 		"refused", counts.Refused, "requeued", counts.Requeued, "deadLettered", counts.DeadLettered,
 		"handedBack", len(resp.BatchItemFailures), "released", released)
@@ -476,16 +432,22 @@ func (p *ProcessTicker) record(ctx context.Context, rec events.SQSMessage, inv *
 	}
 	r.Ticker, r.Date, r.Attempt = msg.Ticker, p.dateOf(msg), msg.Attempt
 	log = log.With("messageId", rec.MessageId)
-	if msg.IsDay() {
+	switch {
+	case msg.IsFill():
+		log = log.With("session", r.Date, "night", msg.Night, "runId", msg.RunID)
+	case msg.IsDay():
 		log = log.With("date", r.Date, "runId", msg.RunID)
-	} else {
+	default:
 		log = log.With("ticker", msg.Ticker, "runId", msg.RunID)
 	}
 	if msg.Attempt > 0 {
 		// Not "attempt": the Polygon client's lines use it for HTTP attempts.
 		log = log.With("queueAttempt", msg.Attempt)
 	}
-	if msg.IsDay() {
+	switch {
+	case msg.IsFill():
+		return p.fill(ctx, log, r, msg, inv), msg
+	case msg.IsDay():
 		return p.day(ctx, log, r, msg, inv), msg
 	}
 	return p.ticker(ctx, log, r, msg, inv), msg
@@ -497,7 +459,7 @@ func (p *ProcessTicker) dateOf(m queue.Message) string {
 	if m.Date != "" {
 		return m.Date
 	}
-	return marketdata.LastTradingDay(p.now())
+	return marketdata.LastTradingDay(p.marketNow())
 }
 
 // requeue deals with a record of a FIFO source that failed transiently with
@@ -535,9 +497,10 @@ func (p *ProcessTicker) requeue(ctx context.Context, rec events.SQSMessage, msg 
 	return DeadLettered
 }
 
-// timeLeft reports whether a record (a day message when day) can start
-// before ctx's deadline.
-func (p *ProcessTicker) timeLeft(ctx context.Context, day bool) bool {
+// timeLeft reports whether a record (its message msg when decoded) can
+// start before ctx's deadline: a day message needs DayBudget, a fill
+// message FillBudget, any other RecordBudget.
+func (p *ProcessTicker) timeLeft(ctx context.Context, msg queue.Message, decoded bool) bool {
 	if ctx.Err() != nil {
 		return false
 	}
@@ -546,8 +509,11 @@ func (p *ProcessTicker) timeLeft(ctx context.Context, day bool) bool {
 		return true
 	}
 	need := p.budget()
-	if day {
+	switch {
+	case decoded && msg.IsDay():
 		need = p.dayBudget()
+	case decoded && msg.IsFill():
+		need = p.fillBudget()
 	}
 	return dl.Sub(p.now()) >= need
 }
@@ -559,18 +525,39 @@ func (p *ProcessTicker) now() time.Time {
 	return time.Now()
 }
 
-func (p *ProcessTicker) historyDays() int {
-	if p.HistoryDays > 0 {
-		return p.HistoryDays
+func (p *ProcessTicker) marketNow() time.Time {
+	if p.MarketNow != nil {
+		return p.MarketNow()
 	}
-	return deploy.DefaultPolygonHistoryDays
+	return p.now()
 }
 
-func (p *ProcessTicker) minHistory() int {
-	if p.MinHistory > 0 {
-		return p.MinHistory
+func (p *ProcessTicker) sessions() int {
+	if p.Sessions > 0 {
+		return p.Sessions
 	}
-	return DefaultMinHistory
+	return indicators.Lookback
+}
+
+func (p *ProcessTicker) ledgerDays() int {
+	if p.LedgerDays > 0 {
+		return p.LedgerDays
+	}
+	return DefaultLedgerDays
+}
+
+func (p *ProcessTicker) tickerCalls() int {
+	if p.TickerCalls > 0 {
+		return p.TickerCalls
+	}
+	return DefaultTickerCalls
+}
+
+func (p *ProcessTicker) fillBudget() time.Duration {
+	if p.FillBudget > 0 {
+		return p.FillBudget
+	}
+	return p.budget()
 }
 
 func (p *ProcessTicker) maxAttempts() int {
@@ -606,12 +593,4 @@ func (p *ProcessTicker) reserve() time.Duration {
 		return p.Reserve
 	}
 	return DefaultReserve
-}
-
-// deref returns *v, or nil for a log attribute of an absent indicator.
-func deref(v *float64) any {
-	if v == nil {
-		return nil
-	}
-	return *v
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
+	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
@@ -63,7 +64,7 @@ var mixedRecords = [][2]string{
 
 func newProcessor(m *fakeMarket, s *fakeStore, clock *fakeclock.Clock) (*pipeline.ProcessTicker, *bytes.Buffer, *bytes.Buffer) {
 	var logs, emf bytes.Buffer
-	p := &pipeline.ProcessTicker{Market: m, Store: s, Source: "polygon", Metrics: metrics.New(&emf, "test"),
+	p := &pipeline.ProcessTicker{Market: m, Rows: s, History: newMemHistory(), Source: "polygon", Metrics: metrics.New(&emf, "test"),
 		Logger: logging.New(&logs, slog.LevelDebug), Now: clock.Now}
 	return p, &logs, &emf
 }
@@ -136,11 +137,12 @@ func TestHandleStoresOneRowPerTickerAndTradingDay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Thanksgiving: the last completed trading day is 2026-11-25, and 400
-	// calendar days back from it is 2025-10-21 (computed by hand).
+	// Thanksgiving: the last completed trading day is 2026-11-25, and the
+	// window of its 253 sessions starts on 2025-11-24 (counted back over the
+	// NYSE's published holidays by a script, outside this code).
 	for _, c := range m.calls {
-		if c != "AAPL 2025-10-21 2026-11-25" {
-			t.Errorf("request %q, want AAPL 2025-10-21 2026-11-25", c)
+		if c != "AAPL 2025-11-24 2026-11-25" {
+			t.Errorf("request %q, want AAPL 2025-11-24 2026-11-25", c)
 		}
 	}
 	// The second record and the redelivered batch find the row of the day
@@ -212,7 +214,7 @@ func TestHandleRecordCutByTheDeadlineIsHandedBack(t *testing.T) {
 		"SLOW": func(ctx context.Context) ([]marketdata.Bar, error) { <-ctx.Done(); return nil, ctx.Err() },
 	}}
 	// Work stops Reserve (200 ms) before the 300 ms deadline.
-	p := &pipeline.ProcessTicker{Market: m, Store: &fakeStore{}, RecordBudget: time.Millisecond, Reserve: 200 * time.Millisecond}
+	p := &pipeline.ProcessTicker{Market: m, Rows: &fakeStore{}, History: newMemHistory(), RecordBudget: time.Millisecond, Reserve: 200 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	resp, err := p.Handle(ctx, event(standardARN, [2]string{"s1", body("SLOW")}, [2]string{"s2", body("AAPL")}))
@@ -233,7 +235,7 @@ func TestHandleWithRequeuerHandsBackARecordCutByTheDeadline(t *testing.T) {
 	}}
 	r := &fakeRequeuer{}
 	v := &fakeVisibility{}
-	p := &pipeline.ProcessTicker{Market: m, Store: &fakeStore{}, Requeuer: r, Visibility: v, RecordBudget: time.Millisecond, Reserve: 200 * time.Millisecond}
+	p := &pipeline.ProcessTicker{Market: m, Rows: &fakeStore{}, History: newMemHistory(), Requeuer: r, Visibility: v, RecordBudget: time.Millisecond, Reserve: 200 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	ev := withGroup(event(fifoARN, [2]string{"s1", body("SLOW")}, [2]string{"s2", body("AAPL")}), "tickers")
@@ -266,7 +268,7 @@ func TestHandleReleasesATransientHeadOfTheGroupAfterTheRetryDelay(t *testing.T) 
 		"DOWN": func(context.Context) ([]marketdata.Bar, error) { return nil, errors.New("503") },
 	}}
 	v := &fakeVisibility{}
-	p := &pipeline.ProcessTicker{Market: m, Store: &fakeStore{}, Requeuer: &fakeRequeuer{err: errors.New("SQS down")}, Visibility: v}
+	p := &pipeline.ProcessTicker{Market: m, Rows: &fakeStore{}, History: newMemHistory(), Requeuer: &fakeRequeuer{err: errors.New("SQS down")}, Visibility: v}
 	ev := withGroup(event(fifoARN, [2]string{"d1", body("DOWN")}), "tickers")
 	ev.Records[0].ReceiptHandle = "rh-d1"
 	resp, err := p.Handle(context.Background(), ev)
@@ -328,10 +330,10 @@ func TestHandleRequestsCompletedTradingDaysOnly(t *testing.T) {
 		now  time.Time
 		want string // "TICKER from to", dates computed by hand
 	}{
-		{"Tuesday 10:00 New York, market open", time.Date(2026, 11, 24, 15, 0, 0, 0, time.UTC), "AAPL 2025-10-19 2026-11-23"},
-		{"Tuesday 16:30 New York, after the close", time.Date(2026, 11, 24, 21, 30, 0, 0, time.UTC), "AAPL 2025-10-20 2026-11-24"},
-		{"Thanksgiving 21:00 New York, a holiday", time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC), "AAPL 2025-10-21 2026-11-25"},
-		{"Saturday", time.Date(2026, 11, 21, 17, 0, 0, 0, time.UTC), "AAPL 2025-10-16 2026-11-20"},
+		{"Tuesday 10:00 New York, market open", time.Date(2026, 11, 24, 15, 0, 0, 0, time.UTC), "AAPL 2025-11-20 2026-11-23"},
+		{"Tuesday 16:30 New York, after the close", time.Date(2026, 11, 24, 21, 30, 0, 0, time.UTC), "AAPL 2025-11-21 2026-11-24"},
+		{"Thanksgiving 21:00 New York, a holiday", time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC), "AAPL 2025-11-24 2026-11-25"},
+		{"Saturday", time.Date(2026, 11, 21, 17, 0, 0, 0, time.UTC), "AAPL 2025-11-19 2026-11-20"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -386,7 +388,7 @@ func TestHandleRequeuesTransientFailuresOfAFIFOBatch(t *testing.T) {
 			handedBack: []string{}, fetched: []string{"MSFT", "AAPL"},
 			deadLetters: []string{"MSFT 4 tickers-3"},
 			metrics:     map[string]float64{"TickersProcessed": 1, "TransientFailures": 1, "TickersRequeued": 0, "TickersDeadLettered": 1},
-			log:         `"msg":"ticker dead-lettered: transient errors on every attempt","messageId":"m1","ticker":"MSFT","runId":"run-1","attempts":5,"lastError":"daily bars MSFT`,
+			log:         `"msg":"ticker dead-lettered: transient errors on every attempt","messageId":"m1","ticker":"MSFT","runId":"run-1","attempts":5,"lastError":"own call (no day message processed for 2026-11-25): daily bars MSFT`,
 		},
 		{
 			name: "FIFO: a failing send falls back to handing back the record and everything after it",
@@ -498,5 +500,71 @@ func TestHandleWithRequeuerStillHandsBackWhatTheDeadlineLeavesNoTimeFor(t *testi
 	}
 	if doc := emfValues(t, emf); doc["TransientFailures"] != 2.0 || doc["TickersRequeued"] != 0.0 {
 		t.Errorf("metrics %v", doc)
+	}
+}
+
+// groupedMarket answers every grouped call with one published bar, the
+// clock moving on by step a call (a paced call).
+type groupedMarket struct {
+	fakeMarket
+	dates []string
+}
+
+func (m *groupedMarket) GroupedDaily(_ context.Context, date string) (marketdata.Day, error) {
+	m.mu.Lock()
+	m.dates = append(m.dates, date)
+	m.mu.Unlock()
+	m.clock.Advance(m.step)
+	start, _ := marketdata.SessionStart(date)
+	return marketdata.Day{Date: date, Rows: 1, Bars: map[string]marketdata.Bar{"AAPL": {Date: date, Start: start, Open: 10, High: 11, Low: 9, Close: 10, Volume: 5}}}, nil
+}
+
+// A fill is queue work paced across invocations: an invocation starts a
+// fill message only with FillBudget left (the call and the session's
+// writes); those it cannot start are handed back and visible again at once
+// — never re-queued behind the tickers that need them — and a session
+// already stored costs no call.
+func TestFillMessagesArePacedAcrossInvocations(t *testing.T) {
+	clock := fakeclock.New(time.Now())
+	m := &groupedMarket{fakeMarket: fakeMarket{clock: clock, step: 12240 * time.Millisecond}}
+	h := newMemHistory()
+	v := &fakeVisibility{}
+	r := &fakeRequeuer{}
+	p := &pipeline.ProcessTicker{Market: m, Rows: &fakeStore{}, History: h, Requeuer: r, Visibility: v,
+		FillBudget: 42 * time.Second, Reserve: 2 * time.Second, Now: clock.Now}
+	sessions := marketdata.TradingDays("2026-11-09", "2026-11-20")
+	var recs [][2]string
+	for i, d := range slices.Backward(sessions) {
+		b, err := queue.NewFill(d, "2026-11-23", "tickers", len(sessions)-i, len(sessions), "run-1/fill", clock.Now()).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, [2]string{fmt.Sprint("f", len(sessions)-i), b})
+	}
+	ev := withGroup(event(fifoARN, recs...), "tickers")
+	for i := range ev.Records {
+		ev.Records[i].ReceiptHandle = "rh-" + ev.Records[i].MessageId
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), clock.Now().Add(150*time.Second))
+	defer cancel()
+	resp, err := p.Handle(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 148 s of work: a fill starts at 12.24 s × i and needs 42 s, so nine
+	// start (the ninth at 97.9 s) and the tenth does not (110.2 s).
+	if got := failedIDs(resp); !slices.Equal(got, []string{"f10"}) || len(m.dates) != 9 || m.dates[0] != "2026-11-20" || len(r.requeued) != 0 {
+		t.Fatalf("handed back %v after calls for %v, re-queued %d", got, m.dates, len(r.requeued))
+	}
+	if len(v.changes) != 1 || v.changes[0] != (queue.VisibilityChange{ReceiptHandle: "rh-f10"}) {
+		t.Errorf("visibility %+v", v.changes)
+	}
+	// The next invocation: the nine are stored (no call), the tenth is filled.
+	m.dates = nil
+	if resp, err := p.Handle(context.Background(), ev); err != nil || len(resp.BatchItemFailures) != 0 || !slices.Equal(m.dates, []string{"2026-11-09"}) {
+		t.Fatalf("second invocation: %+v %v, calls for %v", resp, err, m.dates)
+	}
+	if st, ok, _ := h.Session(context.Background(), "2026-11-09"); !ok || st.Status != coverage.Stored || st.Bars != 1 {
+		t.Errorf("session %+v", st)
 	}
 }

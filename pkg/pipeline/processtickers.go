@@ -2,12 +2,13 @@
 // processTickers (collect every symbol held in the shared portfolio tables
 // and queue, for the last completed trading day, one day message at the head
 // of each message group and one message per ticker) and processTicker (the
-// day message refreshes the stored daily history from one grouped-daily
-// call and one splits call; each ticker message computes the indicators from
-// that history, fetching the ticker's own bars only to backfill, and stores
-// one row per trading day). They depend only on the small interfaces
-// declared here; the DynamoDB, SQS and Polygon adapters are wired in
-// pkg/app.
+// day message makes the stored history of the whole market complete up to
+// the day — one grouped call a session, the missing ones queued as fill
+// messages — and reads the splits of a trailing window into the ledger; each
+// ticker message computes the indicators from the ticker's stored bars
+// adjusted on read, and stores one row per trading day). They depend only on
+// the small interfaces of ports.go, typed in the domain's words; the
+// DynamoDB, SQS and Polygon adapters are wired in pkg/app.
 package pipeline
 
 import (
@@ -22,44 +23,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
-	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/symbol"
-	"github.com/zsmseven/backend/pkg/tickerdb"
-)
-
-// PortfolioSource yields every symbol held in the shared tables
-// (portfoliodb.Reader).
-type PortfolioSource interface {
-	ScanSymbols(ctx context.Context) (portfoliodb.ScanResult, error)
-}
-
-// Publisher queues ticker messages (queue.Publisher).
-type Publisher interface {
-	Publish(ctx context.Context, msgs []queue.Message) (queue.Result, error)
-}
-
-// DayStates reads the recorded state of a market day (bardb.Store).
-type DayStates interface {
-	Day(ctx context.Context, date string) (bardb.DayState, bool, error)
-}
-
-// RowIndex says which tickers have their row of a trading day stored
-// (tickerdb.Store).
-type RowIndex interface {
-	Stored(ctx context.Context, tickers []string, date string) (map[string]bool, error)
-}
-
-var (
-	_ PortfolioSource = (*portfoliodb.Reader)(nil)
-	_ Publisher       = (*queue.Publisher)(nil)
-	_ DayStates       = (*bardb.Store)(nil)
-	_ RowIndex        = (*tickerdb.Store)(nil)
 )
 
 // MaxManualTickers bounds the tickers of a manual event.
@@ -97,7 +66,8 @@ type Summary struct {
 	// their row of the day is stored.
 	AlreadyStored int `json:"alreadyStored"`
 	// DayStatus is the day's recorded state when a catch-up run began
-	// ("" when none was recorded).
+	// (DayStored, DayNotPublished or DayFallback; "" when no night was
+	// recorded).
 	DayStatus string `json:"dayStatus,omitempty"`
 	// Invalid is the number of symbols rejected by the validator.
 	Invalid int `json:"invalid"`
@@ -109,10 +79,10 @@ type Summary struct {
 type ProcessTickers struct {
 	Source    PortfolioSource
 	Publisher Publisher
-	// Days and Rows serve the catch-up run ({"catchUp":true}): what the
+	// Nights and Rows serve the catch-up run ({"catchUp":true}): what the
 	// night still lacks. Without them a catch-up event is refused.
-	Days DayStates
-	Rows RowIndex
+	Nights Nights
+	Rows   RowIndex
 	// Groups is the number of FIFO message groups (one day message heads
 	// each); values below 1 mean 1.
 	Groups int
@@ -213,7 +183,7 @@ func (p *ProcessTickers) Handle(ctx context.Context, event json.RawMessage) (Sum
 		log.ErrorContext(ctx, "processTickers event rejected", "runId", sum.RunID, "error", err.Error())
 		return sum, err
 	}
-	if ev.CatchUp && (p.Days == nil || p.Rows == nil) {
+	if ev.CatchUp && (p.Nights == nil || p.Rows == nil) {
 		err := fmt.Errorf("%w: the catch-up run needs the daily-bars and ticker-data tables", ErrBadEvent)
 		log.ErrorContext(ctx, "processTickers event rejected", "runId", sum.RunID, "error", err.Error())
 		return sum, err
@@ -224,7 +194,7 @@ func (p *ProcessTickers) Handle(ctx context.Context, event json.RawMessage) (Sum
 		sum.Mode = "manual"
 		symbols = p.manualSymbols(ctx, ev.Tickers, &sum)
 	} else {
-		res, err := p.Source.ScanSymbols(ctx)
+		res, err := p.Source.HeldSymbols(ctx)
 		sum.ItemsScanned, sum.Pages = res.ItemsScanned, res.Pages
 		if err != nil {
 			log.ErrorContext(ctx, "scan of the portfolio tables failed", "runId", sum.RunID, "itemsScanned", res.ItemsScanned, "error", err.Error())
@@ -293,18 +263,22 @@ func (p *ProcessTickers) Handle(ctx context.Context, event json.RawMessage) (Sum
 	return sum, nil
 }
 
-// catchUp keeps the symbols whose row of the day is not stored and says
-// whether the day messages are needed again: when the day is not published
-// yet, or no state of it is recorded (the first run never ran, or never
-// got that far). A day in fallback needs none: its tickers fetch their own
-// bars.
+// catchUp keeps the symbols whose complete row of the day is not stored
+// and says whether the day messages are needed again: when the day is not
+// stored yet (not published at the first pass), or no night of it is
+// recorded (the first run never ran, or never got that far). A night in
+// fallback needs none: its tickers fetch their own bars.
 func (p *ProcessTickers) catchUp(ctx context.Context, symbols []string, sum *Summary) ([]string, bool, error) {
-	state, known, err := p.Days.Day(ctx, sum.Date)
+	night, known, err := p.Nights.Night(ctx, sum.Date)
+	if err != nil {
+		return nil, false, err
+	}
+	session, _, err := p.Nights.Session(ctx, sum.Date)
 	if err != nil {
 		return nil, false, err
 	}
 	if known {
-		sum.DayStatus = state.Status
+		sum.DayStatus = dayStatus(night, session)
 	}
 	stored, err := p.Rows.Stored(ctx, symbols, sum.Date)
 	if err != nil {
@@ -317,7 +291,7 @@ func (p *ProcessTickers) catchUp(ctx context.Context, symbols []string, sum *Sum
 		}
 	}
 	sum.AlreadyStored = len(symbols) - len(missing)
-	needDay := !known || state.Status == bardb.DayNotPublished
+	needDay := !known || sum.DayStatus == DayNotPublished
 	p.logger().InfoContext(ctx, "catch-up: what the night still lacks", "runId", sum.RunID, "date", sum.Date,
 		"dayStatus", sum.DayStatus, "dayAgain", needDay && len(missing) > 0, "missing", len(missing), "alreadyStored", sum.AlreadyStored)
 	return missing, needDay, nil

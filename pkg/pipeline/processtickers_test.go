@@ -14,21 +14,20 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pipeline"
-	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
 )
 
 type fakeSource struct {
-	res   portfoliodb.ScanResult
+	res   pipeline.Holdings
 	err   error
 	calls int
 }
 
-func (f *fakeSource) ScanSymbols(context.Context) (portfoliodb.ScanResult, error) {
+func (f *fakeSource) HeldSymbols(context.Context) (pipeline.Holdings, error) {
 	f.calls++
 	return f.res, f.err
 }
@@ -75,8 +74,8 @@ func (f *fakePublisher) days() []queue.Message {
 	return out
 }
 
-var scanned = portfoliodb.ScanResult{ItemsScanned: 2604, Pages: 4, Symbols: []string{"AAPL", "BRK.B", "NVDA"},
-	Invalid: []portfoliodb.Invalid{
+var scanned = pipeline.Holdings{ItemsScanned: 2604, Pages: 4, Symbols: []string{"AAPL", "BRK.B", "NVDA"},
+	Invalid: []pipeline.InvalidSymbol{
 		{Table: "portfolio-positions-dev", Key: `portfolioId="p1" positionId="x"`, Value: "bad$\n1", Reason: `invalid ticker symbol "bad$\n1"`},
 		{Table: "user-portfolios-dev", Key: `userId="u1" portfolioId="p1"`, Value: "", Reason: "tickers[3] is a N, not a string"},
 	}}
@@ -215,13 +214,21 @@ func TestRunIDWithoutLambdaContextIsRandom(t *testing.T) {
 	}
 }
 
-type fakeDays struct {
-	state bardb.DayState
-	known bool
+// fakeNights is what the store knows of the night: known, whether the day
+// is stored and whether the night fell back to per-ticker calls.
+type fakeNights struct {
+	known, stored, fallback bool
 }
 
-func (f *fakeDays) Day(context.Context, string) (bardb.DayState, bool, error) {
-	return f.state, f.known, nil
+func (f *fakeNights) Night(_ context.Context, date string) (coverage.Night, bool, error) {
+	return coverage.Night{Date: date, Fallback: f.fallback}, f.known, nil
+}
+
+func (f *fakeNights) Session(_ context.Context, date string) (coverage.Session, bool, error) {
+	if !f.stored {
+		return coverage.Session{}, false, nil
+	}
+	return coverage.Session{Date: date, Status: coverage.Stored}, true, nil
 }
 
 type fakeRows map[string]bool
@@ -242,23 +249,23 @@ func (f fakeRows) Stored(_ context.Context, tickers []string, _ string) (map[str
 func TestProcessTickersCatchUp(t *testing.T) {
 	for _, c := range []struct {
 		name    string
-		days    fakeDays
+		nights  fakeNights
 		stored  fakeRows
 		day     bool
 		tickers []string
 		status  string
 	}{
-		{"not published yet", fakeDays{bardb.DayState{Status: bardb.DayNotPublished}, true}, fakeRows{}, true, []string{"AAPL", "BRK.B", "NVDA"}, "notPublished"},
-		{"never asked for", fakeDays{}, fakeRows{"AAPL": true}, true, []string{"BRK.B", "NVDA"}, ""},
-		{"published, one ticker missing", fakeDays{bardb.DayState{Status: bardb.DayPublished}, true}, fakeRows{"AAPL": true, "NVDA": true}, false, []string{"BRK.B"}, "published"},
-		{"fallback", fakeDays{bardb.DayState{Status: bardb.DayFallback}, true}, fakeRows{"NVDA": true}, false, []string{"AAPL", "BRK.B"}, "fallback"},
-		{"all stored", fakeDays{bardb.DayState{Status: bardb.DayPublished}, true}, fakeRows{"AAPL": true, "BRK.B": true, "NVDA": true}, false, nil, "published"},
+		{"not published yet", fakeNights{known: true}, fakeRows{}, true, []string{"AAPL", "BRK.B", "NVDA"}, "notPublished"},
+		{"never asked for", fakeNights{}, fakeRows{"AAPL": true}, true, []string{"BRK.B", "NVDA"}, ""},
+		{"stored, one ticker missing", fakeNights{known: true, stored: true}, fakeRows{"AAPL": true, "NVDA": true}, false, []string{"BRK.B"}, "stored"},
+		{"fallback", fakeNights{known: true, fallback: true}, fakeRows{"NVDA": true}, false, []string{"AAPL", "BRK.B"}, "fallback"},
+		{"all stored", fakeNights{known: true, stored: true}, fakeRows{"AAPL": true, "BRK.B": true, "NVDA": true}, false, nil, "stored"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src, pub := &fakeSource{res: scanned}, &fakePublisher{}
 			p, logs, _ := newCollector(src, pub)
-			days := c.days
-			p.Days, p.Rows = &days, c.stored
+			nights := c.nights
+			p.Nights, p.Rows = &nights, c.stored
 			sum, err := p.Handle(context.Background(), json.RawMessage(`{"catchUp":true}`))
 			if err != nil {
 				t.Fatal(err)
@@ -314,7 +321,7 @@ func TestProcessTickersDayMessagePerGroupAndParts(t *testing.T) {
 	for i := range queue.MaxDayTickers + 5 {
 		many = append(many, fmt.Sprintf("T%05d", i))
 	}
-	src, pub := &fakeSource{res: portfoliodb.ScanResult{Symbols: many}}, &fakePublisher{}
+	src, pub := &fakeSource{res: pipeline.Holdings{Symbols: many}}, &fakePublisher{}
 	p, _, _ := newCollector(src, pub)
 	sum, err := p.Handle(context.Background(), nil)
 	if err != nil {

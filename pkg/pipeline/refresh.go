@@ -5,15 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 
-	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
-	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
 // Why a ticker has no row of its day (Record.Err of a Stale record).
@@ -23,14 +21,21 @@ var (
 	// ErrNoBarOfDay: the provider has no bar of the ticker on that day
 	// (halted, delisted, not traded).
 	ErrNoBarOfDay = errors.New("no bar of the ticker on that day")
+	// ErrTickerCallsSpent: the grouped answers lack the ticker and the
+	// night's per-ticker calls are spent; a later night calls for it.
+	ErrTickerCallsSpent = errors.New("absent from the grouped answers, and the night's per-ticker calls are spent")
 )
 
-// ticker writes one ticker's row of its trading day D. A row of D already
-// stored costs nothing (a redelivery). Otherwise the row is computed from the
-// stored history of the HistoryDays before D, fetched with the ticker's own
-// call only when needed (see backfillReason) — or, without stored history,
-// from the ticker's own call every time. A history still without a bar of D
-// is not stored as if fresh: the record is Stale, the last good row stays.
+// ticker writes one ticker's row of its trading day D. A complete row of D
+// already stored costs nothing (a redelivery). Otherwise the row is computed
+// from the ticker's stored bars of the window (the last Sessions sessions to
+// D), adjusted on read as of D by its entries in the ledger. While the
+// window is being filled the row is computed from the stretch of stored
+// sessions ending on D and marked partial: an indicator that needs what is
+// missing is absent, and the row is computed again once the fill completes.
+// The ticker's own call (see tickerCall) replaces the stored bars only when
+// the grouped answers lack it. A history without a bar of D is not stored as
+// if fresh: the record is Stale, the last good row stays.
 func (p *ProcessTicker) ticker(ctx context.Context, log *slog.Logger, r Record, msg queue.Message, inv *invocation) Record {
 	t, d := msg.Ticker, r.Date
 	start := p.now()
@@ -51,7 +56,7 @@ func (p *ProcessTicker) ticker(ctx context.Context, log *slog.Logger, r Record, 
 		}
 		return r
 	}
-	done, err := p.Store.Has(ctx, t, d)
+	done, err := p.Rows.HasRow(ctx, t, d)
 	if err != nil {
 		return fail(fmt.Errorf("row of %s on %s: %w", t, d, err))
 	}
@@ -60,63 +65,58 @@ func (p *ProcessTicker) ticker(ctx context.Context, log *slog.Logger, r Record, 
 		r.Outcome = Current
 		return r
 	}
-	from := marketdata.AddDays(d, -p.historyDays())
+	info, err := p.nightState(ctx, inv, d)
+	if err != nil {
+		return fail(err)
+	}
+	w, sessions, err := p.window(ctx, inv, d)
+	if err != nil {
+		return fail(err)
+	}
+	m, err := p.marketState(ctx, inv)
+	if err != nil {
+		return fail(err)
+	}
+	h, err := p.History.TickerHistory(ctx, t, w[0], d)
+	if err != nil {
+		return fail(fmt.Errorf("stored history of %s: %w", t, err))
+	}
+	stretch := coverage.Stretch(w, sessions, m.PlanFrom)
+	ledger := m.LedgerFrom != "" && m.LedgerFrom <= w[0] && m.LedgerThrough >= d
+	partial := len(stretch) < len(w) || !ledger
+	bars := h.Bars
+	if len(stretch) > 0 {
+		bars = from(bars, stretch[0])
+	}
+	dayStored := sessions[d].Status == coverage.Stored
 
-	var bars []marketdata.Bar
-	if p.Bars == nil {
-		// The per-ticker design: the ticker's own bars, every night.
-		if bars, err = p.Market.DailyBars(ctx, t, from, d); err != nil {
-			return fail(fmt.Errorf("daily bars %s %s..%s: %w", t, from, d, err))
+	if reason := tickerCallReason(info, dayStored, partial, bars, h.Ticker, d); reason != "" {
+		if h.Ticker.NoDataAt != "" && dayStored && !hasDay(bars, d) {
+			// Unknown to the provider when last asked, and absent from the
+			// grouped answers for the whole market: not worth a call a night.
+			return fail(retry.Permanent(fmt.Errorf("%s: no data at the provider (none on %s, none in the grouped answers)", t, h.Ticker.NoDataAt)))
 		}
-	} else {
-		info, err := p.dayState(ctx, d, inv)
-		if err != nil {
+		fetched, err := p.tickerCall(ctx, log, inv, info, t, d, max(w[0], m.PlanFrom), bars, h.Ticker, reason)
+		switch {
+		case errors.Is(err, ErrTickerCallsSpent):
+			r.Err, r.Outcome = err, Stale
+			log.WarnContext(ctx, "ticker not refreshed: the last good row is kept", "date", d, "reason", err.Error())
+			return r
+		case err != nil:
+			r.TickerCall = reason
 			return fail(err)
 		}
-		h, err := p.Bars.History(ctx, t, from)
-		if err != nil {
-			return fail(fmt.Errorf("stored history of %s: %w", t, err))
+		r.TickerCall, bars = reason, fetched
+		if !info.known || info.night.Fallback {
+			// The call returned the whole window: the row is as complete as
+			// this night makes it (no fill will follow).
+			partial = false
 		}
-		// Bars after d (a night run again after later ones) are not part of
-		// d's history.
-		h.Bars = h.Bars[:sortedUpTo(h.Bars, d)]
-		reason := p.backfillReason(h, d, info)
-		if reason == "" && h.Last() < d && !info.grouped() && !info.notPublished() {
-			// Fallback (the plan has no grouped daily), or no day message
-			// processed for d (a v1 message): the ticker's own call.
-			reason = "no grouped answer tonight (" + info.status() + ")"
-		}
-		if reason != "" && len(h.Bars) == 0 && h.Meta.NoDataAt != "" && info.grouped() {
-			// Unknown to the provider when last asked, and absent from
-			// tonight's answer for the whole market: not worth a call a night.
-			return fail(retry.Permanent(fmt.Errorf("%s: no data at the provider (none on %s, none in the grouped answer of %s)", t, h.Meta.NoDataAt, d)))
-		}
-		if reason != "" {
-			r.Backfill = reason
-			fetched, err := p.Market.DailyBars(ctx, t, from, d)
-			if err != nil {
-				if retry.IsPermanent(err) && !refused(err) {
-					// Remember it, so the next nights do not ask again while
-					// the grouped answer does not carry the ticker either.
-					if perr := p.Bars.PutMeta(ctx, t, bardb.Meta{VerifiedThrough: h.Meta.VerifiedThrough, HistoryStart: h.Meta.HistoryStart, NoDataAt: d}); perr != nil {
-						log.WarnContext(ctx, "could not record the ticker as unknown", "error", perr.Error())
-					}
-				}
-				return fail(fmt.Errorf("backfill (%s): daily bars %s %s..%s: %w", reason, t, from, d, err))
-			}
-			if err := p.Bars.ReplaceHistory(ctx, t, replacement(h, fetched, from, d)); err != nil {
-				return fail(fmt.Errorf("store the backfill of %s: %w", t, err))
-			}
-			p.Metrics.Add(deploy.TickersBackfilled, 1)
-			log.InfoContext(ctx, "history backfilled with the ticker's own bars", "reason", reason, "bars", len(fetched))
-			h.Bars = fetched
-		}
-		bars = h.Bars
 	}
 
-	if len(bars) == 0 || bars[len(bars)-1].Date < d {
+	if !hasDay(bars, d) {
 		r.Err = ErrNoBarOfDay
-		if info, _ := p.dayState(ctx, d, inv); info.known && info.state.Status == bardb.DayNotPublished {
+		if info.known && !info.night.Fallback && !dayStored {
 			r.Err = ErrDayNotPublished
 		}
 		last := "none"
@@ -128,124 +128,130 @@ func (p *ProcessTicker) ticker(ctx context.Context, log *slog.Logger, r Record, 
 		r.Outcome = Stale
 		return r
 	}
-	snap, err := indicators.Compute(bars)
+	adjusted := marketdata.Adjust(bars, h.Ledger, d)
+	if found := marketdata.CheckContinuity(t, adjusted, h.Ledger, d); len(found) > 0 {
+		p.Metrics.Add(deploy.PriceDiscontinuities, float64(len(found)))
+		for _, f := range found {
+			log.WarnContext(ctx, "price continuity: "+f.String(), "explained", f.Explained(), "move", f.Move, "prev", f.Prev)
+		}
+		r.Discontinuities = found
+	}
+	snap, err := indicators.Compute(adjusted)
 	if err != nil {
-		// The same request would return the same series: not worth a retry.
+		// The same bars would give the same error: not worth a retry.
 		return fail(retry.Permanent(fmt.Errorf("indicators of %s: %w", t, err)))
 	}
 	ts, err := marketdata.CloseInstant(snap.AsOf)
 	if err != nil {
 		return fail(retry.Permanent(fmt.Errorf("close of %s: %w", t, err)))
 	}
-	row := tickerdb.Row{Ticker: t, Timestamp: ts, Snapshot: snap, FetchedAt: p.now().UTC(), Source: p.Source}
-	if err := p.Store.Put(ctx, row); err != nil {
+	row := Row{Ticker: t, Timestamp: ts, Snapshot: snap, FetchedAt: p.marketNow().UTC(), Source: p.Source, Partial: partial}
+	if err := p.Rows.PutRow(ctx, row); err != nil {
 		return fail(err)
 	}
 	log.InfoContext(ctx, "ticker refreshed", "asOf", row.AsOf, "price", row.Price, "rsi", deref(row.RSI), "ma50", deref(row.MA50),
-		"bars", row.Bars, "durationMs", p.now().Sub(start).Milliseconds())
+		"bars", row.Bars, "partial", row.Partial, "durationMs", p.now().Sub(start).Milliseconds())
 	r.Outcome, r.Row = Stored, &row
 	return r
 }
 
-// grouped reports whether tonight's grouped answer was merged for the day.
-func (d dayInfo) grouped() bool { return d.known && d.state.Status == bardb.DayPublished }
-
-// notPublished reports whether the day's grouped answer had no rows yet.
-func (d dayInfo) notPublished() bool { return d.known && d.state.Status == bardb.DayNotPublished }
-
-func (d dayInfo) status() string {
-	if !d.known {
-		return "no day message processed"
-	}
-	return d.state.Status
-}
-
-// dayState reads the recorded state of a trading day once per invocation
-// (a day message of this invocation updates it).
-func (p *ProcessTicker) dayState(ctx context.Context, date string, inv *invocation) (dayInfo, error) {
-	if info, ok := inv.days[date]; ok {
-		return info, nil
-	}
-	if p.Bars == nil {
-		return dayInfo{}, nil
-	}
-	st, known, err := p.Bars.Day(ctx, date)
-	if err != nil {
-		return dayInfo{}, fmt.Errorf("state of %s: %w", date, err)
-	}
-	info := dayInfo{known: known, state: st}
-	inv.days[date] = info
-	return info, nil
-}
-
-// backfillReason says why a ticker's stored history must be fetched again
-// before its row of day d is computed, or "" when it can be used as stored:
-// a split since it was stored; no history; fewer than MinHistory sessions
-// (unless the provider has none older); or a gap — a NYSE trading day before
-// d without a bar, after the last date the history was checked against the
-// provider's (a day the provider itself has no bar of is not a gap once
-// checked). On a night whose day is not published yet only those reasons
-// count; the missing bar of d itself is not a gap.
-func (p *ProcessTicker) backfillReason(h bardb.History, d string, info dayInfo) string {
+// tickerCallReason says why ticker's own bars must be fetched for day d, or
+// "" when the stored ones serve: no day message processed for d (a v1
+// message, or the night's day message failed), a night in fallback (the plan
+// has no grouped answer), a ticker the grouped answers lack and that its own
+// call served before (absent from d's answer again), or one with no bar in a
+// complete window although d is stored (absent from every grouped answer).
+func tickerCallReason(info nightInfo, dayStored, partial bool, bars []marketdata.Bar, rec coverage.Ticker, d string) string {
 	switch {
-	case h.Split != nil:
-		return fmt.Sprintf("split executed %s (%g-for-1)", h.Split.ExecutionDate, h.Split.Ratio())
-	case len(h.Bars) == 0:
-		return "no stored history"
-	}
-	first := h.Bars[0].Date
-	if len(h.Bars) < p.minHistory() && (h.Meta.HistoryStart == "" || first > h.Meta.HistoryStart) {
-		if len(h.Bars) == 1 {
-			return fmt.Sprintf("new ticker (only the day's bar stored, fewer than %d sessions)", p.minHistory())
-		}
-		return fmt.Sprintf("short history (%d sessions, fewer than %d)", len(h.Bars), p.minHistory())
-	}
-	check := first
-	if v := h.Meta.VerifiedThrough; v >= check {
-		check = marketdata.AddDays(v, 1)
-	}
-	stored := make(map[string]bool, len(h.Bars))
-	for _, b := range h.Bars {
-		stored[b.Date] = true
-	}
-	for _, day := range marketdata.TradingDays(check, marketdata.PreviousTradingDay(d)) {
-		if !stored[day] {
-			return "gap: no bar of " + day
-		}
+	case !info.known:
+		return "no day message processed for " + d
+	case info.night.Fallback:
+		return "no grouped answer tonight (the plan does not include it)"
+	case !dayStored || hasDay(bars, d):
+		return ""
+	case rec.PerTicker != "":
+		return "the grouped answers lack it: served by its own call since " + rec.PerTicker
+	case !partial && len(bars) == 0:
+		return "absent from every grouped answer of the window"
 	}
 	return ""
 }
 
-// replacement is the backfill of a history: the fetched bars, the stored
-// dates of the window the provider does not have (removed), and the record:
-// checked through d, and where the provider's history starts when it starts
-// inside the window (a recent listing, so a short history is complete).
-func replacement(h bardb.History, fetched []marketdata.Bar, from, d string) bardb.Replace {
-	have := make(map[string]bool, len(fetched))
-	for _, b := range fetched {
-		have[b.Date] = true
+// tickerCall fetches ticker's own bars, as printed, stores them, and
+// returns its bars of the window: from start (the window's first session,
+// or the plan's) to d — or, for a ticker its own calls serve already, only
+// the days after the stored ones (which it keeps). On a night with a grouped
+// answer the calls are bounded (TickerCalls a night, counted in the night's
+// state): beyond the bound it makes no call and returns ErrTickerCallsSpent.
+// What the call finds is remembered in the ticker's record: served by its
+// own call, or unknown to the provider (no data at all).
+func (p *ProcessTicker) tickerCall(ctx context.Context, log *slog.Logger, inv *invocation, info nightInfo, t, d, start string,
+	stored []marketdata.Bar, rec coverage.Ticker, reason string) ([]marketdata.Bar, error) {
+	bounded := info.known && !info.night.Fallback
+	if bounded && info.night.TickerCalls >= p.tickerCalls() {
+		return nil, ErrTickerCallsSpent
 	}
-	var remove []string
-	for _, b := range h.Bars {
-		if b.Date >= from && b.Date <= d && !have[b.Date] {
-			remove = append(remove, b.Date)
+	from, keep := start, []marketdata.Bar(nil)
+	if bounded && rec.PerTicker != "" && len(stored) > 0 {
+		keep = stored
+		from = marketdata.AddDays(stored[len(stored)-1].Date, 1)
+	}
+	fetched, err := p.Market.DailyBars(ctx, t, from, d)
+	p.Metrics.Add(deploy.TickersBackfilled, 1)
+	if bounded {
+		n := info.night
+		n.TickerCalls++
+		if perr := p.putNight(ctx, inv, n); perr != nil && err == nil {
+			err = perr
 		}
 	}
-	meta := bardb.Meta{VerifiedThrough: d}
-	if days := marketdata.TradingDays(from, d); len(fetched) > 0 && len(days) > 0 && fetched[0].Date > days[0] {
-		meta.HistoryStart = fetched[0].Date
+	if err != nil {
+		if retry.IsPermanent(err) && !refused(err) && bounded {
+			if keep != nil {
+				// Nothing since the stored bars (halted): no bar of d; a
+				// later night asks again.
+				log.InfoContext(ctx, "ticker's own call has nothing after its stored bars", "from", from, "error", err.Error())
+				return keep, nil
+			}
+			// Remember it, so the next nights do not ask again while the
+			// grouped answers do not carry the ticker either.
+			if perr := p.History.PutTicker(ctx, t, coverage.Ticker{PerTicker: rec.PerTicker, NoDataAt: d}); perr != nil {
+				log.WarnContext(ctx, "could not record the ticker as unknown to the provider", "error", perr.Error())
+			}
+		}
+		return nil, fmt.Errorf("own call (%s): daily bars %s %s..%s: %w", reason, t, from, d, err)
 	}
-	slices.Sort(remove)
-	return bardb.Replace{Bars: fetched, Remove: remove, Meta: meta}
+	if err := p.History.PutTickerBars(ctx, t, fetched); err != nil {
+		return nil, fmt.Errorf("store the bars of %s: %w", t, err)
+	}
+	if bounded && rec.PerTicker != d {
+		if err := p.History.PutTicker(ctx, t, coverage.Ticker{PerTicker: d}); err != nil {
+			return nil, fmt.Errorf("record of %s: %w", t, err)
+		}
+	}
+	log.InfoContext(ctx, "ticker's own bars fetched and stored", "reason", reason, "bars", len(fetched), "from", from)
+	return append(keep, fetched...), nil
 }
 
-// sortedUpTo is the number of ascending bars dated up to d.
-func sortedUpTo(bars []marketdata.Bar, d string) int {
-	n, _ := slices.BinarySearchFunc(bars, d, func(b marketdata.Bar, d string) int {
-		if b.Date <= d {
-			return -1
+// from returns the bars (ascending) dated from date on.
+func from(bars []marketdata.Bar, date string) []marketdata.Bar {
+	for i, b := range bars {
+		if b.Date >= date {
+			return bars[i:]
 		}
-		return 1
-	})
-	return n
+	}
+	return nil
+}
+
+// hasDay reports whether the last of the ascending bars is dated d.
+func hasDay(bars []marketdata.Bar, d string) bool {
+	return len(bars) > 0 && bars[len(bars)-1].Date == d
+}
+
+// deref returns *v, or nil for a log attribute of an absent indicator.
+func deref(v *float64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
 }

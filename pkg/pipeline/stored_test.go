@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -19,7 +20,9 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakeclock"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/app/processticker"
 	"github.com/zsmseven/backend/pkg/bardb"
+	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/logging"
@@ -32,14 +35,25 @@ import (
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
-// The nights of the stored-history design, each a day message and its
-// tickers' messages through the real Polygon client against the local
-// Polygon (whose clock decides what is published) and the real stores on
-// dynalite.
+// The nights of the stored history (raw bars, a ledger applied on read, a
+// window kept complete): each a day message and its tickers' messages, and
+// the fill messages the day message queues, through the real Polygon client
+// against the local Polygon (whose clock decides what is published) and the
+// real stores on dynalite. Most tests keep a window of testSessions sessions
+// so that a cold fill is short; TestColdFillThenWarmNights keeps the
+// indicators' 253.
 
-const storedKey = "pk-stored-history-0123456789"
+const (
+	storedKey    = "pk-stored-history-0123456789"
+	testSessions = 30
+)
 
-// nights is one test's service.
+// testMarket is the whole market of the local Polygon's grouped answers
+// (besides every ticker a test holds): a ticker held later has its history
+// already.
+var testMarket = []string{"AAPL", "BRK.B", "MSFT", "NVDA"}
+
+// nights is one test's service and its FIFO queue.
 type nights struct {
 	t      *testing.T
 	clock  *fakeclock.Clock
@@ -53,6 +67,9 @@ type nights struct {
 	seen   int // server requests already counted by calls
 	run    int
 	record []pipeline.Record
+	mu     sync.Mutex
+	queue  []queue.Message // what processTicker queued (the fill), not yet delivered
+	held   map[string]bool // every ticker a night held: in the grouped answers
 }
 
 // switchKey is a key source whose key a test can rotate; Refresh counts
@@ -83,6 +100,14 @@ func (k *switchKey) refresh(context.Context) error {
 	return nil
 }
 
+// Publish queues msgs at the tail of the test's queue, as SQS does.
+func (n *nights) Publish(_ context.Context, msgs []queue.Message) (queue.Result, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.queue = append(n.queue, msgs...)
+	return queue.Result{Queued: len(msgs), Batches: (len(msgs) + 9) / 10}, nil
+}
+
 // nightOf is 21:30 New York on trading day d.
 func nightOf(t *testing.T, d string) time.Time {
 	t.Helper()
@@ -93,11 +118,17 @@ func nightOf(t *testing.T, d string) time.Time {
 	return c.Add(5*time.Hour + 30*time.Minute)
 }
 
-func newNights(t *testing.T, first string, o fakepolygon.Options) *nights {
+func newNights(t *testing.T, first string, sessions int, o fakepolygon.Options) *nights {
 	t.Helper()
 	env := dynalitetest.New(t, deploy.TickerData, deploy.DailyBars)
-	n := &nights{t: t, clock: fakeclock.New(nightOf(t, first)), logs: &bytes.Buffer{}, emf: &bytes.Buffer{}, key: &switchKey{key: storedKey}}
-	o.Key, o.Now = storedKey, n.clock.Now
+	n := &nights{t: t, clock: fakeclock.New(nightOf(t, first)), logs: &bytes.Buffer{}, emf: &bytes.Buffer{}, key: &switchKey{key: storedKey},
+		held: map[string]bool{}}
+	// The grouped answers carry the whole market: here, testMarket and
+	// every ticker held.
+	o.Key, o.Now, o.UniverseFunc = storedKey, n.clock.Now, n.universe
+	if o.Universe == nil {
+		o.Universe = testMarket
+	}
 	n.srv = fakepolygon.New(t, o)
 	client, err := polygon.New(polygon.Options{BaseURL: n.srv.URL, APIKey: n.key.get,
 		Retry: retry.Policy{Attempts: 2, Sleep: func(context.Context, time.Duration) error { return nil }}})
@@ -106,22 +137,33 @@ func newNights(t *testing.T, first string, o fakepolygon.Options) *nights {
 	}
 	n.bars = bardb.NewStore(env.Client, deploy.DailyBars.Name(env.Stage))
 	n.rows = tickerdb.NewStore(env.Client, deploy.TickerData.Name(env.Stage))
-	n.p = &pipeline.ProcessTicker{Market: client, Grouped: client, Store: n.rows, Bars: n.bars, Source: "polygon",
-		RefreshKey: n.key.refresh, Metrics: metrics.New(n.emf, "test"), Logger: logging.New(n.logs, slog.LevelDebug),
-		Observer: func(r pipeline.Record) { n.record = append(n.record, r) }}
+	n.p = &pipeline.ProcessTicker{Market: client, Rows: processticker.Rows(n.rows), History: n.bars, Publisher: n, Source: "polygon",
+		Sessions: sessions, RefreshKey: n.key.refresh, Metrics: metrics.New(n.emf, "test"), Logger: logging.New(n.logs, slog.LevelDebug),
+		Now: n.clock.Now, Observer: func(r pipeline.Record) { n.record = append(n.record, r) }}
 	return n
 }
 
 // night queues what processTickers queues on trading day d (a day message
-// and one message per ticker) and hands it to processTicker in batches of
-// 10, as the FIFO event source does; it returns the handed-back message ids.
+// and one message per ticker) and drains the queue; it returns the
+// handed-back message ids.
 func (n *nights) night(d string, tickers ...string) []string {
 	n.t.Helper()
 	n.clock.Set(nightOf(n.t, d))
 	return n.deliver(n.messages(d, tickers...))
 }
 
+func (n *nights) universe() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Sorted(maps.Keys(n.held))
+}
+
 func (n *nights) messages(d string, tickers ...string) []queue.Message {
+	n.mu.Lock()
+	for _, t := range tickers {
+		n.held[t] = true
+	}
+	n.mu.Unlock()
 	n.run++
 	runID := fmt.Sprint("run-", n.run)
 	held := slices.Sorted(slices.Values(tickers))
@@ -132,19 +174,36 @@ func (n *nights) messages(d string, tickers ...string) []queue.Message {
 	return msgs
 }
 
+// deliver queues msgs and hands the queue to processTicker in batches of
+// 10, as the FIFO event source does, until it is empty (what processTicker
+// queues joins the tail); handed-back records are returned, not delivered
+// again.
 func (n *nights) deliver(msgs []queue.Message) []string {
 	n.t.Helper()
+	n.mu.Lock()
+	n.queue = append(n.queue, msgs...)
+	n.mu.Unlock()
 	var back []string
-	for start := 0; start < len(msgs); start += 10 {
+	for i := 0; ; i++ {
+		n.mu.Lock()
+		batch := n.queue[:min(10, len(n.queue))]
+		n.queue = n.queue[len(batch):]
+		n.mu.Unlock()
+		if len(batch) == 0 {
+			return back
+		}
+		if i > 2000 {
+			n.t.Fatalf("the queue does not empty: %v", batch)
+		}
 		var ev events.SQSEvent
-		for i, m := range msgs[start:min(start+10, len(msgs))] {
+		for j, m := range batch {
 			body, err := m.Encode()
 			if err != nil {
 				n.t.Fatal(err)
 			}
-			ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprintf("r%d-%d", n.run, start+i), Body: body,
-				ReceiptHandle: fmt.Sprintf("rh-%d-%d", n.run, start+i), EventSourceARN: fifoARN,
-				Attributes: map[string]string{"MessageGroupId": "tickers"}})
+			id := fmt.Sprintf("r%d-%d-%d", n.run, i, j)
+			ev.Records = append(ev.Records, events.SQSMessage{MessageId: id, Body: body, ReceiptHandle: "rh-" + id,
+				EventSourceARN: fifoARN, Attributes: map[string]string{"MessageGroupId": "tickers"}})
 		}
 		resp, err := n.p.Handle(context.Background(), ev)
 		if err != nil {
@@ -152,11 +211,10 @@ func (n *nights) deliver(msgs []queue.Message) []string {
 		}
 		back = append(back, failedIDs(resp)...)
 	}
-	return back
 }
 
 // calls returns the requests the local Polygon received since the last
-// call, as "grouped", "splits" or the ticker.
+// call, as "grouped DATE", "splits" or the ticker.
 func (n *nights) calls() []string {
 	reqs := n.srv.Requests()
 	var out []string
@@ -164,6 +222,8 @@ func (n *nights) calls() []string {
 		switch r.Kind {
 		case fakepolygon.KindAggregates:
 			out = append(out, r.Ticker)
+		case fakepolygon.KindGrouped:
+			out = append(out, "grouped "+r.Date)
 		default:
 			out = append(out, r.Kind)
 		}
@@ -177,7 +237,7 @@ func (n *nights) metric(name string) float64 {
 	var sum float64
 	for _, line := range strings.Split(n.emf.String(), "\n") {
 		var doc map[string]any
-		if line == "" || jsonUnmarshal(line, &doc) != nil {
+		if line == "" || json.Unmarshal([]byte(line), &doc) != nil {
 			continue
 		}
 		if v, ok := doc[name].(float64); ok {
@@ -187,16 +247,21 @@ func (n *nights) metric(name string) float64 {
 	return sum
 }
 
-// checkRow asserts ticker's row of d and that every indicator equals, to
-// 1e-6, the computation on the full split-adjusted history the local
-// Polygon serves on that day (the HistoryDays before d).
-func (n *nights) checkRow(ticker, d string) {
-	n.t.Helper()
-	row, ok, err := n.rows.Latest(context.Background(), ticker)
-	if err != nil || !ok || row.AsOf != d {
-		n.t.Fatalf("%s: latest row %+v (%v, %v), want one of %s", ticker, row, ok, err, d)
+// window is the test's window of sessions ending on d.
+func (n *nights) window(d string) []string {
+	s := n.p.Sessions
+	if s == 0 {
+		s = indicators.Lookback
 	}
-	wire, err := n.srv.Bars(ticker, marketdata.AddDays(d, -deploy.DefaultPolygonHistoryDays), d)
+	return coverage.Window(marketdata.NYSE(), d, s)
+}
+
+// reference is what the row of ticker on d must hold: indicators computed on
+// the bars the local Polygon serves split-adjusted as of now (per ticker,
+// adjusted=true) for the window ending on d, from its first session or from.
+func (n *nights) reference(ticker, d, from string) indicators.Snapshot {
+	n.t.Helper()
+	wire, err := n.srv.Bars(ticker, max(n.window(d)[0], from), d)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -208,66 +273,125 @@ func (n *nights) checkRow(ticker, d string) {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	if row.Bars != want.Bars || math.Abs(row.Price-want.Price) > 1e-6 {
-		n.t.Errorf("%s on %s: %d bars, price %v; want %d and %v", ticker, d, row.Bars, row.Price, want.Bars, want.Price)
+	return want
+}
+
+// checkRow asserts ticker's latest row is the complete row of d and that
+// its price and every indicator equal, to 1e-6, the reference.
+func (n *nights) checkRow(ticker, d string) {
+	n.t.Helper()
+	n.checkRowFrom(ticker, d, "")
+}
+
+func (n *nights) checkRowFrom(ticker, d, from string) {
+	n.t.Helper()
+	row, ok, err := n.rows.Latest(context.Background(), ticker)
+	if err != nil || !ok || row.AsOf != d || row.Partial {
+		n.t.Fatalf("%s: latest row %+v (%v, %v), want the complete one of %s", ticker, row, ok, err, d)
 	}
-	for _, f := range indicators.Fields {
-		got, w := f.Get(row.Snapshot), f.Get(want)
-		switch {
-		case (got == nil) != (w == nil):
-			n.t.Errorf("%s on %s: %s = %v, want %v", ticker, d, f.Name, got, w)
-		case got != nil && math.Abs(*got-*w) > 1e-6:
-			n.t.Errorf("%s on %s: %s = %v, want %v", ticker, d, f.Name, *got, *w)
-		}
+	if why := differs(row.Snapshot, n.reference(ticker, d, from)); why != "" {
+		n.t.Errorf("%s on %s: %s", ticker, d, why)
 	}
 }
 
-func (n *nights) stale(ticker string) bool {
+// differs says how got differs from want (to 1e-6), or "".
+func differs(got, want indicators.Snapshot) string {
+	if got.Bars != want.Bars || math.Abs(got.Price-want.Price) > 1e-6 {
+		return fmt.Sprintf("%d bars, price %v; want %d and %v", got.Bars, got.Price, want.Bars, want.Price)
+	}
+	for _, f := range indicators.Fields {
+		g, w := f.Get(got), f.Get(want)
+		switch {
+		case (g == nil) != (w == nil):
+			return fmt.Sprintf("%s = %v, want %v", f.Name, g, w)
+		case g != nil && math.Abs(*g-*w) > 1e-6:
+			return fmt.Sprintf("%s = %v, want %v", f.Name, *g, *w)
+		}
+	}
+	return ""
+}
+
+func (n *nights) outcome(ticker string, o pipeline.Outcome) bool {
 	for _, r := range n.record {
-		if r.Ticker == ticker && r.Outcome == pipeline.Stale {
+		if r.Ticker == ticker && r.Outcome == o {
 			return true
 		}
 	}
 	return false
 }
 
-func TestColdThenWarmNights(t *testing.T) {
-	n := newNights(t, "2026-11-23", fakepolygon.Options{})
+// grouped n times for the dates of fills of a window, latest first.
+func fills(dates []string) []string {
+	var out []string
+	for i := len(dates) - 1; i >= 0; i-- {
+		out = append(out, "grouped "+dates[i])
+	}
+	return out
+}
+
+// A cold store of the indicators' whole window: the day, the splits of the
+// window, then one grouped call per missing session as fill messages behind
+// the tickers (254 calls in all); the first rows are partial (an indicator
+// whose history is missing is absent, never zero), the tickers' second
+// messages after the fill write them complete, equal to the reference. Then
+// a warm night is three calls whatever the number of tickers: the day, the
+// session before it once more (revised after its close), the splits.
+func TestColdFillThenWarmNights(t *testing.T) {
+	n := newNights(t, "2026-11-23", 0, fakepolygon.Options{})
 	held := []string{"AAPL", "BRK.B", "MSFT"}
 	if back := n.night("2026-11-23", held...); len(back) != 0 {
 		t.Fatalf("handed back %v", back)
 	}
-	// Cold: the grouped and splits calls, then one backfill per ticker.
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits", "AAPL", "BRK.B", "MSFT"}) {
-		t.Errorf("cold night calls %v", got)
+	w := n.window("2026-11-23")
+	want := append([]string{"grouped 2026-11-23", "splits"}, fills(w[:len(w)-1])...)
+	if got := n.calls(); !slices.Equal(got, want) || len(got) != 254 {
+		t.Errorf("cold night: %d calls %v…, want %d", len(got), got[:min(5, len(got))], len(want))
+	}
+	first := n.record[slices.IndexFunc(n.record, func(r pipeline.Record) bool { return r.Ticker == "AAPL" })]
+	if first.Outcome != pipeline.Stored || !first.Row.Partial || first.Row.RSI != nil || first.Row.MA50 != nil || first.Row.Price == 0 {
+		t.Errorf("AAPL's first row %+v: want partial, the price alone", first.Row)
 	}
 	for _, tk := range held {
 		n.checkRow(tk, "2026-11-23")
 	}
-	if n.metric(deploy.TickersBackfilled.Name) != 3 || n.metric(deploy.GroupedRowsSkipped.Name) != 4 {
-		t.Errorf("backfilled %v, grouped rows skipped %v (want 3 and the 4 junk rows)", n.metric(deploy.TickersBackfilled.Name), n.metric(deploy.GroupedRowsSkipped.Name))
+	if n.metric(deploy.SessionsFilled.Name) != 252 || n.metric(deploy.TickersBackfilled.Name) != 0 {
+		t.Errorf("SessionsFilled %v TickersBackfilled %v", n.metric(deploy.SessionsFilled.Name), n.metric(deploy.TickersBackfilled.Name))
 	}
-	// Warm: two calls, whatever the number of tickers; the values are those
-	// of the full history as served that day.
 	for _, d := range []string{"2026-11-24", "2026-11-25", "2026-11-27"} {
+		prev := marketdata.PreviousTradingDay(d)
 		if back := n.night(d, held...); len(back) != 0 {
 			t.Fatalf("%s: handed back %v", d, back)
 		}
-		if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits"}) {
-			t.Errorf("%s: warm night calls %v, want grouped and splits only", d, got)
+		if got := n.calls(); !slices.Equal(got, []string{"grouped " + d, "grouped " + prev, "splits"}) {
+			t.Errorf("%s: warm night calls %v", d, got)
 		}
 		for _, tk := range held {
 			n.checkRow(tk, d)
 		}
 	}
-	st, ok, err := n.bars.Day(context.Background(), "2026-11-27")
-	if err != nil || !ok || st.Status != bardb.DayPublished || st.Merged != 3 || st.Skipped != 4 {
-		t.Errorf("day state %+v %v %v", st, ok, err)
+	if st, ok, _ := n.bars.Session(context.Background(), "2026-11-25"); !ok || st.Status != coverage.Stored || !st.Final || st.Bars != len(testMarket) || st.Rows != len(testMarket)+4 {
+		t.Errorf("session 2026-11-25 %+v", st)
 	}
 }
 
+// A night after k missed nights costs the three calls of a warm night and
+// one per missed session.
+func TestMissedNightsCostOneCallEach(t *testing.T) {
+	n := newNights(t, "2026-11-16", testSessions, fakepolygon.Options{})
+	n.night("2026-11-16", "AAPL", "MSFT")
+	n.calls()
+	n.night("2026-11-25", "AAPL", "MSFT") // 17, 18, 19, 20, 23, 24 missed
+	want := []string{"grouped 2026-11-25", "grouped 2026-11-16", "splits",
+		"grouped 2026-11-24", "grouped 2026-11-23", "grouped 2026-11-20", "grouped 2026-11-19", "grouped 2026-11-18", "grouped 2026-11-17"}
+	if got := n.calls(); !slices.Equal(got, want) {
+		t.Errorf("calls %v\nwant %v", got, want)
+	}
+	n.checkRow("AAPL", "2026-11-25")
+	n.checkRow("MSFT", "2026-11-25")
+}
+
 func TestRedeliveryCallsNothing(t *testing.T) {
-	n := newNights(t, "2026-11-24", fakepolygon.Options{})
+	n := newNights(t, "2026-11-24", testSessions, fakepolygon.Options{})
 	msgs := n.messages("2026-11-24", "AAPL", "MSFT")
 	n.deliver(msgs)
 	n.calls()
@@ -286,7 +410,7 @@ func TestRedeliveryCallsNothing(t *testing.T) {
 
 func TestDayNotPublishedKeepsTheLastGoodRowUntilTheCatchUp(t *testing.T) {
 	// Published 6 h after the close: at 21:30 not yet, at 23:30 it is.
-	n := newNights(t, "2026-11-23", fakepolygon.Options{PublishDelay: 6 * time.Hour})
+	n := newNights(t, "2026-11-23", testSessions, fakepolygon.Options{PublishDelay: 6 * time.Hour})
 	n.clock.Set(nightOf(t, "2026-11-23").Add(3 * time.Hour)) // 00:30: the 23rd is published
 	n.deliver(n.messages("2026-11-23", "AAPL", "MSFT"))
 	n.calls()
@@ -294,13 +418,13 @@ func TestDayNotPublishedKeepsTheLastGoodRowUntilTheCatchUp(t *testing.T) {
 	if back := n.night("2026-11-24", "AAPL", "MSFT"); len(back) != 0 {
 		t.Fatalf("handed back %v", back)
 	}
-	// The grouped call answers resultsCount 0: no ticker call, rows kept.
-	if got := n.calls(); !slices.Equal(got, []string{"grouped"}) {
-		t.Errorf("calls %v, want the grouped call alone", got)
+	// The day answers resultsCount 0: no ticker call, rows kept; the day
+	// before, fetched at 00:30, is fetched once more; the splits checked.
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-24", "grouped 2026-11-23", "splits"}) {
+		t.Errorf("calls %v", got)
 	}
-	if !n.stale("AAPL") || !n.stale("MSFT") || n.metric(deploy.GroupedNotPublished.Name) != 1 || n.metric(deploy.TickersStale.Name) != 2 {
-		t.Errorf("stale AAPL %v MSFT %v; GroupedNotPublished %v TickersStale %v", n.stale("AAPL"), n.stale("MSFT"),
-			n.metric(deploy.GroupedNotPublished.Name), n.metric(deploy.TickersStale.Name))
+	if !n.outcome("AAPL", pipeline.Stale) || !n.outcome("MSFT", pipeline.Stale) || n.metric(deploy.GroupedNotPublished.Name) != 1 || n.metric(deploy.TickersStale.Name) != 2 {
+		t.Errorf("GroupedNotPublished %v TickersStale %v", n.metric(deploy.GroupedNotPublished.Name), n.metric(deploy.TickersStale.Name))
 	}
 	for _, r := range n.record {
 		if r.Outcome == pipeline.Stale && !errors.Is(r.Err, pipeline.ErrDayNotPublished) {
@@ -310,60 +434,53 @@ func TestDayNotPublishedKeepsTheLastGoodRowUntilTheCatchUp(t *testing.T) {
 	if row, _, _ := n.rows.Latest(context.Background(), "AAPL"); row.AsOf != "2026-11-23" {
 		t.Errorf("AAPL's latest row is of %s, want the last good one of 2026-11-23", row.AsOf)
 	}
-	if st, _, _ := n.bars.Day(context.Background(), "2026-11-24"); st.Status != bardb.DayNotPublished {
-		t.Errorf("day state %+v", st)
-	}
-	// The catch-up run at 23:30 queues the day again and the two tickers.
+	// The catch-up run at 23:30 queues the day again and the two tickers:
+	// one call.
 	n.clock.Set(nightOf(t, "2026-11-24").Add(2 * time.Hour))
 	if back := n.deliver(n.messages("2026-11-24", "AAPL", "MSFT")); len(back) != 0 {
 		t.Fatalf("catch-up handed back %v", back)
 	}
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits"}) {
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-24"}) {
 		t.Errorf("catch-up calls %v", got)
 	}
 	n.checkRow("AAPL", "2026-11-24")
 	n.checkRow("MSFT", "2026-11-24")
 }
 
-func TestTickerMissingFromGroupedIsStaleThenBackfilledOnce(t *testing.T) {
-	n := newNights(t, "2026-11-20", fakepolygon.Options{Universe: []string{"AAPL", "MSFT"}})
+// A halted ticker keeps its last good row without a call; when it trades
+// again its series simply lacks the day (as the provider's own answer does):
+// no call either.
+func TestHaltedTickerCostsNoCall(t *testing.T) {
+	n := newNights(t, "2026-11-20", testSessions, fakepolygon.Options{Universe: []string{"AAPL", "MSFT"}})
 	n.night("2026-11-20", "AAPL", "MSFT")
 	n.srv.Halt("MSFT", "2026-11-23")
 	n.calls()
 	n.record = nil
 	n.night("2026-11-23", "AAPL", "MSFT")
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits"}) {
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-23", "grouped 2026-11-20", "splits"}) {
 		t.Errorf("calls %v: a halted ticker must not cost a call", got)
 	}
-	if !n.stale("MSFT") || n.stale("AAPL") || n.metric(deploy.TickersNotInGrouped.Name) != 1 {
-		t.Errorf("stale MSFT %v AAPL %v; TickersNotInGrouped %v", n.stale("MSFT"), n.stale("AAPL"), n.metric(deploy.TickersNotInGrouped.Name))
+	if !n.outcome("MSFT", pipeline.Stale) || n.outcome("AAPL", pipeline.Stale) || n.metric(deploy.TickersNotInGrouped.Name) != 1 {
+		t.Errorf("TickersNotInGrouped %v", n.metric(deploy.TickersNotInGrouped.Name))
 	}
 	n.checkRow("AAPL", "2026-11-23")
-	// The next night MSFT trades again: its history has a gap on the 23rd,
-	// one backfill checks it (Polygon has no bar of it either) ...
 	n.night("2026-11-24", "AAPL", "MSFT")
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits", "MSFT"}) {
-		t.Errorf("calls %v, want one backfill of MSFT", got)
+	if got := n.calls(); len(got) != 3 || slices.Contains(got, "MSFT") {
+		t.Errorf("calls %v", got)
 	}
 	n.checkRow("MSFT", "2026-11-24")
-	// ... and the gap, checked, costs nothing afterwards.
-	n.night("2026-11-25", "AAPL", "MSFT")
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits"}) {
-		t.Errorf("calls %v after the checked gap", got)
-	}
-	n.checkRow("MSFT", "2026-11-25")
 }
 
 func TestGroupedNotAuthorizedFallsBackToPerTickerCalls(t *testing.T) {
-	n := newNights(t, "2026-11-23", fakepolygon.Options{})
+	n := newNights(t, "2026-11-23", testSessions, fakepolygon.Options{})
 	n.night("2026-11-23", "AAPL", "MSFT")
 	n.calls()
 	n.srv.SetGroupedForbidden(true)
 	if back := n.night("2026-11-24", "AAPL", "MSFT"); len(back) != 0 {
 		t.Fatalf("handed back %v", back)
 	}
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "AAPL", "MSFT"}) {
-		t.Errorf("calls %v, want the grouped call then one per ticker", got)
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-24", "splits", "AAPL", "MSFT"}) {
+		t.Errorf("calls %v, want the grouped call, the splits, then one per ticker", got)
 	}
 	n.checkRow("AAPL", "2026-11-24")
 	n.checkRow("MSFT", "2026-11-24")
@@ -375,36 +492,231 @@ func TestGroupedNotAuthorizedFallsBackToPerTickerCalls(t *testing.T) {
 	}
 }
 
-func TestSplitBackfillsOnlyTheTickerThatSplit(t *testing.T) {
-	n := newNights(t, "2026-11-20", fakepolygon.Options{})
-	n.srv.AddSplit(fakepolygon.Split{Ticker: "AAPL", Date: "2026-11-24", From: 1, To: 4})
-	n.night("2026-11-20", "AAPL", "MSFT")
-	n.night("2026-11-23", "AAPL", "MSFT")
-	n.checkRow("AAPL", "2026-11-23") // the price level before the split
-	n.calls()
-	// The split executes at the open of the 24th: Polygon re-adjusts
-	// AAPL's history; the splits call finds it; AAPL alone is backfilled.
-	n.night("2026-11-24", "AAPL", "MSFT")
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits", "AAPL"}) {
-		t.Errorf("calls %v, want one backfill of AAPL", got)
+// A split the provider lists four sessions late: the price-continuity check
+// reports the jump it leaves unexplained on the night of the split; the night
+// after it is listed, the splits of the trailing window bring it into the
+// ledger and the row equals the split-adjusted reference — with no call more
+// than a warm night's.
+func TestSplitListedLateIsAppliedTheNightAfter(t *testing.T) {
+	n := newNights(t, "2026-11-16", testSessions, fakepolygon.Options{
+		Splits: []fakepolygon.Split{{Ticker: "AAPL", Date: "2026-11-18", From: 1, To: 4, Listed: "2026-11-20"}}})
+	for _, d := range []string{"2026-11-16", "2026-11-17"} {
+		n.night(d, "AAPL", "MSFT")
+		n.checkRow("AAPL", d)
 	}
-	n.checkRow("AAPL", "2026-11-24")
-	n.checkRow("MSFT", "2026-11-24")
+	n.calls()
+	n.record = nil
+	n.night("2026-11-18", "AAPL", "MSFT")
+	var flagged []marketdata.Discontinuity
+	for _, r := range n.record {
+		flagged = append(flagged, r.Discontinuities...)
+	}
+	if len(flagged) != 1 || flagged[0].Ticker != "AAPL" || flagged[0].Date != "2026-11-18" || flagged[0].Explained() || n.metric(deploy.PriceDiscontinuities.Name) != 1 {
+		t.Errorf("discontinuities %+v (metric %v)", flagged, n.metric(deploy.PriceDiscontinuities.Name))
+	}
+	n.night("2026-11-19", "AAPL", "MSFT")
+	row, _, _ := n.rows.Latest(context.Background(), "AAPL")
+	if differs(row.Snapshot, n.reference("AAPL", "2026-11-19", "")) == "" {
+		t.Error("the row before the listing matches the reference: the test shows nothing")
+	}
+	n.calls()
+	n.night("2026-11-20", "AAPL", "MSFT")
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-20", "grouped 2026-11-19", "splits"}) {
+		t.Errorf("listing night calls %v", got)
+	}
+	n.checkRow("AAPL", "2026-11-20")
+	n.checkRow("MSFT", "2026-11-20")
 	if n.metric(deploy.SplitsFound.Name) != 1 {
 		t.Errorf("SplitsFound %v", n.metric(deploy.SplitsFound.Name))
 	}
-	before, _, _ := n.rows.Latest(context.Background(), "AAPL")
-	if before.High52W == nil || *before.High52W > before.Price*2 {
-		t.Errorf("AAPL's 52-week high %v beside price %v: the stored history was not re-adjusted", before.High52W, before.Price)
+}
+
+// A split listed a day early (the provider's date, corrected later): the
+// continuity check names the ledger's entry as the likely cause; once the
+// provider corrects the date, the entry moves with it and the row equals the
+// reference.
+func TestSplitWithAWrongDateIsCorrected(t *testing.T) {
+	n := newNights(t, "2026-11-16", testSessions, fakepolygon.Options{
+		Splits: []fakepolygon.Split{{Ticker: "TQQQ", Date: "2026-11-18", From: 1, To: 2, ListedAs: "2026-11-17", Corrected: "2026-11-20"}}})
+	n.night("2026-11-16", "TQQQ")
+	n.record = nil
+	n.night("2026-11-17", "TQQQ")
+	n.night("2026-11-18", "TQQQ")
+	var near []string
+	for _, r := range n.record {
+		for _, d := range r.Discontinuities {
+			if d.Explained() && d.Near.Date == "2026-11-17" {
+				near = append(near, d.Date)
+			}
+		}
 	}
-	n.night("2026-11-25", "AAPL", "MSFT")
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits"}) {
-		t.Errorf("calls %v the night after", got)
+	if !slices.Equal(near, []string{"2026-11-17", "2026-11-18"}) {
+		t.Errorf("moves explained by the misdated entry: %v", near)
+	}
+	n.night("2026-11-19", "TQQQ")
+	n.calls()
+	n.night("2026-11-20", "TQQQ")
+	if got := n.calls(); len(got) != 3 {
+		t.Errorf("correction night calls %v", got)
+	}
+	n.checkRow("TQQQ", "2026-11-20")
+	ledger, err := n.bars.Ledger(context.Background(), "2026-11-01", "2026-11-30")
+	if err != nil || len(ledger) != 1 || ledger[0].Date != "2026-11-18" {
+		t.Errorf("ledger %+v %v", ledger, err)
+	}
+}
+
+// Volumes revised after the close land the next night: the session stored
+// at 21:30 with its preliminary volume is fetched once more.
+func TestRevisedBarsLandTheNextNight(t *testing.T) {
+	n := newNights(t, "2026-11-23", testSessions, fakepolygon.Options{RevisionDelay: 12 * time.Hour})
+	n.night("2026-11-23", "AAPL")
+	final, _ := fakepolygon.SyntheticBars("AAPL", "2026-11-23", "2026-11-23")
+	volume := func() float64 {
+		h, err := n.bars.TickerHistory(context.Background(), "AAPL", "2026-11-23", "2026-11-23")
+		if err != nil || len(h.Bars) != 1 {
+			t.Fatalf("history %+v %v", h, err)
+		}
+		return h.Bars[0].Volume
+	}
+	if v := volume(); v != math.Round(final[0].V*fakepolygon.PreliminaryVolume) {
+		t.Fatalf("stored at 21:30: %v, want the preliminary %v", v, final[0].V*fakepolygon.PreliminaryVolume)
+	}
+	n.night("2026-11-24", "AAPL")
+	if v := volume(); v != final[0].V {
+		t.Errorf("after the next night: %v, want the revised %v", v, final[0].V)
+	}
+}
+
+// A session that stays empty while a later one is published is learnt as a
+// closure of the exchange: never asked again. The window then reaches one
+// session further back, which the night's fill did not plan: its rows stay
+// partial until the next night, whose window is complete.
+func TestUnpublishedSessionIsLearntClosed(t *testing.T) {
+	n := newNights(t, "2026-11-20", testSessions, fakepolygon.Options{Closed: []string{"2026-11-10"}})
+	n.night("2026-11-20", "AAPL")
+	if got := n.calls(); !slices.Contains(got, "grouped 2026-11-10") || n.metric(deploy.SessionsClosed.Name) != 1 {
+		t.Fatalf("calls %v, SessionsClosed %v", got, n.metric(deploy.SessionsClosed.Name))
+	}
+	m, _ := n.bars.Market(context.Background())
+	if !m.Closed("2026-11-10") {
+		t.Fatalf("market %+v", m)
+	}
+	if row, _, _ := n.rows.Latest(context.Background(), "AAPL"); !row.Partial || row.AsOf != "2026-11-20" {
+		t.Errorf("row of the closure's night %+v: want partial", row)
+	}
+	n.night("2026-11-23", "AAPL")
+	if got := n.calls(); len(got) != 3 || slices.Contains(got, "grouped 2026-11-10") {
+		t.Errorf("next night calls %v", got)
+	}
+	row, _, _ := n.rows.Latest(context.Background(), "AAPL")
+	if row.Partial || row.Bars != testSessions {
+		t.Errorf("row %+v: want complete, on %d sessions", row, testSessions)
+	}
+	if bars, _ := n.srv.Bars("AAPL", n.window("2026-11-23")[0], "2026-11-23"); len(bars) != testSessions-1 {
+		t.Fatalf("reference: %d bars in the rule calendar's window", len(bars))
+	}
+}
+
+// A 403 for a date before the plan's history marks where it starts: nothing
+// older is asked, the night is no fallback, the rows are complete over what
+// the plan reaches.
+func TestOutsidePlanMarksTheStartOfHistory(t *testing.T) {
+	n := newNights(t, "2026-11-20", testSessions, fakepolygon.Options{PlanFrom: "2026-11-05"})
+	if back := n.night("2026-11-20", "AAPL", "MSFT"); len(back) != 0 {
+		t.Fatalf("handed back %v", back)
+	}
+	got := n.calls()
+	if !slices.Equal(got[len(got)-2:], []string{"grouped 2026-11-05", "grouped 2026-11-04"}) || slices.Contains(got, "grouped 2026-11-03") {
+		t.Errorf("calls %v", got)
+	}
+	m, _ := n.bars.Market(context.Background())
+	if m.PlanFrom != "2026-11-05" || n.metric(deploy.GroupedNotAuthorized.Name) != 0 || n.metric(deploy.MarketDataKeyRefused.Name) != 0 || n.metric(deploy.TickersBackfilled.Name) != 0 {
+		t.Errorf("plan from %q; not authorized %v, refused %v, per-ticker %v", m.PlanFrom, n.metric(deploy.GroupedNotAuthorized.Name),
+			n.metric(deploy.MarketDataKeyRefused.Name), n.metric(deploy.TickersBackfilled.Name))
+	}
+	n.checkRowFrom("AAPL", "2026-11-20", "2026-11-05")
+	n.night("2026-11-23", "AAPL", "MSFT")
+	if got := n.calls(); len(got) != 3 {
+		t.Errorf("next night calls %v", got)
+	}
+	n.checkRowFrom("MSFT", "2026-11-23", "2026-11-05")
+}
+
+// An OTC holding is in the grouped answer (include_otc=true): no call of
+// its own.
+func TestOTCHoldingIsServedByTheGroupedAnswer(t *testing.T) {
+	n := newNights(t, "2026-11-20", testSessions, fakepolygon.Options{OTC: []string{"NSRGY"}})
+	n.night("2026-11-20", "NSRGY")
+	if got := n.calls(); slices.Contains(got, "NSRGY") {
+		t.Errorf("calls %v", got)
+	}
+	n.checkRow("NSRGY", "2026-11-20")
+}
+
+// A held ticker the grouped answers lack costs its own call, once the window
+// is complete, bounded per night; the next nights ask only for what is new.
+func TestHeldTickerTheGroupedAnswersLackCostsBoundedCalls(t *testing.T) {
+	n := newNights(t, "2026-11-20", testSessions, fakepolygon.Options{NotGrouped: []string{"ZWXY", "ZWXZ"}})
+	n.p.TickerCalls = 1
+	n.night("2026-11-20", "AAPL", "ZWXY", "ZWXZ")
+	got := n.calls()
+	if slices.Contains(got, "ZWXZ") || !slices.Contains(got, "ZWXY") || n.metric(deploy.TickersBackfilled.Name) != 1 {
+		t.Errorf("calls %v, TickersBackfilled %v", got, n.metric(deploy.TickersBackfilled.Name))
+	}
+	n.checkRow("ZWXY", "2026-11-20")
+	var spent bool
+	for _, r := range n.record {
+		spent = spent || (r.Ticker == "ZWXZ" && errors.Is(r.Err, pipeline.ErrTickerCallsSpent))
+	}
+	if !spent {
+		t.Error("ZWXZ is not stale for the spent calls")
+	}
+	n.night("2026-11-23", "AAPL", "ZWXY")
+	reqs := n.srv.Requests()
+	last := reqs[len(reqs)-1]
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-23", "grouped 2026-11-20", "splits", "ZWXY"}) || last.From != "2026-11-21" {
+		t.Errorf("second night calls %v, the last from %s", got, last.From)
+	}
+	n.checkRow("ZWXY", "2026-11-23")
+}
+
+func TestUnknownSymbolCostsOneCallOnce(t *testing.T) {
+	n := newNights(t, "2026-11-23", testSessions, fakepolygon.Options{NotGrouped: []string{"ZZZQ"}})
+	// Polygon knows nothing of ZZZQ: resultsCount 0 for it.
+	n.srv.EnqueueFor("ZZZQ", fakepolygon.JSON(200, `{"ticker":"ZZZQ","queryCount":0,"resultsCount":0,"adjusted":false,"status":"OK","request_id":"x"}`))
+	n.night("2026-11-23", "AAPL", "ZZZQ")
+	if got := n.calls(); got[len(got)-1] != "ZZZQ" || slices.Index(got, "ZZZQ") != len(got)-1 {
+		t.Errorf("first night calls …%v", got[len(got)-3:])
+	}
+	n.night("2026-11-24", "AAPL", "ZZZQ")
+	if got := n.calls(); slices.Contains(got, "ZZZQ") {
+		t.Errorf("second night calls %v: an unknown symbol must not cost a call a night", got)
+	}
+	if n.metric(deploy.PermanentFailures.Name) != 2 {
+		t.Errorf("PermanentFailures %v, want ZZZQ on both nights", n.metric(deploy.PermanentFailures.Name))
+	}
+}
+
+// A recent listing has fewer bars than the window: complete, no call; the
+// indicators that need more are absent, never zero.
+func TestRecentListingCostsNoCall(t *testing.T) {
+	n := newNights(t, "2026-11-23", 60, fakepolygon.Options{})
+	n.srv.Halt("NEWCO", marketdata.TradingDays("2025-01-01", "2026-10-30")...)
+	n.night("2026-11-23", "NEWCO")
+	n.night("2026-11-24", "NEWCO")
+	if got := n.calls(); slices.Contains(got, "NEWCO") {
+		t.Errorf("calls %v", got)
+	}
+	n.checkRow("NEWCO", "2026-11-24")
+	row, _, _ := n.rows.Latest(context.Background(), "NEWCO")
+	if row.RSI == nil || row.MA50 != nil || row.Bars != 17 {
+		t.Errorf("row %+v: want RSI, no MA50, 17 bars", row)
 	}
 }
 
 func TestRefusedKeyStopsTheRunAndLosesNothing(t *testing.T) {
-	n := newNights(t, "2026-11-23", fakepolygon.Options{})
+	n := newNights(t, "2026-11-23", testSessions, fakepolygon.Options{})
 	n.night("2026-11-23", "AAPL", "MSFT")
 	n.calls()
 	// The key is revoked; the re-read secret holds the same revoked key.
@@ -416,11 +728,11 @@ func TestRefusedKeyStopsTheRunAndLosesNothing(t *testing.T) {
 		t.Fatalf("handed back %v, want the day message and every ticker", back)
 	}
 	// One call, one re-read, the same call once more, then nothing.
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "grouped"}) || n.key.refreshes != 1 {
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-24", "grouped 2026-11-24"}) || n.key.refreshes != 1 {
 		t.Errorf("calls %v, key re-reads %d", got, n.key.refreshes)
 	}
 	if n.metric(deploy.MarketDataKeyRefused.Name) != 1 || n.metric(deploy.PermanentFailures.Name) != 0 {
-		t.Errorf("PolygonKeyRefused %v, PermanentFailures %v", n.metric(deploy.MarketDataKeyRefused.Name), n.metric(deploy.PermanentFailures.Name))
+		t.Errorf("MarketDataKeyRefused %v, PermanentFailures %v", n.metric(deploy.MarketDataKeyRefused.Name), n.metric(deploy.PermanentFailures.Name))
 	}
 	for _, r := range n.record[len(n.record)-4:] {
 		if r.Outcome.Settled() {
@@ -444,51 +756,19 @@ func TestRefusedKeyStopsTheRunAndLosesNothing(t *testing.T) {
 }
 
 func TestPlanRefusedOnPerTickerBarsStopsTheRun(t *testing.T) {
-	n := newNights(t, "2026-11-23", fakepolygon.Options{})
+	n := newNights(t, "2026-11-23", testSessions, fakepolygon.Options{})
+	n.srv.SetGroupedForbidden(true)
 	n.srv.EnqueueFor("AAPL", fakepolygon.JSON(403, fakepolygon.BodyNotAuthorized), fakepolygon.JSON(403, fakepolygon.BodyNotAuthorized))
 	back := n.deliver(n.messages("2026-11-23", "AAPL", "MSFT"))
-	// The day message is done; AAPL's 403 (after one re-read) stops the run:
-	// AAPL and MSFT come back, nothing acknowledged as permanent.
+	// The day message is done (fallback); AAPL's 403 (after one re-read)
+	// stops the run: AAPL and MSFT come back, nothing acknowledged as
+	// permanent.
 	if len(back) != 2 || n.metric(deploy.MarketDataKeyRefused.Name) != 1 || n.metric(deploy.PermanentFailures.Name) != 0 {
-		t.Fatalf("handed back %v; PolygonKeyRefused %v PermanentFailures %v", back, n.metric(deploy.MarketDataKeyRefused.Name), n.metric(deploy.PermanentFailures.Name))
+		t.Fatalf("handed back %v; MarketDataKeyRefused %v PermanentFailures %v", back, n.metric(deploy.MarketDataKeyRefused.Name), n.metric(deploy.PermanentFailures.Name))
 	}
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits", "AAPL", "AAPL"}) {
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-23", "splits", "AAPL", "AAPL"}) {
 		t.Errorf("calls %v", got)
 	}
-}
-
-func TestUnknownSymbolCostsOneCallOnce(t *testing.T) {
-	n := newNights(t, "2026-11-23", fakepolygon.Options{})
-	// Polygon knows nothing of ZZZQ: resultsCount 0 for it, every time.
-	n.srv.EnqueueFor("ZZZQ", fakepolygon.JSON(200, `{"ticker":"ZZZQ","queryCount":0,"resultsCount":0,"adjusted":true,"status":"OK","request_id":"x"}`))
-	// Halted on the whole range: not in the grouped answer either.
-	n.srv.Halt("ZZZQ", marketdata.TradingDays("2026-01-01", "2026-12-31")...)
-	n.night("2026-11-23", "AAPL", "ZZZQ")
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits", "AAPL", "ZZZQ"}) {
-		t.Errorf("first night calls %v", got)
-	}
-	n.night("2026-11-24", "AAPL", "ZZZQ")
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits"}) {
-		t.Errorf("second night calls %v: an unknown symbol must not cost a call a night", got)
-	}
-	if n.metric(deploy.PermanentFailures.Name) != 2 {
-		t.Errorf("PermanentFailures %v, want ZZZQ on both nights", n.metric(deploy.PermanentFailures.Name))
-	}
-}
-
-func TestRecentListingIsNotBackfilledEveryNight(t *testing.T) {
-	n := newNights(t, "2026-11-23", fakepolygon.Options{})
-	// NEWCO trades from 2026-09-01 only: 60-odd sessions.
-	n.srv.Halt("NEWCO", marketdata.TradingDays("2025-01-01", "2026-08-31")...)
-	n.night("2026-11-23", "NEWCO")
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits", "NEWCO"}) {
-		t.Errorf("first night calls %v", got)
-	}
-	n.night("2026-11-24", "NEWCO")
-	if got := n.calls(); !slices.Equal(got, []string{"grouped", "splits"}) {
-		t.Errorf("second night calls %v: a short but complete history was fetched again", got)
-	}
-	n.checkRow("NEWCO", "2026-11-24")
 }
 
 // fakeVisibility records the visibility changes asked for.
@@ -533,7 +813,7 @@ func TestHandedBackRecordsAreReleasedAtOnce(t *testing.T) {
 }
 
 func TestRefusedRecordsKeepTheirVisibilityTimeout(t *testing.T) {
-	n := newNights(t, "2026-11-23", fakepolygon.Options{})
+	n := newNights(t, "2026-11-23", testSessions, fakepolygon.Options{})
 	v := &fakeVisibility{}
 	n.p.Visibility = v
 	n.key.key = "revoked-key-000000000000"
@@ -542,5 +822,3 @@ func TestRefusedRecordsKeepTheirVisibilityTimeout(t *testing.T) {
 		t.Fatalf("handed back %v, visibility changes %+v: a refused key's records must wait out their timeout", back, v.changes)
 	}
 }
-
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

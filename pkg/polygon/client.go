@@ -189,11 +189,14 @@ func NewHTTPClient() *http.Client {
 // Calls is the number of HTTP requests the client has sent.
 func (c *Client) Calls() int64 { return c.calls.Load() }
 
-// DailyBars returns the split-adjusted daily bars of ticker from one date to
-// another (YYYY-MM-DD, both included), ascending and validated. Errors are
-// classified (retry.IsPermanent) and carry ErrUnauthorized, ErrNoData or
-// ErrRateLimited when those apply; a refused key or plan also wraps
-// marketdata.ErrKeyRefused or marketdata.ErrNotEntitled.
+// DailyBars returns the daily bars of ticker from one date to another
+// (YYYY-MM-DD, both included) as the market printed them (adjusted=false:
+// the same whenever they are fetched; the ledger of splits adjusts them when
+// they are read), ascending and validated. Errors are classified
+// (retry.IsPermanent) and carry ErrUnauthorized, ErrNoData or ErrRateLimited
+// when those apply; a refused key or plan also wraps marketdata.ErrKeyRefused
+// or marketdata.ErrNotEntitled, a range before the plan's history
+// marketdata.ErrOutsidePlan.
 func (c *Client) DailyBars(ctx context.Context, ticker, from, to string) ([]marketdata.Bar, error) {
 	t, err := symbol.Normalize(ticker)
 	if err != nil {
@@ -209,7 +212,7 @@ func (c *Client) DailyBars(ctx context.Context, ticker, from, to string) ([]mark
 	}
 
 	next := c.base.JoinPath("v2", "aggs", "ticker", t, "range", "1", "day", from, to)
-	next.RawQuery = "adjusted=true&sort=asc&limit=50000"
+	next.RawQuery = "adjusted=false&sort=asc&limit=50000"
 	merged := &Aggregates{Ticker: t}
 	for page := 1; ; page++ {
 		var a *Aggregates
@@ -259,17 +262,20 @@ func (c *Client) DailyBars(ctx context.Context, ticker, from, to string) ([]mark
 	return bars, nil
 }
 
-// GroupedDaily returns one trading day of the whole US stock market in one
-// call (GET /v2/aggs/grouped/locale/us/market/stocks/{date}?adjusted=true),
-// split-adjusted: the valid rows by ticker, dated in New York from each row's
-// t (the END of the day's window, 16:00 New York), and the rows skipped with
-// why (a symbol the validator rejects or that is not in its normalized
-// spelling, such as Polygon's preferred shares "KIMpL"; a non-finite or
-// non-positive price; a ticker sent twice, all of whose rows are skipped;
-// a row of another date). An answer without rows (resultsCount 0: the day is
-// not published yet, or was no session) is not an error: Day.Published is
-// false. A body that is cut or does not parse is transient; a refused key or
-// plan wraps marketdata.ErrKeyRefused or marketdata.ErrNotEntitled.
+// GroupedDaily returns one trading day of the whole US stock market, OTC
+// tickers included, in one call
+// (GET /v2/aggs/grouped/locale/us/market/stocks/{date}?adjusted=false&include_otc=true),
+// as the market printed it: the valid rows by ticker, dated in New York from
+// each row's t (the END of the session, 16:00 New York, 13:00 on an early
+// close), and the rows skipped with why (a symbol the validator rejects or
+// that is not in its normalized spelling, such as Polygon's preferred shares
+// "KIMpL"; a non-finite or non-positive price; a ticker sent twice, all of
+// whose rows are skipped; a row of another date). An answer without rows
+// (resultsCount 0: the day is not published yet, or was no session) is not
+// an error: Day.Published is false. A body that is cut or does not parse is
+// transient; a refused key or plan wraps marketdata.ErrKeyRefused or
+// marketdata.ErrNotEntitled, a date before the plan's history
+// marketdata.ErrOutsidePlan.
 func (c *Client) GroupedDaily(ctx context.Context, date string) (marketdata.Day, error) {
 	if !ascendingDates(date, date) {
 		return marketdata.Day{}, retry.Permanent(fmt.Errorf("polygon grouped daily: date %.12q is not YYYY-MM-DD", date))
@@ -280,7 +286,7 @@ func (c *Client) GroupedDaily(ctx context.Context, date string) (marketdata.Day,
 		return marketdata.Day{}, err
 	}
 	u := c.base.JoinPath("v2", "aggs", "grouped", "locale", "us", "market", "stocks", date)
-	u.RawQuery = "adjusted=true"
+	u.RawQuery = "adjusted=false&include_otc=true"
 	var g *Grouped
 	err = c.fetch(ctx, "grouped "+date, u.String(), 1, key, redact, func(body []byte) error {
 		var err error

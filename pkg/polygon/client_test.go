@@ -390,7 +390,7 @@ func TestRequestShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := h.srv.Requests()[0]
-	want := "/v2/aggs/ticker/BRK.B/range/1/day/2024-10-01/2025-11-28?adjusted=true&sort=asc&limit=50000"
+	want := "/v2/aggs/ticker/BRK.B/range/1/day/2024-10-01/2025-11-28?adjusted=false&sort=asc&limit=50000"
 	if r.RequestURI != want {
 		t.Errorf("request %s, want %s", r.RequestURI, want)
 	}

@@ -48,8 +48,9 @@ type APIError struct {
 
 	sentinel error
 	// access is marketdata.ErrKeyRefused or marketdata.ErrNotEntitled for a
-	// refused key or plan, so the use cases can tell them apart without
-	// knowing this package.
+	// refused key or plan, marketdata.ErrOutsidePlan for a date before the
+	// plan's history, so the use cases can tell them apart without knowing
+	// this package.
 	access error
 }
 
@@ -70,7 +71,8 @@ func (e *APIError) Error() string {
 
 // Unwrap returns the sentinels the status maps to: ErrUnauthorized with
 // marketdata.ErrKeyRefused (400 missing key, 401) or
-// marketdata.ErrNotEntitled (403), ErrRateLimited (429), or none.
+// marketdata.ErrNotEntitled (403), marketdata.ErrOutsidePlan alone (403 for
+// a date before the plan's history), ErrRateLimited (429), or none.
 func (e *APIError) Unwrap() []error {
 	var out []error
 	for _, s := range []error{e.sentinel, e.access} {
@@ -117,6 +119,11 @@ func classifyStatus(code int, h http.Header, body []byte, now time.Time, redact 
 		return retry.Permanent(e)
 	case code == http.StatusUnauthorized:
 		e.sentinel, e.access = ErrUnauthorized, marketdata.ErrKeyRefused
+		return retry.Permanent(e)
+	case code == http.StatusForbidden && strings.Contains(strings.ToLower(e.Text), "timeframe"):
+		// "Your plan doesn't include this data timeframe": the dates asked
+		// for are before the plan's history; the key and the plan are fine.
+		e.access = marketdata.ErrOutsidePlan
 		return retry.Permanent(e)
 	case code == http.StatusForbidden:
 		e.sentinel, e.access = ErrUnauthorized, marketdata.ErrNotEntitled

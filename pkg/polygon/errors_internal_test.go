@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -67,6 +68,7 @@ func TestClassifyStatus(t *testing.T) {
 		{400, `{"status":"ERROR","error":"Could not parse"}`, true, nil, "Could not parse"},
 		{401, `{"status":"ERROR","error":"Unknown API Key"}`, true, ErrUnauthorized, "Unknown API Key"},
 		{403, `{"status":"NOT_AUTHORIZED","message":"You are not entitled to this data."}`, true, ErrUnauthorized, "You are not entitled"},
+		{403, `{"status":"NOT_AUTHORIZED","message":"Your plan doesn't include this data timeframe."}`, true, marketdata.ErrOutsidePlan, "data timeframe"},
 		{404, `{"status":"NOT_FOUND","message":"Not Found"}`, true, nil, "Not Found"},
 		{408, ``, false, nil, "HTTP 408"},
 		{429, `{"status":"ERROR","error":"You've exceeded the maximum requests per minute"}`, false, ErrRateLimited, "exceeded"},
@@ -78,7 +80,7 @@ func TestClassifyStatus(t *testing.T) {
 		if retry.IsPermanent(err) != tc.permanent {
 			t.Errorf("%d: permanent %v, want %v", tc.code, retry.IsPermanent(err), tc.permanent)
 		}
-		for _, s := range []error{ErrUnauthorized, ErrRateLimited, ErrNoData} {
+		for _, s := range []error{ErrUnauthorized, ErrRateLimited, ErrNoData, marketdata.ErrOutsidePlan} {
 			if errors.Is(err, s) != (s == tc.sentinel) {
 				t.Errorf("%d: errors.Is(%v) = %v", tc.code, s, errors.Is(err, s))
 			}

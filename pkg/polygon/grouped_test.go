@@ -9,6 +9,7 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/polygon"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -21,7 +22,7 @@ func TestGroupedDailyContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := h.srv.Requests()[0]
-	if r.RequestURI != "/v2/aggs/grouped/locale/us/market/stocks/2020-10-14?adjusted=true" {
+	if r.RequestURI != "/v2/aggs/grouped/locale/us/market/stocks/2020-10-14?adjusted=false&include_otc=true" {
 		t.Errorf("request %s", r.RequestURI)
 	}
 	if !day.Published() || day.Rows != 10 || day.Date != "2020-10-14" {
@@ -72,6 +73,7 @@ func TestGroupedDailyNotPublishedAndErrors(t *testing.T) {
 		is        error
 	}{
 		{"403 plan", []fakepolygon.Response{recorded(t, 403, "errors/403_not_authorized.json")}, 1, true, marketdata.ErrNotEntitled},
+		{"403 before the plan's history", []fakepolygon.Response{recorded(t, 403, "errors/403_outside_plan.json")}, 1, true, marketdata.ErrOutsidePlan},
 		{"401 key", []fakepolygon.Response{recorded(t, 401, "errors/401_unknown_key.json")}, 1, true, marketdata.ErrKeyRefused},
 		{"400 no key", []fakepolygon.Response{recorded(t, 400, "errors/400_missing_key.json")}, 1, true, marketdata.ErrKeyRefused},
 		{"cut body, every attempt", func() []fakepolygon.Response {
@@ -96,6 +98,9 @@ func TestGroupedDailyNotPublishedAndErrors(t *testing.T) {
 			if c.is == marketdata.ErrNotEntitled && errors.Is(err, marketdata.ErrKeyRefused) {
 				t.Error("a 403 reads as a refused key")
 			}
+			if c.is == marketdata.ErrOutsidePlan && (errors.Is(err, marketdata.ErrNotEntitled) || errors.Is(err, marketdata.ErrKeyRefused) || errors.Is(err, polygon.ErrUnauthorized)) {
+				t.Errorf("a date before the plan's history reads as a refused plan or key: %v", err)
+			}
 		})
 	}
 	t.Run("bad date makes no call", func(t *testing.T) {
@@ -104,6 +109,32 @@ func TestGroupedDailyNotPublishedAndErrors(t *testing.T) {
 			t.Fatalf("err %v after %d calls", err, h.srv.Calls())
 		}
 	})
+}
+
+// Against the local market: the grouped answer is what the market printed,
+// OTC tickers included, and t of an early close's rows (13:00 New York)
+// dates them right; a date before the plan's history is ErrOutsidePlan.
+func TestGroupedDailyRawWithOTC(t *testing.T) {
+	h := newHarness(t, fakepolygon.Options{Universe: []string{"AAPL"}, OTC: []string{"NSRGY"}, NoJunk: true, PlanFrom: "2024-01-02",
+		Splits: []fakepolygon.Split{{Ticker: "AAPL", Date: "2025-06-02", From: 1, To: 4}}}, nil)
+	day, err := h.c.GroupedDaily(context.Background(), "2024-11-29") // the day after Thanksgiving: 13:00
+	if err != nil || len(day.Bars) != 2 {
+		t.Fatalf("day %+v, %v", day, err)
+	}
+	raw, _ := h.srv.RawBars("AAPL", "2024-11-29", "2024-11-29")
+	adj, _ := h.srv.Bars("AAPL", "2024-11-29", "2024-11-29")
+	if b := day.Bars["AAPL"]; b.Close != raw[0].C || b.Close != adj[0].C*4 || b.Date != "2024-11-29" {
+		t.Errorf("AAPL %+v, want the printed close %v (adjusted %v)", b, raw[0].C, adj[0].C)
+	}
+	if _, ok := day.Bars["NSRGY"]; !ok {
+		t.Error("the OTC ticker is missing")
+	}
+	if _, err := h.c.GroupedDaily(context.Background(), "2023-12-29"); !errors.Is(err, marketdata.ErrOutsidePlan) || errors.Is(err, marketdata.ErrNotEntitled) {
+		t.Errorf("before the plan's history: %v", err)
+	}
+	if _, err := h.c.DailyBars(context.Background(), "AAPL", "2023-12-01", "2024-01-31"); !errors.Is(err, marketdata.ErrOutsidePlan) {
+		t.Errorf("per ticker before the plan's history: %v", err)
+	}
 }
 
 func TestSplitsContract(t *testing.T) {
@@ -117,6 +148,10 @@ func TestSplitsContract(t *testing.T) {
 	var got []string
 	for _, s := range splits {
 		got = append(got, s.Ticker+" "+s.ExecutionDate)
+	}
+	// The ids of testdata/splits/page1.json, kept for the ledger.
+	if splits[0].ID != "E90a77bdf742661741ed7c8fc086415f0457c2816c45899d73aaa88bdc8ff6025" || splits[1].ID != "E36416cce743c3964c5da63e1ef1626c0aece30fb47302eea5a49c0055c04e8d" {
+		t.Errorf("ids %q %q", splits[0].ID, splits[1].ID)
 	}
 	if !slices.Equal(got, []string{"AAPL 2020-08-31", "TSLA 2020-08-31", "NVDA 2020-09-21"}) || splits[0].Ratio() != 4 || splits[1].Ratio() != 5 {
 		t.Errorf("splits %v (%+v)", got, splits)
@@ -136,7 +171,7 @@ func TestSplitsContract(t *testing.T) {
 func TestSplitsAgainstTheLocalMarket(t *testing.T) {
 	h := newHarness(t, fakepolygon.Options{Splits: []fakepolygon.Split{{Ticker: "AAPL", Date: "2025-06-02", From: 1, To: 4}}}, nil)
 	splits, err := h.c.Splits(context.Background(), "2025-06-01", "2025-06-30")
-	if err != nil || len(splits) != 1 || splits[0] != (marketdata.Split{Ticker: "AAPL", ExecutionDate: "2025-06-02", From: 1, To: 4}) {
+	if err != nil || len(splits) != 1 || splits[0] != (marketdata.Split{Ticker: "AAPL", ExecutionDate: "2025-06-02", From: 1, To: 4, ID: "E1"}) {
 		t.Fatalf("splits %+v, %v", splits, err)
 	}
 	if _, err := h.c.Splits(context.Background(), "2025-06-30", "2025-06-01"); err == nil || !retry.IsPermanent(err) {

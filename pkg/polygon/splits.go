@@ -75,7 +75,7 @@ func (p *SplitsPage) Splits() ([]marketdata.Split, []marketdata.SkippedRow) {
 			bad = append(bad, marketdata.SkippedRow{Ticker: t, Reason: "not a normalized symbol"})
 			continue
 		}
-		s := marketdata.Split{Ticker: t, ExecutionDate: *e.ExecutionDate, From: *e.SplitFrom, To: *e.SplitTo}
+		s := marketdata.Split{Ticker: t, ExecutionDate: *e.ExecutionDate, From: *e.SplitFrom, To: *e.SplitTo, ID: oneLine(e.ID, 100)}
 		if err := marketdata.ValidateSplit(s); err != nil {
 			bad = append(bad, marketdata.SkippedRow{Ticker: t, Reason: err.Error()})
 			continue

@@ -1,8 +1,10 @@
-// Package queue is the ticker queue between processTickers and processTicker:
-// the versioned message schema — per night, one day message at the head of
-// each message group, then one message per ticker — the SQS publisher that
-// sends them in batches, the requeuer, and the visibility of handed-back
-// records.
+// Package queue is the ticker queue's messages between processTickers and
+// processTicker: the versioned schema — per night, one day message at the
+// head of each message group, then one message per ticker; the fill messages
+// a day message queues for the sessions the stored history lacks — their
+// FIFO group and de-duplication ids, and the strict decoding every queue of
+// the service uses. Pure: the SQS adapters that send and release them are
+// package sqsqueue.
 package queue
 
 import (
@@ -29,6 +31,9 @@ const (
 	KindDay = "day"
 	// KindTicker asks for one ticker's row of a trading day.
 	KindTicker = "ticker"
+	// KindFill asks for one past session of the whole market (one grouped
+	// call), missing from the stored history a night's window needs.
+	KindFill = "fill"
 )
 
 // Size bounds. SQS accepts bodies of up to 256 KiB; a ticker message is
@@ -59,6 +64,7 @@ const MaxAttempt = 100
 //
 //	v2 ticker: {"v":2,"kind":"ticker","ticker":"AAPL","date":"2026-11-25","runId":"…","enqueuedAt":"…"}
 //	v2 day:    {"v":2,"kind":"day","date":"2026-11-25","tickers":["AAPL",…],"group":"tickers","part":1,"parts":1,"runId":"…","enqueuedAt":"…"}
+//	v2 fill:   {"v":2,"kind":"fill","date":"2026-03-02","night":"2026-11-25","group":"tickers","part":17,"parts":253,"runId":"…","enqueuedAt":"…"}
 //	v1 ticker: {"v":1,"ticker":"AAPL","runId":"…","enqueuedAt":"…"} (the trading day is the last completed one when it is read)
 //
 // plus "attempt":n when processTicker re-queued it (omitted when 0).
@@ -67,17 +73,23 @@ type Message struct {
 	// V is the schema version: Version, or Version1 for a message written
 	// before the day messages existed.
 	V int `json:"v"`
-	// Kind is KindDay or KindTicker ("" in v1: a ticker message).
+	// Kind is KindDay, KindTicker or KindFill ("" in v1: a ticker message).
 	Kind string `json:"kind,omitempty"`
 	// Ticker is a normalized symbol (package symbol); ticker messages only.
 	Ticker string `json:"ticker,omitempty"`
-	// Date is the trading day, YYYY-MM-DD ("" in v1).
+	// Date is the trading day, YYYY-MM-DD ("" in v1); for a fill message,
+	// the session to fetch.
 	Date string `json:"date,omitempty"`
+	// Night is, for a fill message, the trading day whose window needs the
+	// session.
+	Night string `json:"night,omitempty"`
 	// Tickers are the held tickers a day message is for, normalized, sorted
 	// and unique (at most MaxDayTickers).
 	Tickers []string `json:"tickers,omitempty"`
 	// Group is the message group a day message heads; Part of Parts
-	// (from 1) when the group's tickers did not fit one message.
+	// (from 1) when the group's tickers did not fit one message. A fill
+	// message's Group is its message group, Part of Parts its place in the
+	// night's fill (1 is the latest session missing).
 	Group string `json:"group,omitempty"`
 	Part  int    `json:"part,omitempty"`
 	Parts int    `json:"parts,omitempty"`
@@ -111,8 +123,22 @@ func NewDay(date string, tickers []string, group string, part, parts int, runID 
 		RunID: runID, EnqueuedAt: enqueuedAt.UTC()}
 }
 
+// NewFill returns a v2 fill message: session date, the part-th of parts
+// missing from the window of night's trading day, in message group group.
+func NewFill(date, night, group string, part, parts int, runID string, enqueuedAt time.Time) Message {
+	return Message{V: Version, Kind: KindFill, Date: date, Night: night, Group: group, Part: part, Parts: parts,
+		RunID: runID, EnqueuedAt: enqueuedAt.UTC()}
+}
+
 // IsDay reports whether m is a day message.
 func (m Message) IsDay() bool { return m.Kind == KindDay }
+
+// IsFill reports whether m is a fill message.
+func (m Message) IsFill() bool { return m.Kind == KindFill }
+
+// IsMarket reports whether m is about the whole market (a day or a fill
+// message), not one ticker.
+func (m Message) IsMarket() bool { return m.IsDay() || m.IsFill() }
 
 // PartKey names a day message's part for the day's state: the same
 // message redelivered, or re-queued, has the same key.
@@ -120,8 +146,12 @@ func (m Message) PartKey() string {
 	return fmt.Sprintf("%s/%s/%d-of-%d", m.RunID, m.Group, m.Part, m.Parts)
 }
 
-// Label names the message in logs and failures: its ticker, or "day DATE".
+// Label names the message in logs and failures: its ticker, "day DATE" or
+// "fill DATE".
 func (m Message) Label() string {
+	if m.IsFill() {
+		return "fill " + m.Date
+	}
 	if m.IsDay() {
 		if m.Parts > 1 {
 			return fmt.Sprintf("day %s (%s, part %d of %d)", m.Date, m.Group, m.Part, m.Parts)
@@ -159,6 +189,7 @@ func Decode(data []byte) (Message, error) {
 		Kind       *string  `json:"kind"`
 		Ticker     *string  `json:"ticker"`
 		Date       *string  `json:"date"`
+		Night      *string  `json:"night"`
 		Tickers    []string `json:"tickers"`
 		Group      *string  `json:"group"`
 		Part       *int     `json:"part"`
@@ -205,8 +236,8 @@ func Decode(data []byte) (Message, error) {
 	dayFields := raw.Tickers != nil || raw.Group != nil || raw.Part != nil || raw.Parts != nil
 	if m.V == Version1 {
 		switch {
-		case raw.Kind != nil || raw.Date != nil || dayFields:
-			return poison("v1 has no \"kind\", \"date\", \"tickers\", \"group\", \"part\" or \"parts\"")
+		case raw.Kind != nil || raw.Date != nil || raw.Night != nil || dayFields:
+			return poison("v1 has no \"kind\", \"date\", \"night\", \"tickers\", \"group\", \"part\" or \"parts\"")
 		case raw.Ticker == nil:
 			return poison("no \"ticker\"")
 		case len(data) > MaxTickerMessageBytes:
@@ -227,7 +258,25 @@ func Decode(data []byte) (Message, error) {
 	if raw.Kind != nil {
 		kind = *raw.Kind
 	}
+	if raw.Night != nil && kind != KindFill {
+		return poison("only a fill message has a \"night\"")
+	}
 	switch kind {
+	case KindFill:
+		switch {
+		case raw.Ticker != nil || raw.Tickers != nil:
+			return poison("a fill message has no \"ticker\" or \"tickers\"")
+		case raw.Night == nil || !marketdata.IsTradingDay(*raw.Night) || *raw.Night < m.Date:
+			return poison("\"night\" missing, not a trading day, or before \"date\"")
+		case raw.Group == nil || *raw.Group == "" || len(*raw.Group) > maxRunIDLen:
+			return poison("\"group\" missing or longer than %d bytes", maxRunIDLen)
+		case raw.Parts == nil || raw.Part == nil || *raw.Parts < 1 || *raw.Parts > MaxParts || *raw.Part < 1 || *raw.Part > *raw.Parts:
+			return poison("\"part\" and \"parts\" must satisfy 1 ≤ part ≤ parts ≤ %d", MaxParts)
+		case len(data) > MaxTickerMessageBytes:
+			return poison("%d bytes, more than %d for a fill message", len(data), MaxTickerMessageBytes)
+		}
+		m.Kind, m.Night, m.Group, m.Part, m.Parts = KindFill, *raw.Night, *raw.Group, *raw.Part, *raw.Parts
+		return m, nil
 	case KindTicker:
 		switch {
 		case dayFields:
@@ -265,7 +314,7 @@ func Decode(data []byte) (Message, error) {
 		m.Kind, m.Tickers, m.Group, m.Part, m.Parts = KindDay, slices.Clip(raw.Tickers), *raw.Group, *raw.Part, *raw.Parts
 		return m, nil
 	}
-	return poison("\"kind\" %.20q, want %q or %q", kind, KindDay, KindTicker)
+	return poison("\"kind\" %.20q, want %q, %q or %q", kind, KindDay, KindTicker, KindFill)
 }
 
 // strict validates a v2 symbol: the producer normalizes, so one that is

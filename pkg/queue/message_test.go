@@ -89,7 +89,7 @@ func TestDecodeRejectsPoison(t *testing.T) {
 		{"null", `null`, `no schema version`},
 		{"no version", `{"ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `no schema version`},
 		{"version 3", `{"v":3,"kind":"ticker","ticker":"AAPL","date":"2026-11-25","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "schema version 3, want 2 or 1"},
-		{"v2 without kind", `{"v":2,"ticker":"AAPL","date":"2026-11-25","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `"kind" "", want "day" or "ticker"`},
+		{"v2 without kind", `{"v":2,"ticker":"AAPL","date":"2026-11-25","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `"kind" "", want "day", "ticker" or "fill"`},
 		{"v2 unknown kind", `{"v":2,"kind":"week","date":"2026-11-25","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `"kind" "week"`},
 		{"v2 ticker without date", `{"v":2,"kind":"ticker","ticker":"AAPL","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, `"date" missing or not a trading day`},
 		{"v2 ticker on a holiday", `{"v":2,"kind":"ticker","ticker":"AAPL","date":"2026-11-26","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`, "not a trading day"},
@@ -243,5 +243,44 @@ func TestV1IsStillRead(t *testing.T) {
 	m, err := Decode([]byte(`{"v":1,"ticker":"BRK-B","runId":"r","enqueuedAt":"2026-11-27T02:30:00Z"}`))
 	if err != nil || m.V != 1 || m.Ticker != "BRK.B" || m.Kind != "" || m.Date != "" {
 		t.Fatalf("v1: %+v %v", m, err)
+	}
+}
+
+// A fill message: one session of the night's window, its place in the fill,
+// its group; decoded back as it was sent, its own de-duplication id and
+// group; the fields of other kinds refused.
+func TestFillMessage(t *testing.T) {
+	at := time.Date(2026, 11, 26, 2, 31, 0, 0, time.UTC)
+	m := NewFill("2026-03-02", "2026-11-25", "tickers", 17, 253, "run-7/fill", at)
+	body, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"v":2,"kind":"fill","date":"2026-03-02","night":"2026-11-25","group":"tickers","part":17,"parts":253,"runId":"run-7/fill","enqueuedAt":"2026-11-26T02:31:00Z"}`
+	if body != want {
+		t.Fatalf("body %s\nwant %s", body, want)
+	}
+	got, err := Decode([]byte(body))
+	if err != nil || !reflect.DeepEqual(got, m) || !got.IsFill() || !got.IsMarket() || got.IsDay() || got.Label() != "fill 2026-03-02" {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	// sha256("run-7/fill/#fill/tickers/2026-03-02"), from sha256sum.
+	if id := got.DeduplicationID(); id != "ff482cc0076afad7630470da1f5f36457995aded357a9b2691af6498b0df5467" {
+		t.Errorf("dedup id %s", id)
+	}
+	if g := got.GroupOf(4); g != "tickers" {
+		t.Errorf("group %s", g)
+	}
+	for name, body := range map[string]string{
+		"night before date":   `{"v":2,"kind":"fill","date":"2026-03-02","night":"2026-02-27","group":"t","part":1,"parts":1,"runId":"r","enqueuedAt":"2026-11-26T02:31:00Z"}`,
+		"no night":            `{"v":2,"kind":"fill","date":"2026-03-02","group":"t","part":1,"parts":1,"runId":"r","enqueuedAt":"2026-11-26T02:31:00Z"}`,
+		"night not a session": `{"v":2,"kind":"fill","date":"2026-03-02","night":"2026-11-26","group":"t","part":1,"parts":1,"runId":"r","enqueuedAt":"2026-11-26T02:31:00Z"}`,
+		"with tickers":        `{"v":2,"kind":"fill","date":"2026-03-02","night":"2026-11-25","tickers":["A"],"group":"t","part":1,"parts":1,"runId":"r","enqueuedAt":"2026-11-26T02:31:00Z"}`,
+		"part beyond parts":   `{"v":2,"kind":"fill","date":"2026-03-02","night":"2026-11-25","group":"t","part":3,"parts":2,"runId":"r","enqueuedAt":"2026-11-26T02:31:00Z"}`,
+		"night on a ticker":   `{"v":2,"kind":"ticker","ticker":"AAPL","date":"2026-11-25","night":"2026-11-25","runId":"r","enqueuedAt":"2026-11-26T02:31:00Z"}`,
+	} {
+		if _, err := Decode([]byte(body)); !errors.Is(err, ErrPoison) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

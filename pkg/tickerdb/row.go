@@ -28,4 +28,8 @@ type Row struct {
 	FetchedAt time.Time
 	// Source names where the bars came from: "polygon" or "sandbox".
 	Source string
+	// Partial: computed while the ticker's window of history was still being
+	// filled (an indicator that needs what is missing is absent); the row is
+	// computed again once the fill completes. Stored as "partial": true.
+	Partial bool
 }

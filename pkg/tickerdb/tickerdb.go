@@ -29,6 +29,10 @@ const (
 	AttrBars      = "bars"
 	AttrFetchedAt = "fetchedAt"
 	AttrSource    = "source"
+	// AttrPartial is true on a row computed while its window of history was
+	// still being filled (absent otherwise): Has and Stored do not count it,
+	// so it is computed again.
+	AttrPartial = "partial"
 )
 
 // DynamoDBAPI is the part of the DynamoDB client the store uses: PutItem and
@@ -93,8 +97,9 @@ func (s *Store) Latest(ctx context.Context, ticker string) (Row, bool, error) {
 	return r, true, nil
 }
 
-// Has reports whether the row of ticker for the trading day date
-// (YYYY-MM-DD) is stored: a redelivered message costs no market-data call.
+// Has reports whether the complete row of ticker for the trading day date
+// (YYYY-MM-DD) is stored: a redelivered message costs no market-data call. A
+// partial row (Row.Partial) does not count.
 func (s *Store) Has(ctx context.Context, ticker, date string) (bool, error) {
 	key, err := rowKey(ticker, date)
 	if err != nil {
@@ -102,19 +107,34 @@ func (s *Store) Has(ctx context.Context, ticker, date string) (bool, error) {
 	}
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(s.table), Key: key,
-		ProjectionExpression: aws.String("#t"), ExpressionAttributeNames: map[string]string{"#t": deploy.AttrTicker},
+		ProjectionExpression: aws.String(projection), ExpressionAttributeNames: projectionNames,
 	})
 	if err != nil {
 		return false, fmt.Errorf("get %s %s from %s: %w", ticker, date, s.table, err)
 	}
-	return len(out.Item) > 0, nil
+	return complete(out.Item), nil
+}
+
+// projection reads what Has and Stored need: the ticker and the partial
+// flag.
+const projection = "#t, #p"
+
+var projectionNames = map[string]string{"#t": deploy.AttrTicker, "#p": AttrPartial}
+
+// complete reports whether an item read with projection is a complete row.
+func complete(it map[string]types.AttributeValue) bool {
+	if len(it) == 0 {
+		return false
+	}
+	p, ok := it[AttrPartial].(*types.AttributeValueMemberBOOL)
+	return !ok || !p.Value
 }
 
 // maxBatchGet is the most keys one BatchGetItem takes.
 const maxBatchGet = 100
 
-// Stored returns which of tickers have their row of the trading day date
-// stored, 100 keys a call, re-asking for the keys DynamoDB leaves
+// Stored returns which of tickers have their complete row of the trading day
+// date stored (a partial row does not count), 100 keys a call, re-asking for the keys DynamoDB leaves
 // unprocessed (within a few attempts; what is left is an error).
 func (s *Store) Stored(ctx context.Context, tickers []string, date string) (map[string]bool, error) {
 	out := make(map[string]bool, len(tickers))
@@ -128,7 +148,7 @@ func (s *Store) Stored(ctx context.Context, tickers []string, date string) (map[
 			keys = append(keys, k)
 		}
 		pending := map[string]types.KeysAndAttributes{s.table: {
-			Keys: keys, ProjectionExpression: aws.String("#t"), ExpressionAttributeNames: map[string]string{"#t": deploy.AttrTicker},
+			Keys: keys, ProjectionExpression: aws.String(projection), ExpressionAttributeNames: projectionNames,
 		}}
 		_, err := batchGetRetry.Do(ctx, func(ctx context.Context, _ int) error {
 			res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
@@ -136,7 +156,7 @@ func (s *Store) Stored(ctx context.Context, tickers []string, date string) (map[
 				return retry.Permanent(err)
 			}
 			for _, it := range res.Responses[s.table] {
-				if v, ok := it[deploy.AttrTicker].(*types.AttributeValueMemberS); ok {
+				if v, ok := it[deploy.AttrTicker].(*types.AttributeValueMemberS); ok && complete(it) {
 					out[v.Value] = true
 				}
 			}
@@ -201,6 +221,9 @@ func marshal(r Row) (map[string]types.AttributeValue, error) {
 	if r.Source != "" {
 		item[AttrSource] = &types.AttributeValueMemberS{Value: r.Source}
 	}
+	if r.Partial {
+		item[AttrPartial] = &types.AttributeValueMemberBOOL{Value: true}
+	}
 	return item, nil
 }
 
@@ -237,6 +260,9 @@ func unmarshal(item map[string]types.AttributeValue) (Row, error) {
 		return &f, nil
 	}
 	r.Ticker, r.AsOf, r.Source = str(deploy.AttrTicker), str(AttrAsOf), str(AttrSource)
+	if p, ok := item[AttrPartial].(*types.AttributeValueMemberBOOL); ok {
+		r.Partial = p.Value
+	}
 	if r.Timestamp, err = time.Parse(time.RFC3339, str(deploy.AttrTimestamp)); err != nil {
 		return Row{}, fmt.Errorf("timestamp %q: %w", str(deploy.AttrTimestamp), err)
 	}

@@ -175,3 +175,45 @@ func TestHasAndStoredFindTheRowOfADay(t *testing.T) {
 		t.Errorf("Has of a non-normalized symbol: %v", err)
 	}
 }
+
+// A partial row (computed while its window was being filled) is stored and
+// read back as one, and neither Has nor Stored counts it: the row is
+// computed again; the complete row written over it counts.
+func TestPartialRowsDoNotCount(t *testing.T) {
+	s, db, table := newStore(t)
+	ctx := context.Background()
+	row := tickerdb.Row{Ticker: "AAPL", Timestamp: closeAt(t, "2026-11-25"), Snapshot: indicators.Snapshot{AsOf: "2026-11-25", Price: 10, RSI: ptr(55)}, Partial: true}
+	if err := s.Put(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := s.Latest(ctx, "AAPL"); err != nil || !got.Partial || *got.RSI != 55 {
+		t.Fatalf("latest %+v %v", got, err)
+	}
+	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
+		"ticker": &types.AttributeValueMemberS{Value: "AAPL"}, "timestamp": &types.AttributeValueMemberS{Value: "2026-11-25T21:00:00Z"}}})
+	if err != nil || out.Item["partial"].(*types.AttributeValueMemberBOOL).Value != true {
+		t.Fatalf("item %v %v", out.Item, err)
+	}
+	if has, err := s.Has(ctx, "AAPL", "2026-11-25"); has || err != nil {
+		t.Errorf("Has counts a partial row: %v %v", has, err)
+	}
+	if got, err := s.Stored(ctx, []string{"AAPL"}, "2026-11-25"); len(got) != 0 || err != nil {
+		t.Errorf("Stored counts a partial row: %v %v", got, err)
+	}
+	row.Partial = false
+	if err := s.Put(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := s.Has(ctx, "AAPL", "2026-11-25"); !has {
+		t.Error("the complete row does not count")
+	}
+	if got, _ := s.Stored(ctx, []string{"AAPL"}, "2026-11-25"); !got["AAPL"] {
+		t.Error("Stored misses the complete row")
+	}
+	if got, _, _ := s.Latest(ctx, "AAPL"); got.Partial {
+		t.Error("the complete row reads as partial")
+	}
+	if _, ok := out.Item["partial"]; !ok {
+		t.Error("reference")
+	}
+}

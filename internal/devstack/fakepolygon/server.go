@@ -20,12 +20,18 @@
 //  5. for a per-ticker request, Options.Handler; then
 //  6. the market the server simulates (market.go): deterministic daily bars
 //     (Series) on NYSE trading days for any valid ticker, up to the last
-//     session published by Options.Now (its close plus PublishDelay),
-//     adjusted for the scripted splits that have executed by then, without
-//     the scripted halts; the grouped answer carries the same bars for its
-//     universe (Options.Universe, UniverseFunc and every ticker asked about)
-//     plus junk rows a client must skip, or 403 NOT_AUTHORIZED when the plan
-//     is set not to include it (SetGroupedForbidden).
+//     session published by Options.Now (its close plus PublishDelay), as
+//     printed (adjusted=false) or adjusted for the scripted splits that
+//     have executed by then, without the scripted halts and closures, with
+//     preliminary volumes until Options.RevisionDelay after each close; the
+//     grouped answer of any past session carries the same bars for its
+//     universe (Options.Universe, UniverseFunc, every ticker asked about,
+//     and Options.OTC with include_otc=true) plus junk rows a client must
+//     skip, its t at the session's close (13:00 on an early close), or 403
+//     NOT_AUTHORIZED when the plan is set not to include it
+//     (SetGroupedForbidden) or the date is before its history
+//     (Options.PlanFrom); the splits endpoint lists the scripted splits as
+//     they are listed at the clock (late, or with a date corrected later).
 //
 // Scripted responses can fail in every way the client must survive: any
 // status and headers (Retry-After), a delay, a connection reset, a body cut
@@ -177,6 +183,24 @@ type Options struct {
 	NoJunk bool
 	// Splits are scripted splits (AddSplit adds more).
 	Splits []Split
+	// NotGrouped are tickers the grouped answer never carries (a security
+	// the grouped endpoint leaves out), though they are served per ticker.
+	NotGrouped []string
+	// OTC are over-the-counter tickers: in the grouped answer only when it
+	// is asked with include_otc=true (Polygon's default leaves them out),
+	// per ticker always.
+	OTC []string
+	// Closed are trading days of the rule calendar on which the exchange did
+	// not open (CloseSession adds more): no bars, an empty grouped answer.
+	Closed []string
+	// PlanFrom, when set, is the first date of the plan's history: a grouped
+	// request for an earlier date, or a per-ticker range starting earlier,
+	// answers 403 "Your plan doesn't include this data timeframe".
+	PlanFrom string
+	// RevisionDelay, when set, is how long after a session's close its
+	// volume and VWAP are revised: asked earlier, the server reports the
+	// preliminary ones (PreliminaryVolume of the volume).
+	RevisionDelay time.Duration
 }
 
 // Server is a running local Polygon. Its methods are safe for concurrent use.

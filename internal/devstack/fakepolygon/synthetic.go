@@ -46,12 +46,14 @@ type Aggregates struct {
 	NextURL      string `json:"next_url,omitempty"`
 }
 
-// Body is the JSON of an OK aggregates answer carrying bars, with next_url
-// when nextURL is not empty. No bars gives resultsCount 0 and no results, as
-// Polygon answers an unknown ticker.
-func Body(ticker string, bars []Bar, nextURL string) []byte {
+// Body is the JSON of an OK adjusted aggregates answer carrying bars, with
+// next_url when nextURL is not empty. No bars gives resultsCount 0 and no
+// results, as Polygon answers an unknown ticker.
+func Body(ticker string, bars []Bar, nextURL string) []byte { return body(ticker, bars, nextURL, true) }
+
+func body(ticker string, bars []Bar, nextURL string, adjusted bool) []byte {
 	a := Aggregates{
-		Ticker: ticker, QueryCount: len(bars), ResultsCount: len(bars), Adjusted: true,
+		Ticker: ticker, QueryCount: len(bars), ResultsCount: len(bars), Adjusted: adjusted,
 		Results: bars, Status: "OK", RequestID: "fakepolygon-" + ticker, Count: len(bars), NextURL: nextURL,
 	}
 	b, err := json.Marshal(a)

@@ -1,10 +1,11 @@
 // Package processticker wires the processTicker function: the ticker queue's
 // batches (SQS) in; the market data (Polygon, paced: grouped daily, splits,
-// per-ticker backfills), the API-key secret (Secrets Manager, re-read when
-// Polygon refuses the key), the stored daily history (daily-bars) and the
-// ticker-data table (DynamoDB) it talks to; the ticker queue and its
-// dead-letter queue (SQS) for the records it re-queues, and the ticker
-// queue's visibility for the records it hands back.
+// a ticker's own bars), the API-key secret (Secrets Manager, re-read when
+// Polygon refuses the key), the stored daily history (daily-bars: bars, the
+// ledger, what it covers) and the ticker-data table (DynamoDB) it talks to;
+// the ticker queue (SQS) for the fill a day message queues and the records it
+// re-queues, its dead-letter queue, and its visibility for the records it
+// hands back.
 package processticker
 
 import (
@@ -29,10 +30,17 @@ import (
 	"github.com/zsmseven/backend/pkg/pacing"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/polygon"
-	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
+)
+
+var (
+	_ pipeline.Requeuer   = (*sqsqueue.Requeuer)(nil)
+	_ pipeline.Visibility = (*sqsqueue.Visibility)(nil)
+	_ pipeline.Publisher  = (*sqsqueue.Publisher)(nil)
+	_ pipeline.History    = (*bardb.Store)(nil)
 )
 
 // Handler is the function's Lambda handler.
@@ -56,10 +64,13 @@ func New(ctx context.Context, lookup config.Lookup, out io.Writer) (Handler, err
 // Deps are the handler's configuration, adapters and parameters.
 type Deps struct {
 	Config config.ProcessTicker
-	Store  pipeline.TickerStore
-	// Bars is the stored daily history; nil is the per-ticker design (every
-	// ticker fetches its own bars every night).
-	Bars pipeline.BarStore
+	// Rows is the ticker-data table (Rows over a tickerdb.Store), History
+	// the daily-bars table (bardb.Store).
+	Rows    pipeline.Rows
+	History pipeline.History
+	// Publisher, when set, queues the fill a day message plans on the
+	// ticker queue (pipeline.ProcessTicker).
+	Publisher pipeline.Publisher
 	// Requeuer, when set, re-queues (or dead-letters) a FIFO record that
 	// failed transiently instead of handing it back (pipeline.ProcessTicker).
 	Requeuer pipeline.Requeuer
@@ -78,16 +89,19 @@ type Deps struct {
 	Retry *retry.Policy
 	// Observer, when set, hears what became of each record (the CLI's progress).
 	Observer pipeline.Observer
-	// Now is the use case's clock (deadlines, fetch times); nil is time.Now.
-	Now func() time.Time
+	// Now is the use case's clock of deadlines; nil is time.Now. MarketNow
+	// is its market's clock (fetch times, a v1 message's day); nil is Now.
+	// `zsm run --date` sets MarketNow to the night's clock.
+	Now, MarketNow func() time.Time
 }
 
 // FromEnv reads the configuration and builds the production adapters: the
 // key resolver (deploy.EnvPolygonAPIKey, else the stage's secret, read here so that
 // a missing or unreadable key fails the cold start instead of every record),
 // the ticker-data and daily-bars stores and, with the ticker queue and its
-// dead-letter queue configured, the SQS requeuer and the queue's visibility. The AWS
-// clients honour AWS_ENDPOINT_URL_* for local servers.
+// dead-letter queue configured, the SQS publisher of the fill, the requeuer
+// and the queue's visibility. The AWS clients honour AWS_ENDPOINT_URL_* for
+// local servers.
 func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
 	cfg, awsCfg, err := app.Load(ctx, lookup, config.LoadProcessTicker)
 	if err != nil {
@@ -105,16 +119,17 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 	}
 	ddb := dynamodb.NewFromConfig(awsCfg)
 	d := Deps{
-		Config: cfg,
-		Store:  tickerdb.NewStore(ddb, cfg.TickerDataTable),
-		Bars:   bardb.NewStore(ddb, cfg.DailyBarsTable),
-		Keys:   keys,
-		Out:    out,
+		Config:  cfg,
+		Rows:    Rows(tickerdb.NewStore(ddb, cfg.TickerDataTable)),
+		History: bardb.NewStore(ddb, cfg.DailyBarsTable),
+		Keys:    keys,
+		Out:     out,
 	}
 	if cfg.TickerQueueURL != "" {
 		client := sqs.NewFromConfig(awsCfg)
-		d.Requeuer = queue.NewRequeuer(client, cfg.TickerQueueURL, cfg.TickerDLQURL)
-		d.Visibility = queue.NewVisibility(client, cfg.TickerQueueURL)
+		d.Publisher = sqsqueue.NewPublisher(client, cfg.TickerQueueURL, sqsqueue.PublisherOptions{Groups: cfg.TickerMessageGroups})
+		d.Requeuer = sqsqueue.NewRequeuer(client, cfg.TickerQueueURL, cfg.TickerDLQURL)
+		d.Visibility = sqsqueue.NewVisibility(client, cfg.TickerQueueURL)
 	}
 	return d, nil
 }
@@ -154,16 +169,16 @@ func Build(d Deps) (Handler, error) {
 	if source == "" {
 		source = Source
 	}
+	interval := pacing.Interval(cfg.PolygonCallsPerMinute)
 	uc := &pipeline.ProcessTicker{
-		Market: client, Store: d.Store, Source: source, Requeuer: d.Requeuer, Visibility: d.Visibility,
-		HistoryDays: cfg.PolygonHistoryDays, RecordBudget: cfg.RecordBudget,
-		// A day message waits for two paced calls (grouped, splits) and
-		// merges the night's bars.
-		DayBudget: 2*pacing.Interval(cfg.PolygonCallsPerMinute) + 45*time.Second,
-		Metrics:   rec, Logger: logger, Observer: d.Observer, Now: d.Now,
-	}
-	if d.Bars != nil {
-		uc.Grouped, uc.Bars = client, d.Bars
+		Market: client, Rows: d.Rows, History: d.History, Publisher: d.Publisher, Source: source,
+		Requeuer: d.Requeuer, Visibility: d.Visibility, RecordBudget: cfg.RecordBudget,
+		// A day message waits for three paced calls (its day, the session
+		// before it again, the splits) and stores two sessions of the whole
+		// market; a fill message one call and one session. Ten fill
+		// messages fit one invocation: 10 × 12.24 s on the free plan.
+		DayBudget: 3*interval + time.Minute, FillBudget: interval + 30*time.Second,
+		Metrics: rec, Logger: logger, Observer: d.Observer, Now: d.Now, MarketNow: d.MarketNow,
 	}
 	if r, ok := d.Keys.(interface{ Refresh(context.Context) error }); ok {
 		uc.RefreshKey = r.Refresh

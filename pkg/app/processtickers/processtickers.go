@@ -20,7 +20,7 @@ import (
 	"github.com/zsmseven/backend/pkg/metrics"
 	"github.com/zsmseven/backend/pkg/pipeline"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
-	"github.com/zsmseven/backend/pkg/queue"
+	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
 
@@ -38,14 +38,20 @@ func New(ctx context.Context, lookup config.Lookup, out io.Writer) (Handler, err
 	return Build(d), nil
 }
 
+var (
+	_ pipeline.Publisher = (*sqsqueue.Publisher)(nil)
+	_ pipeline.Nights    = (*bardb.Store)(nil)
+	_ pipeline.RowIndex  = (*tickerdb.Store)(nil)
+)
+
 // Deps are the handler's configuration, adapters and parameters.
 type Deps struct {
 	Config    config.ProcessTickers
 	Source    pipeline.PortfolioSource
 	Publisher pipeline.Publisher
-	// Days and Rows serve the catch-up run.
-	Days pipeline.DayStates
-	Rows pipeline.RowIndex
+	// Nights and Rows serve the catch-up run.
+	Nights pipeline.Nights
+	Rows   pipeline.RowIndex
 	// Out receives JSON logs and EMF metrics.
 	Out io.Writer
 	// Now is the clock that decides the trading day; nil is time.Now
@@ -64,9 +70,9 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 	ddb := dynamodb.NewFromConfig(awsCfg)
 	return Deps{
 		Config:    cfg,
-		Source:    portfoliodb.NewReader(ddb, cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable),
-		Publisher: queue.NewPublisher(sqs.NewFromConfig(awsCfg), cfg.TickerQueueURL, queue.PublisherOptions{Groups: cfg.TickerMessageGroups}),
-		Days:      bardb.NewStore(ddb, cfg.DailyBarsTable),
+		Source:    Holdings(portfoliodb.NewReader(ddb, cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable)),
+		Publisher: sqsqueue.NewPublisher(sqs.NewFromConfig(awsCfg), cfg.TickerQueueURL, sqsqueue.PublisherOptions{Groups: cfg.TickerMessageGroups}),
+		Nights:    bardb.NewStore(ddb, cfg.DailyBarsTable),
 		Rows:      tickerdb.NewStore(ddb, cfg.TickerDataTable),
 		Out:       out,
 	}, nil
@@ -76,7 +82,7 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 func Build(d Deps) Handler {
 	logger := logging.New(d.Out, d.Config.LogLevel).With("function", "processTickers", "stage", d.Config.Stage)
 	return func(ctx context.Context, ev json.RawMessage) (pipeline.Summary, error) {
-		uc := &pipeline.ProcessTickers{Source: d.Source, Publisher: d.Publisher, Days: d.Days, Rows: d.Rows,
+		uc := &pipeline.ProcessTickers{Source: d.Source, Publisher: d.Publisher, Nights: d.Nights, Rows: d.Rows,
 			Groups: d.Config.TickerMessageGroups, Metrics: metrics.New(d.Out, d.Config.Stage), Logger: logger, Now: d.Now}
 		return uc.Handle(ctx, ev)
 	}

@@ -1,4 +1,4 @@
-package queue
+package sqsqueue
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/zsmseven/backend/pkg/queue"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -33,7 +34,7 @@ func (f *fakeSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchIn
 	if f.err != nil {
 		return nil, f.err
 	}
-	if len(in.Entries) > MaxBatch {
+	if len(in.Entries) > queue.MaxBatch {
 		return nil, fmt.Errorf("AWS.SimpleQueueService.TooManyEntriesInBatchRequest: %d", len(in.Entries))
 	}
 	out := &sqs.SendMessageBatchOutput{}
@@ -59,11 +60,11 @@ func (f *fakeSQS) SendMessage(_ context.Context, in *sqs.SendMessageInput, _ ...
 	return &sqs.SendMessageOutput{MessageId: aws.String(fmt.Sprint("s-", len(f.sends)))}, nil
 }
 
-func messages(n int) []Message {
+func messages(n int) []queue.Message {
 	at := time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC)
-	ms := make([]Message, n)
+	ms := make([]queue.Message, n)
 	for i := range ms {
-		ms[i] = New(fmt.Sprintf("T%03d", i), "run-1", at)
+		ms[i] = queue.New(fmt.Sprintf("T%03d", i), "run-1", at)
 	}
 	return ms
 }
@@ -98,7 +99,7 @@ func TestPublishSendsBatchesOfTen(t *testing.T) {
 				if e.MessageGroupId != nil || e.MessageDeduplicationId != nil {
 					t.Errorf("standard queue entry carries FIFO ids: %+v", e)
 				}
-				if _, err := Decode([]byte(*e.MessageBody)); err != nil {
+				if _, err := queue.Decode([]byte(*e.MessageBody)); err != nil {
 					t.Errorf("body %s: %v", *e.MessageBody, err)
 				}
 			}
@@ -194,12 +195,12 @@ func TestPublishFIFOIds(t *testing.T) {
 			seenGroups := map[string]bool{}
 			seenDedup := map[string]bool{}
 			for _, e := range f.accepted {
-				m, err := Decode([]byte(*e.MessageBody))
+				m, err := queue.Decode([]byte(*e.MessageBody))
 				if err != nil {
 					t.Fatal(err)
 				}
 				g, d := aws.ToString(e.MessageGroupId), aws.ToString(e.MessageDeduplicationId)
-				if g != GroupID(m.Ticker, groups) {
+				if g != queue.GroupID(m.Ticker, groups) {
 					t.Errorf("%s: group %q", m.Ticker, g)
 				}
 				if groups == 1 && g != "tickers" {
@@ -225,12 +226,12 @@ func TestPublishFIFOIds(t *testing.T) {
 
 func TestFIFOIdsReferenceValues(t *testing.T) {
 	// Computed independently: printf 'run-1/AAPL' | sha256sum
-	if got, want := DeduplicationID("run-1", "AAPL"), "550120952cd5d961acf34eb4b6e3d35039c29ba647472c0ac15bf4790acd3421"; got != want {
+	if got, want := queue.DeduplicationID("run-1", "AAPL"), "550120952cd5d961acf34eb4b6e3d35039c29ba647472c0ac15bf4790acd3421"; got != want {
 		t.Errorf("DeduplicationID = %s, want %s", got, want)
 	}
 	// FNV-1a 32 of "AAPL" is 1489842955 (computed with the published
 	// offset basis and prime in Python); 1489842955 mod 7 = 6.
-	if got, want := GroupID("AAPL", 7), "tickers-6"; got != want {
+	if got, want := queue.GroupID("AAPL", 7), "tickers-6"; got != want {
 		t.Errorf("GroupID = %s, want %s", got, want)
 	}
 }
@@ -264,14 +265,14 @@ func TestPublishDayMessageFirstAndWithinTheBatchSizeLimit(t *testing.T) {
 	f := &fakeSQS{}
 	p := NewPublisher(f, "https://sqs.us-east-1.amazonaws.com/1/q.fifo", PublisherOptions{Groups: 1})
 	var held []string
-	for i := range MaxDayTickers {
+	for i := range queue.MaxDayTickers {
 		held = append(held, fmt.Sprintf("T%09d", i)) // the longest spelling
 	}
 	at := time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)
 	// Two parts of about 195 KB each: never in the same batch.
-	msgs := []Message{NewDay("2026-11-25", held, "tickers", 1, 2, "run-9", at), NewDay("2026-11-25", held, "tickers", 2, 2, "run-9", at)}
+	msgs := []queue.Message{queue.NewDay("2026-11-25", held, "tickers", 1, 2, "run-9", at), queue.NewDay("2026-11-25", held, "tickers", 2, 2, "run-9", at)}
 	for _, tk := range []string{"AAPL", "MSFT"} {
-		msgs = append(msgs, NewTicker(tk, "2026-11-25", "run-9", at))
+		msgs = append(msgs, queue.NewTicker(tk, "2026-11-25", "run-9", at))
 	}
 	res, err := p.Publish(context.Background(), msgs)
 	if err != nil || res.Queued != 4 || len(res.Failed) != 0 {
@@ -317,9 +318,9 @@ func (f *fakeVisibility) ChangeMessageVisibilityBatch(_ context.Context, in *sqs
 func TestVisibilityChangesInBatchesOfTen(t *testing.T) {
 	f := &fakeVisibility{failID: "rh-11"}
 	v := NewVisibility(f, "https://sqs.us-east-1.amazonaws.com/1/q.fifo")
-	var changes []VisibilityChange
+	var changes []queue.VisibilityChange
 	for i := range 12 {
-		changes = append(changes, VisibilityChange{ReceiptHandle: fmt.Sprint("rh-", i), Timeout: time.Duration(i) * 30 * time.Second})
+		changes = append(changes, queue.VisibilityChange{ReceiptHandle: fmt.Sprint("rh-", i), Timeout: time.Duration(i) * 30 * time.Second})
 	}
 	err := v.Change(context.Background(), changes)
 	if err == nil || !strings.Contains(err.Error(), "1 of 12 entries failed (ReceiptHandleIsInvalid: expired)") {

@@ -1,4 +1,4 @@
-package queue
+package sqsqueue
 
 import (
 	"context"
@@ -38,7 +38,7 @@ type BatchResult struct {
 	Failed []EntryFailure
 }
 
-// SendBatch sends one batch of at most MaxBatch entries to the queue at url
+// SendBatch sends one batch of at most queue.MaxBatch entries to the queue at url
 // with SendMessageBatch, re-sending the entries SQS reports as failed through
 // no fault of the sender (or does not mention at all) with backoff, within
 // policy and the context's deadline. The entries' ids are set to their

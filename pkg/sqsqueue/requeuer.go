@@ -1,4 +1,4 @@
-package queue
+package sqsqueue
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/zsmseven/backend/pkg/queue"
 )
 
 // Requeuer sends single messages with SendMessage: a message processTicker
@@ -32,7 +34,7 @@ func NewRequeuer(client SQSAPI, queueURL, dlqURL string) *Requeuer {
 // of the ticker queue in message group groupID. Its de-duplication id is
 // m.DeduplicationID(): sending the same copy again (a batch redelivered after
 // the send) within SQS's five-minute window queues it once.
-func (r *Requeuer) Requeue(ctx context.Context, m Message, groupID string) error {
+func (r *Requeuer) Requeue(ctx context.Context, m queue.Message, groupID string) error {
 	if err := r.send(ctx, r.queueURL, m, groupID, m.DeduplicationID()); err != nil {
 		return fmt.Errorf("re-queue %s (attempt %d): %w", m.Label(), m.Attempt, err)
 	}
@@ -45,15 +47,15 @@ func (r *Requeuer) Requeue(ctx context.Context, m Message, groupID string) error
 // must reach it again, not be dropped as a duplicate of its first visit. (A
 // batch redelivered after the send can then leave two copies there; a
 // redrive of both writes the same row twice, which is idempotent.)
-func (r *Requeuer) DeadLetter(ctx context.Context, m Message, groupID string) error {
-	dedup := sha256Hex(m.DeduplicationID() + "/dead-letter/" + r.now().UTC().Format(time.RFC3339Nano))
+func (r *Requeuer) DeadLetter(ctx context.Context, m queue.Message, groupID string) error {
+	dedup := queue.DeduplicationID(m.DeduplicationID()+"/dead-letter", r.now().UTC().Format(time.RFC3339Nano))
 	if err := r.send(ctx, r.deadLetter, m, groupID, dedup); err != nil {
 		return fmt.Errorf("dead-letter %s (attempt %d): %w", m.Label(), m.Attempt, err)
 	}
 	return nil
 }
 
-func (r *Requeuer) send(ctx context.Context, url string, m Message, groupID, dedup string) error {
+func (r *Requeuer) send(ctx context.Context, url string, m queue.Message, groupID, dedup string) error {
 	body, err := m.Encode()
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package queue
+package sqsqueue
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/zsmseven/backend/pkg/queue"
 )
 
 // VisibilityAPI is the SQS call of Visibility: ChangeMessageVisibilityBatch,
@@ -18,13 +20,6 @@ type VisibilityAPI interface {
 }
 
 var _ VisibilityAPI = (*sqs.Client)(nil)
-
-// VisibilityChange sets how long a received message stays hidden from now
-// (0: visible at once).
-type VisibilityChange struct {
-	ReceiptHandle string
-	Timeout       time.Duration
-}
 
 // Visibility changes the visibility of received messages of one queue.
 // processTicker uses it for the records it hands back: without it they keep
@@ -46,11 +41,11 @@ const maxVisibility = 12 * time.Hour
 // Change applies changes, ten per call. Entries SQS reports as failed (a
 // receipt handle that expired, say) are counted in the error; the messages
 // then keep their visibility timeout, which delays them but loses nothing.
-func (v *Visibility) Change(ctx context.Context, changes []VisibilityChange) error {
+func (v *Visibility) Change(ctx context.Context, changes []queue.VisibilityChange) error {
 	failed, first := 0, ""
-	for start := 0; start < len(changes); start += MaxBatch {
+	for start := 0; start < len(changes); start += queue.MaxBatch {
 		in := &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(v.url)}
-		for i, c := range changes[start:min(start+MaxBatch, len(changes))] {
+		for i, c := range changes[start:min(start+queue.MaxBatch, len(changes))] {
 			secs := int32(min(max(c.Timeout, 0), maxVisibility) / time.Second)
 			in.Entries = append(in.Entries, types.ChangeMessageVisibilityBatchRequestEntry{
 				Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(c.ReceiptHandle), VisibilityTimeout: secs,

@@ -1,4 +1,4 @@
-package queue
+package sqsqueue
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/zsmseven/backend/pkg/queue"
 )
 
 const (
@@ -16,8 +18,8 @@ const (
 	fifoDLQ   = "https://sqs.us-east-1.amazonaws.com/123/ticker-processing-dlq-dev.fifo"
 )
 
-func attemptMessage(attempt int) Message {
-	m := New("AAPL", "run-1", time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC))
+func attemptMessage(attempt int) queue.Message {
+	m := queue.New("AAPL", "run-1", time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC))
 	m.Attempt = attempt
 	return m
 }
