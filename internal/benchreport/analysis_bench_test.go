@@ -21,16 +21,12 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
-	"github.com/zsmseven/backend/pkg/analysisdb"
-	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/portfoliodb"
-	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tickerdb"
@@ -155,20 +151,18 @@ func BenchmarkAnalysisNight(b *testing.B) {
 			Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
 		out := &syncBuffer{}
 		keys := map[string]string{deploy.SecretKeyXAI: benchKey}
+		cfg := config.AnalyzePortfolio{Stage: env.Stage, LogLevel: slog.LevelWarn,
+			UserPortfoliosTable: deploy.UserPortfolios.Name(env.Stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(env.Stage),
+			TickerDataTable: deploy.TickerData.Name(env.Stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(env.Stage),
+			ReservationsTable: deploy.AnalysisReservations.Name(env.Stage), AnalysisQueueURL: queueURL, DefaultPortfolio: deploy.DefaultPortfolio,
+			Manager: deploy.DefaultAnalysisManager,
+			Model: config.Model{Provider: deploy.XAI, URL: srv.URL, Name: deploy.DefaultXAIModel, MaxCompletionTokens: deploy.DefaultXAIMaxCompletionTokens,
+				ReasoningEffort: deploy.DefaultXAIReasoningEffort, AttemptTimeout: scaled(deploy.DefaultXAIAttemptTimeout)},
+			Reserve: scaled(deploy.DefaultXAIReserve)}
 		fn := analyzeportfolio.Build(analyzeportfolio.Deps{
-			Config: config.AnalyzePortfolio{Stage: env.Stage, LogLevel: slog.LevelWarn,
-				UserPortfoliosTable: deploy.UserPortfolios.Name(env.Stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(env.Stage),
-				TickerDataTable: deploy.TickerData.Name(env.Stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(env.Stage),
-				ReservationsTable: deploy.AnalysisReservations.Name(env.Stage), AnalysisQueueURL: queueURL, DefaultPortfolio: deploy.DefaultPortfolio,
-				Model: config.Model{Provider: deploy.XAI, URL: srv.URL, Name: deploy.DefaultXAIModel, MaxCompletionTokens: deploy.DefaultXAIMaxCompletionTokens,
-					ReasoningEffort: deploy.DefaultXAIReasoningEffort, AttemptTimeout: scaled(deploy.DefaultXAIAttemptTimeout)},
-				Reserve: scaled(deploy.DefaultXAIReserve)},
-			Portfolios:   portfoliodb.NewReader(env.Client, deploy.UserPortfolios.Name(env.Stage), deploy.PortfolioPositions.Name(env.Stage)),
-			TickerData:   tickerdb.NewStore(env.Client, deploy.TickerData.Name(env.Stage)),
-			Store:        analysisdb.New(env.Client, deploy.PortfolioAnalyses.Name(env.Stage)),
-			Reservations: reservationdb.New(env.Client, deploy.AnalysisReservations.Name(env.Stage)),
-			Queue:        analysisqueue.NewSender(client, queueURL),
-			Keys:         secrets.NewKeys(func(k string) (string, bool) { v, ok := keys[k]; return v, ok }, nil, ""),
+			Config: cfg,
+			Ports:  analyzeportfolio.AWS(env.Client, client, cfg),
+			Keys:   secrets.NewKeys(func(k string) (string, bool) { v, ok := keys[k]; return v, ok }, nil, ""),
 			Out:          out,
 			ModelRetry:   &retry.Policy{Attempts: 3, Base: scaled(time.Second), Cap: scaled(20 * time.Second), MaxRetryAfter: scaled(30 * time.Second)},
 			WaitPoll:     scaled(2 * time.Second), MinWork: scaled(60 * time.Second),

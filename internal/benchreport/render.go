@@ -41,20 +41,7 @@ func render(r report) string {
 
 	renderNight(p, r)
 
-	p("## Analysis request size")
-	p("")
-	p("The prompt builder's requests for a portfolio of N positions with every figure present (`analysis.BuildPrompt`): system and user messages plus the response schema sent in `response_format`, "+
-		"summed over the calls — one call up to %d positions, else one per batch of at most %d plus the portfolio-level call. "+
-		"Input tokens are estimated as bytes ÷ 4; the API reports the exact count (`usage.prompt_tokens`), which each stored analysis keeps. "+
-		"The completion cap is each call's, scaled with its positions (250 tokens each, 2,500 for the portfolio part, within `"+deploy.EnvXAIMaxCompletionTokens+"`); it bounds the visible answer, not a reasoning model's reasoning. At most %d positions.",
-		analysis.BatchSize, analysis.BatchSize, analysisMax)
-	p("")
-	p("| positions | calls | messages | schemas | total | ≈ input tokens | completion caps |")
-	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, ps := range r.Prompts {
-		p("| %d | %d | %d B | %d B | %d B | %d | %d |", ps.Positions, ps.Calls, ps.MessageBytes, ps.SchemaBytes, ps.MessageBytes+ps.SchemaBytes, ps.Tokens(), ps.CapTokens)
-	}
-	p("")
+	renderPrompts(p, r)
 
 	renderCold(p, r)
 
@@ -135,6 +122,27 @@ func renderNight(p func(string, ...any), r report) {
 		"Deployed, DynamoDB answers in milliseconds and serves the invocations in parallel, so a night of 1,000 portfolios at 30 s an answer should take close to the ideal (not measurable here): " +
 		"50 minutes at the default concurrency of 10, 100 minutes at 60 s an answer — well within the hours between " + deploy.NightlyAnalysis.At() + " and the market's open. " +
 		"Raise `analysisConcurrency` (CDK context) for more portfolios or slower answers, within xAI's rate limits (docs/decisions/0003-analysis-fan-out.md).")
+	p("")
+}
+
+// renderPrompts writes the sizes of the two levels' requests.
+func renderPrompts(p func(string, ...any), r report) {
+	p("## Analysis request size")
+	p("")
+	p("The prompt builders' requests for a portfolio of N positions with every figure present, none of whose tickers is scored yet: the ticker analyst's calls "+
+		"(`analysis.NewTickerCall`, batches of at most %d tickers, each ticker's data written from `indicators.Fields`) and the portfolio manager's call "+
+		"(`analysis.NewManagerInput`: weights, P&L and verdicts, no name) — system and user messages plus the response schema sent in `response_format`. "+
+		"A ticker already scored that night costs no call: in a night of many portfolios most of them are. Input tokens are estimated as bytes ÷ 4; the API reports the exact count "+
+		"(`usage.prompt_tokens`), which the ledger keeps with each paid answer. The completion cap is each call's (250 tokens a ticker, %d for the overview, within `"+
+		deploy.EnvXAIMaxCompletionTokens+"`); it bounds the visible answer, not a reasoning model's reasoning. At most %d positions.",
+		analysis.TickerBatchSize, 1600, analysisMax)
+	p("")
+	p("| positions | ticker calls | their bytes | ≈ input tokens | of which the system message (cacheable) | completion caps | manager's bytes | ≈ input tokens | of which the system message | cap |")
+	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, ps := range r.Prompts {
+		p("| %d | %d | %d B | %d | %d | %d | %d B | %d | %d | %d |", ps.Positions, ps.TickerCalls, ps.TickerBytes, tokens(ps.TickerBytes),
+			ps.TickerCalls*tokens(ps.TickerSystemSize), ps.TickerCap, ps.ManagerBytes, tokens(ps.ManagerBytes), tokens(ps.ManagerSystemSize), ps.ManagerCap)
+	}
 	p("")
 }
 
