@@ -21,6 +21,7 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/config"
@@ -132,9 +133,11 @@ func runNight(b *testing.B, fn *analyzeportfolio.Function, sq *localsqs.Server, 
 	return r
 }
 
-// BenchmarkAnalysisNight analyzes 1,000 portfolios in one night against the
-// local xAI server answering in 30 s (scaled), then runs the same night
-// again on the same data, which must pay nothing.
+// BenchmarkAnalysisNight analyzes 1,000 portfolios in one night, as
+// deployed, against the local xAI server answering in 30 s (scaled): the
+// fan-out plans the night's tickers into batches queued first, then each
+// portfolio's overview; then it runs the same night again on the same
+// data, which must pay nothing.
 func BenchmarkAnalysisNight(b *testing.B) {
 	for b.Loop() {
 		env := dynalitetest.New(b)
@@ -160,12 +163,12 @@ func BenchmarkAnalysisNight(b *testing.B) {
 				ReasoningEffort: deploy.DefaultXAIReasoningEffort, AttemptTimeout: scaled(deploy.DefaultXAIAttemptTimeout)},
 			Reserve: scaled(deploy.DefaultXAIReserve)}
 		fn := analyzeportfolio.Build(analyzeportfolio.Deps{
-			Config: cfg,
-			Ports:  analyzeportfolio.AWS(env.Client, client, cfg),
-			Keys:   secrets.NewKeys(func(k string) (string, bool) { v, ok := keys[k]; return v, ok }, nil, ""),
-			Out:          out,
-			ModelRetry:   &retry.Policy{Attempts: 3, Base: scaled(time.Second), Cap: scaled(20 * time.Second), MaxRetryAfter: scaled(30 * time.Second)},
-			WaitPoll:     scaled(2 * time.Second), MinWork: scaled(60 * time.Second),
+			Config:     cfg,
+			Ports:      analyzeportfolio.AWS(env.Client, client, cfg),
+			Keys:       secrets.NewKeys(func(k string) (string, bool) { v, ok := keys[k]; return v, ok }, nil, ""),
+			Out:        out,
+			ModelRetry: &retry.Policy{Attempts: 3, Base: scaled(time.Second), Cap: scaled(20 * time.Second), MaxRetryAfter: scaled(30 * time.Second)},
+			WaitPoll:   scaled(2 * time.Second), MinWork: scaled(60 * time.Second),
 		})
 
 		first := runNight(b, fn, sq, deploy.AnalysisQueueName(env.Stage), srv, out)
@@ -192,7 +195,9 @@ func BenchmarkAnalysisNight(b *testing.B) {
 		b.ReportMetric(second.wall.Seconds(), "second-wall-s")
 		b.ReportMetric(float64(second.calls), "second-calls")
 		b.ReportMetric(float64(second.reused), "second-reused")
-		if first.calls != nightPortfolios || first.analyzed != nightPortfolios || second.calls != 0 || items != nightPortfolios {
+		batches := (nightTickers + analysis.TickerBatchSize - 1) / analysis.TickerBatchSize
+		b.ReportMetric(float64(batches), "ticker-batches")
+		if first.calls != nightPortfolios+batches || first.analyzed != nightPortfolios || second.calls != 0 || items != nightPortfolios {
 			b.Errorf("night: %+v; second: %+v; %d items", first, second, items)
 		}
 	}

@@ -128,6 +128,7 @@ type Server struct {
 	repeated int
 	bodies   map[[32]byte]bool
 	usage    Usage
+	busy     time.Duration
 	cache    map[string]map[[32]byte]bool
 }
 
@@ -209,6 +210,14 @@ func (s *Server) RepeatedPaid() int {
 	return s.repeated
 }
 
+// Answering is the time spent producing the paid answers: the sum of their
+// replies' delays (a generator's speed included).
+func (s *Server) Answering() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busy
+}
+
 // Usage is the sum of the paid answers' usage.
 func (s *Server) Usage() Usage {
 	s.mu.Lock()
@@ -221,7 +230,7 @@ func (s *Server) Usage() Usage {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.paid, s.lost, s.repeated, s.usage = 0, 0, 0, Usage{}
+	s.paid, s.lost, s.repeated, s.usage, s.busy = 0, 0, 0, Usage{}, 0
 	s.bodies, s.cache = nil, nil
 }
 
@@ -260,7 +269,7 @@ func (s *Server) cached(convID string, msgs []Message) int {
 
 // bill counts a paid answer: its usage (from the reply's body) and whether
 // its request was paid before.
-func (s *Server) bill(body []byte, reply string, dropped bool) {
+func (s *Server) bill(body []byte, reply string, delay time.Duration, dropped bool) {
 	var r struct {
 		Usage struct {
 			PromptTokens        int `json:"prompt_tokens"`
@@ -279,6 +288,7 @@ func (s *Server) bill(body []byte, reply string, dropped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.paid++
+	s.busy += delay
 	if dropped {
 		s.lost++
 	}
@@ -361,7 +371,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 	}
 	if reply.Drop {
-		s.bill(body, reply.Body, true)
+		s.bill(body, reply.Body, reply.Delay, true)
 		if hj, ok := w.(http.Hijacker); ok {
 			if c, _, err := hj.Hijack(); err == nil {
 				_ = c.Close()
@@ -387,7 +397,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	s.bill(body, reply.Body, false)
+	s.bill(body, reply.Body, reply.Delay, false)
 	if s.AfterAnswer != nil {
 		s.AfterAnswer(rec)
 	}
