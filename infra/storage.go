@@ -17,7 +17,8 @@ type storage struct {
 	tickerData awsdynamodb.Table
 	dailyBars  awsdynamodb.Table
 	analyses   awsdynamodb.Table
-	// reservations holds analyzePortfolio's pay-once reservations (TTL).
+	// reservations is the analysis ledger: analyzePortfolio's claims of paid
+	// work with the answers paid for them, and the tickers' scores (TTL).
 	reservations awsdynamodb.Table
 	// Shared tables of portfolio-api: imported by name, read-only here.
 	userPortfolios     awsdynamodb.ITable
