@@ -243,4 +243,3 @@ func (m *reservations) Release(_ context.Context, key, _ string) error {
 	delete(m.items, key)
 	return nil
 }
-
