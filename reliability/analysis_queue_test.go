@@ -22,8 +22,8 @@ import (
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/dynamoitem"
 	"github.com/zsmseven/backend/pkg/indicators"
-	"github.com/zsmseven/backend/pkg/itemsize"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/tickerdb"
 )
@@ -437,7 +437,7 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, item := range out.Items {
-			largest = max(largest, itemsize.Of(item))
+			largest = max(largest, dynamoitem.Size(item))
 		}
 		if largest > analysisdb.MaxItemBytes || len(out.Items) < 2 {
 			t.Fatalf("%d items, the largest %d bytes: want parts within %d", len(out.Items), largest, analysisdb.MaxItemBytes)

@@ -27,7 +27,7 @@ import (
 
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/itemsize"
+	"github.com/zsmseven/backend/pkg/dynamoitem"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -181,10 +181,10 @@ func (r *Repository) readParts(ctx context.Context, it *analysis.Record, parts i
 			return fmt.Errorf("read the parts of the analysis of %q at %s: %w", it.Portfolio, ts, err)
 		}
 		for _, raw := range out.Items {
-			rd := &reader{m: raw}
-			ts := rd.tickers(rd.m[AttrTickers])
-			if rd.err != nil {
-				return rd.err
+			rd := dynamoitem.NewReader(raw)
+			ts := readTickers(rd, AttrTickers)
+			if rd.Err != nil {
+				return rd.Err
 			}
 			it.Result.Tickers = append(it.Result.Tickers, ts...)
 			found++
@@ -221,7 +221,10 @@ func list(vs []string) types.AttributeValue {
 	return &types.AttributeValueMemberL{Value: l}
 }
 
-func tickerValue(t analysis.TickerScore) types.AttributeValue {
+// TickerValue writes a ticker verdict as a map: ticker, score, signal,
+// rationale, confidence, key_risk, action, and raw_score and source when
+// set (ReadTicker reads it).
+func TickerValue(t analysis.TickerScore) types.AttributeValue {
 	m := map[string]types.AttributeValue{
 		"ticker": s(t.Ticker), "score": ni(int64(t.Score)), "signal": s(t.Signal), "rationale": s(t.Rationale),
 		"confidence": s(t.Confidence), "key_risk": s(t.KeyRisk), "action": s(t.Action),
@@ -299,17 +302,17 @@ func marshal(it analysis.Record) (map[string]types.AttributeValue, []map[string]
 	}
 	// The parts' count is written last; reserve its room now.
 	item[AttrParts] = ni(0)
-	size := itemsize.Of(item)
+	size := dynamoitem.Size(item)
 	if size > MaxItemBytes {
 		return nil, nil, fmt.Errorf("analysis of %q: %d bytes without its tickers: %w", it.Portfolio, size, ErrTooLarge)
 	}
 	rest := it.Result.Tickers
 	for len(rest) > 0 {
-		v := tickerValue(rest[0])
-		if size+1+itemsize.Of(map[string]types.AttributeValue{"": v}) > MaxItemBytes {
+		v := TickerValue(rest[0])
+		if size+1+dynamoitem.Size(map[string]types.AttributeValue{"": v}) > MaxItemBytes {
 			break
 		}
-		size += 1 + itemsize.Of(map[string]types.AttributeValue{"": v})
+		size += 1 + dynamoitem.Size(map[string]types.AttributeValue{"": v})
 		tickers.Value = append(tickers.Value, v)
 		rest = rest[1:]
 	}
@@ -321,13 +324,13 @@ func marshal(it analysis.Record) (map[string]types.AttributeValue, []map[string]
 			deploy.AttrTimestamp: s(fmt.Sprintf("%s#%03d", FormatTime(it.Timestamp), len(parts)+1)),
 			AttrTickers:          l,
 		}
-		psize := itemsize.Of(part)
+		psize := dynamoitem.Size(part)
 		for len(rest) > 0 {
-			v := tickerValue(rest[0])
-			if len(l.Value) > 0 && psize+1+itemsize.Of(map[string]types.AttributeValue{"": v}) > MaxItemBytes {
+			v := TickerValue(rest[0])
+			if len(l.Value) > 0 && psize+1+dynamoitem.Size(map[string]types.AttributeValue{"": v}) > MaxItemBytes {
 				break
 			}
-			psize += 1 + itemsize.Of(map[string]types.AttributeValue{"": v})
+			psize += 1 + dynamoitem.Size(map[string]types.AttributeValue{"": v})
 			l.Value = append(l.Value, v)
 			rest = rest[1:]
 		}
@@ -353,157 +356,63 @@ func orEmpty(v []string) []string {
 	return v
 }
 
-// reader collects the first decoding problem.
-type reader struct {
-	m   map[string]types.AttributeValue
-	err error
+// ReadTicker reads a ticker verdict written by TickerValue; r records a
+// problem.
+func ReadTicker(r *dynamoitem.Reader) analysis.TickerScore {
+	ts := analysis.TickerScore{Ticker: r.Str("ticker"), Score: int(r.Int("score")), Signal: r.Str("signal"), Rationale: r.Str("rationale"),
+		Confidence: r.Str("confidence"), KeyRisk: r.Str("key_risk"), Action: r.Str("action"), Source: r.Str("source")}
+	if _, ok := r.M["raw_score"]; ok {
+		v := int(r.Int("raw_score"))
+		ts.RawScore = &v
+	}
+	return ts
 }
 
-func (r *reader) fail(name, what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("attribute %s: %s", name, what)
-	}
-}
-
-func (r *reader) str(name string) string {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberS:
-		return v.Value
-	case nil:
-		return ""
-	}
-	r.fail(name, "not a string")
-	return ""
-}
-
-func (r *reader) num(name string) (float64, bool) {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberN:
-		f, err := strconv.ParseFloat(v.Value, 64)
-		if err != nil {
-			r.fail(name, "not a number")
-		}
-		return f, true
-	case nil:
-		return 0, false
-	}
-	r.fail(name, "not a number")
-	return 0, false
-}
-
-func (r *reader) int(name string) int { f, _ := r.num(name); return int(f) }
-
-func (r *reader) strs(name string) []string {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberL:
-		out := make([]string, 0, len(v.Value))
-		for _, e := range v.Value {
-			sv, ok := e.(*types.AttributeValueMemberS)
-			if !ok {
-				r.fail(name, "list of non-strings")
-				return nil
-			}
-			out = append(out, sv.Value)
-		}
-		return out
-	case nil:
-		return []string{}
-	}
-	r.fail(name, "not a list")
-	return nil
-}
-
-func (r *reader) sub(name string) *reader {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberM:
-		return &reader{m: v.Value}
-	case nil:
-		return &reader{m: map[string]types.AttributeValue{}}
-	}
-	r.fail(name, "not a map")
-	return &reader{m: map[string]types.AttributeValue{}}
-}
-
-// tickers reads a list of ticker entries.
-func (r *reader) tickers(v types.AttributeValue) []analysis.TickerScore {
-	l, ok := v.(*types.AttributeValueMemberL)
-	if !ok {
-		if v != nil {
-			r.fail("tickers", "not a list")
-		}
-		return nil
-	}
+// readTickers reads the list of ticker verdicts of attribute name.
+func readTickers(r *dynamoitem.Reader, name string) []analysis.TickerScore {
 	var out []analysis.TickerScore
-	for _, e := range l.Value {
-		em, ok := e.(*types.AttributeValueMemberM)
-		if !ok {
-			r.fail("tickers", "entry is not a map")
-			return out
-		}
-		tr := &reader{m: em.Value}
-		ts := analysis.TickerScore{Ticker: tr.str("ticker"), Score: tr.int("score"), Signal: tr.str("signal"), Rationale: tr.str("rationale"),
-			Confidence: tr.str("confidence"), KeyRisk: tr.str("key_risk"), Action: tr.str("action"), Source: tr.str("source")}
-		if raw, ok := tr.num("raw_score"); ok {
-			v := int(raw)
-			ts.RawScore = &v
-		}
-		out = append(out, ts)
-		if tr.err != nil && r.err == nil {
-			r.err = tr.err
-		}
+	for _, tr := range r.Maps(name) {
+		out = append(out, ReadTicker(tr))
 	}
 	return out
 }
 
 // unmarshal reads an item; parts is its count of part items.
 func unmarshal(m map[string]types.AttributeValue) (analysis.Record, int, error) {
-	r := &reader{m: m}
+	r := dynamoitem.NewReader(m)
 	it := analysis.Record{
-		Portfolio: r.str(deploy.AttrPortfolio), Analysis: r.str(AttrAnalysis), Model: r.str(AttrModel), Manager: r.str(AttrManager), DataAsOf: r.str(AttrDataAsOf),
-		PromptVersion: r.str(AttrPromptVersion), PromptSHA256: r.str(AttrPromptSHA256), InputHash: r.str(AttrInputHash),
-		RequestedModel: r.str(AttrRequestedModel), SystemFingerprint: r.str(AttrSystemFingerprint),
-		LatencyMs: int64(r.int(AttrLatencyMs)), Attempts: r.int(AttrAttempts), Calls: r.int(AttrCalls), Status: r.str(AttrStatus), Reason: r.str(AttrReason),
-		Excluded: r.strs(AttrExcluded), Omitted: r.int(AttrOmitted),
+		Portfolio: r.Str(deploy.AttrPortfolio), Analysis: r.Str(AttrAnalysis), Model: r.Str(AttrModel), Manager: r.Str(AttrManager), DataAsOf: r.Str(AttrDataAsOf),
+		PromptVersion: r.Str(AttrPromptVersion), PromptSHA256: r.Str(AttrPromptSHA256), InputHash: r.Str(AttrInputHash),
+		RequestedModel: r.Str(AttrRequestedModel), SystemFingerprint: r.Str(AttrSystemFingerprint),
+		LatencyMs: r.Int(AttrLatencyMs), Attempts: int(r.Int(AttrAttempts)), Calls: int(r.Int(AttrCalls)), Status: r.Str(AttrStatus), Reason: r.Str(AttrReason),
+		Excluded: orEmpty(r.Strs(AttrExcluded)), Omitted: int(r.Int(AttrOmitted)),
 	}
-	parts := r.int(AttrParts)
-	ts, err := time.Parse(time.RFC3339, r.str(deploy.AttrTimestamp))
-	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("attribute %s: %w", deploy.AttrTimestamp, err)
+	parts := int(r.Int(AttrParts))
+	ts, err := time.Parse(time.RFC3339, r.Str(deploy.AttrTimestamp))
+	if err != nil {
+		r.Fail(deploy.AttrTimestamp, err.Error())
 	}
 	it.Timestamp = ts
-	u := r.sub(AttrUsage)
-	it.Usage = analysis.Usage{PromptTokens: u.int("promptTokens"), CachedPromptTokens: u.int("cachedPromptTokens"), CompletionTokens: u.int("completionTokens"),
-		TotalTokens: u.int("totalTokens"), ReasoningTokens: u.int("reasoningTokens")}
-	if c, ok := r.num(AttrCostUSD); ok {
+	u := r.Sub(AttrUsage)
+	it.Usage = analysis.Usage{PromptTokens: int(u.Int("promptTokens")), CachedPromptTokens: int(u.Int("cachedPromptTokens")),
+		CompletionTokens: int(u.Int("completionTokens")), TotalTokens: int(u.Int("totalTokens")), ReasoningTokens: int(u.Int("reasoningTokens"))}
+	if c, ok := r.Num(AttrCostUSD); ok {
 		it.Usage.CostUSD = &c
 	}
-	pd := r.sub(AttrParsedData)
+	pd := r.Sub(AttrParsedData)
 	// Items of earlier prompt versions lack the fields added since: they
 	// read as empty.
-	it.Result.Summary = pd.str("summary")
-	it.Result.OverallRisk = pd.str("overall_risk")
-	it.Result.ConcentrationFlags = pd.strs("concentration_flags")
-	if l, ok := pd.m["top_actions"].(*types.AttributeValueMemberL); ok {
-		for _, e := range l.Value {
-			em, ok := e.(*types.AttributeValueMemberM)
-			if !ok {
-				pd.fail("top_actions", "entry is not a map")
-				break
-			}
-			tr := &reader{m: em.Value}
-			it.Result.TopActions = append(it.Result.TopActions, analysis.TopAction{Ticker: tr.str("ticker"), Action: tr.str("action"), Reason: tr.str("reason")})
-			if tr.err != nil && pd.err == nil {
-				pd.err = tr.err
-			}
-		}
+	it.Result.Summary = pd.Str("summary")
+	it.Result.OverallRisk = pd.Str("overall_risk")
+	it.Result.ConcentrationFlags = orEmpty(pd.Strs("concentration_flags"))
+	for _, tr := range pd.Maps("top_actions") {
+		it.Result.TopActions = append(it.Result.TopActions, analysis.TopAction{Ticker: tr.Str("ticker"), Action: tr.Str("action"), Reason: tr.Str("reason")})
 	}
 	it.Result.Analysis = it.Analysis
-	it.Missing, it.Stale = pd.strs("missing"), pd.strs("stale")
-	it.Result.Tickers = pd.tickers(pd.m["tickers"])
-	for _, e := range []error{r.err, u.err, pd.err} {
-		if e != nil {
-			return analysis.Record{}, 0, e
-		}
+	it.Missing, it.Stale = orEmpty(pd.Strs("missing")), orEmpty(pd.Strs("stale"))
+	it.Result.Tickers = readTickers(pd, "tickers")
+	if r.Err != nil {
+		return analysis.Record{}, 0, r.Err
 	}
 	return it, parts, nil
 }

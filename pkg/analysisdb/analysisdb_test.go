@@ -17,7 +17,7 @@ import (
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/itemsize"
+	"github.com/zsmseven/backend/pkg/dynamoitem"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -193,7 +193,7 @@ func TestMaximalRecordStoresInParts(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, len(out.Items), 2, "stored in parts")
 	for _, item := range out.Items {
-		assert.LessOrEqual(t, itemsize.Of(item), analysisdb.MaxItemBytes)
+		assert.LessOrEqual(t, dynamoitem.Size(item), analysisdb.MaxItemBytes)
 	}
 	got, err := repo.Recent(ctx, "ZSM Seven", 1)
 	require.NoError(t, err)

@@ -30,8 +30,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/deploy"
-	"github.com/zsmseven/backend/pkg/itemsize"
+	"github.com/zsmseven/backend/pkg/dynamoitem"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
@@ -356,7 +357,7 @@ func marshalClaim(c analysis.Claim) (map[string]types.AttributeValue, error) {
 		}
 		item[AttrAnswers] = &types.AttributeValueMemberL{Value: l}
 	}
-	if n := itemsize.Of(item); n > MaxItemBytes {
+	if n := dynamoitem.Size(item); n > MaxItemBytes {
 		return nil, retry.Permanent(fmt.Errorf("claim %s: %d bytes: %w (%d)", c.Key, n, ErrTooLarge, MaxItemBytes))
 	}
 	return item, nil
@@ -420,117 +421,31 @@ func marshalScore(e analysis.ScoreEntry) map[string]types.AttributeValue {
 		item[AttrReason] = str(e.Reason)
 	}
 	if v := e.Verdict; v != nil {
-		m := map[string]types.AttributeValue{"ticker": str(v.Ticker), "score": num(int64(v.Score)), "signal": str(v.Signal),
-			"rationale": str(v.Rationale), "confidence": str(v.Confidence), "key_risk": str(v.KeyRisk), "action": str(v.Action), "source": str(v.Source)}
-		item[AttrVerdict] = &types.AttributeValueMemberM{Value: m}
+		item[AttrVerdict] = analysisdb.TickerValue(*v)
 	}
 	return item
 }
 
-// reader collects the first decoding problem of an item.
-type reader struct {
-	m   map[string]types.AttributeValue
-	err error
-}
-
-func (r *reader) fail(name, what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("attribute %s: %s", name, what)
-	}
-}
-
-func (r *reader) str(name string) string {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberS:
-		return v.Value
-	case nil:
-		return ""
-	}
-	r.fail(name, "not a string")
-	return ""
-}
-
-func (r *reader) int(name string) int64 {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberN:
-		n, err := strconv.ParseInt(v.Value, 10, 64)
-		if err != nil {
-			r.fail(name, "not an integer")
-		}
-		return n
-	case nil:
-		return 0
-	}
-	r.fail(name, "not a number")
-	return 0
-}
-
-func (r *reader) time(name string) time.Time {
-	s := r.str(name)
-	if s == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		r.fail(name, "not an RFC 3339 time")
-	}
-	return t
-}
-
-func (r *reader) sub(name string) *reader {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberM:
-		return &reader{m: v.Value}
-	case nil:
-		return &reader{m: map[string]types.AttributeValue{}}
-	}
-	r.fail(name, "not a map")
-	return &reader{m: map[string]types.AttributeValue{}}
-}
-
-func (r *reader) list(name string) []types.AttributeValue {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberL:
-		return v.Value
-	case nil:
-		return nil
-	}
-	r.fail(name, "not a list")
-	return nil
-}
-
 func unmarshalClaim(m map[string]types.AttributeValue) (analysis.Claim, error) {
-	r := &reader{m: m}
-	c := analysis.Claim{Key: r.str(deploy.AttrReservationKey), Kind: r.str(AttrKind), Portfolio: r.str(AttrPortfolio), DataAsOf: r.str(AttrDataAsOf),
-		Owner: r.str(AttrOwner), State: r.str(AttrState), Analysis: r.str(AttrAnalysis), Status: r.str(AttrStatus),
-		LeaseUntil: time.UnixMilli(r.int(AttrLeaseUntil)).UTC(), CreatedAt: r.time(AttrCreatedAt), ExpiresAt: time.Unix(r.int(deploy.AttrExpiresAt), 0).UTC()}
+	r := dynamoitem.NewReader(m)
+	c := analysis.Claim{Key: r.Str(deploy.AttrReservationKey), Kind: r.Str(AttrKind), Portfolio: r.Str(AttrPortfolio), DataAsOf: r.Str(AttrDataAsOf),
+		Owner: r.Str(AttrOwner), State: r.Str(AttrState), Analysis: r.Str(AttrAnalysis), Status: r.Str(AttrStatus),
+		LeaseUntil: time.UnixMilli(r.Int(AttrLeaseUntil)).UTC(), CreatedAt: r.Time(AttrCreatedAt), ExpiresAt: time.Unix(r.Int(deploy.AttrExpiresAt), 0).UTC(),
+		Members: r.Strs(AttrMembers)}
 	if c.Kind == "" {
 		// Written before the ledger: a portfolio reservation.
 		c.Kind = analysis.ClaimPortfolio
 	}
-	for _, v := range r.list(AttrMembers) {
-		s, ok := v.(*types.AttributeValueMemberS)
-		if !ok {
-			r.fail(AttrMembers, "list of non-strings")
-			break
-		}
-		c.Members = append(c.Members, s.Value)
-	}
-	for _, v := range r.list(AttrAnswers) {
-		am, ok := v.(*types.AttributeValueMemberM)
-		if !ok {
-			r.fail(AttrAnswers, "list of non-maps")
-			break
-		}
-		a, err := unmarshalAnswer(am.Value)
+	for _, ar := range r.Maps(AttrAnswers) {
+		a, err := unmarshalAnswer(ar)
 		if err != nil {
-			r.fail(AttrAnswers, err.Error())
+			r.Fail(AttrAnswers, err.Error())
 			break
 		}
 		c.Answers = append(c.Answers, a)
 	}
-	if r.err != nil {
-		return analysis.Claim{}, r.err
+	if r.Err != nil {
+		return analysis.Claim{}, r.Err
 	}
 	if c.State != analysis.StatePending && c.State != analysis.StateDone {
 		return analysis.Claim{}, fmt.Errorf("state %q is not %q or %q", c.State, analysis.StatePending, analysis.StateDone)
@@ -538,18 +453,16 @@ func unmarshalClaim(m map[string]types.AttributeValue) (analysis.Claim, error) {
 	return c, nil
 }
 
-func unmarshalAnswer(m map[string]types.AttributeValue) (analysis.PaidAnswer, error) {
-	r := &reader{m: m}
-	a := analysis.PaidAnswer{Request: r.str("request"), FinishReason: r.str("finishReason"), Model: r.str("model"), SystemFingerprint: r.str("systemFingerprint"),
-		Latency: time.Duration(r.int("latencyMs")) * time.Millisecond, Attempts: int(r.int("attempts")), PaidAt: r.time("paidAt")}
-	u := r.sub("usage")
-	a.Usage = analysis.Usage{PromptTokens: int(u.int("promptTokens")), CachedPromptTokens: int(u.int("cachedPromptTokens")),
-		CompletionTokens: int(u.int("completionTokens")), TotalTokens: int(u.int("totalTokens")), ReasoningTokens: int(u.int("reasoningTokens"))}
-	if v, ok := m["costUsd"].(*types.AttributeValueMemberN); ok {
-		c, err := strconv.ParseFloat(v.Value, 64)
-		if err != nil {
-			return a, errors.New("costUsd is not a number")
-		}
+// unmarshalAnswer reads a paid answer; r is the answer's map (its
+// problems are the claim's).
+func unmarshalAnswer(r *dynamoitem.Reader) (analysis.PaidAnswer, error) {
+	m := r.M
+	a := analysis.PaidAnswer{Request: r.Str("request"), FinishReason: r.Str("finishReason"), Model: r.Str("model"), SystemFingerprint: r.Str("systemFingerprint"),
+		Latency: time.Duration(r.Int("latencyMs")) * time.Millisecond, Attempts: int(r.Int("attempts")), PaidAt: r.Time("paidAt")}
+	u := r.Sub("usage")
+	a.Usage = analysis.Usage{PromptTokens: int(u.Int("promptTokens")), CachedPromptTokens: int(u.Int("cachedPromptTokens")),
+		CompletionTokens: int(u.Int("completionTokens")), TotalTokens: int(u.Int("totalTokens")), ReasoningTokens: int(u.Int("reasoningTokens"))}
+	if c, ok := r.Num("costUsd"); ok {
 		a.Usage.CostUSD = &c
 	}
 	if b, ok := m["oversized"].(*types.AttributeValueMemberBOOL); ok {
@@ -567,31 +480,27 @@ func unmarshalAnswer(m map[string]types.AttributeValue) (analysis.PaidAnswer, er
 		}
 		a.Content = string(b)
 	case nil:
-		a.Content = r.str("content")
+		a.Content = r.Str("content")
 	default:
 		return a, errors.New("contentGz is not binary")
 	}
-	return a, errors.Join(r.err, u.err)
+	return a, r.Err
 }
 
 func unmarshalScore(m map[string]types.AttributeValue) (analysis.ScoreEntry, error) {
-	r := &reader{m: m}
-	e := analysis.ScoreEntry{Key: r.str(deploy.AttrReservationKey), Ticker: r.str(AttrTicker), DataAsOf: r.str(AttrDataAsOf), Batch: r.str(AttrBatch),
-		State: r.str(AttrState), Data: []byte(r.str(AttrData)), Model: r.str(AttrModel), Reason: r.str(AttrReason),
-		CreatedAt: r.time(AttrCreatedAt), ExpiresAt: time.Unix(r.int(deploy.AttrExpiresAt), 0).UTC()}
-	if kind := r.str(AttrKind); kind != KindScore {
+	r := dynamoitem.NewReader(m)
+	e := analysis.ScoreEntry{Key: r.Str(deploy.AttrReservationKey), Ticker: r.Str(AttrTicker), DataAsOf: r.Str(AttrDataAsOf), Batch: r.Str(AttrBatch),
+		State: r.Str(AttrState), Data: []byte(r.Str(AttrData)), Model: r.Str(AttrModel), Reason: r.Str(AttrReason),
+		CreatedAt: r.Time(AttrCreatedAt), ExpiresAt: time.Unix(r.Int(deploy.AttrExpiresAt), 0).UTC()}
+	if kind := r.Str(AttrKind); kind != KindScore {
 		return e, fmt.Errorf("item %s is a %q, not a score entry", e.Key, kind)
 	}
 	if _, ok := m[AttrVerdict]; ok {
-		v := r.sub(AttrVerdict)
-		e.Verdict = &analysis.TickerScore{Ticker: v.str("ticker"), Score: int(v.int("score")), Signal: v.str("signal"), Rationale: v.str("rationale"),
-			Confidence: v.str("confidence"), KeyRisk: v.str("key_risk"), Action: v.str("action"), Source: v.str("source")}
-		if v.err != nil {
-			return e, v.err
-		}
+		v := analysisdb.ReadTicker(r.Sub(AttrVerdict))
+		e.Verdict = &v
 	}
-	if r.err != nil {
-		return e, r.err
+	if r.Err != nil {
+		return e, r.Err
 	}
 	if e.State != analysis.StatePending && e.State != analysis.StateDone {
 		return e, fmt.Errorf("score %s: state %q", e.Key, e.State)

@@ -1,9 +1,10 @@
-// Package itemsize measures a DynamoDB item as DynamoDB counts it against
-// its 400 KB limit: the UTF-8 length of every attribute name and value.
-// The repositories check their items against a budget below that limit
-// before writing, so that an item too large is refused by construction
-// rather than by every retry of a PutItem.
-package itemsize
+// Package dynamoitem is what the repositories share about a DynamoDB item:
+// its size as DynamoDB counts it against its 400 KB limit (Size: the UTF-8
+// length of every attribute name and value), checked against a budget below
+// that limit before writing, so that an item too large is refused by
+// construction rather than by every retry of a PutItem; and a Reader that
+// decodes an item attribute by attribute, keeping the first problem.
+package dynamoitem
 
 import (
 	"strings"
@@ -14,9 +15,9 @@ import (
 // Limit is DynamoDB's largest item, in bytes (attribute names included).
 const Limit = 400 * 1024
 
-// Of is the size of an item: for each attribute its name's length plus its
+// Size is the size of an item: for each attribute its name's length plus its
 // value's size.
-func Of(item map[string]types.AttributeValue) int {
+func Size(item map[string]types.AttributeValue) int {
 	n := 0
 	for name, v := range item {
 		n += len(name) + value(v)
