@@ -60,11 +60,7 @@ func (s *Service) overview(ctx context.Context, h *held, in analysis.Input, verd
 			ov.Merge(a.Overview, a.Valid)
 			valid = append(valid, a.Valid...)
 			if len(a.Faulty) > 0 {
-				why := "invalid after repair: " + strings.Join(a.Problems, "; ")
-				if truncated2 {
-					why = "the repaired answer was cut off at its completion cap"
-				}
-				f = &failure{reason: capText(why, 1000), final: true}
+				f = afterRepair(a.Problems, truncated2)
 			}
 		} else {
 			f = f2

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,13 +129,7 @@ const saveTimeout = 10 * time.Second
 // gives up with ErrBusy when less than MinWork of its own invocation would
 // be left.
 func (s *Service) claim(ctx context.Context, c analysis.Claim) (*held, bool, error) {
-	now := s.o.Now()
-	c.Owner = s.owner(ctx)
-	c.LeaseUntil = now.Add(s.o.Lease)
-	if dl, ok := ctx.Deadline(); ok {
-		c.LeaseUntil = dl
-	}
-	c.CreatedAt, c.ExpiresAt = now, now.Add(analysis.LedgerTTL)
+	c = s.leased(ctx, c)
 	waited := false
 	for {
 		got, won, err := s.o.Ledger.Claim(ctx, c)
@@ -166,6 +161,18 @@ func (s *Service) claim(ctx context.Context, c analysis.Claim) (*held, bool, err
 			return nil, false, fmt.Errorf("wait for the claim of %s: %w", what(c), err)
 		}
 	}
+}
+
+// leased is c to be held by this run until its invocation's deadline.
+func (s *Service) leased(ctx context.Context, c analysis.Claim) analysis.Claim {
+	now := s.o.Now()
+	c.Owner = s.owner(ctx)
+	c.LeaseUntil = now.Add(s.o.Lease)
+	if dl, ok := ctx.Deadline(); ok {
+		c.LeaseUntil = dl
+	}
+	c.CreatedAt, c.ExpiresAt = now, now.Add(analysis.LedgerTTL)
+	return c
 }
 
 func what(c analysis.Claim) string {
@@ -220,6 +227,17 @@ func apiFailure(prefix string, err error) failure {
 		kind = "permanent"
 	}
 	return failure{reason: capText(fmt.Sprintf("%s (%s): %v", prefix, kind, err), 1000)}
+}
+
+// afterRepair is the failure of a repair whose answer still left faulty
+// parts (problems), or was cut at its cap: final, as the same request would
+// pay for the same.
+func afterRepair(problems []string, truncated bool) *failure {
+	why := "answer invalid after repair: " + strings.Join(problems, "; ")
+	if truncated {
+		why = "the repaired answer was cut off at its completion cap"
+	}
+	return &failure{reason: capText(why, 1000), final: true}
 }
 
 const truncatedProblem = "the answer was cut off at the completion token limit (finish_reason \"length\"): keep the rationales and texts shorter"

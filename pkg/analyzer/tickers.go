@@ -270,18 +270,6 @@ func (s *Service) plan(ctx context.Context, cands []candidate, owner string, for
 	return p, nil
 }
 
-// leased is c to be held by this run until its invocation's deadline.
-func (s *Service) leased(ctx context.Context, c analysis.Claim) analysis.Claim {
-	now := s.o.Now()
-	c.Owner = s.owner(ctx)
-	c.LeaseUntil = now.Add(s.o.Lease)
-	if dl, ok := ctx.Deadline(); ok {
-		c.LeaseUntil = dl
-	}
-	c.CreatedAt, c.ExpiresAt = now, now.Add(analysis.LedgerTTL)
-	return c
-}
-
 // settleBatch makes sure the batch of key has run: it claims it — waiting
 // while another run holds it — and runs it unless it is done. need are keys
 // the caller knows to be its members (the claim may predate them, or be
@@ -410,11 +398,7 @@ func (s *Service) runBatch(ctx context.Context, h *held, need []string, sp *spen
 					scores[sym] = v
 				}
 				if len(a.Faulty) > 0 {
-					why := "answer invalid after repair: " + strings.Join(a.Problems, "; ")
-					if truncated2 {
-						why = "the repaired answer was cut off at its completion cap"
-					}
-					f = &failure{reason: capText(why, 1000), final: true}
+					f = afterRepair(a.Problems, truncated2)
 				}
 			} else {
 				f = f2
