@@ -324,8 +324,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 	})
 
 	t.Run("analyzePortfolio", func(t *testing.T) {
-		content := analysisAnswer(devstack.SampleSymbols)
-		xs := fakexai.New(t, fakexai.Answer(content))
+		xs := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
 		xs.RequireKey = xaiKey
 		h.start("analyzeportfolio", "XAI_API_URL="+xs.URL, "XAI_API_KEY="+xaiKey, "XAI_MODEL=grok-4.3", "DEFAULT_PORTFOLIO=ZSM Seven",
 			"ANALYSIS_QUEUE_URL="+analysisQueueURL)
@@ -342,7 +341,7 @@ func TestBootstrapsUnderEmulator(t *testing.T) {
 			t.Fatalf("%d stored analyses, want 1", len(items))
 		}
 		it := items[0]
-		if it.Status != analysisdb.StatusOK || it.Model != "grok-4.3" || len(it.Result.Tickers) != 7 || it.DataAsOf == "" {
+		if it.Status != analysis.StatusOK || it.Model != "grok-4.3" || len(it.Result.Tickers) != 7 || it.DataAsOf == "" {
 			t.Errorf("stored analysis status %q model %q tickers %d dataAsOf %q", it.Status, it.Model, len(it.Result.Tickers), it.DataAsOf)
 		}
 		// The same data again: the stored analysis is reused, xAI not called.
@@ -444,43 +443,4 @@ func tickersOf(rows []map[string]types.AttributeValue) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// analysisAnswer is a model answer in the structured-output shape for the
-// given tickers: the signal of each score's band and an action that fits.
-func analysisAnswer(symbols []string) string {
-	type ticker struct {
-		Ticker     string `json:"ticker"`
-		Score      int    `json:"score"`
-		Signal     string `json:"signal"`
-		Rationale  string `json:"rationale"`
-		Confidence string `json:"confidence"`
-		KeyRisk    string `json:"key_risk"`
-		Action     string `json:"action"`
-	}
-	type top struct {
-		Ticker string `json:"ticker"`
-		Action string `json:"action"`
-		Reason string `json:"reason"`
-	}
-	ans := struct {
-		Tickers            []ticker `json:"tickers"`
-		Summary            string   `json:"summary"`
-		OverallRisk        string   `json:"overall_risk"`
-		ConcentrationFlags []string `json:"concentration_flags"`
-		TopActions         []top    `json:"top_actions"`
-		Analysis           string   `json:"analysis"`
-	}{Summary: "Balanced large-cap technology portfolio.", OverallRisk: "medium", ConcentrationFlags: []string{},
-		Analysis: "Momentum is mixed across the seven holdings."}
-	for i, s := range symbols {
-		score := 40 + 5*i
-		sig := analysis.SignalFor(score)
-		ans.Tickers = append(ans.Tickers, ticker{Ticker: s, Score: score, Signal: sig, Rationale: s + " trades near its 50-day average.",
-			Confidence: "medium", KeyRisk: "market risk", Action: analysis.ActionsFor(sig)[0]})
-		if len(ans.TopActions) < 3 {
-			ans.TopActions = append(ans.TopActions, top{Ticker: s, Action: analysis.ActionsFor(sig)[0], Reason: "Largest move."})
-		}
-	}
-	b, _ := json.Marshal(ans)
-	return string(b)
 }

@@ -12,6 +12,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,6 +29,7 @@ const (
 	ctxAnalysisPortfolio     = "analysisPortfolio"
 	ctxAnalysisConcurrency   = "analysisConcurrency"
 	ctxModelProvider         = "modelProvider"
+	ctxAnalysisManager       = "analysisManager"
 	ctxAssetsDir             = "assetsDir"
 	ctxAlarmEmail            = "alarmEmail"
 	ctxImportTables          = "importTables"
@@ -52,6 +54,9 @@ type Config struct {
 	AnalysisConcurrency int
 	// ModelProvider is the analysis model's provider (deploy.ModelProviders).
 	ModelProvider string
+	// AnalysisManager is who writes a portfolio's overview over the ticker
+	// scores: deploy.ManagerModel or deploy.ManagerRules (no model call).
+	AnalysisManager string
 	// AssetsDir holds <fn>/bootstrap for each function (built by `make build`).
 	AssetsDir string
 	// AlarmEmail, when set, is subscribed to the alarm topic.
@@ -85,6 +90,7 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 		AnalysisPortfolio:     deploy.DefaultScheduledAnalysis,
 		AnalysisConcurrency:   deploy.DefaultAnalysisConcurrency,
 		ModelProvider:         deploy.DefaultModelProvider,
+		AnalysisManager:       deploy.DefaultAnalysisManager,
 		AssetsDir:             defaultAssetsDir,
 	}
 	if v, ok := get(ctxStage); ok {
@@ -119,6 +125,12 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 		}
 		cfg.ModelProvider = v
 	}
+	if v, ok := get(ctxAnalysisManager); ok {
+		if !slices.Contains(deploy.VarAnalysisManager.Values, v) {
+			return Config{}, fmt.Errorf("context %s: %q is not a portfolio manager (one of %s)", ctxAnalysisManager, v, strings.Join(deploy.VarAnalysisManager.Values, ", "))
+		}
+		cfg.AnalysisManager = v
+	}
 	if v, ok := get(ctxAssetsDir); ok && v != "" {
 		cfg.AssetsDir = v
 	}
@@ -151,6 +163,7 @@ func (c Config) settings() map[string]string {
 		deploy.EnvPolygonCallsPerMinute: strconv.Itoa(c.PolygonCallsPerMinute),
 		deploy.EnvDefaultPortfolio:      defaultPortfolio,
 		deploy.EnvModelProvider:         c.ModelProvider,
+		deploy.EnvAnalysisManager:       c.AnalysisManager,
 	}
 }
 

@@ -22,7 +22,6 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/zsmseven/backend/pkg/analysisdb"
-	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/bardb"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/portfoliodb"
@@ -98,14 +97,14 @@ func TestStageFromContext(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", ctx: map[string]any{},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AnalysisManager: "model", AssetsDir: "dist"}},
 		{name: "prod from CLI strings", ctx: map[string]any{"stage": "prod", "polygonCallsPerMinute": "0", "analysisPortfolio": "Growth", "alarmEmail": "ops@example.com",
 			"analysisConcurrency": "25"},
-			want: Config{Stage: "prod", PolygonCallsPerMinute: 0, AnalysisPortfolio: "Growth", AnalysisConcurrency: 25, ModelProvider: "xai", AssetsDir: "dist", AlarmEmail: "ops@example.com"}},
+			want: Config{Stage: "prod", PolygonCallsPerMinute: 0, AnalysisPortfolio: "Growth", AnalysisConcurrency: 25, ModelProvider: "xai", AnalysisManager: "model", AssetsDir: "dist", AlarmEmail: "ops@example.com"}},
 		{name: "number from cdk.json", ctx: map[string]any{"polygonCallsPerMinute": float64(100)},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 100, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 100, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AnalysisManager: "model", AssetsDir: "dist"}},
 		{name: "every portfolio", ctx: map[string]any{"analysisPortfolio": "*"},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AnalysisManager: "model", AssetsDir: "dist"}},
 		{name: "concurrency below Lambda's minimum", ctx: map[string]any{"analysisConcurrency": "1"}, wantErr: "context analysisConcurrency"},
 		{name: "concurrency not a number", ctx: map[string]any{"analysisConcurrency": "lots"}, wantErr: "context analysisConcurrency"},
 		{name: "unknown stage", ctx: map[string]any{"stage": "staging"}, wantErr: `context stage: stage "staging" is not valid`},
@@ -116,13 +115,16 @@ func TestStageFromContext(t *testing.T) {
 		{name: "empty portfolio", ctx: map[string]any{"analysisPortfolio": " "}, wantErr: "context analysisPortfolio"},
 		{name: "bad email", ctx: map[string]any{"alarmEmail": "ops.example.com"}, wantErr: "context alarmEmail"},
 		{name: "import from the CLI", ctx: map[string]any{"stage": "prod", "importTables": "true"},
-			want: Config{Stage: "prod", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist", ImportTables: true}},
+			want: Config{Stage: "prod", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AnalysisManager: "model", AssetsDir: "dist", ImportTables: true}},
 		{name: "import off", ctx: map[string]any{"importTables": false},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AnalysisManager: "model", AssetsDir: "dist"}},
 		{name: "bad import flag", ctx: map[string]any{"importTables": "yes please"}, wantErr: "context importTables"},
 		{name: "model provider", ctx: map[string]any{"modelProvider": "xai"},
-			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AssetsDir: "dist"}},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AnalysisManager: "model", AssetsDir: "dist"}},
 		{name: "unknown model provider", ctx: map[string]any{"modelProvider": "openai"}, wantErr: `context modelProvider: "openai" is not a model provider (one of xai)`},
+		{name: "the rules as the portfolio manager", ctx: map[string]any{"analysisManager": "rules"},
+			want: Config{Stage: "dev", PolygonCallsPerMinute: 5, AnalysisPortfolio: "*", AnalysisConcurrency: 10, ModelProvider: "xai", AnalysisManager: "rules", AssetsDir: "dist"}},
+		{name: "unknown portfolio manager", ctx: map[string]any{"analysisManager": "llm"}, wantErr: `context analysisManager: "llm" is not a portfolio manager (one of model, rules)`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -245,7 +247,7 @@ var wantFunctions = []wantFunction{
 	{name: "analyzePortfolio", memory: 256, timeout: 300, secret: true, schedule: true,
 		env: []string{"USER_PORTFOLIOS_TABLE", "PORTFOLIO_POSITIONS_TABLE", "TICKER_DATA_TABLE", "PORTFOLIO_ANALYSES_TABLE",
 			"ANALYSIS_RESERVATIONS_TABLE", "ANALYSIS_QUEUE_URL", "DEFAULT_PORTFOLIO", "XAI_API_URL", "XAI_MODEL", "XAI_MAX_COMPLETION_TOKENS",
-			"XAI_REASONING_EFFORT", "XAI_ATTEMPT_TIMEOUT", "XAI_RESERVE", "MODEL_PROVIDER", "API_KEYS_SECRET_ARN"}},
+			"XAI_REASONING_EFFORT", "XAI_ATTEMPT_TIMEOUT", "XAI_RESERVE", "MODEL_PROVIDER", "ANALYSIS_MANAGER", "API_KEYS_SECRET_ARN"}},
 }
 
 // fn finds a function by its deployed name.
@@ -375,6 +377,8 @@ func checkEnvValues(t *testing.T, s *synthesized, stage, fnID string, env map[st
 			ok = v == "15s"
 		case "MODEL_PROVIDER":
 			ok = v == "xai"
+		case "ANALYSIS_MANAGER":
+			ok = v == "model"
 		case "TICKER_QUEUE_URL":
 			ok = ref(v) == queueID
 		case "TICKER_DLQ_URL":
@@ -861,7 +865,7 @@ func TestIAMLeastPrivilege(t *testing.T) {
 			"analyzePortfolio": {
 				"user-portfolios-" + stage: sharedRead, "portfolio-positions-" + stage: sharedRead,
 				tickerData: "dynamodb:Query", analyses: "dynamodb:PutItem dynamodb:Query",
-				reservations: "dynamodb:DeleteItem dynamodb:GetItem dynamodb:PutItem",
+				reservations: "dynamodb:BatchGetItem dynamodb:GetItem dynamodb:PutItem",
 				// Consumed through the event source; the fan-out sends to it.
 				analysisQueue: "sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:GetQueueUrl sqs:ReceiveMessage sqs:SendMessage",
 				secret:        "secretsmanager:GetSecretValue", async: asyncSend,
@@ -970,9 +974,10 @@ func TestGrantsFollowAdapterInterfaces(t *testing.T) {
 			{"daily-bars", dailyBars, granted[dailyBars], methods("dynamodb:", reflect.TypeFor[bardb.DynamoDBAPI]())},
 			{"portfolio-analyses", analysesTable, granted[analysesTable], methods("dynamodb:", reflect.TypeFor[analysisdb.DynamoDBAPI]())},
 			{"analysis-reservations", reservationsTable, granted[reservationsTable], methods("dynamodb:", reflect.TypeFor[reservationdb.DynamoDBAPI]())},
-			// analyzePortfolio's fan-out sends with analysisqueue.SQSAPI;
-			// nothing sends to the analysis DLQ (SQS moves messages there).
-			{"analysis queue (send)", analysisQueue, sendOnly(granted[analysisQueue]), methods("sqs:", reflect.TypeFor[analysisqueue.SQSAPI]())},
+			// analyzePortfolio's fan-out sends with sqsqueue.BatchSender (the
+			// wiring's sender); nothing sends to the analysis DLQ (SQS moves
+			// messages there).
+			{"analysis queue (send)", analysisQueue, sendOnly(granted[analysisQueue]), methods("sqs:", reflect.TypeFor[sqsqueue.BatchSender]())},
 			{"analysis dead-letter queue", analysisDLQ, granted[analysisDLQ], ""},
 			{"api-keys secret", secret, granted[secret], methods("secretsmanager:", reflect.TypeFor[secrets.SecretsManagerAPI]())},
 			// processTickers' publisher and processTicker's requeuer share

@@ -17,7 +17,8 @@ type storage struct {
 	tickerData awsdynamodb.Table
 	dailyBars  awsdynamodb.Table
 	analyses   awsdynamodb.Table
-	// reservations holds analyzePortfolio's pay-once reservations (TTL).
+	// reservations is the analysis ledger: analyzePortfolio's claims of paid
+	// work with the answers paid for them, and the tickers' scores (TTL).
 	reservations awsdynamodb.Table
 	// Shared tables of portfolio-api: imported by name, read-only here.
 	userPortfolios     awsdynamodb.ITable
@@ -152,9 +153,12 @@ func attribute(k deploy.Key) *awsdynamodb.Attribute {
 // and nothing else (no Query, no GetItem), so nothing more is granted.
 var (
 	sharedReadActions = []string{"dynamodb:Scan"}
-	// reservationActions are pkg/reservationdb's calls: the conditional
-	// put, the consistent read of a holder, the owner's conditional delete.
-	reservationActions = []string{"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"}
+	// reservationActions are pkg/reservationdb's calls on the analysis
+	// ledger: the conditional puts (a claim, its paid answers, a score),
+	// the consistent read of a claim, and the batched consistent read of
+	// the tickers' scores. Nothing is deleted: a released claim keeps its
+	// paid answers, and items expire by TTL.
+	reservationActions = []string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"}
 	// dailyBarsActions are pkg/bardb's calls: processTicker reads and
 	// writes the stored history (Query, GetItem; PutItem, BatchWriteItem);
 	// processTickers' catch-up run reads the day's state (GetItem).

@@ -22,6 +22,7 @@ import (
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/dynamoitem"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/tickerdb"
@@ -65,17 +66,130 @@ func seedRows(t *testing.T, db *dynamodb.Client, stage string, symbols []string)
 	}
 }
 
+// synthSymbols are n valid symbols starting with prefix (at most three
+// letters), in sorted order.
 func synthSymbols(prefix string, n int) []string {
 	out := make([]string, n)
 	for i := range out {
-		out[i] = fmt.Sprintf("%s%03d", prefix, i)
+		out[i] = fmt.Sprintf("%s%c%c", prefix, 'A'+i/26%26, 'A'+i%26)
+		if n > 676 {
+			out[i] = fmt.Sprintf("%s%c%c%c", prefix[:min(len(prefix), 2)], 'A'+i/676%26, 'A'+i/26%26, 'A'+i%26)
+		}
 	}
 	return out
 }
 
-// TestFaultsAnalysisRuns covers what happens around the model call: runs
-// that overlap, a message delivered twice, a portfolio too large for one
-// answer, and a fan-out in which one portfolio fails on every receive.
+// deliver hands fn one message of the analysis queue, with ctx as its
+// invocation's, and reports whether it was handed back.
+func deliver(t *testing.T, ctx context.Context, fn *analyzeportfolio.Function, m analysisqueue.Message, receives int) bool {
+	t.Helper()
+	body, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := fn.Consume(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m-" + m.Label(), Body: body, EventSource: "aws:sqs",
+		Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(receives)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(resp.BatchItemFailures) > 0
+}
+
+// killable is a ledger and an analyses store that "kill" the invocation at
+// a chosen point: from then on every write of the run fails, as a process
+// that died would write nothing more.
+type killable struct {
+	analyzer.Ledger
+	analyses analyzer.Analyses
+	mu       sync.Mutex
+	// killAt decides, on each Save of a claim (its answers just kept),
+	// whether the invocation dies right after it.
+	killAt func(c analysis.Claim) bool
+	// failPut fails the analyses store's Put (a failed save).
+	failPut bool
+	dead    bool
+}
+
+var errKilled = fmt.Errorf("the invocation was killed")
+
+func (k *killable) isDead() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.dead
+}
+
+func (k *killable) Save(ctx context.Context, c analysis.Claim) error {
+	if k.isDead() {
+		return errKilled
+	}
+	err := k.Ledger.Save(ctx, c)
+	if err == nil && k.killAt != nil && k.killAt(c) {
+		k.mu.Lock()
+		k.dead = true
+		k.mu.Unlock()
+	}
+	return err
+}
+
+func (k *killable) Settle(ctx context.Context, e analysis.ScoreEntry) error {
+	if k.isDead() {
+		return errKilled
+	}
+	return k.Ledger.Settle(ctx, e)
+}
+
+func (k *killable) Complete(ctx context.Context, c analysis.Claim) error {
+	if k.isDead() {
+		return errKilled
+	}
+	return k.Ledger.Complete(ctx, c)
+}
+
+func (k *killable) Release(ctx context.Context, c analysis.Claim) error {
+	if k.isDead() {
+		return errKilled
+	}
+	return k.Ledger.Release(ctx, c)
+}
+
+func (k *killable) Put(ctx context.Context, r analysis.Record) error {
+	k.mu.Lock()
+	fail := k.dead || k.failPut
+	k.failPut = false
+	k.mu.Unlock()
+	if fail {
+		return fmt.Errorf("store the analysis: %w", errKilled)
+	}
+	return k.analyses.Put(ctx, r)
+}
+
+func (k *killable) Recent(ctx context.Context, portfolio string, limit int) ([]analysis.Record, error) {
+	return k.analyses.Recent(ctx, portfolio, limit)
+}
+
+// install puts k between the function and the real ledger and store.
+func (k *killable) install(d *analyzeportfolio.Deps) {
+	k.Ledger, k.analyses = d.Ledger, d.Analyses
+	d.Ledger, d.Analyses = k, k
+}
+
+// paidRow is the report row of a pay-once scenario.
+func paidRow(t *testing.T, w *world, srv *fakexai.Server, scenario, faults string, in int, names []string, handedBack int, outcome string) {
+	t.Helper()
+	written := 0
+	for _, n := range names {
+		written += countAnalyses(t, w.db, w.stage, n)
+	}
+	addRow(row{Analysis: true, Scenario: scenario, Faults: faults, In: in, Written: written, HandedBack: 0, Duplicated: max(written-in, 0),
+		Red: handedBack, Paid: srv.Paid(), PaidAgain: srv.RepeatedPaid(), Outcome: outcome})
+}
+
+// TestFaultsAnalysisRuns covers what happens around the model calls: runs
+// that overlap, a message delivered twice, a failed save, a run killed
+// after paying, a deadline in the middle, answers that fix one part and
+// break another, the largest portfolios, and a night's fan-out over
+// shared tickers — each asserting, at the local xAI server, that no answer
+// was paid for twice.
 func TestFaultsAnalysisRuns(t *testing.T) {
 	t.Run("overlapping_runs", func(t *testing.T) {
 		w := newWorld(t, worldOptions{})
@@ -111,12 +225,13 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 				reused++
 			}
 		}
-		if srv.Calls() != 1 || stored != 1 || reused != runs-1 {
-			t.Fatalf("%d xAI calls, %d stored, statuses %v: want 1 call, 1 analysis, the others reused", srv.Calls(), stored, statuses)
+		if srv.RepeatedPaid() != 0 || stored != 1 || reused != runs-1 || srv.Paid() < 2 {
+			t.Fatalf("%d paid (%d again), %d stored, statuses %v: want each ticker and the overview paid once, 1 analysis, the others reused",
+				srv.Paid(), srv.RepeatedPaid(), stored, statuses)
 		}
 		addRow(row{Analysis: true, Scenario: "overlapping runs", Faults: "3 runs of the same portfolio and data at once (a retried schedule, a manual run)",
-			In: runs, Written: stored, Duplicated: max(stored-1, 0), Red: srv.Calls() - 1,
-			Outcome: outcome(t, "one reserves the key (conditional put), pays and stores; the two others wait for it and reuse it: 1 paid call")})
+			In: runs, Written: stored, Duplicated: max(stored-1, 0), Red: srv.Calls() - 1, Paid: srv.Paid(), PaidAgain: srv.RepeatedPaid(),
+			Outcome: outcome(t, "the ticker batch and the overview each claimed by one run (a conditional put); the others wait and reuse: nothing paid twice")})
 	})
 
 	t.Run("redelivered_message", func(t *testing.T) {
@@ -126,22 +241,9 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		seedPortfolio(t, w.db, w.stage, "Redelivered", syms)
 		srv := fakexai.New(t, fakexai.Slow(fakexai.Generate(&fakexai.Generator{}), 300*time.Millisecond))
 		srv.RequireKey = xaiKey
-		body, err := analysisqueue.New("Redelivered", "run-r", true, time.Now()).Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := analysisqueue.New("Redelivered", "run-r", true, time.Now())
 		// The same forced message twice at once (at-least-once delivery),
 		// then once more after both finished.
-		deliver := func(fn *analyzeportfolio.Function, receipt string, receives int) events.SQSEventResponse {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			resp, err := fn.Consume(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m-1", ReceiptHandle: receipt, Body: body,
-				EventSource: "aws:sqs", Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(receives)}}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return resp
-		}
 		var wg sync.WaitGroup
 		handedBack := 0
 		var mu sync.Mutex
@@ -150,31 +252,165 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				resp := deliver(fn, fmt.Sprint("r", i), i+1)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				back := deliver(t, ctx, fn, m, i+1)
 				mu.Lock()
-				handedBack += len(resp.BatchItemFailures)
+				if back {
+					handedBack++
+				}
 				mu.Unlock()
 			}()
 		}
 		wg.Wait()
-		handedBack += len(deliver(w.analyzer(srv, nil), "r3", 3).BatchItemFailures)
+		if deliver(t, context.Background(), w.analyzer(srv, nil), m, 3) {
+			handedBack++
+		}
 		stored := countAnalyses(t, w.db, w.stage, "Redelivered")
-		if srv.Calls() != 1 || stored != 1 || handedBack != 0 {
-			t.Fatalf("%d calls, %d stored, %d handed back: want 1 call, 1 analysis, every delivery acknowledged", srv.Calls(), stored, handedBack)
+		if srv.Paid() != 2 || srv.RepeatedPaid() != 0 || stored != 1 || handedBack != 0 {
+			t.Fatalf("%d paid (%d again), %d stored, %d handed back: want the batch and the overview once, 1 analysis, every delivery acknowledged",
+				srv.Paid(), srv.RepeatedPaid(), stored, handedBack)
 		}
 		addRow(row{Analysis: true, Scenario: "redelivered message", Faults: "one forced queue message delivered twice at once, then a third time",
-			In: 1, Written: stored, Duplicated: max(stored-1, 0), Red: 2,
-			Outcome: outcome(t, "the forced reservation is keyed by the message's run id: one paid call, the redeliveries reuse it and are acknowledged")})
+			In: 1, Written: stored, Duplicated: max(stored-1, 0), Red: 2, Paid: srv.Paid(), PaidAgain: srv.RepeatedPaid(),
+			Outcome: outcome(t, "a forced run's claims are keyed by the message's run id: the batch and the overview paid once, the redeliveries reuse them and are acknowledged")})
 	})
 
-	t.Run("500_positions", func(t *testing.T) {
+	t.Run("failed_save", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		syms := synthSymbols("FS", 6)
+		seedRows(t, w.db, w.stage, syms)
+		seedPortfolio(t, w.db, w.stage, "Saved", syms)
+		srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+		srv.RequireKey = xaiKey
+		k := &killable{failPut: true}
+		fn := w.analyzer(srv, k.install)
+		m := analysisqueue.New("Saved", "run-s", false, time.Now())
+		first := deliver(t, context.Background(), fn, m, 1)
+		paid := srv.Paid()
+		second := deliver(t, context.Background(), fn, m, 2)
+		stored := countAnalyses(t, w.db, w.stage, "Saved")
+		if !first || second || stored != 1 || paid != 2 || srv.Paid() != 2 || srv.RepeatedPaid() != 0 {
+			t.Fatalf("handed back %v then %v, %d stored, paid %d then %d (%d again): want handed back, then stored with nothing paid again",
+				first, second, stored, paid, srv.Paid(), srv.RepeatedPaid())
+		}
+		paidRow(t, w, srv, "failed save", "the analysis's PutItem fails after the ticker batch and the overview were paid", 1, []string{"Saved"}, 1,
+			outcome(t, "handed back; the redelivery finds the scores stored and the overview's answer kept in its claim: stored with 0 calls"))
+	})
+
+	t.Run("killed_after_paying", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		syms := synthSymbols("KP", 6)
+		seedRows(t, w.db, w.stage, syms)
+		seedPortfolio(t, w.db, w.stage, "Killed", syms)
+		srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+		srv.RequireKey = xaiKey
+		m := analysisqueue.New("Killed", "run-k", false, time.Now())
+		// First killed right after the batch's answer was kept, then right
+		// after the overview's. A dead invocation's claims stay pending
+		// until its deadline, their lease: the redelivery (after the
+		// visibility timeout, deployed) comes after it.
+		backs := 0
+		for i, kind := range []string{analysis.ClaimBatch, analysis.ClaimPortfolio} {
+			k := &killable{killAt: func(c analysis.Claim) bool { return c.Kind == kind && len(c.Answers) > 0 }}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			if deliver(t, ctx, w.analyzer(srv, k.install), m, i+1) {
+				backs++
+			}
+			<-ctx.Done()
+			cancel()
+		}
+		done := deliver(t, context.Background(), w.analyzer(srv, nil), m, 3)
+		stored := countAnalyses(t, w.db, w.stage, "Killed")
+		if backs != 2 || done || stored != 1 || srv.Paid() != 2 || srv.RepeatedPaid() != 0 {
+			t.Fatalf("%d handed back, last handed back %v, %d stored, %d paid (%d again): want 2, false, 1, 2, 0", backs, done, stored, srv.Paid(), srv.RepeatedPaid())
+		}
+		if emfTotals(w.logs.String())[deploy.LLMAnswersReused.Name] < 2 {
+			t.Error("LLMAnswersReused does not count the answers resumed")
+		}
+		paidRow(t, w, srv, "invocation killed after paying", "the invocation dies the moment the batch's paid answer is kept; its redelivery dies the moment the overview's is", 1,
+			[]string{"Killed"}, 2, outcome(t, "each redelivery takes the expired claim over with its kept answer and pays nothing again; stored on the third delivery, 2 answers paid in all (LLMAnswersReused)"))
+	})
+
+	t.Run("deadline_midway", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		syms := synthSymbols("DL", 3*analysis.TickerBatchSize)
+		seedRows(t, w.db, w.stage, syms)
+		seedPortfolio(t, w.db, w.stage, "Late", syms)
+		gen := &fakexai.Generator{}
+		srv := fakexai.New(t, fakexai.Generate(gen), fakexai.Slow(fakexai.Generate(gen), 30*time.Second))
+		srv.RequireKey = xaiKey
+		m := analysisqueue.New("Late", "run-l", false, time.Now())
+		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) { d.MinWork, d.Config.Reserve = 100*time.Millisecond, time.Second })
+		ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+		first := deliver(t, ctx, fn, m, 1)
+		cancel()
+		paid := srv.Paid()
+		srv.Script(fakexai.Generate(gen))
+		second := deliver(t, context.Background(), fn, m, 2)
+		items, err := analysisdb.New(w.db, deploy.PortfolioAnalyses.Name(w.stage)).Recent(context.Background(), "Late", 1)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("read back: %v, %d items", err, len(items))
+		}
+		if first || second || paid != 1 || items[0].Status != analysis.StatusOK || srv.Paid() != 4 || srv.RepeatedPaid() != 0 {
+			t.Fatalf("handed back %v, %v; paid %d then %d (%d again); latest %s (%s): want a fallback stored after 1 batch, then ok with 3 batches and 1 overview paid in all",
+				first, second, paid, srv.Paid(), srv.RepeatedPaid(), items[0].Status, items[0].Reason)
+		}
+		addRow(row{Analysis: true, Scenario: "deadline in the middle", Faults: "120 tickers (3 batches): one answered, the others (and the overview) past a 3.5 s deadline (1 s kept in reserve)",
+			In: 2, Written: countAnalyses(t, w.db, w.stage, "Late"), Red: 1, Paid: srv.Paid(), PaidAgain: srv.RepeatedPaid(),
+			Outcome: outcome(t, "the answered batch's scores kept, the rest released: a fallback stored in time; the next run pays the 2 batches left and the overview, nothing twice")})
+	})
+
+	t.Run("fix_one_break_another", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		syms := synthSymbols("FB", 5)
+		seedRows(t, w.db, w.stage, syms)
+		seedPortfolio(t, w.db, w.stage, "Mended", syms)
+		gen := &fakexai.Generator{Edit: func(n int, schema string, ans map[string]any) {
+			switch n {
+			case 1: // the batch: the first ticker's score out of range
+				ans["tickers"].([]any)[0].(map[string]any)["score"] = 150
+			case 2: // its repair: that ticker fixed, an unknown member added
+				ans["note"] = "fixed it"
+			case 3: // the overview: two top actions
+				ans["top_actions"] = ans["top_actions"].([]any)[:2]
+			case 4: // its repair: the list fixed, a summary nobody asked for, empty
+				ans["summary"] = ""
+			}
+		}}
+		srv := fakexai.New(t, fakexai.Generate(gen))
+		srv.RequireKey = xaiKey
+		res, err := w.analyzer(srv, nil).Run(context.Background(), analyzer.Event{PortfolioName: "Mended"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, err := analysisdb.New(w.db, deploy.PortfolioAnalyses.Name(w.stage)).Recent(context.Background(), "Mended", 1)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("read back: %v", err)
+		}
+		it := items[0]
+		fromModel := 0
+		for _, ts := range it.Result.Tickers {
+			if ts.Source == analysis.SourceModel {
+				fromModel++
+			}
+		}
+		if it.Status != analysis.StatusOK || fromModel != 5 || len(it.Result.TopActions) != 3 || it.Result.Summary == "" || srv.Calls() != 4 || srv.RepeatedPaid() != 0 {
+			t.Fatalf("status %s (%s), %d scores from the model, %d top actions, %d calls: want ok, 5, 3, 4", it.Status, it.Reason, fromModel, len(it.Result.TopActions), srv.Calls())
+		}
+		addRow(row{Analysis: true, Scenario: "answers that fix one part and break another", Faults: "a batch answer with one score out of range, its repair adding a stray member; an overview with 2 top actions, its repair adding an empty summary",
+			In: 1, Written: 1, Red: srv.Calls() - 1, Paid: srv.Paid(), PaidAgain: srv.RepeatedPaid(),
+			Outcome: outcome(t, fmt.Sprintf("every valid part kept from whichever answer gave it: 4 scores from the first answer, 1 from the repair; the summary from the first overview, the top actions from its repair: `%s`", res.Portfolios[0].Status))})
+	})
+
+	t.Run("500_positions_at_full_length", func(t *testing.T) {
 		w := newWorld(t, worldOptions{})
 		syms := synthSymbols("BG", analysis.MaxPositions)
 		seedRows(t, w.db, w.stage, syms)
 		seedPortfolio(t, w.db, w.stage, "Large", syms)
-		srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+		srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{Lengths: fakexai.MaxLengths}))
 		srv.RequireKey = xaiKey
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		res, err := w.analyzer(srv, nil).Run(ctx, analyzer.Event{PortfolioName: "Large"})
 		if err != nil {
@@ -189,18 +425,130 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		for _, ts := range it.Result.Tickers {
 			seen[ts.Ticker]++
 		}
-		if it.Status != analysisdb.StatusOK || len(it.Result.Tickers) != analysis.MaxPositions || len(seen) != analysis.MaxPositions ||
-			srv.Calls() != 11 || res.Portfolios[0].Calls != 11 {
-			t.Fatalf("status %s (%s), %d entries for %d symbols, %d calls: want ok, one entry per position, 10 batches + 1",
-				it.Status, it.Reason, len(it.Result.Tickers), len(seen), srv.Calls())
+		batches := (analysis.MaxPositions + analysis.TickerBatchSize - 1) / analysis.TickerBatchSize
+		if it.Status != analysis.StatusOK || len(it.Result.Tickers) != analysis.MaxPositions || len(seen) != analysis.MaxPositions ||
+			srv.Calls() != batches+1 || res.Portfolios[0].Calls != batches+1 {
+			t.Fatalf("status %s (%s), %d entries for %d symbols, %d calls: want ok, one entry per position, %d batches + 1", it.Status, it.Reason,
+				len(it.Result.Tickers), len(seen), srv.Calls(), batches)
 		}
-		for _, r := range srv.Requests() {
-			if r.Decoded.MaxCompletionTokens > 300+250*50 {
-				t.Errorf("a call asked for %d completion tokens", r.Decoded.MaxCompletionTokens)
+		largest := 0
+		out, err := w.db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(deploy.PortfolioAnalyses.Name(w.stage))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range out.Items {
+			largest = max(largest, dynamoitem.Size(item))
+		}
+		if largest > analysisdb.MaxItemBytes || len(out.Items) < 2 {
+			t.Fatalf("%d items, the largest %d bytes: want parts within %d", len(out.Items), largest, analysisdb.MaxItemBytes)
+		}
+		addRow(row{Analysis: true, Scenario: "500 positions, answers at full length", Faults: "a portfolio of 500 positions (the cap), every text of every answer at its length limit",
+			In: 1, Written: 1, Red: srv.Calls() - 1, Paid: srv.Paid(), PaidAgain: srv.RepeatedPaid(),
+			Outcome: outcome(t, fmt.Sprintf("%d batch calls of at most %d tickers and one overview; stored `ok` in %d items of at most %d bytes (the tickers that do not fit in parts), one entry per position",
+				batches, analysis.TickerBatchSize, len(out.Items), largest))})
+	})
+
+	t.Run("over_500_positions", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		syms := synthSymbols("HG", analysis.MaxPositions+20)
+		seedRows(t, w.db, w.stage, syms)
+		seedPortfolio(t, w.db, w.stage, "Huge", syms)
+		srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+		srv.RequireKey = xaiKey
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		back := deliver(t, ctx, w.analyzer(srv, nil), analysisqueue.New("Huge", "run-h", false, time.Now()), 1)
+		items, err := analysisdb.New(w.db, deploy.PortfolioAnalyses.Name(w.stage)).Recent(ctx, "Huge", 1)
+		if err != nil || len(items) != 1 || back || len(items[0].Result.Tickers) != analysis.MaxPositions || items[0].Omitted != 20 {
+			t.Fatalf("handed back %v; %v; %d items", back, err, len(items))
+		}
+		addRow(row{Analysis: true, Scenario: "over 500 positions", Faults: "a portfolio of 520 positions", In: 1, Written: 1, Red: srv.Calls() - 1, Paid: srv.Paid(), PaidAgain: srv.RepeatedPaid(),
+			Outcome: outcome(t, "its 500 largest analyzed, the 20 others counted (omittedPositions) and said in the text; acknowledged: never five retries and a dead letter")})
+	})
+
+	t.Run("answer_cut_in_transit", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		syms := synthSymbols("CT", 4)
+		seedRows(t, w.db, w.stage, syms)
+		seedPortfolio(t, w.db, w.stage, "Cut", syms)
+		drop := fakexai.Generate(&fakexai.Generator{})
+		drop.Drop = true
+		srv := fakexai.New(t, drop, fakexai.Generate(&fakexai.Generator{}))
+		srv.RequireKey = xaiKey
+		res, err := w.analyzer(srv, nil).Run(context.Background(), analyzer.Event{PortfolioName: "Cut"})
+		if err != nil || res.Portfolios[0].Status != analysis.StatusOK || srv.Lost() != 1 || srv.RepeatedPaid() != 1 {
+			t.Fatalf("%v %+v; lost %d, paid again %d: want ok, one answer lost in transit and asked again", err, res.Portfolios, srv.Lost(), srv.RepeatedPaid())
+		}
+		addRow(row{Analysis: true, Scenario: "answer cut in transit", Faults: "the batch's answer is produced (billed) and the connection cut before any of it is sent",
+			In: 1, Written: 1, Red: srv.Calls() - 1, Paid: srv.Paid(), PaidAgain: srv.RepeatedPaid(),
+			Outcome: outcome(t, "the client saw a reset and retried: an answer it never received cannot be kept, so it is paid again — the one repeat in this suite, and the only way one can happen")})
+	})
+
+	t.Run("night_over_shared_tickers", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		queueName := deploy.AnalysisQueueName(w.stage)
+		queueURL := w.sqs.CreateQueue(queueName)
+		syms := synthSymbols("NS", 60)
+		seedRows(t, w.db, w.stage, syms)
+		var names []string
+		for i := range 20 {
+			n := fmt.Sprintf("Night %02d", i)
+			names = append(names, n)
+			// Overlapping holdings: a few names in most portfolios, a tail.
+			held := []string{syms[0], syms[1], syms[2]}
+			for j := range 7 {
+				held = append(held, syms[3+(i*7+j*5)%57])
+			}
+			seedPortfolio(t, w.db, w.stage, n, held)
+		}
+		srv := fakexai.New(t, fakexai.Slow(fakexai.Generate(&fakexai.Generator{Sample: 20, Seed: 11}), 50*time.Millisecond))
+		srv.RequireKey = xaiKey
+		client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.sqs.Endpoint()),
+			Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) { d.Queue = analyzeportfolio.NewQueue(client, queueURL) })
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		fan, err := fn.Run(ctx, analyzer.Event{PortfolioName: "*"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.sqs.DrainConcurrent(ctx, queueName, 1, deploy.DefaultAnalysisConcurrency, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+			ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return fn.Consume(ictx, ev)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		scores := map[string]map[int]bool{}
+		repo := analysisdb.New(w.db, deploy.PortfolioAnalyses.Name(w.stage))
+		for _, n := range names {
+			items, err := repo.Recent(ctx, n, 1)
+			if err != nil || len(items) != 1 || items[0].Status != analysis.StatusOK {
+				t.Fatalf("%s: %v %+v", n, err, items)
+			}
+			for _, ts := range items[0].Result.Tickers {
+				if scores[ts.Ticker] == nil {
+					scores[ts.Ticker] = map[int]bool{}
+				}
+				scores[ts.Ticker][ts.Score] = true
 			}
 		}
-		addRow(row{Analysis: true, Scenario: "500-position portfolio", Faults: "a portfolio of 500 positions (the cap)", In: 1, Written: 1, Red: srv.Calls() - 1,
-			Outcome: outcome(t, "10 batch calls of 50 positions (each within a 12,800-token cap) and one portfolio call; stored `ok` with exactly one entry per position")})
+		for sym, s := range scores {
+			if len(s) != 1 {
+				t.Errorf("%s has %d different scores in one night", sym, len(s))
+			}
+		}
+		tickerCalls := 0
+		for _, r := range srv.Requests() {
+			if r.Decoded.ResponseFormat.JSONSchema.Name == analysis.SchemaTickers {
+				tickerCalls++
+			}
+		}
+		if tickerCalls != 2 || srv.RepeatedPaid() != 0 || len(fan.Queued) != 20 {
+			t.Fatalf("%d ticker calls (%d paid again), %d queued: want the 60 tickers in 2 planned batches, 20 portfolios", tickerCalls, srv.RepeatedPaid(), len(fan.Queued))
+		}
+		paidRow(t, w, srv, "a night over shared tickers", "`*` over 20 portfolios of 10 positions sharing 60 tickers, consumed 10 at once; the model samples a different score on every answer", 20, names, 0,
+			outcome(t, "the fan-out plans the 60 tickers into 2 batches queued first; each ticker scored once and the same in every portfolio; 2 batch calls and 20 overviews, nothing paid twice"))
 	})
 
 	t.Run("fan_out_with_a_failing_portfolio", func(t *testing.T) {
@@ -224,7 +572,7 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		srv.RequireKey = xaiKey
 		client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.sqs.Endpoint()),
 			Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
-		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) { d.Queue = analysisqueue.NewSender(client, queueURL) })
+		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) { d.Queue = analyzeportfolio.NewQueue(client, queueURL) })
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		fan, err := fn.Run(ctx, analyzer.Event{PortfolioName: "*"})
@@ -243,6 +591,13 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		}
 		dead := w.sqs.DeadLetters(queueName)
 		failed := emfTotals(w.logs.String())[deploy.AnalysisFailed.Name]
+		var deadPortfolios []string
+		for _, b := range dead {
+			if m, err := analysisqueue.Decode([]byte(b)); err == nil && m.Kind == analysisqueue.KindPortfolio {
+				deadPortfolios = append(deadPortfolios, b)
+			}
+		}
+		dead = deadPortfolios
 		in := len(fan.Queued)
 		lost := in - written - len(dead)
 		if in != 5 || written != 4 || len(dead) != 1 || lost != 0 || totals.Requeued != deploy.AnalysisMaxReceiveCount-1 ||
@@ -255,7 +610,7 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 			t.Fatalf("dead-lettered %q (%v), want Broken's message", dead[0], err)
 		}
 		addRow(row{Analysis: true, Scenario: "fan-out with a failing portfolio", Faults: "`*` over 5 portfolios, one of whose ticker rows cannot be read",
-			In: in, Written: written, HandedBack: len(dead), Lost: lost, Red: totals.Requeued,
+			In: in, Written: written, HandedBack: len(dead), Lost: lost, Red: totals.Requeued, Paid: srv.Paid(), PaidAgain: srv.RepeatedPaid(),
 			Outcome: outcome(t, "one message per portfolio; 4 analyzed; the failing one handed back on each of 5 receives (AnalysisFailed 5, alarmed) and dead-lettered, never skipped")})
 	})
 }

@@ -46,7 +46,11 @@ type row struct {
 	Analysis                                                               bool
 	Scenario, Faults                                                       string
 	In, Days, Written, Permanent, Stale, HandedBack, Lost, Duplicated, Red int
-	Outcome                                                                string
+	// Paid and PaidAgain count, for an analysis scenario, the answers the
+	// local xAI server was paid for, and those paid for a request paid
+	// before (a duplicate payment).
+	Paid, PaidAgain int
+	Outcome         string
 }
 
 var (
@@ -118,7 +122,9 @@ func renderReport() string {
 	p("- **handed back / dead-lettered**: records the handler last returned in `batchItemFailures`, still on the queue or moved to the dead-letter queue after 5 receives, " +
 		"plus those processTicker sent to the dead-letter queue itself after their 5th attempt;")
 	p("- **redelivered**: deliveries beyond the first (records handed back, re-queued copies, or a delivery repeated on purpose) during the scenario; for analysis scenarios, model calls beyond the first (retries and the one repair request);")
-	p("- **lost** = in − day − written − permanent − stale − handed back / dead-lettered, and **duplicated** = ticker-data rows beyond one per ticker and trading day (analysis: items beyond one per run). Both must be 0.")
+	p("- **lost** = in − day − written − permanent − stale − handed back / dead-lettered, and **duplicated** = ticker-data rows beyond one per ticker and trading day (analysis: items beyond one per run). Both must be 0;")
+	p("- **paid** (analysis): answers the local xAI server was paid for (200 answers written whole, and answers billed but never delivered), counted at the server; " +
+		"**paid again**: those paid for a request byte for byte identical to one paid before — what keeping every paid answer is to make 0.")
 	p("")
 	for _, part := range []struct {
 		title    string
@@ -127,8 +133,8 @@ func renderReport() string {
 		p("## %s", part.title)
 		p("")
 		if part.analysis {
-			p("| scenario | faults injected | in | written | permanent | handed back / dead-lettered | redelivered | lost | duplicated | outcome |")
-			p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+			p("| scenario | faults injected | in | written | permanent | handed back / dead-lettered | redelivered | lost | duplicated | paid | paid again | outcome |")
+			p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 		} else {
 			p("| scenario | faults injected | in | day | written | permanent | stale | handed back / dead-lettered | redelivered | lost | duplicated | outcome |")
 			p("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
@@ -137,7 +143,8 @@ func renderReport() string {
 			switch {
 			case r.Analysis != part.analysis:
 			case part.analysis:
-				p("| %s | %s | %d | %d | %d | %d | %d | %d | %d | %s |", r.Scenario, r.Faults, r.In, r.Written, r.Permanent, r.HandedBack, r.Red, r.Lost, r.Duplicated, r.Outcome)
+				p("| %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s |", r.Scenario, r.Faults, r.In, r.Written, r.Permanent, r.HandedBack, r.Red, r.Lost, r.Duplicated,
+					r.Paid, r.PaidAgain, r.Outcome)
 			default:
 				p("| %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s |", r.Scenario, r.Faults, r.In, r.Days, r.Written, r.Permanent, r.Stale, r.HandedBack, r.Red, r.Lost, r.Duplicated, r.Outcome)
 			}
@@ -157,11 +164,14 @@ func renderReport() string {
 		"to the tail, and after its 5th attempt processTicker sends it to the dead-letter queue itself, alone, with an error log line (scenario \"Polygon 5xx for ever\"). " +
 		"Nothing is lost (the DLQ alarm fires and a redrive replays it). The cost shows in \"dynalite stopped mid-batch\": during a DynamoDB outage every record " +
 		"spends its Polygon call before its write fails, where a hand-back would have returned the records behind the first one unstarted.")
-	p("- analyzePortfolio pays once per portfolio, data, prompt and model: overlapping runs and redelivered messages find the reservation " +
-		"(a conditional put before the call) and reuse the stored analysis; a cut-off or invalid answer gets one repair (an empty one is not echoed: " +
-		"xAI answers 400 to an empty message), a filtered one none; no request in the suite broke the API's rules.")
-	p("- With `*`, every portfolio gets its own message and invocation: one that cannot be analyzed is handed back on every receive, counted " +
-		"(`AnalysisFailed`, alarmed) and dead-lettered after 5, never skipped; the others are analyzed meanwhile.")
+	p("- analyzePortfolio scores each ticker once per data day and model, in batches, and pays once for each batch and each portfolio's overview: " +
+		"overlapping runs and redelivered messages find the claim (a conditional put before the call) and reuse what it stored; every paid answer is kept in the ledger " +
+		"the moment it arrives, so a failed save, a run killed after paying, a deadline in the middle or a redelivery resumes from it and pays nothing again (column " +
+		"\"paid again\": 0). The one exception is an answer billed and never received (the connection cut after the work): nothing of it can be kept, and it is asked again. " +
+		"A valid score is kept whatever else is wrong with an answer: only the faulty tickers or overview parts are asked for again (one repair), and what still fails comes from the rules. " +
+		"No request in the suite broke the API's rules.")
+	p("- With `*`, the night's unscored tickers are planned into batches queued first, then every portfolio gets its own message and invocation: one that cannot be analyzed is handed back on every receive, counted " +
+		"(`AnalysisFailed`, alarmed) and dead-lettered after 5, never skipped; the others are analyzed meanwhile. A portfolio over 500 positions is analyzed with its 500 largest and acknowledged, never retried.")
 	p("")
 	p("Every scenario also asserts that no handler panicked, and the suite fails if the Polygon or the xAI key appears in any of the %d log lines captured.", strings.Count(allLogs.String(), "\n"))
 	return b.String()

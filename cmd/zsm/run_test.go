@@ -379,9 +379,10 @@ func TestRunWithKeysCallsTheConfiguredAPIs(t *testing.T) {
 	for _, s := range devstack.SampleSymbols[:3] {
 		tops = append(tops, map[string]any{"ticker": s, "action": "add", "reason": "Uptrend."})
 	}
-	answer, _ := json.Marshal(map[string]any{"tickers": tickers, "summary": "Constructive.", "overall_risk": "medium",
-		"concentration_flags": []string{}, "top_actions": tops, "analysis": "All seven trend up."})
-	xs := fakexai.New(t, fakexai.Answer(string(answer)))
+	// The ticker analyst's answer, then the portfolio manager's.
+	scores, _ := json.Marshal(map[string]any{"tickers": tickers})
+	overview, _ := json.Marshal(map[string]any{"summary": "Constructive.", "overall_risk": "medium", "concentration_flags": []string{}, "top_actions": tops})
+	xs := fakexai.New(t, fakexai.Answer(string(scores)), fakexai.Answer(string(overview)))
 	xs.RequireKey = "xai-key"
 	host := map[string]string{
 		"POLYGON_API_KEY": "polygon-key", "POLYGON_BASE_URL": poly.URL, "POLYGON_CALLS_PER_MINUTE": "0",
@@ -408,8 +409,8 @@ func TestRunWithKeysCallsTheConfiguredAPIs(t *testing.T) {
 			t.Errorf("progress lacks %q:\n%s", want, errOut.String())
 		}
 	}
-	if xs.Calls() != 1 {
-		t.Errorf("%d xAI calls, want 1", xs.Calls())
+	if xs.Calls() != 2 {
+		t.Errorf("%d xAI calls, want 2 (the seven tickers' scores, the overview)", xs.Calls())
 	}
 }
 
@@ -741,7 +742,7 @@ func TestRunAllPortfoliosThroughTheQueue(t *testing.T) {
 			none++
 			continue
 		}
-		if a.Status != "fallback" || a.Model != "rules-v2" || a.DataAsOf == "" || len(a.TopActions) != 3 {
+		if a.Status != "fallback" || a.Model != "rules-v3" || a.DataAsOf == "" || len(a.TopActions) != 3 {
 			t.Errorf("analysis %+v", a)
 		}
 		want := 3

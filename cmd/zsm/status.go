@@ -18,6 +18,7 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/deploy"
@@ -111,6 +112,8 @@ type analysisStatus struct {
 	Portfolio string `json:"portfolio"`
 	Timestamp string `json:"timestamp"`
 	Model     string `json:"model"`
+	// Manager wrote the overview: the model's name, or the rules'.
+	Manager string `json:"manager,omitempty"`
 	// Status is ok, fallback, or noAnalysis.
 	Status   string `json:"status"`
 	Reason   string `json:"reason,omitempty"`
@@ -127,6 +130,8 @@ type analysisStatus struct {
 	ConcentrationFlags []string      `json:"concentrationFlags"`
 	TopActions         []topAction   `json:"topActions"`
 	Tickers            []scoreStatus `json:"tickers"`
+	// OmittedPositions counts the positions beyond the 500 analyzed.
+	OmittedPositions int `json:"omittedPositions,omitempty"`
 }
 
 // statusReport is what `zsm status --json` prints and `zsm run` renders.
@@ -205,6 +210,7 @@ func latestAnalysis(ctx context.Context, repo *analysisdb.Repository, portfolio,
 	}
 	it := recent[0]
 	a.Timestamp, a.Model, a.Status, a.Reason, a.DataAsOf = it.Timestamp.UTC().Format(time.RFC3339), it.Model, it.Status, it.Reason, it.DataAsOf
+	a.Manager, a.OmittedPositions = it.Manager, it.Omitted
 	a.Fresh = it.DataAsOf == lastTradingDay && len(it.Missing) == 0 && len(it.Stale) == 0
 	a.Missing, a.Stale = append(a.Missing, it.Missing...), append(a.Stale, it.Stale...)
 	a.Summary, a.OverallRisk = it.Result.Summary, it.Result.OverallRisk
@@ -300,10 +306,20 @@ func printTable(w io.Writer, rep statusReport) {
 	}
 	fmt.Fprintf(w, "Analysis of %q at %s, data as of %s (%s)\n", a.Portfolio, a.Timestamp, a.DataAsOf, fresh)
 	switch a.Status {
-	case analysisdb.StatusFallback:
-		fmt.Fprintf(w, "  by: %s — the rules analyst (fallback: %s)\n", a.Model, a.Reason)
+	case analysis.StatusFallback:
+		if a.Model == analysis.RulesName {
+			fmt.Fprintf(w, "  by: %s — the rules analyst (fallback: %s)\n", a.Model, a.Reason)
+		} else {
+			fmt.Fprintf(w, "  by: model %s, partly the rules analyst (fallback: %s)\n", a.Model, a.Reason)
+		}
 	default:
 		fmt.Fprintf(w, "  by: model %s\n", a.Model)
+	}
+	if a.Manager != "" && a.Manager != a.Model {
+		fmt.Fprintf(w, "  overview by: %s\n", describeManager(a.Manager))
+	}
+	if a.OmittedPositions > 0 {
+		fmt.Fprintf(w, "  not analyzed: %d smaller positions (at most 500 are)\n", a.OmittedPositions)
 	}
 	if len(a.Missing) > 0 {
 		fmt.Fprintf(w, "  no data for: %s\n", strings.Join(a.Missing, ", "))
@@ -353,7 +369,15 @@ func printAnalyses(w io.Writer, rep statusReport) {
 		}
 		fmt.Fprintf(w, row, name, a.Status, orDash(a.Model), orDash(a.DataAsOf), fresh, fmt.Sprint(len(a.Tickers)), avg, orDash(a.OverallRisk), top)
 	}
-	fmt.Fprintf(w, "\n%d portfolios: %d ok, %d fallback, %d never analyzed.\n", len(*rep.Analyses), counts[analysisdb.StatusOK], counts[analysisdb.StatusFallback], counts[noAnalysis])
+	fmt.Fprintf(w, "\n%d portfolios: %d ok, %d fallback, %d never analyzed.\n", len(*rep.Analyses), counts[analysis.StatusOK], counts[analysis.StatusFallback], counts[noAnalysis])
+}
+
+// describeManager names who wrote an overview.
+func describeManager(m string) string {
+	if m == analysis.RulesName {
+		return m + ", the rules (no model call)"
+	}
+	return "model " + m
 }
 
 func orDash(s string) string {

@@ -24,10 +24,10 @@ func TestStatusAnalysisWithMissingDataIsNotFresh(t *testing.T) {
 	now := time.Now()
 	ltd := marketdata.LastTradingDay(now)
 	repo := analysisdb.New(client, deploy.PortfolioAnalyses.Name(stage))
-	if err := repo.Put(ctx, analysisdb.Item{
+	if err := repo.Put(ctx, analysis.Record{
 		Portfolio: "P", Timestamp: now.UTC(), Analysis: "a", Model: analysis.RulesName, DataAsOf: ltd,
 		Result:  analysis.Result{Summary: "s", Tickers: []analysis.TickerScore{{Ticker: "AAPL", Score: 50, Signal: "hold", Rationale: "r"}}},
-		Missing: []string{"MSFT"}, Stale: []string{"TSLA"}, PromptVersion: analysis.PromptVersion, Status: analysisdb.StatusFallback, Reason: "x",
+		Missing: []string{"MSFT"}, Stale: []string{"TSLA"}, PromptVersion: analysis.PromptVersion, Status: analysis.StatusFallback, Reason: "x",
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -21,16 +21,13 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
-	"github.com/zsmseven/backend/pkg/analysisdb"
-	"github.com/zsmseven/backend/pkg/analysisqueue"
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
-	"github.com/zsmseven/backend/pkg/portfoliodb"
-	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
 	"github.com/zsmseven/backend/pkg/tickerdb"
@@ -136,9 +133,11 @@ func runNight(b *testing.B, fn *analyzeportfolio.Function, sq *localsqs.Server, 
 	return r
 }
 
-// BenchmarkAnalysisNight analyzes 1,000 portfolios in one night against the
-// local xAI server answering in 30 s (scaled), then runs the same night
-// again on the same data, which must pay nothing.
+// BenchmarkAnalysisNight analyzes 1,000 portfolios in one night, as
+// deployed, against the local xAI server answering in 30 s (scaled): the
+// fan-out plans the night's tickers into batches queued first, then each
+// portfolio's overview; then it runs the same night again on the same
+// data, which must pay nothing.
 func BenchmarkAnalysisNight(b *testing.B) {
 	for b.Loop() {
 		env := dynalitetest.New(b)
@@ -155,23 +154,21 @@ func BenchmarkAnalysisNight(b *testing.B) {
 			Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
 		out := &syncBuffer{}
 		keys := map[string]string{deploy.SecretKeyXAI: benchKey}
+		cfg := config.AnalyzePortfolio{Stage: env.Stage, LogLevel: slog.LevelWarn,
+			UserPortfoliosTable: deploy.UserPortfolios.Name(env.Stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(env.Stage),
+			TickerDataTable: deploy.TickerData.Name(env.Stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(env.Stage),
+			ReservationsTable: deploy.AnalysisReservations.Name(env.Stage), AnalysisQueueURL: queueURL, DefaultPortfolio: deploy.DefaultPortfolio,
+			Manager: deploy.DefaultAnalysisManager,
+			Model: config.Model{Provider: deploy.XAI, URL: srv.URL, Name: deploy.DefaultXAIModel, MaxCompletionTokens: deploy.DefaultXAIMaxCompletionTokens,
+				ReasoningEffort: deploy.DefaultXAIReasoningEffort, AttemptTimeout: scaled(deploy.DefaultXAIAttemptTimeout)},
+			Reserve: scaled(deploy.DefaultXAIReserve)}
 		fn := analyzeportfolio.Build(analyzeportfolio.Deps{
-			Config: config.AnalyzePortfolio{Stage: env.Stage, LogLevel: slog.LevelWarn,
-				UserPortfoliosTable: deploy.UserPortfolios.Name(env.Stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(env.Stage),
-				TickerDataTable: deploy.TickerData.Name(env.Stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(env.Stage),
-				ReservationsTable: deploy.AnalysisReservations.Name(env.Stage), AnalysisQueueURL: queueURL, DefaultPortfolio: deploy.DefaultPortfolio,
-				Model: config.Model{Provider: deploy.XAI, URL: srv.URL, Name: deploy.DefaultXAIModel, MaxCompletionTokens: deploy.DefaultXAIMaxCompletionTokens,
-					ReasoningEffort: deploy.DefaultXAIReasoningEffort, AttemptTimeout: scaled(deploy.DefaultXAIAttemptTimeout)},
-				Reserve: scaled(deploy.DefaultXAIReserve)},
-			Portfolios:   portfoliodb.NewReader(env.Client, deploy.UserPortfolios.Name(env.Stage), deploy.PortfolioPositions.Name(env.Stage)),
-			TickerData:   tickerdb.NewStore(env.Client, deploy.TickerData.Name(env.Stage)),
-			Store:        analysisdb.New(env.Client, deploy.PortfolioAnalyses.Name(env.Stage)),
-			Reservations: reservationdb.New(env.Client, deploy.AnalysisReservations.Name(env.Stage)),
-			Queue:        analysisqueue.NewSender(client, queueURL),
-			Keys:         secrets.NewKeys(func(k string) (string, bool) { v, ok := keys[k]; return v, ok }, nil, ""),
-			Out:          out,
-			ModelRetry:   &retry.Policy{Attempts: 3, Base: scaled(time.Second), Cap: scaled(20 * time.Second), MaxRetryAfter: scaled(30 * time.Second)},
-			WaitPoll:     scaled(2 * time.Second), MinWork: scaled(60 * time.Second),
+			Config:     cfg,
+			Ports:      analyzeportfolio.AWS(env.Client, client, cfg),
+			Keys:       secrets.NewKeys(func(k string) (string, bool) { v, ok := keys[k]; return v, ok }, nil, ""),
+			Out:        out,
+			ModelRetry: &retry.Policy{Attempts: 3, Base: scaled(time.Second), Cap: scaled(20 * time.Second), MaxRetryAfter: scaled(30 * time.Second)},
+			WaitPoll:   scaled(2 * time.Second), MinWork: scaled(60 * time.Second),
 		})
 
 		first := runNight(b, fn, sq, deploy.AnalysisQueueName(env.Stage), srv, out)
@@ -198,7 +195,9 @@ func BenchmarkAnalysisNight(b *testing.B) {
 		b.ReportMetric(second.wall.Seconds(), "second-wall-s")
 		b.ReportMetric(float64(second.calls), "second-calls")
 		b.ReportMetric(float64(second.reused), "second-reused")
-		if first.calls != nightPortfolios || first.analyzed != nightPortfolios || second.calls != 0 || items != nightPortfolios {
+		batches := (nightTickers + analysis.TickerBatchSize - 1) / analysis.TickerBatchSize
+		b.ReportMetric(float64(batches), "ticker-batches")
+		if first.calls != nightPortfolios+batches || first.analyzed != nightPortfolios || second.calls != 0 || items != nightPortfolios {
 			b.Errorf("night: %+v; second: %+v; %d items", first, second, items)
 		}
 	}

@@ -38,14 +38,23 @@ func TestTrimProcs(t *testing.T) {
 	}
 }
 
-func TestSpliceMarket(t *testing.T) {
-	doc := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nold\n\n## Market data per night\n\nold nights\n\n## A night of analyses: 1,000 portfolios\n\nz\n\n## Analysis request size\n\ny\n"
+func TestSplice(t *testing.T) {
+	doc := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nold\n\n## Market data per night\n\nold nights\n\n" + analysisHeading +
+		"\nold analysis\n\n### Analysis request size\n\ny\n\n" + coldHeading + "\nz\n"
 	got, err := spliceMarket(doc, "## Market data\n\nnew\n")
-	if want := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nnew\n\n## A night of analyses: 1,000 portfolios\n\nz\n\n## Analysis request size\n\ny\n"; err != nil || got != want {
+	if want := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nnew\n\n" + analysisHeading + "\nold analysis\n\n### Analysis request size\n\ny\n\n" +
+		coldHeading + "\nz\n"; err != nil || got != want {
 		t.Fatalf("spliced %q, %v\nwant %q", got, err, want)
 	}
-	if _, err := spliceMarket("# Benchmarks\n", "x"); err == nil {
-		t.Error("a report without the sections was spliced")
+	got, err = spliceAnalysis(doc, analysisHeading+"\nnew analysis\n\n")
+	if want := "# Benchmarks\n\n## Indicator computation\n\nx\n\n## Market data\n\nold\n\n## Market data per night\n\nold nights\n\n" + analysisHeading +
+		"\nnew analysis\n\n" + coldHeading + "\nz\n"; err != nil || got != want {
+		t.Fatalf("spliced %q, %v\nwant %q", got, err, want)
+	}
+	for _, splice := range []func(string, string) (string, error){spliceMarket, spliceAnalysis} {
+		if _, err := splice("# Benchmarks\n", "x"); err == nil {
+			t.Error("a report without the sections was spliced")
+		}
 	}
 	for h, want := range map[float64]string{24.48 / 3600: "24.5 s", 1.707: "102.4 min", 0.5: "30.0 min", 34.01: "34.0 h"} {
 		if got := hours(h); got != want {

@@ -17,8 +17,9 @@
 //	go run ./internal/benchreport [-out docs/benchmarks.md] [-rounds 25] [-only market]
 //
 // BENCH_SKIP_TEST=1 skips timing `make test` (when `make bench` runs right
-// after it, timing it again doubles the wait). -only market measures the
-// market-data sections alone and replaces them in the existing report.
+// after it, timing it again doubles the wait). -only market (or analysis)
+// measures the market-data (or analysis) sections alone and replaces them
+// in the existing report.
 package main
 
 import (
@@ -36,7 +37,7 @@ import (
 func main() {
 	out := flag.String("out", "docs/benchmarks.md", "report to write")
 	rounds := flag.Int("rounds", 25, "cold starts measured per function (the median is reported)")
-	only := flag.String("only", "", `"market": measure the market-data sections only and replace them in -out`)
+	only := flag.String("only", "", `"market" or "analysis": measure those sections only and replace them in -out`)
 	flag.Parse()
 	var err error
 	switch *only {
@@ -44,8 +45,10 @@ func main() {
 		err = run(context.Background(), *out, *rounds)
 	case "market":
 		err = runMarket(context.Background(), *out)
+	case "analysis":
+		err = runAnalysis(context.Background(), *out)
 	default:
-		err = fmt.Errorf("-only %q: want market", *only)
+		err = fmt.Errorf("-only %q: want market or analysis", *only)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
@@ -63,12 +66,15 @@ type report struct {
 	// Nights is BenchmarkNights on this tree; Baseline the same timeline
 	// on the code before issue 17 (baselineCommit), in a worktree.
 	Nights, Baseline []goBench
-	Cold             []coldStart
-	ColdNote         string
-	Sizes            []size
-	Timings          []timing
-	Prompts          []promptSize
-	Notes            []string
+	// AnalysisDesigns is BenchmarkAnalysisDesigns: today's design and the
+	// two levels side by side.
+	AnalysisDesigns []goBench
+	Cold            []coldStart
+	ColdNote        string
+	Sizes           []size
+	Timings         []timing
+	Prompts         []promptSize
+	Notes           []string
 }
 
 type machine struct {
@@ -89,8 +95,7 @@ func run(ctx context.Context, out string, rounds int) error {
 	if err := measureMarket(ctx, &r); err != nil {
 		return err
 	}
-	step("analysis: 1,000 portfolios in one night against the local xAI server (./internal/benchreport BenchmarkAnalysisNight, about 2-3 minutes)")
-	if r.AnalysisNight, err = runGoBench(ctx, "./internal/benchreport", "^BenchmarkAnalysisNight$", "1x"); err != nil {
+	if err := measureAnalysis(ctx, &r); err != nil {
 		return err
 	}
 	step(fmt.Sprintf("cold start: %d rounds per bootstrap under the emulator", rounds))
@@ -99,10 +104,6 @@ func run(ctx context.Context, out string, rounds int) error {
 	}
 	step("sizes: make build (linux/arm64)")
 	if r.Sizes, err = measureSizes(ctx, r.Cold); err != nil {
-		return err
-	}
-	step("analysis prompt sizes")
-	if r.Prompts, err = measurePrompts(7, 20, 50, 200, 500); err != nil {
 		return err
 	}
 	step("wall time: make synth of dev and prod, make test")
@@ -133,6 +134,44 @@ func measureMarket(ctx context.Context, r *report) error {
 	step("market data: the same nights on the code before issue 17 (" + baselineCommit + "), in a temporary git worktree (a few minutes)")
 	r.Baseline, err = measureBaseline(ctx)
 	return err
+}
+
+// measureAnalysis runs the analysis benchmarks and measures the requests.
+func measureAnalysis(ctx context.Context, r *report) error {
+	var err error
+	step("analysis: today's design and the two levels on the same nights of 1,000 and 10,000 portfolios (BenchmarkAnalysisDesigns; a git worktree of " + todaysDesign + "; about 3-5 minutes)")
+	if r.AnalysisDesigns, err = runGoBench(ctx, "./internal/benchreport", "^BenchmarkAnalysisDesigns$", "1x"); err != nil {
+		return err
+	}
+	step("analysis: 1,000 portfolios in one night through the deployed wiring (BenchmarkAnalysisNight, about 2-3 minutes)")
+	if r.AnalysisNight, err = runGoBench(ctx, "./internal/benchreport", "^BenchmarkAnalysisNight$", "1x"); err != nil {
+		return err
+	}
+	step("analysis prompt sizes")
+	r.Prompts, err = measurePrompts(7, 10, 40, 200, 500)
+	return err
+}
+
+// runAnalysis measures the analysis sections and replaces them in the
+// report at out, leaving every other measurement as it was.
+func runAnalysis(ctx context.Context, out string) error {
+	old, err := os.ReadFile(out)
+	if err != nil {
+		return err
+	}
+	r := report{Date: time.Now().UTC(), Machine: describeMachine()}
+	if err := measureAnalysis(ctx, &r); err != nil {
+		return err
+	}
+	doc, err := spliceAnalysis(string(old), renderAnalysis(r))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(doc), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	fmt.Fprintf(os.Stderr, "benchreport: replaced the analysis sections of %s\n", out)
+	return nil
 }
 
 // runMarket measures the market-data sections and replaces them in the

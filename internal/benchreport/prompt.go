@@ -5,60 +5,78 @@ import (
 
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/indicators"
 )
 
 // promptSize is the size of the analysis requests for a portfolio of n
-// positions, as the prompt builder renders them: one call up to
-// analysis.BatchSize positions, else one per batch plus the portfolio call.
+// positions whose tickers are all unscored, as the prompt builders render
+// them: the ticker analyst's calls (batches of analysis.TickerBatchSize)
+// and the portfolio manager's call.
 type promptSize struct {
 	Positions int
-	// Calls is the number of model calls.
-	Calls int
-	// MessageBytes is the system and user messages' content; SchemaBytes
-	// the response schemas sent in response_format (all calls).
-	MessageBytes, SchemaBytes int
-	// CapTokens is the sum of the calls' completion caps.
-	CapTokens int
+	// TickerCalls and their bytes (messages and schemas) and completion
+	// caps; Manager* the manager's call.
+	TickerCalls                                 int
+	TickerBytes, TickerCap                      int
+	ManagerBytes, ManagerCap, ManagerSystemSize int
+	// TickerSystemSize is the ticker analyst's system message, sent first in
+	// every call (what the provider's prompt cache can serve).
+	TickerSystemSize int
 }
 
-// Tokens estimates the input tokens as bytes ÷ 4 (English text and JSON
-// average about four bytes per token; the API reports the exact count in
-// usage.prompt_tokens, which the analysis stores).
-func (p promptSize) Tokens() int { return (p.MessageBytes + p.SchemaBytes + 3) / 4 }
+// tokens estimates input tokens as bytes ÷ 4 (English text and JSON average
+// about four bytes per token; the API reports the exact count in
+// usage.prompt_tokens, which the ledger and the analyses keep).
+func tokens(bytes int) int { return (bytes + 3) / 4 }
 
-// measurePrompts renders the prompt for portfolios of the given sizes with
-// every figure present (the largest prompt for that size).
+// fullSnapshot is a snapshot with every figure present (the largest data).
+func fullSnapshot(i int) indicators.Snapshot {
+	f := func(v float64) *float64 { return &v }
+	return indicators.Snapshot{AsOf: "2026-11-27", Price: 123.45 + float64(i), RSI: f(54.321), MA50: f(120.5 + float64(i)), MA200: f(110.25 + float64(i)),
+		High52W: f(150.75), Low52W: f(90.5), Return1MPct: f(2.345), Return3MPct: f(-4.567), Return12MPct: f(18.9), Volatility20DPct: f(27.65), ATR: f(3.2109), Bars: 300}
+}
+
+// measurePrompts renders the requests for portfolios of the given sizes
+// with every figure present (the largest requests for that size).
 func measurePrompts(sizes ...int) ([]promptSize, error) {
 	var out []promptSize
 	for _, n := range sizes {
 		in := analysis.Input{Portfolio: "ZSM Seven", LastTradingDay: "2026-11-27"}
+		var entries []analysis.TickerEntry
+		var verdicts []analysis.TickerScore
 		for i := range n {
-			price, rsi, ma, ma200, hi, lo, qty, cost := 123.45+float64(i), 54.321, 120.5+float64(i), 110.25+float64(i), 150.75, 90.5, 10.0, 1000.0
-			r1, r3, r12, vol, atr := 2.345, -4.567, 18.9, 27.65, 3.2109
-			in.Positions = append(in.Positions, analysis.Position{Symbol: ticker(i), Quantity: &qty, CostBasis: &cost,
-				Price: &price, RSI: &rsi, MA50: &ma, MA200: &ma200, High52W: &hi, Low52W: &lo, Return1MPct: &r1, Return3MPct: &r3, Return12MPct: &r12,
-				Volatility20DPct: &vol, ATR: &atr, AsOf: "2026-11-27", Status: analysis.DataOK})
-		}
-		p, err := analysis.BuildPrompt(in)
-		if err != nil {
-			return nil, fmt.Errorf("prompt for %d positions: %w", n, err)
-		}
-		calls := p.Calls
-		if p.Batched() {
-			pc, err := p.PortfolioCall(analysis.Rules(in).Tickers)
+			qty, cost := 10.0, 1000.0
+			snap := fullSnapshot(i)
+			p := analysis.Position{Symbol: ticker(i), Quantity: &qty, CostBasis: &cost, Market: &snap, Status: analysis.DataOK}
+			in.Positions = append(in.Positions, p)
+			data, err := analysis.EncodeTicker(p.Symbol, snap)
 			if err != nil {
 				return nil, err
 			}
-			calls = append(calls, pc)
+			entries = append(entries, analysis.TickerEntry{Symbol: p.Symbol, Data: data})
+			verdicts = append(verdicts, analysis.RulesTicker(p))
 		}
-		s := promptSize{Positions: n, Calls: len(calls)}
-		for _, c := range calls {
-			for _, m := range c.Messages {
-				s.MessageBytes += len(m.Content)
+		s := promptSize{Positions: n, TickerSystemSize: len(analysis.TickerSystemPrompt())}
+		for start := 0; start < n; start += analysis.TickerBatchSize {
+			c := analysis.NewTickerCall(entries[start:min(start+analysis.TickerBatchSize, n)], nil, 1)
+			s.TickerCalls++
+			s.TickerBytes += len(c.Request.Schema)
+			for _, m := range c.Request.Messages {
+				s.TickerBytes += len(m.Content)
 			}
-			s.SchemaBytes += len(c.Schema)
-			s.CapTokens += min(c.MaxCompletionTokens, deploy.DefaultXAIMaxCompletionTokens)
+			s.TickerCap += min(c.Request.MaxCompletionTokens, deploy.DefaultXAIMaxCompletionTokens)
 		}
+		mi, err := analysis.NewManagerInput(in, analysis.Finalize(in, verdicts))
+		if err != nil {
+			return nil, fmt.Errorf("manager input for %d positions: %w", n, err)
+		}
+		r := mi.Request(analysis.OverviewParts, nil, 1)
+		s.ManagerBytes = len(r.Schema)
+		for _, m := range r.Messages {
+			s.ManagerBytes += len(m.Content)
+		}
+		s.ManagerSystemSize = len(r.Messages[0].Content)
+		s.ManagerCap = min(r.MaxCompletionTokens, deploy.DefaultXAIMaxCompletionTokens)
 		out = append(out, s)
 	}
 	return out, nil

@@ -4,12 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/zsmseven/backend/pkg/analysis"
-	"github.com/zsmseven/backend/pkg/deploy"
 )
-
-const analysisMax = analysis.MaxPositions
 
 // render writes the report as Markdown.
 func render(r report) string {
@@ -39,22 +34,7 @@ func render(r report) string {
 
 	b.WriteString(renderMarket(r))
 
-	renderNight(p, r)
-
-	p("## Analysis request size")
-	p("")
-	p("The prompt builder's requests for a portfolio of N positions with every figure present (`analysis.BuildPrompt`): system and user messages plus the response schema sent in `response_format`, "+
-		"summed over the calls — one call up to %d positions, else one per batch of at most %d plus the portfolio-level call. "+
-		"Input tokens are estimated as bytes ÷ 4; the API reports the exact count (`usage.prompt_tokens`), which each stored analysis keeps. "+
-		"The completion cap is each call's, scaled with its positions (250 tokens each, 2,500 for the portfolio part, within `"+deploy.EnvXAIMaxCompletionTokens+"`); it bounds the visible answer, not a reasoning model's reasoning. At most %d positions.",
-		analysis.BatchSize, analysis.BatchSize, analysisMax)
-	p("")
-	p("| positions | calls | messages | schemas | total | ≈ input tokens | completion caps |")
-	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, ps := range r.Prompts {
-		p("| %d | %d | %d B | %d B | %d B | %d | %d |", ps.Positions, ps.Calls, ps.MessageBytes, ps.SchemaBytes, ps.MessageBytes+ps.SchemaBytes, ps.Tokens(), ps.CapTokens)
-	}
-	p("")
+	b.WriteString(renderAnalysis(r))
 
 	renderCold(p, r)
 
@@ -94,50 +74,6 @@ func render(r report) string {
 	return b.String()
 }
 
-// renderNight writes the night of analyses (BenchmarkAnalysisNight).
-func renderNight(p func(string, ...any), r report) {
-	g, ok := find(r.AnalysisNight, "BenchmarkAnalysisNight")
-	if !ok {
-		return
-	}
-	m := g.Metrics
-	p("## A night of analyses: 1,000 portfolios")
-	p("")
-	p("`go test -run '^$' -bench BenchmarkAnalysisNight -benchtime 1x ./internal/benchreport`: analyzePortfolio wired as deployed (`analyzeportfolio.Build` over the real "+
-		"repositories on dynalite, the real SQS sender to `localsqs`, the real xAI client to `fakexai`) analyzes %d portfolios of %d positions. "+
-		"`{\"portfolio_name\":\"*\"}` fans out one message per portfolio; the analysis queue is then consumed as the deployed event source does: "+
-		"one message per invocation, at most %d invocations at once (`deploy.DefaultAnalysisConcurrency`). The local xAI server generates a valid answer for every request "+
-		"after **30 s**.", nightPortfolios, nightPositions, nightConcurrency)
-	p("")
-	p("**Scaled clock**: every duration the deployed system waits is divided by %d — the 30 s answer is %s, the 300 s invocation deadline %s, the 120 s attempt timeout %s, "+
-		"the 15 s reserve %s. The local DynamoDB work (dynalite, one Node process; about two full scans of the shared tables per portfolio, as `portfoliodb` reads them) is real time on this machine, not scaled.",
-		nightScale, scaled(nightAnswer), scaled(deploy.AnalyzePortfolio.Timeout), scaled(deploy.DefaultXAIAttemptTimeout), scaled(deploy.DefaultXAIReserve))
-	p("")
-	p("| measure | result |")
-	p("| --- | ---: |")
-	p("| portfolios queued by the fan-out | %.0f |", m["queued"])
-	p("| invocations of the queue consumer | %.0f |", m["invocations"])
-	p("| **measured** wall time, fan-out to empty queue (scaled clock) | %.1f s |", m["wall-s"])
-	p("| **production-equivalent** wall time: measured × %d (an upper bound: it scales the unscaled local DynamoDB time too) | %.0f min |", nightScale, m["prod-wall-min"])
-	p("| ideal at 30 s an answer: 1,000 × 30 s ÷ %d | %.0f min |", nightConcurrency, m["ideal-min"])
-	p("| peak concurrency: consumer invocations at once / xAI requests in flight | %.0f / %.0f |", m["peak-invocations"], m["peak-xai-requests"])
-	p("| xAI calls (paid) | %.0f |", m["calls"])
-	p("| requests refused for breaking the API's rules (empty message, reasoning_effort) | %.0f |", m["refused"])
-	p("| portfolios analyzed (`%s`) / analyses stored | %.0f / %.0f |", deploy.AnalysesAnalyzed.Name, m["analyzed"], m["items"])
-	p("| portfolios skipped, dead-lettered or left without an analysis | %.0f |", m["skipped"])
-	p("| messages handed back (retried) | %.0f |", m["handed-back"])
-	p("| tokens per portfolio, as the local server counts them (bytes ÷ 4; output = visible answer + reasoning at low effort) | %.0f in, %.0f out |",
-		m["prompt-tokens/portfolio"], m["output-tokens/portfolio"])
-	p("| **second night on the same data**: wall time (measured; no model wait, all local DynamoDB) | %.1f s |", m["second-wall-s"])
-	p("| second night: xAI calls / analyses reused | %.0f / %.0f |", m["second-calls"], m["second-reused"])
-	p("")
-	p("The measured time exceeds the ideal by the local DynamoDB work, which the second night shows on its own (it pays nothing and waits for no model). " +
-		"Deployed, DynamoDB answers in milliseconds and serves the invocations in parallel, so a night of 1,000 portfolios at 30 s an answer should take close to the ideal (not measurable here): " +
-		"50 minutes at the default concurrency of 10, 100 minutes at 60 s an answer — well within the hours between " + deploy.NightlyAnalysis.At() + " and the market's open. " +
-		"Raise `analysisConcurrency` (CDK context) for more portfolios or slower answers, within xAI's rate limits (docs/decisions/0003-analysis-fan-out.md).")
-	p("")
-}
-
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
 func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
@@ -150,10 +86,10 @@ func roundsOf(cs []coldStart) int {
 }
 
 // marketHeading starts the market-data sections of the report; the section
-// after them starts with nextHeading.
+// after them starts with nextHeading (the analysis sections').
 const (
 	marketHeading = "## Market data\n"
-	nextHeading   = "## A night of analyses"
+	nextHeading   = analysisHeading
 )
 
 // spliceMarket replaces the market-data sections of doc with market.

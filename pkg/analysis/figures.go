@@ -7,7 +7,7 @@ import (
 
 // Figures are the numbers a portfolio manager reads, computed here from the
 // positions so that the model never has to (or gets to) invent one: the
-// data block carries them and the rules analyst uses them.
+// manager's data block carries them and the rules manager uses them.
 type Figures struct {
 	// Positions, one per Input position, in the same order.
 	Positions []PositionFigures
@@ -58,8 +58,9 @@ func ComputeFigures(in Input) Figures {
 		if positive(p.Quantity) && p.CostBasis != nil && *p.CostBasis >= 0 {
 			pf.AvgCost = ptr(*p.CostBasis / *p.Quantity)
 		}
-		if p.Quantity != nil && positive(p.Price) {
-			v := *p.Quantity * *p.Price
+		price := p.Price()
+		if p.Quantity != nil && positive(price) {
+			v := *p.Quantity * *price
 			pf.MarketValue = &v
 			total += v
 			fg.Weighted++
@@ -73,14 +74,16 @@ func ComputeFigures(in Input) Figures {
 		} else {
 			fg.Unweighted = append(fg.Unweighted, p.Symbol)
 		}
-		pf.VsMA50Pct = pctFrom(p.Price, p.MA50)
-		pf.VsMA200Pct = pctFrom(p.Price, p.MA200)
-		if b := pctFrom(p.Price, p.High52W); b != nil {
-			pf.Below52WHighPct = ptr(-*b)
-		}
-		pf.Above52WLowPct = pctFrom(p.Price, p.Low52W)
-		if positive(p.Price) && p.ATR != nil {
-			pf.ATRPct = ptr(*p.ATR / *p.Price * 100)
+		if m := p.Market; m != nil {
+			pf.VsMA50Pct = pctFrom(price, m.MA50)
+			pf.VsMA200Pct = pctFrom(price, m.MA200)
+			if b := pctFrom(price, m.High52W); b != nil {
+				pf.Below52WHighPct = ptr(-*b)
+			}
+			pf.Above52WLowPct = pctFrom(price, m.Low52W)
+			if positive(price) && m.ATR != nil {
+				pf.ATRPct = ptr(*m.ATR / *price * 100)
+			}
 		}
 		fg.Positions = append(fg.Positions, pf)
 	}
@@ -108,8 +111,8 @@ func ComputeFigures(in Input) Figures {
 		if fg.LargestPct == nil || w > *fg.LargestPct {
 			fg.Largest, fg.LargestPct = pf.Symbol, ptr(w)
 		}
-		if v := in.Positions[i].Volatility20DPct; v != nil {
-			volSum += *v * w
+		if m := in.Positions[i].Market; m != nil && m.Volatility20DPct != nil {
+			volSum += *m.Volatility20DPct * w
 			volWeight += w
 		}
 	}

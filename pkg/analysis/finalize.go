@@ -20,8 +20,8 @@ func StaleFactor(sessions int) float64 {
 // only low confidence (below it, at most medium).
 const StaleLowConfidence = 3
 
-// Finalize applies the data-quality rules to a validated result, whoever
-// produced it (the model or the rules analyst), so that they hold by
+// Finalize applies the data-quality rules to a portfolio's verdicts (one
+// per position, in order), whoever produced them, so that they hold by
 // construction rather than by the model's goodwill:
 //
 //   - a position without market data scores 50 (hold), confidence low,
@@ -29,46 +29,37 @@ const StaleLowConfidence = 3
 //   - a position with stale data has its score pulled toward 50 by
 //     StaleFactor(sessions), its confidence capped at medium (low from
 //     StaleLowConfidence sessions), and its signal and action follow the
-//     new score's band (the action is kept when it still fits);
-//   - a top action takes its ticker's final action.
+//     new score's band (the action is kept when it still fits).
 //
 // A changed score keeps the original in RawScore, and the rationale says
-// what was changed and why. Finalize is idempotent.
-func Finalize(in Input, res Result) Result {
+// what was changed and why. The result depends only on each ticker's data
+// and the last trading day, so a ticker has the same final verdict in every
+// portfolio of a night. Finalize is idempotent.
+func Finalize(in Input, verdicts []TickerScore) []TickerScore {
 	pos := make(map[string]Position, len(in.Positions))
 	for _, p := range in.Positions {
 		pos[p.Symbol] = p
 	}
-	out := res
-	out.Tickers = slices.Clone(res.Tickers)
-	final := map[string]string{}
-	for i := range out.Tickers {
-		t := &out.Tickers[i]
+	out := slices.Clone(verdicts)
+	for i := range out {
+		t := &out[i]
 		p, ok := pos[t.Ticker]
-		// A ticker adjusted already (RawScore set) is left as it is:
-		// Finalize may run twice over a verdict (the rules analyst
-		// finalizes its own, the analyzer the assembled result).
-		if ok && t.RawScore == nil {
-			switch p.Status {
-			case DataMissing:
-				adjust(t, 50, LevelLow, ActionHold, "No market data: ")
-			case DataStale:
-				sessions := max(p.StaleSessions, 1)
-				f := StaleFactor(sessions)
-				score := int(math.Round(50 + float64(t.Score-50)*f))
-				conf := capLevel(t.Confidence, LevelMedium)
-				if sessions >= StaleLowConfidence {
-					conf = LevelLow
-				}
-				adjust(t, score, conf, "", fmt.Sprintf("Data is %d session%s old (as of %s): ", sessions, plural(sessions), p.AsOf))
-			}
+		// A ticker adjusted already (RawScore set) is left as it is.
+		if !ok || t.RawScore != nil {
+			continue
 		}
-		final[t.Ticker] = t.Action
-	}
-	out.TopActions = slices.Clone(res.TopActions)
-	for i := range out.TopActions {
-		if a, ok := final[out.TopActions[i].Ticker]; ok {
-			out.TopActions[i].Action = a
+		switch p.Status {
+		case DataMissing:
+			adjust(t, 50, LevelLow, ActionHold, "No market data: ")
+		case DataStale:
+			sessions := max(p.StaleSessions, 1)
+			f := StaleFactor(sessions)
+			score := int(math.Round(50 + float64(t.Score-50)*f))
+			conf := capLevel(t.Confidence, LevelMedium)
+			if sessions >= StaleLowConfidence {
+				conf = LevelLow
+			}
+			adjust(t, score, conf, "", fmt.Sprintf("Data is %d session%s old (as of %s): ", sessions, plural(sessions), p.AsOf()))
 		}
 	}
 	return out

@@ -1,16 +1,15 @@
-// Package analysis is the pure core of the portfolio analysis: the prompt
-// given to the language model (a versioned template plus one JSON data
-// block), the response schema built per request, the parsing and validation
-// of the model's answer, the repair message, and the deterministic rules
-// analyst used as a fallback. It imports no AWS or HTTP code.
 package analysis
 
 import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/zsmseven/backend/pkg/indicators"
+	"github.com/zsmseven/backend/pkg/marketdata"
 )
 
 // Data status of a position's market data.
@@ -19,29 +18,25 @@ const (
 	DataOK = "ok"
 	// DataStale: the newest row is older than the last trading day.
 	DataStale = "stale"
-	// DataMissing: no ticker-data row exists for the symbol.
+	// DataMissing: no usable ticker-data row exists for the symbol.
 	DataMissing = "missing"
 )
 
 // MaxPortfolioNameLen caps a portfolio name (in characters).
 const MaxPortfolioNameLen = 100
 
-// MaxPositions caps the number of symbols of one analysis. Portfolios of
-// more than BatchSize positions are analyzed in ticker batches plus one
-// portfolio-level call (BuildPrompt), so that every answer fits its
-// completion cap.
+// MaxPositions caps the positions of one analysis: a portfolio with more is
+// analyzed with its MaxPositions largest (by market value), and the others
+// are counted as omitted (Input.Omitted).
 const MaxPositions = 500
-
-// BatchSize is the most positions one model call rates.
-const BatchSize = 50
 
 // ErrInvalidName is wrapped by every rejected portfolio name.
 var ErrInvalidName = errors.New("invalid portfolio name")
 
 // ValidatePortfolioName trims spaces and checks that name is 1–100
-// characters of valid UTF-8 with no control characters. The name is user
-// controlled: it only ever reaches the model inside the JSON data block, and
-// this check keeps newlines and other control characters out of logs too.
+// characters of valid UTF-8 with no control characters. The name never
+// reaches the model; the check keeps newlines and other control characters
+// out of logs and keys.
 func ValidatePortfolioName(name string) (string, error) {
 	n := strings.TrimSpace(name)
 	switch {
@@ -60,29 +55,63 @@ func ValidatePortfolioName(name string) (string, error) {
 	return n, nil
 }
 
+// ErrBadDataDate is wrapped by CheckDataDate's errors.
+var ErrBadDataDate = errors.New("not a valid data date")
+
+// CheckDataDate validates the trading date of a market-data row read from a
+// table before it reaches a prompt or a stored item: exactly YYYY-MM-DD, an
+// NYSE trading day, and not after lastTradingDay (data from the future is
+// not data).
+func CheckDataDate(asOf, lastTradingDay string) error {
+	if len(asOf) != len(time.DateOnly) {
+		return fmt.Errorf("%w: %.20q is not YYYY-MM-DD", ErrBadDataDate, asOf)
+	}
+	if _, err := time.Parse(time.DateOnly, asOf); err != nil {
+		return fmt.Errorf("%w: %.20q is not YYYY-MM-DD", ErrBadDataDate, asOf)
+	}
+	if !marketdata.IsTradingDay(asOf) {
+		return fmt.Errorf("%w: %s is not an NYSE trading day", ErrBadDataDate, asOf)
+	}
+	if asOf > lastTradingDay {
+		return fmt.Errorf("%w: %s is after the last trading day %s", ErrBadDataDate, asOf, lastTradingDay)
+	}
+	return nil
+}
+
 // Position is one holding with the market data gathered for it. Symbol is a
-// normalized symbol (package symbol); the pointers are nil when unknown.
+// normalized symbol (package symbol).
 type Position struct {
 	Symbol   string
 	Quantity *float64
 	// CostBasis is the position's total cost (all lots), not a per-share
 	// price: the average cost is CostBasis ÷ Quantity.
 	CostBasis *float64
-	// The market numbers come from the newest ticker-data row (package
-	// indicators defines them): the last close, RSI(14), the 50- and
-	// 200-day means, the 52-week high and low, the 1-, 3- and 12-month
-	// returns and the 20-day annualized volatility in percent, and ATR(14).
-	Price, RSI, MA50, MA200                *float64
-	High52W, Low52W                        *float64
-	Return1MPct, Return3MPct, Return12MPct *float64
-	Volatility20DPct, ATR                  *float64
-	// AsOf is the trading date of that row, "" when missing.
-	AsOf string
+	// Market is the newest ticker-data snapshot of the symbol (its price,
+	// its trading date and every indicator of indicators.Fields); nil when
+	// there is none (DataMissing).
+	Market *indicators.Snapshot
 	// Status is DataOK, DataStale or DataMissing.
 	Status string
-	// StaleSessions is how many trading sessions AsOf lies before the last
-	// trading day (0 unless Status is DataStale).
+	// StaleSessions is how many trading sessions the snapshot lies before
+	// the last trading day (0 unless Status is DataStale).
 	StaleSessions int
+}
+
+// Price is the last close, nil without market data.
+func (p Position) Price() *float64 {
+	if p.Market == nil {
+		return nil
+	}
+	v := p.Market.Price
+	return &v
+}
+
+// AsOf is the trading date of the market data, "" without any.
+func (p Position) AsOf() string {
+	if p.Market == nil {
+		return ""
+	}
+	return p.Market.AsOf
 }
 
 // Excluded is a symbol that failed validation and was left out of the
@@ -95,7 +124,8 @@ type Excluded struct {
 
 // Input is everything one analysis is built from.
 type Input struct {
-	// Portfolio is the validated portfolio name.
+	// Portfolio is the validated portfolio name. It is stored with the
+	// analysis and never sent to the model.
 	Portfolio string
 	// LastTradingDay is the trading date the data is expected to be of
 	// (marketdata.LastTradingDay of the run), YYYY-MM-DD.
@@ -104,6 +134,11 @@ type Input struct {
 	Positions []Position
 	// Excluded symbols (invalid), for reporting only.
 	Excluded []Excluded
+	// Omitted counts the positions beyond MaxPositions left out of the
+	// analysis (the smallest by market value); OmittedValue is their market
+	// value where known.
+	Omitted      int
+	OmittedValue *float64
 }
 
 // Symbols returns the symbols of the positions, in order.
@@ -134,8 +169,8 @@ func (in Input) Flagged() (missing, stale []string) {
 func (in Input) DataAsOf() string {
 	best := ""
 	for _, p := range in.Positions {
-		if p.AsOf > best {
-			best = p.AsOf
+		if a := p.AsOf(); a > best {
+			best = a
 		}
 	}
 	if best == "" {

@@ -27,6 +27,10 @@ type Request struct {
 	// ReasoningEffort is "low", "medium", "high" or "none"; "" sends none.
 	// An adapter omits it for models that reject it.
 	ReasoningEffort string
+	// CacheKey groups requests that share their leading messages, so that
+	// the provider's prompt cache can serve them (xAI: the x-grok-conv-id
+	// header); stable per prompt version and kind of call. "" sends none.
+	CacheKey string
 }
 
 // Usage is the token accounting of a completion.

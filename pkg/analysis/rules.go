@@ -9,7 +9,7 @@ import (
 
 // RulesName is the model name recorded for analyses of the rules analyst.
 // It names the rule: a changed rule gets a new name.
-const RulesName = "rules-v2"
+const RulesName = "rules-v3"
 
 // Reading is how the rules analyst scored one position.
 type Reading struct {
@@ -49,30 +49,32 @@ const (
 // position without market data scores 50. The signal comes from the score's
 // band (SignalFor), the action is the band's default (ActionsFor).
 func RuleScore(p Position) Reading {
-	if p.Status == DataMissing || p.Price == nil {
+	m := p.Market
+	if p.Status == DataMissing || m == nil {
 		return Reading{Score: 50, Rule: "no market data", Confidence: LevelLow}
 	}
-	var t, m, l float64
+	price := p.Price()
+	var t, mo, l float64
 	known := 0
-	if pct, ok := PriceVsMA50Pct(p); ok {
-		t = clamp(pct/10, -1, 1)
+	if pct := pctFrom(price, m.MA50); pct != nil {
+		t = clamp(*pct/10, -1, 1)
 		known++
 	}
-	if p.RSI != nil {
-		m = clamp((50-*p.RSI)/20, -1, 1)
+	if m.RSI != nil {
+		mo = clamp((50-*m.RSI)/20, -1, 1)
 		known++
 	}
-	if pct := pctFrom(p.Price, p.MA200); pct != nil {
+	if pct := pctFrom(price, m.MA200); pct != nil {
 		l = clamp(*pct/20, -1, 1)
 		known++
 	}
-	r := Reading{Trend: 25 * t, Momentum: (10 + 5*t) * m, LongTrend: 8 * l}
+	r := Reading{Trend: 25 * t, Momentum: (10 + 5*t) * mo, LongTrend: 8 * l}
 	r.Score = int(clamp(math.Round(50+r.Trend+r.Momentum+r.LongTrend), 0, 100))
-	r.Rule = ruleName(t, m, p.MA50 != nil && p.Price != nil, p.RSI != nil)
+	r.Rule = ruleName(t, mo, m.MA50 != nil, m.RSI != nil)
 	switch {
 	case known == 3:
 		r.Confidence = LevelHigh
-	case known == 2 && p.RSI != nil && p.MA50 != nil:
+	case known == 2 && m.RSI != nil && m.MA50 != nil:
 		r.Confidence = LevelMedium
 	default:
 		r.Confidence = LevelLow
@@ -107,57 +109,50 @@ func ruleName(t, m float64, hasTrend, hasMomentum bool) string {
 
 func clamp(v, lo, hi float64) float64 { return math.Max(lo, math.Min(hi, v)) }
 
-// Rules is the deterministic rules analyst: it scores every position with
-// RuleScore, writes each one's key risk from its volatility, long trend,
-// 52-week range and weight, the portfolio's overall risk, concentration
-// flags and top three actions from the figures, and a plain summary; then
-// Finalize applies the data-quality rules. Same input, same output.
-func Rules(in Input) Result {
-	fig := ComputeFigures(in)
-	res := Result{Tickers: make([]TickerScore, 0, len(in.Positions)), ConcentrationFlags: []string{}}
-	for i, p := range in.Positions {
-		r := RuleScore(p)
-		sig := SignalFor(r.Score)
-		res.Tickers = append(res.Tickers, TickerScore{Ticker: p.Symbol, Score: r.Score, Signal: sig, Rationale: rationale(p, fig.Positions[i], r),
-			Confidence: r.Confidence, KeyRisk: keyRisk(p, fig.Positions[i]), Action: ActionsFor(sig)[0], Source: SourceRules})
-	}
-	res.OverallRisk = overallRisk(in, fig)
-	res.ConcentrationFlags = concentrationFlags(fig, len(in.Positions))
-	res = Finalize(in, res)
-	res.TopActions = topActions(res.Tickers)
-	res.Summary = rulesSummary(in, fig, res)
-	var lines []string
-	for _, t := range res.Tickers {
-		lines = append(lines, fmt.Sprintf("%s: score %d (%s), %s, confidence %s. %s Key risk: %s.", t.Ticker, t.Score, t.Signal, t.Action, t.Confidence, t.Rationale, t.KeyRisk))
-	}
-	res.Analysis = res.Summary + "\n\n" + strings.Join(lines, "\n") +
-		"\n\nScore = 50 + 25·trend (price vs MA50, ±10 % full) + (10 + 5·trend)·momentum (RSI, 30 → +1, 70 → −1) + 8·long trend (price vs MA200, ±20 % full), clamped to 0–100; " +
-		"stale data pulled toward 50, missing data 50. No language model was used."
-	if n := len([]rune(res.Analysis)); n > MaxAnalysisLen {
-		res.Analysis = string([]rune(res.Analysis)[:MaxAnalysisLen-1]) + "…"
-	}
-	return res
+// RulesTicker is the rules analyst's verdict on one position, from its own
+// data alone (as the ticker analyst's): RuleScore, the band's signal and
+// default action, a rationale naming the rule that fired, and the key risk
+// its indicators show. Same data, same verdict.
+func RulesTicker(p Position) TickerScore {
+	r := RuleScore(p)
+	sig := SignalFor(r.Score)
+	return TickerScore{Ticker: p.Symbol, Score: r.Score, Signal: sig, Rationale: rationale(p, r), Confidence: r.Confidence,
+		KeyRisk: keyRisk(p), Action: ActionsFor(sig)[0], Source: SourceRules}
 }
 
-func rationale(p Position, f PositionFigures, r Reading) string {
-	if p.Status == DataMissing || p.Price == nil {
+// RulesOverview is the rules manager: the portfolio's overall risk,
+// concentration flags and top actions computed from its figures and the
+// verdicts (one per position, finalized), and a plain summary. Same input,
+// same output; no model is asked.
+func RulesOverview(in Input, verdicts []TickerScore) Overview {
+	fig := ComputeFigures(in)
+	ov := Overview{OverallRisk: overallRisk(in, fig), ConcentrationFlags: concentrationFlags(fig, len(in.Positions))}
+	ov.TopActions = topActions(verdicts, fig)
+	ov.Summary = rulesSummary(in, fig, verdicts, ov.OverallRisk)
+	return ov
+}
+
+func rationale(p Position, r Reading) string {
+	m := p.Market
+	if p.Status == DataMissing || m == nil {
 		return "No market data available; neutral score."
 	}
+	price := p.Price()
 	var parts []string
-	if f.VsMA50Pct != nil {
-		parts = append(parts, fmt.Sprintf("price %.2f is %.1f%% %s MA50 %.2f (trend %+.1f)", *p.Price, math.Abs(*f.VsMA50Pct), aboveBelow(*f.VsMA50Pct), *p.MA50, r.Trend))
+	if pct := pctFrom(price, m.MA50); pct != nil {
+		parts = append(parts, fmt.Sprintf("price %.2f is %.1f%% %s MA50 %.2f (trend %+.1f)", *price, math.Abs(*pct), aboveBelow(*pct), *m.MA50, r.Trend))
 	} else {
 		parts = append(parts, "MA50 unavailable (too little history), trend neutral")
 	}
-	if p.RSI != nil {
-		parts = append(parts, fmt.Sprintf("RSI %.1f (momentum %+.1f)", *p.RSI, r.Momentum))
+	if m.RSI != nil {
+		parts = append(parts, fmt.Sprintf("RSI %.1f (momentum %+.1f)", *m.RSI, r.Momentum))
 	} else {
 		parts = append(parts, "RSI unavailable, momentum neutral")
 	}
-	if f.VsMA200Pct != nil {
-		parts = append(parts, fmt.Sprintf("%.1f%% %s MA200 (long trend %+.1f)", math.Abs(*f.VsMA200Pct), aboveBelow(*f.VsMA200Pct), r.LongTrend))
+	if pct := pctFrom(price, m.MA200); pct != nil {
+		parts = append(parts, fmt.Sprintf("%.1f%% %s MA200 (long trend %+.1f)", math.Abs(*pct), aboveBelow(*pct), r.LongTrend))
 	}
-	return fmt.Sprintf("Rule: %s; %s; score %d.", r.Rule, strings.Join(parts, ", "), r.Score)
+	return capRunes(fmt.Sprintf("Rule: %s; %s; score %d.", r.Rule, strings.Join(parts, ", "), r.Score), MaxRationaleLen)
 }
 
 func aboveBelow(pct float64) string {
@@ -167,27 +162,29 @@ func aboveBelow(pct float64) string {
 	return "above"
 }
 
-// keyRisk names the most pressing risk the indicators show, in this order:
-// no data, a weight of 25 % or more, a 20-day volatility of 40 % or more, a
-// price below its MA200, a price within 3 % of its 52-week high.
-func keyRisk(p Position, f PositionFigures) string {
-	switch {
-	case p.Status == DataMissing || p.Price == nil:
+// keyRisk names the most pressing risk the stock's own indicators show, in
+// this order: no data, a 20-day volatility of 40 % or more, a price below
+// its MA200, a price within 3 % of its 52-week high, else the volatility.
+// (A position's weight is the manager's concern: the concentration flags.)
+func keyRisk(p Position) string {
+	m := p.Market
+	if p.Status == DataMissing || m == nil {
 		return "no market data: the position cannot be assessed"
-	case f.WeightPct != nil && *f.WeightPct >= 25:
-		return fmt.Sprintf("concentration: %.1f%% of the weighted value", *f.WeightPct)
-	case p.Volatility20DPct != nil && *p.Volatility20DPct >= 40:
-		s := fmt.Sprintf("high volatility: %.1f%% annualized over 20 days", *p.Volatility20DPct)
-		if f.ATRPct != nil {
-			s += fmt.Sprintf(", ATR %.1f%% of the price", *f.ATRPct)
+	}
+	price := p.Price()
+	switch {
+	case m.Volatility20DPct != nil && *m.Volatility20DPct >= 40:
+		s := fmt.Sprintf("high volatility: %.1f%% annualized over 20 days", *m.Volatility20DPct)
+		if m.ATR != nil {
+			s += fmt.Sprintf(", ATR %.1f%% of the price", *m.ATR / *price * 100)
 		}
 		return s
-	case f.VsMA200Pct != nil && *f.VsMA200Pct < 0:
-		return fmt.Sprintf("long-term downtrend: %.1f%% below the MA200", -*f.VsMA200Pct)
-	case f.Below52WHighPct != nil && *f.Below52WHighPct < 3:
-		return fmt.Sprintf("near its 52-week high (%.1f%% below): little margin if momentum fades", *f.Below52WHighPct)
-	case p.Volatility20DPct != nil:
-		return fmt.Sprintf("market risk: %.1f%% annualized volatility over 20 days", *p.Volatility20DPct)
+	case pctFrom(price, m.MA200) != nil && *pctFrom(price, m.MA200) < 0:
+		return fmt.Sprintf("long-term downtrend: %.1f%% below the MA200", -*pctFrom(price, m.MA200))
+	case pctFrom(price, m.High52W) != nil && -*pctFrom(price, m.High52W) < 3:
+		return fmt.Sprintf("near its 52-week high (%.1f%% below): little margin if momentum fades", -*pctFrom(price, m.High52W))
+	case m.Volatility20DPct != nil:
+		return fmt.Sprintf("market risk: %.1f%% annualized volatility over 20 days", *m.Volatility20DPct)
 	default:
 		return "market risk; the indicators flag nothing specific"
 	}
@@ -231,8 +228,16 @@ func concentrationFlags(fig Figures, n int) []string {
 }
 
 // topActions are the min(3, n) tickers whose score is furthest from 50
-// (ties: the stronger confidence, then the symbol), with their action.
-func topActions(ts []TickerScore) []TopAction {
+// (ties: the stronger confidence, then the symbol). The action is the
+// ticker's own, weighed by the position within its score band: a position
+// of 25 % or more of the weighted value rated buy is held rather than
+// added to, and one rated hold that is 20 % or more of it, or up 25 % or
+// more on its cost, is trimmed.
+func topActions(ts []TickerScore, fig Figures) []TopAction {
+	pf := map[string]PositionFigures{}
+	for _, f := range fig.Positions {
+		pf[f.Symbol] = f
+	}
 	order := slices.Clone(ts)
 	slices.SortStableFunc(order, func(a, b TickerScore) int {
 		if d := abs(b.Score-50) - abs(a.Score-50); d != 0 {
@@ -245,18 +250,30 @@ func topActions(ts []TickerScore) []TopAction {
 	})
 	out := make([]TopAction, 0, TopActions)
 	for _, t := range order[:min(TopActions, len(order))] {
-		out = append(out, TopAction{Ticker: t.Ticker, Action: t.Action, Reason: fmt.Sprintf("score %d (%s), confidence %s", t.Score, t.Signal, t.Confidence)})
+		reason := fmt.Sprintf("score %d (%s), confidence %s", t.Score, t.Signal, t.Confidence)
+		action := t.Action
+		f := pf[t.Ticker]
+		w, pnl := value(f.WeightPct), value(f.UnrealizedPnLPct)
+		switch {
+		case t.Signal == Buy && w >= 25:
+			action = ActionHold
+			reason += fmt.Sprintf("; already %.1f%% of the weighted value: hold rather than add", w)
+		case t.Signal == Hold && (w >= 20 || pnl >= 25):
+			action = ActionTrim
+			reason += fmt.Sprintf("; %.1f%% of the weighted value, %+.1f%% on its cost: trim", w, pnl)
+		}
+		out = append(out, TopAction{Ticker: t.Ticker, Action: action, Reason: capRunes(reason, MaxReasonLen)})
 	}
 	return out
 }
 
-func rulesSummary(in Input, fig Figures, res Result) string {
+func rulesSummary(in Input, fig Figures, verdicts []TickerScore, risk string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Rules-based analysis (%s) of %d positions from trend (MA50, MA200) and momentum (RSI(14)).", RulesName, len(in.Positions))
-	if n := len(res.Tickers); n > 0 {
+	if n := len(verdicts); n > 0 {
 		sum := 0
-		best, worst := res.Tickers[0], res.Tickers[0]
-		for _, t := range res.Tickers {
+		best, worst := verdicts[0], verdicts[0]
+		for _, t := range verdicts {
 			sum += t.Score
 			if t.Score > best.Score {
 				best = t
@@ -274,7 +291,7 @@ func rulesSummary(in Input, fig Figures, res Result) string {
 		}
 		b.WriteString(".")
 	}
-	fmt.Fprintf(&b, " Overall risk %s.", res.OverallRisk)
+	fmt.Fprintf(&b, " Overall risk %s.", risk)
 	missing, stale := in.Flagged()
 	if len(missing) > 0 {
 		fmt.Fprintf(&b, " No market data for %s.", strings.Join(missing, ", "))
@@ -282,11 +299,7 @@ func rulesSummary(in Input, fig Figures, res Result) string {
 	if len(stale) > 0 {
 		fmt.Fprintf(&b, " Stale market data for %s.", strings.Join(stale, ", "))
 	}
-	s := b.String()
-	if n := len([]rune(s)); n > MaxSummaryLen {
-		s = string([]rune(s)[:MaxSummaryLen-1]) + "…"
-	}
-	return s
+	return capRunes(b.String(), MaxSummaryLen)
 }
 
 func value(v *float64) float64 {

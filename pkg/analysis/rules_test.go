@@ -12,8 +12,6 @@ import (
 	"github.com/zsmseven/backend/pkg/analysis"
 )
 
-func f(v float64) *float64 { return &v }
-
 // The rules analyst's rule, one row per regime. The expectations are
 // computed by hand from the formula in RuleScore's doc:
 //
@@ -56,7 +54,7 @@ func TestRuleScore(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := analysis.Position{Symbol: "AAA", Price: tc.price, RSI: tc.rsi, MA50: tc.ma50, MA200: tc.ma200, AsOf: "2026-11-27", Status: analysis.DataOK}
+			p := analysis.Position{Symbol: "AAA", Market: snap("2026-11-27", *tc.price, tc.rsi, tc.ma50, tc.ma200), Status: analysis.DataOK}
 			r := analysis.RuleScore(p)
 			assert.Equal(t, tc.score, r.Score)
 			assert.InDelta(t, tc.trend, r.Trend, 1e-9)
@@ -64,8 +62,7 @@ func TestRuleScore(t *testing.T) {
 			assert.InDelta(t, tc.long, r.LongTrend, 1e-9)
 			assert.Equal(t, tc.rule, r.Rule)
 			assert.Equal(t, tc.conf, r.Confidence)
-			res := analysis.Rules(analysis.Input{Portfolio: "P", LastTradingDay: "2026-11-27", Positions: []analysis.Position{p}})
-			got := res.Tickers[0]
+			got := analysis.RulesTicker(p)
 			assert.Equal(t, tc.score, got.Score)
 			assert.Equal(t, tc.signal, got.Signal)
 			assert.Equal(t, tc.action, got.Action)
@@ -81,7 +78,7 @@ func TestRuleScore(t *testing.T) {
 // different bands, and so do the two other corners.
 func TestRuleExtremesSpreadAcrossBands(t *testing.T) {
 	score := func(price, rsi float64) int {
-		return analysis.RuleScore(analysis.Position{Price: f(price), RSI: f(rsi), MA50: f(100), Status: analysis.DataOK}).Score
+		return analysis.RuleScore(analysis.Position{Market: snap("2026-11-27", price, f(rsi), f(100), nil), Status: analysis.DataOK}).Score
 	}
 	corners := map[string]int{"RSI 20, −10 %": score(90, 20), "RSI 80, +10 %": score(110, 80), "RSI 20, +10 %": score(110, 20), "RSI 80, −10 %": score(90, 80)}
 	bands := map[string]bool{}
@@ -95,7 +92,7 @@ func TestRuleExtremesSpreadAcrossBands(t *testing.T) {
 func TestRuleScoreIsContinuous(t *testing.T) {
 	prev := -1
 	for rsi := 0.0; rsi <= 100; rsi += 0.5 {
-		s := analysis.RuleScore(analysis.Position{Price: f(103), RSI: f(rsi), MA50: f(100), Status: analysis.DataOK}).Score
+		s := analysis.RuleScore(analysis.Position{Market: snap("2026-11-27", 103, f(rsi), f(100), nil), Status: analysis.DataOK}).Score
 		if prev >= 0 {
 			assert.LessOrEqual(t, abs(s-prev), 1, "RSI %.1f jumps from %d to %d", rsi, prev, s)
 		}
@@ -128,25 +125,25 @@ func TestStaleFactor(t *testing.T) {
 }
 
 // Finalize holds the data-quality rules by construction, for the model's
-// result as for the rules analyst's.
+// verdicts as for the rules analyst's.
 func TestFinalize(t *testing.T) {
 	in := analysis.Input{Portfolio: "P", LastTradingDay: "2026-11-27", Positions: []analysis.Position{
 		{Symbol: "AAA", Status: analysis.DataMissing},
-		{Symbol: "BBB", Price: f(1), AsOf: "2026-11-20", Status: analysis.DataStale, StaleSessions: 4},
-		{Symbol: "CCC", Price: f(1), AsOf: "2026-11-26", Status: analysis.DataStale, StaleSessions: 1},
-		{Symbol: "DDD", Price: f(1), AsOf: "2026-11-25", Status: analysis.DataStale, StaleSessions: 2},
-		{Symbol: "EEE", Price: f(1), AsOf: "2026-11-27", Status: analysis.DataOK},
+		{Symbol: "BBB", Market: snap("2026-11-20", 1, nil, nil, nil), Status: analysis.DataStale, StaleSessions: 4},
+		{Symbol: "CCC", Market: snap("2026-11-26", 1, nil, nil, nil), Status: analysis.DataStale, StaleSessions: 1},
+		{Symbol: "DDD", Market: snap("2026-11-25", 1, nil, nil, nil), Status: analysis.DataStale, StaleSessions: 2},
+		{Symbol: "EEE", Market: snap("2026-11-27", 1, nil, nil, nil), Status: analysis.DataOK},
 	}}
 	v := func(sym string, score int, conf, action string) analysis.TickerScore {
 		return analysis.TickerScore{Ticker: sym, Score: score, Signal: analysis.SignalFor(score), Rationale: "r.", Confidence: conf, KeyRisk: "k", Action: action}
 	}
-	model := analysis.Result{Tickers: []analysis.TickerScore{
+	model := []analysis.TickerScore{
 		v("AAA", 80, "high", "add"), // a confident score for a symbol without data
 		v("BBB", 80, "high", "add"), // 4 sessions old
 		v("CCC", 90, "high", "add"), // 1 session old
 		v("DDD", 20, "high", "exit"),
 		v("EEE", 70, "high", "hold"),
-	}, TopActions: []analysis.TopAction{{Ticker: "AAA", Action: "add", Reason: "x"}, {Ticker: "DDD", Action: "exit", Reason: "y"}, {Ticker: "EEE", Action: "hold", Reason: "z"}}}
+	}
 	got := analysis.Finalize(in, model)
 	type want struct {
 		score     int
@@ -161,7 +158,7 @@ func TestFinalize(t *testing.T) {
 		{29, analysis.Sell, "medium", "exit", 20},     // 50 − 30 × 0.70 = 29; exit still fits sell
 		{70, analysis.Buy, "high", "hold", 0},         // fresh: untouched
 	} {
-		g := got.Tickers[i]
+		g := got[i]
 		assert.Equal(t, w.score, g.Score, g.Ticker)
 		assert.Equal(t, w.signal, g.Signal, g.Ticker)
 		assert.Equal(t, w.conf, g.Confidence, g.Ticker)
@@ -175,85 +172,95 @@ func TestFinalize(t *testing.T) {
 			assert.Contains(t, g.Rationale, "score pulled toward neutral from")
 		}
 	}
-	assert.Contains(t, got.Tickers[0].Rationale, "No market data")
-	assert.Contains(t, got.Tickers[1].Rationale, "Data is 4 sessions old (as of 2026-11-20)")
-	assert.Equal(t, "hold", got.TopActions[0].Action, "a top action follows its ticker's final action")
-	assert.Equal(t, 80, model.Tickers[0].Score, "the input is not modified")
+	assert.Contains(t, got[0].Rationale, "No market data")
+	assert.Contains(t, got[1].Rationale, "Data is 4 sessions old (as of 2026-11-20)")
+	assert.Equal(t, 80, model[0].Score, "the input is not modified")
 	assert.Equal(t, got, analysis.Finalize(in, got), "idempotent")
 }
 
-func TestRulesMissingAndStale(t *testing.T) {
-	in := analysis.Input{Portfolio: "P", LastTradingDay: "2026-11-27", Positions: []analysis.Position{
-		{Symbol: "AAA", Status: analysis.DataMissing},
-		{Symbol: "BBB", Price: f(110), RSI: f(20), MA50: f(100), AsOf: "2026-11-20", Status: analysis.DataStale, StaleSessions: 5},
-	}}
-	res := analysis.Rules(in)
-	assert.Equal(t, 50, res.Tickers[0].Score)
-	assert.Equal(t, analysis.Hold, res.Tickers[0].Signal)
-	assert.Equal(t, "low", res.Tickers[0].Confidence)
-	assert.Contains(t, res.Tickers[0].Rationale, "No market data")
-	// The rule gives 90 on fresh data; 5 sessions old keep a quarter of the
-	// distance from 50: 50 + 40 × 0.25 = 60.
-	assert.Equal(t, 60, res.Tickers[1].Score)
-	require.NotNil(t, res.Tickers[1].RawScore)
-	assert.Equal(t, 90, *res.Tickers[1].RawScore)
-	assert.Equal(t, "low", res.Tickers[1].Confidence)
-	assert.Contains(t, res.Tickers[1].Rationale, "Data is 5 sessions old (as of 2026-11-20)")
-	assert.Contains(t, res.Summary, "No market data for AAA")
-	assert.Contains(t, res.Summary, "Stale market data for BBB")
-	assert.Contains(t, res.Summary, "Average score 55.0")
-	assert.Equal(t, "high", res.OverallRisk, "half the positions lack current data")
-	assert.Equal(t, res, analysis.Rules(in), "deterministic")
+// The rules analyst's ticker verdict depends on the ticker's own data
+// alone: the same in every portfolio, whatever the position's size.
+func TestRulesTickerIsTheTickersOwn(t *testing.T) {
+	in := sampleInput()
+	big := sampleInput()
+	big.Positions[0].Quantity = f(10000)
+	assert.Equal(t, analysis.RulesTicker(in.Positions[0]), analysis.RulesTicker(big.Positions[0]))
+	got := analysis.RulesTicker(in.Positions[0])
+	assert.Equal(t, "market risk: 24.6% annualized volatility over 20 days", got.KeyRisk, "3.8 % below its 52-week high is not within 3 %")
+	missing := analysis.RulesTicker(in.Positions[2])
+	assert.Equal(t, 50, missing.Score)
+	assert.Equal(t, "No market data available; neutral score.", missing.Rationale)
+	assert.Equal(t, "low", missing.Confidence)
 }
 
-// The rules analyst's result meets every rule the model's answer must meet.
-func TestRulesResultIsValid(t *testing.T) {
-	for _, in := range []analysis.Input{sampleInput(), bigInput(7), bigInput(analysis.MaxPositions)} {
-		res := analysis.Rules(in)
-		require.Len(t, res.Tickers, len(in.Positions))
-		actions := map[string]string{}
-		for i, ts := range res.Tickers {
-			assert.Equal(t, in.Positions[i].Symbol, ts.Ticker)
-			assert.Equal(t, analysis.SignalFor(ts.Score), ts.Signal)
-			assert.Contains(t, analysis.ActionsFor(ts.Signal), ts.Action)
-			assert.Contains(t, analysis.Levels, ts.Confidence)
-			assert.NotEmpty(t, ts.KeyRisk)
-			assert.LessOrEqual(t, utf8.RuneCountInString(ts.KeyRisk), analysis.MaxKeyRiskLen)
-			actions[ts.Ticker] = ts.Action
-		}
-		require.Len(t, res.TopActions, min(3, len(in.Positions)))
-		for _, a := range res.TopActions {
-			assert.Equal(t, actions[a.Ticker], a.Action)
-		}
-		assert.Contains(t, analysis.Levels, res.OverallRisk)
-		assert.LessOrEqual(t, len(res.ConcentrationFlags), analysis.MaxFlags)
-		assert.LessOrEqual(t, utf8.RuneCountInString(res.Summary), analysis.MaxSummaryLen)
-		assert.LessOrEqual(t, utf8.RuneCountInString(res.Analysis), analysis.MaxAnalysisLen)
-	}
-}
-
-// The sample portfolio: AAPL is 64.8 % of the weighted value, MSFT has no
-// price, BRK.B is stale.
-func TestRulesPortfolioLevel(t *testing.T) {
-	res := analysis.Rules(sampleInput())
+// The rules manager over the sample portfolio: AAPL is 64.8 % of the
+// weighted value, MSFT has no price, BRK.B is stale.
+func TestRulesOverview(t *testing.T) {
+	in := sampleInput()
+	verdicts := sampleVerdicts(in)
+	ov := analysis.RulesOverview(in, verdicts)
 	assert.Equal(t, []string{
 		"AAPL is 64.8% of the weighted value",
 		"weights cover 2 of 3 positions: no quantity or price for MSFT",
-	}, res.ConcentrationFlags)
-	assert.Equal(t, "high", res.OverallRisk, "two of three positions without current data, and AAPL 64.8 %")
-	assert.Equal(t, "concentration: 64.8% of the weighted value", res.Tickers[0].KeyRisk)
-	assert.Equal(t, "AAPL", res.TopActions[0].Ticker, "the score furthest from neutral first")
-	assert.Contains(t, res.Summary, "Market value 4303.80 over the 2 of 3 positions with a quantity and a price; unrealized P&L +1286.00 (+85.6%) on a cost of 1502.50 over 1 of them.")
-	assert.True(t, slices.ContainsFunc(res.Tickers, func(ts analysis.TickerScore) bool { return ts.Ticker == "MSFT" && ts.Score == 50 }))
+	}, ov.ConcentrationFlags)
+	assert.Equal(t, "high", ov.OverallRisk, "two of three positions without current data, and AAPL 64.8 %")
+	require.Len(t, ov.TopActions, 3)
+	assert.Equal(t, "AAPL", ov.TopActions[0].Ticker, "the score furthest from neutral first")
+	assert.Equal(t, "hold", ov.TopActions[0].Action, "AAPL rated buy is 64.8 %: held rather than added to")
+	assert.Contains(t, ov.TopActions[0].Reason, "already 64.8% of the weighted value")
+	assert.Equal(t, "trim", ov.TopActions[1].Action, "BRK.B rated hold is 35.2 %: trimmed")
+	assert.Contains(t, ov.Summary, "Market value 4303.80 over the 2 of 3 positions with a quantity and a price; unrealized P&L +1286.00 (+85.6%) on a cost of 1502.50 over 1 of them.")
+	assert.Contains(t, ov.Summary, "No market data for MSFT.")
+	assert.Equal(t, ov, analysis.RulesOverview(in, verdicts), "deterministic")
+}
+
+// The rules' parts meet every rule a model's answer must meet.
+func TestRulesOverviewIsValid(t *testing.T) {
+	for _, in := range []analysis.Input{sampleInput(), bigInput(7), bigInput(analysis.MaxPositions)} {
+		verdicts := make([]analysis.TickerScore, len(in.Positions))
+		for i, p := range in.Positions {
+			verdicts[i] = analysis.RulesTicker(p)
+			assert.Equal(t, analysis.SignalFor(verdicts[i].Score), verdicts[i].Signal)
+			assert.Contains(t, analysis.ActionsFor(verdicts[i].Signal), verdicts[i].Action)
+			assert.LessOrEqual(t, utf8.RuneCountInString(verdicts[i].Rationale), analysis.MaxRationaleLen)
+			assert.LessOrEqual(t, utf8.RuneCountInString(verdicts[i].KeyRisk), analysis.MaxKeyRiskLen)
+		}
+		verdicts = analysis.Finalize(in, verdicts)
+		ov := analysis.RulesOverview(in, verdicts)
+		mi, err := analysis.NewManagerInput(in, verdicts)
+		require.NoError(t, err)
+		// The rules' answer, written as the model would, validates.
+		tops := []string{}
+		for _, ta := range ov.TopActions {
+			tops = append(tops, `{"ticker":"`+ta.Ticker+`","action":"`+ta.Action+`","reason":`+quoteJSON(ta.Reason)+`}`)
+		}
+		flags := []string{}
+		for _, fl := range ov.ConcentrationFlags {
+			flags = append(flags, quoteJSON(fl))
+		}
+		content := `{"summary":` + quoteJSON(ov.Summary) + `,"overall_risk":"` + ov.OverallRisk + `","concentration_flags":[` + strings.Join(flags, ",") +
+			`],"top_actions":[` + strings.Join(tops, ",") + `]}`
+		a := analysis.ParseOverview(mi, analysis.OverviewParts, []byte(content))
+		assert.Empty(t, a.Faulty, "%v", a.Problems)
+		assert.True(t, slices.Equal(analysis.OverviewParts, a.Valid))
+	}
 }
 
 func TestFigures(t *testing.T) {
+	pos := func(sym string, qty, price, vol, cost *float64) analysis.Position {
+		p := analysis.Position{Symbol: sym, Quantity: qty, CostBasis: cost, Status: analysis.DataOK}
+		if price != nil {
+			p.Market = snap("2026-11-27", *price, nil, nil, nil)
+			p.Market.Volatility20DPct = vol
+		}
+		return p
+	}
 	in := analysis.Input{Positions: []analysis.Position{
-		{Symbol: "A", Quantity: f(1), Price: f(50), Volatility20DPct: f(10)},
-		{Symbol: "B", Quantity: f(1), Price: f(30), Volatility20DPct: f(40)},
-		{Symbol: "C", Quantity: f(1), Price: f(10)},
-		{Symbol: "D", Quantity: f(1), Price: f(10), CostBasis: f(20)},
-		{Symbol: "E", Price: f(10)},
+		pos("A", f(1), f(50), f(10), nil),
+		pos("B", f(1), f(30), f(40), nil),
+		pos("C", f(1), f(10), nil, nil),
+		pos("D", f(1), f(10), nil, f(20)),
+		pos("E", nil, f(10), nil, nil),
 	}}
 	fg := analysis.ComputeFigures(in)
 	assert.Equal(t, 4, fg.Weighted)

@@ -1,8 +1,15 @@
 // Package analysisdb is the repository of portfolio-analyses-{stage}: one item
-// per analysis run of a portfolio, keyed by the portfolio name and the run's
-// RFC 3339 UTC instant. The item holds the human-readable analysis, the
-// validated structured result (parsed_data, a DynamoDB map) and the audit
-// fields that say how it was produced. docs/analysis.md documents them.
+// per analysis run of a portfolio (an analysis.Record), keyed by the
+// portfolio name and the run's RFC 3339 UTC instant. The item holds the
+// human-readable analysis, the validated structured result (parsed_data, a
+// DynamoDB map) and the audit fields that say how it was produced.
+// docs/analysis.md documents them.
+//
+// Every item fits DynamoDB's 400 KB by construction: a record whose
+// tickers do not fit one item keeps as many as fit in it (in symbol order)
+// and the rest in part items, written first, under a partition key no
+// portfolio can have (the name and a control character), so that no query
+// of a portfolio ever returns a part.
 package analysisdb
 
 import (
@@ -10,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,15 +27,8 @@ import (
 
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/dynamoitem"
 	"github.com/zsmseven/backend/pkg/retry"
-)
-
-// Status of an analysis.
-const (
-	// StatusOK: the model's answer, validated.
-	StatusOK = "ok"
-	// StatusFallback: the rules analyst's result; Reason says why.
-	StatusFallback = "fallback"
 )
 
 // Attribute names of an item besides the keys (deploy.AttrPortfolio,
@@ -35,6 +36,7 @@ const (
 const (
 	AttrAnalysis          = "analysis"
 	AttrModel             = "model"
+	AttrManager           = "manager"
 	AttrDataAsOf          = "dataAsOf"
 	AttrParsedData        = "parsed_data"
 	AttrPromptVersion     = "promptVersion"
@@ -50,52 +52,24 @@ const (
 	AttrStatus            = "status"
 	AttrReason            = "reason"
 	AttrExcluded          = "excludedSymbols"
+	AttrOmitted           = "omittedPositions"
+	// AttrParts counts the part items holding the tickers that did not fit
+	// the item; AttrTickers is a part's list of them.
+	AttrParts   = "tickerParts"
+	AttrTickers = "tickers"
 )
 
-// Usage is the token usage of the run (all model calls summed).
-type Usage struct {
-	PromptTokens, CachedPromptTokens, CompletionTokens, TotalTokens, ReasoningTokens int
-}
+// MaxItemBytes is the size budget of an item, below DynamoDB's 400 KB
+// (attribute names included).
+const MaxItemBytes = 380_000
 
-// Item is one stored analysis.
-type Item struct {
-	Portfolio string
-	// Timestamp is the run's instant, stored as RFC 3339 UTC with exactly
-	// three fractional digits (TimeFormat), so two runs in the same second
-	// do not collide and the strings sort in time order.
-	Timestamp time.Time
-	// Analysis is the human-readable text.
-	Analysis string
-	// Model is the model the API reported, or analysis.RulesName.
-	Model string
-	// DataAsOf is the trading date of the market data used.
-	DataAsOf string
-	// Result is the validated structured result (parsed_data: summary,
-	// overall_risk, concentration_flags, top_actions, tickers).
-	Result analysis.Result
-	// Missing and Stale are symbols without data or with old data
-	// (parsed_data.missing, parsed_data.stale).
-	Missing, Stale []string
-	// Excluded are raw symbols rejected by validation, with the reason.
-	Excluded []string
+// MaxExcluded is how many rejected symbols an item lists; more are counted
+// in one last entry.
+const MaxExcluded = 100
 
-	PromptVersion     string
-	PromptSHA256      string
-	InputHash         string
-	RequestedModel    string
-	SystemFingerprint string
-	Usage             Usage
-	// CostUSD is the reported cost, nil when the API did not report one.
-	CostUSD   *float64
-	LatencyMs int64
-	// Attempts is the number of HTTP requests made to the model.
-	Attempts int
-	// Calls is the number of model calls (requests answered, repairs and
-	// batches included): what was paid for.
-	Calls  int
-	Status string
-	Reason string
-}
+// partSuffix ends the partition key of a record's part items: a control
+// character, which no portfolio name has (analysis.ValidatePortfolioName).
+const partSuffix = "\u001fparts"
 
 // DynamoDBAPI is the part of the DynamoDB client the repository uses.
 type DynamoDBAPI interface {
@@ -119,12 +93,19 @@ func New(client DynamoDBAPI, table string) *Repository {
 // ErrExists means an item with the same portfolio and timestamp exists.
 var ErrExists = errors.New("an analysis with this portfolio and timestamp already exists")
 
-// Put stores it. It never overwrites: two runs in the same second give
-// ErrExists for the second, rather than one silently replacing the other.
-func (r *Repository) Put(ctx context.Context, it Item) error {
-	item, err := marshal(it)
+// Put stores it: its part items first (when its tickers do not fit one
+// item), then the item. It never overwrites: two runs in the same
+// millisecond give ErrExists for the second, rather than one silently
+// replacing the other.
+func (r *Repository) Put(ctx context.Context, it analysis.Record) error {
+	item, parts, err := marshal(it)
 	if err != nil {
 		return retry.Permanent(fmt.Errorf("store analysis of %q: %w", it.Portfolio, err))
+	}
+	for _, p := range parts {
+		if _, err := r.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(r.table), Item: p}); err != nil {
+			return fmt.Errorf("store a part of the analysis of %q in %s: %w", it.Portfolio, r.table, err)
+		}
 	}
 	_, err = r.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(r.table),
@@ -144,13 +125,13 @@ func (r *Repository) Put(ctx context.Context, it Item) error {
 
 // ErrUnreadable is wrapped by Recent's error when some stored items could
 // not be decoded; the items that could are still returned.
-var ErrUnreadable = errors.New("stored analysis not readable")
+var ErrUnreadable = analysis.ErrUnreadable
 
 // Recent returns the newest items of a portfolio, newest first, at most limit.
 // Items that cannot be decoded (written by hand or by another version) are
 // left out and named in an error wrapping ErrUnreadable, returned together
 // with the readable items, so one bad item cannot hide the others.
-func (r *Repository) Recent(ctx context.Context, portfolio string, limit int) ([]Item, error) {
+func (r *Repository) Recent(ctx context.Context, portfolio string, limit int) ([]analysis.Record, error) {
 	out, err := r.client.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(r.table),
 		KeyConditionExpression:    aws.String("#p = :p"),
@@ -162,10 +143,13 @@ func (r *Repository) Recent(ctx context.Context, portfolio string, limit int) ([
 	if err != nil {
 		return nil, fmt.Errorf("query analyses of %q in %s: %w", portfolio, r.table, err)
 	}
-	items := make([]Item, 0, len(out.Items))
+	items := make([]analysis.Record, 0, len(out.Items))
 	var bad []error
 	for _, raw := range out.Items {
-		it, err := unmarshal(raw)
+		it, parts, err := unmarshal(raw)
+		if err == nil && parts > 0 {
+			err = r.readParts(ctx, &it, parts)
+		}
 		if err != nil {
 			ts, _ := raw[deploy.AttrTimestamp].(*types.AttributeValueMemberS)
 			at := "?"
@@ -178,6 +162,38 @@ func (r *Repository) Recent(ctx context.Context, portfolio string, limit int) ([
 		items = append(items, it)
 	}
 	return items, errors.Join(bad...)
+}
+
+// readParts appends the tickers of a record's part items.
+func (r *Repository) readParts(ctx context.Context, it *analysis.Record, parts int) error {
+	ts := FormatTime(it.Timestamp)
+	p := dynamodb.NewQueryPaginator(r.client, &dynamodb.QueryInput{
+		TableName:                 aws.String(r.table),
+		KeyConditionExpression:    aws.String("#p = :p AND begins_with(#t, :t)"),
+		ExpressionAttributeNames:  map[string]string{"#p": deploy.AttrPortfolio, "#t": deploy.AttrTimestamp},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": s(it.Portfolio + partSuffix), ":t": s(ts + "#")},
+		ConsistentRead:            aws.Bool(true),
+	})
+	found := 0
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("read the parts of the analysis of %q at %s: %w", it.Portfolio, ts, err)
+		}
+		for _, raw := range out.Items {
+			rd := dynamoitem.NewReader(raw)
+			ts := readTickers(rd, AttrTickers)
+			if rd.Err != nil {
+				return rd.Err
+			}
+			it.Result.Tickers = append(it.Result.Tickers, ts...)
+			found++
+		}
+	}
+	if found != parts {
+		return fmt.Errorf("analysis of %q at %s: %d of its %d parts found", it.Portfolio, ts, found, parts)
+	}
+	return nil
 }
 
 // TimeFormat is the layout of the timestamp sort key: RFC 3339 in UTC with a
@@ -205,31 +221,41 @@ func list(vs []string) types.AttributeValue {
 	return &types.AttributeValueMemberL{Value: l}
 }
 
-func marshal(it Item) (map[string]types.AttributeValue, error) {
+// TickerValue writes a ticker verdict as a map: ticker, score, signal,
+// rationale, confidence, key_risk, action, and raw_score and source when
+// set (ReadTicker reads it).
+func TickerValue(t analysis.TickerScore) types.AttributeValue {
+	m := map[string]types.AttributeValue{
+		"ticker": s(t.Ticker), "score": ni(int64(t.Score)), "signal": s(t.Signal), "rationale": s(t.Rationale),
+		"confidence": s(t.Confidence), "key_risk": s(t.KeyRisk), "action": s(t.Action),
+	}
+	if t.RawScore != nil {
+		m["raw_score"] = ni(int64(*t.RawScore))
+	}
+	if t.Source != "" {
+		m["source"] = s(t.Source)
+	}
+	return &types.AttributeValueMemberM{Value: m}
+}
+
+// marshal renders a record as its item and, when its tickers do not all fit
+// the item's budget, the part items holding the others (in order).
+func marshal(it analysis.Record) (map[string]types.AttributeValue, []map[string]types.AttributeValue, error) {
 	if it.Portfolio == "" || it.Timestamp.IsZero() {
-		return nil, errors.New("portfolio and timestamp are required")
+		return nil, nil, errors.New("portfolio and timestamp are required")
 	}
-	if it.Status != StatusOK && it.Status != StatusFallback {
-		return nil, fmt.Errorf("status %q is not %q or %q", it.Status, StatusOK, StatusFallback)
-	}
-	tickers := make([]types.AttributeValue, len(it.Result.Tickers))
-	for i, t := range it.Result.Tickers {
-		m := map[string]types.AttributeValue{
-			"ticker": s(t.Ticker), "score": ni(int64(t.Score)), "signal": s(t.Signal), "rationale": s(t.Rationale),
-			"confidence": s(t.Confidence), "key_risk": s(t.KeyRisk), "action": s(t.Action),
-		}
-		if t.RawScore != nil {
-			m["raw_score"] = ni(int64(*t.RawScore))
-		}
-		if t.Source != "" {
-			m["source"] = s(t.Source)
-		}
-		tickers[i] = &types.AttributeValueMemberM{Value: m}
+	if it.Status != analysis.StatusOK && it.Status != analysis.StatusFallback {
+		return nil, nil, fmt.Errorf("status %q is not %q or %q", it.Status, analysis.StatusOK, analysis.StatusFallback)
 	}
 	tops := make([]types.AttributeValue, len(it.Result.TopActions))
 	for i, a := range it.Result.TopActions {
 		tops[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"ticker": s(a.Ticker), "action": s(a.Action), "reason": s(a.Reason)}}
 	}
+	excluded := orEmpty(it.Excluded)
+	if len(excluded) > MaxExcluded {
+		excluded = append(slices.Clone(excluded[:MaxExcluded-1]), fmt.Sprintf("… and %d more", len(excluded)-MaxExcluded+1))
+	}
+	tickers := &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
 	item := map[string]types.AttributeValue{
 		deploy.AttrPortfolio: s(it.Portfolio),
 		deploy.AttrTimestamp: s(FormatTime(it.Timestamp)),
@@ -241,7 +267,7 @@ func marshal(it Item) (map[string]types.AttributeValue, error) {
 			"overall_risk":        s(it.Result.OverallRisk),
 			"concentration_flags": list(orEmpty(it.Result.ConcentrationFlags)),
 			"top_actions":         &types.AttributeValueMemberL{Value: tops},
-			"tickers":             &types.AttributeValueMemberL{Value: tickers},
+			"tickers":             tickers,
 			"missing":             list(orEmpty(it.Missing)),
 			"stale":               list(orEmpty(it.Stale)),
 		}},
@@ -258,22 +284,70 @@ func marshal(it Item) (map[string]types.AttributeValue, error) {
 		AttrAttempts:  ni(int64(it.Attempts)),
 		AttrCalls:     ni(int64(it.Calls)),
 		AttrStatus:    s(it.Status),
-		AttrExcluded:  list(orEmpty(it.Excluded)),
+		AttrExcluded:  list(excluded),
 	}
-	if it.SystemFingerprint != "" {
-		item[AttrSystemFingerprint] = s(it.SystemFingerprint)
-	}
-	if it.Reason != "" {
-		item[AttrReason] = s(it.Reason)
-	}
-	if it.CostUSD != nil {
-		if math.IsNaN(*it.CostUSD) || math.IsInf(*it.CostUSD, 0) {
-			return nil, errors.New("cost is not a finite number")
+	for name, v := range map[string]string{AttrSystemFingerprint: it.SystemFingerprint, AttrReason: it.Reason, AttrManager: it.Manager} {
+		if v != "" {
+			item[name] = s(v)
 		}
-		item[AttrCostUSD] = n(*it.CostUSD)
 	}
-	return item, nil
+	if it.Omitted > 0 {
+		item[AttrOmitted] = ni(int64(it.Omitted))
+	}
+	if c := it.Usage.CostUSD; c != nil {
+		if math.IsNaN(*c) || math.IsInf(*c, 0) {
+			return nil, nil, errors.New("cost is not a finite number")
+		}
+		item[AttrCostUSD] = n(*c)
+	}
+	// The parts' count is written last; reserve its room now.
+	item[AttrParts] = ni(0)
+	size := dynamoitem.Size(item)
+	if size > MaxItemBytes {
+		return nil, nil, fmt.Errorf("analysis of %q: %d bytes without its tickers: %w", it.Portfolio, size, ErrTooLarge)
+	}
+	rest := it.Result.Tickers
+	for len(rest) > 0 {
+		v := TickerValue(rest[0])
+		if size+1+dynamoitem.Size(map[string]types.AttributeValue{"": v}) > MaxItemBytes {
+			break
+		}
+		size += 1 + dynamoitem.Size(map[string]types.AttributeValue{"": v})
+		tickers.Value = append(tickers.Value, v)
+		rest = rest[1:]
+	}
+	var parts []map[string]types.AttributeValue
+	for len(rest) > 0 {
+		l := &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
+		part := map[string]types.AttributeValue{
+			deploy.AttrPortfolio: s(it.Portfolio + partSuffix),
+			deploy.AttrTimestamp: s(fmt.Sprintf("%s#%03d", FormatTime(it.Timestamp), len(parts)+1)),
+			AttrTickers:          l,
+		}
+		psize := dynamoitem.Size(part)
+		for len(rest) > 0 {
+			v := TickerValue(rest[0])
+			if len(l.Value) > 0 && psize+1+dynamoitem.Size(map[string]types.AttributeValue{"": v}) > MaxItemBytes {
+				break
+			}
+			psize += 1 + dynamoitem.Size(map[string]types.AttributeValue{"": v})
+			l.Value = append(l.Value, v)
+			rest = rest[1:]
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) == 0 {
+		delete(item, AttrParts)
+	} else {
+		item[AttrParts] = ni(int64(len(parts)))
+	}
+	return item, parts, nil
 }
+
+// ErrTooLarge means a record cannot be stored within the item budget even
+// without its tickers (which go to parts): its other fields are bounded by
+// the parsers, so this is a fault of the code, not of the data.
+var ErrTooLarge = errors.New("analysis over the item budget")
 
 func orEmpty(v []string) []string {
 	if v == nil {
@@ -282,143 +356,63 @@ func orEmpty(v []string) []string {
 	return v
 }
 
-// reader collects the first decoding problem.
-type reader struct {
-	m   map[string]types.AttributeValue
-	err error
+// ReadTicker reads a ticker verdict written by TickerValue; r records a
+// problem.
+func ReadTicker(r *dynamoitem.Reader) analysis.TickerScore {
+	ts := analysis.TickerScore{Ticker: r.Str("ticker"), Score: int(r.Int("score")), Signal: r.Str("signal"), Rationale: r.Str("rationale"),
+		Confidence: r.Str("confidence"), KeyRisk: r.Str("key_risk"), Action: r.Str("action"), Source: r.Str("source")}
+	if _, ok := r.M["raw_score"]; ok {
+		v := int(r.Int("raw_score"))
+		ts.RawScore = &v
+	}
+	return ts
 }
 
-func (r *reader) fail(name, what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("attribute %s: %s", name, what)
+// readTickers reads the list of ticker verdicts of attribute name.
+func readTickers(r *dynamoitem.Reader, name string) []analysis.TickerScore {
+	var out []analysis.TickerScore
+	for _, tr := range r.Maps(name) {
+		out = append(out, ReadTicker(tr))
 	}
+	return out
 }
 
-func (r *reader) str(name string) string {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberS:
-		return v.Value
-	case nil:
-		return ""
+// unmarshal reads an item; parts is its count of part items.
+func unmarshal(m map[string]types.AttributeValue) (analysis.Record, int, error) {
+	r := dynamoitem.NewReader(m)
+	it := analysis.Record{
+		Portfolio: r.Str(deploy.AttrPortfolio), Analysis: r.Str(AttrAnalysis), Model: r.Str(AttrModel), Manager: r.Str(AttrManager), DataAsOf: r.Str(AttrDataAsOf),
+		PromptVersion: r.Str(AttrPromptVersion), PromptSHA256: r.Str(AttrPromptSHA256), InputHash: r.Str(AttrInputHash),
+		RequestedModel: r.Str(AttrRequestedModel), SystemFingerprint: r.Str(AttrSystemFingerprint),
+		LatencyMs: r.Int(AttrLatencyMs), Attempts: int(r.Int(AttrAttempts)), Calls: int(r.Int(AttrCalls)), Status: r.Str(AttrStatus), Reason: r.Str(AttrReason),
+		Excluded: orEmpty(r.Strs(AttrExcluded)), Omitted: int(r.Int(AttrOmitted)),
 	}
-	r.fail(name, "not a string")
-	return ""
-}
-
-func (r *reader) num(name string) (float64, bool) {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberN:
-		f, err := strconv.ParseFloat(v.Value, 64)
-		if err != nil {
-			r.fail(name, "not a number")
-		}
-		return f, true
-	case nil:
-		return 0, false
-	}
-	r.fail(name, "not a number")
-	return 0, false
-}
-
-func (r *reader) int(name string) int { f, _ := r.num(name); return int(f) }
-
-func (r *reader) strs(name string) []string {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberL:
-		out := make([]string, 0, len(v.Value))
-		for _, e := range v.Value {
-			sv, ok := e.(*types.AttributeValueMemberS)
-			if !ok {
-				r.fail(name, "list of non-strings")
-				return nil
-			}
-			out = append(out, sv.Value)
-		}
-		return out
-	case nil:
-		return []string{}
-	}
-	r.fail(name, "not a list")
-	return nil
-}
-
-func (r *reader) sub(name string) *reader {
-	switch v := r.m[name].(type) {
-	case *types.AttributeValueMemberM:
-		return &reader{m: v.Value}
-	case nil:
-		return &reader{m: map[string]types.AttributeValue{}}
-	}
-	r.fail(name, "not a map")
-	return &reader{m: map[string]types.AttributeValue{}}
-}
-
-func unmarshal(m map[string]types.AttributeValue) (Item, error) {
-	r := &reader{m: m}
-	it := Item{
-		Portfolio: r.str(deploy.AttrPortfolio), Analysis: r.str(AttrAnalysis), Model: r.str(AttrModel), DataAsOf: r.str(AttrDataAsOf),
-		PromptVersion: r.str(AttrPromptVersion), PromptSHA256: r.str(AttrPromptSHA256), InputHash: r.str(AttrInputHash),
-		RequestedModel: r.str(AttrRequestedModel), SystemFingerprint: r.str(AttrSystemFingerprint),
-		LatencyMs: int64(r.int(AttrLatencyMs)), Attempts: r.int(AttrAttempts), Calls: r.int(AttrCalls), Status: r.str(AttrStatus), Reason: r.str(AttrReason),
-		Excluded: r.strs(AttrExcluded),
-	}
-	ts, err := time.Parse(time.RFC3339, r.str(deploy.AttrTimestamp))
-	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("attribute %s: %w", deploy.AttrTimestamp, err)
+	parts := int(r.Int(AttrParts))
+	ts, err := time.Parse(time.RFC3339, r.Str(deploy.AttrTimestamp))
+	if err != nil {
+		r.Fail(deploy.AttrTimestamp, err.Error())
 	}
 	it.Timestamp = ts
-	if c, ok := r.num(AttrCostUSD); ok {
-		it.CostUSD = &c
+	u := r.Sub(AttrUsage)
+	it.Usage = analysis.Usage{PromptTokens: int(u.Int("promptTokens")), CachedPromptTokens: int(u.Int("cachedPromptTokens")),
+		CompletionTokens: int(u.Int("completionTokens")), TotalTokens: int(u.Int("totalTokens")), ReasoningTokens: int(u.Int("reasoningTokens"))}
+	if c, ok := r.Num(AttrCostUSD); ok {
+		it.Usage.CostUSD = &c
 	}
-	u := r.sub(AttrUsage)
-	it.Usage = Usage{PromptTokens: u.int("promptTokens"), CachedPromptTokens: u.int("cachedPromptTokens"), CompletionTokens: u.int("completionTokens"),
-		TotalTokens: u.int("totalTokens"), ReasoningTokens: u.int("reasoningTokens")}
-	pd := r.sub(AttrParsedData)
+	pd := r.Sub(AttrParsedData)
 	// Items of earlier prompt versions lack the fields added since: they
 	// read as empty.
-	it.Result.Summary = pd.str("summary")
-	it.Result.OverallRisk = pd.str("overall_risk")
-	it.Result.ConcentrationFlags = pd.strs("concentration_flags")
-	if l, ok := pd.m["top_actions"].(*types.AttributeValueMemberL); ok {
-		for _, e := range l.Value {
-			em, ok := e.(*types.AttributeValueMemberM)
-			if !ok {
-				pd.fail("top_actions", "entry is not a map")
-				break
-			}
-			tr := &reader{m: em.Value}
-			it.Result.TopActions = append(it.Result.TopActions, analysis.TopAction{Ticker: tr.str("ticker"), Action: tr.str("action"), Reason: tr.str("reason")})
-			if tr.err != nil && pd.err == nil {
-				pd.err = tr.err
-			}
-		}
+	it.Result.Summary = pd.Str("summary")
+	it.Result.OverallRisk = pd.Str("overall_risk")
+	it.Result.ConcentrationFlags = orEmpty(pd.Strs("concentration_flags"))
+	for _, tr := range pd.Maps("top_actions") {
+		it.Result.TopActions = append(it.Result.TopActions, analysis.TopAction{Ticker: tr.Str("ticker"), Action: tr.Str("action"), Reason: tr.Str("reason")})
 	}
 	it.Result.Analysis = it.Analysis
-	it.Missing, it.Stale = pd.strs("missing"), pd.strs("stale")
-	if l, ok := pd.m["tickers"].(*types.AttributeValueMemberL); ok {
-		for _, e := range l.Value {
-			em, ok := e.(*types.AttributeValueMemberM)
-			if !ok {
-				pd.fail("tickers", "entry is not a map")
-				break
-			}
-			tr := &reader{m: em.Value}
-			ts := analysis.TickerScore{Ticker: tr.str("ticker"), Score: tr.int("score"), Signal: tr.str("signal"), Rationale: tr.str("rationale"),
-				Confidence: tr.str("confidence"), KeyRisk: tr.str("key_risk"), Action: tr.str("action"), Source: tr.str("source")}
-			if raw, ok := tr.num("raw_score"); ok {
-				v := int(raw)
-				ts.RawScore = &v
-			}
-			it.Result.Tickers = append(it.Result.Tickers, ts)
-			if tr.err != nil && pd.err == nil {
-				pd.err = tr.err
-			}
-		}
+	it.Missing, it.Stale = orEmpty(pd.Strs("missing")), orEmpty(pd.Strs("stale"))
+	it.Result.Tickers = readTickers(pd, "tickers")
+	if r.Err != nil {
+		return analysis.Record{}, 0, r.Err
 	}
-	for _, e := range []error{r.err, u.err, pd.err} {
-		if e != nil {
-			return Item{}, e
-		}
-	}
-	return it, nil
+	return it, parts, nil
 }

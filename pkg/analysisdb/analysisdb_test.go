@@ -2,6 +2,8 @@ package analysisdb_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,15 +17,16 @@ import (
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/dynamoitem"
 	"github.com/zsmseven/backend/pkg/retry"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
 
-func sample(ts time.Time) analysisdb.Item {
+func sample(ts time.Time) analysis.Record {
 	cost := 0.0037525
-	return analysisdb.Item{
-		Portfolio: "ZSM Seven", Timestamp: ts, Analysis: "Long text.", Model: "grok-4.3-0309", DataAsOf: "2026-11-27",
+	return analysis.Record{
+		Portfolio: "ZSM Seven", Timestamp: ts, Analysis: "Long text.", Model: "grok-4.3-0309", Manager: "grok-4.3-0309", DataAsOf: "2026-11-27",
 		Result: analysis.Result{Summary: "Short.", Analysis: "Long text.", OverallRisk: "medium",
 			ConcentrationFlags: []string{"AAPL is 70% of the weighted value"},
 			TopActions:         []analysis.TopAction{{Ticker: "AAPL", Action: "add", Reason: "Uptrend."}, {Ticker: "MSFT", Action: "hold", Reason: "No data."}},
@@ -33,8 +36,8 @@ func sample(ts time.Time) analysisdb.Item {
 			}},
 		Missing: []string{"MSFT"}, Stale: []string{}, Excluded: []string{`"AA PL": bad`},
 		PromptVersion: analysis.PromptVersion, PromptSHA256: "ab", InputHash: "cd", RequestedModel: "grok-4.3", SystemFingerprint: "fp_1",
-		Usage:   analysisdb.Usage{PromptTokens: 1, CachedPromptTokens: 5, CompletionTokens: 2, TotalTokens: 3, ReasoningTokens: 4},
-		CostUSD: &cost, LatencyMs: 1234, Attempts: 2, Calls: 1, Status: analysisdb.StatusOK,
+		Usage:     analysis.Usage{PromptTokens: 1, CachedPromptTokens: 5, CompletionTokens: 2, TotalTokens: 3, ReasoningTokens: 4, CostUSD: &cost},
+		LatencyMs: 1234, Attempts: 2, Calls: 1, Status: analysis.StatusOK,
 	}
 }
 
@@ -46,7 +49,7 @@ func TestRoundTripAndRecent(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
 	a, b := sample(t0), sample(t0.Add(time.Hour))
-	b.Status, b.Reason, b.Model, b.CostUSD, b.SystemFingerprint = analysisdb.StatusFallback, "xai: HTTP 500", analysis.RulesName, nil, ""
+	b.Status, b.Reason, b.Model, b.Usage.CostUSD, b.SystemFingerprint, b.Manager = analysis.StatusFallback, "xai: HTTP 500", analysis.RulesName, nil, "", analysis.RulesName
 	require.NoError(t, repo.Put(ctx, a))
 	require.NoError(t, repo.Put(ctx, b))
 
@@ -92,7 +95,7 @@ func TestStoredShape(t *testing.T) {
 	}
 	assert.Equal(t, map[string]string{"portfolio": "S", "timestamp": "S", "analysis": "S", "model": "S", "dataAsOf": "S", "parsed_data": "M",
 		"promptVersion": "S", "promptSha256": "S", "inputHash": "S", "requestedModel": "S", "systemFingerprint": "S", "usage": "M",
-		"costUsd": "N", "latencyMs": "N", "attempts": "N", "calls": "N", "status": "S", "excludedSymbols": "L"}, kinds)
+		"costUsd": "N", "latencyMs": "N", "attempts": "N", "calls": "N", "status": "S", "excludedSymbols": "L", "manager": "S"}, kinds)
 	pd := out.Item["parsed_data"].(*types.AttributeValueMemberM).Value
 	first := pd["tickers"].(*types.AttributeValueMemberL).Value[0].(*types.AttributeValueMemberM).Value
 	assert.Equal(t, &types.AttributeValueMemberN{Value: "62"}, first["score"])
@@ -154,5 +157,53 @@ func TestRecentSkipsUnreadable(t *testing.T) {
 	require.ErrorIs(t, err, analysisdb.ErrUnreadable)
 	assert.Contains(t, err.Error(), "2026-11-29T06:00:00.000Z")
 	assert.Contains(t, err.Error(), "parsed_data")
-	assert.Equal(t, []analysisdb.Item{good}, got)
+	assert.Equal(t, []analysis.Record{good}, got)
+}
+
+// A portfolio of 500 positions whose every text is as long as the parsers
+// allow, in four-byte characters, stores: what does not fit the item goes
+// to parts, each within the budget, and reads back whole and in order.
+func TestMaximalRecordStoresInParts(t *testing.T) {
+	env := dynalitetest.New(t, deploy.PortfolioAnalyses)
+	table := deploy.PortfolioAnalyses.Name(env.Stage)
+	repo := analysisdb.New(env.Client, table)
+	ctx := context.Background()
+	wide := func(n int) string { return strings.Repeat("𝄞", n) } // 4 bytes each
+	it := sample(time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC))
+	it.Result.Tickers = nil
+	it.Missing, it.Stale = nil, nil
+	for i := range analysis.MaxPositions {
+		sym := fmt.Sprintf("T%c%c%c", 'A'+i/676%26, 'A'+i/26%26, 'A'+i%26)
+		it.Result.Tickers = append(it.Result.Tickers, analysis.TickerScore{Ticker: sym, Score: 100, RawScore: ptr(100), Signal: "strong_buy",
+			Rationale: wide(analysis.MaxRationaleLen), Confidence: "medium", KeyRisk: wide(analysis.MaxKeyRiskLen), Action: "add", Source: "model"})
+		it.Missing, it.Stale = append(it.Missing, sym), append(it.Stale, sym)
+	}
+	it.Result.Summary, it.Analysis = wide(analysis.MaxSummaryLen), wide(analysis.MaxAnalysisLen)
+	it.Result.Analysis = it.Analysis
+	it.Result.ConcentrationFlags = []string{wide(300), wide(300), wide(300), wide(300), wide(300)}
+	it.Result.TopActions = []analysis.TopAction{{Ticker: "TAAA", Action: "add", Reason: wide(300)}, {Ticker: "TAAB", Action: "add", Reason: wide(300)}, {Ticker: "TAAC", Action: "add", Reason: wide(300)}}
+	it.Reason = wide(1000)
+	for i := range 5000 {
+		it.Excluded = append(it.Excluded, fmt.Sprintf("portfolio-positions-prod portfolioId=p positionId=%d: %s", i, wide(40)))
+	}
+	it.Omitted = 9500
+	require.NoError(t, repo.Put(ctx, it), "a maximal record stores")
+
+	out, err := env.Client.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(table)})
+	require.NoError(t, err)
+	require.Greater(t, len(out.Items), 2, "stored in parts")
+	for _, item := range out.Items {
+		assert.LessOrEqual(t, dynamoitem.Size(item), analysisdb.MaxItemBytes)
+	}
+	got, err := repo.Recent(ctx, "ZSM Seven", 1)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, it.Result.Tickers, got[0].Result.Tickers, "every ticker, in order")
+	assert.Equal(t, 9500, got[0].Omitted)
+	assert.Len(t, got[0].Excluded, analysisdb.MaxExcluded)
+	assert.Equal(t, "… and 4902 more", got[0].Excluded[analysisdb.MaxExcluded-1], "the sample's one and 5,000 more, 99 of them listed")
+	// No query of a portfolio returns a part.
+	recent, err := repo.Recent(ctx, "ZSM Seven", 10)
+	require.NoError(t, err)
+	assert.Len(t, recent, 1)
 }

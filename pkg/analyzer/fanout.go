@@ -10,36 +10,38 @@ import (
 	"time"
 
 	"github.com/zsmseven/backend/pkg/analysis"
-	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/symbol"
 )
 
 // ErrNoQueue means a fan-out was asked of a service without an analysis
 // queue.
 var ErrNoQueue = errors.New("no analysis queue configured (" + deploy.EnvAnalysisQueueURL + ")")
 
-// fanOut queues one message per portfolio — every portfolio of the shared
-// table when names is nil — on the analysis queue, never-analyzed first,
-// then by the age of their latest analysis (oldest first), then by name; a
-// standard queue delivers roughly in that order. A name the analysis would
-// refuse is skipped (counted, logged) rather than queued to fail five
-// times. force is carried in every message. The invocation fails, naming
-// them, if some messages were not accepted: a retry queues them all again,
-// and the reservations make the repeated ones cost nothing.
+// fanOut queues the night's work on the analysis queue: first one message
+// per batch of the held tickers without a score (plan), so that every
+// ticker is scored once before the portfolios need it, then one message
+// per portfolio — every portfolio of the shared table when names is nil —
+// never-analyzed first, then by the age of their latest analysis (oldest
+// first), then by name; a standard queue delivers roughly in that order. A
+// name the analysis would refuse is skipped (counted, logged) rather than
+// queued to fail five times. force is carried in every message (and scores
+// the tickers again). The invocation fails, naming them, if some messages
+// were not accepted: a retry queues them all again, and the claims make
+// the repeated ones cost nothing. A plan that fails is logged and left to
+// the portfolios, which score what they need themselves.
 func (s *Service) fanOut(ctx context.Context, names []string, force bool) (Result, error) {
 	res := newResult()
 	res.RunID = s.o.RunID(ctx)
 	if s.o.Queue == nil {
 		return res, ErrNoQueue
 	}
-	if names == nil {
-		all, err := s.o.Portfolios.List(ctx)
-		if err != nil {
+	all := names == nil
+	if all {
+		var err error
+		if names, err = s.o.Portfolios.Names(ctx); err != nil {
 			return res, fmt.Errorf("list portfolios: %w", err)
-		}
-		for _, p := range all {
-			names = append(names, p.Name)
 		}
 	}
 	var valid []string
@@ -66,14 +68,34 @@ func (s *Service) fanOut(ctx context.Context, names []string, force bool) (Resul
 		return strings.Compare(a, b)
 	})
 	now := s.o.Now()
-	msgs := make([]analysisqueue.Message, len(valid))
-	for i, n := range valid {
-		msgs[i] = analysisqueue.New(n, res.RunID, force, now)
+	batches, err := s.planNight(ctx, valid, all, force, res.RunID)
+	if err != nil {
+		s.o.Logger.ErrorContext(ctx, "ticker batches not planned: the portfolios will score their own tickers", "runId", res.RunID, "error", err)
+	}
+	var msgs []analysisqueue.Message
+	for _, b := range batches {
+		msgs = append(msgs, analysisqueue.NewBatch(b, res.RunID, now))
+	}
+	for _, n := range valid {
+		msgs = append(msgs, analysisqueue.New(n, res.RunID, force, now))
 	}
 	sent, failed, err := s.o.Queue.Send(ctx, msgs)
 	notSent := map[string]string{}
+	batchesSent := len(batches)
 	for _, f := range failed {
-		notSent[f.Portfolio] = fmt.Sprintf("not queued: %s %s", f.Code, f.Message)
+		if f.Message.Kind == analysisqueue.KindTickers {
+			batchesSent-- // the portfolios score its tickers themselves
+			continue
+		}
+		notSent[f.Message.Portfolio] = fmt.Sprintf("not queued: %s %s", f.Code, f.Reason)
+	}
+	if err != nil {
+		batchesSent = 0
+		for _, m := range msgs[:sent] {
+			if m.Kind == analysisqueue.KindTickers {
+				batchesSent++
+			}
+		}
 	}
 	for _, n := range valid {
 		if why, ok := notSent[n]; ok {
@@ -82,17 +104,84 @@ func (s *Service) fanOut(ctx context.Context, names []string, force bool) (Resul
 		}
 		res.add(Outcome{Portfolio: n, Status: OutcomeQueued})
 	}
-	s.o.Metrics.Add(deploy.AnalysesQueued, float64(sent))
-	s.o.Metrics.Add(deploy.AnalysisFailed, float64(len(failed)))
-	s.o.Logger.InfoContext(ctx, "analysis fan-out", "runId", res.RunID, "portfolios", len(names), "queued", sent, "notQueued", len(failed),
-		"skipped", len(res.Skipped), "force", force)
+	s.o.Metrics.Add(deploy.AnalysesQueued, float64(sent-batchesSent))
+	s.o.Metrics.Add(deploy.TickerBatchesQueued, float64(batchesSent))
+	s.o.Metrics.Add(deploy.AnalysisFailed, float64(len(notSent)))
+	s.o.Logger.InfoContext(ctx, "analysis fan-out", "runId", res.RunID, "portfolios", len(names), "queued", sent-batchesSent, "tickerBatches", batchesSent,
+		"notQueued", len(failed), "skipped", len(res.Skipped), "force", force)
 	if err != nil {
 		return res, fmt.Errorf("queue analyses: %w", err)
 	}
-	if len(failed) > 0 {
-		return res, fmt.Errorf("%d of %d portfolios not queued: %s", len(failed), len(valid), strings.Join(res.Failed, ", "))
+	if len(notSent) > 0 {
+		return res, fmt.Errorf("%d of %d portfolios not queued: %s", len(notSent), len(valid), strings.Join(res.Failed, ", "))
 	}
 	return res, nil
+}
+
+// planNight plans the held tickers without a score of their data day into
+// batches for the queue (analyzer.plan): every held symbol when all, else
+// those of the named portfolios. It returns the batches' keys.
+func (s *Service) planNight(ctx context.Context, names []string, all, force bool, runID string) ([]string, error) {
+	if s.o.LLM == nil || len(names) == 0 {
+		return nil, nil
+	}
+	var symbols []string
+	if all {
+		var err error
+		if symbols, err = s.o.Portfolios.Symbols(ctx); err != nil {
+			return nil, fmt.Errorf("list held symbols: %w", err)
+		}
+	} else {
+		for _, n := range names {
+			hs, _, err := s.o.Portfolios.Holdings(ctx, n)
+			if err != nil {
+				continue // its own run says why
+			}
+			for _, h := range hs {
+				if sym, err := symbol.Normalize(h.Symbol); err == nil && !slices.Contains(symbols, sym) {
+					symbols = append(symbols, sym)
+				}
+			}
+		}
+		slices.Sort(symbols)
+	}
+	last := s.o.LastTradingDay(s.o.Now())
+	snaps, err := s.latest(ctx, symbols)
+	if err != nil {
+		return nil, err
+	}
+	generation := ""
+	if force {
+		generation = runID
+	}
+	var cands []candidate
+	var keys []string
+	for i, sym := range symbols {
+		if snaps[i] == nil || s.usable(*snaps[i], last) != nil {
+			continue
+		}
+		c, err := s.candidateOf(analysis.Position{Symbol: sym, Market: snaps[i]}, generation)
+		if err != nil {
+			continue
+		}
+		cands, keys = append(cands, c), append(keys, c.key)
+	}
+	entries, err := s.o.Ledger.Scores(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read ticker scores: %w", err)
+	}
+	var fresh []candidate
+	for _, c := range cands {
+		if _, ok := entries[c.key]; !ok {
+			fresh = append(fresh, c)
+		}
+	}
+	p, err := s.plan(ctx, fresh, "fanout/"+runID, true)
+	if err != nil {
+		return p.queued, err
+	}
+	s.o.Logger.InfoContext(ctx, "ticker batches planned", "runId", runID, "tickers", len(cands), "unscored", len(fresh), "batches", len(p.queued))
+	return p.queued, nil
 }
 
 // latestAnalyses reads the timestamp of each portfolio's newest analysis,
@@ -109,8 +198,8 @@ func (s *Service) latestAnalyses(ctx context.Context, names []string) map[string
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			items, err := s.o.Store.Recent(ctx, n, 1)
-			if err != nil && !errors.Is(err, analysisdb.ErrUnreadable) {
+			items, err := s.o.Analyses.Recent(ctx, n, 1)
+			if err != nil && !errors.Is(err, analysis.ErrUnreadable) {
 				s.o.Logger.WarnContext(ctx, "latest analysis not readable: queued first", "portfolio", n, "error", err)
 			}
 			var t time.Time

@@ -69,8 +69,11 @@ func TestIntegrationDynalite(t *testing.T) {
 		require.NoError(t, store.Put(ctx, r))
 	}
 
-	srv := fakexai.New(t, fakexai.Completion{Content: good, Model: "grok-4.3-0309", SystemFingerprint: "fp_int",
-		PromptTokens: 1834, CompletionTokens: 412, ReasoningTokens: 544, CostInUSDTicks: 37525000}.Reply())
+	srv := fakexai.New(t,
+		fakexai.Completion{Content: goodTickers, Model: "grok-4.3-0309", PromptTokens: 900, CompletionTokens: 200, ReasoningTokens: 100, CostInUSDTicks: 10000000}.Reply(),
+		fakexai.Completion{Content: goodOverview, Model: "grok-4.3-0309", SystemFingerprint: "fp_int",
+			PromptTokens: 1834, CompletionTokens: 412, ReasoningTokens: 544, CostInUSDTicks: 37525000}.Reply(),
+		fakexai.Generate(&fakexai.Generator{Model: "grok-4.3-0309"}))
 	vars := localEnv(t, env, map[string]string{"XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key})
 	var out bytes.Buffer
 	h, err := analyzeportfolio.New(ctx, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, &out)
@@ -79,7 +82,7 @@ func TestIntegrationDynalite(t *testing.T) {
 	res, err := h.Run(ctx, analyzer.Event{})
 	require.NoError(t, err)
 	require.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status, out.String())
-	assert.Equal(t, 1, srv.Calls())
+	assert.Equal(t, 2, srv.Calls(), "the ticker batch and the overview")
 
 	items := queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage))
 	require.Len(t, items, 1)
@@ -87,7 +90,7 @@ func TestIntegrationDynalite(t *testing.T) {
 	want := map[string]string{
 		"portfolio": "S", "timestamp": "S", "analysis": "S", "model": "S", "dataAsOf": "S", "parsed_data": "M",
 		"promptVersion": "S", "promptSha256": "S", "inputHash": "S", "requestedModel": "S", "systemFingerprint": "S",
-		"usage": "M", "costUsd": "N", "latencyMs": "N", "attempts": "N", "calls": "N", "status": "S", "excludedSymbols": "L",
+		"usage": "M", "costUsd": "N", "latencyMs": "N", "attempts": "N", "calls": "N", "status": "S", "excludedSymbols": "L", "manager": "S",
 	}
 	for name, kind := range want {
 		require.Contains(t, it, name)
@@ -108,19 +111,29 @@ func TestIntegrationDynalite(t *testing.T) {
 	first := tickers[0].(*types.AttributeValueMemberM).Value
 	assert.Equal(t, map[string]types.AttributeValue{"ticker": sv("AAPL"), "score": nv("70"), "signal": sv("buy"), "rationale": sv("Because of the data."),
 		"confidence": sv("medium"), "key_risk": sv("market risk"), "action": sv("add"), "source": sv("model")}, first)
+	assert.Equal(t, sv("grok-4.3-0309"), it["manager"])
 	usage := it["usage"].(*types.AttributeValueMemberM).Value
 	assert.Equal(t, nv("1834"), usage["promptTokens"])
 	assert.Equal(t, nv("544"), usage["reasoningTokens"])
 	assert.Len(t, it["excludedSymbols"].(*types.AttributeValueMemberL).Value, 1, "BAD\\nSYM")
 
-	// The request the model got carries the fresh AAPL row, not the old one.
+	// The ticker analyst got the fresh AAPL row, not the old one.
 	user := srv.Requests()[0].Decoded.Messages[1].Content
 	assert.Contains(t, user, `"price":278.85`)
 	assert.NotContains(t, user, "BAD")
 
+	// The ledger holds the batch's claim with its paid answer, and each
+	// ticker's score.
+	ledger := queryAll(t, c, deploy.AnalysisReservations.Name(env.Stage))
+	kinds := map[string]int{}
+	for _, l := range ledger {
+		kinds[l["kind"].(*types.AttributeValueMemberS).Value]++
+	}
+	assert.Equal(t, map[string]int{"batch": 1, "score": 2, "portfolio": 1}, kinds)
+
 	// Logs and metrics went to out; the key did not.
 	assert.Contains(t, out.String(), `"AnalysesStored":1`)
-	assert.Contains(t, out.String(), `"LLMCostUSD":0.0037525`)
+	assert.Contains(t, out.String(), `"LLMCostUSD":0.0047525`)
 	assert.NotContains(t, out.String(), fakexai.Key)
 
 	// Second run: reused, no call, no new item.
@@ -128,14 +141,14 @@ func TestIntegrationDynalite(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.OutcomeReused, res.Portfolios[0].Status)
 	assert.Equal(t, it["timestamp"], sv(res.Portfolios[0].Timestamp))
-	assert.Equal(t, 1, srv.Calls())
+	assert.Equal(t, 2, srv.Calls())
 	assert.Len(t, queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage)), 1)
 
 	// Force: a new item.
 	res, err = h.Run(ctx, analyzer.Event{Force: true})
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status)
-	assert.Equal(t, 2, srv.Calls())
+	assert.Equal(t, 4, srv.Calls(), "scored again and judged again")
 	assert.Len(t, queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage)), 2)
 
 	// Unknown portfolio: a clear error, nothing stored.
@@ -209,7 +222,7 @@ func TestTwoConcurrentRunsPayOnce(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, store.Put(ctx, r))
 	}
-	srv := fakexai.New(t, fakexai.Slow(fakexai.Answer(good), 500*time.Millisecond))
+	srv := fakexai.New(t, fakexai.Slow(fakexai.Generate(&fakexai.Generator{}), 500*time.Millisecond))
 	vars := localEnv(t, env, map[string]string{"XAI_API_URL": srv.URL, "XAI_API_KEY": fakexai.Key})
 	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 	var results [2]analyzer.Result
@@ -232,14 +245,15 @@ func TestTwoConcurrentRunsPayOnce(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, errs[0])
 	require.NoError(t, errs[1])
-	assert.Equal(t, 1, srv.Calls(), "exactly one paid call")
+	assert.Equal(t, 2, srv.Paid(), "exactly one ticker batch and one overview paid")
+	assert.Zero(t, srv.RepeatedPaid())
 	assert.Len(t, queryAll(t, c, deploy.PortfolioAnalyses.Name(env.Stage)), 1, "one stored analysis")
 	statuses := []string{results[0].Portfolios[0].Status, results[1].Portfolios[0].Status}
 	assert.ElementsMatch(t, []string{analyzer.OutcomeOK, analyzer.OutcomeReused}, statuses)
 	assert.Equal(t, results[0].Portfolios[0].Timestamp, results[1].Portfolios[0].Timestamp, "both name the same analysis")
-	res := queryAll(t, c, deploy.AnalysisReservations.Name(env.Stage))
-	require.Len(t, res, 1)
-	assert.Equal(t, sv("done"), res[0]["state"])
+	for _, l := range queryAll(t, c, deploy.AnalysisReservations.Name(env.Stage)) {
+		assert.Equal(t, sv("done"), l["state"], "every claim and score settled")
+	}
 }
 
 func TestStartupConfigError(t *testing.T) {

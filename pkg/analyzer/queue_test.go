@@ -14,15 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/internal/devstack/memanalysis"
 	"github.com/zsmseven/backend/pkg/analysis"
-	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
-	"github.com/zsmseven/backend/pkg/portfoliodb"
-	"github.com/zsmseven/backend/pkg/reservationdb"
-	"github.com/zsmseven/backend/pkg/tickerdb"
 	"github.com/zsmseven/backend/pkg/xai"
 )
 
@@ -58,7 +55,7 @@ func TestFanOutQueuesOldestFirst(t *testing.T) {
 	w.ports["Bad\nName"] = w.ports["ZSM Seven"]
 	base := w.clock.Now().Add(-48 * time.Hour)
 	for name, age := range map[string]time.Duration{"ZSM Seven": 0, "Beta": time.Hour, "Gamma": 2 * time.Hour} {
-		require.NoError(t, w.store.Put(context.Background(), analysisdb.Item{Portfolio: name, Timestamp: base.Add(-age), Status: analysisdb.StatusOK}))
+		require.NoError(t, w.analyses.Put(context.Background(), analysis.Record{Portfolio: name, Timestamp: base.Add(-age), Status: analysis.StatusOK}))
 	}
 	o := w.options(nil)
 	o.RunID = func(context.Context) string { return "run-42" }
@@ -67,17 +64,78 @@ func TestFanOutQueuesOldestFirst(t *testing.T) {
 	// Alpha and Delta never analyzed (by name), then Gamma (2 h older), Beta, ZSM Seven.
 	want := []string{"Alpha", "Delta", "Gamma", "Beta", "ZSM Seven"}
 	assert.Equal(t, want, w.queue.portfolios())
+	assert.Empty(t, w.queue.batches(), "no model: nothing to score")
 	assert.Equal(t, want, res.Queued)
 	assert.Equal(t, []string{"Bad\nName"}, res.Skipped, "a name the analysis would refuse is not queued to fail five times")
 	assert.Equal(t, "run-42", res.RunID)
-	for _, m := range w.queue.sent {
+	for _, m := range w.queue.Sent() {
 		assert.True(t, m.Force)
 		assert.Equal(t, "run-42", m.RunID)
 	}
-	assert.Len(t, w.store.all(), 3, "nothing analyzed in the fan-out")
+	assert.Len(t, w.analyses.All(), 3, "nothing analyzed in the fan-out")
 	snap := w.metrics.Snapshot()
 	assert.Equal(t, 5.0, snap[deploy.AnalysesQueued.Name])
 	assert.Equal(t, 1.0, snap[deploy.AnalysisSkipped.Name])
+}
+
+// With a model, the fan-out plans the night's unscored tickers into
+// batches of at most 40 — each a claim and a pending score per ticker — and
+// queues them before the portfolios; a second fan-out of the same night
+// plans nothing more.
+func TestFanOutPlansTickerBatches(t *testing.T) {
+	w := newWorld()
+	w.ports = fakePortfolios{}
+	for p := range 5 {
+		var hs []analyzer.Holding
+		for i := range 20 {
+			sym := fmt.Sprintf("T%c%c", 'A'+(p*10+i)/26, 'A'+(p*10+i)%26)
+			hs = append(hs, analyzer.Holding{Symbol: sym, Quantity: f(1)})
+			w.market.set(sym, indicators.Snapshot{AsOf: lastDay, Price: 10, Bars: 250})
+		}
+		w.ports[fmt.Sprint("P", p)] = holding{positions: hs}
+	}
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+	svc := w.service(client(srv))
+	_, err := svc.Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
+	require.NoError(t, err)
+	batches := w.queue.batches()
+	require.Len(t, batches, 2, "60 distinct tickers: 40 and 20")
+	assert.Equal(t, analysisqueue.KindTickers, w.queue.Sent()[0].Kind, "batches first")
+	assert.Equal(t, analysisqueue.KindTickers, w.queue.Sent()[1].Kind)
+	assert.Len(t, w.queue.portfolios(), 5)
+	assert.Zero(t, srv.Calls(), "nothing is paid in the fan-out")
+	assert.Equal(t, 2.0, w.metrics.Snapshot()[deploy.TickerBatchesQueued.Name])
+	for _, c := range w.ledger.Claims(analysis.ClaimBatch) {
+		assert.True(t, c.LeaseUntil.Before(w.clock.Now()), "planned: the first to claim it takes it")
+	}
+
+	// The night's queue, consumed: each batch paid once, then each
+	// portfolio reads its scores.
+	for i, m := range w.queue.Sent() {
+		resp, err := svc.HandleQueue(context.Background(), events.SQSEvent{Records: []events.SQSMessage{record(t, fmt.Sprint("m", i), m, 1)}})
+		require.NoError(t, err)
+		assert.Empty(t, resp.BatchItemFailures)
+	}
+	tickers, managers := 0, 0
+	for _, r := range srv.Requests() {
+		switch r.Decoded.ResponseFormat.JSONSchema.Name {
+		case analysis.SchemaTickers:
+			tickers++
+		case analysis.SchemaManager:
+			managers++
+		}
+	}
+	assert.Equal(t, 2, tickers)
+	assert.Equal(t, 5, managers)
+	for _, it := range w.analyses.All() {
+		assert.Equal(t, analysis.StatusOK, it.Status, it.Reason)
+	}
+	assert.Equal(t, 100.0, w.metrics.Snapshot()[deploy.TickerScoresReused.Name], "every portfolio's 20 tickers read, none paid again")
+
+	w.queue.Reset()
+	_, err = svc.Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
+	require.NoError(t, err)
+	assert.Empty(t, w.queue.batches(), "every ticker of the night is scored")
 }
 
 func TestFanOutList(t *testing.T) {
@@ -86,7 +144,7 @@ func TestFanOutList(t *testing.T) {
 	res, err := w.service(nil).Handle(context.Background(), analyzer.Event{PortfolioNames: []string{"ZSM Seven", "Alpha", "ZSM Seven"}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"Alpha", "ZSM Seven"}, res.Queued, "each once, in queue order")
-	assert.False(t, w.queue.sent[0].Force)
+	assert.False(t, w.queue.Sent()[0].Force)
 }
 
 // Messages SQS does not accept fail the invocation, naming them, so the
@@ -94,7 +152,7 @@ func TestFanOutList(t *testing.T) {
 func TestFanOutReportsUnqueued(t *testing.T) {
 	w := newWorld()
 	w.ports["Alpha"] = w.ports["ZSM Seven"]
-	w.queue.fail = map[string]bool{"Alpha": true}
+	w.queue.Fail = map[string]bool{"Alpha": true}
 	res, err := w.service(nil).Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "1 of 2 portfolios not queued: Alpha")
@@ -111,7 +169,7 @@ func TestFanOutWithoutQueue(t *testing.T) {
 	assert.ErrorIs(t, err, analyzer.ErrNoQueue)
 }
 
-// Each message is one portfolio in its own invocation: analyzed and
+// Each message is one job in its own invocation: analyzed and
 // acknowledged; a portfolio with nothing to analyze is acknowledged as
 // skipped (counted); a poison message is acknowledged and counted; a
 // failure is handed back (retried, then dead-lettered).
@@ -134,8 +192,8 @@ func TestHandleQueue(t *testing.T) {
 	resp, err := svc.HandleQueue(context.Background(), ev)
 	require.NoError(t, err)
 	assert.Empty(t, failedIDs(resp))
-	assert.Empty(t, w.queue.sent, "the queue consumer never sends to its own queue, not even for \"*\"")
-	items := w.store.all()
+	assert.Empty(t, w.queue.Sent(), "the queue consumer never sends to its own queue, not even for \"*\"")
+	items := w.analyses.All()
 	require.Len(t, items, 2)
 	assert.Equal(t, "Alpha ", items[1].Portfolio, "stored under the shared table's exact name")
 	snap := w.metrics.Snapshot()
@@ -149,7 +207,7 @@ func TestHandleQueue(t *testing.T) {
 
 	// A failure is handed back; on the last receive the log says it goes
 	// to the dead-letter queue.
-	w.tickers.err = errBoom
+	w.market.err = errBoom
 	resp, err = svc.HandleQueue(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
 		record(t, "m7", msg("ZSM Seven"), 2), record(t, "m8", msg("Alpha "), 5)}})
 	require.NoError(t, err)
@@ -170,7 +228,7 @@ func TestHandleQueueNoTimeLeft(t *testing.T) {
 	resp, err := analyzer.New(o).HandleQueue(ctx, events.SQSEvent{Records: []events.SQSMessage{record(t, "m1", msg("ZSM Seven"), 1)}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"m1"}, failedIDs(resp), "less than MinWork (60 s) left")
-	assert.Empty(t, w.store.all())
+	assert.Empty(t, w.analyses.All())
 }
 
 // Invoke routes an SQS event to the queue consumer and anything else to
@@ -203,13 +261,13 @@ func TestInvokeRoutes(t *testing.T) {
 }
 
 // Two runs of the same analysis at once pay once: the second waits for the
-// first's reservation and reuses its result.
+// first's claims and reuses their results.
 func TestOverlappingRunsPayOnce(t *testing.T) {
 	w := newWorld()
-	srv := fakexai.New(t, fakexai.Slow(fakexai.Answer(good), 300*time.Millisecond))
+	srv := fakexai.New(t, fakexai.Slow(fakexai.Generate(&fakexai.Generator{}), 300*time.Millisecond))
 	o := w.options(xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: fastRetry(), AttemptTimeout: 5 * time.Second}))
 	o.Now, o.Sleep, o.WaitPoll, o.MinWork = time.Now, nil, 20*time.Millisecond, time.Second
-	w.res.now = time.Now
+	w.ledger.Now = time.Now
 	svc := analyzer.New(o)
 	var wg sync.WaitGroup
 	var results [3]analyzer.Result
@@ -225,8 +283,22 @@ func TestOverlappingRunsPayOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	assert.Equal(t, 1, srv.Calls(), "exactly one paid call")
-	assert.Len(t, w.store.all(), 1)
+	asked := map[string]int{}
+	for _, r := range srv.Requests() {
+		switch r.Decoded.ResponseFormat.JSONSchema.Name {
+		case analysis.SchemaManager:
+			asked["manager"]++
+		default:
+			for _, sym := range []string{"AAPL", "MSFT", "NVDA"} {
+				if strings.Contains(r.Decoded.Messages[1].Content, `"symbol":"`+sym+`"`) {
+					asked[sym]++
+				}
+			}
+		}
+	}
+	assert.Equal(t, map[string]int{"AAPL": 1, "MSFT": 1, "manager": 1}, asked, "each ticker scored once, the overview written once")
+	assert.Zero(t, srv.RepeatedPaid())
+	assert.Len(t, w.analyses.All(), 1)
 	var statuses []string
 	for _, r := range results {
 		statuses = append(statuses, r.Portfolios[0].Status)
@@ -236,11 +308,11 @@ func TestOverlappingRunsPayOnce(t *testing.T) {
 }
 
 // A message delivered again after its analysis was stored pays nothing,
-// also when it was forced: a forced run's reservation is keyed by its run
-// id, so only a new forced run pays again.
+// also when it was forced: a forced run's claims and scores are keyed by
+// its run id, so only a new forced run pays again.
 func TestRedeliveryPaysOnce(t *testing.T) {
 	w := newWorld()
-	srv := fakexai.New(t, fakexai.Answer(good))
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
 	svc := w.service(client(srv))
 	forced := analysisqueue.New("ZSM Seven", "run-7", true, time.Now())
 	for i := range 2 {
@@ -249,132 +321,158 @@ func TestRedeliveryPaysOnce(t *testing.T) {
 		assert.Empty(t, resp.BatchItemFailures)
 		w.clock.Advance(time.Minute)
 	}
-	assert.Equal(t, 1, srv.Calls(), "the redelivered forced message reuses")
+	assert.Equal(t, 2, srv.Paid(), "the redelivered forced message reuses")
 	another := analysisqueue.New("ZSM Seven", "run-8", true, time.Now())
 	_, err := svc.HandleQueue(context.Background(), events.SQSEvent{Records: []events.SQSMessage{record(t, "n", another, 1)}})
 	require.NoError(t, err)
-	assert.Equal(t, 2, srv.Calls(), "a new forced run pays")
-	assert.Len(t, w.store.all(), 2)
+	assert.Equal(t, 4, srv.Paid(), "a new forced run pays")
+	assert.Len(t, w.analyses.All(), 2)
 }
 
-// A reservation whose owner died (its lease ran out) is taken over; one
-// still within its lease makes a queued run wait, then hand its message
-// back when its own time would run short, without paying.
-func TestReservationLeaseAndBusy(t *testing.T) {
+// A claim whose owner died (its lease ran out) is taken over; one still
+// within its lease makes a queued run wait, then hand its message back
+// when its own time would run short, without paying.
+func TestClaimLeaseAndBusy(t *testing.T) {
 	w := newWorld()
-	srv := fakexai.New(t, fakexai.Answer(good))
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
 	o := w.options(client(srv))
-	o.Reservations = &holdAll{memReservations: w.res, owner: "dead/1", lease: w.clock.Now().Add(-time.Second)}
+	o.Ledger = &holdAll{Ledger: w.ledger, owner: "dead/1", lease: w.clock.Now().Add(-time.Second)}
 	res, err := analyzer.New(o).Handle(context.Background(), analyzer.Event{})
 	require.NoError(t, err)
 	assert.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status, "taken over")
-	assert.Equal(t, 1, srv.Calls())
+	assert.Equal(t, 2, srv.Paid())
 
 	w = newWorld()
-	srv = fakexai.New(t, fakexai.Answer(good))
+	srv = fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
 	o = w.options(client(srv))
-	o.Reservations = &holdAll{memReservations: w.res, owner: "alive/1", lease: w.clock.Now().Add(time.Hour)}
+	o.Ledger = &holdAll{Ledger: w.ledger, owner: "alive/1", lease: w.clock.Now().Add(time.Hour)}
 	start := w.clock.Now()
 	ctx, cancel := context.WithDeadline(context.Background(), start.Add(5*time.Minute))
 	defer cancel()
 	resp, err := analyzer.New(o).HandleQueue(ctx, events.SQSEvent{Records: []events.SQSMessage{record(t, "m1", msg("ZSM Seven"), 1)}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"m1"}, failedIDs(resp))
-	assert.Zero(t, srv.Calls(), "never pays while another run holds the key")
+	assert.Zero(t, srv.Calls(), "never pays while another run holds the work")
 	assert.Contains(t, w.logs.String(), analyzer.ErrBusy.Error())
 	waited := w.clock.Now().Sub(start)
 	assert.True(t, waited >= 3*time.Minute && waited <= 4*time.Minute, "waited %s: until less than MinWork (60 s) of the 5 minutes was left", waited)
 }
 
-// holdAll is a reservations store in which every key starts held, pending,
-// by owner until lease.
+// holdAll is a ledger in which every claim starts held, pending, by owner
+// until lease.
 type holdAll struct {
-	*memReservations
+	*memanalysis.Ledger
 	owner string
 	lease time.Time
 	once  sync.Map
 }
 
-func (h *holdAll) Reserve(ctx context.Context, r reservationdb.Reservation) (reservationdb.Reservation, bool, error) {
-	if _, loaded := h.once.LoadOrStore(r.Key, true); !loaded {
-		h.memReservations.mu.Lock()
-		h.memReservations.items[r.Key] = reservationdb.Reservation{Key: r.Key, Owner: h.owner, State: reservationdb.StatePending, LeaseUntil: h.lease}
-		h.memReservations.mu.Unlock()
+func (h *holdAll) Claim(ctx context.Context, c analysis.Claim) (analysis.Claim, bool, error) {
+	if _, loaded := h.once.LoadOrStore(c.Key, true); !loaded {
+		h.Hold(c, h.owner, h.lease)
 	}
-	return h.memReservations.Reserve(ctx, r)
+	return h.Ledger.Claim(ctx, c)
 }
 
-// A portfolio of more than 50 positions is rated in batches of at most 50
-// plus one portfolio-level call, and stored with exactly one entry per
-// position.
-func TestLargePortfolioIsBatched(t *testing.T) {
+// A run killed after paying — here: every write after the paid answers'
+// fails, as in a dying invocation — leaves its answers in the ledger; the
+// redelivered message resumes from them and pays nothing again.
+func TestAKilledRunResumesWithoutPayingAgain(t *testing.T) {
 	w := newWorld()
-	var pos []portfoliodb.Position
-	for i := range 120 {
-		sym := fmt.Sprintf("T%03d", i)
-		pos = append(pos, portfoliodb.Position{Symbol: sym, Quantity: f(1)})
-		w.tickers.rows[sym] = tickerdb.Row{Ticker: sym, Snapshot: indicators.Snapshot{AsOf: lastDay, Price: 10 + float64(i), RSI: f(50), MA50: f(10), Bars: 250}}
-	}
-	w.ports["Big"] = holding{positions: pos}
 	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
-	_, err := w.service(client(srv)).Handle(context.Background(), analyzer.Event{PortfolioName: "Big"})
+	svc := w.service(client(srv))
+	w.ledger.SettleErr = errBoom // the ticker scores are never stored
+	w.analyses.PutErr = errBoom  // nor the analysis
+	resp, err := svc.HandleQueue(context.Background(), events.SQSEvent{Records: []events.SQSMessage{record(t, "m", msg("ZSM Seven"), 1)}})
 	require.NoError(t, err)
-	assert.Equal(t, 4, srv.Calls(), "3 batches (50, 50, 20) and the portfolio call")
-	it := w.store.all()[0]
-	assert.Equal(t, analysisdb.StatusOK, it.Status, it.Reason)
-	assert.Equal(t, 4, it.Calls)
-	require.Len(t, it.Result.Tickers, 120)
-	for i, ts := range it.Result.Tickers {
-		assert.Equal(t, fmt.Sprintf("T%03d", i), ts.Ticker)
-		assert.Equal(t, analysis.SourceModel, ts.Source)
-	}
-	assert.Len(t, it.Result.TopActions, 3)
-	kinds := map[string]int{}
-	for _, r := range srv.Requests() {
-		kinds[r.Decoded.ResponseFormat.JSONSchema.Name]++
-		assert.LessOrEqual(t, r.Decoded.MaxCompletionTokens, 300+250*50)
-	}
-	assert.Equal(t, map[string]int{analysis.SchemaNameTickers: 3, analysis.SchemaNamePortfolio: 1}, kinds)
+	assert.Equal(t, []string{"m"}, failedIDs(resp), "handed back")
+	assert.Equal(t, 1, srv.Paid(), "the ticker batch was paid, its answer kept")
+
+	w.ledger.SettleErr = nil
+	w.clock.Advance(time.Minute)
+	resp, err = svc.HandleQueue(context.Background(), events.SQSEvent{Records: []events.SQSMessage{record(t, "m", msg("ZSM Seven"), 2)}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"m"}, failedIDs(resp), "the analysis still cannot be stored")
+	assert.Equal(t, 2, srv.Paid(), "the batch resumed from its kept answer; the manager paid once")
+
+	w.analyses.PutErr = nil
+	w.clock.Advance(time.Minute)
+	resp, err = svc.HandleQueue(context.Background(), events.SQSEvent{Records: []events.SQSMessage{record(t, "m", msg("ZSM Seven"), 3)}})
+	require.NoError(t, err)
+	assert.Empty(t, failedIDs(resp))
+	assert.Equal(t, 2, srv.Paid(), "the manager resumed from its kept answer")
+	assert.Zero(t, srv.RepeatedPaid())
+	assert.Equal(t, analysis.StatusOK, w.analyses.All()[0].Status)
+	assert.Equal(t, 2.0, w.metrics.Snapshot()[deploy.LLMAnswersReused.Name])
 }
 
-// One batch that the model cannot answer is rated by the rules analyst;
-// the rest keep the model's verdicts, and the item says which part fell
-// back.
-func TestBatchPartialFallback(t *testing.T) {
+// A paid answer whose save to the ledger fails is still used: the run goes
+// on with it.
+func TestAFailedSaveKeepsTheAnswerInUse(t *testing.T) {
 	w := newWorld()
-	var pos []portfoliodb.Position
-	for i := range 60 {
-		sym := fmt.Sprintf("T%03d", i)
-		pos = append(pos, portfoliodb.Position{Symbol: sym})
-		w.tickers.rows[sym] = tickerdb.Row{Ticker: sym, Snapshot: indicators.Snapshot{AsOf: lastDay, Price: 10, RSI: f(50), MA50: f(10), Bars: 250}}
-	}
-	w.ports["Big"] = holding{positions: pos}
-	gen := &fakexai.Generator{}
-	srv := fakexai.New(t, fakexai.Generate(gen))
-	o := w.options(&breakPart{LLM: client(srv), symbol: "T055"})
-	o.BatchParallel = 1
-	_, err := analyzer.New(o).Handle(context.Background(), analyzer.Event{PortfolioName: "Big"})
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+	w.ledger.SaveErr = errBoom
+	res, err := w.service(client(srv)).Handle(context.Background(), analyzer.Event{})
 	require.NoError(t, err)
-	it := w.store.all()[0]
-	assert.Equal(t, analysisdb.StatusFallback, it.Status)
-	assert.Contains(t, it.Reason, "positions 51-60 of 60 (T050-T059): answer invalid after repair")
-	assert.Equal(t, "grok-4.3", it.Model, "most of it is the model's")
-	require.Len(t, it.Result.Tickers, 60)
-	assert.Equal(t, analysis.SourceModel, it.Result.Tickers[0].Source)
-	assert.Equal(t, analysis.SourceRules, it.Result.Tickers[55].Source)
-	assert.Equal(t, 1.0, w.metrics.Snapshot()[deploy.AnalysisFallback.Name])
+	assert.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status)
+	assert.Equal(t, 2, srv.Paid())
+	assert.Contains(t, w.logs.String(), "paid answer not kept in the ledger")
 }
 
-// breakPart answers every call that rates symbol with an invalid answer.
-type breakPart struct {
-	analyzer.LLM
-	symbol string
-}
-
-func (b *breakPart) Complete(ctx context.Context, req analysis.Request) (analysis.Completion, error) {
-	resp, err := b.LLM.Complete(ctx, req)
-	if strings.Contains(string(req.Schema), `"`+b.symbol+`"`) {
-		resp.Content = `{"tickers":[]}`
+// A deadline in the middle of a portfolio's batches: what was answered is
+// kept, the rest released; the next run pays only for the rest.
+func TestADeadlineMidwayResumes(t *testing.T) {
+	w := newWorld()
+	var hs []analyzer.Holding
+	for i := range 3 * analysis.TickerBatchSize {
+		sym := fmt.Sprintf("T%c%c", 'A'+i/26, 'A'+i%26)
+		hs = append(hs, analyzer.Holding{Symbol: sym, Quantity: f(1)})
+		w.market.set(sym, indicators.Snapshot{AsOf: lastDay, Price: 10, Bars: 250})
 	}
-	return resp, err
+	w.ports["Big"] = holding{positions: hs}
+	gen := &fakexai.Generator{}
+	srv := fakexai.New(t, fakexai.Generate(gen), fakexai.Slow(fakexai.Generate(gen), time.Minute))
+	llm := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: fastRetry(), Reserve: 100 * time.Millisecond})
+	o := w.options(llm)
+	o.Now, o.BatchParallel, o.Manager = time.Now, 1, deploy.ManagerRules
+	w.ledger.Now = time.Now
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	res, err := analyzer.New(o).Handle(ctx, analyzer.Event{PortfolioName: "Big"})
+	require.NoError(t, err)
+	assert.Equal(t, analyzer.OutcomeFallback, res.Portfolios[0].Status)
+	assert.Equal(t, 1, srv.Paid(), "one batch answered before the deadline")
+
+	srv.Script(fakexai.Generate(gen))
+	res, err = analyzer.New(o).Handle(context.Background(), analyzer.Event{PortfolioName: "Big"})
+	require.NoError(t, err)
+	assert.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status, "the outage's fallback is not reused")
+	assert.Equal(t, 3, srv.Paid(), "the two batches left, once each")
+	assert.Zero(t, srv.RepeatedPaid())
+}
+
+// A batch message's job: its tickers scored once; a redelivery pays
+// nothing.
+func TestBatchMessage(t *testing.T) {
+	w := newWorld()
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+	svc := w.service(client(srv))
+	_, err := svc.Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
+	require.NoError(t, err)
+	batches := w.queue.batches()
+	require.Len(t, batches, 1)
+	for i := range 2 {
+		resp, err := svc.HandleQueue(context.Background(), events.SQSEvent{Records: []events.SQSMessage{record(t, "b", batches[0], i+1)}})
+		require.NoError(t, err)
+		assert.Empty(t, resp.BatchItemFailures)
+	}
+	assert.Equal(t, 1, srv.Paid())
+	for _, sym := range []string{"AAPL", "MSFT"} {
+		e := w.ledger.TickerScores(sym)
+		require.Len(t, e, 1)
+		assert.Equal(t, analysis.StateDone, e[0].State)
+	}
+	assert.Contains(t, w.logs.String(), "ticker batch done")
+	assert.Empty(t, w.analyses.All(), "a batch stores scores, not analyses")
+	assert.False(t, strings.Contains(w.logs.String(), "ZSM Seven"), "a batch names no portfolio")
 }

@@ -78,3 +78,17 @@ func TestProductionCodeImportsNoTooling(t *testing.T) {
 		}
 	}
 }
+
+// The analysis use case speaks the domain: its ports are typed in the
+// analysis's words, so it links no AWS service client (the adapters do,
+// in the wiring).
+func TestTheAnalysisUseCaseLinksNoAWSService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	for _, d := range goListDeps(t, "./pkg/analyzer") {
+		if strings.HasPrefix(d, "github.com/aws/aws-sdk-go-v2/service/") {
+			t.Errorf("pkg/analyzer links %s", d)
+		}
+	}
+}

@@ -23,7 +23,6 @@ import (
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakepolygon"
 	"github.com/zsmseven/backend/internal/devstack/localsqs"
-	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/app/processticker"
@@ -33,9 +32,7 @@ import (
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/pipeline"
-	"github.com/zsmseven/backend/pkg/portfoliodb"
 	"github.com/zsmseven/backend/pkg/queue"
-	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/sqsqueue"
 	"github.com/zsmseven/backend/pkg/tickerdb"
@@ -530,15 +527,16 @@ func TestAnalyzeNowIsTheNightNotTheClock(t *testing.T) {
 	stage := env.Stage
 	night := time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC) // 01:00 New York, the morning after 2026-11-23
 	var out bytes.Buffer
+	cfg := config.AnalyzePortfolio{Stage: stage, DefaultPortfolio: "ZSM Seven",
+		UserPortfoliosTable: deploy.UserPortfolios.Name(stage), PortfolioPositionsTable: deploy.PortfolioPositions.Name(stage),
+		TickerDataTable: deploy.TickerData.Name(stage), PortfolioAnalysesTable: deploy.PortfolioAnalyses.Name(stage),
+		ReservationsTable: deploy.AnalysisReservations.Name(stage)}
 	fn := analyzeportfolio.Build(analyzeportfolio.Deps{
-		Config:       config.AnalyzePortfolio{Stage: stage, DefaultPortfolio: "ZSM Seven"},
-		Portfolios:   portfoliodb.NewReader(env.Client, deploy.UserPortfolios.Name(stage), deploy.PortfolioPositions.Name(stage)),
-		TickerData:   tickerdb.NewStore(env.Client, deploy.TickerData.Name(stage)),
-		Store:        analysisdb.New(env.Client, deploy.PortfolioAnalyses.Name(stage)),
-		Reservations: reservationdb.New(env.Client, deploy.AnalysisReservations.Name(stage)),
-		Keys:         staticKeys(""),
-		Out:          &out,
-		Now:          func() time.Time { return night },
+		Config: cfg,
+		Ports:  analyzeportfolio.AWS(env.Client, nil, cfg),
+		Keys:   staticKeys(""),
+		Out:    &out,
+		Now:    func() time.Time { return night },
 	})
 	body, err := analysisqueue.New("ZSM Seven", "run-1", false, night).Encode()
 	if err != nil {

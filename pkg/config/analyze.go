@@ -27,6 +27,9 @@ type AnalyzePortfolio struct {
 	// Model is the analysis model: the provider deploy.EnvModelProvider names and
 	// its settings.
 	Model Model
+	// Manager is who writes a portfolio's overview over the ticker scores:
+	// deploy.ManagerModel or deploy.ManagerRules (deploy.VarAnalysisManager).
+	Manager string
 	// Reserve is kept free before the invocation deadline for the fallback
 	// and the store (deploy.VarXAIReserve).
 	Reserve time.Duration
@@ -69,6 +72,7 @@ func LoadAnalyzePortfolio(lookup Lookup) (AnalyzePortfolio, error) {
 		AnalysisQueueURL:        e.VarURL(deploy.VarAnalysisQueueURL),
 		DefaultPortfolio:        e.VarString(deploy.VarDefaultPortfolio),
 		Model:                   loadModel(e),
+		Manager:                 e.VarEnum(deploy.VarAnalysisManager),
 		Reserve:                 e.VarDuration(deploy.VarXAIReserve, 0),
 		APIKeysSecretARN:        e.VarString(deploy.VarAPIKeysSecretARN),
 	}

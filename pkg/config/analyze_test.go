@@ -34,8 +34,19 @@ func TestLoadAnalyzePortfolioDefaults(t *testing.T) {
 		AnalysisQueueURL: "https://sqs.us-east-1.amazonaws.com/123456789012/portfolio-analysis-queue-dev", DefaultPortfolio: "ZSM Seven",
 		Model: config.Model{Provider: deploy.XAI, URL: "https://api.x.ai/v1/chat/completions", Name: "grok-4.3", MaxCompletionTokens: 16000,
 			ReasoningEffort: "low", AttemptTimeout: 120 * time.Second},
-		Reserve: 15 * time.Second,
+		Manager: "model", Reserve: 15 * time.Second,
 	}, c)
+}
+
+// ANALYSIS_MANAGER chooses who writes the overview; another value is one
+// line naming the variable.
+func TestLoadAnalyzePortfolioManager(t *testing.T) {
+	c, err := config.LoadAnalyzePortfolio(analyzeEnv(map[string]string{"ANALYSIS_MANAGER": "rules"}))
+	require.NoError(t, err)
+	assert.Equal(t, "rules", c.Manager)
+	_, err = config.LoadAnalyzePortfolio(analyzeEnv(map[string]string{"ANALYSIS_MANAGER": "llm"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "ANALYSIS_MANAGER")
 }
 
 func TestLoadAnalyzePortfolioOverrides(t *testing.T) {

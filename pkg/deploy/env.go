@@ -35,6 +35,9 @@ const (
 	EnvXAIReasoningEffort     = "XAI_REASONING_EFFORT"
 	EnvXAIAttemptTimeout      = "XAI_ATTEMPT_TIMEOUT"
 	EnvDefaultPortfolio       = "DEFAULT_PORTFOLIO"
+	// EnvAnalysisManager chooses who writes a portfolio's overview
+	// (ManagerModel, ManagerRules).
+	EnvAnalysisManager = "ANALYSIS_MANAGER"
 	// EnvAnalysisQueueURL is the analysis queue analyzePortfolio's fan-out
 	// sends to (AnalysisQueueName).
 	EnvAnalysisQueueURL = "ANALYSIS_QUEUE_URL"
@@ -94,6 +97,16 @@ const (
 	// AnalysisVisibilityFactor: the analysis queue hides a received message
 	// for this many times analyzePortfolio's timeout (AWS's guidance).
 	AnalysisVisibilityFactor = 6
+
+	// ManagerModel and ManagerRules are ANALYSIS_MANAGER's values (CDK
+	// context analysisManager): the portfolio manager — summary, overall
+	// risk, concentration flags, top actions — is the model, one call per
+	// portfolio over the stored ticker scores, or the deterministic rules,
+	// no call at all. The tickers are scored by the model either way.
+	ManagerModel = "model"
+	ManagerRules = "rules"
+	// DefaultAnalysisManager is the model (docs/decisions/0005-analysis-in-two-levels.md).
+	DefaultAnalysisManager = ManagerModel
 
 	// DefaultPortfolio is the portfolio analyzed when an event names none.
 	DefaultPortfolio = "ZSM Seven"

@@ -48,7 +48,7 @@ var (
 	}
 	AnalyzePortfolio = Function{
 		Name: "analyzePortfolio", Dir: "analyzeportfolio",
-		Description: "Asks xAI Grok for a structured analysis of a portfolio and stores it",
+		Description: "Scores each held ticker once a night with xAI Grok, then analyzes each portfolio over those scores, and stores it",
 		Timeout:     300 * time.Second, MemoryMB: 256,
 	}
 )
@@ -65,7 +65,7 @@ var functionVars = map[string][]Var{
 		VarTickerMessageGroups},
 	AnalyzePortfolio.Name: append([]Var{VarStage, VarLogLevel, VarUserPortfoliosTable, VarPortfolioPositionsTable, VarTickerDataTable,
 		VarPortfolioAnalysesTable, VarAnalysisReservationsTable, VarAnalysisQueueURL, VarDefaultPortfolio,
-		VarModelProvider, VarXAIReserve, VarAPIKeysSecretARN}, providerVars()...),
+		VarModelProvider, VarAnalysisManager, VarXAIReserve, VarAPIKeysSecretARN}, providerVars()...),
 }
 
 // Functions lists the three functions in pipeline order.

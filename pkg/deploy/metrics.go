@@ -76,6 +76,12 @@ var (
 	AnalysisFailed   = Metric{"AnalysisFailed", UnitCount, "analyzePortfolio: portfolio runs that ended without an analysis (handed back, or failed), and poison messages"}
 	AnalysisSkipped  = Metric{"AnalysisSkipped", UnitCount, "analyzePortfolio: portfolios with nothing to analyze (no valid position, unknown, invalid name)"}
 	AnalysesQueued   = Metric{"AnalysesQueued", UnitCount, "analyzePortfolio fan-out: messages accepted by the analysis queue"}
+	// TickerBatchesQueued counts the fan-out's batch messages: the night's
+	// tickers without a score, in batches, scored before the portfolios.
+	TickerBatchesQueued = Metric{"TickerBatchesQueued", UnitCount, "analyzePortfolio fan-out: batches of tickers to score accepted by the analysis queue"}
+	TickerScoresStored  = Metric{"TickerScoresStored", UnitCount, "analyzePortfolio: ticker scores written (by the model, or by the rules when its answers did not validate)"}
+	TickerScoresReused  = Metric{"TickerScoresReused", UnitCount, "analyzePortfolio: ticker scores a portfolio read from the ledger instead of paying for them"}
+	LLMAnswersReused    = Metric{"LLMAnswersReused", UnitCount, "analyzePortfolio: paid answers read from the ledger instead of paying the same request again (a crash, a deadline or a redelivery resumed)"}
 )
 
 // Metrics of the analysis model, whichever provider answers (counted by the
@@ -97,6 +103,7 @@ var Metrics = []Metric{
 	GroupedNotAuthorized, GroupedNotPublished, GroupedRowsSkipped, TickersNotInGrouped, SplitsFound, TickersBackfilled, TickersStale, TickersCurrent,
 	SessionsFilled, SessionsClosed, PriceDiscontinuities,
 	AnalysesStored, AnalysesAnalyzed, AnalysisFallback, AnalysisFailed, AnalysisSkipped, AnalysesQueued,
+	TickerBatchesQueued, TickerScoresStored, TickerScoresReused, LLMAnswersReused,
 	LLMCalls, LLMPromptTokens, LLMCachedTokens, LLMCompletionTokens, LLMReasoningTokens, LLMCostUSD,
 }
 
@@ -230,9 +237,10 @@ var (
 	MarketDataGraph   = Graph{Title: "Market data calls, 429s and refused keys", Left: []Metric{MarketDataCalls, MarketDataThrottled, MarketDataKeyRefused}}
 	LLMGraph          = Graph{Title: "LLM tokens and cost", Left: []Metric{LLMPromptTokens, LLMCachedTokens, LLMCompletionTokens, LLMReasoningTokens}, Right: []Metric{LLMCostUSD}}
 	AnalysesGraph     = Graph{Title: "Analyses", Left: []Metric{AnalysesQueued, AnalysesAnalyzed, AnalysesStored, AnalysisFallback, AnalysisFailed, AnalysisSkipped}, Right: []Metric{LLMCalls}}
+	TickerScoresGraph = Graph{Title: "Ticker scores and paid answers", Left: []Metric{TickerBatchesQueued, TickerScoresStored, TickerScoresReused}, Right: []Metric{LLMAnswersReused}}
 	RefreshGraph      = Graph{Title: "Market data: the night's refresh", Left: []Metric{TickersCurrent, TickersBackfilled, TickersStale, TickersNotInGrouped, SplitsFound}, Right: []Metric{SessionsFilled, SessionsClosed, PriceDiscontinuities}}
 	GroupedDailyGraph = Graph{Title: "Market data: grouped daily and the key", Left: []Metric{GroupedNotPublished, GroupedNotAuthorized, GroupedRowsSkipped, MarketDataKeyRefused, RecordsReleased}}
 )
 
 // DashboardGraphs lists the graphs of the service's own metrics.
-var DashboardGraphs = []Graph{TickersGraph, MarketDataGraph, LLMGraph, AnalysesGraph, RefreshGraph, GroupedDailyGraph}
+var DashboardGraphs = []Graph{TickersGraph, MarketDataGraph, LLMGraph, AnalysesGraph, TickerScoresGraph, RefreshGraph, GroupedDailyGraph}

@@ -78,7 +78,7 @@ var (
 	VarPortfolioAnalysesTable = Var{Name: EnvPortfolioAnalysesTable, Kind: KindString, Required: true, Origin: FromStack,
 		Doc: "table of the analyses"}
 	VarAnalysisReservationsTable = Var{Name: EnvAnalysisReservationsTable, Kind: KindString, Required: true, Origin: FromStack,
-		Doc: "table of the pay-once reservations, written before the model is paid"}
+		Doc: "the analysis ledger: claims written before the model is paid, the answers paid, the tickers' scores"}
 
 	VarTickerQueueURL = Var{Name: EnvTickerQueueURL, Kind: KindURL, Origin: FromStack,
 		Doc: "the ticker queue (FIFO when the URL ends in .fifo)"}
@@ -98,6 +98,8 @@ var (
 		Doc: "portfolio analyzed when the event names none (not \"*\")"}
 	VarAnalysisQueueURL = Var{Name: EnvAnalysisQueueURL, Kind: KindURL, Required: true, Origin: FromStack,
 		Doc: "the analysis queue the fan-out sends one message per portfolio to"}
+	VarAnalysisManager = Var{Name: EnvAnalysisManager, Kind: KindEnum, Default: DefaultAnalysisManager, Values: []string{ManagerModel, ManagerRules}, Origin: Setting,
+		Doc: "who writes a portfolio's overview over the ticker scores: the model (one call a portfolio) or the deterministic rules (no call) (CDK context analysisManager)"}
 	VarModelProvider = Var{Name: EnvModelProvider, Kind: KindEnum, Default: DefaultModelProvider, Values: modelProviderNames(), Origin: Setting,
 		Doc: "the analysis model's provider (CDK context modelProvider)"}
 	VarXAIAPIURL = Var{Name: EnvXAIAPIURL, Kind: KindURL, Default: DefaultXAIAPIURL, Origin: Setting,

@@ -329,13 +329,3 @@ func strict(t string) (string, error) {
 	}
 	return t, nil
 }
-
-// clip shortens a decoder error, which can quote an unknown field name of
-// any length.
-func clip(s string) string {
-	const n = 120
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

@@ -1,21 +1,27 @@
-// Package reservationdb is the repository of analysis-reservations-{stage}:
-// one item per analysis key (portfolio, data date, prompt version and
-// SHA-256, model, input hash), written with a conditional put before the
-// model is called, so that two runs of the same analysis — an overlapping
-// schedule, a manual run, a redelivered message — cannot both pay.
+// Package reservationdb is the repository of analysis-reservations-{stage},
+// the analysis ledger: what makes paid work durable. It holds two kinds of
+// item, keyed by a hex SHA-256:
 //
-// A reservation is pending while its owner works, with a lease (the owner's
-// invocation deadline) after which another run may take it over; done once
-// the analysis is stored, naming it; released (deleted) when the owner
-// gives up without a result worth keeping. Items expire by TTL.
+//   - a claim (analysis.Claim) per unit of paid work — a portfolio's
+//     analysis, a batch of tickers — written with a conditional put before
+//     anything is paid, so that two runs of the same work (an overlapping
+//     schedule, a manual run, a redelivered message) cannot both pay, and
+//     holding every answer paid for it, written the moment it arrived: a
+//     run that takes over an expired claim resumes from them;
+//   - a score entry (analysis.ScoreEntry) per ticker, data day, model and
+//     prompt, naming the batch that scores it and, once done, holding the
+//     score every portfolio reuses.
+//
+// Items expire by TTL (deploy.AttrExpiresAt).
 package reservationdb
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -23,19 +29,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/deploy"
+	"github.com/zsmseven/backend/pkg/dynamoitem"
 	"github.com/zsmseven/backend/pkg/retry"
-)
-
-// States of a reservation.
-const (
-	StatePending = "pending"
-	StateDone    = "done"
 )
 
 // Attribute names besides the key (deploy.AttrReservationKey) and the TTL
 // (deploy.AttrExpiresAt).
 const (
+	AttrKind       = "kind"
 	AttrPortfolio  = "portfolio"
 	AttrDataAsOf   = "dataAsOf"
 	AttrOwner      = "owner"
@@ -44,47 +48,44 @@ const (
 	AttrAnalysis   = "analysis"   // the stored analysis's timestamp (sort key)
 	AttrStatus     = "status"     // the stored analysis's status
 	AttrCreatedAt  = "createdAt"
+	AttrMembers    = "members" // L of S: a batch's score-entry keys
+	AttrAnswers    = "answers" // L of M: the answers paid for the claim
+	AttrTicker     = "ticker"
+	AttrBatch      = "batch"
+	AttrData       = "data"
+	AttrVerdict    = "verdict"
+	AttrModel      = "model"
+	AttrReason     = "reason"
 )
 
-// Reservation is one item.
-type Reservation struct {
-	Key       string
-	Portfolio string
-	DataAsOf  string
-	// Owner identifies the run holding it (an invocation id).
-	Owner string
-	State string
-	// LeaseUntil is when a pending reservation's owner is presumed dead: it
-	// may then be taken over.
-	LeaseUntil time.Time
-	// Analysis and Status name the stored analysis of a done reservation.
-	Analysis, Status string
-	CreatedAt        time.Time
-	// ExpiresAt is the TTL.
-	ExpiresAt time.Time
-}
+// KindScore marks a score entry (claims carry analysis.ClaimPortfolio or
+// analysis.ClaimBatch).
+const KindScore = "score"
 
-// KeyOf is the key of an analysis: the hex SHA-256 of its parts, each
-// followed by a NUL, so that no two part lists collide.
-func KeyOf(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+// MaxItemBytes is the size budget of an item, below DynamoDB's 400 KB
+// (attribute names included). A claim holds at most two answers (an answer
+// and its repair's) of at most analysis.MaxKeptAnswerBytes each — 320 KB
+// even if nothing compresses — compressed beyond compressAbove bytes when
+// that makes them smaller.
+const MaxItemBytes = 380_000
+
+// compressAbove is the answer length from which its content is stored
+// gzip-compressed (a binary attribute).
+const compressAbove = 8 << 10
+
+// ErrTooLarge means an item would exceed MaxItemBytes: it is not written.
+var ErrTooLarge = errors.New("ledger item over its size budget")
 
 // DynamoDBAPI is the part of the DynamoDB client the repository uses.
 type DynamoDBAPI interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
 var _ DynamoDBAPI = (*dynamodb.Client)(nil)
 
-// Store reads and writes the reservations table.
+// Store reads and writes the ledger.
 type Store struct {
 	client DynamoDBAPI
 	table  string
@@ -97,9 +98,9 @@ func New(client DynamoDBAPI, table string) *Store {
 	return &Store{client: client, table: table}
 }
 
-// ErrNotOwner means the reservation is no longer the caller's: its lease
-// ran out and another run took it over (or it is gone).
-var ErrNotOwner = errors.New("the reservation is held by another run")
+// ErrNotOwner means the claim (or score entry) is no longer the caller's:
+// its lease ran out and another run took it over (or it is gone).
+var ErrNotOwner = errors.New("the claim is held by another run")
 
 func (s *Store) now() time.Time {
 	if s.Now != nil {
@@ -108,155 +109,404 @@ func (s *Store) now() time.Time {
 	return time.Now()
 }
 
-// Reserve writes r as pending if no reservation of its key exists or the
-// existing one is pending with an expired lease (its owner died). It
-// reports whether r was written; if not, it returns the reservation that
-// holds the key.
-func (s *Store) Reserve(ctx context.Context, r Reservation) (Reservation, bool, error) {
-	r.State = StatePending
-	for range 3 {
-		_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName:           aws.String(s.table),
-			Item:                marshal(r),
-			ConditionExpression: aws.String("attribute_not_exists(#k) OR (#state = :pending AND #lease < :now)"),
-			ExpressionAttributeNames: map[string]string{
-				"#k": deploy.AttrReservationKey, "#state": AttrState, "#lease": AttrLeaseUntil,
-			},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pending": str(StatePending), ":now": millis(s.now()),
-			},
-		})
-		var cond *types.ConditionalCheckFailedException
+// Claim takes c's key for c.Owner, pending until c.LeaseUntil: when no
+// claim of the key exists (c is written as it is), or when the existing one
+// is pending with an expired lease — its owner died, gave up, or it was
+// only planned — which is then taken over with everything it holds (its
+// members, its paid answers). It reports whether the caller holds it; if
+// not, it returns the claim that holds the key (live, or done).
+func (s *Store) Claim(ctx context.Context, c analysis.Claim) (analysis.Claim, bool, error) {
+	c.State = analysis.StatePending
+	for range 4 {
+		cur, found, err := s.Get(ctx, c.Key)
+		if err != nil {
+			return analysis.Claim{}, false, err
+		}
+		var cond string
+		var names map[string]string
+		var values map[string]types.AttributeValue
+		next := c
+		switch {
+		case !found:
+			cond, names = "attribute_not_exists(#k)", map[string]string{"#k": deploy.AttrReservationKey}
+		case cur.State == analysis.StatePending && cur.LeaseUntil.Before(s.now()):
+			next = cur
+			next.Owner, next.LeaseUntil, next.State = c.Owner, c.LeaseUntil, analysis.StatePending
+			if len(next.Members) == 0 {
+				next.Members = c.Members
+			}
+			cond = "#owner = :old AND #lease = :oldLease"
+			names = map[string]string{"#owner": AttrOwner, "#lease": AttrLeaseUntil}
+			values = map[string]types.AttributeValue{":old": str(cur.Owner), ":oldLease": millis(cur.LeaseUntil)}
+		default:
+			return cur, false, nil
+		}
+		item, err := marshalClaim(next)
+		if err != nil {
+			return analysis.Claim{}, false, err
+		}
+		_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item,
+			ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values})
+		var cf *types.ConditionalCheckFailedException
 		switch {
 		case err == nil:
-			return r, true, nil
-		case !errors.As(err, &cond):
-			return Reservation{}, false, fmt.Errorf("reserve %s in %s: %w", r.Key, s.table, err)
+			return next, true, nil
+		case !errors.As(err, &cf):
+			return analysis.Claim{}, false, fmt.Errorf("claim %s in %s: %w", c.Key, s.table, err)
 		}
-		held, ok, err := s.Get(ctx, r.Key)
-		if err != nil {
-			return Reservation{}, false, err
-		}
-		if ok {
-			return held, false, nil
-		}
-		// Released between the put and the read: try again.
+		// Another run wrote it between the read and the put: read again.
 	}
-	return Reservation{}, false, fmt.Errorf("reserve %s in %s: %w", r.Key, s.table, retry.Transient(errors.New("the reservation keeps changing hands"), 0))
+	return analysis.Claim{}, false, fmt.Errorf("claim %s in %s: %w", c.Key, s.table, retry.Transient(errors.New("the claim keeps changing hands"), 0))
 }
 
-// Get reads a reservation (strongly consistent).
-func (s *Store) Get(ctx context.Context, key string) (Reservation, bool, error) {
+// Get reads a claim (strongly consistent).
+func (s *Store) Get(ctx context.Context, key string) (analysis.Claim, bool, error) {
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(s.table), ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{deploy.AttrReservationKey: str(key)},
 	})
 	if err != nil {
-		return Reservation{}, false, fmt.Errorf("read reservation %s in %s: %w", key, s.table, err)
+		return analysis.Claim{}, false, fmt.Errorf("read claim %s in %s: %w", key, s.table, err)
 	}
 	if len(out.Item) == 0 {
-		return Reservation{}, false, nil
+		return analysis.Claim{}, false, nil
 	}
-	r, err := unmarshal(out.Item)
+	c, err := unmarshalClaim(out.Item)
 	if err != nil {
-		return Reservation{}, false, fmt.Errorf("reservation %s in %s: %w", key, s.table, err)
+		return analysis.Claim{}, false, fmt.Errorf("claim %s in %s: %w", key, s.table, err)
 	}
-	return r, true, nil
+	return c, true, nil
 }
 
-// Complete marks the caller's reservation done, naming the stored analysis
-// (r.Analysis, r.Status). It fails with ErrNotOwner if r.Owner no longer
-// holds it.
-func (s *Store) Complete(ctx context.Context, r Reservation) error {
-	r.State = StateDone
-	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table), Item: marshal(r),
+// Save writes the caller's claim as it holds it now — its paid answers
+// above all. It fails with ErrNotOwner if c.Owner no longer holds it.
+func (s *Store) Save(ctx context.Context, c analysis.Claim) error {
+	return s.putOwned(ctx, "save", c)
+}
+
+// Complete marks the caller's claim done (naming the stored analysis of a
+// portfolio claim: c.Analysis, c.Status).
+func (s *Store) Complete(ctx context.Context, c analysis.Claim) error {
+	c.State = analysis.StateDone
+	return s.putOwned(ctx, "complete", c)
+}
+
+// Release gives up the caller's claim without a result worth keeping (an
+// outage): its lease is ended, and what it holds — the paid answers — stays
+// for the run that claims it next.
+func (s *Store) Release(ctx context.Context, c analysis.Claim) error {
+	c.State, c.LeaseUntil = analysis.StatePending, time.UnixMilli(0).UTC()
+	return s.putOwned(ctx, "release", c)
+}
+
+func (s *Store) putOwned(ctx context.Context, what string, c analysis.Claim) error {
+	item, err := marshalClaim(c)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table), Item: item,
 		ConditionExpression:       aws.String("#owner = :owner"),
 		ExpressionAttributeNames:  map[string]string{"#owner": AttrOwner},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(r.Owner)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(c.Owner)},
 	})
-	return s.ownerErr("complete", r.Key, err)
-}
-
-// Release deletes the caller's reservation so that a later run may try
-// again. It fails with ErrNotOwner if owner no longer holds it.
-func (s *Store) Release(ctx context.Context, key, owner string) error {
-	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: aws.String(s.table), Key: map[string]types.AttributeValue{deploy.AttrReservationKey: str(key)},
-		ConditionExpression:       aws.String("#owner = :owner"),
-		ExpressionAttributeNames:  map[string]string{"#owner": AttrOwner},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(owner)},
-	})
-	return s.ownerErr("release", key, err)
-}
-
-func (s *Store) ownerErr(what, key string, err error) error {
-	var cond *types.ConditionalCheckFailedException
+	var cf *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &cond):
-		return retry.Permanent(fmt.Errorf("%s reservation %s: %w", what, key, ErrNotOwner))
+	case errors.As(err, &cf):
+		return retry.Permanent(fmt.Errorf("%s claim %s: %w", what, c.Key, ErrNotOwner))
 	default:
-		return fmt.Errorf("%s reservation %s in %s: %w", what, key, s.table, err)
+		return fmt.Errorf("%s claim %s in %s: %w", what, c.Key, s.table, err)
 	}
+}
+
+// Assign writes a pending score entry, naming its batch, unless the key has
+// an entry already (another batch plans it, or it is scored): it reports
+// whether e was written.
+func (s *Store) Assign(ctx context.Context, e analysis.ScoreEntry) (bool, error) {
+	e.State = analysis.StatePending
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table), Item: marshalScore(e),
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": deploy.AttrReservationKey},
+	})
+	var cf *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &cf):
+		return false, nil
+	default:
+		return false, fmt.Errorf("assign score %s in %s: %w", e.Key, s.table, err)
+	}
+}
+
+// Settle writes a done score entry, if its batch still owns it (e.Batch).
+func (s *Store) Settle(ctx context.Context, e analysis.ScoreEntry) error {
+	e.State = analysis.StateDone
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table), Item: marshalScore(e),
+		ConditionExpression:       aws.String("#batch = :batch"),
+		ExpressionAttributeNames:  map[string]string{"#batch": AttrBatch},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":batch": str(e.Batch)},
+	})
+	var cf *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &cf):
+		return retry.Permanent(fmt.Errorf("settle score %s: %w", e.Key, ErrNotOwner))
+	default:
+		return fmt.Errorf("settle score %s in %s: %w", e.Key, s.table, err)
+	}
+}
+
+// batchGetMax is the most keys one BatchGetItem reads.
+const batchGetMax = 100
+
+// Scores reads the score entries of keys (strongly consistent), by key; a
+// key without an entry is absent from the map. An entry that cannot be
+// read is an error naming it.
+func (s *Store) Scores(ctx context.Context, keys []string) (map[string]analysis.ScoreEntry, error) {
+	out := make(map[string]analysis.ScoreEntry, len(keys))
+	seen := map[string]bool{}
+	var pending []map[string]types.AttributeValue
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			pending = append(pending, map[string]types.AttributeValue{deploy.AttrReservationKey: str(k)})
+		}
+	}
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if attempt > 0 {
+			if attempt > 8 {
+				return nil, fmt.Errorf("read scores in %s: %w", s.table, retry.Transient(fmt.Errorf("%d keys left unprocessed", len(pending)), 0))
+			}
+			if err := retry.Sleep(ctx, time.Duration(attempt)*50*time.Millisecond); err != nil {
+				return nil, err
+			}
+		}
+		var next []map[string]types.AttributeValue
+		for start := 0; start < len(pending); start += batchGetMax {
+			chunk := pending[start:min(start+batchGetMax, len(pending))]
+			res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
+				s.table: {Keys: chunk, ConsistentRead: aws.Bool(true)}}})
+			if err != nil {
+				return nil, fmt.Errorf("read scores in %s: %w", s.table, err)
+			}
+			for _, item := range res.Responses[s.table] {
+				e, err := unmarshalScore(item)
+				if err != nil {
+					return nil, fmt.Errorf("score entry in %s: %w", s.table, err)
+				}
+				out[e.Key] = e
+			}
+			next = append(next, res.UnprocessedKeys[s.table].Keys...)
+		}
+		pending = next
+	}
+	return out, nil
 }
 
 func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
-func millis(t time.Time) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(t.UnixMilli(), 10)}
+func num(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
 }
 
-func marshal(r Reservation) map[string]types.AttributeValue {
+func millis(t time.Time) types.AttributeValue { return num(t.UnixMilli()) }
+
+func stamp(t time.Time) types.AttributeValue { return str(t.UTC().Format(time.RFC3339Nano)) }
+
+func strs(v []string) types.AttributeValue {
+	l := make([]types.AttributeValue, len(v))
+	for i, s := range v {
+		l[i] = str(s)
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+func marshalClaim(c analysis.Claim) (map[string]types.AttributeValue, error) {
 	item := map[string]types.AttributeValue{
-		deploy.AttrReservationKey: str(r.Key),
-		AttrPortfolio:             str(r.Portfolio),
-		AttrDataAsOf:              str(r.DataAsOf),
-		AttrOwner:                 str(r.Owner),
-		AttrState:                 str(r.State),
-		AttrLeaseUntil:            millis(r.LeaseUntil),
-		AttrCreatedAt:             str(r.CreatedAt.UTC().Format(time.RFC3339Nano)),
-		deploy.AttrExpiresAt:      &types.AttributeValueMemberN{Value: strconv.FormatInt(r.ExpiresAt.Unix(), 10)},
+		deploy.AttrReservationKey: str(c.Key),
+		AttrKind:                  str(c.Kind),
+		AttrDataAsOf:              str(c.DataAsOf),
+		AttrOwner:                 str(c.Owner),
+		AttrState:                 str(c.State),
+		AttrLeaseUntil:            millis(c.LeaseUntil),
+		AttrCreatedAt:             stamp(c.CreatedAt),
+		deploy.AttrExpiresAt:      num(c.ExpiresAt.Unix()),
 	}
-	if r.Analysis != "" {
-		item[AttrAnalysis] = str(r.Analysis)
+	for name, v := range map[string]string{AttrPortfolio: c.Portfolio, AttrAnalysis: c.Analysis, AttrStatus: c.Status} {
+		if v != "" {
+			item[name] = str(v)
+		}
 	}
-	if r.Status != "" {
-		item[AttrStatus] = str(r.Status)
+	if len(c.Members) > 0 {
+		item[AttrMembers] = strs(c.Members)
+	}
+	if len(c.Answers) > 0 {
+		l := make([]types.AttributeValue, len(c.Answers))
+		for i, a := range c.Answers {
+			m, err := marshalAnswer(a)
+			if err != nil {
+				return nil, err
+			}
+			l[i] = m
+		}
+		item[AttrAnswers] = &types.AttributeValueMemberL{Value: l}
+	}
+	if n := dynamoitem.Size(item); n > MaxItemBytes {
+		return nil, retry.Permanent(fmt.Errorf("claim %s: %d bytes: %w (%d)", c.Key, n, ErrTooLarge, MaxItemBytes))
+	}
+	return item, nil
+}
+
+func marshalAnswer(a analysis.PaidAnswer) (types.AttributeValue, error) {
+	m := map[string]types.AttributeValue{
+		"request": str(a.Request), "finishReason": str(a.FinishReason), "model": str(a.Model),
+		"usage": usage(a.Usage), "latencyMs": num(a.Latency.Milliseconds()), "attempts": num(int64(a.Attempts)), "paidAt": stamp(a.PaidAt),
+	}
+	if a.SystemFingerprint != "" {
+		m["systemFingerprint"] = str(a.SystemFingerprint)
+	}
+	if a.Oversized {
+		m["oversized"] = &types.AttributeValueMemberBOOL{Value: true}
+	}
+	if a.Usage.CostUSD != nil {
+		m["costUsd"] = &types.AttributeValueMemberN{Value: strconv.FormatFloat(*a.Usage.CostUSD, 'f', -1, 64)}
+	}
+	m["content"] = str(a.Content)
+	if len(a.Content) > compressAbove {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		if _, err := io.WriteString(zw, a.Content); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		if b.Len() < len(a.Content) {
+			delete(m, "content")
+			m["contentGz"] = &types.AttributeValueMemberB{Value: b.Bytes()}
+		}
+	}
+	return &types.AttributeValueMemberM{Value: m}, nil
+}
+
+func usage(u analysis.Usage) types.AttributeValue {
+	return &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+		"promptTokens": num(int64(u.PromptTokens)), "cachedPromptTokens": num(int64(u.CachedPromptTokens)),
+		"completionTokens": num(int64(u.CompletionTokens)), "totalTokens": num(int64(u.TotalTokens)), "reasoningTokens": num(int64(u.ReasoningTokens)),
+	}}
+}
+
+func marshalScore(e analysis.ScoreEntry) map[string]types.AttributeValue {
+	item := map[string]types.AttributeValue{
+		deploy.AttrReservationKey: str(e.Key),
+		AttrKind:                  str(KindScore),
+		AttrTicker:                str(e.Ticker),
+		AttrDataAsOf:              str(e.DataAsOf),
+		AttrBatch:                 str(e.Batch),
+		AttrState:                 str(e.State),
+		AttrData:                  str(string(e.Data)),
+		AttrCreatedAt:             stamp(e.CreatedAt),
+		deploy.AttrExpiresAt:      num(e.ExpiresAt.Unix()),
+	}
+	if e.Model != "" {
+		item[AttrModel] = str(e.Model)
+	}
+	if e.Reason != "" {
+		item[AttrReason] = str(e.Reason)
+	}
+	if v := e.Verdict; v != nil {
+		item[AttrVerdict] = analysisdb.TickerValue(*v)
 	}
 	return item
 }
 
-func unmarshal(m map[string]types.AttributeValue) (Reservation, error) {
-	s := func(k string) string {
-		if v, ok := m[k].(*types.AttributeValueMemberS); ok {
-			return v.Value
+func unmarshalClaim(m map[string]types.AttributeValue) (analysis.Claim, error) {
+	r := dynamoitem.NewReader(m)
+	c := analysis.Claim{Key: r.Str(deploy.AttrReservationKey), Kind: r.Str(AttrKind), Portfolio: r.Str(AttrPortfolio), DataAsOf: r.Str(AttrDataAsOf),
+		Owner: r.Str(AttrOwner), State: r.Str(AttrState), Analysis: r.Str(AttrAnalysis), Status: r.Str(AttrStatus),
+		LeaseUntil: time.UnixMilli(r.Int(AttrLeaseUntil)).UTC(), CreatedAt: r.Time(AttrCreatedAt), ExpiresAt: time.Unix(r.Int(deploy.AttrExpiresAt), 0).UTC(),
+		Members: r.Strs(AttrMembers)}
+	if c.Kind == "" {
+		// Written before the ledger: a portfolio reservation.
+		c.Kind = analysis.ClaimPortfolio
+	}
+	for _, ar := range r.Maps(AttrAnswers) {
+		a, err := unmarshalAnswer(ar)
+		if err != nil {
+			r.Fail(AttrAnswers, err.Error())
+			break
 		}
-		return ""
+		c.Answers = append(c.Answers, a)
 	}
-	n := func(k string) (int64, error) {
-		v, ok := m[k].(*types.AttributeValueMemberN)
-		if !ok {
-			return 0, fmt.Errorf("attribute %s is not a number", k)
+	if r.Err != nil {
+		return analysis.Claim{}, r.Err
+	}
+	if c.State != analysis.StatePending && c.State != analysis.StateDone {
+		return analysis.Claim{}, fmt.Errorf("state %q is not %q or %q", c.State, analysis.StatePending, analysis.StateDone)
+	}
+	return c, nil
+}
+
+// unmarshalAnswer reads a paid answer; r is the answer's map (its
+// problems are the claim's).
+func unmarshalAnswer(r *dynamoitem.Reader) (analysis.PaidAnswer, error) {
+	m := r.M
+	a := analysis.PaidAnswer{Request: r.Str("request"), FinishReason: r.Str("finishReason"), Model: r.Str("model"), SystemFingerprint: r.Str("systemFingerprint"),
+		Latency: time.Duration(r.Int("latencyMs")) * time.Millisecond, Attempts: int(r.Int("attempts")), PaidAt: r.Time("paidAt")}
+	u := r.Sub("usage")
+	a.Usage = analysis.Usage{PromptTokens: int(u.Int("promptTokens")), CachedPromptTokens: int(u.Int("cachedPromptTokens")),
+		CompletionTokens: int(u.Int("completionTokens")), TotalTokens: int(u.Int("totalTokens")), ReasoningTokens: int(u.Int("reasoningTokens"))}
+	if c, ok := r.Num("costUsd"); ok {
+		a.Usage.CostUSD = &c
+	}
+	if b, ok := m["oversized"].(*types.AttributeValueMemberBOOL); ok {
+		a.Oversized = b.Value
+	}
+	switch v := m["contentGz"].(type) {
+	case *types.AttributeValueMemberB:
+		zr, err := gzip.NewReader(bytes.NewReader(v.Value))
+		if err != nil {
+			return a, fmt.Errorf("contentGz: %w", err)
 		}
-		return strconv.ParseInt(v.Value, 10, 64)
+		b, err := io.ReadAll(io.LimitReader(zr, analysis.MaxKeptAnswerBytes+1))
+		if err != nil || len(b) > analysis.MaxKeptAnswerBytes {
+			return a, errors.New("contentGz: not a kept answer")
+		}
+		a.Content = string(b)
+	case nil:
+		a.Content = r.Str("content")
+	default:
+		return a, errors.New("contentGz is not binary")
 	}
-	r := Reservation{Key: s(deploy.AttrReservationKey), Portfolio: s(AttrPortfolio), DataAsOf: s(AttrDataAsOf), Owner: s(AttrOwner),
-		State: s(AttrState), Analysis: s(AttrAnalysis), Status: s(AttrStatus)}
-	lease, err := n(AttrLeaseUntil)
-	if err != nil {
-		return Reservation{}, err
+	return a, r.Err
+}
+
+func unmarshalScore(m map[string]types.AttributeValue) (analysis.ScoreEntry, error) {
+	r := dynamoitem.NewReader(m)
+	e := analysis.ScoreEntry{Key: r.Str(deploy.AttrReservationKey), Ticker: r.Str(AttrTicker), DataAsOf: r.Str(AttrDataAsOf), Batch: r.Str(AttrBatch),
+		State: r.Str(AttrState), Data: []byte(r.Str(AttrData)), Model: r.Str(AttrModel), Reason: r.Str(AttrReason),
+		CreatedAt: r.Time(AttrCreatedAt), ExpiresAt: time.Unix(r.Int(deploy.AttrExpiresAt), 0).UTC()}
+	if kind := r.Str(AttrKind); kind != KindScore {
+		return e, fmt.Errorf("item %s is a %q, not a score entry", e.Key, kind)
 	}
-	r.LeaseUntil = time.UnixMilli(lease).UTC()
-	if exp, err := n(deploy.AttrExpiresAt); err == nil {
-		r.ExpiresAt = time.Unix(exp, 0).UTC()
+	if _, ok := m[AttrVerdict]; ok {
+		v := analysisdb.ReadTicker(r.Sub(AttrVerdict))
+		e.Verdict = &v
 	}
-	if c := s(AttrCreatedAt); c != "" {
-		r.CreatedAt, _ = time.Parse(time.RFC3339Nano, c)
+	if r.Err != nil {
+		return e, r.Err
 	}
-	if r.State != StatePending && r.State != StateDone {
-		return Reservation{}, fmt.Errorf("state %q is not %q or %q", r.State, StatePending, StateDone)
+	if e.State != analysis.StatePending && e.State != analysis.StateDone {
+		return e, fmt.Errorf("score %s: state %q", e.Key, e.State)
 	}
-	return r, nil
+	if e.State == analysis.StateDone && e.Verdict == nil {
+		return e, fmt.Errorf("score %s: done without a verdict", e.Key)
+	}
+	return e, nil
 }

@@ -3,121 +3,251 @@ package reservationdb_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/reservationdb"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
 
-func store(t *testing.T, now *time.Time) *reservationdb.Store {
+func store(t *testing.T, now *time.Time) (*reservationdb.Store, *dynamodb.Client, string) {
 	env := dynalitetest.New(t, deploy.AnalysisReservations)
-	s := reservationdb.New(env.Client, deploy.AnalysisReservations.Name(env.Stage))
+	table := deploy.AnalysisReservations.Name(env.Stage)
+	s := reservationdb.New(env.Client, table)
 	s.Now = func() time.Time { return *now }
-	return s
+	return s, env.Client, table
 }
 
-func res(key, owner string, lease time.Time) reservationdb.Reservation {
-	return reservationdb.Reservation{Key: key, Portfolio: "P", DataAsOf: "2026-11-27", Owner: owner, LeaseUntil: lease,
+func claim(key, owner string, lease time.Time) analysis.Claim {
+	return analysis.Claim{Key: key, Kind: analysis.ClaimPortfolio, Portfolio: "P", DataAsOf: "2026-11-27", Owner: owner, LeaseUntil: lease,
 		CreatedAt: lease.Add(-5 * time.Minute), ExpiresAt: lease.Add(7 * 24 * time.Hour)}
 }
 
-func TestKeyOf(t *testing.T) {
-	assert.Len(t, reservationdb.KeyOf("a", "b"), 64)
-	assert.NotEqual(t, reservationdb.KeyOf("ab", "c"), reservationdb.KeyOf("a", "bc"), "parts are delimited")
-	assert.Equal(t, reservationdb.KeyOf("a", "b"), reservationdb.KeyOf("a", "b"))
-}
-
-func TestReserveCompleteRelease(t *testing.T) {
+func TestClaimCompleteRelease(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
-	s := store(t, &now)
+	s, _, _ := store(t, &now)
 	lease := now.Add(5 * time.Minute)
 
-	got, won, err := s.Reserve(ctx, res("k1", "run-a", lease))
+	got, won, err := s.Claim(ctx, claim("k1", "run-a", lease))
 	require.NoError(t, err)
 	require.True(t, won)
-	assert.Equal(t, reservationdb.StatePending, got.State)
+	assert.Equal(t, analysis.StatePending, got.State)
 
-	held, won, err := s.Reserve(ctx, res("k1", "run-b", lease))
+	held, won, err := s.Claim(ctx, claim("k1", "run-b", lease))
 	require.NoError(t, err)
 	assert.False(t, won, "a live lease is not taken")
 	assert.Equal(t, "run-a", held.Owner)
 	assert.Equal(t, lease, held.LeaseUntil)
 
-	// run-b cannot complete or release what it does not hold.
+	// run-b cannot save, complete or release what it does not hold.
 	r := held
 	r.Owner, r.Analysis, r.Status = "run-b", "2026-11-28T06:01:00.000Z", "ok"
 	assert.ErrorIs(t, s.Complete(ctx, r), reservationdb.ErrNotOwner)
-	assert.ErrorIs(t, s.Release(ctx, "k1", "run-b"), reservationdb.ErrNotOwner)
+	assert.ErrorIs(t, s.Release(ctx, r), reservationdb.ErrNotOwner)
+	assert.ErrorIs(t, s.Save(ctx, r), reservationdb.ErrNotOwner)
 
-	// The lease runs out: run-b takes over.
+	// run-a pays and keeps the answer the moment it arrives.
+	cost := 0.0042
+	got.Answers = append(got.Answers, analysis.PaidAnswer{Request: "h1", Content: `{"summary":"s"}`, FinishReason: "stop", Model: "grok-4.3-0309",
+		Usage:   analysis.Usage{PromptTokens: 100, CachedPromptTokens: 60, CompletionTokens: 20, TotalTokens: 120, ReasoningTokens: 7, CostUSD: &cost},
+		Latency: 1500 * time.Millisecond, Attempts: 2, PaidAt: now})
+	require.NoError(t, s.Save(ctx, got))
+
+	// The lease runs out (run-a died after paying): run-b takes over with
+	// the paid answer.
 	now = lease.Add(time.Second)
-	got, won, err = s.Reserve(ctx, res("k1", "run-b", now.Add(5*time.Minute)))
+	taken, won, err := s.Claim(ctx, claim("k1", "run-b", now.Add(5*time.Minute)))
 	require.NoError(t, err)
 	require.True(t, won, "an expired lease is taken over")
-	assert.ErrorIs(t, s.Complete(ctx, reservationdb.Reservation{Key: "k1", Owner: "run-a", LeaseUntil: lease}), reservationdb.ErrNotOwner,
-		"the dead owner lost it")
+	assert.Equal(t, "run-b", taken.Owner)
+	require.Len(t, taken.Answers, 1, "what was paid is kept")
+	assert.Equal(t, got.Answers[0], taken.Answers[0])
+	a, ok := taken.Answer("h1")
+	require.True(t, ok)
+	assert.Equal(t, 0.0042, *a.Usage.CostUSD)
+	assert.ErrorIs(t, s.Complete(ctx, got), reservationdb.ErrNotOwner, "the dead owner lost it")
 
-	got.Analysis, got.Status = "2026-11-28T06:06:00.000Z", "ok"
-	require.NoError(t, s.Complete(ctx, got))
+	taken.Analysis, taken.Status = "2026-11-28T06:06:00.000Z", "ok"
+	require.NoError(t, s.Complete(ctx, taken))
 	done, ok, err := s.Get(ctx, "k1")
 	require.NoError(t, err)
 	require.True(t, ok)
-	assert.Equal(t, reservationdb.StateDone, done.State)
+	assert.Equal(t, analysis.StateDone, done.State)
 	assert.Equal(t, "2026-11-28T06:06:00.000Z", done.Analysis)
 
-	// A done reservation is never taken over, lease or not.
+	// A done claim is never taken over, lease or not.
 	now = now.Add(time.Hour)
-	held, won, err = s.Reserve(ctx, res("k1", "run-c", now.Add(5*time.Minute)))
+	held, won, err = s.Claim(ctx, claim("k1", "run-c", now.Add(5*time.Minute)))
 	require.NoError(t, err)
 	assert.False(t, won)
-	assert.Equal(t, reservationdb.StateDone, held.State)
+	assert.Equal(t, analysis.StateDone, held.State)
 
-	// Released: the next run may reserve.
-	_, won, err = s.Reserve(ctx, res("k2", "run-d", now.Add(time.Minute)))
+	// Released (an outage): the next run claims it at once, answers kept.
+	k2, won, err := s.Claim(ctx, claim("k2", "run-d", now.Add(time.Minute)))
 	require.NoError(t, err)
 	require.True(t, won)
-	require.NoError(t, s.Release(ctx, "k2", "run-d"))
-	_, won, err = s.Reserve(ctx, res("k2", "run-e", now.Add(time.Minute)))
+	k2.Answers = []analysis.PaidAnswer{{Request: "h2", Content: "cut", FinishReason: "length", PaidAt: now}}
+	require.NoError(t, s.Save(ctx, k2))
+	require.NoError(t, s.Release(ctx, k2))
+	again, won, err := s.Claim(ctx, claim("k2", "run-e", now.Add(time.Minute)))
 	require.NoError(t, err)
 	assert.True(t, won)
+	assert.Len(t, again.Answers, 1)
 }
 
-// Many runs reserving the same key at once against dynalite: exactly one
-// wins, every other sees it as the holder.
-func TestReserveConcurrently(t *testing.T) {
+// A planned batch (the fan-out's: pending with an expired lease) is taken
+// by its first claimer, members and all.
+func TestClaimAPlannedBatch(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
-	s := store(t, &now)
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	owners := make([]string, 16)
-	for i := range owners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			held, won, err := s.Reserve(ctx, res("same", fmt.Sprintf("run-%d", i), now.Add(time.Minute)))
-			if !assert.NoError(t, err) {
-				return
-			}
-			if won {
-				wins.Add(1)
-			}
-			owners[i] = held.Owner
-		}()
+	s, _, _ := store(t, &now)
+	plan := analysis.Claim{Key: "b1", Kind: analysis.ClaimBatch, DataAsOf: "2026-11-27", Owner: "fanout/run-1", Members: []string{"s1", "s2"},
+		CreatedAt: now, ExpiresAt: now.Add(analysis.LedgerTTL)}
+	_, won, err := s.Claim(ctx, plan)
+	require.NoError(t, err)
+	require.True(t, won)
+	c, won, err := s.Claim(ctx, analysis.Claim{Key: "b1", Kind: analysis.ClaimBatch, Owner: "run-x", LeaseUntil: now.Add(time.Minute)})
+	require.NoError(t, err)
+	require.True(t, won)
+	assert.Equal(t, []string{"s1", "s2"}, c.Members)
+	assert.Equal(t, "run-x", c.Owner)
+}
+
+// Many runs claiming the same key at once against dynalite: exactly one
+// wins, every other sees it as the holder.
+func TestClaimConcurrently(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	s, _, _ := store(t, &now)
+	for _, lease := range []time.Time{now.Add(time.Minute), {}} {
+		key := fmt.Sprint("same-", lease.IsZero())
+		if lease.IsZero() {
+			// A planned claim: everyone races to take it over.
+			_, _, err := s.Claim(ctx, analysis.Claim{Key: key, Kind: analysis.ClaimBatch, Owner: "fanout", CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+			require.NoError(t, err)
+			lease = now.Add(time.Minute)
+		}
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		owners := make([]string, 16)
+		for i := range owners {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				held, won, err := s.Claim(ctx, claim(key, fmt.Sprintf("run-%d", i), lease))
+				if !assert.NoError(t, err) {
+					return
+				}
+				if won {
+					wins.Add(1)
+				}
+				owners[i] = held.Owner
+			}()
+		}
+		wg.Wait()
+		assert.Equal(t, int32(1), wins.Load(), key)
+		for _, o := range owners {
+			assert.Equal(t, owners[0], o, "everyone agrees on the holder")
+		}
 	}
-	wg.Wait()
-	assert.Equal(t, int32(1), wins.Load())
-	for _, o := range owners {
-		assert.Equal(t, owners[0], o, "everyone agrees on the holder")
+}
+
+// A long answer is compressed; the largest kept answer, twice, fits the
+// item; an item over the budget is refused before it is written.
+func TestAnswersFitTheItem(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	s, db, table := store(t, &now)
+	c, _, err := s.Claim(ctx, claim("big", "run-a", now.Add(time.Minute)))
+	require.NoError(t, err)
+	// Incompressible enough: every character differs from its neighbour.
+	var b strings.Builder
+	for i := 0; b.Len() < analysis.MaxKeptAnswerBytes-8; i++ {
+		b.WriteRune(rune(0x4E00 + (i*7919)%20000))
 	}
+	long := b.String()
+	for i := range 2 {
+		c.Answers = append(c.Answers, analysis.PaidAnswer{Request: fmt.Sprint("h", i), Content: long, FinishReason: "stop", PaidAt: now})
+	}
+	require.NoError(t, s.Save(ctx, c))
+	got, ok, err := s.Get(ctx, "big")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Len(t, got.Answers, 2)
+	assert.Equal(t, long, got.Answers[1].Content)
+	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{"key": &types.AttributeValueMemberS{Value: "big"}}})
+	require.NoError(t, err)
+	ans := out.Item["answers"].(*types.AttributeValueMemberL).Value[0].(*types.AttributeValueMemberM).Value
+	assert.Contains(t, ans, "contentGz", "stored compressed")
+
+	c.Answers = append(c.Answers, analysis.PaidAnswer{Request: "h3", Content: long, PaidAt: now}, analysis.PaidAnswer{Request: "h4", Content: long, PaidAt: now})
+	assert.ErrorIs(t, s.Save(ctx, c), reservationdb.ErrTooLarge)
+}
+
+func TestScores(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	s, _, _ := store(t, &now)
+	e := analysis.ScoreEntry{Key: "s-aapl", Ticker: "AAPL", DataAsOf: "2026-11-27", Batch: "b1", Data: []byte(`{"symbol":"AAPL"}`), CreatedAt: now, ExpiresAt: now.Add(analysis.LedgerTTL)}
+	won, err := s.Assign(ctx, e)
+	require.NoError(t, err)
+	assert.True(t, won)
+	other := e
+	other.Batch = "b2"
+	won, err = s.Assign(ctx, other)
+	require.NoError(t, err)
+	assert.False(t, won, "a ticker is planned into one batch")
+
+	v := analysis.TickerScore{Ticker: "AAPL", Score: 70, Signal: "buy", Rationale: "r", Confidence: "high", KeyRisk: "k", Action: "add", Source: analysis.SourceModel}
+	other.Verdict = &v
+	assert.ErrorIs(t, s.Settle(ctx, other), reservationdb.ErrNotOwner, "only its batch settles it")
+	e.Verdict, e.Model = &v, "grok-4.3-0309"
+	require.NoError(t, s.Settle(ctx, e))
+
+	keys := []string{"s-aapl", "absent"}
+	for i := range 130 { // more than one BatchGetItem
+		keys = append(keys, fmt.Sprint("none-", i))
+	}
+	got, err := s.Scores(ctx, keys)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	g := got["s-aapl"]
+	assert.Equal(t, analysis.StateDone, g.State)
+	assert.Equal(t, v, *g.Verdict)
+	assert.Equal(t, "grok-4.3-0309", g.Model)
+	assert.Equal(t, `{"symbol":"AAPL"}`, string(g.Data))
+	assert.Equal(t, "b1", g.Batch)
+}
+
+// A reservation written before the ledger (no kind) still reads, as a
+// portfolio claim.
+func TestAnOldReservationReads(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	s, db, table := store(t, &now)
+	sv := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	_, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+		"key": sv("old"), "portfolio": sv("ZSM Seven"), "dataAsOf": sv("2026-11-27"), "owner": sv("x/1"), "state": sv("done"),
+		"leaseUntil": &types.AttributeValueMemberN{Value: "1795845900123"}, "analysis": sv("2026-11-28T06:00:00.123Z"), "status": sv("ok"),
+		"createdAt": sv("2026-11-28T06:00:00.123Z"), "expiresAt": &types.AttributeValueMemberN{Value: "1796536800"}}})
+	require.NoError(t, err)
+	c, ok, err := s.Get(ctx, "old")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, analysis.ClaimPortfolio, c.Kind)
+	assert.Equal(t, "2026-11-28T06:00:00.123Z", c.Analysis)
 }

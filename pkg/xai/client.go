@@ -219,7 +219,8 @@ const maxBody = 8 << 20
 // bodies) are retried within the context's deadline minus Reserve, each
 // attempt within AttemptTimeout; 400/401/403/404/422 and exhausted credits
 // are permanent (retry.IsPermanent). A message with empty content is never
-// sent (ErrEmptyMessage). The completion cap is the request's, within the
+// sent (ErrEmptyMessage). The request's cache key, when it has one, is sent
+// as the x-grok-conv-id header (ConvIDHeader). The completion cap is the request's, within the
 // client's ceiling; reasoning_effort is sent when the request has one and
 // the model takes it — a 400 refusing it is answered by asking once more
 // without it, and the client leaves it out from then on. A "length" finish
@@ -259,7 +260,7 @@ func (c *Client) Complete(ctx context.Context, req analysis.Request) (analysis.C
 	}
 	defer cancel()
 	attempts, err := c.retry.Do(ctx, func(ctx context.Context, _ int) error {
-		r, err := c.once(ctx, body)
+		r, err := c.once(ctx, body, req.CacheKey)
 		if r != nil {
 			c.fill(&resp, r)
 		}
@@ -272,7 +273,7 @@ func (c *Client) Complete(ctx context.Context, req analysis.Request) (analysis.C
 		if body, err = json.Marshal(wr); err == nil {
 			var more int
 			more, err = c.retry.Do(ctx, func(ctx context.Context, _ int) error {
-				r, err := c.once(ctx, body)
+				r, err := c.once(ctx, body, req.CacheKey)
 				if r != nil {
 					c.fill(&resp, r)
 				}
@@ -331,8 +332,13 @@ func (c *Client) fill(resp *analysis.Completion, r *wireResponse) {
 	}
 }
 
+// ConvIDHeader carries a request's cache key: xAI routes requests with the
+// same conversation id to the same prompt cache, so that their shared
+// leading messages are served from it (billed as cached prompt tokens).
+const ConvIDHeader = "x-grok-conv-id"
+
 // once makes one HTTP request and classifies its outcome.
-func (c *Client) once(ctx context.Context, body []byte) (*wireResponse, error) {
+func (c *Client) once(ctx context.Context, body []byte, convID string) (*wireResponse, error) {
 	if c.opts.AttemptTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.AttemptTimeout)
@@ -345,6 +351,9 @@ func (c *Client) once(ctx context.Context, body []byte) (*wireResponse, error) {
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Accept", "application/json")
 	hr.Header.Set("Authorization", "Bearer "+c.opts.APIKey)
+	if convID != "" {
+		hr.Header.Set(ConvIDHeader, convID)
+	}
 	res, err := c.http.Do(hr)
 	if err != nil {
 		// Timeouts, resets, refused connections: worth another try. The

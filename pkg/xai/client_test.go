@@ -352,3 +352,21 @@ func TestCompleteUnexpectedShapeNotRetried(t *testing.T) {
 	assert.Equal(t, 1, srv.Calls())
 	assert.Equal(t, 1, resp.Attempts)
 }
+
+// A request's cache key goes out as x-grok-conv-id, so that requests that
+// share their leading messages reach the same prompt cache; none without
+// one. Cached prompt tokens are counted from the answer.
+func TestCompleteSendsTheConversationID(t *testing.T) {
+	srv := fakexai.New(t, fakexai.Completion{Content: `{}`, PromptTokens: 100, CachedTokens: 60}.Reply())
+	c := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key})
+	req := request()
+	req.CacheKey = "zsm-ticker-analyst-2026-12-07.1"
+	resp, err := c.Complete(context.Background(), req)
+	require.NoError(t, err)
+	assert.Equal(t, 60, resp.Usage.CachedPromptTokens)
+	_, err = c.Complete(context.Background(), request())
+	require.NoError(t, err)
+	reqs := srv.Requests()
+	assert.Equal(t, "zsm-ticker-analyst-2026-12-07.1", reqs[0].ConvID)
+	assert.Empty(t, reqs[1].ConvID)
+}

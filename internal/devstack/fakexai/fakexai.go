@@ -1,15 +1,24 @@
 // Package fakexai is a local HTTP server speaking xAI's chat completions wire
-// format, for contract, end-to-end and fault tests. Each call takes the next
-// scripted Reply (status, headers, body, delay); when the script runs out
-// the last Reply repeats. Every request is recorded.
+// format, for contract, end-to-end, fault and benchmark runs. Each call takes
+// the next scripted Reply (status, headers, body, delay); when the script
+// runs out the last Reply repeats. Every request is recorded, and every
+// answer paid for (a 200 written whole, or cut after the work was done) is
+// counted with its usage: Paid, Usage, RepeatedPaid.
 //
 // It refuses what xAI refuses, whatever the script says: a message with
 // empty content (400 "An empty message was provided", EmptyMessageBody) and
 // reasoning_effort for a model listed in NoReasoningEffort (400, as the Grok
 // 4 models before 4.3 answer). Generated replies (Generate) answer any
-// analysis request validly, as a model would, with usage in xAI's shape:
-// reasoning tokens in usage.completion_tokens_details, outside the
-// completion cap, and cached prompt tokens in usage.prompt_tokens_details.
+// analysis request validly, as a model would — the ticker analyst's, the
+// portfolio manager's (whole or a repair of some parts), and the one-call
+// design before them — with usage in xAI's shape: reasoning tokens in
+// usage.completion_tokens_details, outside the completion cap, and cached
+// prompt tokens in usage.prompt_tokens_details (the leading messages seen
+// before under the same x-grok-conv-id). Faults: slow answers (Slow, past a
+// deadline), resets mid-body, answers cut off or filtered, answers edited
+// to break one part and fix another (Generator.Edit), an answer billed and
+// never delivered (Reply.Drop), and a hook after an answer is delivered
+// (AfterAnswer: a test kills the client there).
 //
 //	srv := fakexai.New(t, fakexai.Status(500, `{"error":"boom"}`), fakexai.Answer(`{"summary":...}`))
 //	client := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key})
@@ -19,6 +28,7 @@
 package fakexai
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -48,6 +58,10 @@ type Reply struct {
 	Hang bool
 	// Generate, when set, builds the body from the request (see Generate).
 	Generate *Generator
+	// Drop: the answer is produced and billed (counted as paid and lost),
+	// then the connection is closed before any of it is sent — an answer
+	// paid for that the client never receives.
+	Drop bool
 }
 
 // Request is one recorded request.
@@ -55,6 +69,8 @@ type Request struct {
 	Method        string
 	Path          string
 	Authorization string
+	// ConvID is the x-grok-conv-id header.
+	ConvID string
 	// Body is the raw JSON body; Decoded its parsed form.
 	Body    []byte
 	Decoded ChatRequest
@@ -94,6 +110,12 @@ type Server struct {
 	// Set it before the first request.
 	NoReasoningEffort []string
 
+	// AfterAnswer, when set, is called after a paid answer was written
+	// whole (in the handler, before it returns): a test kills its client
+	// there, after the answer was paid and sent. Set it before the first
+	// request.
+	AfterAnswer func(Request)
+
 	srv      *httptest.Server
 	mu       sync.Mutex
 	script   []Reply
@@ -101,6 +123,18 @@ type Server struct {
 	inFlight int
 	peak     int
 	refused  int
+	paid     int
+	lost     int
+	repeated int
+	bodies   map[[32]byte]bool
+	usage    Usage
+	busy     time.Duration
+	cache    map[string]map[[32]byte]bool
+}
+
+// Usage sums the usage of the answers paid for.
+type Usage struct {
+	PromptTokens, CachedTokens, CompletionTokens, ReasoningTokens int
 }
 
 // New starts a server with the given script; it is closed when the test ends.
@@ -152,6 +186,125 @@ func (s *Server) Refused() int {
 	return s.refused
 }
 
+// Paid is the number of answers paid for: 200 answers written whole, and
+// dropped ones (billed, never delivered).
+func (s *Server) Paid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paid
+}
+
+// Lost is the number of answers paid for and never delivered (Drop).
+func (s *Server) Lost() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lost
+}
+
+// RepeatedPaid is the number of answers paid for a request whose body was
+// identical to one paid before: what a client that keeps its paid answers
+// never pays.
+func (s *Server) RepeatedPaid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.repeated
+}
+
+// Answering is the time spent producing the paid answers: the sum of their
+// replies' delays (a generator's speed included).
+func (s *Server) Answering() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busy
+}
+
+// Usage is the sum of the paid answers' usage.
+func (s *Server) Usage() Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usage
+}
+
+// Reset forgets the counts of paid answers, their usage and the prompt
+// cache (the recorded requests stay).
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paid, s.lost, s.repeated, s.usage, s.busy = 0, 0, 0, Usage{}, 0
+	s.bodies, s.cache = nil, nil
+}
+
+// cached is how much of a request's leading messages the prompt cache of
+// its conversation (x-grok-conv-id, or none) has seen: the bytes of the
+// longest run of leading messages identical to another request's. The
+// request's own prefixes are then remembered.
+func (s *Server) cached(convID string, msgs []Message) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil {
+		s.cache = map[string]map[[32]byte]bool{}
+	}
+	seen := s.cache[convID]
+	if seen == nil {
+		seen = map[[32]byte]bool{}
+		s.cache[convID] = seen
+	}
+	h := sha256.New()
+	hit, n := 0, 0
+	for _, m := range msgs {
+		h.Write([]byte(m.Role))
+		h.Write([]byte{0})
+		h.Write([]byte(m.Content))
+		h.Write([]byte{0})
+		n += len(m.Content)
+		var k [32]byte
+		copy(k[:], h.Sum(nil))
+		if seen[k] && hit == n-len(m.Content) {
+			hit = n
+		}
+		seen[k] = true
+	}
+	return hit
+}
+
+// bill counts a paid answer: its usage (from the reply's body) and whether
+// its request was paid before.
+func (s *Server) bill(body []byte, reply string, delay time.Duration, dropped bool) {
+	var r struct {
+		Usage struct {
+			PromptTokens        int `json:"prompt_tokens"`
+			CompletionTokens    int `json:"completion_tokens"`
+			ReasoningTokens     int `json:"reasoning_tokens"`
+			PromptTokensDetails struct {
+				CachedTokens int `json:"cached_tokens"`
+			} `json:"prompt_tokens_details"`
+			CompletionTokensDetails struct {
+				ReasoningTokens int `json:"reasoning_tokens"`
+			} `json:"completion_tokens_details"`
+		} `json:"usage"`
+	}
+	_ = json.Unmarshal([]byte(reply), &r)
+	k := sha256.Sum256(body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paid++
+	s.busy += delay
+	if dropped {
+		s.lost++
+	}
+	if s.bodies == nil {
+		s.bodies = map[[32]byte]bool{}
+	}
+	if s.bodies[k] {
+		s.repeated++
+	}
+	s.bodies[k] = true
+	s.usage.PromptTokens += r.Usage.PromptTokens
+	s.usage.CachedTokens += r.Usage.PromptTokensDetails.CachedTokens
+	s.usage.CompletionTokens += r.Usage.CompletionTokens
+	s.usage.ReasoningTokens += r.Usage.ReasoningTokens + r.Usage.CompletionTokensDetails.ReasoningTokens
+}
+
 // Requests returns a copy of the recorded requests.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -173,7 +326,7 @@ func (s *Server) next() Reply {
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	rec := Request{Method: r.Method, Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Body: body}
+	rec := Request{Method: r.Method, Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), ConvID: r.Header.Get("X-Grok-Conv-Id"), Body: body}
 	_ = json.Unmarshal(body, &rec.Decoded)
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
@@ -197,7 +350,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 	if reply.Generate != nil {
-		reply = reply.Generate.reply(rec.Decoded, reply)
+		reply = reply.Generate.reply(rec.Decoded, reply, s.cached(rec.ConvID, rec.Decoded.Messages))
 	}
 
 	if reply.Delay > 0 {
@@ -217,6 +370,15 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	if w.Header().Get("Content-Type") == "" {
 		w.Header().Set("Content-Type", "application/json")
 	}
+	if reply.Drop {
+		s.bill(body, reply.Body, reply.Delay, true)
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				_ = c.Close()
+			}
+		}
+		return
+	}
 	if reply.Hang {
 		w.Header().Set("Content-Length", fmt.Sprint(len(reply.Body)))
 		w.WriteHeader(reply.Status)
@@ -229,7 +391,16 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(reply.Status)
-	_, _ = io.WriteString(w, reply.Body)
+	if _, err := io.WriteString(w, reply.Body); err != nil || reply.Status != http.StatusOK {
+		return
+	}
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.bill(body, reply.Body, reply.Delay, false)
+	if s.AfterAnswer != nil {
+		s.AfterAnswer(rec)
+	}
 }
 
 // refusal is xAI's 400 for a request that breaks its rules, or nil.

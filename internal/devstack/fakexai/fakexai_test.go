@@ -12,6 +12,7 @@ import (
 
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/pkg/analysis"
+	"github.com/zsmseven/backend/pkg/indicators"
 )
 
 func post(t *testing.T, url, auth, body string) (int, string, http.Header) {
@@ -105,49 +106,168 @@ func TestReasoningEffortRefusedForModelsWithoutIt(t *testing.T) {
 	assert.Equal(t, 200, code)
 }
 
-// The generator answers a real analysis request validly; reasoning tokens
-// are reported outside the completion cap, and a cap too small cuts the
-// answer with finish_reason "length".
-func TestGeneratedAnswers(t *testing.T) {
-	in := analysis.Input{Portfolio: "P", LastTradingDay: "2026-11-27"}
-	for _, s := range []string{"AAA", "BBB", "CCC", "DDD"} {
-		price := 10.0
-		in.Positions = append(in.Positions, analysis.Position{Symbol: s, Price: &price, AsOf: "2026-11-27", Status: analysis.DataOK})
+func send(t *testing.T, srv *fakexai.Server, r analysis.Request, effort string) (analysis.Completion, int) {
+	t.Helper()
+	req := map[string]any{"model": "grok-4.3", "messages": r.Messages, "max_completion_tokens": r.MaxCompletionTokens,
+		"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": r.SchemaName, "schema": r.Schema, "strict": true}}}
+	if effort != "" {
+		req["reasoning_effort"] = effort
 	}
-	in.Positions[3] = analysis.Position{Symbol: "DDD", Status: analysis.DataMissing}
-	p, err := analysis.BuildPrompt(in)
-	require.NoError(t, err)
-	c := p.Calls[0]
-	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
-	req := map[string]any{"model": "grok-4.3", "messages": c.Messages, "max_completion_tokens": c.MaxCompletionTokens, "reasoning_effort": "low",
-		"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": c.SchemaName, "schema": c.Schema, "strict": true}}}
 	b, _ := json.Marshal(req)
-	code, body, _ := post(t, srv.URL, "Bearer k", string(b))
-	require.Equal(t, 200, code)
+	hr, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(string(b)))
+	require.NoError(t, err)
+	if r.CacheKey != "" {
+		hr.Header.Set("x-grok-conv-id", r.CacheKey)
+	}
+	res, err := http.DefaultClient.Do(hr)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
 	var resp struct {
+		Model   string
 		Choices []struct {
 			Message      struct{ Content string }
 			FinishReason string `json:"finish_reason"`
 		}
 		Usage struct {
-			CompletionTokens        int `json:"completion_tokens"`
+			PromptTokens        int `json:"prompt_tokens"`
+			CompletionTokens    int `json:"completion_tokens"`
+			PromptTokensDetails struct {
+				CachedTokens int `json:"cached_tokens"`
+			} `json:"prompt_tokens_details"`
 			CompletionTokensDetails struct {
 				ReasoningTokens int `json:"reasoning_tokens"`
 			} `json:"completion_tokens_details"`
 		}
 	}
-	require.NoError(t, json.Unmarshal([]byte(body), &resp))
-	assert.Equal(t, "stop", resp.Choices[0].FinishReason)
-	res, err := analysis.ParseCall(c, []byte(resp.Choices[0].Message.Content))
-	require.NoError(t, err)
-	assert.Equal(t, 50, res.Tickers[3].Score, "missing data: neutral")
-	assert.Equal(t, 300, resp.Usage.CompletionTokensDetails.ReasoningTokens, "low effort")
+	if res.StatusCode != 200 {
+		return analysis.Completion{}, res.StatusCode
+	}
+	require.NoError(t, json.Unmarshal(body, &resp))
+	return analysis.Completion{Content: resp.Choices[0].Message.Content, FinishReason: resp.Choices[0].FinishReason, Model: resp.Model,
+		Usage: analysis.Usage{PromptTokens: resp.Usage.PromptTokens, CachedPromptTokens: resp.Usage.PromptTokensDetails.CachedTokens,
+			CompletionTokens: resp.Usage.CompletionTokens, ReasoningTokens: resp.Usage.CompletionTokensDetails.ReasoningTokens}}, res.StatusCode
+}
 
-	req["max_completion_tokens"] = 50
-	b, _ = json.Marshal(req)
-	_, body, _ = post(t, srv.URL, "Bearer k", string(b))
-	require.NoError(t, json.Unmarshal([]byte(body), &resp))
-	assert.Equal(t, "length", resp.Choices[0].FinishReason)
-	assert.Equal(t, 50, resp.Usage.CompletionTokens)
-	assert.Equal(t, 300, resp.Usage.CompletionTokensDetails.ReasoningTokens, "reasoning is not bounded by the cap")
+func tickerCall(t *testing.T, symbols ...string) analysis.TickerCall {
+	t.Helper()
+	var entries []analysis.TickerEntry
+	for _, s := range symbols {
+		data, err := analysis.EncodeTicker(s, indicators.Snapshot{AsOf: "2026-11-27", Price: 10})
+		require.NoError(t, err)
+		entries = append(entries, analysis.TickerEntry{Symbol: s, Data: data})
+	}
+	return analysis.NewTickerCall(entries, nil, 1)
+}
+
+// The generator answers the ticker analyst validly; reasoning tokens are
+// reported outside the completion cap, and grow with the answer at an
+// effort; a cap too small cuts the answer with finish_reason "length".
+func TestGeneratedTickerAnswers(t *testing.T) {
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{Lengths: fakexai.TypicalLengths}))
+	c := tickerCall(t, "AAA", "BBB", "CCC")
+	comp, code := send(t, srv, c.Request, "low")
+	require.Equal(t, 200, code)
+	assert.Equal(t, "stop", comp.FinishReason)
+	a := analysis.ParseTickers(c, []byte(comp.Content))
+	assert.Empty(t, a.Faulty, "%v", a.Problems)
+	assert.Len(t, a.Scores["AAA"].Rationale, fakexai.TypicalLengths.Rationale)
+	assert.Equal(t, 100+comp.Usage.CompletionTokens*3/10, comp.Usage.ReasoningTokens, "low effort: 100 + 0.3 × the answer")
+	assert.Zero(t, comp.Usage.CachedPromptTokens, "nothing seen yet")
+
+	// The same system message again, under the same conversation id: cached.
+	comp, _ = send(t, srv, tickerCall(t, "DDD").Request, "low")
+	assert.Equal(t, len(analysis.TickerSystemPrompt())/4, comp.Usage.CachedPromptTokens)
+
+	small := c.Request
+	small.MaxCompletionTokens = 50
+	comp, _ = send(t, srv, small, "low")
+	assert.Equal(t, "length", comp.FinishReason)
+	assert.Equal(t, 50, comp.Usage.CompletionTokens)
+	a = analysis.ParseTickers(c, []byte(comp.Content))
+	assert.NotEmpty(t, a.Faulty)
+	assert.Equal(t, 3, srv.Paid())
+	assert.Zero(t, srv.RepeatedPaid())
+	send(t, srv, c.Request, "low")
+	assert.Equal(t, 1, srv.RepeatedPaid(), "the same request paid twice")
+}
+
+// The generator answers the portfolio manager, and a repair of some of its
+// parts with exactly those parts.
+func TestGeneratedManagerAnswers(t *testing.T) {
+	in := analysis.Input{Portfolio: "P", LastTradingDay: "2026-11-27"}
+	var verdicts []analysis.TickerScore
+	for i, s := range []string{"AAA", "BBB", "CCC", "DDD"} {
+		q := 1.0
+		in.Positions = append(in.Positions, analysis.Position{Symbol: s, Quantity: &q, Market: &indicators.Snapshot{AsOf: "2026-11-27", Price: 10}, Status: analysis.DataOK})
+		sig := analysis.SignalFor(30 + 15*i)
+		verdicts = append(verdicts, analysis.TickerScore{Ticker: s, Score: 30 + 15*i, Signal: sig, Action: analysis.ActionsFor(sig)[0], Confidence: "high", Rationale: "r", KeyRisk: "k"})
+	}
+	mi, err := analysis.NewManagerInput(in, verdicts)
+	require.NoError(t, err)
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+	comp, _ := send(t, srv, mi.Request(analysis.OverviewParts, nil, 1), "low")
+	a := analysis.ParseOverview(mi, analysis.OverviewParts, []byte(comp.Content))
+	assert.Empty(t, a.Faulty, "%v", a.Problems)
+	comp, _ = send(t, srv, mi.Request([]string{analysis.PartTopActions}, []string{"x"}, 1), "low")
+	a = analysis.ParseOverview(mi, []string{analysis.PartTopActions}, []byte(comp.Content))
+	assert.Equal(t, []string{analysis.PartTopActions}, a.Valid)
+	assert.Empty(t, a.Problems, "only the part asked for")
+}
+
+// Edit breaks one part of an answer and fixes it in the next: an answer
+// that fixes one part and breaks another.
+func TestGeneratorEdit(t *testing.T) {
+	g := &fakexai.Generator{Edit: func(n int, schema string, ans map[string]any) {
+		tickers := ans["tickers"].([]any)
+		switch n {
+		case 1:
+			tickers[0].(map[string]any)["score"] = 150
+		case 2:
+			tickers[0].(map[string]any)["signal"] = "strong_sell"
+		}
+	}}
+	srv := fakexai.New(t, fakexai.Generate(g))
+	c := tickerCall(t, "AAA", "BBB")
+	comp, _ := send(t, srv, c.Request, "")
+	assert.Equal(t, []string{"AAA"}, analysis.ParseTickers(c, []byte(comp.Content)).Faulty)
+	comp, _ = send(t, srv, c.Request, "")
+	a := analysis.ParseTickers(c, []byte(comp.Content))
+	assert.Equal(t, []string{"AAA"}, a.Faulty)
+	assert.Contains(t, a.Problems[0], "signal strong_sell does not match")
+	comp, _ = send(t, srv, c.Request, "")
+	assert.Empty(t, analysis.ParseTickers(c, []byte(comp.Content)).Faulty)
+}
+
+// Sample draws scores as a sampling model does; Score pins them.
+func TestGeneratorSamples(t *testing.T) {
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{Sample: 10, Seed: 7, Score: func(string) int { return 50 }}))
+	c := tickerCall(t, "AAA")
+	seen := map[int]bool{}
+	for range 20 {
+		comp, _ := send(t, srv, c.Request, "")
+		s := analysis.ParseTickers(c, []byte(comp.Content)).Scores["AAA"].Score
+		assert.InDelta(t, 50, s, 10)
+		seen[s] = true
+	}
+	assert.Greater(t, len(seen), 3, "different scores for the same data")
+}
+
+// A dropped answer is paid and never delivered; AfterAnswer is called once
+// an answer was written whole.
+func TestDroppedAndAnsweredHooks(t *testing.T) {
+	drop := fakexai.Answer(`{"a":1}`)
+	drop.Drop = true
+	srv := fakexai.New(t, drop, fakexai.Answer(`{"a":2}`))
+	var after []string
+	srv.AfterAnswer = func(r fakexai.Request) { after = append(after, string(r.Body)) }
+	_, err := http.Post(srv.URL, "application/json", strings.NewReader(`{"n":1}`))
+	assert.Error(t, err, "the connection is closed before an answer")
+	code, _, _ := post(t, srv.URL, "", `{"n":2}`)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, 2, srv.Paid())
+	assert.Equal(t, 1, srv.Lost())
+	assert.Equal(t, []string{`{"n":2}`}, after)
+	u := srv.Usage()
+	assert.Equal(t, 2400, u.PromptTokens, "both billed")
 }

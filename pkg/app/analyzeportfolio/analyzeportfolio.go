@@ -2,9 +2,11 @@
 // portfolio tables and the ticker-data table (DynamoDB) in, the analysis
 // model (the provider deploy.EnvModelProvider names, xAI by default, its key from
 // Secrets Manager; Models) or the rules analyst, the
-// portfolio-analyses and analysis-reservations tables (DynamoDB) out, and
+// portfolio-analyses table and the analysis ledger (DynamoDB) out, and
 // the analysis queue (SQS), to which its fan-out sends and from which it
-// is invoked.
+// is invoked. The use case's ports are in the analysis's words; the
+// adapters of portfolio-api's and ticker-data's repositories, and the
+// queue's sender, are here (Ports).
 package analyzeportfolio
 
 import (
@@ -21,8 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/zsmseven/backend/pkg/analysisdb"
-	"github.com/zsmseven/backend/pkg/analysisqueue"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/app"
 	"github.com/zsmseven/backend/pkg/config"
@@ -30,11 +30,8 @@ import (
 	"github.com/zsmseven/backend/pkg/logging"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/metrics"
-	"github.com/zsmseven/backend/pkg/portfoliodb"
-	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/retry"
 	"github.com/zsmseven/backend/pkg/secrets"
-	"github.com/zsmseven/backend/pkg/tickerdb"
 	"github.com/zsmseven/backend/pkg/xai"
 )
 
@@ -74,12 +71,9 @@ func New(ctx context.Context, lookup config.Lookup, out io.Writer) (*Function, e
 
 // Deps are the function's configuration, adapters and parameters.
 type Deps struct {
-	Config       config.AnalyzePortfolio
-	Portfolios   analyzer.Portfolios
-	TickerData   analyzer.TickerData
-	Store        analyzer.Store
-	Reservations analyzer.Reservations
-	Queue        analyzer.Queue
+	Config config.AnalyzePortfolio
+	// Ports are the repositories and the queue (AWS in production).
+	Ports
 	// Keys resolves the xAI key (deploy.SecretKeyXAI).
 	Keys app.Keys
 	// Out receives JSON logs and EMF metrics.
@@ -101,10 +95,10 @@ type Deps struct {
 }
 
 // FromEnv reads the configuration (a problem fails here, in one line naming
-// the variable) and builds the production adapters: the shared-table
-// reader, the ticker-data store, the analyses and reservations
-// repositories, the analysis-queue sender and the key resolver
-// (the provider's key variable, else the stage's secret). The AWS clients honour
+// the variable) and builds the production adapters (AWS): the shared-table
+// reader, the ticker-data store, the analyses repository, the ledger, the
+// analysis-queue sender, and the key resolver (the provider's key variable,
+// else the stage's secret). The AWS clients honour
 // AWS_ENDPOINT_URL_DYNAMODB / _SQS / _SECRETS_MANAGER for local servers.
 func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, error) {
 	cfg, awsCfg, err := app.Load(ctx, lookup, config.LoadAnalyzePortfolio)
@@ -117,14 +111,10 @@ func FromEnv(ctx context.Context, lookup config.Lookup, out io.Writer) (Deps, er
 		sm = secretsmanager.NewFromConfig(awsCfg)
 	}
 	return Deps{
-		Config:       cfg,
-		Portfolios:   portfoliodb.NewReader(ddb, cfg.UserPortfoliosTable, cfg.PortfolioPositionsTable),
-		TickerData:   tickerdb.NewStore(ddb, cfg.TickerDataTable),
-		Store:        analysisdb.New(ddb, cfg.PortfolioAnalysesTable),
-		Reservations: reservationdb.New(ddb, cfg.ReservationsTable),
-		Queue:        analysisqueue.NewSender(sqs.NewFromConfig(awsCfg), cfg.AnalysisQueueURL),
-		Keys:         secrets.NewKeys(lookup, sm, cfg.APIKeysSecretARN),
-		Out:          out,
+		Config: cfg,
+		Ports:  AWS(ddb, sqs.NewFromConfig(awsCfg), cfg),
+		Keys:   secrets.NewKeys(lookup, sm, cfg.APIKeysSecretARN),
+		Out:    out,
 	}, nil
 }
 
@@ -201,8 +191,8 @@ func (f *Function) service(ctx context.Context) (*analyzer.Service, func()) {
 	cfg := f.d.Config
 	rec := metrics.New(f.d.Out, cfg.Stage)
 	opts := analyzer.Options{
-		Portfolios: f.d.Portfolios, TickerData: f.d.TickerData, Store: f.d.Store, Reservations: f.d.Reservations, Queue: f.d.Queue,
-		DefaultPortfolio: cfg.DefaultPortfolio, LastTradingDay: f.lastTradingDay,
+		Portfolios: f.d.Portfolios, MarketData: f.d.MarketData, Analyses: f.d.Analyses, Ledger: f.d.Ledger, Queue: f.d.Queue,
+		DefaultPortfolio: cfg.DefaultPortfolio, LastTradingDay: f.lastTradingDay, Manager: cfg.Manager,
 		MaxCompletionTokens: cfg.Model.MaxCompletionTokens, ReasoningEffort: cfg.Model.ReasoningEffort,
 		WaitPoll: f.d.WaitPoll, MinWork: f.d.MinWork,
 		Logger: f.logger, Metrics: rec, Observer: f.d.Observer,
