@@ -40,8 +40,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
@@ -453,7 +456,7 @@ func (s *Store) query(ctx context.Context, pk, lo, hi string) ([]map[string]type
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("query %s %s..%s in %s: %w", pk, lo, hi, s.table, err)
+			return nil, classify(fmt.Errorf("query %s %s..%s in %s: %w", pk, lo, hi, s.table, err))
 		}
 		out = append(out, page.Items...)
 	}
@@ -466,7 +469,7 @@ func (s *Store) getItem(ctx context.Context, pk, sk string) (map[string]types.At
 		Key:       map[string]types.AttributeValue{deploy.AttrTicker: sAttr(pk), deploy.AttrDate: sAttr(sk)},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("get %s %s from %s: %w", pk, sk, s.table, err)
+		return nil, classify(fmt.Errorf("get %s %s from %s: %w", pk, sk, s.table, err))
 	}
 	if len(out.Item) == 0 {
 		return nil, nil
@@ -476,7 +479,7 @@ func (s *Store) getItem(ctx context.Context, pk, sk string) (map[string]types.At
 
 func (s *Store) putItem(ctx context.Context, what string, it map[string]types.AttributeValue) error {
 	if _, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: it}); err != nil {
-		return fmt.Errorf("put %s into %s: %w", what, s.table, err)
+		return classify(fmt.Errorf("put %s into %s: %w", what, s.table, err))
 	}
 	return nil
 }
@@ -539,7 +542,11 @@ func (s *Store) writeBatch(ctx context.Context, pending []types.WriteRequest) er
 			RequestItems: map[string][]types.WriteRequest{s.table: pending},
 		})
 		if err != nil {
-			// The SDK has retried the call itself.
+			// The SDK has retried the call itself: do not retry here. A
+			// request DynamoDB refuses stays permanent for the caller.
+			if refusedRequest(err) {
+				return retry.Permanent(fmt.Errorf("batch of %d items %s: %w", len(pending), batchKeys(pending), err))
+			}
 			return retry.Permanent(err)
 		}
 		pending = out.UnprocessedItems[s.table]
@@ -549,8 +556,60 @@ func (s *Store) writeBatch(ctx context.Context, pending []types.WriteRequest) er
 		return nil
 	})
 	var re *retry.Error
-	if err != nil && errors.As(err, &re) && retry.IsPermanent(err) {
+	if err != nil && errors.As(err, &re) && retry.IsPermanent(err) && !refusedRequest(err) {
 		err = re.Err // the SDK's error, unclassified: transient to the caller
+	}
+	return err
+}
+
+// batchKeys names the items of a batch by their first and last keys (a
+// refused batch does not say which of its items DynamoDB refused).
+func batchKeys(reqs []types.WriteRequest) string {
+	key := func(r types.WriteRequest) string {
+		k := map[string]types.AttributeValue(nil)
+		switch {
+		case r.PutRequest != nil:
+			k = r.PutRequest.Item
+		case r.DeleteRequest != nil:
+			k = r.DeleteRequest.Key
+		}
+		return str(k, deploy.AttrTicker) + " " + str(k, deploy.AttrDate)
+	}
+	if len(reqs) == 0 {
+		return ""
+	}
+	return "from " + key(reqs[0]) + " to " + key(reqs[len(reqs)-1])
+}
+
+// refusedRequest reports whether DynamoDB refused the request itself: a 4xx
+// answer other than throttling (a ValidationException — a number beyond the
+// range DynamoDB stores, an item too large —, a missing table, a denied
+// action). Sending the same request again cannot succeed. Throttling, an
+// expired token (the SDK refreshes its credentials), 5xx answers and
+// transport errors are worth another attempt.
+func refusedRequest(err error) bool {
+	var re *awshttp.ResponseError
+	if !errors.As(err, &re) || re.HTTPStatusCode() < 400 || re.HTTPStatusCode() > 499 {
+		return false
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code := ae.ErrorCode()
+		_, throttled := awsretry.DefaultThrottleErrorCodes[code]
+		_, retryable := awsretry.DefaultRetryableErrorCodes[code]
+		if throttled || retryable || code == "ExpiredTokenException" {
+			return false
+		}
+	}
+	return true
+}
+
+// classify marks err (which names what was sent) permanent when DynamoDB
+// refused the request itself (refusedRequest); any other error stays
+// unclassified: transient to the caller.
+func classify(err error) error {
+	if refusedRequest(err) {
+		return retry.Permanent(err)
 	}
 	return err
 }

@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/bardb"
@@ -20,6 +25,7 @@ import (
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/retry"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -298,5 +304,46 @@ func TestUnprocessedItemsAreResent(t *testing.T) {
 	err := s.PutSessionBars(ctx, "2026-11-25", one)
 	if err == nil || u.calls.Load() != 3 || errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v after %d calls", err, u.calls.Load())
+	}
+}
+
+// overflow sends every batch with the close of its first item replaced by a
+// number beyond DynamoDB's range (what a finite, positive 1e200 from the
+// provider would have become), so that dynalite answers as DynamoDB does: a
+// 400 ValidationException.
+type overflow struct{ bardb.DynamoDBAPI }
+
+func (o overflow) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	for _, reqs := range in.RequestItems {
+		reqs[0].PutRequest.Item["c"] = &types.AttributeValueMemberN{Value: "1" + strings.Repeat("0", 200)}
+	}
+	return o.DynamoDBAPI.BatchWriteItem(ctx, in, opts...)
+}
+
+// throttled answers every call as DynamoDB does when the table's capacity is
+// exceeded: a 400 whose code says to slow down.
+type throttled struct{ bardb.DynamoDBAPI }
+
+func (throttled) BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	return nil, &smithy.OperationError{ServiceID: "DynamoDB", OperationName: "BatchWriteItem", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 400}},
+			Err: &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}}}}
+}
+
+// A request DynamoDB refuses (a 400 ValidationException) cannot succeed if
+// sent again: a permanent error that names the batch's items. Throttling,
+// also a 400, stays transient.
+func TestRefusedRequestsArePermanent(t *testing.T) {
+	env := dynalitetest.New(t, deploy.DailyBars)
+	ctx := context.Background()
+	s := bardb.NewStore(overflow{env.Client}, deploy.DailyBars.Name(env.Stage))
+	err := s.PutSessionBars(ctx, "2026-11-25", map[string]marketdata.Bar{"AAPL": bar("2026-11-25", 10), "MSFT": bar("2026-11-25", 20)})
+	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "ValidationException") || !strings.Contains(err.Error(), "from AAPL b#2026-11-25 to MSFT b#2026-11-25") {
+		t.Errorf("err %v (permanent %v): want a permanent error naming the items", err, retry.IsPermanent(err))
+	}
+	s = bardb.NewStore(throttled{env.Client}, deploy.DailyBars.Name(env.Stage))
+	s.Retry.Attempts, s.Retry.Sleep = 2, func(context.Context, time.Duration) error { return nil }
+	if err := s.PutSessionBars(ctx, "2026-11-25", map[string]marketdata.Bar{"AAPL": bar("2026-11-25", 10)}); err == nil || retry.IsPermanent(err) {
+		t.Errorf("throttled: err %v, want transient", err)
 	}
 }
