@@ -44,10 +44,13 @@ type DayResult struct {
 	Revised []string
 	// SplitsFrom..SplitsTo is the range of execution dates whose splits were
 	// read into the ledger ("" when none was); Splits the tickers of the
-	// entries added or corrected, Retracted the entries removed.
+	// entries added or corrected, Retracted the entries removed;
+	// SplitsListedTwice counts the splits the provider lists twice under
+	// two ids (one entry kept).
 	SplitsFrom, SplitsTo string
 	Splits               []string
 	Retracted            int
+	SplitsListedTwice    int
 	// Needed is the number of sessions the window of the indicators still
 	// lacks; Planned those whose fill this message queued (0 when none was
 	// needed, or a fill was queued earlier tonight).

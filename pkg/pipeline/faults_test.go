@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,5 +52,55 @@ func TestAGarbageRowIsSkippedNotTheSession(t *testing.T) {
 	}
 	if logs := n.logs.String(); n.metric(deploy.GroupedRowsSkipped.Name) != 1 || !strings.Contains(logs, "ZJNK") || !strings.Contains(logs, "open 1e+200 is outside the sane range") {
 		t.Errorf("GroupedRowsSkipped %v; the log does not name ZJNK and why", n.metric(deploy.GroupedRowsSkipped.Name))
+	}
+}
+
+// A split listed 30 days after its execution date, on a Saturday, is read
+// by Monday's check: the splits are asked from 30 days before the last
+// check's day (Friday 2026-11-20), not before the night's — AAPL's row of
+// Monday equals the split-adjusted reference with a warm night's calls.
+func TestASplitListed30DaysLateOnAWeekendIsApplied(t *testing.T) {
+	n := newNights(t, "2026-11-20", testSessions, fakepolygon.Options{
+		Splits: []fakepolygon.Split{{Ticker: "AAPL", Date: "2026-10-22", From: 1, To: 4, Listed: "2026-11-21"}}})
+	n.night("2026-11-20", "AAPL", "MSFT")
+	n.calls()
+	n.night("2026-11-23", "AAPL", "MSFT")
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-23", "grouped 2026-11-20", "splits"}) {
+		t.Errorf("Monday's calls %v, want a warm night's", got)
+	}
+	reqs := n.srv.Requests()
+	if q := reqs[len(reqs)-1].RawQuery; !strings.Contains(q, "execution_date.gte=2026-10-21&execution_date.lte=2026-11-23") {
+		t.Errorf("Monday's splits asked with %s, want the execution dates 2026-10-21..2026-11-23", q)
+	}
+	n.checkRow("AAPL", "2026-11-23")
+	n.checkRow("MSFT", "2026-11-23")
+	if n.metric(deploy.SplitsFound.Name) != 1 {
+		t.Errorf("SplitsFound %v", n.metric(deploy.SplitsFound.Name))
+	}
+}
+
+// A split the provider lists twice under two ids (the same ticker, date
+// and ratio) is one entry of the ledger, applied once: AAPL's rows after its
+// 4-for-1 split equal the reference, and the check says so in the log and
+// the day's record.
+func TestASplitListedTwiceIsAppliedOnce(t *testing.T) {
+	n := newNights(t, "2026-11-16", testSessions, fakepolygon.Options{
+		Splits: []fakepolygon.Split{{Ticker: "AAPL", Date: "2026-11-18", From: 1, To: 4, ID: "E1", AlsoID: "E7"}}})
+	for _, d := range []string{"2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19"} {
+		n.record = nil
+		n.night(d, "AAPL", "MSFT")
+		n.checkRow("AAPL", d)
+		n.checkRow("MSFT", d)
+		// Asked for from its execution date's night on.
+		if r := n.record[0]; r.Day == nil || (r.Day.SplitsListedTwice == 1) != (d >= "2026-11-18") {
+			t.Errorf("%s: the day's record %+v", d, r.Day)
+		}
+	}
+	ledger, err := n.bars.Ledger(context.Background(), "2026-11-01", "2026-11-30")
+	if err != nil || len(ledger) != 1 || ledger[0].ID != "E1" || ledger[0].To != 4 {
+		t.Errorf("ledger %+v %v, want the one entry E1", ledger, err)
+	}
+	if !strings.Contains(n.logs.String(), "splits the provider lists twice") {
+		t.Error("not logged")
 	}
 }

@@ -45,6 +45,9 @@ type Split struct {
 	// ID is its id in the splits answer ("" gives "E" and its place in
 	// the list of scripted splits, from 1).
 	ID string
+	// AlsoID, when set, lists the split a second time under this id, as
+	// Polygon has listed one split twice: the market split once.
+	AlsoID string
 }
 
 // JunkTickers are the symbols of the junk rows the grouped answer carries
@@ -451,6 +454,9 @@ func (s *Server) splitsAnswer(r *http.Request) Response {
 		}
 		if (gte == "" || date >= gte) && (lte == "" || date <= lte) {
 			list = append(list, splitEntry{ID: id, Ticker: sp.Ticker, ExecutionDate: date, SplitFrom: sp.From, SplitTo: sp.To})
+			if sp.AlsoID != "" {
+				list = append(list, splitEntry{ID: sp.AlsoID, Ticker: sp.Ticker, ExecutionDate: date, SplitFrom: sp.From, SplitTo: sp.To})
+			}
 		}
 	}
 	s.mu.Unlock()
