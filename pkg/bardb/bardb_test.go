@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -196,18 +197,22 @@ func TestSessionNightAndMarketState(t *testing.T) {
 	if _, ok, err := s.Night(ctx, "2026-11-25"); ok || err != nil {
 		t.Fatalf("no night yet: %v %v", ok, err)
 	}
-	n := coverage.Night{Date: "2026-11-25", Parts: []string{"run-1/tickers/1", "run-1/tickers/1"}, Fallback: true, Planned: 252, TickerCalls: 3}
-	if err := s.PutNight(ctx, n); err != nil {
+	for _, part := range []string{"run-1/tickers/1", "run-1/tickers/1", "run-1/tickers-1/1"} {
+		if err := s.AddNightPart(ctx, "2026-11-25", part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetFallback(ctx, "2026-11-25"); err != nil {
 		t.Fatal(err)
 	}
 	got, ok, err := s.Night(ctx, "2026-11-25")
-	if err != nil || !ok || !got.HasPart("run-1/tickers/1") || len(got.Parts) != 1 || !got.Fallback || got.Planned != 252 || got.TickerCalls != 3 || got.UpdatedAt.IsZero() {
+	if err != nil || !ok || !slices.Equal(got.Parts, []string{"run-1/tickers-1/1", "run-1/tickers/1"}) || !got.Fallback || got.TickerCalls != 0 || got.UpdatedAt.IsZero() {
 		t.Fatalf("night %+v %v %v", got, ok, err)
 	}
 	at := time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)
 	for _, st := range []coverage.Session{
-		{Date: "2026-11-24", Status: coverage.Stored, Rows: 11000, Bars: 10990, FetchedAt: at, Final: true},
-		{Date: "2026-11-25", Status: coverage.Empty, FetchedAt: at},
+		{Date: "2026-11-24", Status: coverage.Stored, Rows: 11000, Bars: 10990, FetchedAt: at, Final: true, Night: "2026-11-25"},
+		{Date: "2026-11-25", Status: coverage.Empty, FetchedAt: at, Night: "2026-11-25"},
 		{Date: "2026-11-27", Status: coverage.Closed},
 	} {
 		if err := s.PutSession(ctx, st); err != nil {
@@ -215,8 +220,8 @@ func TestSessionNightAndMarketState(t *testing.T) {
 		}
 	}
 	ss, err := s.Sessions(ctx, "2026-11-24", "2026-11-25")
-	if err != nil || len(ss) != 2 || ss["2026-11-24"] != (coverage.Session{Date: "2026-11-24", Status: coverage.Stored, Rows: 11000, Bars: 10990, FetchedAt: at, Final: true}) ||
-		ss["2026-11-25"].Status != coverage.Empty || ss["2026-11-25"].Final {
+	if err != nil || len(ss) != 2 || ss["2026-11-24"] != (coverage.Session{Date: "2026-11-24", Status: coverage.Stored, Rows: 11000, Bars: 10990, FetchedAt: at, Final: true, Night: "2026-11-25"}) ||
+		ss["2026-11-25"].Status != coverage.Empty || ss["2026-11-25"].Final || ss["2026-11-25"].Night != "2026-11-25" {
 		t.Fatalf("sessions %+v %v", ss, err)
 	}
 	if st, ok, err := s.Session(ctx, "2026-11-27"); !ok || err != nil || st.Status != coverage.Closed {
@@ -225,15 +230,100 @@ func TestSessionNightAndMarketState(t *testing.T) {
 	if m, err := s.Market(ctx); err != nil || m.LedgerFrom != "" || m.Closures != nil {
 		t.Fatalf("market %+v %v", m, err)
 	}
-	m := coverage.Market{LedgerFrom: "2025-11-19", LedgerThrough: "2026-11-25", PlanFrom: "2024-12-02",
-		Closures: []marketdata.Closure{{Date: "2026-03-10", Reason: "b"}, {Date: "2026-03-09", Reason: "a"}}}
-	if err := s.PutMarket(ctx, m); err != nil {
+	for _, err := range []error{
+		s.SetLedger(ctx, "2025-11-19", "2026-11-25"),
+		s.SetLedger(ctx, "2025-11-01", "2026-11-24"), // an older check: no change
+		s.MovePlanFrom(ctx, "2024-12-02"),
+		s.MovePlanFrom(ctx, "2024-11-29"), // back: no change
+		s.AddClosure(ctx, marketdata.Closure{Date: "2026-03-10", Reason: "b"}),
+		s.AddClosure(ctx, marketdata.Closure{Date: "2026-03-09", Reason: "a"}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := s.Market(ctx)
+	if err != nil || m.LedgerFrom != "2025-11-19" || m.LedgerThrough != "2026-11-25" || m.PlanFrom != "2024-12-02" ||
+		!slices.Equal(m.Closures, []marketdata.Closure{{Date: "2026-03-09", Reason: "a"}, {Date: "2026-03-10", Reason: "b"}}) {
+		t.Fatalf("market %+v %v", m, err)
+	}
+}
+
+// The night's and the market's states are merged, never written whole: the
+// consumers of several message groups writing at once lose nothing, and the
+// per-ticker calls of a night stop at the bound however many ask at once.
+func TestConcurrentWritesMerge(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var taken atomic.Int64
+	for i := range 8 {
+		wg.Go(func() {
+			for _, err := range []error{
+				s.AddNightPart(ctx, "2026-11-25", fmt.Sprintf("run-1/tickers-%d/1", i)),
+				s.AddClosure(ctx, marketdata.Closure{Date: fmt.Sprintf("2026-03-%02d", 10+i), Reason: "learnt"}),
+			} {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			for range 5 {
+				ok, err := s.TakeTickerCall(ctx, "2026-11-25", 20)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					taken.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n, _, err := s.Night(ctx, "2026-11-25")
+	if err != nil || len(n.Parts) != 8 || n.TickerCalls != 20 || taken.Load() != 20 {
+		t.Errorf("night %+v %v, calls taken %d: want 8 parts and 20 calls of the 40 asked", n, err, taken.Load())
+	}
+	if m, err := s.Market(ctx); err != nil || len(m.Closures) != 8 {
+		t.Errorf("market %+v %v, want 8 closures", m, err)
+	}
+}
+
+// A claim is one owner's at a time until its lease ends; its owner renews
+// or releases it; an expired lease is taken over.
+func TestClaims(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)
+	for _, c := range []struct {
+		owner string
+		now   time.Time
+		want  bool
+	}{
+		{"a", now, true},
+		{"b", now.Add(time.Minute), false},                 // a's lease runs
+		{"a", now.Add(time.Minute), true},                  // renewed by its owner, until now + 4 min
+		{"b", now.Add(3*time.Minute + time.Second), false}, // still a's
+		{"b", now.Add(4*time.Minute + time.Second), true},  // expired: taken over
+	} {
+		got, err := s.Claim(ctx, "s#2026-11-25", c.owner, c.now, c.now.Add(3*time.Minute))
+		if err != nil || got != c.want {
+			t.Fatalf("claim by %s at %s: %v %v, want %v", c.owner, c.now.Format(time.TimeOnly), got, err, c.want)
+		}
+	}
+	if err := s.Release(ctx, "s#2026-11-25", "a"); err != nil { // not a's any more: nothing
 		t.Fatal(err)
 	}
-	got2, err := s.Market(ctx)
-	if err != nil || got2.LedgerFrom != m.LedgerFrom || got2.LedgerThrough != m.LedgerThrough || got2.PlanFrom != m.PlanFrom ||
-		!slices.Equal(got2.Closures, []marketdata.Closure{{Date: "2026-03-09", Reason: "a"}, {Date: "2026-03-10", Reason: "b"}}) {
-		t.Fatalf("market %+v %v", got2, err)
+	if got, _ := s.Claim(ctx, "s#2026-11-25", "c", now.Add(5*time.Minute), now.Add(8*time.Minute)); got {
+		t.Fatal("b's claim released by a")
+	}
+	if err := s.Release(ctx, "s#2026-11-25", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Claim(ctx, "s#2026-11-25", "c", now.Add(5*time.Minute), now.Add(8*time.Minute)); !got || err != nil {
+		t.Fatalf("after b's release: %v %v", got, err)
+	}
+	if got, _ := s.Claim(ctx, "l#2026-11-25", "b", now, now.Add(time.Minute)); !got {
+		t.Fatal("another work's claim is held by c")
 	}
 }
 

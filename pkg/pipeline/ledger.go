@@ -119,11 +119,11 @@ func (p *ProcessTicker) checkLedger(ctx context.Context, log *slog.Logger, inv *
 		}
 		log.WarnContext(ctx, "ledger entries the provider no longer lists (withdrawn, or their date corrected): removed", "removed", len(remove), "entries", strings.Join(names, "; "))
 	}
-	if m.LedgerFrom == "" || m.LedgerFrom > from || m.LedgerThrough < marketdata.AddDays(from, -1) {
-		m.LedgerFrom = from // nothing before from is known to be complete
+	ledgerFrom := m.LedgerFrom
+	if ledgerFrom == "" || ledgerFrom > from || m.LedgerThrough < marketdata.AddDays(from, -1) {
+		ledgerFrom = from // nothing before from is known to be complete
 	}
-	m.LedgerThrough = date
-	return 1, p.putMarket(ctx, inv, m)
+	return 1, p.setLedger(ctx, inv, ledgerFrom, date)
 }
 
 // ledgerKey identifies an adjustment: ticker, date, kind and the provider's
