@@ -11,8 +11,8 @@ import (
 )
 
 // The pieces of a night's work that must be done once, whichever message
-// group's consumer gets there first (TICKER_MESSAGE_GROUPS > 1: one day
-// message heads each group, and each group plans its own fill): a session's
+// group's consumer gets there first (deploy.VarTickerMessageGroups above 1:
+// one day message heads each group, and each group plans its own fill): a session's
 // grouped call (the day, a revision, a fill) and the night's check of the
 // splits. One consumer claims the piece and does it; the others wait for its
 // result, because the tickers behind them need it, and then call nothing.

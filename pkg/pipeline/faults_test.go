@@ -231,7 +231,7 @@ func TestOneEmptyAnswerIsNotAClosure(t *testing.T) {
 	n.checkRow("AAPL", "2026-11-25")
 }
 
-// groups is the ticker queue with TICKER_MESSAGE_GROUPS=2: what
+// groups is the ticker queue with two message groups: what
 // processTicker queues goes to its message group, and each group is drained
 // by its own consumer, at the same time as the other, one batch of 10 at a
 // time (the FIFO event source hands out one batch per group).
