@@ -184,22 +184,6 @@ func TestTickerCallsAreBoundedWithoutADayMessage(t *testing.T) {
 	n.checkRow("NVDA", "2026-11-23")
 }
 
-// emptyOnce answers one session's grouped call with no rows, once: the
-// provider failing to serve a day it has.
-type emptyOnce struct {
-	pipeline.MarketData
-	date string
-	done bool
-}
-
-func (e *emptyOnce) GroupedDaily(ctx context.Context, date string) (marketdata.Day, error) {
-	if date == e.date && !e.done {
-		e.done = true
-		return marketdata.Day{Date: date, Bars: map[string]marketdata.Bar{}}, nil
-	}
-	return e.MarketData.GroupedDaily(ctx, date)
-}
-
 // One empty answer for a past session, while a later one is published, is
 // not a closure of the exchange: the session is recorded empty and asked
 // again the next night, which stores it; no trading day leaves the calendar,
@@ -210,16 +194,18 @@ func TestOneEmptyAnswerIsNotAClosure(t *testing.T) {
 	ctx := context.Background()
 	n := newNights(t, "2026-11-20", testSessions, fakepolygon.Options{})
 	n.night("2026-11-20", "AAPL")
-	n.p.Market = &emptyOnce{MarketData: n.p.Market, date: "2026-11-23"}
+	n.srv.ServeEmpty("2026-11-23", 1)
 	n.calls()
 	n.night("2026-11-24", "AAPL") // 2026-11-23 missed: its fill answers empty
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-24", "grouped 2026-11-20", "splits", "grouped 2026-11-23"}) {
+		t.Errorf("calls %v", got)
+	}
 	if st, _, _ := n.bars.Session(ctx, "2026-11-23"); st.Status != coverage.Empty || st.Night != "2026-11-24" {
 		t.Errorf("2026-11-23 after its empty answer: %+v", st)
 	}
 	if row, _, _ := n.rows.Latest(ctx, "AAPL"); !row.Partial || row.AsOf != "2026-11-24" {
 		t.Errorf("AAPL on 2026-11-24 %+v: want partial, its window lacks 2026-11-23", row)
 	}
-	n.calls()
 	n.night("2026-11-25", "AAPL")
 	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-25", "grouped 2026-11-24", "splits", "grouped 2026-11-23"}) {
 		t.Errorf("next night's calls %v: want 2026-11-23 asked again", got)
