@@ -32,9 +32,10 @@ const (
 	// tickers the grouped answers lack (the rest stay stale until the next
 	// night).
 	DefaultTickerCalls = 20
-	// DefaultDayRetryDelay is how long a day message (or a FIFO ticker
-	// record) that failed transiently stays hidden before it is delivered
-	// again.
+	// DefaultDayRetryDelay is how long a day or fill message (or a FIFO
+	// ticker record) that failed transiently stays hidden before it is
+	// delivered again; one cut by the invocation's deadline is visible again
+	// at once.
 	DefaultDayRetryDelay = time.Minute
 	// RequeueTimeout bounds one re-queue or dead-letter send, the SDK's own
 	// retries included.
@@ -53,7 +54,9 @@ const (
 // A fill message fetches one past session. A ticker message computes the
 // ticker's row from its stored bars adjusted on read by the ledger — partial
 // while its window is being filled — and calls the provider for the ticker
-// alone only when the grouped answers lack it.
+// alone only when the grouped answers lack it (bounded per night). The
+// consumers of several message groups run at once: the calls that must be
+// made once are claimed (claim.go), the states merged (Coverage).
 type ProcessTicker struct {
 	Market  MarketData
 	Rows    Rows
