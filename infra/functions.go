@@ -109,14 +109,17 @@ func newFunctions(scope constructs.Construct, cfg Config, store *storage, q *tic
 		fn:        deploy.ProcessTicker,
 		resources: resources,
 		// processTicker sends to the queue that triggers it: a record that
-		// failed transiently goes back to the tail with attempt+1. That loop is
-		// bounded by the attempt count (pipeline.DefaultMaxAttempts, 5: then the
-		// record goes to the DLQ), about a third of the 16 hops after which
-		// Lambda's detection stops a chain. TERMINATE is kept, explicitly, as
-		// the backstop for a loop that is not bounded (a bug that drops the
-		// count): Lambda then stops invoking with that message, SQS moves it
-		// to the DLQ after maxReceiveCount receives, and the DLQ alarm fires.
-		// ALLOW would let such a bug spend without limit.
+		// failed transiently goes back to the tail with attempt+1, and a day
+		// message queues the fill of the sessions its window lacks (fill
+		// messages, then its tickers again). The first loop is bounded by the
+		// attempt count (pipeline.DefaultMaxAttempts, 5: then the record goes
+		// to the DLQ), about a third of the 16 hops after which Lambda's
+		// detection stops a chain; the second is one hop (a fill message and a
+		// ticker message queue nothing). TERMINATE is kept, explicitly, as the
+		// backstop for a loop that is not bounded (a bug that drops the count,
+		// or queues from a fill): Lambda then stops invoking with that
+		// message, SQS moves it to the DLQ after maxReceiveCount receives, and
+		// the DLQ alarm fires. ALLOW would let such a bug spend without limit.
 		recursiveLoop: awslambda.RecursiveLoop_TERMINATE,
 	})
 	// GetItem: whether the row of the day is stored (a redelivery costs no

@@ -856,7 +856,7 @@ func TestIAMLeastPrivilege(t *testing.T) {
 			},
 			"processTicker": {
 				tickerData: "dynamodb:GetItem dynamodb:PutItem", secret: "secretsmanager:GetSecretValue",
-				dailyBars: "dynamodb:BatchWriteItem dynamodb:GetItem dynamodb:PutItem dynamodb:Query",
+				dailyBars: "dynamodb:BatchWriteItem dynamodb:GetItem dynamodb:PutItem dynamodb:Query dynamodb:UpdateItem",
 				// Consumed through the event source; re-queue and dead-letter
 				// sends by processTicker itself (sqsqueue.Requeuer).
 				queue: "sqs:ChangeMessageVisibility sqs:DeleteMessage sqs:GetQueueAttributes sqs:GetQueueUrl sqs:ReceiveMessage sqs:SendMessage",

@@ -160,9 +160,12 @@ var (
 	// paid answers, and items expire by TTL.
 	reservationActions = []string{"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"}
 	// dailyBarsActions are pkg/bardb's calls: processTicker reads and
-	// writes the stored history (Query, GetItem; PutItem, BatchWriteItem);
-	// processTickers' catch-up run reads the day's state (GetItem).
-	dailyBarsActions = []string{"dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
+	// writes the stored history (Query, GetItem; PutItem, BatchWriteItem;
+	// UpdateItem: the night's and the market's states merged, never written
+	// whole, and the claims that let one message group's consumer make a
+	// call the others wait for); processTickers' catch-up run reads the
+	// day's state (GetItem).
+	dailyBarsActions = []string{"dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
 )
 
 // allowTable grants actions on exactly one table ARN (no index ARNs: the

@@ -222,7 +222,7 @@ func nightScenarios() []pipelineScenario {
 				mark = playNight(t, w, theNight, 0, "2026-11-25") // empty: the tickers stale
 			},
 			written: 6,
-			outcome: "the next night's fill finds the session still empty while its own is published: recorded as a closure (SessionsClosed), the window reaches one session back (stored), rows complete; the session is never asked again",
+			outcome: "the next night's fill finds the session still empty — on a second night — while its own is published: recorded as a closure (SessionsClosed), the window reaches one session back (stored), rows complete; the session is never asked again",
 			check: func(t *testing.T, w *world, d drained, tl tally) {
 				want := []string{"grouped 2026-11-25", "splits", "grouped " + theNight}
 				if got := callsSince(w, mark); !slices.Equal(got, want) {
@@ -239,6 +239,48 @@ func nightScenarios() []pipelineScenario {
 				next := playNight(t, w, "2026-11-27", 0, "2026-11-30")
 				if got := callsSince(w, next-3); slices.Contains(got, "grouped "+theNight) {
 					t.Errorf("the closed session asked again: %v", got)
+				}
+			}},
+		{name: "session answered empty once", faults: "Polygon answers 2026-11-24's grouped call with no rows once, on its own night, though the exchange traded; later answers carry it",
+			opts: worldOptions{clock: clock, polygon: fakepolygon.Options{Universe: tickers}},
+			setup: func(t *testing.T, w *world, o *drainOptions) {
+				w.poly.ServeEmpty(theNight, 1)
+				warm(t, w, 0)
+				mark = playNight(t, w, theNight, 0, "2026-11-25") // empty: the tickers stale
+			},
+			written: 6,
+			outcome: "one empty answer is not a closure: the session is recorded empty on its night; the next night's fill asks again and stores it while a later session is published; no closure learnt, rows complete over the full window",
+			check: func(t *testing.T, w *world, d drained, tl tally) {
+				want := []string{"grouped 2026-11-25", "splits", "grouped " + theNight}
+				if got := callsSince(w, mark); !slices.Equal(got, want) {
+					t.Errorf("the night's calls %v, want %v", got, want)
+				}
+				m, _ := bardb.NewStore(w.db, deploy.DailyBars.Name(w.stage)).Market(context.Background())
+				if len(m.Closures) != 0 || tl.metrics[deploy.SessionsClosed.Name] != 0 {
+					t.Errorf("closures %+v, SessionsClosed %v", m.Closures, tl.metrics[deploy.SessionsClosed.Name])
+				}
+				for _, tk := range tickers {
+					sameAsReference(t, w, tk, "2026-11-25")
+				}
+			}},
+		{name: "day message fails after its grouped call", faults: "the splits endpoint answers 400 on the night (a plan without it, or a bug of ours): the day message is acknowledged as a permanent failure once the day is stored",
+			opts: worldOptions{clock: clock, polygon: fakepolygon.Options{Universe: tickers}},
+			setup: func(t *testing.T, w *world, o *drainOptions) {
+				mark = warm(t, w, 0)
+				w.poly.EnqueueFor(fakepolygon.Splits, fakepolygon.JSON(400, `{"status":"ERROR","request_id":"x","error":"bad parameter"}`))
+			},
+			written: 6, permanent: 1,
+			outcome: "the night records no part, but the session stored says what the tickers need: all served by the grouped answer (partial rows: the ledger was not checked) with no call of their own; per-ticker calls stay bounded whatever becomes of a day message",
+			check: func(t *testing.T, w *world, d drained, tl tally) {
+				if got := callsSince(w, mark); !slices.Equal(got, []string{"grouped " + theNight, "grouped " + firstNight, "splits"}) {
+					t.Errorf("the night's calls %v", got)
+				}
+				if tl.metrics[deploy.TickersBackfilled.Name] != 0 {
+					t.Errorf("TickersBackfilled %v", tl.metrics[deploy.TickersBackfilled.Name])
+				}
+				row, _, _ := tickerdb.NewStore(w.db, deploy.TickerData.Name(w.stage)).Latest(context.Background(), "AAPL")
+				if row.AsOf != theNight || !row.Partial {
+					t.Errorf("AAPL's row %+v: want the partial row of %s", row, theNight)
 				}
 			}},
 		{name: "403 before the plan history", faults: "a cold store (a window of 30 sessions); the plan's history starts on 2026-11-05: earlier dates answer 403 `Your plan doesn't include this data timeframe`",

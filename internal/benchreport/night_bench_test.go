@@ -279,6 +279,15 @@ func (c *capacity) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts 
 	return out, err
 }
 
+func (c *capacity) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	in.ReturnConsumedCapacity = total
+	out, err := c.client.UpdateItem(ctx, in, opts...)
+	if err == nil {
+		c.add(true, one(out.ConsumedCapacity)...)
+	}
+	return out, err
+}
+
 func (c *capacity) Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	in.ReturnConsumedCapacity = total
 	out, err := c.client.Query(ctx, in, opts...)

@@ -45,5 +45,5 @@ func FillHistory(ctx context.Context, store *bardb.Store, poly *fakepolygon.Serv
 			return err
 		}
 	}
-	return store.PutMarket(ctx, coverage.Market{LedgerFrom: w[0], LedgerThrough: before[len(before)-1]})
+	return store.SetLedger(ctx, w[0], before[len(before)-1])
 }

@@ -14,7 +14,16 @@
 //   - partition LedgerKey, "YYYY-MM-DD#T#kind#id": the ledger by date, the
 //     index a night's check of the splits compares the provider's list with;
 //   - partition MarketKey: "s#YYYY-MM-DD" a session's state, "n#YYYY-MM-DD"
-//     a night's, "m#" the market's (coverage.Session, Night, Market).
+//     a night's, "m#" the market's (coverage.Session, Night, Market), and
+//     "c#<name>" a claim: the lease of one consumer on a piece of the
+//     night's work (see Claim).
+//
+// The consumers of several message groups write the night's and the
+// market's states at once: those are merged attribute by attribute
+// (UpdateItem: ADD to a set or a counter, SET of one attribute, under a
+// condition where a value may only move forward), never written whole, so
+// that no consumer's part, closure or start of the plan's history is lost.
+// The states of the market partition are read consistently.
 //
 // A ticker's window is one Query from "b#<first session>" to "r#~": its bars,
 // its ledger and its record. The items of the design before (adjusted bars
@@ -22,10 +31,10 @@
 // every range this package reads, so adjusted and raw bars never mix; their
 // TTL removes them (docs/migration.md).
 //
-// Items are written with PutItem and BatchWriteItem (whose unprocessed items
-// are re-sent with backoff; deletes go through it too), read with GetItem and
-// Query: DynamoDBAPI is exactly those calls, and the stack grants exactly
-// those actions.
+// Items are written with PutItem, UpdateItem and BatchWriteItem (whose
+// unprocessed items are re-sent with backoff; deletes go through it too),
+// read with GetItem and Query: DynamoDBAPI is exactly those calls, and the
+// stack grants exactly those actions.
 package bardb
 
 import (
@@ -40,8 +49,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
@@ -54,6 +66,7 @@ import (
 type DynamoDBAPI interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 }
@@ -69,6 +82,7 @@ const (
 	sessionPrefix = "s#"
 	nightPrefix   = "n#"
 	marketKey     = "m#"
+	claimPrefix   = "c#"
 	// MarketKey is the partition of the sessions', nights' and market's
 	// states; LedgerKey the partition of the ledger by date.
 	MarketKey = "#market"
@@ -86,8 +100,9 @@ const (
 	attrPerTicker, attrNoDataAt                        = "perTicker", "noDataAt"
 	attrStatus, attrRows, attrBars                     = "status", "rows", "bars"
 	attrFetchedAt, attrFinal                           = "fetchedAt", "final"
-	attrParts, attrFallback, attrPlanned               = "parts", "fallback", "planned"
+	attrParts, attrFallback, attrNight                 = "parts", "fallback", "night"
 	attrTickerCalls, attrUpdatedAt                     = "tickerCalls", "updatedAt"
+	attrOwner, attrUntil                               = "owner", "until"
 	attrLedgerFrom, attrLedgerThrough                  = "ledgerFrom", "ledgerThrough"
 	attrPlanFrom, attrClosures                         = "planFrom", "closures"
 )
@@ -130,8 +145,8 @@ func NewStore(client DynamoDBAPI, table string) *Store {
 
 // PutSessionBars stores one session's bars of every ticker of the grouped
 // answer (as printed), overwriting the same ticker and date. A bar that
-// cannot be stored (not a normalized symbol, a price that is not finite and
-// positive) is a permanent error: the caller validated them.
+// cannot be stored (not a normalized symbol, prices marketdata.CheckPrices
+// refuses) is a permanent error: the caller validated them.
 func (s *Store) PutSessionBars(ctx context.Context, date string, bars map[string]marketdata.Bar) error {
 	tickers := make([]string, 0, len(bars))
 	for t := range bars {
@@ -172,7 +187,7 @@ func (s *Store) PutTickerBars(ctx context.Context, ticker string, bars []marketd
 // ledger, and its record.
 func (s *Store) TickerHistory(ctx context.Context, ticker, from, to string) (coverage.History, error) {
 	var h coverage.History
-	items, err := s.query(ctx, ticker, barPrefix+from, recordKey+"~")
+	items, err := s.query(ctx, ticker, barPrefix+from, recordKey+"~", false)
 	if err != nil {
 		return h, fmt.Errorf("history of %s: %w", ticker, err)
 	}
@@ -213,7 +228,7 @@ func (s *Store) PutTicker(ctx context.Context, ticker string, rec coverage.Ticke
 // Ledger returns the adjustments of every ticker dated from one date to
 // another (both included), by date.
 func (s *Store) Ledger(ctx context.Context, from, to string) ([]marketdata.Adjustment, error) {
-	items, err := s.query(ctx, LedgerKey, from, to+"#~")
+	items, err := s.query(ctx, LedgerKey, from, to+"#~", false)
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s..%s: %w", from, to, err)
 	}
@@ -320,7 +335,7 @@ func (s *Store) Session(ctx context.Context, date string) (coverage.Session, boo
 // Sessions returns the states of the sessions from one date to another
 // (both included) that have one, by date.
 func (s *Store) Sessions(ctx context.Context, from, to string) (map[string]coverage.Session, error) {
-	items, err := s.query(ctx, MarketKey, sessionPrefix+from, sessionPrefix+to)
+	items, err := s.query(ctx, MarketKey, sessionPrefix+from, sessionPrefix+to, true)
 	if err != nil {
 		return nil, fmt.Errorf("sessions %s..%s: %w", from, to, err)
 	}
@@ -332,7 +347,8 @@ func (s *Store) Sessions(ctx context.Context, from, to string) (map[string]cover
 	return out, nil
 }
 
-// PutSession writes the state of a session.
+// PutSession writes the state of a session, whole: the one consumer that
+// holds the session's claim writes it (pkg/pipeline).
 func (s *Store) PutSession(ctx context.Context, st coverage.Session) error {
 	it := s.stamped(MarketKey, sessionPrefix+st.Date)
 	it[attrStatus], it[attrRows], it[attrBars] = sAttr(string(st.Status)), nAttr(float64(st.Rows)), nAttr(float64(st.Bars))
@@ -340,6 +356,7 @@ func (s *Store) PutSession(ctx context.Context, st coverage.Session) error {
 	if !st.FetchedAt.IsZero() {
 		it[attrFetchedAt] = sAttr(st.FetchedAt.UTC().Format(time.RFC3339))
 	}
+	setS(it, attrNight, st.Night)
 	expire(it, st.Date)
 	return s.putItem(ctx, "state of session "+st.Date, it)
 }
@@ -350,6 +367,7 @@ func unmarshalSession(date string, it map[string]types.AttributeValue) coverage.
 	bars, _ := num(it, attrBars)
 	st.Rows, st.Bars = int(rows), int(bars)
 	st.FetchedAt, _ = time.Parse(time.RFC3339, str(it, attrFetchedAt))
+	st.Night = str(it, attrNight)
 	if b, ok := it[attrFinal].(*types.AttributeValueMemberBOOL); ok {
 		st.Final = b.Value
 	}
@@ -370,23 +388,35 @@ func (s *Store) Night(ctx context.Context, date string) (coverage.Night, bool, e
 	if b, ok := it[attrFallback].(*types.AttributeValueMemberBOOL); ok {
 		n.Fallback = b.Value
 	}
-	planned, _ := num(it, attrPlanned)
 	calls, _ := num(it, attrTickerCalls)
-	n.Planned, n.TickerCalls = int(planned), int(calls)
+	n.TickerCalls = int(calls)
 	n.UpdatedAt, _ = time.Parse(time.RFC3339, str(it, attrUpdatedAt))
 	return n, true, nil
 }
 
-// PutNight writes the state of a night.
-func (s *Store) PutNight(ctx context.Context, n coverage.Night) error {
-	it := s.stamped(MarketKey, nightPrefix+n.Date)
-	it[attrFallback] = &types.AttributeValueMemberBOOL{Value: n.Fallback}
-	it[attrPlanned], it[attrTickerCalls] = nAttr(float64(n.Planned)), nAttr(float64(n.TickerCalls))
-	if len(n.Parts) > 0 {
-		it[attrParts] = &types.AttributeValueMemberSS{Value: slices.Compact(slices.Sorted(slices.Values(n.Parts)))}
-	}
-	expire(it, n.Date)
-	return s.putItem(ctx, "state of the night of "+n.Date, it)
+// AddNightPart records the day message part done on the night of date,
+// merged with the parts of the other message groups.
+func (s *Store) AddNightPart(ctx context.Context, date, part string) error {
+	_, err := s.update(ctx, "state of the night of "+date, nightPrefix+date, date, "ADD #v :v",
+		map[string]string{"#v": attrParts}, map[string]types.AttributeValue{":v": &types.AttributeValueMemberSS{Value: []string{part}}}, "")
+	return err
+}
+
+// SetFallback records that the night of date has no grouped answer (the
+// plan does not include it).
+func (s *Store) SetFallback(ctx context.Context, date string) error {
+	_, err := s.update(ctx, "state of the night of "+date, nightPrefix+date, date, "SET #v = :v",
+		map[string]string{"#v": attrFallback}, map[string]types.AttributeValue{":v": &types.AttributeValueMemberBOOL{Value: true}}, "")
+	return err
+}
+
+// TakeTickerCall counts one per-ticker call on the night of date unless
+// bound are counted already, atomically across consumers: false (and
+// nothing counted) when the night's calls are spent.
+func (s *Store) TakeTickerCall(ctx context.Context, date string, bound int) (bool, error) {
+	return s.update(ctx, "per-ticker calls of the night of "+date, nightPrefix+date, date, "ADD #v :one",
+		map[string]string{"#v": attrTickerCalls}, map[string]types.AttributeValue{":one": nAttr(1), ":bound": nAttr(float64(bound))},
+		"attribute_not_exists(#v) OR #v < :bound")
 }
 
 // Market returns the market's state (zero when none is stored).
@@ -407,20 +437,93 @@ func (s *Store) Market(ctx context.Context) (coverage.Market, error) {
 	return m, nil
 }
 
-// PutMarket writes the market's state.
-func (s *Store) PutMarket(ctx context.Context, m coverage.Market) error {
-	it := s.stamped(MarketKey, marketKey)
-	setS(it, attrLedgerFrom, m.LedgerFrom)
-	setS(it, attrLedgerThrough, m.LedgerThrough)
-	setS(it, attrPlanFrom, m.PlanFrom)
-	if len(m.Closures) > 0 {
-		cl := map[string]types.AttributeValue{}
-		for _, c := range m.Closures {
-			cl[c.Date] = sAttr(c.Reason)
-		}
-		it[attrClosures] = &types.AttributeValueMemberM{Value: cl}
+// SetLedger records that the ledger holds every split the provider lists
+// with an execution date from one date through another. The range only
+// moves forward: a check older than the one recorded changes nothing.
+func (s *Store) SetLedger(ctx context.Context, from, through string) error {
+	_, err := s.update(ctx, "market state", marketKey, "", "SET #f = :f, #t = :t",
+		map[string]string{"#f": attrLedgerFrom, "#t": attrLedgerThrough}, map[string]types.AttributeValue{":f": sAttr(from), ":t": sAttr(through)},
+		"attribute_not_exists(#t) OR #t <= :t")
+	return err
+}
+
+// MovePlanFrom records date as the first session the plan's history
+// reaches. It only moves forward.
+func (s *Store) MovePlanFrom(ctx context.Context, date string) error {
+	_, err := s.update(ctx, "market state", marketKey, "", "SET #p = :p",
+		map[string]string{"#p": attrPlanFrom}, map[string]types.AttributeValue{":p": sAttr(date)},
+		"attribute_not_exists(#p) OR #p < :p")
+	return err
+}
+
+// AddClosure records a closure of the exchange learnt from the provider,
+// merged into the map of closures by its date.
+func (s *Store) AddClosure(ctx context.Context, c marketdata.Closure) error {
+	// A nested attribute can be set only once its map exists: two merges.
+	if _, err := s.update(ctx, "market state", marketKey, "", "SET #c = if_not_exists(#c, :empty)",
+		map[string]string{"#c": attrClosures}, map[string]types.AttributeValue{":empty": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}}, ""); err != nil {
+		return err
 	}
-	return s.putItem(ctx, "market state", it)
+	_, err := s.update(ctx, "closure "+c.Date, marketKey, "", "SET #c.#d = :r",
+		map[string]string{"#c": attrClosures, "#d": c.Date}, map[string]types.AttributeValue{":r": sAttr(c.Reason)}, "")
+	return err
+}
+
+// Claim takes, or renews, the lease of owner on the work called name until
+// a time: one consumer at a time does it while the others wait for its
+// result (pkg/pipeline). It fails (false, nil) while another owner's lease
+// runs at now; an expired lease is taken over (its owner stopped).
+func (s *Store) Claim(ctx context.Context, name, owner string, now, until time.Time) (bool, error) {
+	return s.update(ctx, "claim "+name, claimPrefix+name, "", "SET #o = :o, #u = :u, #x = :x",
+		map[string]string{"#o": attrOwner, "#u": attrUntil, "#x": deploy.AttrExpiresAt},
+		map[string]types.AttributeValue{":o": sAttr(owner), ":u": nAttr(float64(until.UnixMilli())), ":now": nAttr(float64(now.UnixMilli())),
+			// Kept a day past its lease, then removed by the TTL.
+			":x": &types.AttributeValueMemberN{Value: strconv.FormatInt(until.Add(24*time.Hour).Unix(), 10)}},
+		"attribute_not_exists(#o) OR #o = :o OR #u < :now")
+}
+
+// Release ends owner's lease on the work called name, if it still holds it.
+func (s *Store) Release(ctx context.Context, name, owner string) error {
+	_, err := s.update(ctx, "claim "+name, claimPrefix+name, "", "REMOVE #o, #u",
+		map[string]string{"#o": attrOwner, "#u": attrUntil}, map[string]types.AttributeValue{":o": sAttr(owner)}, "#o = :o")
+	return err
+}
+
+// update merges one item of the market partition: expr (SET, ADD, REMOVE)
+// and updatedAt — and, for a state dated date, its TTL —, under cond when
+// given. A failed condition is (false, nil): the merge was not wanted.
+func (s *Store) update(ctx context.Context, what, sk, date, expr string, names map[string]string, values map[string]types.AttributeValue, cond string) (bool, error) {
+	names["#updatedAt"] = attrUpdatedAt
+	values[":updatedAt"] = sAttr(s.now().UTC().Format(time.RFC3339))
+	set := "#updatedAt = :updatedAt"
+	if start, err := marketdata.SessionStart(date); err == nil {
+		names["#expiresAt"] = deploy.AttrExpiresAt
+		values[":expiresAt"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(start.Add(Retention).Unix(), 10)}
+		set += ", #expiresAt = :expiresAt"
+	}
+	if rest, ok := strings.CutPrefix(expr, "SET "); ok {
+		expr = "SET " + set + ", " + rest
+	} else {
+		expr = "SET " + set + " " + expr
+	}
+	in := &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       map[string]types.AttributeValue{deploy.AttrTicker: sAttr(MarketKey), deploy.AttrDate: sAttr(sk)},
+		UpdateExpression:          aws.String(expr),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	}
+	if cond != "" {
+		in.ConditionExpression = aws.String(cond)
+	}
+	if _, err := s.client.UpdateItem(ctx, in); err != nil {
+		var failed *types.ConditionalCheckFailedException
+		if errors.As(err, &failed) {
+			return false, nil
+		}
+		return false, classify(fmt.Errorf("update %s in %s: %w", what, s.table, err))
+	}
+	return true, nil
 }
 
 // stamped is a new item with its keys and updatedAt.
@@ -438,10 +541,12 @@ func expire(it map[string]types.AttributeValue, date string) {
 }
 
 // query reads every item of partition pk with a sort key from lo to hi
-// (both included), following pages.
-func (s *Store) query(ctx context.Context, pk, lo, hi string) ([]map[string]types.AttributeValue, error) {
+// (both included), following pages; consistently when asked (the states
+// another consumer may just have written).
+func (s *Store) query(ctx context.Context, pk, lo, hi string, consistent bool) ([]map[string]types.AttributeValue, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                aws.String(s.table),
+		ConsistentRead:           aws.Bool(consistent),
 		KeyConditionExpression:   aws.String("#t = :t AND #d BETWEEN :lo AND :hi"),
 		ExpressionAttributeNames: map[string]string{"#t": deploy.AttrTicker, "#d": deploy.AttrDate},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -453,20 +558,23 @@ func (s *Store) query(ctx context.Context, pk, lo, hi string) ([]map[string]type
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("query %s %s..%s in %s: %w", pk, lo, hi, s.table, err)
+			return nil, classify(fmt.Errorf("query %s %s..%s in %s: %w", pk, lo, hi, s.table, err))
 		}
 		out = append(out, page.Items...)
 	}
 	return out, nil
 }
 
+// getItem reads one item consistently: the states of the market partition,
+// which the consumers of other message groups may just have written.
 func (s *Store) getItem(ctx context.Context, pk, sk string) (map[string]types.AttributeValue, error) {
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table),
-		Key:       map[string]types.AttributeValue{deploy.AttrTicker: sAttr(pk), deploy.AttrDate: sAttr(sk)},
+		TableName:      aws.String(s.table),
+		ConsistentRead: aws.Bool(true),
+		Key:            map[string]types.AttributeValue{deploy.AttrTicker: sAttr(pk), deploy.AttrDate: sAttr(sk)},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("get %s %s from %s: %w", pk, sk, s.table, err)
+		return nil, classify(fmt.Errorf("get %s %s from %s: %w", pk, sk, s.table, err))
 	}
 	if len(out.Item) == 0 {
 		return nil, nil
@@ -476,7 +584,7 @@ func (s *Store) getItem(ctx context.Context, pk, sk string) (map[string]types.At
 
 func (s *Store) putItem(ctx context.Context, what string, it map[string]types.AttributeValue) error {
 	if _, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: it}); err != nil {
-		return fmt.Errorf("put %s into %s: %w", what, s.table, err)
+		return classify(fmt.Errorf("put %s into %s: %w", what, s.table, err))
 	}
 	return nil
 }
@@ -539,7 +647,11 @@ func (s *Store) writeBatch(ctx context.Context, pending []types.WriteRequest) er
 			RequestItems: map[string][]types.WriteRequest{s.table: pending},
 		})
 		if err != nil {
-			// The SDK has retried the call itself.
+			// The SDK has retried the call itself: do not retry here. A
+			// request DynamoDB refuses stays permanent for the caller.
+			if refusedRequest(err) {
+				return retry.Permanent(fmt.Errorf("batch of %d items %s: %w", len(pending), batchKeys(pending), err))
+			}
 			return retry.Permanent(err)
 		}
 		pending = out.UnprocessedItems[s.table]
@@ -549,8 +661,60 @@ func (s *Store) writeBatch(ctx context.Context, pending []types.WriteRequest) er
 		return nil
 	})
 	var re *retry.Error
-	if err != nil && errors.As(err, &re) && retry.IsPermanent(err) {
+	if err != nil && errors.As(err, &re) && retry.IsPermanent(err) && !refusedRequest(err) {
 		err = re.Err // the SDK's error, unclassified: transient to the caller
+	}
+	return err
+}
+
+// batchKeys names the items of a batch by their first and last keys (a
+// refused batch does not say which of its items DynamoDB refused).
+func batchKeys(reqs []types.WriteRequest) string {
+	key := func(r types.WriteRequest) string {
+		k := map[string]types.AttributeValue(nil)
+		switch {
+		case r.PutRequest != nil:
+			k = r.PutRequest.Item
+		case r.DeleteRequest != nil:
+			k = r.DeleteRequest.Key
+		}
+		return str(k, deploy.AttrTicker) + " " + str(k, deploy.AttrDate)
+	}
+	if len(reqs) == 0 {
+		return ""
+	}
+	return "from " + key(reqs[0]) + " to " + key(reqs[len(reqs)-1])
+}
+
+// refusedRequest reports whether DynamoDB refused the request itself: a 4xx
+// answer other than throttling (a ValidationException — a number beyond the
+// range DynamoDB stores, an item too large —, a missing table, a denied
+// action). Sending the same request again cannot succeed. Throttling, an
+// expired token (the SDK refreshes its credentials), 5xx answers and
+// transport errors are worth another attempt.
+func refusedRequest(err error) bool {
+	var re *awshttp.ResponseError
+	if !errors.As(err, &re) || re.HTTPStatusCode() < 400 || re.HTTPStatusCode() > 499 {
+		return false
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code := ae.ErrorCode()
+		_, throttled := awsretry.DefaultThrottleErrorCodes[code]
+		_, retryable := awsretry.DefaultRetryableErrorCodes[code]
+		if throttled || retryable || code == "ExpiredTokenException" {
+			return false
+		}
+	}
+	return true
+}
+
+// classify marks err (which names what was sent) permanent when DynamoDB
+// refused the request itself (refusedRequest); any other error stays
+// unclassified: transient to the caller.
+func classify(err error) error {
+	if refusedRequest(err) {
+		return retry.Permanent(err)
 	}
 	return err
 }

@@ -4,15 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/pkg/bardb"
@@ -20,6 +26,7 @@ import (
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
 	"github.com/zsmseven/backend/pkg/marketdata"
+	"github.com/zsmseven/backend/pkg/retry"
 )
 
 func TestMain(m *testing.M) { dynalitetest.Main(m) }
@@ -190,18 +197,22 @@ func TestSessionNightAndMarketState(t *testing.T) {
 	if _, ok, err := s.Night(ctx, "2026-11-25"); ok || err != nil {
 		t.Fatalf("no night yet: %v %v", ok, err)
 	}
-	n := coverage.Night{Date: "2026-11-25", Parts: []string{"run-1/tickers/1", "run-1/tickers/1"}, Fallback: true, Planned: 252, TickerCalls: 3}
-	if err := s.PutNight(ctx, n); err != nil {
+	for _, part := range []string{"run-1/tickers/1", "run-1/tickers/1", "run-1/tickers-1/1"} {
+		if err := s.AddNightPart(ctx, "2026-11-25", part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetFallback(ctx, "2026-11-25"); err != nil {
 		t.Fatal(err)
 	}
 	got, ok, err := s.Night(ctx, "2026-11-25")
-	if err != nil || !ok || !got.HasPart("run-1/tickers/1") || len(got.Parts) != 1 || !got.Fallback || got.Planned != 252 || got.TickerCalls != 3 || got.UpdatedAt.IsZero() {
+	if err != nil || !ok || !slices.Equal(got.Parts, []string{"run-1/tickers-1/1", "run-1/tickers/1"}) || !got.Fallback || got.TickerCalls != 0 || got.UpdatedAt.IsZero() {
 		t.Fatalf("night %+v %v %v", got, ok, err)
 	}
 	at := time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)
 	for _, st := range []coverage.Session{
-		{Date: "2026-11-24", Status: coverage.Stored, Rows: 11000, Bars: 10990, FetchedAt: at, Final: true},
-		{Date: "2026-11-25", Status: coverage.Empty, FetchedAt: at},
+		{Date: "2026-11-24", Status: coverage.Stored, Rows: 11000, Bars: 10990, FetchedAt: at, Final: true, Night: "2026-11-25"},
+		{Date: "2026-11-25", Status: coverage.Empty, FetchedAt: at, Night: "2026-11-25"},
 		{Date: "2026-11-27", Status: coverage.Closed},
 	} {
 		if err := s.PutSession(ctx, st); err != nil {
@@ -209,8 +220,8 @@ func TestSessionNightAndMarketState(t *testing.T) {
 		}
 	}
 	ss, err := s.Sessions(ctx, "2026-11-24", "2026-11-25")
-	if err != nil || len(ss) != 2 || ss["2026-11-24"] != (coverage.Session{Date: "2026-11-24", Status: coverage.Stored, Rows: 11000, Bars: 10990, FetchedAt: at, Final: true}) ||
-		ss["2026-11-25"].Status != coverage.Empty || ss["2026-11-25"].Final {
+	if err != nil || len(ss) != 2 || ss["2026-11-24"] != (coverage.Session{Date: "2026-11-24", Status: coverage.Stored, Rows: 11000, Bars: 10990, FetchedAt: at, Final: true, Night: "2026-11-25"}) ||
+		ss["2026-11-25"].Status != coverage.Empty || ss["2026-11-25"].Final || ss["2026-11-25"].Night != "2026-11-25" {
 		t.Fatalf("sessions %+v %v", ss, err)
 	}
 	if st, ok, err := s.Session(ctx, "2026-11-27"); !ok || err != nil || st.Status != coverage.Closed {
@@ -219,15 +230,100 @@ func TestSessionNightAndMarketState(t *testing.T) {
 	if m, err := s.Market(ctx); err != nil || m.LedgerFrom != "" || m.Closures != nil {
 		t.Fatalf("market %+v %v", m, err)
 	}
-	m := coverage.Market{LedgerFrom: "2025-11-19", LedgerThrough: "2026-11-25", PlanFrom: "2024-12-02",
-		Closures: []marketdata.Closure{{Date: "2026-03-10", Reason: "b"}, {Date: "2026-03-09", Reason: "a"}}}
-	if err := s.PutMarket(ctx, m); err != nil {
+	for _, err := range []error{
+		s.SetLedger(ctx, "2025-11-19", "2026-11-25"),
+		s.SetLedger(ctx, "2025-11-01", "2026-11-24"), // an older check: no change
+		s.MovePlanFrom(ctx, "2024-12-02"),
+		s.MovePlanFrom(ctx, "2024-11-29"), // back: no change
+		s.AddClosure(ctx, marketdata.Closure{Date: "2026-03-10", Reason: "b"}),
+		s.AddClosure(ctx, marketdata.Closure{Date: "2026-03-09", Reason: "a"}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := s.Market(ctx)
+	if err != nil || m.LedgerFrom != "2025-11-19" || m.LedgerThrough != "2026-11-25" || m.PlanFrom != "2024-12-02" ||
+		!slices.Equal(m.Closures, []marketdata.Closure{{Date: "2026-03-09", Reason: "a"}, {Date: "2026-03-10", Reason: "b"}}) {
+		t.Fatalf("market %+v %v", m, err)
+	}
+}
+
+// The night's and the market's states are merged, never written whole: the
+// consumers of several message groups writing at once lose nothing, and the
+// per-ticker calls of a night stop at the bound however many ask at once.
+func TestConcurrentWritesMerge(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var taken atomic.Int64
+	for i := range 8 {
+		wg.Go(func() {
+			for _, err := range []error{
+				s.AddNightPart(ctx, "2026-11-25", fmt.Sprintf("run-1/tickers-%d/1", i)),
+				s.AddClosure(ctx, marketdata.Closure{Date: fmt.Sprintf("2026-03-%02d", 10+i), Reason: "learnt"}),
+			} {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			for range 5 {
+				ok, err := s.TakeTickerCall(ctx, "2026-11-25", 20)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					taken.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n, _, err := s.Night(ctx, "2026-11-25")
+	if err != nil || len(n.Parts) != 8 || n.TickerCalls != 20 || taken.Load() != 20 {
+		t.Errorf("night %+v %v, calls taken %d: want 8 parts and 20 calls of the 40 asked", n, err, taken.Load())
+	}
+	if m, err := s.Market(ctx); err != nil || len(m.Closures) != 8 {
+		t.Errorf("market %+v %v, want 8 closures", m, err)
+	}
+}
+
+// A claim is one owner's at a time until its lease ends; its owner renews
+// or releases it; an expired lease is taken over.
+func TestClaims(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)
+	for _, c := range []struct {
+		owner string
+		now   time.Time
+		want  bool
+	}{
+		{"a", now, true},
+		{"b", now.Add(time.Minute), false},                 // a's lease runs
+		{"a", now.Add(time.Minute), true},                  // renewed by its owner, until now + 4 min
+		{"b", now.Add(3*time.Minute + time.Second), false}, // still a's
+		{"b", now.Add(4*time.Minute + time.Second), true},  // expired: taken over
+	} {
+		got, err := s.Claim(ctx, "s#2026-11-25", c.owner, c.now, c.now.Add(3*time.Minute))
+		if err != nil || got != c.want {
+			t.Fatalf("claim by %s at %s: %v %v, want %v", c.owner, c.now.Format(time.TimeOnly), got, err, c.want)
+		}
+	}
+	if err := s.Release(ctx, "s#2026-11-25", "a"); err != nil { // not a's any more: nothing
 		t.Fatal(err)
 	}
-	got2, err := s.Market(ctx)
-	if err != nil || got2.LedgerFrom != m.LedgerFrom || got2.LedgerThrough != m.LedgerThrough || got2.PlanFrom != m.PlanFrom ||
-		!slices.Equal(got2.Closures, []marketdata.Closure{{Date: "2026-03-09", Reason: "a"}, {Date: "2026-03-10", Reason: "b"}}) {
-		t.Fatalf("market %+v %v", got2, err)
+	if got, _ := s.Claim(ctx, "s#2026-11-25", "c", now.Add(5*time.Minute), now.Add(8*time.Minute)); got {
+		t.Fatal("b's claim released by a")
+	}
+	if err := s.Release(ctx, "s#2026-11-25", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Claim(ctx, "s#2026-11-25", "c", now.Add(5*time.Minute), now.Add(8*time.Minute)); !got || err != nil {
+		t.Fatalf("after b's release: %v %v", got, err)
+	}
+	if got, _ := s.Claim(ctx, "l#2026-11-25", "b", now, now.Add(time.Minute)); !got {
+		t.Fatal("another work's claim is held by c")
 	}
 }
 
@@ -298,5 +394,46 @@ func TestUnprocessedItemsAreResent(t *testing.T) {
 	err := s.PutSessionBars(ctx, "2026-11-25", one)
 	if err == nil || u.calls.Load() != 3 || errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v after %d calls", err, u.calls.Load())
+	}
+}
+
+// overflow sends every batch with the close of its first item replaced by a
+// number beyond DynamoDB's range (what a finite, positive 1e200 from the
+// provider would have become), so that dynalite answers as DynamoDB does: a
+// 400 ValidationException.
+type overflow struct{ bardb.DynamoDBAPI }
+
+func (o overflow) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	for _, reqs := range in.RequestItems {
+		reqs[0].PutRequest.Item["c"] = &types.AttributeValueMemberN{Value: "1" + strings.Repeat("0", 200)}
+	}
+	return o.DynamoDBAPI.BatchWriteItem(ctx, in, opts...)
+}
+
+// throttled answers every call as DynamoDB does when the table's capacity is
+// exceeded: a 400 whose code says to slow down.
+type throttled struct{ bardb.DynamoDBAPI }
+
+func (throttled) BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	return nil, &smithy.OperationError{ServiceID: "DynamoDB", OperationName: "BatchWriteItem", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 400}},
+			Err: &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}}}}
+}
+
+// A request DynamoDB refuses (a 400 ValidationException) cannot succeed if
+// sent again: a permanent error that names the batch's items. Throttling,
+// also a 400, stays transient.
+func TestRefusedRequestsArePermanent(t *testing.T) {
+	env := dynalitetest.New(t, deploy.DailyBars)
+	ctx := context.Background()
+	s := bardb.NewStore(overflow{env.Client}, deploy.DailyBars.Name(env.Stage))
+	err := s.PutSessionBars(ctx, "2026-11-25", map[string]marketdata.Bar{"AAPL": bar("2026-11-25", 10), "MSFT": bar("2026-11-25", 20)})
+	if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "ValidationException") || !strings.Contains(err.Error(), "from AAPL b#2026-11-25 to MSFT b#2026-11-25") {
+		t.Errorf("err %v (permanent %v): want a permanent error naming the items", err, retry.IsPermanent(err))
+	}
+	s = bardb.NewStore(throttled{env.Client}, deploy.DailyBars.Name(env.Stage))
+	s.Retry.Attempts, s.Retry.Sleep = 2, func(context.Context, time.Duration) error { return nil }
+	if err := s.PutSessionBars(ctx, "2026-11-25", map[string]marketdata.Bar{"AAPL": bar("2026-11-25", 10)}); err == nil || retry.IsPermanent(err) {
+		t.Errorf("throttled: err %v, want transient", err)
 	}
 }

@@ -26,9 +26,9 @@ const (
 	// Empty: the grouped answer had no rows; the session may not be
 	// published yet, and is asked again.
 	Empty Status = "empty"
-	// Closed: the session stayed empty while a later one was published: the
-	// exchange did not trade that day (a closure the rule calendar does not
-	// know). Never asked again.
+	// Closed: the session stayed empty, on two different nights, while a
+	// later one was published: the exchange did not trade that day (a
+	// closure the rule calendar does not know). Never asked again.
 	Closed Status = "closed"
 	// OutsidePlan: the plan's history does not reach the session (the
 	// provider refused that timeframe). Never asked again.
@@ -48,6 +48,11 @@ type Session struct {
 	// provider's revisions of it (volumes, VWAPs revised after the close)
 	// are in. A session fetched on its own night is fetched once more.
 	Final bool
+	// Night is the night (its trading day) whose work last asked the
+	// provider for the session: an empty answer is asked again on a later
+	// night, not the same one, and a session is learnt closed only when it
+	// is empty on two different nights while a later one is published.
+	Night string
 }
 
 // Covered reports whether nothing more is to be fetched of the session to
@@ -105,6 +110,8 @@ func (m Market) Closed(date string) bool {
 }
 
 // Night is what the store knows of one night's work, by its trading day.
+// Its parts are written by the consumers of every message group at once, so
+// each is merged into the stored night, never written whole.
 type Night struct {
 	Date string
 	// Parts are the keys of the day messages done: a redelivered one costs
@@ -113,10 +120,8 @@ type Night struct {
 	// Fallback: the plan does not include the grouped answer; every ticker
 	// fetched its own bars that night.
 	Fallback bool
-	// Planned is the number of sessions whose fill the night queued.
-	Planned int
-	// TickerCalls counts the per-ticker calls made for held tickers the
-	// grouped answers lack, bounded per night.
+	// TickerCalls counts the per-ticker calls of the night (held tickers
+	// the grouped answers lack, or no grouped answer asked), bounded.
 	TickerCalls int
 	UpdatedAt   time.Time
 }

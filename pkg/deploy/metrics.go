@@ -60,9 +60,9 @@ var (
 	GroupedRowsSkipped   = Metric{"GroupedRowsSkipped", UnitCount, "processTicker: grouped-daily rows skipped (symbol rejected, bad price, duplicate ticker, other date)"}
 	TickersNotInGrouped  = Metric{"TickersNotInGrouped", UnitCount, "processTicker: held tickers absent from a published grouped-daily answer (halted, delisted, unknown)"}
 	SplitsFound          = Metric{"SplitsFound", UnitCount, "processTicker: splits added to the ledger or corrected there (listed late, a ratio or a date changed) by the night's check of a trailing window"}
-	TickersBackfilled    = Metric{"TickersBackfilled", UnitCount, "processTicker: per-ticker calls for a held ticker the grouped answers lack (bounded per night), or every ticker on a night without a grouped answer"}
+	TickersBackfilled    = Metric{"TickersBackfilled", UnitCount, "processTicker: per-ticker calls for a held ticker the grouped answers lack, or whose day's grouped answer was never asked (bounded per night together), or every ticker on a night whose plan has no grouped answer"}
 	SessionsFilled       = Metric{"SessionsFilled", UnitCount, "processTicker: past sessions of the whole market fetched and stored to complete the window of the indicators (one grouped call each)"}
-	SessionsClosed       = Metric{"SessionsClosed", UnitCount, "processTicker: sessions that stayed empty while a later one was published, recorded as closures of the exchange"}
+	SessionsClosed       = Metric{"SessionsClosed", UnitCount, "processTicker: sessions empty on two different nights while a later one was published, recorded as closures of the exchange"}
 	PriceDiscontinuities = Metric{"PriceDiscontinuities", UnitCount, "processTicker: rows whose last close-to-close move, adjusted, matches a nearby split's ratio (its date is probably off) or exceeds the bound unexplained (a split not listed yet?)"}
 	TickersStale         = Metric{"TickersStale", UnitCount, "processTicker: tickers left without a row of the trading day (no bar of that day yet); the last good row is kept"}
 	TickersCurrent       = Metric{"TickersCurrent", UnitCount, "processTicker: records acknowledged without a call because the row of their trading day was already stored"}

@@ -3,6 +3,7 @@ package marketdata
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // This file is the ledger of corporate actions and its reading: bars are
@@ -78,18 +79,29 @@ func ValidateAdjustment(a Adjustment) error {
 	return fmt.Errorf("adjustment of %q on %s: unknown kind %q", a.Ticker, a.Date, a.Kind)
 }
 
+// Same reports whether a and b are the same action, whatever their ids: the
+// same ticker, date, kind and share counts. A provider may list one split
+// twice under two ids; applied twice, it would divide the prices before it
+// twice.
+func (a Adjustment) Same(b Adjustment) bool {
+	return a.Ticker == b.Ticker && a.Date == b.Date && a.Kind == b.Kind && a.From == b.From && a.To == b.To
+}
+
 // Adjust returns a copy of bars (one ticker's, ascending) adjusted as of
 // asOf by the ledger: each bar's open, high, low and close multiplied by the
 // PriceFactor, and its volume by the VolumeFactor, of every adjustment dated
 // after the bar and on or before asOf (adjustments after asOf had not
-// happened on that day). The ledger is the bars' ticker's. The bars given
-// are not changed.
+// happened on that day), each action once (see Same). The ledger is the
+// bars' ticker's. The bars given are not changed.
 func Adjust(bars []Bar, ledger []Adjustment, asOf string) []Bar {
 	out := make([]Bar, len(bars))
 	copy(out, bars)
-	for _, a := range ledger {
+	for i, a := range ledger {
 		if a.Date > asOf || (len(bars) > 0 && a.Date <= bars[0].Date) {
 			continue
+		}
+		if slices.ContainsFunc(ledger[:i], a.Same) {
+			continue // listed twice under two ids: applied once
 		}
 		p, v := a.PriceFactor(), a.VolumeFactor()
 		if p == 1 && v == 1 {

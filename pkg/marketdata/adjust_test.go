@@ -42,6 +42,12 @@ func TestAdjustAppliesEachAdjustmentAfterTheBar(t *testing.T) {
 	if math.Abs(two[0].Close-500.04/8) > 1e-9 || math.Abs(two[1].Close-124.8075) > 1e-9 {
 		t.Errorf("two splits: %v %v", two[0].Close, two[1].Close)
 	}
+	// The same split listed twice under two ids is applied once: the
+	// closes of 2020-08-31's split alone (125.01, 124.8075).
+	twice := marketdata.Adjust(bars, []marketdata.Adjustment{split, {Ticker: "AAPL", Date: "2020-08-31", Kind: marketdata.KindSplit, From: 1, To: 4, ID: "E2"}}, "2020-08-31")
+	if math.Abs(twice[0].Close-125.01) > 1e-9 || math.Abs(twice[1].Close-124.8075) > 1e-9 || twice[1].Volume != 187629916 {
+		t.Errorf("a split listed twice: %v %v", twice[0].Close, twice[1].Close)
+	}
 	// A reverse split (1-for-10) multiplies earlier prices by 10.
 	rev := marketdata.Adjust(bars, []marketdata.Adjustment{{Ticker: "AAPL", Date: "2020-08-31", Kind: marketdata.KindSplit, From: 10, To: 1}}, "2020-09-01")
 	if rev[1].Close != 4992.3 || rev[1].Volume != 4690747.9 {

@@ -35,8 +35,8 @@ type Day struct {
 	// Bars are the valid rows, by ticker, each dated Date.
 	Bars map[string]Bar
 	// Skipped are the rows left out, with why: a symbol the validator
-	// rejects, a non-finite or non-positive price, a ticker that appears
-	// twice, a row of another date.
+	// rejects, a price or volume outside the sane range (CheckPrices), a
+	// ticker that appears twice, a row of another date.
 	Skipped []SkippedRow
 }
 
@@ -80,9 +80,24 @@ func ValidateSplit(s Split) error {
 	return nil
 }
 
-// CheckPrices reports why a bar's prices cannot be used (a non-finite or
-// non-positive open, high, low or close, or a negative or non-finite
-// volume), or "" when they can.
+// The range of a usable bar. Polygon's grouped answer carries every US
+// stock and OTC row as its sources reported it, garbage included; a row
+// outside this range is an error of the source, not a price, and is skipped.
+// The bounds are far outside anything real: the highest-priced US share
+// (BRK.A) has never reached 10^6 dollars, the smallest quoting increment of
+// any US venue is 10^-6 dollars (sub-penny OTC stocks), and the whole US
+// market trades about 10^10 to 10^11 shares a day. They also keep every
+// number within what DynamoDB stores (magnitudes 10^-130 to 10^126): one
+// finite, positive 1e200 would otherwise fail the write of its whole session.
+const (
+	MinPrice  = 1e-6
+	MaxPrice  = 1e9
+	MaxVolume = 1e13
+)
+
+// CheckPrices reports why a bar's prices cannot be used (an open, high, low
+// or close that is not a finite price from MinPrice to MaxPrice, or a volume
+// that is not a finite number from 0 to MaxVolume), or "" when they can.
 func CheckPrices(b Bar) string {
 	for _, p := range []struct {
 		name string
@@ -91,9 +106,15 @@ func CheckPrices(b Bar) string {
 		if math.IsNaN(p.v) || math.IsInf(p.v, 0) || p.v <= 0 {
 			return fmt.Sprintf("%s %v is not a finite positive price", p.name, p.v)
 		}
+		if p.v < MinPrice || p.v > MaxPrice {
+			return fmt.Sprintf("%s %v is outside the sane range of a price (%g to %g)", p.name, p.v, MinPrice, MaxPrice)
+		}
 	}
 	if math.IsNaN(b.Volume) || math.IsInf(b.Volume, 0) || b.Volume < 0 {
 		return fmt.Sprintf("volume %v is not a finite non-negative number", b.Volume)
+	}
+	if b.Volume > MaxVolume {
+		return fmt.Sprintf("volume %v is outside the sane range of a day's volume (at most %g)", b.Volume, MaxVolume)
 	}
 	return ""
 }

@@ -92,15 +92,27 @@ func TestSplitsAndPrices(t *testing.T) {
 			t.Errorf("ValidateSplit(%+v) accepted", bad)
 		}
 	}
-	ok := marketdata.Bar{Open: 1, High: 2, Low: 0.5, Close: 1.5, Volume: 0}
-	if r := marketdata.CheckPrices(ok); r != "" {
-		t.Errorf("CheckPrices(ok) = %q", r)
+	// The extremes of real prints: BRK.A near 7.5e5 dollars, a sub-penny
+	// OTC stock at 1e-6, billions of shares of it in a day.
+	for _, ok := range []marketdata.Bar{
+		{Open: 1, High: 2, Low: 0.5, Close: 1.5, Volume: 0},
+		{Open: 745000, High: 752000.5, Low: 741000, Close: 750000, Volume: 1e4},
+		{Open: 1e-6, High: 2e-6, Low: 1e-6, Close: 1e-6, Volume: 8e9},
+	} {
+		if r := marketdata.CheckPrices(ok); r != "" {
+			t.Errorf("CheckPrices(%+v) = %q", ok, r)
+		}
 	}
 	for _, b := range []marketdata.Bar{
 		{Open: 1, High: 2, Low: 0.5, Close: 0},
 		{Open: math.NaN(), High: 2, Low: 0.5, Close: 1},
 		{Open: 1, High: 2, Low: -1, Close: 1},
 		{Open: 1, High: 2, Low: 0.5, Close: 1, Volume: -3},
+		// Finite and positive, but no price: DynamoDB cannot even store 1e200.
+		{Open: 1e200, High: 1e200, Low: 1e200, Close: 1e200, Volume: 1},
+		{Open: 1, High: 1.5e9, Low: 0.5, Close: 1},
+		{Open: 1, High: 2, Low: 1e-200, Close: 1},
+		{Open: 1, High: 2, Low: 0.5, Close: 1, Volume: 2e13},
 	} {
 		if marketdata.CheckPrices(b) == "" {
 			t.Errorf("CheckPrices(%+v) accepted", b)

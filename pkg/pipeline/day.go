@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/zsmseven/backend/pkg/coverage"
 	"github.com/zsmseven/backend/pkg/deploy"
@@ -44,13 +45,16 @@ type DayResult struct {
 	Revised []string
 	// SplitsFrom..SplitsTo is the range of execution dates whose splits were
 	// read into the ledger ("" when none was); Splits the tickers of the
-	// entries added or corrected, Retracted the entries removed.
+	// entries added or corrected, Retracted the entries removed;
+	// SplitsListedTwice counts the splits the provider lists twice under
+	// two ids (one entry kept).
 	SplitsFrom, SplitsTo string
 	Splits               []string
 	Retracted            int
+	SplitsListedTwice    int
 	// Needed is the number of sessions the window of the indicators still
 	// lacks; Planned those whose fill this message queued (0 when none was
-	// needed, or a fill was queued earlier tonight).
+	// needed).
 	Needed, Planned int
 	// GroupedCalls and SplitsCalls are the calls made to the market-data
 	// provider: grouped answers (the day, the sessions fetched again) and
@@ -67,11 +71,18 @@ const maxNamesLogged = 20
 // sessions of the window stored on their own night fetched once more (their
 // revisions are in by now; normally the one before D: one call), the splits
 // of a trailing window read into the ledger (one call), and, for every
-// session the window still lacks, a fill message queued behind the night's
+// session the window still lacks, a fill message queued behind the message's
 // tickers, then those tickers again so that their rows are completed. A
 // redelivered message whose part is recorded costs no call. The plan does
 // not include the grouped answer (403): the night falls back to one call per
 // ticker, said once in the log and in deploy.GroupedNotAuthorized.
+//
+// With several message groups, one day message heads each: the day's call,
+// each revision and the splits are claimed (claim.go), so that one consumer
+// makes each call and the others wait for its result, which the tickers
+// behind them need; each group plans its own fill, whose calls are claimed
+// session by session. What each learns is merged into the night's and the
+// market's states, never written whole.
 func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg queue.Message, inv *invocation) Record {
 	date := msg.Date
 	res := &DayResult{Held: len(msg.Tickers)}
@@ -81,7 +92,8 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 		r.Outcome = Transient
 		if retry.IsPermanent(err) && !refused(err) {
 			// A day that cannot be read (our bug, or a plan that forbids
-			// the splits): the tickers behind it are not held back.
+			// the splits): the tickers behind it are not held back, and
+			// bound their own calls (tickerCall).
 			log.ErrorContext(ctx, "day not refreshed: permanent error, message acknowledged", "error", err.Error())
 			r.Outcome = Permanent
 			return r
@@ -95,46 +107,62 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 	if err != nil {
 		return fail(err)
 	}
-	night := info.night
-	if night.HasPart(msg.PartKey()) {
-		res.Status, res.AlreadyDone = dayStatus(night, inv.sessions[date]), true
+	if info.night.HasPart(msg.PartKey()) {
+		res.Status, res.AlreadyDone = dayStatus(info.night, inv.sessions[date]), true
 		log.InfoContext(ctx, "day already refreshed by this message: acknowledged without a call")
 		r.Outcome = DayDone
 		return r
 	}
-	w, sessions, err := p.window(ctx, inv, date)
+	w, _, err := p.window(ctx, inv, date)
 	if err != nil {
 		return fail(err)
 	}
 
-	// 1. The day itself.
-	if st := sessions[date]; !st.Covered() && !night.Fallback {
+	// 1. The day itself, unless a message of this run (another group's, or
+	// this one before a redelivery) asked for it already, or it is stored.
+	enqueued := msg.EnqueuedAt.Truncate(time.Second) // the states keep seconds
+	_, err = p.once(ctx, log, inv, sessionClaim(date), true, func(ctx context.Context) (bool, error) {
+		n, err := p.rereadNight(ctx, inv, date)
+		if err != nil {
+			return false, err
+		}
+		st, err := p.rereadSession(ctx, inv, date)
+		return n.night.Fallback || st.Covered() || (st.Night == date && !st.FetchedAt.Before(enqueued)), err
+	}, func(ctx context.Context) error {
 		res.GroupedCalls++
-		got, err := p.fetchSession(ctx, log, inv, date)
+		got, err := p.fetchSession(ctx, log, inv, date, date)
 		switch {
 		case errors.Is(err, marketdata.ErrNotEntitled):
-			night.Fallback = true
+			if err := p.setFallback(ctx, inv, date); err != nil {
+				return err
+			}
 			p.Metrics.Add(deploy.GroupedNotAuthorized, 1)
 			log.ErrorContext(ctx, "grouped daily not authorized for this key's plan: every ticker fetches its own bars tonight (one call each)",
 				"tickers", len(msg.Tickers), "error", err.Error())
+			return nil
 		case err != nil:
-			return fail(err)
-		default:
-			res.Rows, res.Skipped = got.Rows, got.Skipped
-			if got.Status == coverage.Stored {
-				p.present(ctx, log, msg.Tickers, got.Tickers, res)
-			}
-			if got.Status == coverage.Empty {
-				p.Metrics.Add(deploy.GroupedNotPublished, 1)
-				log.WarnContext(ctx, "grouped daily has no rows for the day (not published yet): its tickers keep their last good row; the catch-up run later in the night asks again",
-					"tickers", len(msg.Tickers))
-			}
+			return err
 		}
+		res.Rows, res.Skipped = got.Rows, got.Skipped
+		switch got.Status {
+		case coverage.Stored:
+			p.present(ctx, log, msg.Tickers, got.Tickers, res)
+		case coverage.Empty:
+			p.Metrics.Add(deploy.GroupedNotPublished, 1)
+			log.WarnContext(ctx, "grouped daily has no rows for the day (not published yet): its tickers keep their last good row; the catch-up run later in the night asks again",
+				"tickers", len(msg.Tickers))
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
 	}
+	night := inv.nights[date].night
 	res.Status = dayStatus(night, inv.sessions[date])
 
 	if !night.Fallback {
-		// 2. The sessions stored on their own night, final now.
+		// 2. The sessions stored on their own night, final now; one left
+		// to another consumer revising it.
 		m, err := p.marketState(ctx, inv)
 		if err != nil {
 			return fail(err)
@@ -145,43 +173,67 @@ func (p *ProcessTicker) day(ctx context.Context, log *slog.Logger, r Record, msg
 			if d == date || st.Status != coverage.Stored || st.Final || !coverage.FinalAt(cal, d, p.marketNow()) {
 				continue
 			}
-			res.GroupedCalls++
-			got, err := p.fetchSession(ctx, log, inv, d)
+			var bars int
+			revised, err := p.once(ctx, log, inv, sessionClaim(d), false, func(ctx context.Context) (bool, error) {
+				st, err := p.rereadSession(ctx, inv, d)
+				return st.Status != coverage.Stored || st.Final, err
+			}, func(ctx context.Context) error {
+				res.GroupedCalls++
+				got, err := p.fetchSession(ctx, log, inv, d, date)
+				bars = got.Bars
+				return err
+			})
 			if err != nil {
 				return fail(fmt.Errorf("revision of %s: %w", d, err))
 			}
-			res.Revised = append(res.Revised, d)
-			log.InfoContext(ctx, "session fetched again after its close: revisions stored", "session", d, "bars", got.Bars)
+			if revised {
+				res.Revised = append(res.Revised, d)
+				log.InfoContext(ctx, "session fetched again after its close: revisions stored", "session", d, "bars", bars)
+			}
 		}
 	}
 
-	// 3. The ledger.
-	calls, err := p.checkLedger(ctx, log, inv, date, w[0], res)
-	res.SplitsCalls += calls
+	// 3. The ledger, once a night: the tickers behind this message wait
+	// for it (their rows are partial without it).
+	_, err = p.once(ctx, log, inv, ledgerClaim(date), true, func(ctx context.Context) (bool, error) {
+		m, err := p.rereadMarket(ctx, inv)
+		return m.LedgerFrom != "" && m.LedgerFrom <= w[0] && m.LedgerThrough >= date, err
+	}, func(ctx context.Context) error {
+		calls, err := p.checkLedger(ctx, log, inv, date, w[0], res)
+		res.SplitsCalls += calls
+		return err
+	})
 	if err != nil {
 		return fail(err)
 	}
 
-	// 4. What the window still lacks, fetched as queue work.
+	// 4. What the window still lacks, fetched as queue work behind this
+	// message's tickers, then those tickers again. Every message plans its
+	// own (the tickers again are its own); a session another message's fill
+	// asks for costs no second call (its claim), and the same fill message
+	// queued twice by one run is one message to a FIFO queue.
 	if !night.Fallback {
+		w, _, err := p.window(ctx, inv, date) // computed again if a closure was learnt
+		if err != nil {
+			return fail(err)
+		}
 		m, err := p.marketState(ctx, inv)
 		if err != nil {
 			return fail(err)
 		}
 		missing := coverage.Missing(w[:len(w)-1], inv.sessions, m.PlanFrom)
 		res.Needed = len(missing)
-		if len(missing) > 0 && night.Planned == 0 && p.Publisher != nil {
+		if len(missing) > 0 && p.Publisher != nil {
 			if err := p.planFill(ctx, msg, missing); err != nil {
 				return fail(err)
 			}
-			night.Planned, res.Planned = len(missing), len(missing)
+			res.Planned = len(missing)
 			log.InfoContext(ctx, "the window lacks sessions: one fill message each queued behind the night's tickers, latest first, then the tickers again",
 				"missing", len(missing), "latest", missing[0], "oldest", missing[len(missing)-1])
 		}
 	}
 
-	night.Parts = append(night.Parts, msg.PartKey())
-	if err := p.putNight(ctx, inv, night); err != nil {
+	if err := p.addNightPart(ctx, inv, date, msg.PartKey()); err != nil {
 		return fail(err)
 	}
 	log.InfoContext(ctx, "day refreshed", "status", res.Status, "rows", res.Rows, "present", res.Present, "missing", res.Missing,

@@ -22,7 +22,8 @@ type FillResult struct {
 	// OutsidePlan.
 	Status coverage.Status
 	// AlreadyDone: the session was covered before (a redelivery, another
-	// group's fill, or the night's own day): no call.
+	// group's fill, or the night's own day), or asked tonight already: no
+	// call.
 	AlreadyDone bool
 	// Bars is the number of bars stored; Calls the calls made (0 or 1).
 	Bars, Calls int
@@ -30,9 +31,12 @@ type FillResult struct {
 
 // fill fetches one session of the whole market that the window of a
 // night's indicators lacks (one grouped call; its rows stored as printed).
-// A session already covered, or before the plan's history, costs no call.
-// A transient failure hands the message back (never to the tail of the
-// queue: the night's tickers behind the fill need it).
+// A session covered already, asked tonight already (empty: a later night
+// asks again), or before the plan's history costs no call; so does one whose
+// call another message group's fill is making: this one waits for its
+// answer (the tickers behind it need it). A transient failure hands the
+// message back (never to the tail of the queue: the night's tickers behind
+// the fill need it).
 func (p *ProcessTicker) fill(ctx context.Context, log *slog.Logger, r Record, msg queue.Message, inv *invocation) Record {
 	res := &FillResult{Session: msg.Date, Night: msg.Night, Part: msg.Part, Parts: msg.Parts}
 	r.Fill = res
@@ -54,23 +58,33 @@ func (p *ProcessTicker) fill(ctx context.Context, log *slog.Logger, r Record, ms
 	if _, _, err := p.window(ctx, inv, msg.Night); err != nil {
 		return fail(err)
 	}
-	m, err := p.marketState(ctx, inv)
+	var got SessionResult
+	asked, err := p.once(ctx, log, inv, sessionClaim(msg.Date), true, func(ctx context.Context) (bool, error) {
+		st, err := p.rereadSession(ctx, inv, msg.Date)
+		if err != nil {
+			return false, err
+		}
+		m, err := p.rereadMarket(ctx, inv)
+		if err != nil {
+			return false, err
+		}
+		res.Status = st.Status
+		if m.PlanFrom != "" && msg.Date < m.PlanFrom {
+			res.Status = coverage.OutsidePlan
+			return true, nil
+		}
+		return st.Covered() || (st.Status == coverage.Empty && st.Night == msg.Night), nil
+	}, func(ctx context.Context) error {
+		var err error
+		got, err = p.fetchSession(ctx, log, inv, msg.Date, msg.Night)
+		return err
+	})
 	if err != nil {
 		return fail(err)
 	}
-	st := inv.sessions[msg.Date]
-	switch {
-	case st.Covered():
-		res.Status, res.AlreadyDone = st.Status, true
-	case m.PlanFrom != "" && msg.Date < m.PlanFrom:
-		res.Status, res.AlreadyDone = coverage.OutsidePlan, true
-	default:
-		res.Calls = 1
-		got, err := p.fetchSession(ctx, log, inv, msg.Date)
-		if err != nil {
-			return fail(err)
-		}
-		res.Status, res.Bars = got.Status, got.Bars
+	res.AlreadyDone = !asked
+	if asked {
+		res.Calls, res.Status, res.Bars = 1, got.Status, got.Bars
 		if got.Status == coverage.Stored {
 			p.Metrics.Add(deploy.SessionsFilled, 1)
 		}

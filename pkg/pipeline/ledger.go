@@ -13,10 +13,14 @@ import (
 )
 
 // checkLedger reads the splits of a trailing window into the ledger, once a
-// night: the execution dates from LedgerDays before the night's day D (or
-// from the last check, if that is older) through D — from the start of the
-// window of the indicators when the ledger does not reach back that far yet
-// (a cold store). The provider's list is authoritative over that range: a
+// night: the execution dates from LedgerDays before the last check's day (D
+// itself when the last check is later) through D, so that a split listed up
+// to LedgerDays after its execution date is read whenever it is listed — on
+// a weekend, or on the last check's day after that check; from the start of
+// the window of the indicators when the ledger does not reach back that far
+// yet (a cold store), and never before it: after an outage longer than the
+// window, the splits executed before the window's first session adjust no
+// bar the indicators read. The provider's list is authoritative over that range: a
 // split it lists that the ledger lacks (listed late), or lists differently
 // (another ratio, a corrected date), is written; an entry of the ledger it
 // no longer lists is removed. Nothing stored is rewritten but the ledger:
@@ -32,10 +36,10 @@ func (p *ProcessTicker) checkLedger(ctx context.Context, log *slog.Logger, inv *
 	}
 	from := windowStart
 	if m.LedgerFrom != "" && m.LedgerFrom <= windowStart {
-		// The ledger reaches back far enough: the trailing window, or the
-		// days since the last check if they are more.
-		from = min(marketdata.AddDays(date, -p.ledgerDays()), marketdata.AddDays(m.LedgerThrough, 1))
-		from = max(from, windowStart)
+		// The ledger reaches back far enough: the trailing window before
+		// the last check's day, which is asked again (a split may have been
+		// listed on it after the check).
+		from = max(marketdata.AddDays(min(date, m.LedgerThrough), -p.ledgerDays()), windowStart)
 	}
 	splits, err := p.Market.Splits(ctx, from, date)
 	switch {
@@ -45,13 +49,34 @@ func (p *ProcessTicker) checkLedger(ctx context.Context, log *slog.Logger, inv *
 	case err != nil:
 		return 1, fmt.Errorf("splits %s..%s: %w", from, date, err)
 	}
-	listed := map[string]marketdata.Adjustment{}
+	// One entry per action: the provider may list a split twice under two
+	// ids (the same ticker, date and ratio); the lowest id is kept, so that
+	// the choice is the same every night and the other, if stored before,
+	// is removed as no longer listed.
+	byAction := map[string]marketdata.Adjustment{}
+	var twice []string
 	for _, s := range splits {
 		if s.ExecutionDate > date || s.ExecutionDate < from || !symbol.Valid(s.Ticker) {
 			continue // listed ahead of time, or outside what was asked
 		}
 		a := s.Adjustment()
+		k := fmt.Sprintf("%s#%s#%s#%g#%g", a.Ticker, a.Date, a.Kind, a.From, a.To)
+		if old, ok := byAction[k]; ok {
+			twice = append(twice, fmt.Sprintf("%s %s (ids %q and %q)", a.Ticker, a.Date, old.ID, a.ID))
+			if old.ID < a.ID {
+				continue
+			}
+		}
+		byAction[k] = a
+	}
+	listed := make(map[string]marketdata.Adjustment, len(byAction))
+	for _, a := range byAction {
 		listed[ledgerKey(a)] = a
+	}
+	if len(twice) > 0 {
+		res.SplitsListedTwice = len(twice)
+		log.WarnContext(ctx, "splits the provider lists twice under two ids: one entry kept in the ledger, applied once", "twice", len(twice),
+			"splits", strings.Join(twice[:min(len(twice), maxNamesLogged)], "; "))
 	}
 	stored, err := p.History.Ledger(ctx, from, date)
 	if err != nil {
@@ -94,11 +119,11 @@ func (p *ProcessTicker) checkLedger(ctx context.Context, log *slog.Logger, inv *
 		}
 		log.WarnContext(ctx, "ledger entries the provider no longer lists (withdrawn, or their date corrected): removed", "removed", len(remove), "entries", strings.Join(names, "; "))
 	}
-	if m.LedgerFrom == "" || m.LedgerFrom > from || m.LedgerThrough < marketdata.AddDays(from, -1) {
-		m.LedgerFrom = from // nothing before from is known to be complete
+	ledgerFrom := m.LedgerFrom
+	if ledgerFrom == "" || ledgerFrom > from || m.LedgerThrough < marketdata.AddDays(from, -1) {
+		ledgerFrom = from // nothing before from is known to be complete
 	}
-	m.LedgerThrough = date
-	return 1, p.putMarket(ctx, inv, m)
+	return 1, p.setLedger(ctx, inv, ledgerFrom, date)
 }
 
 // ledgerKey identifies an adjustment: ticker, date, kind and the provider's

@@ -55,15 +55,48 @@ type Ledger interface {
 }
 
 // Coverage is what the store knows it holds: each session's state, each
-// night's, the market's, and each ticker's record.
+// night's, the market's, and each ticker's record. The consumers of several
+// message groups write the night's and the market's states at once: each
+// write merges one fact into them, none writes them whole. States are read
+// as last written (consistently).
 type Coverage interface {
 	Nights
+	Claims
 	Sessions(ctx context.Context, from, to string) (map[string]coverage.Session, error)
+	// PutSession writes a session's state (its claim's holder alone asks
+	// the provider for it, see Claims).
 	PutSession(ctx context.Context, s coverage.Session) error
-	PutNight(ctx context.Context, n coverage.Night) error
+	// AddNightPart records a day message's part done on the night of date.
+	AddNightPart(ctx context.Context, date, part string) error
+	// SetFallback records that the night of date has no grouped answer.
+	SetFallback(ctx context.Context, date string) error
+	// TakeTickerCall counts one per-ticker call on the night of date
+	// unless bound are counted already: false, nothing counted, when the
+	// night's calls are spent.
+	TakeTickerCall(ctx context.Context, date string, bound int) (bool, error)
 	Market(ctx context.Context) (coverage.Market, error)
-	PutMarket(ctx context.Context, m coverage.Market) error
+	// SetLedger records that the ledger holds every split the provider
+	// lists with an execution date from one date through another (never a
+	// range that ends before the one recorded).
+	SetLedger(ctx context.Context, from, through string) error
+	// MovePlanFrom records the first session the plan's history reaches
+	// (never moved back).
+	MovePlanFrom(ctx context.Context, date string) error
+	// AddClosure records a closure of the exchange learnt.
+	AddClosure(ctx context.Context, c marketdata.Closure) error
 	PutTicker(ctx context.Context, ticker string, rec coverage.Ticker) error
+}
+
+// Claims are leases on the pieces of a night's work that must be done once
+// whichever message group's consumer gets there first — a session's grouped
+// call, the night's check of the splits —: one consumer holds the claim and
+// does the work, the others wait for its result.
+type Claims interface {
+	// Claim takes, or renews, owner's lease on the work called name until
+	// a time; false while another owner's lease runs at now.
+	Claim(ctx context.Context, name, owner string, now, until time.Time) (bool, error)
+	// Release ends owner's lease, if it still holds it.
+	Release(ctx context.Context, name, owner string) error
 }
 
 // Nights reads the state of one night and of one session (processTickers'

@@ -32,9 +32,10 @@ const (
 	// tickers the grouped answers lack (the rest stay stale until the next
 	// night).
 	DefaultTickerCalls = 20
-	// DefaultDayRetryDelay is how long a day message (or a FIFO ticker
-	// record) that failed transiently stays hidden before it is delivered
-	// again.
+	// DefaultDayRetryDelay is how long a day or fill message (or a FIFO
+	// ticker record) that failed transiently stays hidden before it is
+	// delivered again; one cut by the invocation's deadline is visible again
+	// at once.
 	DefaultDayRetryDelay = time.Minute
 	// RequeueTimeout bounds one re-queue or dead-letter send, the SDK's own
 	// retries included.
@@ -53,7 +54,9 @@ const (
 // A fill message fetches one past session. A ticker message computes the
 // ticker's row from its stored bars adjusted on read by the ledger — partial
 // while its window is being filled — and calls the provider for the ticker
-// alone only when the grouped answers lack it.
+// alone only when the grouped answers lack it (bounded per night). The
+// consumers of several message groups run at once: the calls that must be
+// made once are claimed (claim.go), the states merged (Coverage).
 type ProcessTicker struct {
 	Market  MarketData
 	Rows    Rows
@@ -71,9 +74,15 @@ type ProcessTicker struct {
 	// LedgerDays is the trailing window of execution dates whose splits are
 	// asked for again every night (DefaultLedgerDays when 0).
 	LedgerDays int
-	// TickerCalls bounds the per-ticker calls of a night
-	// (DefaultTickerCalls when 0).
+	// TickerCalls bounds the per-ticker calls of a night, whatever became
+	// of its day message (DefaultTickerCalls when 0); a night whose plan has
+	// no grouped answer (fallback) is not bounded.
 	TickerCalls int
+	// ClaimPoll is how often a record that waits for another consumer's
+	// claim (claim.go) looks at its result (DefaultClaimPoll when 0);
+	// ClaimLease how long a claim holds without a deadline, and the longest
+	// a record waits (DefaultClaimLease when 0).
+	ClaimPoll, ClaimLease time.Duration
 	// RecordBudget is the least time that must remain before the deadline to
 	// start a ticker record; a record that cannot start is handed back to
 	// the queue (DefaultRecordBudget when 0). A day message needs DayBudget
@@ -95,8 +104,8 @@ type ProcessTicker struct {
 	MaxAttempts int
 	// Visibility, when set, makes records handed back unstarted (no time
 	// left, FIFO order) or cut by the work deadline visible again at once,
-	// and a day message that failed transiently — or a ticker record of a
-	// FIFO source that did and could not be re-queued — after DayRetryDelay
+	// and a day or fill message that failed transiently — or a ticker record
+	// of a FIFO source that did and could not be re-queued — after DayRetryDelay
 	// (DefaultDayRetryDelay when 0), instead of after the queue's visibility
 	// timeout, which would stall the whole message group. Records handed
 	// back because the key was refused keep that timeout: a back-off while it
@@ -345,15 +354,13 @@ func (p *ProcessTicker) Handle(ctx context.Context, ev events.SQSEvent) (events.
 			switch r.Outcome {
 			case Transient:
 				counts.Transient++
-				switch {
-				case msg.IsMarket():
-					release = append(release, queue.VisibilityChange{ReceiptHandle: rec.ReceiptHandle, Timeout: p.dayRetryDelay()})
-				case fifo:
-					// It heads its message group now: with the queue's
+				if msg.IsMarket() || fifo {
+					// A day or fill message (never re-queued), or a FIFO
+					// record, heads its message group now: with the queue's
 					// visibility timeout the whole group would wait 18
 					// minutes. Cut by the work deadline it comes back at once
-					// (lack of time, not an attempt); a failure that could not
-					// be re-queued comes back after the retry delay.
+					// (lack of time, not an attempt); a failure comes back
+					// after the retry delay.
 					delay := p.dayRetryDelay()
 					if work.Err() != nil {
 						delay = 0

@@ -388,7 +388,7 @@ func TestHandleRequeuesTransientFailuresOfAFIFOBatch(t *testing.T) {
 			handedBack: []string{}, fetched: []string{"MSFT", "AAPL"},
 			deadLetters: []string{"MSFT 4 tickers-3"},
 			metrics:     map[string]float64{"TickersProcessed": 1, "TransientFailures": 1, "TickersRequeued": 0, "TickersDeadLettered": 1},
-			log:         `"msg":"ticker dead-lettered: transient errors on every attempt","messageId":"m1","ticker":"MSFT","runId":"run-1","attempts":5,"lastError":"own call (no day message processed for 2026-11-25): daily bars MSFT`,
+			log:         `"msg":"ticker dead-lettered: transient errors on every attempt","messageId":"m1","ticker":"MSFT","runId":"run-1","attempts":5,"lastError":"own call (no day message asked for 2026-11-25): daily bars MSFT`,
 		},
 		{
 			name: "FIFO: a failing send falls back to handing back the record and everything after it",

@@ -21,9 +21,10 @@ var (
 	// ErrNoBarOfDay: the provider has no bar of the ticker on that day
 	// (halted, delisted, not traded).
 	ErrNoBarOfDay = errors.New("no bar of the ticker on that day")
-	// ErrTickerCallsSpent: the grouped answers lack the ticker and the
-	// night's per-ticker calls are spent; a later night calls for it.
-	ErrTickerCallsSpent = errors.New("absent from the grouped answers, and the night's per-ticker calls are spent")
+	// ErrTickerCallsSpent: the ticker needs its own call (the grouped
+	// answers lack it, or no grouped answer was asked for its day) and the
+	// night's per-ticker calls are spent; a later run or night calls for it.
+	ErrTickerCallsSpent = errors.New("needs its own call, and the night's per-ticker calls are spent")
 )
 
 // ticker writes one ticker's row of its trading day D. A complete row of D
@@ -88,15 +89,18 @@ func (p *ProcessTicker) ticker(ctx context.Context, log *slog.Logger, r Record, 
 	if len(stretch) > 0 {
 		bars = from(bars, stretch[0])
 	}
-	dayStored := sessions[d].Status == coverage.Stored
+	// What became of the day's grouped call is in the session's state,
+	// whatever became of the day message after it.
+	dayAsked, dayStored := sessions[d].Status != "", sessions[d].Status == coverage.Stored
+	fallback := info.night.Fallback
 
-	if reason := tickerCallReason(info, dayStored, partial, bars, h.Ticker, d); reason != "" {
+	if reason := tickerCallReason(fallback, dayAsked, dayStored, partial, bars, h.Ticker, d); reason != "" {
 		if h.Ticker.NoDataAt != "" && dayStored && !hasDay(bars, d) {
 			// Unknown to the provider when last asked, and absent from the
 			// grouped answers for the whole market: not worth a call a night.
 			return fail(retry.Permanent(fmt.Errorf("%s: no data at the provider (none on %s, none in the grouped answers)", t, h.Ticker.NoDataAt)))
 		}
-		fetched, err := p.tickerCall(ctx, log, inv, info, t, d, max(w[0], m.PlanFrom), bars, h.Ticker, reason)
+		fetched, err := p.tickerCall(ctx, log, fallback, dayAsked, t, d, max(w[0], m.PlanFrom), bars, h.Ticker, reason)
 		switch {
 		case errors.Is(err, ErrTickerCallsSpent):
 			r.Err, r.Outcome = err, Stale
@@ -107,7 +111,7 @@ func (p *ProcessTicker) ticker(ctx context.Context, log *slog.Logger, r Record, 
 			return fail(err)
 		}
 		r.TickerCall, bars = reason, fetched
-		if !info.known || info.night.Fallback {
+		if !dayAsked || fallback {
 			// The call returned the whole window: the row is as complete as
 			// this night makes it (no fill will follow).
 			partial = false
@@ -116,7 +120,7 @@ func (p *ProcessTicker) ticker(ctx context.Context, log *slog.Logger, r Record, 
 
 	if !hasDay(bars, d) {
 		r.Err = ErrNoBarOfDay
-		if info.known && !info.night.Fallback && !dayStored {
+		if dayAsked && !fallback && !dayStored {
 			r.Err = ErrDayNotPublished
 		}
 		last := "none"
@@ -156,18 +160,22 @@ func (p *ProcessTicker) ticker(ctx context.Context, log *slog.Logger, r Record, 
 }
 
 // tickerCallReason says why ticker's own bars must be fetched for day d, or
-// "" when the stored ones serve: no day message processed for d (a v1
-// message, or the night's day message failed), a night in fallback (the plan
-// has no grouped answer), a ticker the grouped answers lack and that its own
-// call served before (absent from d's answer again), or one with no bar in a
-// complete window although d is stored (absent from every grouped answer).
-func tickerCallReason(info nightInfo, dayStored, partial bool, bars []marketdata.Bar, rec coverage.Ticker, d string) string {
+// "" when the stored ones serve: a night in fallback (the plan has no grouped
+// answer), no grouped answer asked for d (a v1 message, or a day message
+// that failed or was dead-lettered before its call), a ticker the grouped
+// answers lack and that its own call served before (absent from d's answer
+// again), or one with no bar in a complete window although d is stored
+// (absent from every grouped answer). A day asked and not published yet
+// needs no call: its catch-up run asks again.
+func tickerCallReason(fallback, dayAsked, dayStored, partial bool, bars []marketdata.Bar, rec coverage.Ticker, d string) string {
 	switch {
-	case !info.known:
-		return "no day message processed for " + d
-	case info.night.Fallback:
+	case fallback:
 		return "no grouped answer tonight (the plan does not include it)"
-	case !dayStored || hasDay(bars, d):
+	case hasDay(bars, d):
+		return ""
+	case !dayAsked:
+		return "no day message asked for " + d
+	case !dayStored:
 		return ""
 	case rec.PerTicker != "":
 		return "the grouped answers lack it: served by its own call since " + rec.PerTicker
@@ -180,33 +188,35 @@ func tickerCallReason(info nightInfo, dayStored, partial bool, bars []marketdata
 // tickerCall fetches ticker's own bars, as printed, stores them, and
 // returns its bars of the window: from start (the window's first session,
 // or the plan's) to d — or, for a ticker its own calls serve already, only
-// the days after the stored ones (which it keeps). On a night with a grouped
-// answer the calls are bounded (TickerCalls a night, counted in the night's
-// state): beyond the bound it makes no call and returns ErrTickerCallsSpent.
-// What the call finds is remembered in the ticker's record: served by its
-// own call, or unknown to the provider (no data at all).
-func (p *ProcessTicker) tickerCall(ctx context.Context, log *slog.Logger, inv *invocation, info nightInfo, t, d, start string,
+// the days after the stored ones (which it keeps). The calls are bounded
+// per night (TickerCalls, counted in the night's state by every consumer at
+// once), whatever became of the night's day message: beyond the bound it
+// makes no call and returns ErrTickerCallsSpent. Only a night in fallback
+// (the plan has no grouped answer) calls for every ticker. What the call
+// finds is remembered in the ticker's record: served by its own call, or
+// unknown to the provider (no data at all).
+func (p *ProcessTicker) tickerCall(ctx context.Context, log *slog.Logger, fallback, dayAsked bool, t, d, start string,
 	stored []marketdata.Bar, rec coverage.Ticker, reason string) ([]marketdata.Bar, error) {
-	bounded := info.known && !info.night.Fallback
-	if bounded && info.night.TickerCalls >= p.tickerCalls() {
-		return nil, ErrTickerCallsSpent
+	if !fallback {
+		ok, err := p.History.TakeTickerCall(ctx, d, p.tickerCalls())
+		if err != nil {
+			return nil, fmt.Errorf("per-ticker calls of the night of %s: %w", d, err)
+		}
+		if !ok {
+			return nil, ErrTickerCallsSpent
+		}
 	}
+	// Served by its own calls: its stored bars are its own series.
+	own := !fallback && dayAsked && rec.PerTicker != ""
 	from, keep := start, []marketdata.Bar(nil)
-	if bounded && rec.PerTicker != "" && len(stored) > 0 {
+	if own && len(stored) > 0 {
 		keep = stored
 		from = marketdata.AddDays(stored[len(stored)-1].Date, 1)
 	}
 	fetched, err := p.Market.DailyBars(ctx, t, from, d)
 	p.Metrics.Add(deploy.TickersBackfilled, 1)
-	if bounded {
-		n := info.night
-		n.TickerCalls++
-		if perr := p.putNight(ctx, inv, n); perr != nil && err == nil {
-			err = perr
-		}
-	}
 	if err != nil {
-		if retry.IsPermanent(err) && !refused(err) && bounded {
+		if retry.IsPermanent(err) && !refused(err) && !fallback {
 			if keep != nil {
 				// Nothing since the stored bars (halted): no bar of d; a
 				// later night asks again.
@@ -224,7 +234,7 @@ func (p *ProcessTicker) tickerCall(ctx context.Context, log *slog.Logger, inv *i
 	if err := p.History.PutTickerBars(ctx, t, fetched); err != nil {
 		return nil, fmt.Errorf("store the bars of %s: %w", t, err)
 	}
-	if bounded && rec.PerTicker != d {
+	if !fallback && dayAsked && rec.PerTicker != d {
 		if err := p.History.PutTicker(ctx, t, coverage.Ticker{PerTicker: d}); err != nil {
 			return nil, fmt.Errorf("record of %s: %w", t, err)
 		}

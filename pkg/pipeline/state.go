@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 
@@ -10,13 +12,17 @@ import (
 )
 
 // invocation is what one Handle call learns as it goes: whether the run
-// stopped, and what the store holds (read once, kept current by this
-// invocation's own writes; one consumer per message group writes them).
+// stopped, and what the store holds. The states are read once and kept
+// current by this invocation's own writes; the consumers of other message
+// groups write them too, so the work that must be done once (claim.go) reads
+// them again before deciding.
 type invocation struct {
 	// stopped is the refusal that stopped the run (nil while it goes on).
 	stopped error
 	// refreshed: the key was re-read once already.
 	refreshed bool
+	// owner names this invocation in the claims it takes.
+	owner string
 	// market is the market's state (nil until read).
 	market *coverage.Market
 	// nights caches the state of each night met (known: one is stored).
@@ -33,7 +39,14 @@ type nightInfo struct {
 }
 
 func newInvocation() *invocation {
-	return &invocation{nights: map[string]nightInfo{}, sessions: map[string]coverage.Session{}, windows: map[string][]string{}}
+	return &invocation{owner: newOwner(), nights: map[string]nightInfo{}, sessions: map[string]coverage.Session{}, windows: map[string][]string{}}
+}
+
+// newOwner is a random name for the claims of one invocation.
+func newOwner() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }
 
 // marketState returns the market's state, read once per invocation.
@@ -48,12 +61,42 @@ func (p *ProcessTicker) marketState(ctx context.Context, inv *invocation) (cover
 	return *inv.market, nil
 }
 
-// putMarket writes the market's state and keeps it.
-func (p *ProcessTicker) putMarket(ctx context.Context, inv *invocation, m coverage.Market) error {
-	if err := p.History.PutMarket(ctx, m); err != nil {
+// rereadMarket reads the market's state again (another consumer may have
+// changed it) and keeps it. A closure learnt meanwhile changes the windows:
+// they are computed again.
+func (p *ProcessTicker) rereadMarket(ctx context.Context, inv *invocation) (coverage.Market, error) {
+	before := inv.market
+	inv.market = nil
+	m, err := p.marketState(ctx, inv)
+	if err != nil {
+		inv.market = before
+		return m, err
+	}
+	if before != nil && len(before.Closures) != len(m.Closures) {
+		clear(inv.windows)
+	}
+	return m, nil
+}
+
+// setLedger records how far the ledger is complete, and keeps it.
+func (p *ProcessTicker) setLedger(ctx context.Context, inv *invocation, from, through string) error {
+	if err := p.History.SetLedger(ctx, from, through); err != nil {
 		return fmt.Errorf("market state: %w", err)
 	}
-	inv.market = &m
+	if inv.market != nil && inv.market.LedgerThrough <= through {
+		inv.market.LedgerFrom, inv.market.LedgerThrough = from, through
+	}
+	return nil
+}
+
+// movePlanFrom records the plan's first session, and keeps it.
+func (p *ProcessTicker) movePlanFrom(ctx context.Context, inv *invocation, date string) error {
+	if err := p.History.MovePlanFrom(ctx, date); err != nil {
+		return fmt.Errorf("market state: %w", err)
+	}
+	if inv.market != nil && inv.market.PlanFrom < date {
+		inv.market.PlanFrom = date
+	}
 	return nil
 }
 
@@ -75,12 +118,35 @@ func (p *ProcessTicker) nightState(ctx context.Context, inv *invocation, date st
 	return info, nil
 }
 
-// putNight writes the state of a night and keeps it.
-func (p *ProcessTicker) putNight(ctx context.Context, inv *invocation, n coverage.Night) error {
-	if err := p.History.PutNight(ctx, n); err != nil {
-		return fmt.Errorf("state of the night of %s: %w", n.Date, err)
+// rereadNight reads the state of the night of date again and keeps it.
+func (p *ProcessTicker) rereadNight(ctx context.Context, inv *invocation, date string) (nightInfo, error) {
+	delete(inv.nights, date)
+	return p.nightState(ctx, inv, date)
+}
+
+// addNightPart records a day message's part done, and keeps it.
+func (p *ProcessTicker) addNightPart(ctx context.Context, inv *invocation, date, part string) error {
+	if err := p.History.AddNightPart(ctx, date, part); err != nil {
+		return fmt.Errorf("state of the night of %s: %w", date, err)
 	}
-	inv.nights[n.Date] = nightInfo{known: true, night: n}
+	info := inv.nights[date]
+	info.known, info.night.Date = true, date
+	if !info.night.HasPart(part) {
+		info.night.Parts = append(slices.Clone(info.night.Parts), part)
+	}
+	inv.nights[date] = info
+	return nil
+}
+
+// setFallback records the night of date without a grouped answer, and
+// keeps it.
+func (p *ProcessTicker) setFallback(ctx context.Context, inv *invocation, date string) error {
+	if err := p.History.SetFallback(ctx, date); err != nil {
+		return fmt.Errorf("state of the night of %s: %w", date, err)
+	}
+	info := inv.nights[date]
+	info.known, info.night.Date, info.night.Fallback = true, date, true
+	inv.nights[date] = info
 	return nil
 }
 
@@ -113,6 +179,20 @@ func (p *ProcessTicker) window(ctx context.Context, inv *invocation, date string
 	return w, inv.sessions, nil
 }
 
+// rereadSession reads the state of session date again and keeps it (the
+// zero state when none is stored).
+func (p *ProcessTicker) rereadSession(ctx context.Context, inv *invocation, date string) (coverage.Session, error) {
+	s, ok, err := p.History.Session(ctx, date)
+	if err != nil {
+		return coverage.Session{}, fmt.Errorf("state of session %s: %w", date, err)
+	}
+	if !ok {
+		s = coverage.Session{}
+	}
+	inv.sessions[date] = s
+	return s, nil
+}
+
 // putSession writes a session's state and keeps it.
 func (p *ProcessTicker) putSession(ctx context.Context, inv *invocation, s coverage.Session) error {
 	if err := p.History.PutSession(ctx, s); err != nil {
@@ -123,8 +203,8 @@ func (p *ProcessTicker) putSession(ctx context.Context, inv *invocation, s cover
 }
 
 // laterStored reports whether a session after date is stored (among those
-// this invocation knows): an empty answer for date is then a closure, not a
-// day not published yet.
+// this invocation knows): an empty answer for date is then not a day not
+// published yet.
 func laterStored(inv *invocation, date string) bool {
 	for d, s := range inv.sessions {
 		if d > date && s.Status == coverage.Stored {
@@ -144,10 +224,12 @@ func (p *ProcessTicker) learnClosure(ctx context.Context, inv *invocation, date 
 	if m.Closed(date) {
 		return nil
 	}
-	m.Closures = append(slices.Clone(m.Closures), marketdata.Closure{Date: date, Reason: "no session published while later ones were (learnt)"})
-	if err := p.putMarket(ctx, inv, m); err != nil {
-		return err
+	c := marketdata.Closure{Date: date, Reason: "no session published on two nights while later ones were (learnt)"}
+	if err := p.History.AddClosure(ctx, c); err != nil {
+		return fmt.Errorf("market state: %w", err)
 	}
+	m.Closures = append(slices.Clone(m.Closures), c)
+	inv.market = &m
 	clear(inv.windows)
 	return nil
 }

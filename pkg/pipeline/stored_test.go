@@ -261,7 +261,15 @@ func (n *nights) window(d string) []string {
 // adjusted=true) for the window ending on d, from its first session or from.
 func (n *nights) reference(ticker, d, from string) indicators.Snapshot {
 	n.t.Helper()
-	wire, err := n.srv.Bars(ticker, max(n.window(d)[0], from), d)
+	return n.referenceOver(ticker, max(n.window(d)[0], from), d)
+}
+
+// referenceOver is what the row of ticker on d must hold when its window
+// starts on from (the rule calendar's window does not hold when a closure
+// was learnt).
+func (n *nights) referenceOver(ticker, from, d string) indicators.Snapshot {
+	n.t.Helper()
+	wire, err := n.srv.Bars(ticker, from, d)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -588,33 +596,48 @@ func TestRevisedBarsLandTheNextNight(t *testing.T) {
 	}
 }
 
-// A session that stays empty while a later one is published is learnt as a
-// closure of the exchange: never asked again. The window then reaches one
-// session further back, which the night's fill did not plan: its rows stay
-// partial until the next night, whose window is complete.
+// A session that stays empty while later ones are published is learnt as a
+// closure of the exchange, never asked again — but only once it was empty on
+// two different nights: one empty answer may be the provider's failure to
+// serve a day (see TestOneEmptyAnswerIsNotAClosure). The first night records
+// it empty; the next asks again and learns the closure; the window then
+// reaches one session further back (stored already) and the rows are
+// complete over the sessions the exchange held.
 func TestUnpublishedSessionIsLearntClosed(t *testing.T) {
+	ctx := context.Background()
 	n := newNights(t, "2026-11-20", testSessions, fakepolygon.Options{Closed: []string{"2026-11-10"}})
 	n.night("2026-11-20", "AAPL")
-	if got := n.calls(); !slices.Contains(got, "grouped 2026-11-10") || n.metric(deploy.SessionsClosed.Name) != 1 {
+	if got := n.calls(); !slices.Contains(got, "grouped 2026-11-10") || n.metric(deploy.SessionsClosed.Name) != 0 {
 		t.Fatalf("calls %v, SessionsClosed %v", got, n.metric(deploy.SessionsClosed.Name))
 	}
-	m, _ := n.bars.Market(context.Background())
-	if !m.Closed("2026-11-10") {
-		t.Fatalf("market %+v", m)
+	if st, _, _ := n.bars.Session(ctx, "2026-11-10"); st.Status != coverage.Empty || st.Night != "2026-11-20" {
+		t.Errorf("2026-11-10 after one empty answer: %+v, want empty on the night of 2026-11-20", st)
 	}
-	if row, _, _ := n.rows.Latest(context.Background(), "AAPL"); !row.Partial || row.AsOf != "2026-11-20" {
-		t.Errorf("row of the closure's night %+v: want partial", row)
+	if m, _ := n.bars.Market(ctx); m.Closed("2026-11-10") {
+		t.Fatalf("closed after one empty answer: %+v", m)
+	}
+	if row, _, _ := n.rows.Latest(ctx, "AAPL"); !row.Partial || row.AsOf != "2026-11-20" {
+		t.Errorf("row of the first night %+v: want partial", row)
 	}
 	n.night("2026-11-23", "AAPL")
+	if got := n.calls(); !slices.Equal(got, []string{"grouped 2026-11-23", "grouped 2026-11-20", "splits", "grouped 2026-11-10"}) || n.metric(deploy.SessionsClosed.Name) != 1 {
+		t.Errorf("second night calls %v, SessionsClosed %v", got, n.metric(deploy.SessionsClosed.Name))
+	}
+	m, _ := n.bars.Market(ctx)
+	if !m.Closed("2026-11-10") {
+		t.Fatalf("market %+v: want 2026-11-10 closed", m)
+	}
+	w := coverage.Window(m.Calendar(), "2026-11-23", testSessions)
+	row, _, _ := n.rows.Latest(ctx, "AAPL")
+	if row.Partial || row.AsOf != "2026-11-23" || row.Bars != testSessions || slices.Contains(w, "2026-11-10") {
+		t.Fatalf("row %+v: want complete, on %d sessions", row, testSessions)
+	}
+	if why := differs(row.Snapshot, n.referenceOver("AAPL", w[0], "2026-11-23")); why != "" {
+		t.Errorf("AAPL on 2026-11-23: %s", why)
+	}
+	n.night("2026-11-24", "AAPL")
 	if got := n.calls(); len(got) != 3 || slices.Contains(got, "grouped 2026-11-10") {
-		t.Errorf("next night calls %v", got)
-	}
-	row, _, _ := n.rows.Latest(context.Background(), "AAPL")
-	if row.Partial || row.Bars != testSessions {
-		t.Errorf("row %+v: want complete, on %d sessions", row, testSessions)
-	}
-	if bars, _ := n.srv.Bars("AAPL", n.window("2026-11-23")[0], "2026-11-23"); len(bars) != testSessions-1 {
-		t.Fatalf("reference: %d bars in the rule calendar's window", len(bars))
+		t.Errorf("third night calls %v", got)
 	}
 }
 

@@ -192,7 +192,8 @@ func (c *Client) Calls() int64 { return c.calls.Load() }
 // DailyBars returns the daily bars of ticker from one date to another
 // (YYYY-MM-DD, both included) as the market printed them (adjusted=false:
 // the same whenever they are fetched; the ledger of splits adjusts them when
-// they are read), ascending and validated. Errors are classified
+// they are read), ascending and validated; a bar whose prices or volume
+// cannot be used (marketdata.CheckPrices) is left out and logged. Errors are classified
 // (retry.IsPermanent) and carry ErrUnauthorized, ErrNoData or ErrRateLimited
 // when those apply; a refused key or plan also wraps marketdata.ErrKeyRefused
 // or marketdata.ErrNotEntitled, a range before the plan's history
@@ -259,7 +260,29 @@ func (c *Client) DailyBars(ctx context.Context, ticker, from, to string) ([]mark
 		// The bars are what Polygon holds; asking again returns the same.
 		return nil, retry.Permanent(fmt.Errorf("%s: %w", what, err))
 	}
-	return bars, nil
+	return c.sane(ctx, t, bars), nil
+}
+
+// sane returns bars without those whose prices or volume cannot be used
+// (marketdata.CheckPrices: not positive, or outside the sane range — an
+// error of the source, which the store could not even hold), logged with
+// their count: the ticker's series then lacks those days, as it lacks a
+// halted one, instead of failing whole.
+func (c *Client) sane(ctx context.Context, ticker string, bars []marketdata.Bar) []marketdata.Bar {
+	var skipped []string
+	kept := bars[:0:0]
+	for _, b := range bars {
+		if reason := marketdata.CheckPrices(b); reason != "" {
+			skipped = append(skipped, b.Date+": "+reason)
+			continue
+		}
+		kept = append(kept, b)
+	}
+	if len(skipped) > 0 {
+		c.log.WarnContext(ctx, "polygon daily bars: bars skipped, their prices or volume are not usable", "ticker", ticker,
+			"skipped", len(skipped), "bars", len(bars), "examples", strings.Join(skipped[:min(len(skipped), 5)], "; "))
+	}
+	return kept
 }
 
 // GroupedDaily returns one trading day of the whole US stock market, OTC
@@ -269,7 +292,8 @@ func (c *Client) DailyBars(ctx context.Context, ticker, from, to string) ([]mark
 // each row's t (the END of the session, 16:00 New York, 13:00 on an early
 // close), and the rows skipped with why (a symbol the validator rejects or
 // that is not in its normalized spelling, such as Polygon's preferred shares
-// "KIMpL"; a non-finite or non-positive price; a ticker sent twice, all of
+// "KIMpL"; a price or volume marketdata.CheckPrices refuses: not positive,
+// or outside the sane range; a ticker sent twice, all of
 // whose rows are skipped; a row of another date). An answer without rows
 // (resultsCount 0: the day is not published yet, or was no session) is not
 // an error: Day.Published is false. A body that is cut or does not parse is

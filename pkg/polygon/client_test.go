@@ -586,3 +586,27 @@ func equalDurations(a, b []time.Duration) bool {
 	}
 	return true
 }
+
+// A bar whose prices no market printed (finite and positive, but 1e200:
+// DynamoDB could not even store it) is left out of the ticker's series and
+// logged; the other bars are returned as sent.
+func TestDailyBarsSkipsBarsOutsideTheSaneRange(t *testing.T) {
+	h := newHarness(t, fakepolygon.Options{}, nil)
+	// 2025-01-02, -03 and -06, 05:00Z: midnight New York.
+	body := fakepolygon.Body("AAPL", []fakepolygon.Bar{
+		{O: 240, H: 242, L: 239, C: 241, V: 4e7, T: 1735794000000},
+		{O: 1e200, H: 1e200, L: 1e200, C: 1e200, V: 1, T: 1735880400000},
+		{O: 241, H: 245, L: 240, C: 244.5, V: 3.9e7, T: 1736139600000},
+	}, "")
+	h.srv.Enqueue(fakepolygon.JSON(200, string(body)))
+	bars, err := h.c.DailyBars(context.Background(), "AAPL", "2025-01-01", "2025-01-10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bars) != 2 || bars[0].Date != "2025-01-02" || bars[0].Close != 241 || bars[1].Date != "2025-01-06" || bars[1].Close != 244.5 {
+		t.Fatalf("bars %+v, want those of 2025-01-02 and 2025-01-06", bars)
+	}
+	if !strings.Contains(h.logs.String(), "bars skipped") || !strings.Contains(h.logs.String(), "2025-01-03: open 1e+200 is outside the sane range") {
+		t.Errorf("logs:\n%s", h.logs.String())
+	}
+}

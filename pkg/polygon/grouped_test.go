@@ -25,7 +25,7 @@ func TestGroupedDailyContract(t *testing.T) {
 	if r.RequestURI != "/v2/aggs/grouped/locale/us/market/stocks/2020-10-14?adjusted=false&include_otc=true" {
 		t.Errorf("request %s", r.RequestURI)
 	}
-	if !day.Published() || day.Rows != 10 || day.Date != "2020-10-14" {
+	if !day.Published() || day.Rows != 12 || day.Date != "2020-10-14" {
 		t.Errorf("day %s: %d rows, published %v", day.Date, day.Rows, day.Published())
 	}
 	// The values written in testdata/grouped/ok.json.
@@ -46,13 +46,14 @@ func TestGroupedDailyContract(t *testing.T) {
 	for tk, reason := range map[string]string{
 		"KIMpL": "not a normalized symbol", "DUPL": "ticker appears 2 times", "ZERO": "open 0 is not a finite positive price",
 		"EARLY": "row of 2020-10-13", "NOCLOSE": "missing o, h, l, c or v", "": "not a row object",
+		"HUGE": "open 1e+200 is outside the sane range of a price", "VOLX": "volume 1e+20 is outside the sane range",
 	} {
 		if !strings.Contains(skipped[tk], reason) {
 			t.Errorf("%q skipped for %q, want %q", tk, skipped[tk], reason)
 		}
 	}
-	if len(day.Skipped) != 7 { // DUPL twice
-		t.Errorf("%d rows skipped, want 7: %+v", len(day.Skipped), day.Skipped)
+	if len(day.Skipped) != 9 { // DUPL twice
+		t.Errorf("%d rows skipped, want 9: %+v", len(day.Skipped), day.Skipped)
 	}
 }
 

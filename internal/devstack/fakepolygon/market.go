@@ -45,6 +45,9 @@ type Split struct {
 	// ID is its id in the splits answer ("" gives "E" and its place in
 	// the list of scripted splits, from 1).
 	ID string
+	// AlsoID, when set, lists the split a second time under this id, as
+	// Polygon has listed one split twice: the market split once.
+	AlsoID string
 }
 
 // JunkTickers are the symbols of the junk rows the grouped answer carries
@@ -66,6 +69,7 @@ type market struct {
 	splits           []Split
 	halted           map[string]map[string]bool // ticker → dates without a bar
 	closed           map[string]bool            // sessions the exchange did not open
+	emptyOnce        map[string]int             // sessions answered empty that many more times
 	asked            map[string]bool            // tickers asked about per ticker
 	otc              map[string]bool
 	notGrouped       map[string]bool
@@ -74,7 +78,7 @@ type market struct {
 
 func newMarket(o Options) market {
 	m := market{splits: slices.Clone(o.Splits), halted: map[string]map[string]bool{}, closed: map[string]bool{}, asked: map[string]bool{},
-		otc: map[string]bool{}, notGrouped: map[string]bool{}}
+		otc: map[string]bool{}, notGrouped: map[string]bool{}, emptyOnce: map[string]int{}}
 	for _, t := range o.NotGrouped {
 		m.notGrouped[t] = true
 	}
@@ -116,6 +120,16 @@ func (s *Server) CloseSession(dates ...string) {
 	for _, d := range dates {
 		s.market.closed[d] = true
 	}
+}
+
+// ServeEmpty answers the next times grouped-daily requests for the session
+// date with no rows, as if it were not published, although the exchange
+// traded and later answers carry it: the provider failing to serve a day it
+// has.
+func (s *Server) ServeEmpty(date string, times int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.market.emptyOnce[date] += times
 }
 
 // SetGroupedForbidden makes grouped-daily requests answer 403
@@ -324,9 +338,9 @@ func groupedBody(rows []GroupedRow, adjusted bool) []byte {
 // that traded that day (sorted; OTC tickers only with include_otc=true),
 // printed or adjusted as asked, each with t at the session's close (16:00
 // New York, 13:00 on an early close), plus the junk rows; resultsCount 0 for
-// a day not published by the server's clock, not a session, or closed; 403
-// when the plan is set not to include the endpoint, or the date is before
-// its history.
+// a day not published by the server's clock, not a session, closed, or served
+// empty (ServeEmpty); 403 when the plan is set not to include the endpoint,
+// or the date is before its history.
 func (s *Server) grouped(req Request, r *http.Request) Response {
 	s.mu.Lock()
 	forbidden := s.market.groupedForbidden
@@ -344,9 +358,12 @@ func (s *Server) grouped(req Request, r *http.Request) Response {
 	}
 	adj, otc := adjusted(r), r.URL.Query().Get("include_otc") == "true"
 	s.mu.Lock()
-	closed := s.market.closed[d]
+	closed, empty := s.market.closed[d], s.market.emptyOnce[d] > 0
+	if empty {
+		s.market.emptyOnce[d]--
+	}
 	s.mu.Unlock()
-	if !marketdata.IsTradingDay(d) || d > s.LastPublished() || closed {
+	if !marketdata.IsTradingDay(d) || d > s.LastPublished() || closed || empty {
 		return JSON(http.StatusOK, string(groupedBody(nil, adj)))
 	}
 	end, _ := marketdata.SessionClose(d)
@@ -451,6 +468,9 @@ func (s *Server) splitsAnswer(r *http.Request) Response {
 		}
 		if (gte == "" || date >= gte) && (lte == "" || date <= lte) {
 			list = append(list, splitEntry{ID: id, Ticker: sp.Ticker, ExecutionDate: date, SplitFrom: sp.From, SplitTo: sp.To})
+			if sp.AlsoID != "" {
+				list = append(list, splitEntry{ID: sp.AlsoID, Ticker: sp.Ticker, ExecutionDate: date, SplitFrom: sp.From, SplitTo: sp.To})
+			}
 		}
 	}
 	s.mu.Unlock()

@@ -173,4 +173,11 @@ func TestPlanWindowEarlyCloseAndClosure(t *testing.T) {
 	if bars, _ := srv.RawBars("AAPL", "2026-11-25", "2026-12-01"); len(bars) != 2 {
 		t.Errorf("bars around the closures: %d, want 11-25 and 11-27", len(bars))
 	}
+	// A session served empty once, then as it traded.
+	srv.ServeEmpty("2026-11-25", 1)
+	for i, want := range []int{0, 1} {
+		if _, g := groupedOf(t, srv, "2026-11-25", "adjusted=false"); g.ResultsCount != want {
+			t.Errorf("2026-11-25 served empty once, answer %d: %d rows, want %d", i+1, g.ResultsCount, want)
+		}
+	}
 }

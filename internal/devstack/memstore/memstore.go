@@ -31,6 +31,13 @@ type History struct {
 	sessions map[string]coverage.Session
 	nights   map[string]coverage.Night
 	market   coverage.Market
+	claims   map[string]claim
+}
+
+// claim is a lease on a piece of work (pipeline.Claims).
+type claim struct {
+	owner string
+	until time.Time
 }
 
 var _ pipeline.History = (*History)(nil)
@@ -38,7 +45,7 @@ var _ pipeline.History = (*History)(nil)
 // NewHistory returns an empty store.
 func NewHistory() *History {
 	return &History{bars: map[string]map[string]marketdata.Bar{}, tickers: map[string]coverage.Ticker{},
-		sessions: map[string]coverage.Session{}, nights: map[string]coverage.Night{}}
+		sessions: map[string]coverage.Session{}, nights: map[string]coverage.Night{}, claims: map[string]claim{}}
 }
 
 // stored is b as the store keeps it: the prices, and the start of its
@@ -182,17 +189,50 @@ func (h *History) Night(_ context.Context, date string) (coverage.Night, bool, e
 	return n, ok, nil
 }
 
-// PutNight writes a night's state.
-func (h *History) PutNight(_ context.Context, n coverage.Night) error {
+// AddNightPart records a day message's part done.
+func (h *History) AddNightPart(_ context.Context, date, part string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	n.UpdatedAt = time.Now().UTC().Truncate(time.Second)
-	n.Parts = slices.Compact(slices.Sorted(slices.Values(n.Parts)))
-	if len(n.Parts) == 0 {
-		n.Parts = nil
+	n := h.night(date)
+	if !slices.Contains(n.Parts, part) {
+		n.Parts = append(n.Parts, part)
+		slices.Sort(n.Parts)
 	}
-	h.nights[n.Date] = n
+	h.nights[date] = n
 	return nil
+}
+
+// SetFallback records a night without a grouped answer.
+func (h *History) SetFallback(_ context.Context, date string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.night(date)
+	n.Fallback = true
+	h.nights[date] = n
+	return nil
+}
+
+// TakeTickerCall counts one per-ticker call unless bound are counted.
+func (h *History) TakeTickerCall(_ context.Context, date string, bound int) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.night(date)
+	if n.TickerCalls >= bound {
+		return false, nil
+	}
+	n.TickerCalls++
+	h.nights[date] = n
+	return true, nil
+}
+
+// night is the night of date, stamped as written now (h.mu held).
+func (h *History) night(date string) coverage.Night {
+	n, ok := h.nights[date]
+	if !ok {
+		n = coverage.Night{Date: date}
+	}
+	n.UpdatedAt = time.Now().UTC().Truncate(time.Second)
+	return n
 }
 
 // Session returns a session's state.
@@ -232,13 +272,56 @@ func (h *History) Market(context.Context) (coverage.Market, error) {
 	return h.market, nil
 }
 
-// PutMarket writes the market's state.
-func (h *History) PutMarket(_ context.Context, m coverage.Market) error {
+// SetLedger records how far the ledger is complete, never back.
+func (h *History) SetLedger(_ context.Context, from, through string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m.Closures = slices.Clone(m.Closures)
-	slices.SortFunc(m.Closures, func(a, b marketdata.Closure) int { return strings.Compare(a.Date, b.Date) })
-	h.market = m
+	if h.market.LedgerThrough == "" || h.market.LedgerThrough <= through {
+		h.market.LedgerFrom, h.market.LedgerThrough = from, through
+	}
+	return nil
+}
+
+// MovePlanFrom records the plan's first session, never back.
+func (h *History) MovePlanFrom(_ context.Context, date string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.market.PlanFrom < date {
+		h.market.PlanFrom = date
+	}
+	return nil
+}
+
+// AddClosure records a closure learnt, by its date.
+func (h *History) AddClosure(_ context.Context, c marketdata.Closure) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cl := slices.DeleteFunc(slices.Clone(h.market.Closures), func(o marketdata.Closure) bool { return o.Date == c.Date })
+	cl = append(cl, c)
+	slices.SortFunc(cl, func(a, b marketdata.Closure) int { return strings.Compare(a.Date, b.Date) })
+	h.market.Closures = cl
+	return nil
+}
+
+// Claim takes, or renews, owner's lease on name until a time, unless
+// another owner's runs at now.
+func (h *History) Claim(_ context.Context, name, owner string, now, until time.Time) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c, ok := h.claims[name]; ok && c.owner != owner && !c.until.Before(now) {
+		return false, nil
+	}
+	h.claims[name] = claim{owner: owner, until: until}
+	return true, nil
+}
+
+// Release ends owner's lease on name, if it holds it.
+func (h *History) Release(_ context.Context, name, owner string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.claims[name].owner == owner {
+		delete(h.claims, name)
+	}
 	return nil
 }
 

@@ -39,6 +39,8 @@ type read struct {
 	NoNight       bool
 	Market        coverage.Market
 	HistoryBefore coverage.History
+	CallsTaken    []bool
+	Claims        []bool
 }
 
 // play writes the same history through the port and reads it back.
@@ -73,12 +75,37 @@ func play(t *testing.T, h pipeline.History) read {
 	must(h.ChangeLedger(ctx, []marketdata.Adjustment{split("AAPL", "2026-11-24", "E1", 1, 5)}, []marketdata.Adjustment{split("BRK.B", "2026-11-02", "E2", 1, 2)}))
 
 	at := time.Date(2026, 11, 25, 2, 30, 0, 0, time.UTC)
-	must(h.PutSession(ctx, coverage.Session{Date: "2026-11-24", Status: coverage.Stored, Rows: 3, Bars: 2, FetchedAt: at, Final: true}))
-	must(h.PutSession(ctx, coverage.Session{Date: "2026-11-25", Status: coverage.Empty, FetchedAt: at}))
+	must(h.PutSession(ctx, coverage.Session{Date: "2026-11-24", Status: coverage.Stored, Rows: 3, Bars: 2, FetchedAt: at, Final: true, Night: "2026-11-24"}))
+	must(h.PutSession(ctx, coverage.Session{Date: "2026-11-25", Status: coverage.Empty, FetchedAt: at, Night: "2026-11-25"}))
 	must(h.PutSession(ctx, coverage.Session{Date: "2026-12-01", Status: coverage.Closed}))
-	must(h.PutNight(ctx, coverage.Night{Date: "2026-11-25", Parts: []string{"b", "a", "b"}, Planned: 3, TickerCalls: 1}))
-	must(h.PutMarket(ctx, coverage.Market{LedgerFrom: "2025-11-20", LedgerThrough: "2026-11-25", PlanFrom: "2024-11-25",
-		Closures: []marketdata.Closure{{Date: "2026-11-27", Reason: "learnt"}, {Date: "2026-11-18", Reason: "storm"}}}))
+	for _, part := range []string{"b", "a", "b"} {
+		must(h.AddNightPart(ctx, "2026-11-25", part))
+	}
+	must(h.SetFallback(ctx, "2026-11-25"))
+	for range 3 {
+		ok, err := h.TakeTickerCall(ctx, "2026-11-25", 2)
+		must(err)
+		r.CallsTaken = append(r.CallsTaken, ok)
+	}
+	must(h.SetLedger(ctx, "2025-11-20", "2026-11-25"))
+	must(h.SetLedger(ctx, "2025-11-01", "2026-11-20")) // older: no change
+	must(h.MovePlanFrom(ctx, "2024-11-25"))
+	must(h.MovePlanFrom(ctx, "2024-11-20")) // back: no change
+	must(h.AddClosure(ctx, marketdata.Closure{Date: "2026-11-27", Reason: "learnt"}))
+	must(h.AddClosure(ctx, marketdata.Closure{Date: "2026-11-18", Reason: "storm"}))
+	now := time.Date(2026, 11, 26, 2, 30, 0, 0, time.UTC)
+	for _, c := range []struct {
+		owner string
+		at    time.Duration
+	}{{"a", 0}, {"b", time.Minute}, {"b", 4 * time.Minute}} {
+		ok, err := h.Claim(ctx, "s#2026-11-25", c.owner, now.Add(c.at), now.Add(c.at+3*time.Minute))
+		must(err)
+		r.Claims = append(r.Claims, ok)
+	}
+	must(h.Release(ctx, "s#2026-11-25", "a")) // b's: kept
+	ok, err := h.Claim(ctx, "s#2026-11-25", "c", now.Add(5*time.Minute), now.Add(6*time.Minute))
+	must(err)
+	r.Claims = append(r.Claims, ok)
 
 	r.AAPL, err = h.TickerHistory(ctx, "AAPL", "2026-11-20", "2026-11-24")
 	must(err)
@@ -120,7 +147,10 @@ func TestReadsBackWhatTheDynamoDBStoreDoes(t *testing.T) {
 		t.Errorf("BRK.B = %+v", want.BRKB)
 	}
 	if len(want.Ledger) != 2 || len(want.Sessions) != 2 || !want.SessionFound || !want.NightFound || !want.NoNight ||
-		!reflect.DeepEqual(want.Night.Parts, []string{"a", "b"}) || want.Market.Closures[0].Date != "2026-11-18" {
+		!reflect.DeepEqual(want.Night.Parts, []string{"a", "b"}) || !want.Night.Fallback || want.Night.TickerCalls != 2 ||
+		!reflect.DeepEqual(want.CallsTaken, []bool{true, true, false}) || !reflect.DeepEqual(want.Claims, []bool{true, false, true, false}) ||
+		want.Market.Closures[0].Date != "2026-11-18" || want.Market.LedgerThrough != "2026-11-25" || want.Market.PlanFrom != "2024-11-25" ||
+		want.Sessions["2026-11-25"].Night != "2026-11-25" {
 		t.Errorf("states = %+v", want)
 	}
 	if len(want.HistoryBefore.Bars) != 0 {
