@@ -154,13 +154,14 @@ func (s *Service) planNight(ctx context.Context, names []string, all, force bool
 	if force {
 		generation = runID
 	}
+	kr := s.keyer(generation)
 	var cands []candidate
 	var keys []string
 	for i, sym := range symbols {
 		if snaps[i] == nil || s.usable(*snaps[i], last) != nil {
 			continue
 		}
-		c, err := s.candidateOf(analysis.Position{Symbol: sym, Market: snaps[i]}, generation)
+		c, err := kr.candidate(analysis.Position{Symbol: sym, Market: snaps[i]})
 		if err != nil {
 			continue
 		}

@@ -106,7 +106,8 @@ func TestFanOutPlansTickerBatches(t *testing.T) {
 	assert.Zero(t, srv.Calls(), "nothing is paid in the fan-out")
 	assert.Equal(t, 2.0, w.metrics.Snapshot()[deploy.TickerBatchesQueued.Name])
 	for _, c := range w.ledger.Claims(analysis.ClaimBatch) {
-		assert.True(t, c.LeaseUntil.Before(w.clock.Now()), "planned: the first to claim it takes it")
+		assert.Equal(t, analysis.StatePlanned, c.State, "left to its message")
+		assert.Equal(t, w.clock.Now().Add(analyzer.DefaultPlannedLease), c.LeaseUntil, "a portfolio waits that long for the message")
 	}
 
 	// The night's queue, consumed: each batch paid once, then each
