@@ -134,9 +134,9 @@ type Server struct {
 	// again counts the tickers paid for once more.
 	scored map[string]bool
 	again  int
-	usage    Usage
-	busy     time.Duration
-	cache    map[string]map[[32]byte]bool
+	usage  Usage
+	busy   time.Duration
+	cache  map[string]map[[32]byte]bool
 }
 
 // Usage sums the usage of the answers paid for.
