@@ -311,7 +311,7 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		// until its deadline, their lease: the redelivery (after the
 		// visibility timeout, deployed) comes after it.
 		backs := 0
-		for i, kind := range []string{analysis.ClaimBatch, analysis.ClaimPortfolio} {
+		for i, kind := range []string{analysis.ClaimBatch, analysis.ClaimOverview} {
 			k := &killable{killAt: func(c analysis.Claim) bool { return c.Kind == kind && len(c.Answers) > 0 }}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			if deliver(t, ctx, w.analyzer(srv, k.install), m, i+1) {

@@ -16,10 +16,15 @@ import (
 // Kinds of claim.
 const (
 	// ClaimPortfolio reserves a portfolio's analysis of one input (its
-	// positions' weights, P&L and verdicts) for one model and prompt.
+	// positions' weights, P&L and verdicts) for one model and prompt: the
+	// storing of its record.
 	ClaimPortfolio = "portfolio"
 	// ClaimBatch reserves the scoring of a batch of tickers.
 	ClaimBatch = "batch"
+	// ClaimOverview reserves the portfolio manager's answer to one input
+	// (ManagerInput, no name): portfolios whose inputs are identical share
+	// one paid answer.
+	ClaimOverview = "overview"
 )
 
 // States of a claim and of a score entry.

@@ -23,6 +23,9 @@ type held struct {
 	// need are score-entry keys a waiting portfolio knows to be a batch's
 	// members (a claim may predate them, or be missing).
 	need []string
+	// readOnly: a claim another run completed, read for its answers; an
+	// answer it lacks is paid but not written to it.
+	readOnly bool
 }
 
 // claim is a copy of the claim as held.
@@ -124,6 +127,9 @@ func (s *Service) pay(ctx context.Context, h *held, req analysis.Request, sp *sp
 	h.mu.Lock()
 	h.c.Answers = append(h.c.Answers, analysis.NewPaidAnswer(hash, comp, s.o.Now()))
 	h.mu.Unlock()
+	if h.readOnly {
+		return comp, err
+	}
 	// Kept even if the invocation is ending: what was paid is not lost to
 	// a deadline.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)

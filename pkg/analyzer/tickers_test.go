@@ -419,3 +419,37 @@ func TestAPortfolioWaitsForAFreshlyPlannedBatch(t *testing.T) {
 	assert.Contains(t, w.logs.String(), "ticker batch done")
 	assert.Equal(t, 1, srv.Paid())
 }
+
+// Two portfolios with identical holdings give the manager identical inputs
+// (no name reaches it): one overview is paid, and both store it; a forced
+// run pays for its own.
+func TestIdenticalPortfoliosShareOneOverview(t *testing.T) {
+	w := newWorld()
+	w.ports["Twin"] = w.ports["ZSM Seven"]
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+	svc := w.service(client(srv))
+	for _, p := range []string{"ZSM Seven", "Twin"} {
+		res, err := svc.Handle(context.Background(), analyzer.Event{PortfolioName: p})
+		require.NoError(t, err)
+		assert.Equal(t, analyzer.OutcomeOK, res.Portfolios[0].Status)
+	}
+	managers := 0
+	for _, r := range srv.Requests() {
+		if r.Decoded.ResponseFormat.JSONSchema.Name == analysis.SchemaManager {
+			managers++
+		}
+	}
+	assert.Equal(t, 1, managers, "one paid overview for both")
+	assert.Equal(t, 2, srv.Paid())
+	assert.Zero(t, srv.RepeatedPaid())
+	items := w.analyses.All()
+	require.Len(t, items, 2)
+	assert.Equal(t, items[0].Result.Summary, items[1].Result.Summary)
+	assert.Equal(t, items[0].InputHash, items[1].InputHash)
+	assert.Equal(t, 1.0, w.metrics.Snapshot()[deploy.LLMAnswersReused.Name], "the twin's overview read from the ledger")
+
+	w.clock.Advance(time.Minute)
+	_, err := svc.Handle(context.Background(), analyzer.Event{PortfolioName: "Twin", Force: true})
+	require.NoError(t, err)
+	assert.Equal(t, 4, srv.Paid(), "a forced run scores and judges again")
+}
