@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analysisqueue"
@@ -549,6 +551,82 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		}
 		paidRow(t, w, srv, "a night over shared tickers", "`*` over 20 portfolios of 10 positions sharing 60 tickers, consumed 10 at once; the model samples a different score on every answer", 20, names, 0,
 			outcome(t, "the fan-out plans the 60 tickers into 2 batches queued first; each ticker scored once and the same in every portfolio; 2 batch calls and 20 overviews, nothing paid twice"))
+	})
+
+	t.Run("portfolios_before_their_batches", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		queueName := deploy.AnalysisQueueName(w.stage)
+		// SQS does not promise a standard queue's order: this one hands
+		// out the newest message first, so every portfolio message comes
+		// before the batch messages queued ahead of it.
+		queueURL := w.sqs.CreateQueueWith(queueName, localsqs.QueueOptions{Pick: localsqs.NewestFirst})
+		syms := synthSymbols("OO", 60)
+		seedRows(t, w.db, w.stage, syms)
+		var names []string
+		for i := range 14 {
+			n := fmt.Sprintf("Early %02d", i)
+			names = append(names, n)
+			held := []string{syms[0], syms[1]}
+			for j := range 6 {
+				held = append(held, syms[2+(i*6+j*7)%58])
+			}
+			seedPortfolio(t, w.db, w.stage, n, held)
+		}
+		srv := fakexai.New(t, fakexai.Slow(fakexai.Generate(&fakexai.Generator{Sample: 20, Seed: 5}), 50*time.Millisecond))
+		srv.RequireKey = xaiKey
+		client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.sqs.Endpoint()),
+			Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+		const plannedLease = 400 * time.Millisecond
+		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) {
+			d.Queue = analyzeportfolio.NewQueue(client, queueURL)
+			d.PlannedLease = plannedLease
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		fan, err := fn.Run(ctx, analyzer.Event{PortfolioName: "*"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var order []string
+		totals, err := w.sqs.DrainConcurrent(ctx, queueName, 1, deploy.DefaultAnalysisConcurrency, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+			if m, err := analysisqueue.Decode([]byte(ev.Records[0].Body)); err == nil {
+				mu.Lock()
+				order = append(order, m.Kind)
+				mu.Unlock()
+			}
+			ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return fn.Consume(ictx, ev)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if order[0] != analysisqueue.KindPortfolio || order[len(order)-1] != analysisqueue.KindTickers {
+			t.Fatalf("delivered %v: want the portfolios first", order)
+		}
+		repo := analysisdb.New(w.db, deploy.PortfolioAnalyses.Name(w.stage))
+		for _, n := range names {
+			items, err := repo.Recent(ctx, n, 1)
+			if err != nil || len(items) != 1 || items[0].Status != analysis.StatusOK {
+				t.Fatalf("%s: %v %+v", n, err, items)
+			}
+		}
+		tickerCalls := 0
+		for _, r := range srv.Requests() {
+			if r.Decoded.ResponseFormat.JSONSchema.Name == analysis.SchemaTickers {
+				tickerCalls++
+			}
+		}
+		logs := w.logs.String()
+		waited := strings.Count(logs, "other runs hold the ticker batches this portfolio needs: waiting")
+		late := strings.Count(logs, "ticker batch done by another run")
+		if tickerCalls != 2 || srv.RepeatedPaid() != 0 || totals.Requeued != 0 || len(fan.Queued) != len(names) || waited == 0 || late != 2 {
+			t.Fatalf("%d ticker calls (%d paid again), %d handed back, %d queued, %d waits, %d batch messages late: want 2, 0, 0, %d, some, 2",
+				tickerCalls, srv.RepeatedPaid(), totals.Requeued, len(fan.Queued), waited, late, len(names))
+		}
+		paidRow(t, w, srv, "portfolios before their batches", fmt.Sprintf("`*` over %d portfolios sharing 60 tickers; the standard queue hands out the newest message first: every portfolio before the 2 batch messages queued ahead of them; consumed 10 at once", len(names)),
+			len(names), names, 0, outcome(t, fmt.Sprintf("the first portfolios wait for the planned batches' messages (the plan's lease, %s here, 90 s deployed), then two of them run the batches; the others wait for those; the batch messages, last, find them done: 2 batch calls, nothing paid twice, nothing handed back", plannedLease)))
 	})
 
 	t.Run("fan_out_with_a_failing_portfolio", func(t *testing.T) {
