@@ -335,7 +335,10 @@ func (s *Service) HandleQueue(ctx context.Context, ev events.SQSEvent) (events.S
 			continue
 		}
 		if dl, ok := ctx.Deadline(); ok && dl.Sub(s.o.Now()) < s.o.MinWork {
-			s.o.Logger.WarnContext(ctx, "no time left to start: message handed back", "job", m.Label(), "messageId", rec.MessageId)
+			// Counted as every hand-back is: a message that keeps coming
+			// back this way reaches the dead-letter queue.
+			s.o.Metrics.Add(deploy.AnalysisFailed, 1)
+			s.o.Logger.WarnContext(ctx, "no time left to start: message handed back", "job", m.Label(), "messageId", rec.MessageId, "receiveCount", receives)
 			handBack()
 			continue
 		}

@@ -230,6 +230,7 @@ func TestHandleQueueNoTimeLeft(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"m1"}, failedIDs(resp), "less than MinWork (60 s) left")
 	assert.Empty(t, w.analyses.All())
+	assert.Equal(t, 1.0, w.metrics.Snapshot()[deploy.AnalysisFailed.Name], "counted as every hand-back")
 }
 
 // Invoke routes an SQS event to the queue consumer and anything else to
