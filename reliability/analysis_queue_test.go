@@ -109,7 +109,9 @@ type killable struct {
 	killAt func(c analysis.Claim) bool
 	// failPut fails the analyses store's Put (a failed save).
 	failPut bool
-	dead    bool
+	// failSettle fails the first Settle of this ticker's score.
+	failSettle string
+	dead       bool
 }
 
 var errKilled = fmt.Errorf("the invocation was killed")
@@ -134,7 +136,13 @@ func (k *killable) Save(ctx context.Context, c analysis.Claim) error {
 }
 
 func (k *killable) Settle(ctx context.Context, e analysis.ScoreEntry) error {
-	if k.isDead() {
+	k.mu.Lock()
+	fail := k.dead || e.Ticker == k.failSettle
+	if e.Ticker == k.failSettle {
+		k.failSettle = ""
+	}
+	k.mu.Unlock()
+	if fail {
 		return errKilled
 	}
 	return k.Ledger.Settle(ctx, e)
@@ -298,6 +306,29 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		}
 		paidRow(t, w, srv, "failed save", "the analysis's PutItem fails after the ticker batch and the overview were paid", 1, []string{"Saved"}, 1,
 			outcome(t, "handed back; the redelivery finds the scores stored and the overview's answer kept in its claim: stored with 0 calls"))
+	})
+
+	t.Run("scores_stored_in_part", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		syms := synthSymbols("SP", 6)
+		seedRows(t, w.db, w.stage, syms)
+		seedPortfolio(t, w.db, w.stage, "Partial", syms)
+		srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+		srv.RequireKey = xaiKey
+		// The batch's answer scores all 6 validly; the write of the 4th
+		// score fails (throttled, the SDK's retries spent).
+		k := &killable{failSettle: syms[3]}
+		fn := w.analyzer(srv, k.install)
+		m := analysisqueue.New("Partial", "run-p", false, time.Now())
+		first := deliver(t, context.Background(), fn, m, 1)
+		second := deliver(t, context.Background(), fn, m, 2)
+		stored := countAnalyses(t, w.db, w.stage, "Partial")
+		if !first || second || stored != 1 || srv.Paid() != 2 || srv.RepeatedPaid() != 0 || srv.TickersPaidAgain() != 0 {
+			t.Fatalf("handed back %v then %v, %d stored, paid %d (%d again, %d tickers): want handed back, then stored; the batch and the overview paid once",
+				first, second, stored, srv.Paid(), srv.RepeatedPaid(), srv.TickersPaidAgain())
+		}
+		paidRow(t, w, srv, "scores stored in part", fmt.Sprintf("the batch's answer scores 6 tickers validly; the write of %s's score fails", syms[3]), 1, []string{"Partial"}, 1,
+			outcome(t, "handed back, the batch released with its answer; the redelivery takes the missing score from the kept answer by ticker (the request for it alone would differ): 0 tickers paid again"))
 	})
 
 	t.Run("killed_after_paying", func(t *testing.T) {
