@@ -183,6 +183,33 @@ func (k *killable) install(d *analyzeportfolio.Deps) {
 	d.Ledger, d.Analyses = k, k
 }
 
+// seedSharedNight seeds n portfolios (namePrefix NN) of 10 positions over
+// 60 tickers (symPrefix…) with fresh rows: 3 held by every portfolio, 7 from
+// a tail, so that they overlap as real holdings do. It returns the names.
+func seedSharedNight(t *testing.T, w *world, symPrefix, namePrefix string, n int) []string {
+	t.Helper()
+	syms := synthSymbols(symPrefix, 60)
+	seedRows(t, w.db, w.stage, syms)
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("%s %02d", namePrefix, i)
+		names = append(names, name)
+		held := []string{syms[0], syms[1], syms[2]}
+		for j := range 7 {
+			held = append(held, syms[3+(i*7+j*5)%57])
+		}
+		seedPortfolio(t, w.db, w.stage, name, held)
+	}
+	return names
+}
+
+// queueSender is the real SQS client on the world's local SQS endpoint,
+// for the fan-out's sends.
+func (w *world) queueSender() *sqs.Client {
+	return sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.sqs.Endpoint()),
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+}
+
 // paidRow is the report row of a pay-once scenario.
 func paidRow(t *testing.T, w *world, srv *fakexai.Server, scenario, faults string, in int, names []string, handedBack int, outcome string) {
 	t.Helper()
@@ -521,23 +548,10 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		w := newWorld(t, worldOptions{})
 		queueName := deploy.AnalysisQueueName(w.stage)
 		queueURL := w.sqs.CreateQueue(queueName)
-		syms := synthSymbols("NS", 60)
-		seedRows(t, w.db, w.stage, syms)
-		var names []string
-		for i := range 20 {
-			n := fmt.Sprintf("Night %02d", i)
-			names = append(names, n)
-			// Overlapping holdings: a few names in most portfolios, a tail.
-			held := []string{syms[0], syms[1], syms[2]}
-			for j := range 7 {
-				held = append(held, syms[3+(i*7+j*5)%57])
-			}
-			seedPortfolio(t, w.db, w.stage, n, held)
-		}
+		names := seedSharedNight(t, w, "NS", "Night", 20)
 		srv := fakexai.New(t, fakexai.Slow(fakexai.Generate(&fakexai.Generator{Sample: 20, Seed: 11}), 50*time.Millisecond))
 		srv.RequireKey = xaiKey
-		client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.sqs.Endpoint()),
-			Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+		client := w.queueSender()
 		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) { d.Queue = analyzeportfolio.NewQueue(client, queueURL) })
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -591,22 +605,10 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		// out the newest message first, so every portfolio message comes
 		// before the batch messages queued ahead of it.
 		queueURL := w.sqs.CreateQueueWith(queueName, localsqs.QueueOptions{Pick: localsqs.NewestFirst})
-		syms := synthSymbols("OO", 60)
-		seedRows(t, w.db, w.stage, syms)
-		var names []string
-		for i := range 14 {
-			n := fmt.Sprintf("Early %02d", i)
-			names = append(names, n)
-			held := []string{syms[0], syms[1]}
-			for j := range 6 {
-				held = append(held, syms[2+(i*6+j*7)%58])
-			}
-			seedPortfolio(t, w.db, w.stage, n, held)
-		}
+		names := seedSharedNight(t, w, "OO", "Early", 14)
 		srv := fakexai.New(t, fakexai.Slow(fakexai.Generate(&fakexai.Generator{Sample: 20, Seed: 5}), 50*time.Millisecond))
 		srv.RequireKey = xaiKey
-		client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.sqs.Endpoint()),
-			Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+		client := w.queueSender()
 		const plannedLease = 400 * time.Millisecond
 		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) {
 			d.Queue = analyzeportfolio.NewQueue(client, queueURL)
@@ -656,7 +658,7 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 			t.Fatalf("%d ticker calls (%d paid again), %d handed back, %d queued, %d waits, %d batch messages late: want 2, 0, 0, %d, some, 2",
 				tickerCalls, srv.RepeatedPaid(), totals.Requeued, len(fan.Queued), waited, late, len(names))
 		}
-		paidRow(t, w, srv, "portfolios before their batches", fmt.Sprintf("`*` over %d portfolios sharing 60 tickers; the standard queue hands out the newest message first: every portfolio before the 2 batch messages queued ahead of them; consumed 10 at once", len(names)),
+		paidRow(t, w, srv, "portfolios before their batches", fmt.Sprintf("`*` over %d portfolios of 10 positions sharing 60 tickers; the standard queue hands out the newest message first: every portfolio before the 2 batch messages queued ahead of them; consumed 10 at once", len(names)),
 			len(names), names, 0, outcome(t, fmt.Sprintf("the first portfolios wait for the planned batches' messages (the plan's lease, %s here, 90 s deployed), then two of them run the batches; the others wait for those; the batch messages, last, find them done: 2 batch calls, nothing paid twice, nothing handed back", plannedLease)))
 	})
 
@@ -679,8 +681,7 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		seedPortfolio(t, w.db, w.stage, "Broken", []string{"BRKN"})
 		srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
 		srv.RequireKey = xaiKey
-		client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.sqs.Endpoint()),
-			Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+		client := w.queueSender()
 		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) { d.Queue = analyzeportfolio.NewQueue(client, queueURL) })
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

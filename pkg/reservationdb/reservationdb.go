@@ -249,21 +249,7 @@ func (s *Store) putOwned(ctx context.Context, what string, c analysis.Claim) err
 // an entry already (another batch plans it, or it is scored): it reports
 // whether e was written.
 func (s *Store) Assign(ctx context.Context, e analysis.ScoreEntry) (bool, error) {
-	e.State = analysis.StatePending
-	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table), Item: marshalScore(e),
-		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
-		ExpressionAttributeNames: map[string]string{"#k": deploy.AttrReservationKey},
-	})
-	var cf *types.ConditionalCheckFailedException
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.As(err, &cf):
-		return false, nil
-	default:
-		return false, fmt.Errorf("assign score %s in %s: %w", e.Key, s.table, err)
-	}
+	return s.putPending(ctx, "assign", e, "attribute_not_exists(#k)", map[string]string{"#k": deploy.AttrReservationKey}, nil)
 }
 
 // Replan writes e — pending, naming its new batch — over the entry of its
@@ -271,13 +257,16 @@ func (s *Store) Assign(ctx context.Context, e analysis.ScoreEntry) (bool, error)
 // scoring it, or an entry whose data is not the ticker's): it reports
 // whether e was written. An entry scored or re-planned meanwhile is left.
 func (s *Store) Replan(ctx context.Context, e analysis.ScoreEntry, from string) (bool, error) {
+	return s.putPending(ctx, "re-plan", e, "#batch = :from AND #state = :pending AND #kind = :score",
+		map[string]string{"#batch": AttrBatch, "#state": AttrState, "#kind": AttrKind},
+		map[string]types.AttributeValue{":from": str(from), ":pending": str(analysis.StatePending), ":score": str(KindScore)})
+}
+
+// putPending writes e pending if cond holds, and reports whether it did.
+func (s *Store) putPending(ctx context.Context, what string, e analysis.ScoreEntry, cond string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
 	e.State = analysis.StatePending
-	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table), Item: marshalScore(e),
-		ConditionExpression:       aws.String("#batch = :from AND #state = :pending AND #kind = :score"),
-		ExpressionAttributeNames:  map[string]string{"#batch": AttrBatch, "#state": AttrState, "#kind": AttrKind},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":from": str(from), ":pending": str(analysis.StatePending), ":score": str(KindScore)},
-	})
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: marshalScore(e),
+		ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values})
 	var cf *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
@@ -285,7 +274,7 @@ func (s *Store) Replan(ctx context.Context, e analysis.ScoreEntry, from string) 
 	case errors.As(err, &cf):
 		return false, nil
 	default:
-		return false, fmt.Errorf("re-plan score %s in %s: %w", e.Key, s.table, err)
+		return false, fmt.Errorf("%s score %s in %s: %w", what, e.Key, s.table, err)
 	}
 }
 
