@@ -478,3 +478,36 @@ func TestBatchMessage(t *testing.T) {
 	assert.Empty(t, w.analyses.All(), "a batch stores scores, not analyses")
 	assert.False(t, strings.Contains(w.logs.String(), "ZSM Seven"), "a batch names no portfolio")
 }
+
+// failOne is market data whose row of one symbol cannot be read.
+type failOne struct {
+	*fakeMarket
+	symbol string
+}
+
+func (f failOne) Latest(ctx context.Context, sym string) (indicators.Snapshot, bool, error) {
+	if sym == f.symbol {
+		return indicators.Snapshot{}, false, errBoom
+	}
+	return f.fakeMarket.Latest(ctx, sym)
+}
+
+// A ticker row that cannot be read leaves that ticker out of the night's
+// plan, not the whole plan: the other tickers are still planned into one
+// batch queued first (the portfolio holding it fails on its own, saying
+// why).
+func TestFanOutPlansAroundAnUnreadableRow(t *testing.T) {
+	w := newWorld()
+	w.ports["Other"] = holding{positions: []analyzer.Holding{{Symbol: "TSLA", Quantity: f(1)}}}
+	w.market.set("TSLA", indicators.Snapshot{AsOf: lastDay, Price: 400, Bars: 250})
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+	o := w.options(client(srv))
+	o.MarketData = failOne{fakeMarket: w.market, symbol: "MSFT"}
+	_, err := analyzer.New(o).Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
+	require.NoError(t, err)
+	require.Len(t, w.queue.batches(), 1)
+	assert.Len(t, w.ledger.TickerScores("AAPL"), 1)
+	assert.Len(t, w.ledger.TickerScores("TSLA"), 1)
+	assert.Empty(t, w.ledger.TickerScores("MSFT"), "not planned")
+	assert.Contains(t, w.logs.String(), "ticker data not readable: not planned")
+}
