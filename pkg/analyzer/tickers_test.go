@@ -12,12 +12,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zsmseven/backend/internal/devstack/dynalite/dynalitetest"
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
 	"github.com/zsmseven/backend/internal/devstack/memanalysis"
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analyzer"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/indicators"
+	"github.com/zsmseven/backend/pkg/reservationdb"
 	"github.com/zsmseven/backend/pkg/xai"
 )
 
@@ -45,7 +47,7 @@ func tickerAsks(srv *fakexai.Server, syms ...string) map[string]int {
 // split, P2's the others; the loser of a ticker's entry waits until the
 // winner has written it.
 type crossLedger struct {
-	*memanalysis.Ledger
+	analyzer.Ledger
 	mu      sync.Mutex
 	members map[string][]string // batch → member keys
 	first   string              // the key of P1's first ticker
@@ -93,65 +95,81 @@ func (c *crossLedger) Assign(ctx context.Context, e analysis.ScoreEntry) (bool, 
 // T05–T07 for P2, P2 holds T08–T09 for P1), one batch at a time: each runs
 // what it holds before it waits for the other's, so neither stalls until
 // its time runs out (ErrBusy) — every ticker is scored once, both stored.
+// In memory, and against dynalite (the deployed ledger).
 func TestPortfoliosHoldingEachOthersBatchesDoNotStall(t *testing.T) {
-	for round := range 3 {
-		w := newWorld()
-		w.ports = fakePortfolios{}
-		var syms []string
-		for i := range 15 {
-			sym := fmt.Sprintf("T%c%c", 'A'+i/26, 'A'+i%26)
-			syms = append(syms, sym)
-			w.market.set(sym, indicators.Snapshot{AsOf: lastDay, Price: 10, Bars: 250})
-		}
-		hold := func(ss []string) holding {
-			var hs []analyzer.Holding
-			for _, s := range ss {
-				hs = append(hs, analyzer.Holding{Symbol: s, Quantity: f(1)})
-			}
-			return holding{positions: hs}
-		}
-		w.ports["P1"], w.ports["P2"] = hold(syms[:10]), hold(syms[5:])
-		srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
-		llm := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: fastRetry(), AttemptTimeout: 2 * time.Second})
-		key := func(s string) string {
-			data, err := analysis.EncodeTicker(s, indicators.Snapshot{AsOf: lastDay, Price: 10, Bars: 250})
-			require.NoError(t, err)
-			return analysis.TickerKey{Symbol: s, AsOf: lastDay, Model: llm.Model(), Data: data}.String()
-		}
-		w.ledger.Now = time.Now
-		cl := &crossLedger{Ledger: w.ledger, members: map[string][]string{}, first: key(syms[0]), p1wins: map[string]bool{}, done: map[string]chan struct{}{}}
-		for i, s := range syms[5:10] {
-			cl.p1wins[key(s)] = i < 3
-			cl.done[key(s)] = make(chan struct{})
-		}
-		o := w.options(llm)
-		o.Ledger = cl
-		o.Now, o.Sleep, o.WaitPoll, o.MinWork, o.BatchParallel = time.Now, nil, 20*time.Millisecond, time.Second, 1
-		o.Manager = deploy.ManagerRules
-		svc := analyzer.New(o)
-		var wg sync.WaitGroup
-		res := make([]analyzer.Result, 2)
-		errs := make([]error, 2)
-		for i, p := range []string{"P1", "P2"} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-				defer cancel()
-				res[i], errs[i] = svc.Handle(ctx, analyzer.Event{PortfolioName: p})
-			}()
-		}
-		wg.Wait()
-		for i := range 2 {
-			require.NoError(t, errs[i], "round %d", round)
-			assert.Equal(t, analyzer.OutcomeOK, res[i].Portfolios[0].Status, "round %d: %s", round, res[i].Portfolios[0].Reason)
-		}
-		for s, n := range tickerAsks(srv, syms...) {
-			assert.Equal(t, 1, n, "round %d: %s asked once", round, s)
-		}
-		assert.Len(t, tickerAsks(srv, syms...), 15)
-		assert.Zero(t, srv.RepeatedPaid())
+	ledgers := map[string]func(t *testing.T, w *world) analyzer.Ledger{
+		"memory": func(_ *testing.T, w *world) analyzer.Ledger { w.ledger.Now = time.Now; return w.ledger },
+		"dynalite": func(t *testing.T, _ *world) analyzer.Ledger {
+			env := dynalitetest.New(t, deploy.AnalysisReservations)
+			return reservationdb.New(env.Client, deploy.AnalysisReservations.Name(env.Stage))
+		},
 	}
+	for name, ledger := range ledgers {
+		t.Run(name, func(t *testing.T) {
+			for round := range 3 {
+				crossWait(t, round, ledger)
+			}
+		})
+	}
+}
+
+func crossWait(t *testing.T, round int, ledger func(t *testing.T, w *world) analyzer.Ledger) {
+	w := newWorld()
+	w.ports = fakePortfolios{}
+	var syms []string
+	for i := range 15 {
+		sym := fmt.Sprintf("T%c%c", 'A'+i/26, 'A'+i%26)
+		syms = append(syms, sym)
+		w.market.set(sym, indicators.Snapshot{AsOf: lastDay, Price: 10, Bars: 250})
+	}
+	hold := func(ss []string) holding {
+		var hs []analyzer.Holding
+		for _, s := range ss {
+			hs = append(hs, analyzer.Holding{Symbol: s, Quantity: f(1)})
+		}
+		return holding{positions: hs}
+	}
+	w.ports["P1"], w.ports["P2"] = hold(syms[:10]), hold(syms[5:])
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+	llm := xai.New(xai.Options{URL: srv.URL, APIKey: fakexai.Key, Retry: fastRetry(), AttemptTimeout: 2 * time.Second})
+	key := func(s string) string {
+		data, err := analysis.EncodeTicker(s, indicators.Snapshot{AsOf: lastDay, Price: 10, Bars: 250})
+		require.NoError(t, err)
+		return analysis.TickerKey{Symbol: s, AsOf: lastDay, Model: llm.Model(), Data: data}.String()
+	}
+	cl := &crossLedger{Ledger: ledger(t, w), members: map[string][]string{}, first: key(syms[0]), p1wins: map[string]bool{}, done: map[string]chan struct{}{}}
+	for i, s := range syms[5:10] {
+		cl.p1wins[key(s)] = i < 3
+		cl.done[key(s)] = make(chan struct{})
+	}
+	o := w.options(llm)
+	o.Ledger = cl
+	o.Now, o.Sleep, o.WaitPoll, o.MinWork, o.BatchParallel = time.Now, nil, 20*time.Millisecond, time.Second, 1
+	o.Manager = deploy.ManagerRules
+	svc := analyzer.New(o)
+	var wg sync.WaitGroup
+	res := make([]analyzer.Result, 2)
+	errs := make([]error, 2)
+	for i, p := range []string{"P1", "P2"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			res[i], errs[i] = svc.Handle(ctx, analyzer.Event{PortfolioName: p})
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		require.NoError(t, errs[i], "round %d", round)
+		assert.Equal(t, analyzer.OutcomeOK, res[i].Portfolios[0].Status, "round %d: %s", round, res[i].Portfolios[0].Reason)
+	}
+	asked := tickerAsks(srv, syms...)
+	assert.Len(t, asked, 15, "round %d", round)
+	for s, n := range asked {
+		assert.Equal(t, 1, n, "round %d: %s asked once", round, s)
+	}
+	assert.Zero(t, srv.RepeatedPaid())
 }
 
 // slowPlan holds the fan-out's Assign of one ticker until released: the
