@@ -1695,3 +1695,29 @@ func TestScheduleCanAnalyzeOnePortfolio(t *testing.T) {
 		t.Errorf("DEFAULT_PORTFOLIO=%v, want the contract's default", v)
 	}
 }
+
+// The CDK context analysisManager reaches analyzePortfolio's environment,
+// and no other function's: the rules as the portfolio manager make no
+// overview call in the deployed stage.
+func TestAnalysisManagerReachesTheFunction(t *testing.T) {
+	for _, c := range []struct {
+		ctx  map[string]any
+		want string
+	}{{nil, deploy.DefaultAnalysisManager}, {map[string]any{"analysisManager": deploy.ManagerRules}, deploy.ManagerRules}} {
+		s := synthWith(t, deploy.StageDev, c.ctx)
+		var got []string
+		for _, r := range resources(s, "AWS::Lambda::Function") {
+			env, _ := props(r)["Environment"].(map[string]any)
+			if env == nil {
+				continue
+			}
+			if v, ok := env["Variables"].(map[string]any)[deploy.EnvAnalysisManager]; ok {
+				got = append(got, props(r)["FunctionName"].(string)+"="+v.(string))
+			}
+		}
+		want := []string{deploy.AnalyzePortfolio.FunctionName(deploy.StageDev) + "=" + c.want}
+		if !slices.Equal(got, want) {
+			t.Errorf("context %v: %v, want %v", c.ctx, got, want)
+		}
+	}
+}

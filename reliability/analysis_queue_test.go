@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/zsmseven/backend/internal/devstack/fakexai"
+	"github.com/zsmseven/backend/internal/devstack/localsqs"
 	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/analysisdb"
 	"github.com/zsmseven/backend/pkg/analysisqueue"
@@ -107,7 +109,9 @@ type killable struct {
 	killAt func(c analysis.Claim) bool
 	// failPut fails the analyses store's Put (a failed save).
 	failPut bool
-	dead    bool
+	// failSettle fails the first Settle of this ticker's score.
+	failSettle string
+	dead       bool
 }
 
 var errKilled = fmt.Errorf("the invocation was killed")
@@ -132,7 +136,13 @@ func (k *killable) Save(ctx context.Context, c analysis.Claim) error {
 }
 
 func (k *killable) Settle(ctx context.Context, e analysis.ScoreEntry) error {
-	if k.isDead() {
+	k.mu.Lock()
+	fail := k.dead || e.Ticker == k.failSettle
+	if e.Ticker == k.failSettle {
+		k.failSettle = ""
+	}
+	k.mu.Unlock()
+	if fail {
 		return errKilled
 	}
 	return k.Ledger.Settle(ctx, e)
@@ -171,6 +181,33 @@ func (k *killable) Recent(ctx context.Context, portfolio string, limit int) ([]a
 func (k *killable) install(d *analyzeportfolio.Deps) {
 	k.Ledger, k.analyses = d.Ledger, d.Analyses
 	d.Ledger, d.Analyses = k, k
+}
+
+// seedSharedNight seeds n portfolios (namePrefix NN) of 10 positions over
+// 60 tickers (symPrefix…) with fresh rows: 3 held by every portfolio, 7 from
+// a tail, so that they overlap as real holdings do. It returns the names.
+func seedSharedNight(t *testing.T, w *world, symPrefix, namePrefix string, n int) []string {
+	t.Helper()
+	syms := synthSymbols(symPrefix, 60)
+	seedRows(t, w.db, w.stage, syms)
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("%s %02d", namePrefix, i)
+		names = append(names, name)
+		held := []string{syms[0], syms[1], syms[2]}
+		for j := range 7 {
+			held = append(held, syms[3+(i*7+j*5)%57])
+		}
+		seedPortfolio(t, w.db, w.stage, name, held)
+	}
+	return names
+}
+
+// queueSender is the real SQS client on the world's local SQS endpoint,
+// for the fan-out's sends.
+func (w *world) queueSender() *sqs.Client {
+	return sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.sqs.Endpoint()),
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
 }
 
 // paidRow is the report row of a pay-once scenario.
@@ -298,6 +335,29 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 			outcome(t, "handed back; the redelivery finds the scores stored and the overview's answer kept in its claim: stored with 0 calls"))
 	})
 
+	t.Run("scores_stored_in_part", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		syms := synthSymbols("SP", 6)
+		seedRows(t, w.db, w.stage, syms)
+		seedPortfolio(t, w.db, w.stage, "Partial", syms)
+		srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+		srv.RequireKey = xaiKey
+		// The batch's answer scores all 6 validly; the write of the 4th
+		// score fails (throttled, the SDK's retries spent).
+		k := &killable{failSettle: syms[3]}
+		fn := w.analyzer(srv, k.install)
+		m := analysisqueue.New("Partial", "run-p", false, time.Now())
+		first := deliver(t, context.Background(), fn, m, 1)
+		second := deliver(t, context.Background(), fn, m, 2)
+		stored := countAnalyses(t, w.db, w.stage, "Partial")
+		if !first || second || stored != 1 || srv.Paid() != 2 || srv.RepeatedPaid() != 0 || srv.TickersPaidAgain() != 0 {
+			t.Fatalf("handed back %v then %v, %d stored, paid %d (%d again, %d tickers): want handed back, then stored; the batch and the overview paid once",
+				first, second, stored, srv.Paid(), srv.RepeatedPaid(), srv.TickersPaidAgain())
+		}
+		paidRow(t, w, srv, "scores stored in part", fmt.Sprintf("the batch's answer scores 6 tickers validly; the write of %s's score fails", syms[3]), 1, []string{"Partial"}, 1,
+			outcome(t, "handed back, the batch released with its answer; the redelivery takes the missing score from the kept answer by ticker (the request for it alone would differ): 0 tickers paid again"))
+	})
+
 	t.Run("killed_after_paying", func(t *testing.T) {
 		w := newWorld(t, worldOptions{})
 		syms := synthSymbols("KP", 6)
@@ -311,7 +371,7 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		// until its deadline, their lease: the redelivery (after the
 		// visibility timeout, deployed) comes after it.
 		backs := 0
-		for i, kind := range []string{analysis.ClaimBatch, analysis.ClaimPortfolio} {
+		for i, kind := range []string{analysis.ClaimBatch, analysis.ClaimOverview} {
 			k := &killable{killAt: func(c analysis.Claim) bool { return c.Kind == kind && len(c.Answers) > 0 }}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			if deliver(t, ctx, w.analyzer(srv, k.install), m, i+1) {
@@ -488,23 +548,10 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		w := newWorld(t, worldOptions{})
 		queueName := deploy.AnalysisQueueName(w.stage)
 		queueURL := w.sqs.CreateQueue(queueName)
-		syms := synthSymbols("NS", 60)
-		seedRows(t, w.db, w.stage, syms)
-		var names []string
-		for i := range 20 {
-			n := fmt.Sprintf("Night %02d", i)
-			names = append(names, n)
-			// Overlapping holdings: a few names in most portfolios, a tail.
-			held := []string{syms[0], syms[1], syms[2]}
-			for j := range 7 {
-				held = append(held, syms[3+(i*7+j*5)%57])
-			}
-			seedPortfolio(t, w.db, w.stage, n, held)
-		}
+		names := seedSharedNight(t, w, "NS", "Night", 20)
 		srv := fakexai.New(t, fakexai.Slow(fakexai.Generate(&fakexai.Generator{Sample: 20, Seed: 11}), 50*time.Millisecond))
 		srv.RequireKey = xaiKey
-		client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.sqs.Endpoint()),
-			Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+		client := w.queueSender()
 		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) { d.Queue = analyzeportfolio.NewQueue(client, queueURL) })
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -551,6 +598,70 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 			outcome(t, "the fan-out plans the 60 tickers into 2 batches queued first; each ticker scored once and the same in every portfolio; 2 batch calls and 20 overviews, nothing paid twice"))
 	})
 
+	t.Run("portfolios_before_their_batches", func(t *testing.T) {
+		w := newWorld(t, worldOptions{})
+		queueName := deploy.AnalysisQueueName(w.stage)
+		// SQS does not promise a standard queue's order: this one hands
+		// out the newest message first, so every portfolio message comes
+		// before the batch messages queued ahead of it.
+		queueURL := w.sqs.CreateQueueWith(queueName, localsqs.QueueOptions{Pick: localsqs.NewestFirst})
+		names := seedSharedNight(t, w, "OO", "Early", 14)
+		srv := fakexai.New(t, fakexai.Slow(fakexai.Generate(&fakexai.Generator{Sample: 20, Seed: 5}), 50*time.Millisecond))
+		srv.RequireKey = xaiKey
+		client := w.queueSender()
+		const plannedLease = 400 * time.Millisecond
+		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) {
+			d.Queue = analyzeportfolio.NewQueue(client, queueURL)
+			d.PlannedLease = plannedLease
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		fan, err := fn.Run(ctx, analyzer.Event{PortfolioName: "*"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var order []string
+		totals, err := w.sqs.DrainConcurrent(ctx, queueName, 1, deploy.DefaultAnalysisConcurrency, func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+			if m, err := analysisqueue.Decode([]byte(ev.Records[0].Body)); err == nil {
+				mu.Lock()
+				order = append(order, m.Kind)
+				mu.Unlock()
+			}
+			ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return fn.Consume(ictx, ev)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if order[0] != analysisqueue.KindPortfolio || order[len(order)-1] != analysisqueue.KindTickers {
+			t.Fatalf("delivered %v: want the portfolios first", order)
+		}
+		repo := analysisdb.New(w.db, deploy.PortfolioAnalyses.Name(w.stage))
+		for _, n := range names {
+			items, err := repo.Recent(ctx, n, 1)
+			if err != nil || len(items) != 1 || items[0].Status != analysis.StatusOK {
+				t.Fatalf("%s: %v %+v", n, err, items)
+			}
+		}
+		tickerCalls := 0
+		for _, r := range srv.Requests() {
+			if r.Decoded.ResponseFormat.JSONSchema.Name == analysis.SchemaTickers {
+				tickerCalls++
+			}
+		}
+		logs := w.logs.String()
+		waited := strings.Count(logs, "other runs hold the ticker batches this portfolio needs: waiting")
+		late := strings.Count(logs, "ticker batch done by another run")
+		if tickerCalls != 2 || srv.RepeatedPaid() != 0 || totals.Requeued != 0 || len(fan.Queued) != len(names) || waited == 0 || late != 2 {
+			t.Fatalf("%d ticker calls (%d paid again), %d handed back, %d queued, %d waits, %d batch messages late: want 2, 0, 0, %d, some, 2",
+				tickerCalls, srv.RepeatedPaid(), totals.Requeued, len(fan.Queued), waited, late, len(names))
+		}
+		paidRow(t, w, srv, "portfolios before their batches", fmt.Sprintf("`*` over %d portfolios of 10 positions sharing 60 tickers; the standard queue hands out the newest message first: every portfolio before the 2 batch messages queued ahead of them; consumed 10 at once", len(names)),
+			len(names), names, 0, outcome(t, fmt.Sprintf("the first portfolios wait for the planned batches' messages (the plan's lease, %s here, 90 s deployed), then two of them run the batches; the others wait for those; the batch messages, last, find them done: 2 batch calls, nothing paid twice, nothing handed back", plannedLease)))
+	})
+
 	t.Run("fan_out_with_a_failing_portfolio", func(t *testing.T) {
 		w := newWorld(t, worldOptions{})
 		queueName := deploy.AnalysisQueueName(w.stage)
@@ -570,8 +681,7 @@ func TestFaultsAnalysisRuns(t *testing.T) {
 		seedPortfolio(t, w.db, w.stage, "Broken", []string{"BRKN"})
 		srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
 		srv.RequireKey = xaiKey
-		client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(w.sqs.Endpoint()),
-			Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+		client := w.queueSender()
 		fn := w.analyzer(srv, func(d *analyzeportfolio.Deps) { d.Queue = analyzeportfolio.NewQueue(client, queueURL) })
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

@@ -124,7 +124,7 @@ func renderReport() string {
 	p("- **redelivered**: deliveries beyond the first (records handed back, re-queued copies, or a delivery repeated on purpose) during the scenario; for analysis scenarios, model calls beyond the first (retries and the one repair request);")
 	p("- **lost** = in − day − written − permanent − stale − handed back / dead-lettered, and **duplicated** = ticker-data rows beyond one per ticker and trading day (analysis: items beyond one per run). Both must be 0;")
 	p("- **paid** (analysis): answers the local xAI server was paid for (200 answers written whole, and answers billed but never delivered), counted at the server; " +
-		"**paid again**: those paid for a request byte for byte identical to one paid before — what keeping every paid answer is to make 0.")
+		"**paid again**: those paid for a request byte for byte identical to one paid before, or asking to score a ticker's data that an earlier paid answer scored validly (however the requests differ) — what keeping every paid answer, and using it ticker by ticker, is to make 0.")
 	p("")
 	for _, part := range []struct {
 		title    string
@@ -164,7 +164,7 @@ func renderReport() string {
 		"to the tail, and after its 5th attempt processTicker sends it to the dead-letter queue itself, alone, with an error log line (scenario \"Polygon 5xx for ever\"). " +
 		"Nothing is lost (the DLQ alarm fires and a redrive replays it). The cost shows in \"dynalite stopped mid-batch\": during a DynamoDB outage every record " +
 		"spends its Polygon call before its write fails, where a hand-back would have returned the records behind the first one unstarted.")
-	p("- analyzePortfolio scores each ticker once per data day and model, in batches, and pays once for each batch and each portfolio's overview: " +
+	p("- analyzePortfolio scores each ticker once per data day and model, in batches, and pays once for each batch and each distinct overview input: " +
 		"overlapping runs and redelivered messages find the claim (a conditional put before the call) and reuse what it stored; every paid answer is kept in the ledger " +
 		"the moment it arrives, so a failed save, a run killed after paying, a deadline in the middle or a redelivery resumes from it and pays nothing again (column " +
 		"\"paid again\": 0). The one exception is an answer billed and never received (the connection cut after the work): nothing of it can be kept, and it is asked again. " +

@@ -43,7 +43,8 @@ stage's tables with the default AWS credential chain (AWS_PROFILE, SSO, ...).
 "analysis":{"portfolio","model","status","dataAsOf","tickers":[{"ticker","score","signal",
 "confidence","action","keyRisk",...}],...}}.
 
---portfolio '*' shows every portfolio's latest analysis instead: a table of them, and
+--portfolio '*' shows every portfolio's latest analysis instead: a table of them (the
+tickers' table shows each ticker's score of its data day, the same in every portfolio), and
 with --json {"analyses":[{"portfolio","model","status","dataAsOf","tickers":[...],...}]}
 (a portfolio never analyzed has status "none").`
 
@@ -255,14 +256,38 @@ func latestAnalyses(ctx context.Context, db *dynamodb.Client, repo *analysisdb.R
 	return out, errors.Join(errs...)
 }
 
-// printTable renders the report for people.
-func printTable(w io.Writer, rep statusReport) {
+// tickerScores is each ticker's score to show beside its row: the
+// portfolio's analysis's, or with '*' the newest analysis's of the ticker's
+// data day (a ticker has one score a night, the same in every portfolio).
+func tickerScores(rep statusReport) map[string]scoreStatus {
 	scores := map[string]scoreStatus{}
 	if rep.Analysis != nil {
 		for _, s := range rep.Analysis.Tickers {
 			scores[s.Ticker] = s
 		}
+		return scores
 	}
+	if rep.Analyses == nil {
+		return scores
+	}
+	asOf := map[string]string{}
+	for _, t := range rep.Tickers {
+		asOf[t.Ticker] = t.AsOf
+	}
+	newest := map[string]string{} // ticker → timestamp of the analysis its score is from
+	for _, a := range *rep.Analyses {
+		for _, s := range a.Tickers {
+			if a.DataAsOf == asOf[s.Ticker] && a.Timestamp > newest[s.Ticker] {
+				scores[s.Ticker], newest[s.Ticker] = s, a.Timestamp
+			}
+		}
+	}
+	return scores
+}
+
+// printTable renders the report for people.
+func printTable(w io.Writer, rep statusReport) {
+	scores := tickerScores(rep)
 	const row = "%-7s %10s %8s %10s %8s %6s  %-11s %s\n"
 	fmt.Fprintf(w, row, "TICKER", "PRICE", "RSI(14)", "MA50", "vs MA50", "SCORE", "SIGNAL", "AS OF")
 	for _, t := range rep.Tickers {

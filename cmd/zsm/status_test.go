@@ -64,3 +64,45 @@ func TestStatusAllPortfoliosWithNoneIsAnEmptyList(t *testing.T) {
 		t.Errorf("status JSON %s, want \"analyses\":[] and no \"analysis\"", b)
 	}
 }
+
+// With '*', the tickers' table shows each ticker's score of its data day —
+// one score a night, the same in every portfolio — from the newest
+// analysis that has it; the JSON keeps its keys.
+func TestStatusAllPortfoliosShowsTheTickersScores(t *testing.T) {
+	all := []analysisStatus{
+		{Portfolio: "A", Timestamp: "2026-11-28T06:01:00Z", DataAsOf: "2026-11-27", Status: analysis.StatusOK,
+			Tickers: []scoreStatus{{Ticker: "AAPL", Score: 71, Signal: "buy"}, {Ticker: "MSFT", Score: 30, Signal: "sell"}}},
+		{Portfolio: "B", Timestamp: "2026-11-28T06:02:00Z", DataAsOf: "2026-11-27", Status: analysis.StatusOK,
+			Tickers: []scoreStatus{{Ticker: "AAPL", Score: 72, Signal: "buy"}}},
+		{Portfolio: "C", Timestamp: "2026-11-29T06:00:00Z", DataAsOf: "2026-11-20", Status: analysis.StatusOK,
+			Tickers: []scoreStatus{{Ticker: "MSFT", Score: 90, Signal: "strong_buy"}}}, // another data day
+	}
+	rep := statusReport{Portfolio: "*", LastTradingDay: "2026-11-27", Analyses: &all,
+		Tickers: []tickerStatus{{Ticker: "AAPL", Price: 1, AsOf: "2026-11-27", Fresh: true}, {Ticker: "MSFT", Price: 1, AsOf: "2026-11-27", Fresh: true},
+			{Ticker: "TSLA", Price: 1, AsOf: "2026-11-27", Fresh: true}}}
+	var out bytes.Buffer
+	printTable(&out, rep)
+	lines := strings.Split(out.String(), "\n")
+	fields := func(prefix string) []string {
+		for _, l := range lines {
+			if strings.HasPrefix(l, prefix+" ") {
+				return strings.Fields(l)
+			}
+		}
+		t.Fatalf("no row of %s:\n%s", prefix, out.String())
+		return nil
+	}
+	for sym, want := range map[string][]string{"AAPL": {"72", "buy"}, "MSFT": {"30", "sell"}, "TSLA": {"-", "-"}} {
+		f := fields(sym)
+		if got := f[len(f)-3 : len(f)-1]; got[0] != want[0] || got[1] != want[1] {
+			t.Errorf("%s: score and signal %v, want %v", sym, got, want)
+		}
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), `"analysis":`) || !strings.Contains(string(b), `"analyses":[`) {
+		t.Errorf("JSON keys changed: %s", b)
+	}
+}

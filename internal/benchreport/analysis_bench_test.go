@@ -168,7 +168,7 @@ func BenchmarkAnalysisNight(b *testing.B) {
 			Keys:       secrets.NewKeys(func(k string) (string, bool) { v, ok := keys[k]; return v, ok }, nil, ""),
 			Out:        out,
 			ModelRetry: &retry.Policy{Attempts: 3, Base: scaled(time.Second), Cap: scaled(20 * time.Second), MaxRetryAfter: scaled(30 * time.Second)},
-			WaitPoll:   scaled(2 * time.Second), MinWork: scaled(60 * time.Second),
+			WaitPoll:   scaled(2 * time.Second), MinWork: scaled(60 * time.Second), PlannedLease: scaled(analyzer.DefaultPlannedLease),
 		})
 
 		first := runNight(b, fn, sq, deploy.AnalysisQueueName(env.Stage), srv, out)

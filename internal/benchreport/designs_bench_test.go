@@ -312,7 +312,7 @@ func runTwoLevels(b *testing.B, night designNight, srv *fakexai.Server, manager 
 	svc := analyzer.New(analyzer.Options{Portfolios: ports, MarketData: designMarket(night.snaps), Analyses: analyses, Ledger: memanalysis.NewLedger(nil),
 		Queue: queue, LLM: llm, Manager: manager, MaxCompletionTokens: deploy.DefaultXAIMaxCompletionTokens, ReasoningEffort: deploy.DefaultXAIReasoningEffort,
 		LastTradingDay: func(time.Time) string { return night.LastTradingDay }, Lease: deploy.AnalyzePortfolio.Timeout / designScale,
-		WaitPoll: 2 * time.Second / designScale, MinWork: 60 * time.Second / designScale})
+		WaitPoll: 2 * time.Second / designScale, MinWork: 60 * time.Second / designScale, PlannedLease: analyzer.DefaultPlannedLease / designScale})
 	deadline := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.Background(), deploy.AnalyzePortfolio.Timeout/designScale)
 	}

@@ -43,8 +43,9 @@ func Compose(in Input, verdicts []TickerScore, ov Overview) Result {
 
 // FitTopActions keeps the top actions on distinct tickers of the verdicts
 // and makes each action fit its ticker's final score band (ActionsFor): an
-// action that does not is replaced by the ticker's own. Nothing stored then
-// contradicts the scores beside it.
+// action that does not is replaced by the ticker's own, and its reason —
+// written for the action replaced — by one derived from the verdict.
+// Nothing stored then contradicts the scores beside it.
 func FitTopActions(tops []TopAction, verdicts []TickerScore) []TopAction {
 	by := map[string]TickerScore{}
 	for _, v := range verdicts {
@@ -59,7 +60,7 @@ func FitTopActions(tops []TopAction, verdicts []TickerScore) []TopAction {
 		}
 		seen[t.Ticker] = true
 		if !slices.Contains(ActionsFor(SignalFor(v.Score)), t.Action) {
-			t.Action = v.Action
+			t.Action, t.Reason = v.Action, verdictReason(v)
 		}
 		out = append(out, t)
 	}

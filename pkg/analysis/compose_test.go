@@ -19,14 +19,15 @@ func TestCompose(t *testing.T) {
 	in := sampleInput()
 	verdicts := sampleVerdicts(in)
 	ov := analysis.Overview{Summary: "Concentrated.", OverallRisk: "high", TopActions: []analysis.TopAction{
-		{Ticker: "AAPL", Action: "exit", Reason: "off its band"}, // AAPL is buy: exit would contradict it
+		{Ticker: "AAPL", Action: "exit", Reason: "sell it all"}, // AAPL is buy: exit, and its reason, would contradict it
 		{Ticker: "BRK.B", Action: "trim", Reason: "fits hold"},
 		{Ticker: "BRK.B", Action: "hold", Reason: "twice"},
 		{Ticker: "EVIL", Action: "add", Reason: "not held"},
 	}}
 	res := analysis.Compose(in, verdicts, ov)
 	assert.Equal(t, verdicts, res.Tickers)
-	assert.Equal(t, []analysis.TopAction{{Ticker: "AAPL", Action: "add", Reason: "off its band"}, {Ticker: "BRK.B", Action: "trim", Reason: "fits hold"}}, res.TopActions)
+	assert.Equal(t, []analysis.TopAction{{Ticker: "AAPL", Action: "add", Reason: "score 68 (buy), confidence high"}, {Ticker: "BRK.B", Action: "trim", Reason: "fits hold"}},
+		res.TopActions, "the replaced action's reason derived from the verdict; a fitting one kept")
 	assert.Equal(t, []string{}, res.ConcentrationFlags)
 	assert.True(t, strings.HasPrefix(res.Analysis, "Concentrated.\n\nAAPL: score 68 (buy), add, confidence high. r. Key risk: k."), res.Analysis)
 	assert.Contains(t, res.Analysis, "MSFT: score 50 (hold), hold, confidence low. No market data available; neutral score.")

@@ -16,10 +16,15 @@ import (
 // Kinds of claim.
 const (
 	// ClaimPortfolio reserves a portfolio's analysis of one input (its
-	// positions' weights, P&L and verdicts) for one model and prompt.
+	// positions' weights, P&L and verdicts) for one model and prompt: the
+	// storing of its record.
 	ClaimPortfolio = "portfolio"
 	// ClaimBatch reserves the scoring of a batch of tickers.
 	ClaimBatch = "batch"
+	// ClaimOverview reserves the portfolio manager's answer to one input
+	// (ManagerInput, no name): portfolios whose inputs are identical share
+	// one paid answer.
+	ClaimOverview = "overview"
 )
 
 // States of a claim and of a score entry.
@@ -30,14 +35,18 @@ const (
 	// StateDone: the work is stored (a claim names it; a score entry holds
 	// the score).
 	StateDone = "done"
+	// StatePlanned: a batch the fan-out planned for its queue message,
+	// nobody working on it yet. Its message takes it at once (Claim.Queued);
+	// any other run waits for the message until LeaseUntil, then takes it.
+	StatePlanned = "planned"
 )
 
 // Claim is one unit of paid work in the ledger. It is pending while its
 // owner works, with a lease (the owner's invocation deadline) after which
 // another run may take it over — keeping every answer already paid, which
 // that run then uses instead of paying again — and done once its result is
-// stored. A planned batch (the fan-out's) is pending with an expired lease:
-// the first run to claim it takes it.
+// stored. A batch the fan-out planned is StatePlanned until its queue
+// message (or, once its lease has run out, any run) takes it.
 type Claim struct {
 	Key  string
 	Kind string
@@ -56,9 +65,38 @@ type Claim struct {
 	Analysis, Status string
 	// Members are the score-entry keys of a batch.
 	Members []string
-	// Answers are the answers paid for this work, in the order paid.
+	// Answers are the answers paid for this work, in the order paid: at
+	// most MaxAnswersPerClaim.
 	Answers []PaidAnswer
+	// Version changes with every write of the claim: a take-over is
+	// conditional on the version it read, so that a late write by the
+	// previous owner (an answer kept, the claim completed) is never
+	// overwritten. The holder raises it before each of its writes.
+	Version int64
+	// Queued asks, in a Claim call only (never stored), for a planned
+	// batch on behalf of its own queue message: it is taken at once,
+	// whatever its lease.
+	Queued bool
 }
+
+// TakeableBy reports whether the claim request req may take c over at now:
+// c is pending or planned and its lease has run out (its owner died, gave
+// up, or its message is late), or c is planned and req is its own queue
+// message (req.Queued). Every ledger applies this rule.
+func (c Claim) TakeableBy(req Claim, now time.Time) bool {
+	switch c.State {
+	case StatePlanned:
+		return req.Queued || c.LeaseUntil.Before(now)
+	case StatePending:
+		return c.LeaseUntil.Before(now)
+	}
+	return false
+}
+
+// MaxAnswersPerClaim bounds the answers paid for one claim: an answer and
+// one repair. A part still without a valid answer then comes from the rules
+// (final): the same request would pay for the same mistakes.
+const MaxAnswersPerClaim = 2
 
 // Answer returns the stored answer to the request of hash h.
 func (c Claim) Answer(h string) (PaidAnswer, bool) {
@@ -94,8 +132,7 @@ type PaidAnswer struct {
 // MaxKeptAnswerBytes bounds the content of a PaidAnswer as stored: a longer
 // answer keeps its first bytes and is marked Oversized. Two answers of this
 // size fit a ledger item whether or not they compress (a claim holds at most
-// an answer and its repair's); a valid answer of a batch of 40 is a tenth of
-// it.
+// MaxAnswersPerClaim); a valid answer of a batch of 40 is a tenth of it.
 const MaxKeptAnswerBytes = 160 << 10
 
 // Completion is the answer as the model port returned it, with the error

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -146,13 +147,14 @@ func ActionsFor(s Signal) []string {
 	}
 }
 
-// checkText validates a required text field and returns it trimmed.
+// checkText validates a required text field and returns it cleaned
+// (CleanText) and trimmed.
 func checkText(s *string, field string, maxLen int, add func(string, ...any)) string {
 	if s == nil {
 		add("%s is missing", field)
 		return ""
 	}
-	t := strings.TrimSpace(*s)
+	t := CleanText(*s)
 	switch n := utf8.RuneCountInString(t); {
 	case n == 0:
 		add("%s is empty", field)
@@ -160,6 +162,29 @@ func checkText(s *string, field string, maxLen int, add func(string, ...any)) st
 		add("%s is %d characters long; the limit is %d", field, n, maxLen)
 	}
 	return t
+}
+
+// CleanText is a model's text fit to store and print: every run of control
+// characters (a newline, a terminal escape) and bidirectional-text controls
+// becomes one space, and the ends are trimmed. The text is the model's; a
+// character that could move a terminal's cursor or reorder what is shown is
+// not.
+func CleanText(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	gap := false
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			gap = true
+			continue
+		}
+		if gap {
+			b.WriteByte(' ')
+			gap = false
+		}
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // checkEnum validates a required field whose value is one of allowed.

@@ -250,7 +250,7 @@ func topActions(ts []TickerScore, fig Figures) []TopAction {
 	})
 	out := make([]TopAction, 0, TopActions)
 	for _, t := range order[:min(TopActions, len(order))] {
-		reason := fmt.Sprintf("score %d (%s), confidence %s", t.Score, t.Signal, t.Confidence)
+		reason := verdictReason(t)
 		action := t.Action
 		f := pf[t.Ticker]
 		w, pnl := value(f.WeightPct), value(f.UnrealizedPnLPct)
@@ -265,6 +265,11 @@ func topActions(ts []TickerScore, fig Figures) []TopAction {
 		out = append(out, TopAction{Ticker: t.Ticker, Action: action, Reason: capRunes(reason, MaxReasonLen)})
 	}
 	return out
+}
+
+// verdictReason is a top action's reason from its ticker's verdict alone.
+func verdictReason(v TickerScore) string {
+	return fmt.Sprintf("score %d (%s), confidence %s", v.Score, v.Signal, v.Confidence)
 }
 
 func rulesSummary(in Input, fig Figures, verdicts []TickerScore, risk string) string {

@@ -225,11 +225,17 @@ type TickerKey struct {
 	// Generation is a forced run's id: a forced run scores again; "" for
 	// every other run.
 	Generation string
+	// Template is TickerTemplateSHA256, computed once by a caller that
+	// keys many tickers; "" computes it.
+	Template string
 }
 
 // String is the hex key of the score entry.
 func (k TickerKey) String() string {
-	return KeyOf("ticker-score", k.Symbol, k.AsOf, PromptVersion, TickerTemplateSHA256(), k.Model, sha(k.Data), k.Generation)
+	if k.Template == "" {
+		k.Template = TickerTemplateSHA256()
+	}
+	return KeyOf("ticker-score", k.Symbol, k.AsOf, PromptVersion, k.Template, k.Model, sha(k.Data), k.Generation)
 }
 
 // TickerEntry is one ticker of a call: its symbol and its data.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -229,6 +230,19 @@ func TestTickerKey(t *testing.T) {
 	}
 }
 
+// A model's text keeps its words, never a character that moves a
+// terminal's cursor or reorders what is shown (zsm status prints it): runs
+// of control and bidirectional-text characters become one space.
+func TestParseTickersCleansTheTexts(t *testing.T) {
+	call := analysis.TickerCall{Symbols: []string{"AAA"}}
+	answer := `{"tickers":[{"ticker":"AAA","score":70,"signal":"buy","rationale":"Up 4%\u001b[2J\u001b[H since\r\nMonday.\u202e","confidence":"medium","key_risk":"\tRates\u0007","action":"add"}]}`
+	a := analysis.ParseTickers(call, []byte(answer))
+	require.Empty(t, a.Faulty, a.Problems)
+	assert.Equal(t, "Up 4% [2J [H since Monday.", a.Scores["AAA"].Rationale)
+	assert.Equal(t, "Rates", a.Scores["AAA"].KeyRisk)
+	assert.Equal(t, "a b", analysis.CleanText("a\u2066\u0000\nb"))
+}
+
 func FuzzParseTickers(f *testing.F) {
 	call := analysis.TickerCall{Symbols: []string{"AAA", "BBB"}}
 	good := tickersAnswer(map[string]int{"AAA": 70, "BBB": 35})
@@ -244,6 +258,9 @@ func FuzzParseTickers(f *testing.F) {
 		for _, s := range a.Scores {
 			if s.Score < 0 || s.Score > 100 || s.Signal != analysis.SignalFor(s.Score) || !slices.Contains(analysis.ActionsFor(s.Signal), s.Action) {
 				t.Fatalf("kept an invalid entry %+v", s)
+			}
+			if strings.ContainsFunc(s.Rationale+s.KeyRisk, unicode.IsControl) {
+				t.Fatalf("kept a control character %+v", s)
 			}
 		}
 		if len(a.Faulty) > 0 && len(a.Problems) == 0 {

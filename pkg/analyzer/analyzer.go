@@ -85,6 +85,9 @@ type Ledger interface {
 	Scores(ctx context.Context, keys []string) (map[string]analysis.ScoreEntry, error)
 	// Assign writes a pending score entry unless its key has one.
 	Assign(ctx context.Context, e analysis.ScoreEntry) (bool, error)
+	// Replan writes a pending score entry naming a new batch over the
+	// entry of its key, if that one is still pending in batch from.
+	Replan(ctx context.Context, e analysis.ScoreEntry, from string) (bool, error)
 	// Settle writes a done score entry, if its batch still owns it.
 	Settle(ctx context.Context, e analysis.ScoreEntry) error
 }
@@ -143,8 +146,8 @@ type Options struct {
 	// Parallel bounds the concurrent market-data and ledger queries
 	// (default 8) and the fan-out's latest-analysis queries.
 	Parallel int
-	// BatchParallel bounds the ticker batches one portfolio scores at once
-	// (default 4).
+	// BatchParallel bounds the ticker batches one portfolio runs at once
+	// (default 4); waiting for another run's batch takes none of them.
 	BatchParallel int
 	// RecentLimit is how many stored analyses are compared for reuse (default 10).
 	RecentLimit int
@@ -156,6 +159,10 @@ type Options struct {
 	// again (default 2 s); MinWork the least time left to wait or start a
 	// record of the queue at all (default 60 s).
 	WaitPoll, MinWork time.Duration
+	// PlannedLease is how long a ticker batch the fan-out planned is left
+	// to its queue message (default 90 s): a portfolio that needs it
+	// meanwhile waits for it rather than run it itself.
+	PlannedLease time.Duration
 	// Now and Sleep are the clock (tests replace them).
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -166,6 +173,11 @@ type Options struct {
 	Metrics  *metrics.Recorder
 	Observer func(Outcome)
 }
+
+// DefaultPlannedLease is Options.PlannedLease's default: the fan-out queues
+// the batches first, so their messages are mostly received within it; a
+// portfolio that waits it out still has most of its invocation left.
+const DefaultPlannedLease = 90 * time.Second
 
 // Service runs analyses.
 type Service struct{ o Options }
@@ -195,6 +207,9 @@ func New(o Options) *Service {
 	}
 	if o.MinWork <= 0 {
 		o.MinWork = 60 * time.Second
+	}
+	if o.PlannedLease <= 0 {
+		o.PlannedLease = DefaultPlannedLease
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -320,7 +335,10 @@ func (s *Service) HandleQueue(ctx context.Context, ev events.SQSEvent) (events.S
 			continue
 		}
 		if dl, ok := ctx.Deadline(); ok && dl.Sub(s.o.Now()) < s.o.MinWork {
-			s.o.Logger.WarnContext(ctx, "no time left to start: message handed back", "job", m.Label(), "messageId", rec.MessageId)
+			// Counted as every hand-back is: a message that keeps coming
+			// back this way reaches the dead-letter queue.
+			s.o.Metrics.Add(deploy.AnalysisFailed, 1)
+			s.o.Logger.WarnContext(ctx, "no time left to start: message handed back", "job", m.Label(), "messageId", rec.MessageId, "receiveCount", receives)
 			handBack()
 			continue
 		}

@@ -571,17 +571,7 @@ func TestConcurrentPortfoliosPayOncePerTicker(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	scored := map[string]int{}
-	for _, r := range srv.Requests() {
-		if r.Decoded.ResponseFormat.JSONSchema.Name != analysis.SchemaTickers {
-			continue
-		}
-		for _, s := range syms {
-			if strings.Contains(r.Decoded.Messages[1].Content, `"symbol":"`+s+`"`) {
-				scored[s]++
-			}
-		}
-	}
+	scored := tickerAsks(srv, syms...)
 	for _, s := range syms {
 		assert.Equal(t, 1, scored[s], "%s asked once", s)
 	}

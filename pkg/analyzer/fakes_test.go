@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -132,7 +133,7 @@ var errBoom = errors.New("boom")
 // the signal of the score's band and the band's default action.
 func tickersJSON(scores map[string]int) string {
 	var parts []string
-	for _, k := range slices.Sorted(mapKeys(scores)) {
+	for _, k := range slices.Sorted(maps.Keys(scores)) {
 		sig := analysis.SignalFor(min(max(scores[k], 0), 100))
 		parts = append(parts, fmt.Sprintf(`{"ticker":%q,"score":%d,"signal":%q,"rationale":"Because of the data.","confidence":"medium","key_risk":"market risk","action":%q}`,
 			k, scores[k], sig, analysis.ActionsFor(sig)[0]))
@@ -148,14 +149,4 @@ func overviewJSON(tops ...string) string {
 		ts = append(ts, fmt.Sprintf(`{"ticker":%q,"action":%q,"reason":"Most important."}`, tops[i], tops[i+1]))
 	}
 	return `{"summary":"Two of three holdings look fine.","overall_risk":"medium","concentration_flags":[],"top_actions":[` + strings.Join(ts, ",") + `]}`
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }

@@ -146,7 +146,11 @@ func (s *Service) planNight(ctx context.Context, names []string, all, force bool
 		slices.Sort(symbols)
 	}
 	last := s.o.LastTradingDay(s.o.Now())
-	snaps, err := s.latest(ctx, symbols)
+	// A row that cannot be read is left out of the plan (the portfolios
+	// holding it say why), not the whole night's.
+	snaps, err := s.readLatest(ctx, symbols, func(sym string, err error) {
+		s.o.Logger.WarnContext(ctx, "ticker data not readable: not planned", "ticker", sym, "error", err)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -154,13 +158,14 @@ func (s *Service) planNight(ctx context.Context, names []string, all, force bool
 	if force {
 		generation = runID
 	}
+	kr := s.keyer(generation)
 	var cands []candidate
 	var keys []string
 	for i, sym := range symbols {
 		if snaps[i] == nil || s.usable(*snaps[i], last) != nil {
 			continue
 		}
-		c, err := s.candidateOf(analysis.Position{Symbol: sym, Market: snaps[i]}, generation)
+		c, err := kr.candidate(analysis.Position{Symbol: sym, Market: snaps[i]})
 		if err != nil {
 			continue
 		}

@@ -138,6 +138,12 @@ func sum(a, b *float64) *float64 {
 // latest reads the newest market data of each symbol, at most Parallel at
 // a time (nil where there is none). The first error cancels the rest.
 func (s *Service) latest(ctx context.Context, symbols []string) ([]*indicators.Snapshot, error) {
+	return s.readLatest(ctx, symbols, nil)
+}
+
+// readLatest is latest; with skip set, a symbol whose row cannot be read is
+// reported to skip and left nil, and the others are read on.
+func (s *Service) readLatest(ctx context.Context, symbols []string, skip func(symbol string, err error)) ([]*indicators.Snapshot, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	out := make([]*indicators.Snapshot, len(symbols))
@@ -161,11 +167,12 @@ func (s *Service) latest(ctx context.Context, symbols []string) ([]*indicators.S
 				return
 			}
 			snap, ok, err := s.o.MarketData.Latest(ctx, sym)
-			if err != nil {
+			switch {
+			case err != nil && skip != nil && ctx.Err() == nil:
+				skip(sym, err)
+			case err != nil:
 				once.Do(func() { firstErr = fmt.Errorf("read latest ticker data of %s: %w", sym, err); cancel() })
-				return
-			}
-			if ok {
+			case ok:
 				out[i] = &snap
 			}
 		}()

@@ -122,14 +122,15 @@ func TestIntegrationDynalite(t *testing.T) {
 	assert.Contains(t, user, `"price":278.85`)
 	assert.NotContains(t, user, "BAD")
 
-	// The ledger holds the batch's claim with its paid answer, and each
-	// ticker's score.
+	// The ledger holds the batch's claim with its paid answer, the
+	// overview's with its own, the portfolio's (its record stored), and
+	// each ticker's score.
 	ledger := queryAll(t, c, deploy.AnalysisReservations.Name(env.Stage))
 	kinds := map[string]int{}
 	for _, l := range ledger {
 		kinds[l["kind"].(*types.AttributeValueMemberS).Value]++
 	}
-	assert.Equal(t, map[string]int{"batch": 1, "score": 2, "portfolio": 1}, kinds)
+	assert.Equal(t, map[string]int{"batch": 1, "score": 2, "overview": 1, "portfolio": 1}, kinds)
 
 	// Logs and metrics went to out; the key did not.
 	assert.Contains(t, out.String(), `"AnalysesStored":1`)

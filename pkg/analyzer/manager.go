@@ -22,15 +22,42 @@ type managed struct {
 
 // overview is the portfolio manager's judgement of the portfolio: the
 // rules' when configured (or without a model), else the model's — one call
-// under the portfolio's claim, its answer kept the moment it is paid; each
-// part validated on its own, the faulty parts alone asked for again once,
-// and a part still faulty derived from the verdicts by the rules. Nothing
-// of it contradicts the verdicts (analysis.Compose fits the top actions).
-func (s *Service) overview(ctx context.Context, h *held, in analysis.Input, verdicts []analysis.TickerScore, mi analysis.ManagerInput, sp *spend) (analysis.Overview, managed) {
+// under a claim of the manager's input (analysis.ClaimOverview: no name, so
+// portfolios whose inputs are identical share one paid answer), its answer
+// kept the moment it is paid; each part validated on its own, the faulty
+// parts alone asked for again once, and a part still faulty derived from
+// the verdicts by the rules. Nothing of it contradicts the verdicts
+// (analysis.Compose fits the top actions). generation is a forced run's id
+// ("" otherwise). The error is the claim's: another run holding the same
+// input past this run's time (ErrBusy), or the ledger failing.
+func (s *Service) overview(ctx context.Context, in analysis.Input, verdicts []analysis.TickerScore, mi analysis.ManagerInput, generation string, sp *spend) (analysis.Overview, managed, error) {
 	rules := analysis.RulesOverview(in, verdicts)
 	if s.manager() == deploy.ManagerRules {
-		return rules, managed{model: analysis.RulesName}
+		return rules, managed{model: analysis.RulesName}, nil
 	}
+	key := analysis.KeyOf("overview", analysis.PromptVersion, analysis.ManagerTemplateSHA256(), s.o.LLM.Model(), mi.Hash, generation)
+	h, won, err := s.claim(ctx, analysis.Claim{Key: key, Kind: analysis.ClaimOverview, DataAsOf: in.DataAsOf()})
+	if err != nil {
+		return rules, managed{}, err
+	}
+	if !won {
+		// Done by a run of the same input: its answers are read, not paid.
+		h.readOnly = true
+	}
+	ov, m := s.judge(ctx, h, in, mi, rules, sp)
+	switch {
+	case !won:
+	case m.outage:
+		s.release(ctx, h)
+	default:
+		s.complete(ctx, h)
+	}
+	return ov, m, nil
+}
+
+// judge is the model's overview under the claim h, from rules for what it
+// cannot give.
+func (s *Service) judge(ctx context.Context, h *held, in analysis.Input, mi analysis.ManagerInput, rules analysis.Overview, sp *spend) (analysis.Overview, managed) {
 	var m managed
 	ov := rules
 	comp, err := s.pay(ctx, h, mi.Request(analysis.OverviewParts, nil, 1), sp)

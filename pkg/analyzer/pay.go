@@ -20,14 +20,31 @@ import (
 type held struct {
 	mu sync.Mutex
 	c  analysis.Claim
+	// need are score-entry keys a waiting portfolio knows to be a batch's
+	// members (a claim may predate them, or be missing).
+	need []string
+	// readOnly: a claim another run completed, read for its answers; an
+	// answer it lacks is paid but not written to it.
+	readOnly bool
 }
 
+// claim is a copy of the claim as held.
 func (h *held) claim() analysis.Claim {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c := h.c
 	c.Answers = slices.Clone(c.Answers)
 	return c
+}
+
+// next is the claim to write next: a copy, its version raised — every write
+// of a claim changes its version, so that a take-over that read it before
+// fails (analysis.Claim.Version).
+func (h *held) next() analysis.Claim {
+	h.mu.Lock()
+	h.c.Version++
+	h.mu.Unlock()
+	return h.claim()
 }
 
 // spend is what one piece of work paid: its calls and their audit.
@@ -81,7 +98,11 @@ func (s *Service) pay(ctx context.Context, h *held, req analysis.Request, sp *sp
 	hash := analysis.RequestHash(s.o.LLM.Model(), req)
 	h.mu.Lock()
 	kept, ok := h.c.Answer(hash)
+	spent := len(h.c.Answers) >= analysis.MaxAnswersPerClaim
 	h.mu.Unlock()
+	if !ok && spent {
+		return analysis.Completion{}, fmt.Errorf("%s: %w", what(h.c), errAnswersSpent)
+	}
 	if ok {
 		s.o.Metrics.Add(deploy.LLMAnswersReused, 1)
 		s.o.Logger.InfoContext(ctx, "paid answer reused from the ledger: not paid again", "claim", h.c.Key[:12], "kind", h.c.Kind, "paidAt", kept.PaidAt)
@@ -106,16 +127,23 @@ func (s *Service) pay(ctx context.Context, h *held, req analysis.Request, sp *sp
 	h.mu.Lock()
 	h.c.Answers = append(h.c.Answers, analysis.NewPaidAnswer(hash, comp, s.o.Now()))
 	h.mu.Unlock()
+	if h.readOnly {
+		return comp, err
+	}
 	// Kept even if the invocation is ending: what was paid is not lost to
 	// a deadline.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
 	defer cancel()
-	if serr := s.o.Ledger.Save(sctx, h.claim()); serr != nil {
+	if serr := s.o.Ledger.Save(sctx, h.next()); serr != nil {
 		s.o.Logger.ErrorContext(ctx, "paid answer not kept in the ledger: used, but a later run would pay for it again", "claim", h.c.Key[:12],
 			"kind", h.c.Kind, "error", serr)
 	}
 	return comp, err
 }
+
+// errAnswersSpent: a claim holds analysis.MaxAnswersPerClaim answers and
+// none answers the request: nothing more is paid for it (final).
+var errAnswersSpent = fmt.Errorf("the answers of its claim (%d) are spent: not asked again", analysis.MaxAnswersPerClaim)
 
 // saveTimeout bounds the write of a paid answer, which outlives the
 // invocation's context.
@@ -197,7 +225,7 @@ func (s *Service) owner(ctx context.Context) string {
 // returned: the work is stored (or not) either way, and a claim left
 // pending expires with its lease, its paid answers kept.
 func (s *Service) complete(ctx context.Context, h *held) {
-	if err := s.o.Ledger.Complete(ctx, h.claim()); err != nil {
+	if err := s.o.Ledger.Complete(ctx, h.next()); err != nil {
 		s.o.Logger.WarnContext(ctx, "could not mark the claim done", "claim", what(h.c), "error", err)
 	}
 }
@@ -205,7 +233,7 @@ func (s *Service) complete(ctx context.Context, h *held) {
 func (s *Service) release(ctx context.Context, h *held) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
 	defer cancel()
-	if err := s.o.Ledger.Release(rctx, h.claim()); err != nil {
+	if err := s.o.Ledger.Release(rctx, h.next()); err != nil {
 		s.o.Logger.WarnContext(ctx, "could not release the claim", "claim", what(h.c), "error", err)
 	}
 }
@@ -250,6 +278,8 @@ func classify(err error) (truncated bool, f *failure) {
 		return false, nil
 	case errors.Is(err, analysis.ErrTruncated):
 		return true, nil
+	case errors.Is(err, errAnswersSpent):
+		return false, &failure{reason: err.Error(), final: true}
 	case errors.Is(err, analysis.ErrUnfinished):
 		return false, &failure{reason: capText("the model did not answer: "+err.Error()+"; not repaired (the same request would end the same way)", 1000), final: true}
 	default:

@@ -104,7 +104,11 @@ func (s *Service) one(ctx context.Context, name string, force bool, runID string
 	}
 
 	var msp spend
-	ov, mo := s.overview(ctx, h, in, verdicts, mi, &msp)
+	ov, mo, err := s.overview(ctx, in, verdicts, mi, generation, &msp)
+	if err != nil {
+		s.release(ctx, h)
+		return fail(err)
+	}
 	missing, stale := in.Flagged()
 	rec := analysis.Record{
 		Portfolio: name, Timestamp: now, DataAsOf: out.DataAsOf, Result: analysis.Compose(in, verdicts, ov),

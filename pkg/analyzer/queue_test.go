@@ -106,7 +106,8 @@ func TestFanOutPlansTickerBatches(t *testing.T) {
 	assert.Zero(t, srv.Calls(), "nothing is paid in the fan-out")
 	assert.Equal(t, 2.0, w.metrics.Snapshot()[deploy.TickerBatchesQueued.Name])
 	for _, c := range w.ledger.Claims(analysis.ClaimBatch) {
-		assert.True(t, c.LeaseUntil.Before(w.clock.Now()), "planned: the first to claim it takes it")
+		assert.Equal(t, analysis.StatePlanned, c.State, "left to its message")
+		assert.Equal(t, w.clock.Now().Add(analyzer.DefaultPlannedLease), c.LeaseUntil, "a portfolio waits that long for the message")
 	}
 
 	// The night's queue, consumed: each batch paid once, then each
@@ -229,6 +230,7 @@ func TestHandleQueueNoTimeLeft(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"m1"}, failedIDs(resp), "less than MinWork (60 s) left")
 	assert.Empty(t, w.analyses.All())
+	assert.Equal(t, 1.0, w.metrics.Snapshot()[deploy.AnalysisFailed.Name], "counted as every hand-back")
 }
 
 // Invoke routes an SQS event to the queue consumer and anything else to
@@ -475,4 +477,37 @@ func TestBatchMessage(t *testing.T) {
 	assert.Contains(t, w.logs.String(), "ticker batch done")
 	assert.Empty(t, w.analyses.All(), "a batch stores scores, not analyses")
 	assert.False(t, strings.Contains(w.logs.String(), "ZSM Seven"), "a batch names no portfolio")
+}
+
+// failOne is market data whose row of one symbol cannot be read.
+type failOne struct {
+	*fakeMarket
+	symbol string
+}
+
+func (f failOne) Latest(ctx context.Context, sym string) (indicators.Snapshot, bool, error) {
+	if sym == f.symbol {
+		return indicators.Snapshot{}, false, errBoom
+	}
+	return f.fakeMarket.Latest(ctx, sym)
+}
+
+// A ticker row that cannot be read leaves that ticker out of the night's
+// plan, not the whole plan: the other tickers are still planned into one
+// batch queued first (the portfolio holding it fails on its own, saying
+// why).
+func TestFanOutPlansAroundAnUnreadableRow(t *testing.T) {
+	w := newWorld()
+	w.ports["Other"] = holding{positions: []analyzer.Holding{{Symbol: "TSLA", Quantity: f(1)}}}
+	w.market.set("TSLA", indicators.Snapshot{AsOf: lastDay, Price: 400, Bars: 250})
+	srv := fakexai.New(t, fakexai.Generate(&fakexai.Generator{}))
+	o := w.options(client(srv))
+	o.MarketData = failOne{fakeMarket: w.market, symbol: "MSFT"}
+	_, err := analyzer.New(o).Handle(context.Background(), analyzer.Event{PortfolioName: "*"})
+	require.NoError(t, err)
+	require.Len(t, w.queue.batches(), 1)
+	assert.Len(t, w.ledger.TickerScores("AAPL"), 1)
+	assert.Len(t, w.ledger.TickerScores("TSLA"), 1)
+	assert.Empty(t, w.ledger.TickerScores("MSFT"), "not planned")
+	assert.Contains(t, w.logs.String(), "ticker data not readable: not planned")
 }

@@ -73,7 +73,7 @@ var (
 	AnalysesStored   = Metric{"AnalysesStored", UnitCount, "analyzePortfolio: analysis items written"}
 	AnalysesAnalyzed = Metric{"AnalysesAnalyzed", UnitCount, "analyzePortfolio: portfolios with a current analysis after their run (stored by the model or the rules analyst, or reused)"}
 	AnalysisFallback = Metric{"AnalysisFallback", UnitCount, "analyzePortfolio: analyses produced (wholly or partly) by the rules analyst"}
-	AnalysisFailed   = Metric{"AnalysisFailed", UnitCount, "analyzePortfolio: portfolio runs that ended without an analysis (handed back, or failed), and poison messages"}
+	AnalysisFailed   = Metric{"AnalysisFailed", UnitCount, "analyzePortfolio: jobs that ended without their result — a portfolio run without an analysis, a ticker batch job that failed — handed back to the queue or failed; poison messages; fan-out messages not queued"}
 	AnalysisSkipped  = Metric{"AnalysisSkipped", UnitCount, "analyzePortfolio: portfolios with nothing to analyze (no valid position, unknown, invalid name)"}
 	AnalysesQueued   = Metric{"AnalysesQueued", UnitCount, "analyzePortfolio fan-out: messages accepted by the analysis queue"}
 	// TickerBatchesQueued counts the fan-out's batch messages: the night's

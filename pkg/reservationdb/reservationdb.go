@@ -50,6 +50,7 @@ const (
 	AttrCreatedAt  = "createdAt"
 	AttrMembers    = "members" // L of S: a batch's score-entry keys
 	AttrAnswers    = "answers" // L of M: the answers paid for the claim
+	AttrVersion    = "version" // N: raised by every write of a claim
 	AttrTicker     = "ticker"
 	AttrBatch      = "batch"
 	AttrData       = "data"
@@ -76,6 +77,10 @@ const compressAbove = 8 << 10
 // ErrTooLarge means an item would exceed MaxItemBytes: it is not written.
 var ErrTooLarge = errors.New("ledger item over its size budget")
 
+// ErrTooManyAnswers means a claim holds more than
+// analysis.MaxAnswersPerClaim answers: it is not written.
+var ErrTooManyAnswers = fmt.Errorf("a claim holds at most %d answers", analysis.MaxAnswersPerClaim)
+
 // DynamoDBAPI is the part of the DynamoDB client the repository uses.
 type DynamoDBAPI interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
@@ -99,7 +104,8 @@ func New(client DynamoDBAPI, table string) *Store {
 }
 
 // ErrNotOwner means the claim (or score entry) is no longer the caller's:
-// its lease ran out and another run took it over (or it is gone).
+// its lease ran out and another run took it over (or it is gone), or the
+// write is older than the stored claim.
 var ErrNotOwner = errors.New("the claim is held by another run")
 
 func (s *Store) now() time.Time {
@@ -109,14 +115,21 @@ func (s *Store) now() time.Time {
 	return time.Now()
 }
 
-// Claim takes c's key for c.Owner, pending until c.LeaseUntil: when no
-// claim of the key exists (c is written as it is), or when the existing one
-// is pending with an expired lease — its owner died, gave up, or it was
-// only planned — which is then taken over with everything it holds (its
-// members, its paid answers). It reports whether the caller holds it; if
-// not, it returns the claim that holds the key (live, or done).
+// Claim takes c's key for c.Owner, pending until c.LeaseUntil — or, when
+// c.State is analysis.StatePlanned (the fan-out's plan), planned until then:
+// when no claim of the key exists (c is written as it is), or when the
+// existing one is pending or planned with an expired lease — its owner died,
+// gave up, or its message is late — or planned and c.Queued (its own queue
+// message). A claim taken over keeps everything it holds (its members, its
+// paid answers), and the take-over is conditional on the version read: a
+// write of the previous owner in between makes it read again. It reports
+// whether the caller holds it; if not, it returns the claim that holds the
+// key (live, planned, or done).
 func (s *Store) Claim(ctx context.Context, c analysis.Claim) (analysis.Claim, bool, error) {
-	c.State = analysis.StatePending
+	state := analysis.StatePending
+	if c.State == analysis.StatePlanned {
+		state = analysis.StatePlanned
+	}
 	for range 4 {
 		cur, found, err := s.Get(ctx, c.Key)
 		if err != nil {
@@ -128,19 +141,27 @@ func (s *Store) Claim(ctx context.Context, c analysis.Claim) (analysis.Claim, bo
 		next := c
 		switch {
 		case !found:
+			next.Version = 1
 			cond, names = "attribute_not_exists(#k)", map[string]string{"#k": deploy.AttrReservationKey}
-		case cur.State == analysis.StatePending && cur.LeaseUntil.Before(s.now()):
+		case cur.TakeableBy(c, s.now()):
 			next = cur
-			next.Owner, next.LeaseUntil, next.State = c.Owner, c.LeaseUntil, analysis.StatePending
+			next.Owner, next.LeaseUntil, next.Version = c.Owner, c.LeaseUntil, cur.Version+1
 			if len(next.Members) == 0 {
 				next.Members = c.Members
 			}
-			cond = "#owner = :old AND #lease = :oldLease"
-			names = map[string]string{"#owner": AttrOwner, "#lease": AttrLeaseUntil}
-			values = map[string]types.AttributeValue{":old": str(cur.Owner), ":oldLease": millis(cur.LeaseUntil)}
+			if cur.Version == 0 {
+				// Written before claims had a version.
+				cond = "attribute_not_exists(#ver) AND #owner = :old AND #lease = :oldLease"
+				names = map[string]string{"#ver": AttrVersion, "#owner": AttrOwner, "#lease": AttrLeaseUntil}
+				values = map[string]types.AttributeValue{":old": str(cur.Owner), ":oldLease": millis(cur.LeaseUntil)}
+			} else {
+				cond, names = "#ver = :ver", map[string]string{"#ver": AttrVersion}
+				values = map[string]types.AttributeValue{":ver": num(cur.Version)}
+			}
 		default:
 			return cur, false, nil
 		}
+		next.State, next.Queued = state, false
 		item, err := marshalClaim(next)
 		if err != nil {
 			return analysis.Claim{}, false, err
@@ -179,7 +200,10 @@ func (s *Store) Get(ctx context.Context, key string) (analysis.Claim, bool, erro
 }
 
 // Save writes the caller's claim as it holds it now — its paid answers
-// above all. It fails with ErrNotOwner if c.Owner no longer holds it.
+// above all. Every write of the caller's claim (Save, Complete, Release)
+// must raise its version (analysis.Claim.Version): it fails with
+// ErrNotOwner if c.Owner no longer holds the claim, or if c.Version is not
+// above the stored one (a stale write).
 func (s *Store) Save(ctx context.Context, c analysis.Claim) error {
 	return s.putOwned(ctx, "save", c)
 }
@@ -206,9 +230,9 @@ func (s *Store) putOwned(ctx context.Context, what string, c analysis.Claim) err
 	}
 	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table), Item: item,
-		ConditionExpression:       aws.String("#owner = :owner"),
-		ExpressionAttributeNames:  map[string]string{"#owner": AttrOwner},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(c.Owner)},
+		ConditionExpression:       aws.String("#owner = :owner AND (attribute_not_exists(#ver) OR #ver < :ver)"),
+		ExpressionAttributeNames:  map[string]string{"#owner": AttrOwner, "#ver": AttrVersion},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(c.Owner), ":ver": num(c.Version)},
 	})
 	var cf *types.ConditionalCheckFailedException
 	switch {
@@ -225,12 +249,24 @@ func (s *Store) putOwned(ctx context.Context, what string, c analysis.Claim) err
 // an entry already (another batch plans it, or it is scored): it reports
 // whether e was written.
 func (s *Store) Assign(ctx context.Context, e analysis.ScoreEntry) (bool, error) {
+	return s.putPending(ctx, "assign", e, "attribute_not_exists(#k)", map[string]string{"#k": deploy.AttrReservationKey}, nil)
+}
+
+// Replan writes e — pending, naming its new batch — over the entry of its
+// key if that one is still pending in batch from (a batch done without
+// scoring it, or an entry whose data is not the ticker's): it reports
+// whether e was written. An entry scored or re-planned meanwhile is left.
+func (s *Store) Replan(ctx context.Context, e analysis.ScoreEntry, from string) (bool, error) {
+	return s.putPending(ctx, "re-plan", e, "#batch = :from AND #state = :pending AND #kind = :score",
+		map[string]string{"#batch": AttrBatch, "#state": AttrState, "#kind": AttrKind},
+		map[string]types.AttributeValue{":from": str(from), ":pending": str(analysis.StatePending), ":score": str(KindScore)})
+}
+
+// putPending writes e pending if cond holds, and reports whether it did.
+func (s *Store) putPending(ctx context.Context, what string, e analysis.ScoreEntry, cond string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
 	e.State = analysis.StatePending
-	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table), Item: marshalScore(e),
-		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
-		ExpressionAttributeNames: map[string]string{"#k": deploy.AttrReservationKey},
-	})
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: marshalScore(e),
+		ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values})
 	var cf *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
@@ -238,7 +274,7 @@ func (s *Store) Assign(ctx context.Context, e analysis.ScoreEntry) (bool, error)
 	case errors.As(err, &cf):
 		return false, nil
 	default:
-		return false, fmt.Errorf("assign score %s in %s: %w", e.Key, s.table, err)
+		return false, fmt.Errorf("%s score %s in %s: %w", what, e.Key, s.table, err)
 	}
 }
 
@@ -337,6 +373,7 @@ func marshalClaim(c analysis.Claim) (map[string]types.AttributeValue, error) {
 		AttrLeaseUntil:            millis(c.LeaseUntil),
 		AttrCreatedAt:             stamp(c.CreatedAt),
 		deploy.AttrExpiresAt:      num(c.ExpiresAt.Unix()),
+		AttrVersion:               num(c.Version),
 	}
 	for name, v := range map[string]string{AttrPortfolio: c.Portfolio, AttrAnalysis: c.Analysis, AttrStatus: c.Status} {
 		if v != "" {
@@ -345,6 +382,9 @@ func marshalClaim(c analysis.Claim) (map[string]types.AttributeValue, error) {
 	}
 	if len(c.Members) > 0 {
 		item[AttrMembers] = strs(c.Members)
+	}
+	if len(c.Answers) > analysis.MaxAnswersPerClaim {
+		return nil, retry.Permanent(fmt.Errorf("claim %s: %d answers: %w", c.Key, len(c.Answers), ErrTooManyAnswers))
 	}
 	if len(c.Answers) > 0 {
 		l := make([]types.AttributeValue, len(c.Answers))
@@ -432,6 +472,9 @@ func unmarshalClaim(m map[string]types.AttributeValue) (analysis.Claim, error) {
 		Owner: r.Str(AttrOwner), State: r.Str(AttrState), Analysis: r.Str(AttrAnalysis), Status: r.Str(AttrStatus),
 		LeaseUntil: time.UnixMilli(r.Int(AttrLeaseUntil)).UTC(), CreatedAt: r.Time(AttrCreatedAt), ExpiresAt: time.Unix(r.Int(deploy.AttrExpiresAt), 0).UTC(),
 		Members: r.Strs(AttrMembers)}
+	if _, ok := m[AttrVersion]; ok {
+		c.Version = r.Int(AttrVersion)
+	}
 	if c.Kind == "" {
 		// Written before the ledger: a portfolio reservation.
 		c.Kind = analysis.ClaimPortfolio
@@ -447,8 +490,8 @@ func unmarshalClaim(m map[string]types.AttributeValue) (analysis.Claim, error) {
 	if r.Err != nil {
 		return analysis.Claim{}, r.Err
 	}
-	if c.State != analysis.StatePending && c.State != analysis.StateDone {
-		return analysis.Claim{}, fmt.Errorf("state %q is not %q or %q", c.State, analysis.StatePending, analysis.StateDone)
+	if c.State != analysis.StatePending && c.State != analysis.StateDone && c.State != analysis.StatePlanned {
+		return analysis.Claim{}, fmt.Errorf("state %q is not %q, %q or %q", c.State, analysis.StatePending, analysis.StateDone, analysis.StatePlanned)
 	}
 	return c, nil
 }

@@ -65,7 +65,11 @@ func TestClaimCompleteRelease(t *testing.T) {
 	got.Answers = append(got.Answers, analysis.PaidAnswer{Request: "h1", Content: `{"summary":"s"}`, FinishReason: "stop", Model: "grok-4.3-0309",
 		Usage:   analysis.Usage{PromptTokens: 100, CachedPromptTokens: 60, CompletionTokens: 20, TotalTokens: 120, ReasoningTokens: 7, CostUSD: &cost},
 		Latency: 1500 * time.Millisecond, Attempts: 2, PaidAt: now})
+	got.Version++ // every write raises it
 	require.NoError(t, s.Save(ctx, got))
+	stale := got
+	stale.Answers = nil
+	assert.ErrorIs(t, s.Save(ctx, stale), reservationdb.ErrNotOwner, "a write that does not raise the version is stale")
 
 	// The lease runs out (run-a died after paying): run-b takes over with
 	// the paid answer.
@@ -82,6 +86,7 @@ func TestClaimCompleteRelease(t *testing.T) {
 	assert.ErrorIs(t, s.Complete(ctx, got), reservationdb.ErrNotOwner, "the dead owner lost it")
 
 	taken.Analysis, taken.Status = "2026-11-28T06:06:00.000Z", "ok"
+	taken.Version++
 	require.NoError(t, s.Complete(ctx, taken))
 	done, ok, err := s.Get(ctx, "k1")
 	require.NoError(t, err)
@@ -101,7 +106,9 @@ func TestClaimCompleteRelease(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, won)
 	k2.Answers = []analysis.PaidAnswer{{Request: "h2", Content: "cut", FinishReason: "length", PaidAt: now}}
+	k2.Version++
 	require.NoError(t, s.Save(ctx, k2))
+	k2.Version++
 	require.NoError(t, s.Release(ctx, k2))
 	again, won, err := s.Claim(ctx, claim("k2", "run-e", now.Add(time.Minute)))
 	require.NoError(t, err)
@@ -109,22 +116,111 @@ func TestClaimCompleteRelease(t *testing.T) {
 	assert.Len(t, again.Answers, 1)
 }
 
-// A planned batch (the fan-out's: pending with an expired lease) is taken
-// by its first claimer, members and all.
+// A batch the fan-out planned is left to its queue message: the message
+// takes it at once, members and all; any other run only once its lease has
+// run out.
 func TestClaimAPlannedBatch(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
 	s, _, _ := store(t, &now)
-	plan := analysis.Claim{Key: "b1", Kind: analysis.ClaimBatch, DataAsOf: "2026-11-27", Owner: "fanout/run-1", Members: []string{"s1", "s2"},
-		CreatedAt: now, ExpiresAt: now.Add(analysis.LedgerTTL)}
-	_, won, err := s.Claim(ctx, plan)
+	for _, key := range []string{"b1", "b2"} {
+		plan := analysis.Claim{Key: key, Kind: analysis.ClaimBatch, DataAsOf: "2026-11-27", Owner: "fanout/run-1", State: analysis.StatePlanned,
+			LeaseUntil: now.Add(90 * time.Second), Members: []string{"s1", "s2"}, CreatedAt: now, ExpiresAt: now.Add(analysis.LedgerTTL)}
+		got, won, err := s.Claim(ctx, plan)
+		require.NoError(t, err)
+		require.True(t, won)
+		assert.Equal(t, analysis.StatePlanned, got.State)
+	}
+	portfolio := analysis.Claim{Key: "b1", Kind: analysis.ClaimBatch, Owner: "run-p", LeaseUntil: now.Add(5 * time.Minute)}
+	c, won, err := s.Claim(ctx, portfolio)
 	require.NoError(t, err)
-	require.True(t, won)
-	c, won, err := s.Claim(ctx, analysis.Claim{Key: "b1", Kind: analysis.ClaimBatch, Owner: "run-x", LeaseUntil: now.Add(time.Minute)})
+	assert.False(t, won, "a portfolio waits for the batch's message while the plan is fresh")
+	assert.Equal(t, analysis.StatePlanned, c.State)
+
+	c, won, err = s.Claim(ctx, analysis.Claim{Key: "b1", Kind: analysis.ClaimBatch, Owner: "run-m", LeaseUntil: now.Add(5 * time.Minute), Queued: true})
 	require.NoError(t, err)
-	require.True(t, won)
+	require.True(t, won, "its message takes it at once")
 	assert.Equal(t, []string{"s1", "s2"}, c.Members)
-	assert.Equal(t, "run-x", c.Owner)
+	assert.Equal(t, "run-m", c.Owner)
+	assert.Equal(t, analysis.StatePending, c.State)
+	_, won, err = s.Claim(ctx, analysis.Claim{Key: "b1", Kind: analysis.ClaimBatch, Owner: "run-m2", LeaseUntil: now.Add(5 * time.Minute), Queued: true})
+	require.NoError(t, err)
+	assert.False(t, won, "a second delivery of the message waits for the first")
+
+	now = now.Add(91 * time.Second)
+	portfolio.Key = "b2"
+	c, won, err = s.Claim(ctx, portfolio)
+	require.NoError(t, err)
+	require.True(t, won, "the plan's lease ran out: the message is late, the portfolio runs the batch")
+	assert.Equal(t, analysis.StatePending, c.State)
+	assert.Equal(t, []string{"s1", "s2"}, c.Members)
+}
+
+// beforeTakeOver is a client that, on a take-over's conditional put (the
+// version read), first lets the previous owner write: a late Save or
+// Complete between the take-over's read and its put.
+type beforeTakeOver struct {
+	*dynamodb.Client
+	once sync.Once
+	late func()
+}
+
+func (b *beforeTakeOver) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if in.ConditionExpression != nil && strings.Contains(*in.ConditionExpression, "#ver = :ver") {
+		b.once.Do(b.late)
+	}
+	return b.Client.PutItem(ctx, in, opts...)
+}
+
+// A take-over is conditional on the version it read: the previous owner's
+// write that lands between its read and its put — an answer kept, the
+// claim completed — is never overwritten; the take-over reads again.
+func TestATakeOverNeverOverwritesALateWrite(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	_, db, table := store(t, &now)
+	clock := func() time.Time { return now }
+	for _, late := range []string{"save", "complete"} {
+		t.Run(late, func(t *testing.T) {
+			old := reservationdb.New(db, table)
+			old.Now = clock
+			key := "k-" + late
+			a, won, err := old.Claim(ctx, claim(key, "run-a", now.Add(-time.Second))) // its lease already over
+			require.NoError(t, err)
+			require.True(t, won)
+			a.Answers = []analysis.PaidAnswer{{Request: "h1", Content: "first", FinishReason: "stop", PaidAt: now}}
+			a.Version++
+			require.NoError(t, old.Save(ctx, a))
+			client := &beforeTakeOver{Client: db, late: func() {
+				a.Version++
+				switch late {
+				case "save":
+					a.Answers = append(a.Answers, analysis.PaidAnswer{Request: "h2", Content: "second", FinishReason: "stop", PaidAt: now})
+					require.NoError(t, old.Save(ctx, a))
+				case "complete":
+					a.Analysis, a.Status = "2026-11-28T06:00:01.000Z", "ok"
+					require.NoError(t, old.Complete(ctx, a))
+				}
+			}}
+			s := reservationdb.New(client, table)
+			s.Now = clock
+			got, won, err := s.Claim(ctx, claim(key, "run-b", now.Add(5*time.Minute)))
+			require.NoError(t, err)
+			stored, _, err := s.Get(ctx, key)
+			require.NoError(t, err)
+			switch late {
+			case "save":
+				require.True(t, won, "still expired: taken over after reading again")
+				assert.Len(t, got.Answers, 2, "the late answer is kept")
+				assert.Len(t, stored.Answers, 2)
+				assert.Equal(t, "run-b", stored.Owner)
+			case "complete":
+				assert.False(t, won, "done meanwhile: not taken")
+				assert.Equal(t, analysis.StateDone, stored.State)
+				assert.Equal(t, "2026-11-28T06:00:01.000Z", stored.Analysis)
+			}
+		})
+	}
 }
 
 // Many runs claiming the same key at once against dynalite: exactly one
@@ -174,6 +270,7 @@ func TestAnswersFitTheItem(t *testing.T) {
 	s, db, table := store(t, &now)
 	c, _, err := s.Claim(ctx, claim("big", "run-a", now.Add(time.Minute)))
 	require.NoError(t, err)
+	c.Version++
 	// Incompressible enough: every character differs from its neighbour.
 	var b strings.Builder
 	for i := 0; b.Len() < analysis.MaxKeptAnswerBytes-8; i++ {
@@ -194,8 +291,11 @@ func TestAnswersFitTheItem(t *testing.T) {
 	ans := out.Item["answers"].(*types.AttributeValueMemberL).Value[0].(*types.AttributeValueMemberM).Value
 	assert.Contains(t, ans, "contentGz", "stored compressed")
 
-	c.Answers = append(c.Answers, analysis.PaidAnswer{Request: "h3", Content: long, PaidAt: now}, analysis.PaidAnswer{Request: "h4", Content: long, PaidAt: now})
-	assert.ErrorIs(t, s.Save(ctx, c), reservationdb.ErrTooLarge)
+	c.Version++
+	c.Answers = append(c.Answers, analysis.PaidAnswer{Request: "h3", Content: long, PaidAt: now})
+	assert.ErrorIs(t, s.Save(ctx, c), reservationdb.ErrTooManyAnswers, "at most an answer and its repair")
+	c.Answers = []analysis.PaidAnswer{{Request: "h1", Content: long + long, PaidAt: now}, {Request: "h2", Content: long + long, PaidAt: now}}
+	assert.ErrorIs(t, s.Save(ctx, c), reservationdb.ErrTooLarge, "answers longer than a kept answer can be")
 }
 
 func TestScores(t *testing.T) {
@@ -233,6 +333,45 @@ func TestScores(t *testing.T) {
 	assert.Equal(t, "b1", g.Batch)
 }
 
+// An entry stranded pending in a batch (done without it, or its data not
+// the ticker's) is planned anew into another batch; one scored, or in
+// another batch meanwhile, is left.
+func TestReplan(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	s, _, _ := store(t, &now)
+	e := analysis.ScoreEntry{Key: "s-msft", Ticker: "MSFT", DataAsOf: "2026-11-27", Batch: "b1", Data: []byte(`{"symbol":"MSFT"}`), CreatedAt: now, ExpiresAt: now.Add(analysis.LedgerTTL)}
+	_, err := s.Assign(ctx, e)
+	require.NoError(t, err)
+	anew := e
+	anew.Batch = "b2"
+	won, err := s.Replan(ctx, anew, "b9")
+	require.NoError(t, err)
+	assert.False(t, won, "not pending in that batch")
+	won, err = s.Replan(ctx, anew, "b1")
+	require.NoError(t, err)
+	assert.True(t, won)
+	got, err := s.Scores(ctx, []string{"s-msft"})
+	require.NoError(t, err)
+	assert.Equal(t, "b2", got["s-msft"].Batch)
+	assert.Equal(t, analysis.StatePending, got["s-msft"].State)
+	again := e
+	again.Batch = "b3"
+	won, err = s.Replan(ctx, again, "b1")
+	require.NoError(t, err)
+	assert.False(t, won, "planned anew once: b2's now")
+
+	v := analysis.TickerScore{Ticker: "MSFT", Score: 40, Signal: "sell", Rationale: "r", Confidence: "low", KeyRisk: "k", Action: "trim", Source: analysis.SourceModel}
+	anew.Verdict = &v
+	require.NoError(t, s.Settle(ctx, anew))
+	won, err = s.Replan(ctx, again, "b2")
+	require.NoError(t, err)
+	assert.False(t, won, "a scored entry is never planned again")
+	won, err = s.Replan(ctx, analysis.ScoreEntry{Key: "absent", Ticker: "X", Batch: "b3", CreatedAt: now, ExpiresAt: now}, "b1")
+	require.NoError(t, err)
+	assert.False(t, won, "nothing to plan anew")
+}
+
 // A reservation written before the ledger (no kind) still reads, as a
 // portfolio claim.
 func TestAnOldReservationReads(t *testing.T) {
@@ -250,4 +389,16 @@ func TestAnOldReservationReads(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, analysis.ClaimPortfolio, c.Kind)
 	assert.Equal(t, "2026-11-28T06:00:00.123Z", c.Analysis)
+
+	// One left pending by a run that died, before claims had a version:
+	// taken over as any other.
+	_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+		"key": sv("old-pending"), "kind": sv("batch"), "dataAsOf": sv("2026-11-27"), "owner": sv("x/2"), "state": sv("pending"),
+		"leaseUntil": &types.AttributeValueMemberN{Value: "1795845000000"}, "createdAt": sv("2026-11-28T06:00:00.123Z"),
+		"expiresAt": &types.AttributeValueMemberN{Value: "1796536800"}}})
+	require.NoError(t, err)
+	taken, won, err := s.Claim(ctx, claim("old-pending", "run-n", now.Add(time.Minute)))
+	require.NoError(t, err)
+	assert.True(t, won)
+	assert.Equal(t, int64(1), taken.Version)
 }

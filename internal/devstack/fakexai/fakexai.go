@@ -3,7 +3,8 @@
 // the next scripted Reply (status, headers, body, delay); when the script
 // runs out the last Reply repeats. Every request is recorded, and every
 // answer paid for (a 200 written whole, or cut after the work was done) is
-// counted with its usage: Paid, Usage, RepeatedPaid.
+// counted with its usage: Paid, Usage, RepeatedPaid (an answer paid again:
+// the same request, or tickers scored before), TickersPaidAgain.
 //
 // It refuses what xAI refuses, whatever the script says: a message with
 // empty content (400 "An empty message was provided", EmptyMessageBody) and
@@ -35,10 +36,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/zsmseven/backend/pkg/analysis"
 	"github.com/zsmseven/backend/pkg/deploy"
 )
 
@@ -127,9 +130,13 @@ type Server struct {
 	lost     int
 	repeated int
 	bodies   map[[32]byte]bool
-	usage    Usage
-	busy     time.Duration
-	cache    map[string]map[[32]byte]bool
+	// scored are the tickers' data (as sent) a paid answer scored validly;
+	// again counts the tickers paid for once more.
+	scored map[string]bool
+	again  int
+	usage  Usage
+	busy   time.Duration
+	cache  map[string]map[[32]byte]bool
 }
 
 // Usage sums the usage of the answers paid for.
@@ -201,13 +208,25 @@ func (s *Server) Lost() int {
 	return s.lost
 }
 
-// RepeatedPaid is the number of answers paid for a request whose body was
-// identical to one paid before: what a client that keeps its paid answers
-// never pays.
+// RepeatedPaid is the number of answers paid for again: for a request
+// whose body was identical to one paid before, or — the ticker analyst's —
+// for one that asks to score a ticker's data an earlier paid answer already
+// scored validly (however the requests differ). What a client that keeps
+// its paid answers, and uses them ticker by ticker, never pays. A repair
+// asking again for the tickers an answer got wrong is not a repeat.
 func (s *Server) RepeatedPaid() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.repeated
+}
+
+// TickersPaidAgain is the number of ticker scorings paid for again: each
+// ticker's data (symbol and figures, as sent) in a paid ticker-analyst
+// request that an earlier paid answer scored validly.
+func (s *Server) TickersPaidAgain() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.again
 }
 
 // Answering is the time spent producing the paid answers: the sum of their
@@ -230,8 +249,8 @@ func (s *Server) Usage() Usage {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.paid, s.lost, s.repeated, s.usage, s.busy = 0, 0, 0, Usage{}, 0
-	s.bodies, s.cache = nil, nil
+	s.paid, s.lost, s.repeated, s.again, s.usage, s.busy = 0, 0, 0, 0, Usage{}, 0
+	s.bodies, s.cache, s.scored = nil, nil, nil
 }
 
 // cached is how much of a request's leading messages the prompt cache of
@@ -268,8 +287,10 @@ func (s *Server) cached(convID string, msgs []Message) int {
 }
 
 // bill counts a paid answer: its usage (from the reply's body) and whether
-// its request was paid before.
-func (s *Server) bill(body []byte, reply string, delay time.Duration, dropped bool) {
+// it was paid before — the same request, or tickers scored before.
+func (s *Server) bill(rec Request, reply string, delay time.Duration, dropped bool) {
+	body := rec.Body
+	asked, valid := tickerScoring(rec.Decoded, reply)
 	var r struct {
 		Usage struct {
 			PromptTokens        int `json:"prompt_tokens"`
@@ -295,14 +316,81 @@ func (s *Server) bill(body []byte, reply string, delay time.Duration, dropped bo
 	if s.bodies == nil {
 		s.bodies = map[[32]byte]bool{}
 	}
-	if s.bodies[k] {
+	if s.scored == nil {
+		s.scored = map[string]bool{}
+	}
+	again := 0
+	for _, t := range asked {
+		if s.scored[t] {
+			again++
+		}
+	}
+	for _, t := range valid {
+		s.scored[t] = true
+	}
+	if s.bodies[k] || again > 0 {
 		s.repeated++
 	}
+	s.again += again
 	s.bodies[k] = true
 	s.usage.PromptTokens += r.Usage.PromptTokens
 	s.usage.CachedTokens += r.Usage.PromptTokensDetails.CachedTokens
 	s.usage.CompletionTokens += r.Usage.CompletionTokens
 	s.usage.ReasoningTokens += r.Usage.ReasoningTokens + r.Usage.CompletionTokensDetails.ReasoningTokens
+}
+
+// tickerScoring reads a ticker-analyst request and its reply: the tickers
+// asked about (each its symbol and data as sent) and those the answer
+// scored validly (analysis.ParseTickers). Other requests give none.
+func tickerScoring(req ChatRequest, reply string) (asked, valid []string) {
+	if req.ResponseFormat.JSONSchema.Name != analysis.SchemaTickers {
+		return nil, nil
+	}
+	var block struct {
+		Tickers []json.RawMessage `json:"tickers"`
+	}
+	for _, m := range req.Messages {
+		if m.Role != "user" {
+			continue
+		}
+		i := strings.Index(m.Content, "_data>\n")
+		if i < 0 {
+			break
+		}
+		rest := m.Content[i+len("_data>\n"):]
+		if j := strings.Index(rest, "\n</"); j >= 0 {
+			_ = json.Unmarshal([]byte(rest[:j]), &block)
+		}
+		break
+	}
+	bySym := map[string]string{}
+	var syms []string
+	for _, raw := range block.Tickers {
+		var t struct {
+			Symbol string `json:"symbol"`
+		}
+		if json.Unmarshal(raw, &t) != nil || t.Symbol == "" {
+			continue
+		}
+		key := t.Symbol + "\x00" + string(raw)
+		asked = append(asked, key)
+		bySym[t.Symbol] = key
+		syms = append(syms, t.Symbol)
+	}
+	var r struct {
+		Choices []struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	if json.Unmarshal([]byte(reply), &r) != nil || len(r.Choices) == 0 {
+		return asked, nil
+	}
+	for sym := range analysis.ParseTickers(analysis.TickerCall{Symbols: syms}, []byte(r.Choices[0].Message.Content)).Scores {
+		valid = append(valid, bySym[sym])
+	}
+	return asked, valid
 }
 
 // Requests returns a copy of the recorded requests.
@@ -371,7 +459,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 	}
 	if reply.Drop {
-		s.bill(body, reply.Body, reply.Delay, true)
+		s.bill(rec, reply.Body, reply.Delay, true)
 		if hj, ok := w.(http.Hijacker); ok {
 			if c, _, err := hj.Hijack(); err == nil {
 				_ = c.Close()
@@ -397,7 +485,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	s.bill(body, reply.Body, reply.Delay, false)
+	s.bill(rec, reply.Body, reply.Delay, false)
 	if s.AfterAnswer != nil {
 		s.AfterAnswer(rec)
 	}

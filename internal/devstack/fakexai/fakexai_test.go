@@ -179,17 +179,62 @@ func TestGeneratedTickerAnswers(t *testing.T) {
 	comp, _ = send(t, srv, tickerCall(t, "DDD").Request, "low")
 	assert.Equal(t, len(analysis.TickerSystemPrompt())/4, comp.Usage.CachedPromptTokens)
 
-	small := c.Request
+	other := tickerCall(t, "EEE", "FFF", "GGG")
+	small := other.Request
 	small.MaxCompletionTokens = 50
 	comp, _ = send(t, srv, small, "low")
 	assert.Equal(t, "length", comp.FinishReason)
 	assert.Equal(t, 50, comp.Usage.CompletionTokens)
-	a = analysis.ParseTickers(c, []byte(comp.Content))
+	a = analysis.ParseTickers(other, []byte(comp.Content))
 	assert.NotEmpty(t, a.Faulty)
 	assert.Equal(t, 3, srv.Paid())
 	assert.Zero(t, srv.RepeatedPaid())
 	send(t, srv, c.Request, "low")
 	assert.Equal(t, 1, srv.RepeatedPaid(), "the same request paid twice")
+}
+
+// A ticker scored validly by a paid answer and asked about again in another
+// paid request — whatever else differs — is paid again: counted per ticker
+// and per answer. Asking again for a ticker an answer got wrong (a repair),
+// or for other data of the same symbol, is not.
+func TestRepeatedPaidCountsTickersScoredBefore(t *testing.T) {
+	g := &fakexai.Generator{Edit: func(n int, _ string, ans map[string]any) {
+		if n == 1 {
+			ans["tickers"].([]any)[0].(map[string]any)["score"] = 150 // AAA invalid
+		}
+	}}
+	srv := fakexai.New(t, fakexai.Generate(g))
+	c := tickerCall(t, "AAA", "BBB", "CCC")
+	comp, _ := send(t, srv, c.Request, "")
+	a := analysis.ParseTickers(c, []byte(comp.Content))
+	require.Equal(t, []string{"AAA"}, a.Faulty)
+	aaa := c.Request
+	repair := analysis.NewTickerCall([]analysis.TickerEntry{{Symbol: "AAA", Data: entryData(t, "AAA", "2026-11-27")}}, a.Problems, 1)
+	send(t, srv, repair.Request, "")
+	assert.Zero(t, srv.RepeatedPaid(), "a repair of the faulty ticker")
+	assert.Zero(t, srv.TickersPaidAgain())
+
+	again := analysis.NewTickerCall([]analysis.TickerEntry{{Symbol: "BBB", Data: entryData(t, "BBB", "2026-11-27")},
+		{Symbol: "CCC", Data: entryData(t, "CCC", "2026-11-27")}, {Symbol: "DDD", Data: entryData(t, "DDD", "2026-11-27")}}, nil, 1)
+	send(t, srv, again.Request, "")
+	assert.Equal(t, 1, srv.RepeatedPaid(), "BBB and CCC were scored: the answer is paid again")
+	assert.Equal(t, 2, srv.TickersPaidAgain())
+
+	newDay := analysis.NewTickerCall([]analysis.TickerEntry{{Symbol: "BBB", Data: entryData(t, "BBB", "2026-11-30")}}, nil, 1)
+	send(t, srv, newDay.Request, "")
+	assert.Equal(t, 1, srv.RepeatedPaid(), "another day's data is new work")
+	send(t, srv, aaa, "")
+	assert.Equal(t, 2, srv.RepeatedPaid(), "the first request again: every ticker of it scored by now")
+	assert.Equal(t, 5, srv.TickersPaidAgain())
+	srv.Reset()
+	assert.Zero(t, srv.TickersPaidAgain())
+}
+
+func entryData(t *testing.T, sym, asOf string) []byte {
+	t.Helper()
+	data, err := analysis.EncodeTicker(sym, indicators.Snapshot{AsOf: asOf, Price: 10})
+	require.NoError(t, err)
+	return data
 }
 
 // The generator answers the portfolio manager, and a repair of some of its

@@ -123,7 +123,16 @@ type QueueOptions struct {
 	VisibilityTimeout time.Duration
 	// MaxReceiveCount is the queue's redrive policy (0: Options.MaxReceiveCount).
 	MaxReceiveCount int
+	// Pick, for a standard queue, chooses which of its n visible messages
+	// (in the order sent) a receive hands out next: SQS does not promise a
+	// standard queue's order, and a test plays it out of order (NewestFirst,
+	// or a seeded draw). nil hands them out in order; a FIFO queue ignores
+	// it.
+	Pick func(n int) int
 }
+
+// NewestFirst is a Pick that hands out the message sent last first.
+func NewestFirst(n int) int { return n - 1 }
 
 // Server holds the queues and serves the HTTP endpoint.
 type Server struct {
@@ -152,6 +161,7 @@ type queue struct {
 	fifo            bool
 	visibility      time.Duration
 	maxReceiveCount int
+	pick            func(n int) int
 	ready           []*message          // visible messages, in order
 	inflight        map[string]*message // by receipt handle
 	// handed are the receipts of the batches received and not settled yet:
@@ -243,6 +253,9 @@ func (s *Server) CreateQueueWith(name string, o QueueOptions) string {
 	if _, ok := s.queues[name]; !ok {
 		q := &queue{name: name, fifo: strings.HasSuffix(name, ".fifo"), visibility: o.VisibilityTimeout, maxReceiveCount: o.MaxReceiveCount,
 			inflight: map[string]*message{}, handed: map[string]*message{}, dedup: map[string]dedupEntry{}}
+		if !q.fifo {
+			q.pick = o.Pick
+		}
 		if q.visibility <= 0 {
 			q.visibility = s.opts.VisibilityTimeout
 		}
@@ -437,12 +450,7 @@ func (s *Server) receive(q *queue, max int) events.SQSEvent {
 	}
 	now := s.clock.Now()
 	var ev events.SQSEvent
-	var keep []*message
-	for _, m := range q.ready {
-		if len(ev.Records) == max || (q.fifo && busy[m.groupID]) {
-			keep = append(keep, m)
-			continue
-		}
+	take := func(m *message) {
 		m.receiveCount++
 		if m.firstReceive.IsZero() {
 			m.firstReceive = now
@@ -455,6 +463,26 @@ func (s *Server) receive(q *queue, max int) events.SQSEvent {
 		q.inflight[m.receipt] = m
 		q.handed[m.receipt] = m
 		ev.Records = append(ev.Records, s.record(q, m))
+	}
+	if q.pick != nil {
+		for len(ev.Records) < max && len(q.ready) > 0 {
+			i := min(q.pick(len(q.ready)), len(q.ready)-1)
+			if i < 0 {
+				i = 0
+			}
+			m := q.ready[i]
+			q.ready = slices.Delete(q.ready, i, i+1)
+			take(m)
+		}
+		return ev
+	}
+	var keep []*message
+	for _, m := range q.ready {
+		if len(ev.Records) == max || (q.fifo && busy[m.groupID]) {
+			keep = append(keep, m)
+			continue
+		}
+		take(m)
 	}
 	q.ready = keep
 	return ev

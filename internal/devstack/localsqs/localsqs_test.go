@@ -462,3 +462,37 @@ func TestVisibilityTimeoutAndChangeMessageVisibility(t *testing.T) {
 		t.Fatalf("a timeout of 43201 s: %v", err)
 	}
 }
+
+// A standard queue hands its messages out in the order Pick chooses (SQS
+// does not promise its order): newest first here; a FIFO queue keeps its
+// order whatever Pick says.
+func TestStandardQueueOutOfOrder(t *testing.T) {
+	s := start(t, localsqs.Options{})
+	url := s.CreateQueueWith("analysis-queue", localsqs.QueueOptions{Pick: localsqs.NewestFirst})
+	s.CreateQueueWith(fifoName, localsqs.QueueOptions{Pick: localsqs.NewestFirst})
+	c := sdkClient(s)
+	for i := range 4 {
+		if _, err := c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(fmt.Sprintf("m%d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue(t, s, 3)
+	ev, err := s.Receive("analysis-queue", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(bodies(ev), ","); got != "m3,m2,m1" {
+		t.Errorf("standard queue, newest first: %s", got)
+	}
+	if _, err := s.Settle("analysis-queue", ev, events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{{ItemIdentifier: ev.Records[0].MessageId}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ = s.Receive("analysis-queue", 10)
+	if got := strings.Join(bodies(ev), ","); got != "m3,m0" {
+		t.Errorf("after m3 was handed back: %s, want it again first (the newest), then m0", got)
+	}
+	ev, _ = s.Receive(fifoName, 10)
+	if got := strings.Join(bodies(ev), ","); got != "m0,m1,m2" {
+		t.Errorf("FIFO keeps its order: %s", got)
+	}
+}

@@ -100,19 +100,25 @@ func (m *Ledger) now() time.Time {
 	return time.Now()
 }
 
-// Claim takes c's key when free, or over an expired pending claim (keeping
-// what it holds); else it returns the holder.
+// Claim takes c's key when free, or over a claim the request may take
+// (analysis.Claim.TakeableBy), keeping what it holds; else it returns the
+// holder. c.State analysis.StatePlanned writes a planned claim (the
+// fan-out's); anything else a pending one.
 func (m *Ledger) Claim(_ context.Context, c analysis.Claim) (analysis.Claim, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c.State = analysis.StatePending
+	state := analysis.StatePending
+	if c.State == analysis.StatePlanned {
+		state = analysis.StatePlanned
+	}
 	cur, ok := m.claims[c.Key]
 	switch {
 	case !ok:
+		c.State, c.Queued, c.Version = state, false, 1
 		m.claims[c.Key] = c
 		return c, true, nil
-	case cur.State == analysis.StatePending && cur.LeaseUntil.Before(m.now()):
-		cur.Owner, cur.LeaseUntil = c.Owner, c.LeaseUntil
+	case cur.TakeableBy(c, m.now()):
+		cur.Owner, cur.LeaseUntil, cur.State, cur.Version = c.Owner, c.LeaseUntil, state, cur.Version+1
 		if len(cur.Members) == 0 {
 			cur.Members = c.Members
 		}
@@ -120,17 +126,19 @@ func (m *Ledger) Claim(_ context.Context, c analysis.Claim) (analysis.Claim, boo
 		cur.Answers = slices.Clone(cur.Answers)
 		return cur, true, nil
 	}
+	cur.Answers = slices.Clone(cur.Answers)
 	return cur, false, nil
 }
 
+// owned checks a write of c: its owner's, raising the version.
 func (m *Ledger) owned(c analysis.Claim) error {
-	if m.claims[c.Key].Owner != c.Owner {
+	if cur := m.claims[c.Key]; cur.Owner != c.Owner || c.Version <= cur.Version {
 		return ErrNotOwner
 	}
 	return nil
 }
 
-// Save writes the owner's claim.
+// Save writes the owner's claim (its version raised).
 func (m *Ledger) Save(_ context.Context, c analysis.Claim) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -187,6 +195,19 @@ func (m *Ledger) Assign(_ context.Context, e analysis.ScoreEntry) (bool, error) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.scores[e.Key]; ok {
+		return false, nil
+	}
+	e.State = analysis.StatePending
+	m.scores[e.Key] = e
+	return true, nil
+}
+
+// Replan writes e, pending, over the entry of its key if that one is still
+// pending in batch from.
+func (m *Ledger) Replan(_ context.Context, e analysis.ScoreEntry, from string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.scores[e.Key]; !ok || cur.State != analysis.StatePending || cur.Batch != from {
 		return false, nil
 	}
 	e.State = analysis.StatePending

@@ -86,6 +86,10 @@ type Deps struct {
 	// the least time to start a queued portfolio (zero: the analyzer's
 	// defaults, 2 s and 60 s); local runs on a scaled clock scale them.
 	WaitPoll, MinWork time.Duration
+	// PlannedLease is how long a portfolio waits for a planned ticker
+	// batch's message before it runs the batch itself (zero: the
+	// analyzer's default, 90 s).
+	PlannedLease time.Duration
 	// Now decides which trading day is current, hence which data is fresh
 	// and which stale (`zsm run --date` analyzes as at the analysis schedule's time the morning
 	// after); nil is time.Now. Only that: deadlines, reservation leases and
@@ -194,7 +198,7 @@ func (f *Function) service(ctx context.Context) (*analyzer.Service, func()) {
 		Portfolios: f.d.Portfolios, MarketData: f.d.MarketData, Analyses: f.d.Analyses, Ledger: f.d.Ledger, Queue: f.d.Queue,
 		DefaultPortfolio: cfg.DefaultPortfolio, LastTradingDay: f.lastTradingDay, Manager: cfg.Manager,
 		MaxCompletionTokens: cfg.Model.MaxCompletionTokens, ReasoningEffort: cfg.Model.ReasoningEffort,
-		WaitPoll: f.d.WaitPoll, MinWork: f.d.MinWork,
+		WaitPoll: f.d.WaitPoll, MinWork: f.d.MinWork, PlannedLease: f.d.PlannedLease,
 		Logger: f.logger, Metrics: rec, Observer: f.d.Observer,
 	}
 	if llm, reason := f.model(ctx); llm != nil {

@@ -73,7 +73,7 @@ func (t sharedTables) Names(ctx context.Context) ([]string, error) {
 func (t sharedTables) Holdings(ctx context.Context, name string) ([]analyzer.Holding, []analysis.Excluded, error) {
 	_, positions, invalid, err := t.r.Holdings(ctx, name)
 	if errors.Is(err, portfoliodb.ErrUnknownPortfolio) {
-		return nil, nil, fmt.Errorf("%w", analyzer.ErrUnknownPortfolio)
+		return nil, nil, unknownPortfolio{err}
 	}
 	if err != nil {
 		return nil, nil, err
@@ -88,6 +88,15 @@ func (t sharedTables) Holdings(ctx context.Context, name string) ([]analyzer.Hol
 	}
 	return hs, ex, nil
 }
+
+// unknownPortfolio is the reader's error for a name no portfolio has, as
+// the analyzer knows it (analyzer.ErrUnknownPortfolio): its text, naming
+// the portfolio, is the reader's.
+type unknownPortfolio struct{ err error }
+
+func (u unknownPortfolio) Error() string        { return u.err.Error() }
+func (u unknownPortfolio) Unwrap() error        { return u.err }
+func (u unknownPortfolio) Is(target error) bool { return target == analyzer.ErrUnknownPortfolio }
 
 func (t sharedTables) Symbols(ctx context.Context) ([]string, error) {
 	res, err := t.r.ScanSymbols(ctx)
