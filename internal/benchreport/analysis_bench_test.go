@@ -58,11 +58,15 @@ func seedNight(b *testing.B, db *dynamodb.Client, stage string) {
 		}
 	}
 	pos := deploy.PortfolioPositions.Name(stage)
+	// The holdings repeat every nightTickers portfolios, but no two
+	// portfolios hold the same quantities: each has its own overview to pay
+	// (identical inputs would share one, as they should).
 	for i := range nightPortfolios {
 		for j := range nightPositions {
 			sym := ticker((i*7 + j*3) % nightTickers)
+			qty := float64(1 + j + i)
 			add(pos, map[string]types.AttributeValue{"portfolioId": s(fmt.Sprintf("p%04d", i)), "positionId": s(sym), "ticker": s(sym),
-				"quantity": n(float64(1 + j)), "costBasis": n(float64(90 * (1 + j)))})
+				"quantity": n(qty), "costBasis": n(90 * qty)})
 		}
 	}
 	flush(pos)
