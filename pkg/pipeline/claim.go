@@ -106,16 +106,6 @@ func (p *ProcessTicker) releaseClaim(ctx context.Context, log *slog.Logger, inv 
 	}
 }
 
-func (p *ProcessTicker) claimPoll() time.Duration {
-	if p.ClaimPoll > 0 {
-		return p.ClaimPoll
-	}
-	return DefaultClaimPoll
-}
+func (p *ProcessTicker) claimPoll() time.Duration { return orDefault(p.ClaimPoll, DefaultClaimPoll) }
 
-func (p *ProcessTicker) claimLease() time.Duration {
-	if p.ClaimLease > 0 {
-		return p.ClaimLease
-	}
-	return DefaultClaimLease
-}
+func (p *ProcessTicker) claimLease() time.Duration { return orDefault(p.ClaimLease, DefaultClaimLease) }

@@ -539,65 +539,33 @@ func (p *ProcessTicker) marketNow() time.Time {
 	return p.now()
 }
 
-func (p *ProcessTicker) sessions() int {
-	if p.Sessions > 0 {
-		return p.Sessions
-	}
-	return indicators.Lookback
-}
+func (p *ProcessTicker) sessions() int { return orDefault(p.Sessions, indicators.Lookback) }
 
-func (p *ProcessTicker) ledgerDays() int {
-	if p.LedgerDays > 0 {
-		return p.LedgerDays
-	}
-	return DefaultLedgerDays
-}
+func (p *ProcessTicker) ledgerDays() int { return orDefault(p.LedgerDays, DefaultLedgerDays) }
 
-func (p *ProcessTicker) tickerCalls() int {
-	if p.TickerCalls > 0 {
-		return p.TickerCalls
-	}
-	return DefaultTickerCalls
-}
+func (p *ProcessTicker) tickerCalls() int { return orDefault(p.TickerCalls, DefaultTickerCalls) }
 
-func (p *ProcessTicker) fillBudget() time.Duration {
-	if p.FillBudget > 0 {
-		return p.FillBudget
-	}
-	return p.budget()
-}
+func (p *ProcessTicker) fillBudget() time.Duration { return orDefault(p.FillBudget, p.budget()) }
 
-func (p *ProcessTicker) maxAttempts() int {
-	if p.MaxAttempts > 0 {
-		return p.MaxAttempts
-	}
-	return DefaultMaxAttempts
-}
+func (p *ProcessTicker) maxAttempts() int { return orDefault(p.MaxAttempts, DefaultMaxAttempts) }
 
-func (p *ProcessTicker) budget() time.Duration {
-	if p.RecordBudget > 0 {
-		return p.RecordBudget
-	}
-	return DefaultRecordBudget
-}
+func (p *ProcessTicker) budget() time.Duration { return orDefault(p.RecordBudget, DefaultRecordBudget) }
 
 func (p *ProcessTicker) dayBudget() time.Duration {
-	if p.DayBudget > 0 {
-		return p.DayBudget
-	}
-	return 2*p.budget() + 30*time.Second
+	return orDefault(p.DayBudget, 2*p.budget()+30*time.Second)
 }
 
 func (p *ProcessTicker) dayRetryDelay() time.Duration {
-	if p.DayRetryDelay > 0 {
-		return p.DayRetryDelay
-	}
-	return DefaultDayRetryDelay
+	return orDefault(p.DayRetryDelay, DefaultDayRetryDelay)
 }
 
-func (p *ProcessTicker) reserve() time.Duration {
-	if p.Reserve > 0 {
-		return p.Reserve
+func (p *ProcessTicker) reserve() time.Duration { return orDefault(p.Reserve, DefaultReserve) }
+
+// orDefault is v when it is set (positive), else def: the zero value of an
+// option means its default.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
 	}
-	return DefaultReserve
+	return def
 }
