@@ -25,6 +25,7 @@ import (
 	"github.com/zsmseven/backend/pkg/app/analyzeportfolio"
 	"github.com/zsmseven/backend/pkg/app/processticker"
 	"github.com/zsmseven/backend/pkg/app/processtickers"
+	"github.com/zsmseven/backend/pkg/config"
 	"github.com/zsmseven/backend/pkg/deploy"
 	"github.com/zsmseven/backend/pkg/marketdata"
 	"github.com/zsmseven/backend/pkg/pacing"
@@ -364,6 +365,12 @@ func startLocalRun(ctx context.Context, o runOptions, host func(string) (string,
 			r.stop()
 		}
 	}()
+	// Each function's configuration is read once here, so that a bad
+	// variable fails the run at once with its one line, as a cold start
+	// would, rather than after the nights' work of the functions before it.
+	if err := checkConfigs(r.stack.Lookup); err != nil {
+		return nil, err
+	}
 	r.where = "held in memory (gone when this run ends; zsm status will have nothing to read)"
 	if o.dataDir != "" {
 		r.where = "kept under " + o.dataDir + " (use --memory to keep nothing)"
@@ -985,4 +992,22 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// checkConfigs reads the three functions' configurations from lookup and
+// returns the first problem, naming the function and the variable.
+func checkConfigs(lookup config.Lookup) error {
+	for _, c := range []struct {
+		fn   deploy.Function
+		load func(config.Lookup) error
+	}{
+		{deploy.ProcessTickers, func(l config.Lookup) error { _, err := config.LoadProcessTickers(l); return err }},
+		{deploy.ProcessTicker, func(l config.Lookup) error { _, err := config.LoadProcessTicker(l); return err }},
+		{deploy.AnalyzePortfolio, func(l config.Lookup) error { _, err := config.LoadAnalyzePortfolio(l); return err }},
+	} {
+		if err := c.load(lookup); err != nil {
+			return fmt.Errorf("%s: %w", c.fn.Name, err)
+		}
+	}
+	return nil
 }

@@ -999,3 +999,18 @@ func TestRunNightFollowsTheSchedules(t *testing.T) {
 		t.Errorf("the analysis ran before the catch-up:\n%s", progress)
 	}
 }
+
+// A bad variable fails the run at once, with the one line of the function
+// that reads it, before any function has run.
+func TestRunRefusesABadVariableFirst(t *testing.T) {
+	host := map[string]string{"XAI_RESERVE": "soon"}
+	var out, errOut bytes.Buffer
+	o := runOptions{logDir: t.TempDir(), portfolio: devstack.SamplePortfolio}
+	err := runPipeline(context.Background(), o, func(k string) (string, bool) { v, ok := host[k]; return v, ok }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "analyzePortfolio: configuration: XAI_RESERVE must be a duration") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v, want one line naming the function and the variable", err)
+	}
+	if strings.Contains(errOut.String(), "processTickers    ") {
+		t.Errorf("a function ran before the configuration was checked:\n%s", errOut.String())
+	}
+}
